@@ -1,0 +1,90 @@
+// The parsed, validated form of a `.trainyard/<name>.yaml` file. Plain data only:
+// workflows/ imports these types, so nothing here may touch I/O.
+
+export type ParamType = 'integer' | 'number' | 'string' | 'boolean' | 'enum';
+export type ParamValue = string | number | boolean;
+
+export interface ParamSpec {
+  type: ParamType;
+  default?: ParamValue;
+  min?: number;
+  max?: number;
+  /** Allowed values, for `enum`. */
+  values?: string[];
+  description?: string;
+}
+
+export interface PushTrigger {
+  /** Branch globs (`main`, `exp/**`); absent = every branch. */
+  branches?: string[];
+  /** Changed-path globs relative to the project root; absent = any change. */
+  paths?: string[];
+}
+
+export interface Triggers {
+  /** null when the pipeline does not run on push. */
+  push: PushTrigger | null;
+  /** `/train <name>` comments allowed. */
+  comment: boolean;
+}
+
+export interface MachineSpec {
+  /** EC2 instance types in order of preference. */
+  instance: string[];
+  gpus: number;
+  spot: boolean;
+  /** Fall back to on-demand when spot capacity is exhausted (default true). */
+  on_demand_fallback: boolean;
+  disk_gb: number;
+  /** An AMI id (`ami-…`) or an SSM public parameter name (`/aws/service/…`). */
+  ami?: string;
+}
+
+export type InputSource =
+  | { kind: 'step'; step: string; output: string }
+  | { kind: 'uri'; uri: string }
+  | { kind: 'repo'; path: string };
+
+export interface StepSpec {
+  name: string;
+  image: string;
+  /** A string runs through `sh -c` inside the container; a list is exec form. */
+  run: string | string[];
+  /** Repo paths (git pathspecs, relative to the project root) that are part of the cache key; undefined = whole tree. */
+  code?: string[];
+  env: Record<string, string>;
+  inputs: Record<string, InputSource>;
+  outputs: string[];
+  /** Explicit ordering dependencies, besides those implied by inputs. */
+  needs: string[];
+  machine?: string;
+  timeoutSeconds: number;
+  retries: number;
+  cache: boolean;
+  cacheVersion?: string;
+  /** Parameter names this step sees; undefined = all of them. */
+  params?: string[];
+  /** 1-based line of the step's key in the file, for reports. */
+  line: number;
+}
+
+export interface Pipeline {
+  name: string;
+  /** Path of the file relative to the project root, e.g. `.trainyard/mnist.yaml`. */
+  file: string;
+  /** `sha256:<hex>` of the file's bytes. */
+  digest: string;
+  on: Triggers;
+  params: Record<string, ParamSpec>;
+  machines: Record<string, MachineSpec>;
+  steps: Record<string, StepSpec>;
+  /** Step names in a topological order (dependencies first). */
+  order: string[];
+}
+
+export interface PipelineError {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}

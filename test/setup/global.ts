@@ -1,0 +1,80 @@
+// Starts the real services once per test run: a Temporal dev server and a moto server.
+// When TEMPORAL_ADDRESS / TRAINYARD_TEST_S3_ENDPOINT are already set (a developer's
+// long-running servers), those are used instead.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`test setup: ${what} did not come up within ${ms / 1000}s`);
+}
+
+const children: ChildProcess[] = [];
+let scratch: string | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  scratch = mkdtempSync(join(tmpdir(), 'trainyard-test-'));
+  if (!process.env.TEMPORAL_ADDRESS) {
+    const port = await freePort();
+    const httpPort = await freePort();
+    const child = spawn(
+      'temporal',
+      ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
+        '--metrics-port', String(await freePort()), '--log-level', 'error',
+        '--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=1000'],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    children.push(child);
+    process.env.TEMPORAL_ADDRESS = `127.0.0.1:${port}`;
+    const { Connection } = await import('@temporalio/client');
+    await waitFor(async () => {
+      const c = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS!, connectTimeout: 1000 });
+      await c.workflowService.getSystemInfo({});
+      await c.close();
+      return true;
+    }, `temporal dev server on ${process.env.TEMPORAL_ADDRESS}`);
+  }
+  if (!process.env.TRAINYARD_TEST_S3_ENDPOINT) {
+    const port = await freePort();
+    const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    children.push(child);
+    process.env.TRAINYARD_TEST_S3_ENDPOINT = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${process.env.TRAINYARD_TEST_S3_ENDPOINT}/moto-api/`)).ok, 'moto server');
+  }
+  process.env.TRAINYARD_TEST_SCRATCH = scratch;
+  project.provide('temporalAddress', process.env.TEMPORAL_ADDRESS);
+  project.provide('s3Endpoint', process.env.TRAINYARD_TEST_S3_ENDPOINT);
+}
+
+export async function teardown(): Promise<void> {
+  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    s3Endpoint: string;
+  }
+}

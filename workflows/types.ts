@@ -1,0 +1,161 @@
+// Data crossing the workflow boundary. Types only: workflows/ must stay deterministic.
+import type { Pipeline, ParamValue, StepSpec } from '../pipeline/types.js';
+
+export type { Pipeline, ParamValue, StepSpec };
+
+/** Where the commit's files come from. */
+export type SourceRef =
+  | {
+      kind: 'git';
+      /** Absolute path of a local git repository the workers can read. */
+      repoPath: string;
+      commit: string;
+      /** Project root inside the repository ('' = repository root). */
+      subdir: string;
+      /** Set when `commit` is a snapshot of a dirty working tree (git stash create). */
+      dirtyBase?: string;
+    }
+  | {
+      kind: 'remote';
+      /** e.g. https://github.com/o/r.git — fetched by activities with a host token. */
+      cloneUrl: string;
+      commit: string;
+      subdir: string;
+      host: 'github' | 'gitlab';
+      installationId?: number;
+      projectId?: number;
+    };
+
+export type Trigger =
+  | { kind: 'cli'; user: string }
+  | { kind: 'push'; ref: string; actor: string; deliveryId?: string }
+  | { kind: 'comment'; pr: number; actor: string; commentId: number; commentUrl?: string }
+  | { kind: 'rerun'; actor: string; previousRunId?: string };
+
+/** Where live status and the final report go (none for local runs). */
+export type StatusTarget =
+  | { kind: 'none' }
+  | { kind: 'github'; installationId: number; owner: string; repo: string; checkRunId?: number; headSha: string }
+  | { kind: 'gitlab'; projectId: number; sha: string; mergeRequestIid?: number };
+
+export interface RunOptions {
+  noCache: boolean;
+  /** Most steps running at once. */
+  parallelism: number;
+  /** Task queue of the compute host that runs `machine`-less steps. */
+  localHostQueue: string;
+  /** Continue-as-new once the history passes this many events. */
+  historyEventLimit: number;
+  /** Heartbeat timeout of step activities, ms (a lost host is noticed after this). */
+  heartbeatTimeoutMs: number;
+}
+
+export interface RunInput {
+  runId: string;
+  pipeline: Pipeline;
+  params: Record<string, ParamValue>;
+  source: SourceRef;
+  trigger: Trigger;
+  status: StatusTarget;
+  options: RunOptions;
+}
+
+export type Digest = string; // `sha256:<64 hex>`
+
+export interface ArtifactRef {
+  digest: Digest;
+  size: number;
+  /** `file` = a blob; `dir` = the digest is that of a directory manifest. */
+  kind: 'file' | 'dir';
+  /** Where it lives: file:///… or s3://bucket/key. */
+  uri: string;
+}
+
+export type InputOrigin =
+  | { kind: 'step'; step: string; output: string }
+  | { kind: 'uri'; uri: string }
+  | { kind: 'repo'; path: string; commit: string };
+
+export interface ResolvedInput {
+  artifact: ArtifactRef;
+  origin: InputOrigin;
+}
+
+export interface MetricSample {
+  /** ms since the step started. */
+  t: number;
+  values: Record<string, number | string | boolean | null>;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  host: string;
+  startedAt: string;
+  finishedAt: string;
+  exitCode: number | null;
+  outcome: 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'host_lost';
+  message?: string;
+  logDigest?: Digest;
+}
+
+export type StepState = 'pending' | 'running' | 'succeeded' | 'cached' | 'failed' | 'skipped' | 'cancelled';
+
+/** The parts a cache key is a digest of, kept so a miss can say what changed. */
+export interface CacheKeyParts {
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  cacheVersion: string | null;
+  params: Record<string, ParamValue>;
+  code: Digest;
+  inputs: Record<string, Digest>;
+  outputs: string[];
+}
+
+export interface CacheSource {
+  runId: string;
+  commit: string;
+  step: string;
+  pipeline: string;
+  finishedAt: string;
+}
+
+export interface CacheDecision {
+  decision: 'hit' | 'miss' | 'disabled' | 'joined';
+  key: Digest;
+  /** Plain sentence: why it ran, or where the reused result came from. */
+  reason: string;
+  source?: CacheSource;
+}
+
+export interface StepOutcome {
+  state: 'succeeded' | 'failed' | 'cancelled';
+  outputs: Record<string, ArtifactRef>;
+  attempts: AttemptRecord[];
+  metrics: MetricSample[];
+  logDigest?: Digest;
+  /** The run that executed the container (== this run unless joined or cached). */
+  producedBy: CacheSource;
+  message?: string;
+}
+
+export interface StepStatus {
+  name: string;
+  state: StepState;
+  startedAt?: string;
+  finishedAt?: string;
+  cache?: CacheDecision;
+  inputs?: Record<string, ResolvedInput>;
+  image?: string;
+  outcome?: StepOutcome;
+  message?: string;
+}
+
+export interface RunStatus {
+  runId: string;
+  pipeline: string;
+  state: 'running' | 'succeeded' | 'failed' | 'cancelled';
+  startedAt: string;
+  finishedAt?: string;
+  steps: StepStatus[];
+}
