@@ -1,5 +1,6 @@
 // Data crossing the workflow boundary. Types only: workflows/ must stay deterministic.
 import type { Pipeline, ParamValue, StepSpec } from '../pipeline/types.js';
+import type { HostRecord } from './hosttypes.js';
 
 export type { Pipeline, ParamValue, StepSpec };
 
@@ -149,6 +150,8 @@ export interface StepStatus {
   image?: string;
   outcome?: StepOutcome;
   message?: string;
+  /** The host that ran it (absent for cache hits). */
+  host?: HostRecord;
 }
 
 export interface RunStatus {
