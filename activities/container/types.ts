@@ -4,6 +4,8 @@ export interface ContainerCliConfig {
   command: string;
   /** Extra flags for every `run`, e.g. `--runtime runc` and ulimits that fit this host. */
   runFlags: string[];
+  /** Which CLI dialect it speaks (GPU flags differ); detected from `--version` when resolved. */
+  kind?: 'docker' | 'podman';
 }
 
 export interface ContainerRunRequest {

@@ -1,0 +1,307 @@
+// Runs one step container through a docker-compatible CLI and guarantees it is gone afterwards.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { pino } from 'pino';
+import { cliKind } from './cli.js';
+import { execQuiet, lastLine } from './exec.js';
+import { LineSplitter } from './lines.js';
+import type { ContainerCliConfig, ContainerRunRequest, ContainerRunResult } from './types.js';
+
+const log = pino({ name: 'trainyard.container' });
+
+/** How long the CLI may take to notice its container was killed before we kill the CLI too. */
+const CLI_EXIT_GRACE_MS = 5_000;
+const HOUSEKEEPING_TIMEOUT_MS = 60_000;
+
+export class ContainerRequestError extends Error {
+  override name = 'ContainerRequestError';
+}
+
+export class ContainerImageError extends Error {
+  override name = 'ContainerImageError';
+  constructor(
+    message: string,
+    readonly image: string,
+  ) {
+    super(message);
+  }
+}
+
+// Argument values that start with "-" would be read by the CLI as flags: refuse them.
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const IMAGE_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/;
+const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,255}$/;
+const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$/;
+
+/** Variables the CLI process itself depends on; they can only reach a container through the env file. */
+const CLI_OWN_ENV_RE = /^(PATH|HOME|TMPDIR|USER|LOGNAME|SHELL|LANG|LANGUAGE|TZ|LC_.*|XDG_.*|DOCKER_.*|CONTAINERS_.*|CONTAINER_.*|PODMAN_.*|BUILDAH_.*|REGISTRY_.*|STORAGE_.*|LD_.*|NOTIFY_SOCKET|DBUS_.*|SSL_.*|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy)$/;
+
+export function assertContainerName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new ContainerRequestError(`container name ${JSON.stringify(name)} must be 1-128 of [A-Za-z0-9_.-], starting with a letter or digit`);
+  }
+}
+
+export function assertImageRef(image: string): void {
+  if (!IMAGE_RE.test(image)) {
+    throw new ContainerRequestError(`image reference ${JSON.stringify(image)} is not a valid image name (letters, digits and ._-/:@+ only, not starting with "-")`);
+  }
+}
+
+function assertLabels(labels: Record<string, string>): void {
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY_RE.test(k)) throw new ContainerRequestError(`label key ${JSON.stringify(k)} must be [A-Za-z0-9_.-/], starting with a letter or digit`);
+    if (/[\0\n\r]/.test(v)) throw new ContainerRequestError(`label ${k} has a value with a newline or NUL`);
+  }
+}
+
+function assertMountPath(what: string, p: string): void {
+  if (!isAbsolute(p)) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must be an absolute path`);
+  // ":" separates -v fields; "," would split a --mount spec; both would let a path inject options.
+  if (/[:,\0\n\r]/.test(p)) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ":", ",", NUL or newlines`);
+  if (p.split('/').includes('..')) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ".." segments`);
+}
+
+interface EnvPlan {
+  /** KEY=VALUE lines for --env-file: values are taken literally up to the end of the line. */
+  fileLines: string[];
+  /** Values with line breaks cannot go in an env file; they pass as `--env KEY` from the CLI's own environment. */
+  passthrough: Record<string, string>;
+}
+
+function planEnv(env: Record<string, string>): EnvPlan {
+  const plan: EnvPlan = { fileLines: [], passthrough: {} };
+  for (const [key, value] of Object.entries(env)) {
+    if (!ENV_KEY_RE.test(key)) throw new ContainerRequestError(`environment variable name ${JSON.stringify(key)} must match [A-Za-z_][A-Za-z0-9_.-]*`);
+    if (typeof value !== 'string') throw new ContainerRequestError(`environment variable ${key} must be a string`);
+    if (value.includes('\0')) throw new ContainerRequestError(`environment variable ${key} contains a NUL byte, which no process environment can hold`);
+    if (/[\r\n]/.test(value)) {
+      if (CLI_OWN_ENV_RE.test(key)) {
+        throw new ContainerRequestError(`environment variable ${key} cannot hold a multi-line value (the container CLI itself reads ${key})`);
+      }
+      plan.passthrough[key] = value;
+    } else {
+      plan.fileLines.push(`${key}=${value}`);
+    }
+  }
+  return plan;
+}
+
+export function gpuFlags(cli: ContainerCliConfig): string[] {
+  // podman reaches NVIDIA GPUs through CDI (nvidia-ctk cdi generate); docker through its --gpus hook.
+  return cliKind(cli) === 'podman' ? ['--device', 'nvidia.com/gpu=all'] : ['--gpus', 'all'];
+}
+
+function buildRunArgs(cli: ContainerCliConfig, req: ContainerRunRequest, envFile: string, passthrough: string[]): string[] {
+  const args = ['run', ...cli.runFlags, '--name', req.name, '--rm', '--pull', 'never'];
+  for (const [k, v] of Object.entries(req.labels)) args.push('--label', `${k}=${v}`);
+  args.push('--env-file', envFile);
+  for (const k of passthrough) args.push('--env', k);
+  for (const m of req.mounts) args.push('-v', `${m.host}:${m.container}${m.readOnly ? ':ro' : ''}`);
+  args.push('-w', req.workdir);
+  if (req.gpus) args.push(...gpuFlags(cli));
+  args.push(req.image, ...req.command);
+  return args;
+}
+
+function validate(req: ContainerRunRequest): EnvPlan {
+  assertContainerName(req.name);
+  assertImageRef(req.image);
+  assertLabels(req.labels);
+  if (!isAbsolute(req.workdir) || /[\0\n\r]/.test(req.workdir)) throw new ContainerRequestError(`workdir ${JSON.stringify(req.workdir)} must be an absolute path`);
+  for (const m of req.mounts) {
+    assertMountPath('mount source', m.host);
+    assertMountPath('mount target', m.container);
+    if (!existsSync(m.host)) throw new ContainerRequestError(`mount source ${m.host} does not exist on this host`);
+  }
+  if (req.command.some((a) => a.includes('\0'))) throw new ContainerRequestError('command arguments must not contain NUL bytes');
+  if (!(req.timeoutMs > 0)) throw new ContainerRequestError(`timeoutMs must be positive, got ${req.timeoutMs}`);
+  return planEnv(req.env);
+}
+
+/** Removes a container whatever its state; quiet when it is already gone. */
+async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void> {
+  const r = await execQuiet(cli.command, ['rm', '-f', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  if (r.code !== 0 && !/no such container|no container with name|not found|removal of container .* is already in progress/i.test(r.stderr)) {
+    log.warn({ container: name, stderr: lastLine(r.stderr) }, 'could not remove container');
+  }
+}
+
+/** SIGKILL first: `rm -f` alone would wait podman's 10 s stop timeout. */
+async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<void> {
+  await execQuiet(cli.command, ['kill', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await forceRemove(cli, name);
+}
+
+/**
+ * Runs the container to completion, a timeout or an abort, streaming its output line by line.
+ * The container is removed in every case. exitCode is null when it was timed out or cancelled.
+ * Throws ContainerRequestError for an unsafe request and ContainerImageError when the image is not local.
+ */
+export async function runContainer(cli: ContainerCliConfig, req: ContainerRunRequest): Promise<ContainerRunResult> {
+  const plan = validate(req);
+  const started = Date.now();
+  if (req.signal.aborted) return { exitCode: null, timedOut: false, cancelled: true, durationMs: 0 };
+  if (!(await imageId(cli, req.image))) {
+    throw new ContainerImageError(`image ${req.image} is not present locally; call ensureImage first (or build it, e.g. examples/image/build.sh)`, req.image);
+  }
+
+  const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
+  try {
+    const envFile = join(dir, 'env');
+    await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+    const args = buildRunArgs(cli, req, envFile, Object.keys(plan.passthrough));
+    return await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
+  } finally {
+    await forceRemove(cli, req.name);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function supervise(
+  cli: ContainerCliConfig,
+  req: ContainerRunRequest,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  started: number,
+): Promise<ContainerRunResult> {
+  return new Promise((resolve) => {
+    let timedOut = false;
+    let cancelled = false;
+    let stopping: Promise<void> | undefined;
+    let graceTimer: NodeJS.Timeout | undefined;
+    let callbackFailed = false;
+
+    const deliver = (stream: 'stdout' | 'stderr') => (line: string) => {
+      try {
+        req.onLine(stream, line);
+      } catch (err) {
+        if (!callbackFailed) log.warn({ err, container: req.name }, 'onLine callback threw; later lines still go to it');
+        callbackFailed = true;
+      }
+    };
+    const out = new LineSplitter(deliver('stdout'));
+    const errLines = new LineSplitter(deliver('stderr'));
+
+    const child = spawn(cli.command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => errLines.push(b));
+
+    const stop = (): void => {
+      if (stopping) return;
+      stopping = killAndRemove(cli, req.name).then(() => {
+        // The CLI may still be creating the container (e.g. aborted at once): kill it so nothing starts later.
+        graceTimer = setTimeout(() => child.kill('SIGKILL'), CLI_EXIT_GRACE_MS);
+      });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      stop();
+    }, req.timeoutMs);
+    const onAbort = (): void => {
+      cancelled = true;
+      stop();
+    };
+    req.signal.addEventListener('abort', onAbort, { once: true });
+
+    let settled = false;
+    const finish = (code: number | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.signal.removeEventListener('abort', onAbort);
+      out.end();
+      errLines.end();
+      void (stopping ?? Promise.resolve()).then(() => {
+        if (graceTimer) clearTimeout(graceTimer);
+        const stoppedByUs = timedOut || cancelled;
+        resolve({ exitCode: stoppedByUs ? null : code, timedOut, cancelled, durationMs: Date.now() - started });
+      });
+    };
+    child.on('error', (err) => {
+      deliver('stderr')(`trainyard: could not start ${cli.command}: ${err.message}`);
+      finish(null);
+    });
+    child.on('close', (code) => finish(code));
+  });
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  /** "running", "exited", "created", "paused", … */
+  state: string;
+  image: string;
+}
+
+function labelFilters(labels: Record<string, string>): string[] {
+  assertLabels(labels);
+  const entries = Object.entries(labels);
+  // An empty selector would match every container on the host: never what a cleanup means.
+  if (entries.length === 0) throw new ContainerRequestError('a label selector needs at least one label');
+  return entries.flatMap(([k, v]) => ['--filter', `label=${k}=${v}`]);
+}
+
+/** Containers (running or not) carrying all of these labels. */
+export async function listContainers(cli: ContainerCliConfig, labels: Record<string, string>): Promise<ContainerSummary[]> {
+  const r = await execQuiet(cli.command, ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}'], {
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
+  if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => {
+      const [id = '', name = '', state = '', image = ''] = l.split('\t');
+      return { id, name, state: normaliseState(state), image };
+    });
+}
+
+/** docker prints "running"/"exited"; podman 4 prints "Up 3 seconds"/"Exited (0) 2 seconds ago". */
+function normaliseState(raw: string): string {
+  const word = raw.trim().split(/\s+/)[0]?.toLowerCase() ?? '';
+  return word === 'up' ? 'running' : word;
+}
+
+/** Force-removes every container with these labels (what a killed worker left behind); returns their names. */
+export async function removeContainers(cli: ContainerCliConfig, labelSelector: Record<string, string>): Promise<string[]> {
+  const found = await listContainers(cli, labelSelector);
+  if (found.length === 0) return [];
+  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const left = await listContainers(cli, labelSelector);
+  const leftIds = new Set(left.map((c) => c.id));
+  const stuck = found.filter((c) => leftIds.has(c.id));
+  if (stuck.length > 0) throw new Error(`could not remove containers: ${stuck.map((c) => c.name).join(', ')}`);
+  return found.map((c) => c.name);
+}
+
+/** The local image id ("sha256:…"), or undefined when the image is not present. */
+export async function imageId(cli: ContainerCliConfig, image: string): Promise<string | undefined> {
+  assertImageRef(image);
+  const r = await execQuiet(cli.command, ['image', 'inspect', '--format', '{{.Id}}', image], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  if (r.spawnError) throw new Error(`could not run ${cli.command}: ${r.spawnError.message}`);
+  if (r.code !== 0) return undefined;
+  const id = r.stdout.trim().split('\n')[0]?.trim() ?? '';
+  if (!id) return undefined;
+  return id.startsWith('sha256:') ? id : `sha256:${id}`;
+}
+
+/** Makes sure the image is local, pulling it if needed; returns its id. */
+export async function ensureImage(cli: ContainerCliConfig, image: string, opts: { pullTimeoutMs?: number } = {}): Promise<string> {
+  const present = await imageId(cli, image);
+  if (present) return present;
+  const r = await execQuiet(cli.command, ['pull', image], { timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000 });
+  const after = r.code === 0 ? await imageId(cli, image) : undefined;
+  if (after) return after;
+  const detail = r.spawnError?.message ?? (lastLine(r.stderr) || (r.code === null ? 'the pull timed out' : `exit ${r.code}`));
+  throw new ContainerImageError(
+    `image ${image} is not present locally and could not be pulled: no registry could be reached or it does not have it (${detail}). ` +
+      `Build it on this host instead (examples/image/build.sh makes localhost/trainyard-python:3.11 without a registry) ` +
+      `or load it with \`${cli.command} load -i image.tar\`.`,
+    image,
+  );
+}
