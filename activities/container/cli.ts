@@ -1,6 +1,6 @@
 // Picks the docker-compatible CLI this host can use and the `run` flags it needs.
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { execQuiet, lastLine } from './exec.js';
 import type { ContainerCliConfig } from './types.js';
@@ -49,11 +49,33 @@ async function dockerEngineAnswers(command: string, env: NodeJS.ProcessEnv): Pro
   return r.code === 0;
 }
 
-/** The caller's hard limit for `ulimit -H<flag>`, or undefined when unlimited/unreadable. */
-async function hardLimit(flag: 'n' | 'u'): Promise<number | undefined> {
-  const r = await execQuiet('/bin/sh', ['-c', `ulimit -H${flag}`], { timeoutMs: 5_000 });
-  const n = Number.parseInt(r.stdout.trim(), 10);
-  return r.code === 0 && Number.isFinite(n) && n > 0 ? n : undefined;
+/** The caller's hard limit from /proc/self/limits; undefined when unlimited or unreadable. */
+async function hardLimitFromProc(row: 'Max open files' | 'Max processes'): Promise<number | undefined> {
+  try {
+    const text = await readFile('/proc/self/limits', 'utf8');
+    const line = text.split('\n').find((l) => l.startsWith(row));
+    const hard = line?.slice(row.length).trim().split(/\s+/)[1];
+    const n = Number.parseInt(hard ?? '', 10);
+    return Number.isFinite(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where /proc is missing: the shell's `ulimit` (dash names the process limit -p, bash -u). */
+async function hardLimitFromShell(flags: string[]): Promise<number | undefined> {
+  for (const flag of flags) {
+    const r = await execQuiet('/bin/sh', ['-c', `ulimit -H${flag}`], { timeoutMs: 5_000 });
+    const n = Number.parseInt(r.stdout.trim(), 10);
+    if (r.code === 0 && Number.isFinite(n) && n > 0) return n;
+  }
+  return undefined;
+}
+
+async function hardLimit(kind: 'nofile' | 'nproc'): Promise<number | undefined> {
+  return kind === 'nofile'
+    ? ((await hardLimitFromProc('Max open files')) ?? (await hardLimitFromShell(['n'])))
+    : ((await hardLimitFromProc('Max processes')) ?? (await hardLimitFromShell(['u', 'p'])));
 }
 
 async function podmanFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
@@ -61,8 +83,8 @@ async function podmanFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
   // crun refuses this host's hybrid cgroup layout; runc copes.
   if (await findOnPath('runc', env)) flags.push('--runtime', 'runc');
   // podman's default ulimits exceed what an unprivileged caller may grant, and runc refuses them.
-  const nofile = Math.min((await hardLimit('n')) ?? MAX_NOFILE, MAX_NOFILE);
-  const nproc = Math.min((await hardLimit('u')) ?? MAX_NPROC, MAX_NPROC);
+  const nofile = Math.min((await hardLimit('nofile')) ?? MAX_NOFILE, MAX_NOFILE);
+  const nproc = Math.min((await hardLimit('nproc')) ?? MAX_NPROC, MAX_NPROC);
   flags.push('--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', `nproc=${nproc}:${nproc}`);
   return flags;
 }

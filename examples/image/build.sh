@@ -9,18 +9,19 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
 
 cli=$(pick_cli "${1:-}")
-[ -x /usr/bin/python3 ] || die "/usr/bin/python3 is missing: apt-get install python3 busybox-static"
+host_python=${TRAINYARD_HOST_PYTHON:-/usr/bin/python3}
+[ -x "$host_python" ] || die "$host_python is missing: apt-get install python3 busybox-static"
 need_busybox
 command -v ldd >/dev/null 2>&1 || die "ldd is missing: apt-get install libc-bin"
 
-python=$(readlink -f /usr/bin/python3)
+python=$(readlink -f "$host_python")
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 stdlib=/usr/lib/python$version
 [ -d "$stdlib" ] || die "$stdlib is missing: apt-get install python3 busybox-static"
 image=${TRAINYARD_PYTHON_IMAGE:-localhost/trainyard-python:$version}
 
 lock_builds
-hash=$(build_hash "$here/build.sh" "$here/common.sh" "$python" /bin/busybox)
+hash=$(build_hash "$here/build.sh" "$here/common.sh" "$python" "$busybox")
 if image_current "$cli" "$image" "$hash"; then
   echo "$image is up to date"
   exit 0

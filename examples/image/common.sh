@@ -3,6 +3,9 @@
 
 die() { echo "error: $*" >&2; exit 1; }
 
+# The host's static busybox (overridable to build from another copy).
+busybox=${TRAINYARD_HOST_BUSYBOX:-/bin/busybox}
+
 # The docker-compatible CLI: $1, else TRAINYARD_CONTAINER_CLI, else docker when its engine answers, else podman.
 pick_cli() {
   local cli=${1:-${TRAINYARD_CONTAINER_CLI:-}}
@@ -48,10 +51,10 @@ image_current() {
 }
 
 need_busybox() {
-  [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || die "/bin/busybox is missing: apt-get install busybox-static"
+  [ -x "$busybox" ] && "$busybox" --list >/dev/null 2>&1 || die "$busybox is missing: apt-get install busybox-static"
   # A dynamically linked busybox would need its libraries in the image too.
-  if command -v ldd >/dev/null 2>&1 && ldd /bin/busybox >/dev/null 2>&1; then
-    die "/bin/busybox is dynamically linked: apt-get install busybox-static"
+  if command -v ldd >/dev/null 2>&1 && ldd "$busybox" >/dev/null 2>&1; then
+    die "$busybox is dynamically linked: apt-get install busybox-static"
   fi
 }
 
@@ -61,8 +64,8 @@ lay_out_busybox() {
   mkdir -p "$root/bin" "$root/usr/bin" "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/root" \
     "$root/workspace" "$root/dev" "$root/proc" "$root/sys" "$root/inputs" "$root/outputs"
   chmod 1777 "$root/tmp"
-  cp /bin/busybox "$root/bin/busybox"
-  for applet in $(/bin/busybox --list); do
+  cp "$busybox" "$root/bin/busybox"
+  for applet in $("$busybox" --list); do
     [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
   done
   # Scripts start with #!/usr/bin/env.
