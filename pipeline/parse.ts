@@ -362,17 +362,22 @@ class PipelineReader {
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
+    return this.declarations(e, 'params', 'parameter', (pe) => this.param(pe));
+  }
+
+  /** A `params` or `machines` section: names checked, each declaration read by `one`. */
+  private declarations<T>(e: Entry | undefined, section: string, kind: string, one: (entry: Entry) => T | undefined): Record<string, T> | undefined {
     if (e === undefined) return {};
     if (!isMap(e.value)) {
-      this.r.error(e.at, `"params" must be a mapping of parameter names to their declarations, got ${describe(e.value)}`);
+      this.r.error(e.at, `"${section}" must be a mapping of ${kind} names to their declarations, got ${describe(e.value)}`);
       return undefined;
     }
-    const out: Record<string, ParamSpec> = {};
+    const out: Record<string, T> = {};
     let ok = true;
-    for (const pe of this.r.entries(e.value, 'in "params"')) {
-      const spec = this.checkName(pe.key, pe.keyNode, 'parameter') ? this.param(pe) : undefined;
+    for (const entry of this.r.entries(e.value, `in "${section}"`)) {
+      const spec = this.checkName(entry.key, entry.keyNode, kind) ? one(entry) : undefined;
       if (spec === undefined) ok = false;
-      else out[pe.key] = spec;
+      else out[entry.key] = spec;
     }
     return ok ? out : undefined;
   }
@@ -484,19 +489,7 @@ class PipelineReader {
   }
 
   private machines(e: Entry | undefined): Record<string, MachineSpec> | undefined {
-    if (e === undefined) return {};
-    if (!isMap(e.value)) {
-      this.r.error(e.at, `"machines" must be a mapping of machine names to their declarations, got ${describe(e.value)}`);
-      return undefined;
-    }
-    const out: Record<string, MachineSpec> = {};
-    let ok = true;
-    for (const me of this.r.entries(e.value, 'in "machines"')) {
-      const spec = this.checkName(me.key, me.keyNode, 'machine') ? this.machine(me) : undefined;
-      if (spec === undefined) ok = false;
-      else out[me.key] = spec;
-    }
-    return ok ? out : undefined;
+    return this.declarations(e, 'machines', 'machine', (me) => this.machine(me));
   }
 
   private machine(me: Entry): MachineSpec | undefined {
