@@ -1,0 +1,141 @@
+// GitLab implementations of the intake ports, over gitbeaker.
+import { MAX_PIPELINE_BYTES } from '../../pipeline/parse.js';
+import { PIPELINE_DIR } from '../../pipeline/load.js';
+import type { SourceRef, StatusTarget } from '../../workflows/types.js';
+import { gitlabStatus, type GitLabApi } from '../../activities/githost/gitlab-client.js';
+import { postCommitStatus, upsertReportNote, type GitLabState } from '../../activities/githost/gitlab-publish.js';
+import type { GitHostRecords } from '../../activities/githost/records.js';
+import { checkName } from '../intake/ids.js';
+import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
+
+const MAX_PIPELINE_FILES = 100;
+
+export interface GitLabProjectInfo {
+  projectId: number;
+  pathWithNamespace: string;
+  httpUrl: string;
+  webUrl: string;
+}
+
+const VERDICT_STATE: Record<Verdict['conclusion'], GitLabState> = {
+  success: 'success', neutral: 'success', failure: 'failed', action_required: 'failed',
+};
+
+export class GitLabRepoPort implements RepoPort {
+  readonly host = 'gitlab' as const;
+  readonly repoKey: string;
+  readonly repoPath: string;
+
+  constructor(
+    private readonly api: GitLabApi,
+    private readonly project: GitLabProjectInfo,
+    private readonly records: GitHostRecords,
+    /** A page for a verdict's full text (GitLab's status description holds 255 characters). */
+    private readonly verdictUrl: (id: string) => string | undefined = () => undefined,
+  ) {
+    this.repoKey = String(project.projectId);
+    this.repoPath = project.pathWithNamespace;
+  }
+
+  async readPipelineFiles(sha: string): Promise<PipelineFileText[]> {
+    let tree: { name: string; path: string; type: string; mode: string }[];
+    try {
+      tree = await this.api.Repositories.allRepositoryTrees(this.project.projectId, { path: PIPELINE_DIR, ref: sha, perPage: 100, maxPages: 1 });
+    } catch (err) {
+      if (gitlabStatus(err) === 404) return [];
+      throw err;
+    }
+    const entries = tree.filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1)).slice(0, MAX_PIPELINE_FILES);
+    const out: PipelineFileText[] = [];
+    for (const e of entries) {
+      const file = `${PIPELINE_DIR}/${e.name}`;
+      if (e.mode === '120000') {
+        out.push({ file, text: null, problem: 'the file is a link; pipeline files must be regular files' });
+        continue;
+      }
+      const data = await this.api.RepositoryFiles.show(this.project.projectId, e.path, sha);
+      if (data.size > MAX_PIPELINE_BYTES) {
+        out.push({ file, text: null });
+        continue;
+      }
+      try {
+        out.push({ file, text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')) });
+      } catch {
+        out.push({ file, text: null, problem: 'the file is not valid UTF-8 text' });
+      }
+    }
+    return out;
+  }
+
+  source(sha: string): SourceRef {
+    return { kind: 'remote', cloneUrl: this.project.httpUrl, commit: sha, subdir: '', host: 'gitlab', projectId: this.project.projectId };
+  }
+
+  statusTarget(sha: string, pr?: number): StatusTarget {
+    return { kind: 'gitlab', projectId: this.project.projectId, sha, ...(pr !== undefined ? { mergeRequestIid: pr } : {}) };
+  }
+
+  async postVerdict(pipeline: string, sha: string, externalId: string, verdict: Verdict, pr?: number): Promise<void> {
+    const pageId = `verdict:gitlab:${this.repoKey}:${externalId}`;
+    await this.records.putVerdict(pageId, { title: verdict.title, summary: verdict.summary });
+    const targetUrl = this.verdictUrl(pageId);
+    await postCommitStatus(this.api, this.project.projectId, sha, VERDICT_STATE[verdict.conclusion], {
+      name: checkName(pipeline), description: verdict.title, ...(targetUrl ? { targetUrl } : {}),
+    });
+    if (pr !== undefined) await upsertReportNote(this.api, this.records, this.project.projectId, pr, pipeline, `### ${checkName(pipeline)}: ${verdict.title}\n\n${verdict.summary}`);
+  }
+}
+
+function levelOf(accessLevel: number): AccessLevel {
+  if (accessLevel >= 50) return 'admin';
+  if (accessLevel >= 40) return 'maintain';
+  if (accessLevel >= 30) return 'write';
+  if (accessLevel >= 10) return 'read';
+  return 'none';
+}
+
+export class GitLabConversation implements ConversationPort {
+  constructor(
+    private readonly api: GitLabApi,
+    private readonly records: GitHostRecords,
+    private readonly project: GitLabProjectInfo,
+    private readonly mrIid: number,
+    private readonly noteId: number,
+    private readonly userId: number,
+    private readonly runUrl: (workflowId: string) => string | undefined,
+  ) {}
+
+  /** `user` is the username, for messages; the lookup uses the numeric id from the payload. */
+  async accessLevel(_user: string): Promise<AccessLevel> {
+    try {
+      // members/all includes members inherited from groups.
+      const member = await this.api.ProjectMembers.show(this.project.projectId, this.userId, { includeInherited: true });
+      return member.state === 'active' || member.state === undefined ? levelOf(member.access_level) : 'none';
+    } catch (err) {
+      if (gitlabStatus(err) === 404) return 'none';
+      throw err;
+    }
+  }
+
+  async acknowledge(): Promise<void> {
+    await this.api.MergeRequestNoteAwardEmojis.award(this.project.projectId, this.mrIid, this.noteId, 'eyes');
+  }
+
+  async reply(markdown: string): Promise<void> {
+    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, markdown);
+  }
+
+  async pullRequest(): Promise<PullRequestInfo> {
+    const mr = await this.api.MergeRequests.show(this.project.projectId, this.mrIid);
+    return { number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id };
+  }
+
+  /** The MR's report note for this pipeline says it is running; the final report replaces the text. */
+  async announceRun(pipeline: string, _workflowId: string, markdown: string): Promise<void> {
+    await upsertReportNote(this.api, this.records, this.project.projectId, this.mrIid, pipeline, `### ${checkName(pipeline)}: running\n\n${markdown}`);
+  }
+
+  async statusLink(workflowId: string, sha: string): Promise<string | undefined> {
+    return this.runUrl(workflowId) ?? `${this.project.webUrl}/-/commit/${sha}`;
+  }
+}

@@ -1,0 +1,129 @@
+// `/train` and `/ok-to-train` on a pull / merge request. Order matters: acknowledge at
+// once, authorize before reading anything from the PR, check fork trust against the exact
+// head commit, then validate pipeline, parameters and policy; only then start.
+import { formatPipelineError } from '../../pipeline/parse.js';
+import { resolveParams } from '../../pipeline/params.js';
+import type { Pipeline } from '../../pipeline/types.js';
+import { parseCommentCommand } from './command.js';
+import type { Intake } from './context.js';
+import { commentWorkflowId } from './ids.js';
+import { listPipelines, pipelinesAt } from './pipelines.js';
+import { policyViolations } from './policy.js';
+import { atLeast, type AccessLevel, type ConversationPort, type RepoPort } from './port.js';
+import { startRun } from './start.js';
+import { forkVerdict, policyVerdict } from './verdicts.js';
+
+export interface CommentEvent {
+  commentId: number;
+  author: string;
+  body: string;
+  commentUrl?: string;
+}
+
+/** Who may ask for a run, and who may vouch for a fork's commit. */
+export const TRAIN_LEVEL: AccessLevel = 'write';
+export const TRUST_LEVEL: AccessLevel = 'maintain';
+
+export const USAGE = 'Usage: `/train [pipeline] [key=value ...]` — values may be quoted, like `note="two words"`.';
+
+export type CommentOutcome =
+  | { kind: 'ignored' | 'refused' | 'invalid' | 'trusted' | 'duplicate' }
+  | { kind: 'started'; workflowId: string };
+
+const code = (s: string) => `\`${s.replace(/`/g, "'").slice(0, 200)}\``;
+
+export async function handleComment(repo: RepoPort, convo: ConversationPort, intake: Intake, ev: CommentEvent): Promise<CommentOutcome> {
+  const cmd = parseCommentCommand(ev.body);
+  if (cmd === null) return { kind: 'ignored' };
+  await convo.acknowledge();
+  const level = await convo.accessLevel(ev.author);
+  const who = `@${ev.author}`;
+
+  if (cmd.kind === 'ok-to-train') {
+    if (!atLeast(level, TRUST_LEVEL)) {
+      await convo.reply(`${who}: only maintainers can approve a fork's commits for \`/train\` (your access: ${level}).`);
+      return { kind: 'refused' };
+    }
+    const pr = await convo.pullRequest();
+    await intake.records.trust(repo.host, repo.repoKey, pr.number, pr.headSha, ev.author);
+    await convo.reply(
+      `${who} approved commit \`${pr.headSha.slice(0, 12)}\` for \`/train\`. The approval covers this commit only; ` +
+        'a new push needs a new `/ok-to-train`.',
+    );
+    return { kind: 'trusted' };
+  }
+  if (!atLeast(level, TRAIN_LEVEL)) {
+    await convo.reply(`${who}: \`/train\` needs write access to this repository (your access: ${level}). Nothing ran.`);
+    return { kind: 'refused' };
+  }
+  if (cmd.kind === 'invalid') {
+    await convo.reply(`${who}: I could not read that command: ${cmd.message}\n\n${USAGE}`);
+    return { kind: 'invalid' };
+  }
+
+  const pr = await convo.pullRequest();
+  if (pr.fromFork && !(await intake.records.trusted(repo.host, repo.repoKey, pr.number, pr.headSha))) {
+    await repo.postVerdict('approval', pr.headSha, `fork:${pr.headSha}`, forkVerdict(pr.number, pr.headSha), pr.number);
+    await convo.reply(
+      `${who}: this pull request comes from a fork, and its head commit \`${pr.headSha.slice(0, 12)}\` has not been ` +
+        'approved. A maintainer must review it and comment `/ok-to-train`; then comment `/train` again. Nothing ran.',
+    );
+    return { kind: 'refused' };
+  }
+
+  const { pipelines, invalid } = await pipelinesAt(repo, pr.headSha);
+  const pick = choosePipeline(pipelines, cmd.pipeline, invalid);
+  if (typeof pick === 'string') {
+    await convo.reply(`${who}: ${pick}`);
+    return { kind: 'invalid' };
+  }
+  const params = resolveParams(pick, cmd.params);
+  if (params.errors.length > 0) {
+    await convo.reply(`${who}: nothing ran; the parameters do not fit \`${pick.name}\`:\n\n${params.errors.map((e) => `- ${e}`).join('\n')}`);
+    return { kind: 'invalid' };
+  }
+  const violations = policyViolations(intake.policy, repo.repoPath, pick);
+  if (violations.length > 0) {
+    await repo.postVerdict(pick.name, pr.headSha, `policy:${ev.commentId}:${pick.name}`, policyVerdict(pick, violations), pr.number);
+    await convo.reply(`${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v}`).join('\n')}`);
+    return { kind: 'refused' };
+  }
+
+  const workflowId = commentWorkflowId(repo.host, repo.repoKey, ev.commentId, pick.name);
+  const started = await startRun(repo, intake, {
+    pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
+    trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
+  });
+  if (!started.started) return { kind: 'duplicate' };
+  const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');
+  const link = await convo.statusLink(workflowId, pr.headSha);
+  await convo.announceRun(
+    pick.name,
+    workflowId,
+    `${who} started \`${pick.name}\` on \`${pr.headSha.slice(0, 12)}\`${shown ? ` with ${shown}` : ''}.` +
+      `${link ? ` Progress and the lineage report: ${link}` : ''}`,
+  );
+  return { kind: 'started', workflowId };
+}
+
+function choosePipeline(pipelines: Pipeline[], name: string | undefined, invalid: Map<string, { line: number; column: number; message: string; file: string }[]>): Pipeline | string {
+  const commentable = pipelines.filter((p) => p.on.comment);
+  const broken = [...invalid.values()].flat();
+  const brokenNote = broken.length > 0
+    ? `\n\nThese pipeline files are invalid at this commit:\n${broken.slice(0, 20).map((e) => `- \`${formatPipelineError(e).replace(/`/g, "'")}\``).join('\n')}`
+    : '';
+  if (name === undefined) {
+    if (commentable.length === 1) return commentable[0]!;
+    return commentable.length === 0
+      ? `no pipeline at this commit accepts \`/train\` (a pipeline needs \`on: { comment: true }\`).${brokenNote}`
+      : `this repository has several pipelines; name one: ${listPipelines(commentable)}. ${USAGE}`;
+  }
+  const found = pipelines.find((p) => p.name === name);
+  if (!found) {
+    return `there is no pipeline ${code(name)} at this commit. Pipelines that accept \`/train\`: ${listPipelines(commentable)}.${brokenNote}`;
+  }
+  if (!found.on.comment) {
+    return `pipeline \`${found.name}\` does not accept \`/train\` (its file \`${found.file}\` needs \`on: { comment: true }\`).`;
+  }
+  return found;
+}

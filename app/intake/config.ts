@@ -1,0 +1,223 @@
+// `trainyard serve` configuration, read once from the environment at start. Every
+// mistake names the variable at fault, so a misconfigured deployment fails at boot with
+// a sentence instead of at the first webhook.
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { defaultStoreLocation } from '../../activities/store/factory.js';
+import { openPolicy, type ServerPolicy } from './policy.js';
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface GithubConfig {
+  appId: number;
+  privateKey: string;
+  webhookSecret: string;
+  /** REST API root: https://api.github.com, or https://HOST/api/v3 on GitHub Enterprise Server. */
+  apiUrl: string;
+}
+
+export interface GitlabConfig {
+  /** Instance root, e.g. https://gitlab.com or a self-managed https://gitlab.example.com. */
+  url: string;
+  token: string;
+  webhookSecret: string;
+}
+
+export interface ServeConfig {
+  port: number;
+  bind: string;
+  /** Where this server is reachable from browsers; run pages are linked from checks when set. */
+  publicUrl: string | null;
+  temporalAddress: string;
+  temporalNamespace: string;
+  store: string;
+  workRoot: string;
+  /** Run the control worker and this host's runner agent inside the server process. */
+  workers: 'in-process' | 'none';
+  /** Verify and acknowledge webhooks but start nothing (benchmark baseline). */
+  ackOnly: boolean;
+  /** Override of RunOptions.statusIntervalMs. */
+  statusIntervalMs: number | null;
+  /** Background intake jobs (API reads, workflow starts) at once. */
+  jobConcurrency: number;
+  logLevel: string;
+  github: GithubConfig | null;
+  gitlab: GitlabConfig | null;
+  policy: ServerPolicy;
+}
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+function url(env: Env, name: string, fallback: string | null): string | null {
+  const raw = str(env, name) ?? fallback;
+  if (raw === null) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  return raw.replace(/\/+$/, '');
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be 1/0, true/false, yes/no or on/off, got ${JSON.stringify(raw)}`);
+}
+
+function githubConfig(env: Env): GithubConfig | null {
+  const names = ['GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_FILE', 'GITHUB_WEBHOOK_SECRET'];
+  if (!names.some((n) => str(env, n) !== undefined)) return null;
+  const appId = str(env, 'GITHUB_APP_ID');
+  if (!appId || !/^\d+$/.test(appId)) throw new ConfigError('GITHUB_APP_ID', 'must be the numeric id of the GitHub App');
+  const keyFile = str(env, 'GITHUB_PRIVATE_KEY_FILE');
+  let privateKey = str(env, 'GITHUB_PRIVATE_KEY')?.replace(/\\n/g, '\n');
+  if (!privateKey && keyFile) {
+    try {
+      privateKey = readFileSync(keyFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError('GITHUB_PRIVATE_KEY_FILE', `cannot read ${keyFile}: ${(e as Error).message}`);
+    }
+  }
+  const keyVar = keyFile && !str(env, 'GITHUB_PRIVATE_KEY') ? 'GITHUB_PRIVATE_KEY_FILE' : 'GITHUB_PRIVATE_KEY';
+  if (!privateKey) throw new ConfigError('GITHUB_PRIVATE_KEY', 'set it (PEM text) or GITHUB_PRIVATE_KEY_FILE (a path)');
+  if (!/-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(privateKey)) {
+    throw new ConfigError(keyVar, 'is not a PEM private key (the .pem file GitHub generated for the app)');
+  }
+  const webhookSecret = str(env, 'GITHUB_WEBHOOK_SECRET');
+  if (!webhookSecret) throw new ConfigError('GITHUB_WEBHOOK_SECRET', 'must be set to the GitHub App webhook secret');
+  return { appId: Number(appId), privateKey, webhookSecret, apiUrl: url(env, 'GITHUB_API_URL', 'https://api.github.com')! };
+}
+
+function gitlabConfig(env: Env): GitlabConfig | null {
+  if (!['GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET'].some((n) => str(env, n) !== undefined)) return null;
+  const token = str(env, 'GITLAB_TOKEN');
+  if (!token) throw new ConfigError('GITLAB_TOKEN', 'must be set to a token with the api scope (a project, group or bot user token)');
+  const webhookSecret = str(env, 'GITLAB_WEBHOOK_SECRET');
+  if (!webhookSecret) throw new ConfigError('GITLAB_WEBHOOK_SECRET', 'must be set to the secret token of the GitLab webhook');
+  return { url: url(env, 'GITLAB_URL', 'https://gitlab.com')!, token, webhookSecret };
+}
+
+const POLICY_KEYS = ['allowedRepos', 'allowedInstanceTypes', 'maxGpus', 'maxCostUsd', 'prices'] as const;
+
+function globList(value: unknown, where: string): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) {
+    throw new ConfigError(where, 'must be a list of non-empty glob strings');
+  }
+  return value as string[];
+}
+
+function limit(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(where, 'must be a number of 0 or more');
+  }
+  return value;
+}
+
+/** The policy file (JSON or YAML) first, then the single-value variables over it. */
+export function loadPolicy(env: Env): ServerPolicy {
+  const policy = openPolicy();
+  const file = str(env, 'TRAINYARD_POLICY_FILE');
+  if (file) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(file, 'utf8'), { maxAliasCount: 0 });
+    } catch (e) {
+      throw new ConfigError('TRAINYARD_POLICY_FILE', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+      throw new ConfigError('TRAINYARD_POLICY_FILE', `${file} must hold a mapping with ${POLICY_KEYS.join(', ')}`);
+    }
+    for (const [key, value] of Object.entries(doc)) {
+      const where = `TRAINYARD_POLICY_FILE (${file}) key ${key}`;
+      if (key === 'allowedRepos') policy.allowedRepos = globList(value, where);
+      else if (key === 'allowedInstanceTypes') policy.allowedInstanceTypes = globList(value, where);
+      else if (key === 'maxGpus') policy.maxGpus = limit(value, where);
+      else if (key === 'maxCostUsd') policy.maxCostUsd = limit(value, where);
+      else if (key === 'prices') {
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(where, 'must map instance types to USD per hour');
+        for (const [type, price] of Object.entries(value)) policy.prices[type] = limit(price, `${where}.${type}`);
+      } else throw new ConfigError(where, `is not a policy setting (known: ${POLICY_KEYS.join(', ')})`);
+    }
+  }
+  const list = (name: string) => str(env, name)?.split(',').map((s) => s.trim()).filter(Boolean);
+  const repos = list('TRAINYARD_ALLOWED_REPOS');
+  if (repos) policy.allowedRepos = repos;
+  const types = list('TRAINYARD_ALLOWED_INSTANCE_TYPES');
+  if (types) policy.allowedInstanceTypes = types;
+  for (const [name, key] of [['TRAINYARD_MAX_GPUS', 'maxGpus'], ['TRAINYARD_MAX_COST_USD', 'maxCostUsd']] as const) {
+    const raw = str(env, name);
+    if (raw === undefined) continue;
+    if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(name, `must be a number of 0 or more, got ${JSON.stringify(raw)}`);
+    policy[key] = Number(raw);
+  }
+  return policy;
+}
+
+function dataHome(env: Env): string {
+  const xdg = str(env, 'XDG_DATA_HOME');
+  return xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
+}
+
+export function loadServeConfig(env: Env = process.env): ServeConfig {
+  const workers = str(env, 'TRAINYARD_WORKERS') ?? 'in-process';
+  if (workers !== 'in-process' && workers !== 'none') {
+    throw new ConfigError('TRAINYARD_WORKERS', `must be "in-process" or "none", got ${JSON.stringify(workers)}`);
+  }
+  const interval = str(env, 'TRAINYARD_STATUS_INTERVAL_MS');
+  const cfg: ServeConfig = {
+    port: int(env, 'TRAINYARD_PORT', 3000, 0, 65535),
+    bind: str(env, 'TRAINYARD_BIND') ?? '0.0.0.0',
+    publicUrl: url(env, 'TRAINYARD_PUBLIC_URL', null),
+    temporalAddress: str(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
+    temporalNamespace: str(env, 'TEMPORAL_NAMESPACE') ?? 'default',
+    store: str(env, 'TRAINYARD_STORE') ?? defaultStoreLocation(),
+    workRoot: resolve(str(env, 'TRAINYARD_WORK_ROOT') ?? join(dataHome(env), 'trainyard', 'work')),
+    workers,
+    ackOnly: flag(env, 'TRAINYARD_ACK_ONLY'),
+    statusIntervalMs: interval === undefined ? null : int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
+    jobConcurrency: int(env, 'TRAINYARD_INTAKE_CONCURRENCY', 16, 1, 1000),
+    logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
+    github: githubConfig(env),
+    gitlab: gitlabConfig(env),
+    policy: loadPolicy(env),
+  };
+  if (!/^(trace|debug|info|warn|error|fatal|silent)$/.test(cfg.logLevel)) {
+    throw new ConfigError('TRAINYARD_LOG_LEVEL', 'must be one of trace, debug, info, warn, error, fatal, silent');
+  }
+  if (!cfg.github && !cfg.gitlab) {
+    throw new ConfigError(
+      'GITHUB_APP_ID',
+      'no git host configured: set GITHUB_APP_ID, GITHUB_PRIVATE_KEY(_FILE) and GITHUB_WEBHOOK_SECRET for GitHub, ' +
+        'and/or GITLAB_TOKEN and GITLAB_WEBHOOK_SECRET for GitLab',
+    );
+  }
+  return cfg;
+}

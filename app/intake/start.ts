@@ -1,0 +1,40 @@
+// Starting one pipeline run for a host event, at most once per workflow id.
+import type { ParamValue, Pipeline, StatusTarget, Trigger } from '../../workflows/types.js';
+import type { Intake } from './context.js';
+import { runIdFor } from './ids.js';
+import type { RepoPort } from './port.js';
+
+export interface StartRequest {
+  pipeline: Pipeline;
+  params: Record<string, ParamValue>;
+  given: Record<string, string>;
+  sha: string;
+  trigger: Trigger;
+  workflowId: string;
+  pr?: number;
+}
+
+export type StartResult = { started: true; target: StatusTarget } | { started: false; reason: 'exists' };
+
+export async function startRun(port: RepoPort, intake: Intake, req: StartRequest): Promise<StartResult> {
+  const { workflowId, pipeline } = req;
+  // Cheap pre-check: a redelivery costs one Temporal call and no git-host API call.
+  if (await intake.starter.exists(workflowId)) return { started: false, reason: 'exists' };
+  const runId = runIdFor(workflowId);
+  const stepLines = Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.line]));
+  // Written before the start so the first status publication can already annotate and link.
+  await intake.records.putRun({
+    workflowId, runId, host: port.host, repoKey: port.repoKey, repoPath: port.repoPath, sha: req.sha,
+    pipeline: pipeline.name, pipelineFile: pipeline.file, stepLines, params: req.params, given: req.given,
+    ...(req.pr !== undefined ? { pr: req.pr } : {}), trigger: req.trigger, createdAt: new Date().toISOString(),
+  });
+  const target = port.statusTarget(req.sha, req.pr);
+  const result = await intake.starter.start(
+    { runId, pipeline, params: req.params, source: port.source(req.sha), trigger: req.trigger, status: target, options: intake.runOptions() },
+    workflowId,
+  );
+  // Two deliveries of one event raced past the pre-check: Temporal kept one run.
+  if (result.alreadyStarted) return { started: false, reason: 'exists' };
+  intake.log.info({ workflowId, runId, repo: port.repoPath, sha: req.sha, pipeline: pipeline.name }, 'run started');
+  return { started: true, target };
+}

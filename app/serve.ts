@@ -1,0 +1,199 @@
+// `trainyard serve`: the webhook server for GitHub (a Probot app) and GitLab, plus — unless
+// TRAINYARD_WORKERS=none — the control worker and this host's runner agent, so one process
+// is a whole installation. Configuration comes from the environment (see
+// app/intake/config.ts and docs/githost.md) and is checked before anything listens.
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { pino, type Logger } from 'pino';
+import { createNodeMiddleware, Probot } from 'probot';
+import { createStore } from '../activities/store/factory.js';
+import { GitHubClients } from '../activities/githost/github-client.js';
+import { createGitLab, type GitLabApi } from '../activities/githost/gitlab-client.js';
+import { RunLinks } from '../activities/githost/links.js';
+import { createPublishStatus } from '../activities/githost/publish.js';
+import { GitHostRecords } from '../activities/githost/records.js';
+import { RemoteSourceProvider } from '../activities/githost/source.js';
+import { defaultRunOptions } from './engine.js';
+import { startWorkers } from './worker.js';
+import { githubApp } from './github/app.js';
+import { signatureValid } from './github/verify.js';
+import { gitlabWebhookHandler } from './gitlab/endpoint.js';
+import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.js';
+import type { Intake } from './intake/context.js';
+import { readBody, sendJson, sendText } from './intake/http.js';
+import { JobQueue } from './intake/jobs.js';
+import { runPageHandler } from './intake/runpage.js';
+import { temporalStarter } from './intake/starter.js';
+
+export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
+export const GITLAB_WEBHOOK_PATH = '/api/gitlab/webhooks';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The key of run-page links: set TRAINYARD_LINK_SECRET, or it is derived from the webhook secrets. */
+function linkSecret(cfg: ServeConfig): string {
+  const explicit = process.env.TRAINYARD_LINK_SECRET;
+  if (explicit) return explicit;
+  return createHash('sha256').update(`trainyard-run-links\n${cfg.github?.webhookSecret ?? ''}\n${cfg.gitlab?.webhookSecret ?? ''}`).digest('hex');
+}
+
+async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Parameters<typeof githubApp>[0], log: Logger): Promise<Handler> {
+  const probot = new Probot({ appId: cfg.appId, privateKey: cfg.privateKey, secret: cfg.webhookSecret, baseUrl: cfg.apiUrl, log: log.child({ name: 'probot' }) });
+  const middleware = await createNodeMiddleware(githubApp(deps), { probot, webhooksPath: GITHUB_WEBHOOK_PATH });
+  return async (req, res) => {
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch {
+      return sendJson(res, 413, { error: 'payload too large' });
+    }
+    const sig = req.headers['x-hub-signature-256'];
+    if (!signatureValid(cfg.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
+      return sendJson(res, 401, { error: 'missing or wrong X-Hub-Signature-256' });
+    }
+    // Probot's middleware reads a string body when one is present (it verifies again).
+    (req as IncomingMessage & { body?: string }).body = body.toString('utf8');
+    await middleware(req, res);
+  };
+}
+
+export async function startServer(cfg: ServeConfig, log: Logger): Promise<RunningServer> {
+  const store = createStore(cfg.store);
+  const connection = await Connection.connect({ address: cfg.temporalAddress });
+  const client = new Client({ connection, namespace: cfg.temporalNamespace });
+  const links = new RunLinks(cfg.publicUrl, linkSecret(cfg));
+  const records = new GitHostRecords(store);
+  const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
+  const gitlab: GitLabApi | undefined = cfg.gitlab ? createGitLab(cfg.gitlab) : undefined;
+  const intake: Intake = {
+    starter: temporalStarter(client),
+    records,
+    policy: cfg.policy,
+    log,
+    runOptions: () => defaultRunOptions(cfg.statusIntervalMs !== null ? { statusIntervalMs: cfg.statusIntervalMs } : {}),
+    runUrl: (id) => links.runUrl(id),
+  };
+  const jobs = new JobQueue(log, cfg.jobConcurrency);
+
+  let workers: { shutdown(): Promise<void> } | undefined;
+  let workerConnection: NativeConnection | undefined;
+  if (cfg.workers === 'in-process') {
+    workerConnection = await NativeConnection.connect({ address: cfg.temporalAddress });
+    const publishStatus = createPublishStatus({ store, links, log, ...(github ? { github } : {}), ...(gitlab ? { gitlab } : {}) });
+    workers = await startWorkers({
+      connection: workerConnection,
+      namespace: cfg.temporalNamespace,
+      store,
+      workRoot: cfg.workRoot,
+      hostQueue: defaultRunOptions().localHostQueue,
+      extraActivities: { publishStatus },
+      sourceProviders: {
+        remote: new RemoteSourceProvider({
+          cacheRoot: join(cfg.workRoot, 'sources'),
+          ...(github ? { github } : {}),
+          ...(cfg.gitlab ? { gitlab: cfg.gitlab } : {}),
+        }),
+      },
+    });
+  }
+
+  const routes = new Map<string, Handler>();
+  if (cfg.github && github) routes.set(GITHUB_WEBHOOK_PATH, await githubHandler(cfg.github, { intake, clients: github, jobs, ackOnly: cfg.ackOnly }, log));
+  if (cfg.gitlab && gitlab) {
+    routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({
+      api: gitlab, intake, secret: cfg.gitlab.webhookSecret, jobs, ackOnly: cfg.ackOnly, verdictUrl: (id) => links.runUrl(id),
+    }));
+  }
+  const runPage = runPageHandler(intake, links);
+
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const route = routes.get(path);
+    const handled = route
+      ? route(req, res)
+      : path === '/healthz'
+        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), queued: jobs.size, ackOnly: cfg.ackOnly }))
+        : path.startsWith('/runs/') && req.method === 'GET'
+          ? runPage(req, res)
+          : Promise.resolve(sendText(res, 404, 'not found\n'));
+    handled.catch((err: unknown) => {
+      log.error({ err, path }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(cfg.port, cfg.bind, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    async close() {
+      await new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections();
+      await Promise.race([jobs.idle(), new Promise((r) => setTimeout(r, 30_000))]);
+      await workers?.shutdown();
+      await workerConnection?.close();
+      await connection.close();
+    },
+  };
+}
+
+const USAGE = `usage: trainyard serve [--port N]
+
+Serves the GitHub App webhook (${GITHUB_WEBHOOK_PATH}), the GitLab webhook
+(${GITLAB_WEBHOOK_PATH}), run pages (/runs/…) and /healthz. Configured from the
+environment: see docs/githost.md.`;
+
+export async function serveCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const env = { ...process.env };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--port' && argv[i + 1] !== undefined) env.TRAINYARD_PORT = argv[++i];
+    else {
+      process.stderr.write(`trainyard serve: unknown argument ${JSON.stringify(argv[i])}\n${USAGE}\n`);
+      process.exitCode = 2;
+      return;
+    }
+  }
+  let cfg: ServeConfig;
+  try {
+    cfg = loadServeConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`trainyard serve: configuration error: ${err.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
+  const running = await startServer(cfg, log);
+  process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
+  log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      log.info('shutting down');
+      running.close().then(resolve, (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
