@@ -24,4 +24,16 @@ export interface HostRecord {
   billedSeconds?: number;
   costUsd?: number;
   gpu?: { samples: number; meanUtilisation: number; maxMemoryMiB: number; idleFraction: number };
+  /** GPUs on the host (machine class `gpus`). */
+  gpus?: number;
+  /** Billed GPU-seconds in billedSeconds that did no work: boot, waiting idle, and idle time inside steps. */
+  idleGpuSeconds?: number;
+  /** Price per hour the cost was computed with (from the configured price table). */
+  pricePerHourUsd?: number;
+  imageId?: string;
+  availabilityZone?: string;
+  launchedAt?: string;
+  terminatedAt?: string;
+  /** Why the host was lost (spot interruption notice, EC2 state reason), when it was. */
+  lostReason?: string;
 }

@@ -1,0 +1,79 @@
+// The reaper: run on a Temporal Schedule (app/reaper.ts). Terminates every managed
+// instance whose run is closed or unknown, or whose lease has expired, and returns what it
+// terminated and why. It is the backstop for what a run's own clean-up could not do
+// (worker crash at the wrong moment, a terminated workflow, a bug).
+import { ActivityCancellationType, log, proxyActivities } from '@temporalio/workflow';
+import type { ComputeActivities } from '../activities/ec2/activities.js';
+import type { ManagedInstance, WorkflowState } from '../activities/ec2/types.js';
+
+export interface ReaperInput {
+  /** Report what would be terminated, terminate nothing. */
+  dryRun?: boolean;
+  /** Instances younger than this are left alone when their run is unknown (default 600 s): tags may lag a launch. */
+  graceSeconds?: number;
+}
+
+export interface ReapedInstance {
+  instanceId: string;
+  instanceType: string;
+  runId?: string;
+  workflowId?: string;
+  reason: 'run-closed' | 'run-unknown' | 'lease-expired';
+  state: string;
+}
+
+export interface ReaperReport {
+  checkedAt: string;
+  checked: number;
+  terminated: ReapedInstance[];
+  dryRun: boolean;
+}
+
+const acts = proxyActivities<ComputeActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** Pure decision, for tests and for the dry run. */
+export function decideReap(
+  instances: ManagedInstance[],
+  states: Record<string, WorkflowState>,
+  nowMs: number,
+  graceSeconds: number,
+): { instance: ManagedInstance; reason: ReapedInstance['reason'] }[] {
+  const out: { instance: ManagedInstance; reason: ReapedInstance['reason'] }[] = [];
+  for (const i of instances) {
+    if (i.state === 'terminated' || i.state === 'shutting-down') continue;
+    const lease = i.leaseUntil ? Date.parse(i.leaseUntil) : Number.NaN;
+    const age = i.launchedAt ? (nowMs - Date.parse(i.launchedAt)) / 1000 : Number.POSITIVE_INFINITY;
+    const state = i.workflowId ? (states[i.workflowId] ?? 'unknown') : 'unknown';
+    if (Number.isFinite(lease) && lease < nowMs) out.push({ instance: i, reason: 'lease-expired' });
+    else if (state === 'closed') out.push({ instance: i, reason: 'run-closed' });
+    else if (state === 'unknown' && age >= graceSeconds) out.push({ instance: i, reason: 'run-unknown' });
+  }
+  return out;
+}
+
+export async function reapOrphans(input: ReaperInput = {}): Promise<ReaperReport> {
+  const instances = await acts.computeListManagedInstances();
+  const ids = [...new Set(instances.map((i) => i.workflowId).filter((w): w is string => !!w))];
+  const states = ids.length > 0 ? await acts.computeWorkflowStates({ workflowIds: ids }) : {};
+  const doomed = decideReap(instances, states, Date.now(), input.graceSeconds ?? 600);
+  let terminated: ReapedInstance[] = doomed.map(({ instance: i, reason }) => ({
+    instanceId: i.instanceId,
+    instanceType: i.instanceType,
+    runId: i.runId,
+    workflowId: i.workflowId,
+    reason,
+    state: i.state,
+  }));
+  if (!input.dryRun && terminated.length > 0) {
+    const results = await acts.computeTerminateHosts({ instanceIds: terminated.map((t) => t.instanceId), reason: 'reaper' });
+    const after = new Map(results.map((r) => [r.instanceId, r.state]));
+    terminated = terminated.map((t) => ({ ...t, state: after.get(t.instanceId) ?? t.state }));
+  }
+  for (const t of terminated) log.warn(input.dryRun ? 'reaper would terminate' : 'reaper terminated', { ...t });
+  return { checkedAt: new Date().toISOString(), checked: instances.length, terminated, dryRun: !!input.dryRun };
+}
