@@ -11,12 +11,13 @@ export interface ComputePolicy {
   allowedInstanceTypes: string[];
   /** Machine class names a pipeline may declare; undefined = any name. */
   allowedClasses?: string[];
-  maxGpusPerMachine: number;
+  /** null = no limit (the same variables as the intake's policy: TRAINYARD_MAX_GPUS, TRAINYARD_MAX_COST_USD). */
+  maxGpusPerMachine: number | null;
   /** GPUs one run may hold at once (class GPUs × per-class concurrency, summed). */
-  maxGpusPerRun: number;
-  /** Worst-case compute cost of one run (every step to its timeout, every retry). */
-  maxCostPerRunUsd: number;
-  maxDiskGb: number;
+  maxGpusPerRun: number | null;
+  /** Worst-case compute cost of one run (every machine step to its timeout, every retry). */
+  maxCostPerRunUsd: number | null;
+  maxDiskGb: number | null;
   /** Per-class concurrency inside one run; `*` is the default. */
   maxPerClass: Record<string, number>;
 }
@@ -61,10 +62,10 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
   const policy: ComputePolicy = {
     allowedInstanceTypes: r.list('TRAINYARD_ALLOWED_INSTANCE_TYPES', /^[a-z0-9*?.\-[\]{},]+$/, 'an instance type or glob like g5.*') ?? Object.keys(prices.prices),
     allowedClasses: r.list('TRAINYARD_ALLOWED_MACHINE_CLASSES', /^[A-Za-z0-9_-]+$/, 'a machine class name'),
-    maxGpusPerMachine: r.int('TRAINYARD_MAX_GPUS_PER_MACHINE', 8, 0),
-    maxGpusPerRun: r.int('TRAINYARD_MAX_GPUS_PER_RUN', 8, 0),
-    maxCostPerRunUsd: r.num('TRAINYARD_MAX_COST_PER_RUN_USD', 100),
-    maxDiskGb: r.int('TRAINYARD_MAX_DISK_GB', 2000, 1),
+    maxGpusPerMachine: r.optInt('TRAINYARD_MAX_GPUS', 0),
+    maxGpusPerRun: r.optInt('TRAINYARD_MAX_GPUS_PER_RUN', 0),
+    maxCostPerRunUsd: r.optNum('TRAINYARD_MAX_COST_USD'),
+    maxDiskGb: r.optInt('TRAINYARD_MAX_DISK_GB', 1),
     maxPerClass,
   };
 
@@ -179,12 +180,16 @@ class Reader {
     return Number(v);
   }
 
-  num(name: string, fallback: number): number {
+  optInt(name: string, min: number): number | null {
+    return this.str(name) === undefined ? null : this.int(name, 0, min);
+  }
+
+  optNum(name: string): number | null {
     const v = this.str(name);
-    if (v === undefined) return fallback;
+    if (v === undefined) return null;
     if (!/^\d+(\.\d+)?$/.test(v)) {
-      this.problems.push(`${name}: "${v}" must be a non-negative number`);
-      return fallback;
+      this.problems.push(`${name}: "${v}" must be a non-negative number (USD)`);
+      return null;
     }
     return Number(v);
   }

@@ -75,26 +75,27 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
         errors.push({ ...at(['machines', name, 'instance', i]), message: `instance type ${t} has no price in this server's price table (${cfg.prices.source}), so its cost cannot be bounded` });
       }
     });
-    if (spec.gpus > policy.maxGpusPerMachine) {
+    if (policy.maxGpusPerMachine !== null && spec.gpus > policy.maxGpusPerMachine) {
       errors.push({ ...at(['machines', name, 'gpus']), message: `machine class "${name}" asks for ${spec.gpus} GPUs; this server allows at most ${policy.maxGpusPerMachine} per machine` });
     }
-    if (spec.disk_gb > policy.maxDiskGb) {
+    if (policy.maxDiskGb !== null && spec.disk_gb > policy.maxDiskGb) {
       errors.push({ ...at(['machines', name, 'disk_gb']), message: `machine class "${name}" asks for ${spec.disk_gb} GB of disk; this server allows at most ${policy.maxDiskGb}` });
     }
     const steps = used.get(name)?.length ?? 0;
     const concurrent = Math.min(steps, policy.maxPerClass[name] ?? policy.maxPerClass['*'] ?? 1);
     runGpus += spec.gpus * concurrent;
   }
-  if (runGpus > policy.maxGpusPerRun) {
+  if (policy.maxGpusPerRun !== null && runGpus > policy.maxGpusPerRun) {
     errors.push({ ...at(['machines']), message: `the run could hold ${runGpus} GPUs at once; this server allows at most ${policy.maxGpusPerRun} per run (lower the classes' gpus or the steps that use them)` });
   }
-  if (errors.length === 0) {
+  if (errors.length === 0 && policy.maxCostPerRunUsd !== null) {
+    const limitUsd = policy.maxCostPerRunUsd;
     const cost = estimateWorstCaseCost(pipeline, cfg, cfg.ec2?.readyTimeoutSeconds);
-    if (cost.worstCaseUsd > policy.maxCostPerRunUsd) {
+    if (cost.worstCaseUsd > limitUsd) {
       const top = Object.entries(cost.perStep).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([s, u]) => `${s} $${u.toFixed(2)}`).join(', ');
       errors.push({
         ...at(['machines']),
-        message: `worst-case compute cost of a run is $${cost.worstCaseUsd.toFixed(2)} (every machine step to its timeout, every retry), over this server's limit of $${policy.maxCostPerRunUsd.toFixed(2)}; largest: ${top}. Lower timeouts or retries, or use cheaper instance types`,
+        message: `worst-case compute cost of a run is $${cost.worstCaseUsd.toFixed(2)} (every machine step to its timeout, every retry), over this server's limit of $${limitUsd.toFixed(2)}; largest: ${top}. Lower timeouts or retries, or use cheaper instance types`,
       });
     }
   }
