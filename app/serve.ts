@@ -2,10 +2,8 @@
 // TRAINYARD_WORKERS=none — the control worker and this host's runner agent, so one process
 // is a whole installation. Configuration comes from the environment (see
 // app/intake/config.ts and docs/githost.md) and is checked before anything listens.
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
@@ -13,10 +11,8 @@ import { createNodeMiddleware, Probot } from 'probot';
 import { createStore } from '../activities/store/factory.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
 import { createGitLab, type GitLabApi } from '../activities/githost/gitlab-client.js';
-import { RunLinks } from '../activities/githost/links.js';
-import { createPublishStatus } from '../activities/githost/publish.js';
+import { RunLinks, linkSecretFrom } from '../activities/githost/links.js';
 import { GitHostRecords } from '../activities/githost/records.js';
-import { RemoteSourceProvider } from '../activities/githost/source.js';
 import { defaultRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
 import { githubApp } from './github/app.js';
@@ -28,6 +24,7 @@ import { readBody, sendJson, sendText } from './intake/http.js';
 import { JobQueue } from './intake/jobs.js';
 import { runPageHandler } from './intake/runpage.js';
 import { temporalStarter } from './intake/starter.js';
+import { gitHostWorkerParts } from './intake/workers.js';
 
 export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
 export const GITLAB_WEBHOOK_PATH = '/api/gitlab/webhooks';
@@ -37,13 +34,6 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 export interface RunningServer {
   url: string;
   close(): Promise<void>;
-}
-
-/** The key of run-page links: set TRAINYARD_LINK_SECRET, or it is derived from the webhook secrets. */
-function linkSecret(cfg: ServeConfig): string {
-  const explicit = process.env.TRAINYARD_LINK_SECRET;
-  if (explicit) return explicit;
-  return createHash('sha256').update(`trainyard-run-links\n${cfg.github?.webhookSecret ?? ''}\n${cfg.gitlab?.webhookSecret ?? ''}`).digest('hex');
 }
 
 async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Parameters<typeof githubApp>[0], log: Logger): Promise<Handler> {
@@ -67,11 +57,11 @@ async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Para
   };
 }
 
-export async function startServer(cfg: ServeConfig, log: Logger): Promise<RunningServer> {
+export async function startServer(cfg: ServeConfig, log: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningServer> {
   const store = createStore(cfg.store);
   const connection = await Connection.connect({ address: cfg.temporalAddress });
   const client = new Client({ connection, namespace: cfg.temporalNamespace });
-  const links = new RunLinks(cfg.publicUrl, linkSecret(cfg));
+  const links = new RunLinks(cfg.publicUrl, linkSecretFrom(env));
   const records = new GitHostRecords(store);
   const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
   const gitlab: GitLabApi | undefined = cfg.gitlab ? createGitLab(cfg.gitlab) : undefined;
@@ -89,21 +79,13 @@ export async function startServer(cfg: ServeConfig, log: Logger): Promise<Runnin
   let workerConnection: NativeConnection | undefined;
   if (cfg.workers === 'in-process') {
     workerConnection = await NativeConnection.connect({ address: cfg.temporalAddress });
-    const publishStatus = createPublishStatus({ store, links, log, ...(github ? { github } : {}), ...(gitlab ? { gitlab } : {}) });
     workers = await startWorkers({
       connection: workerConnection,
       namespace: cfg.temporalNamespace,
       store,
       workRoot: cfg.workRoot,
       hostQueue: defaultRunOptions().localHostQueue,
-      extraActivities: { publishStatus },
-      sourceProviders: {
-        remote: new RemoteSourceProvider({
-          cacheRoot: join(cfg.workRoot, 'sources'),
-          ...(github ? { github } : {}),
-          ...(cfg.gitlab ? { gitlab: cfg.gitlab } : {}),
-        }),
-      },
+      ...gitHostWorkerParts(env, store, cfg.workRoot, log, github ? { github } : {}),
     });
   }
 
@@ -182,7 +164,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     return;
   }
   const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
-  const running = await startServer(cfg, log);
+  const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
   log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');
   await new Promise<void>((resolve) => {

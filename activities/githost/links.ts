@@ -1,7 +1,7 @@
 // Links to a run's page on this server (check `details_url`, commit status `target_url`).
 // Reports of private repositories must not be readable by guessing ids, so each link
 // carries an HMAC of the workflow id under a server secret.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export class RunLinks {
   constructor(
@@ -23,4 +23,13 @@ export class RunLinks {
     if (!this.publicUrl) return undefined;
     return `${this.publicUrl}/runs/${encodeURIComponent(workflowId)}?sig=${this.sign(workflowId)}`;
   }
+}
+
+/** The key of run-page links: TRAINYARD_LINK_SECRET, else derived from the webhook secrets (same on every replica). */
+export function linkSecretFrom(env: Record<string, string | undefined>): string {
+  const explicit = env.TRAINYARD_LINK_SECRET?.trim();
+  if (explicit) return explicit;
+  return createHash('sha256')
+    .update(`trainyard-run-links\n${env.GITHUB_WEBHOOK_SECRET?.trim() ?? ''}\n${env.GITLAB_WEBHOOK_SECRET?.trim() ?? ''}`)
+    .digest('hex');
 }

@@ -71,7 +71,7 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     return { kind: 'refused' };
   }
 
-  const { pipelines, invalid } = await pipelinesAt(repo, pr.headSha);
+  const { pipelines, invalid, texts } = await pipelinesAt(repo, pr.headSha);
   const pick = choosePipeline(pipelines, cmd.pipeline, invalid);
   if (typeof pick === 'string') {
     await convo.reply(`${who}: ${pick}`);
@@ -82,10 +82,10 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     await convo.reply(`${who}: nothing ran; the parameters do not fit \`${pick.name}\`:\n\n${params.errors.map((e) => `- ${e}`).join('\n')}`);
     return { kind: 'invalid' };
   }
-  const violations = policyViolations(intake.policy, repo.repoPath, pick);
+  const violations = policyViolations(intake.policy, repo.repoPath, pick, texts.get(pick.file));
   if (violations.length > 0) {
     await repo.postVerdict(pick.name, pr.headSha, `policy:${ev.commentId}:${pick.name}`, policyVerdict(pick, violations), pr.number);
-    await convo.reply(`${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v}`).join('\n')}`);
+    await convo.reply(`${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v.message}`).join('\n')}`);
     return { kind: 'refused' };
   }
 

@@ -4,9 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { defaultStoreLocation } from '../../activities/store/factory.js';
-import { openPolicy, type ServerPolicy } from './policy.js';
+import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
+import type { ServerPolicy } from './policy.js';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string) {
@@ -92,7 +92,7 @@ function flag(env: Env, name: string): boolean {
   throw new ConfigError(name, `must be 1/0, true/false, yes/no or on/off, got ${JSON.stringify(raw)}`);
 }
 
-function githubConfig(env: Env): GithubConfig | null {
+export function githubConfig(env: Env): GithubConfig | null {
   const names = ['GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_FILE', 'GITHUB_WEBHOOK_SECRET'];
   if (!names.some((n) => str(env, n) !== undefined)) return null;
   const appId = str(env, 'GITHUB_APP_ID');
@@ -116,7 +116,7 @@ function githubConfig(env: Env): GithubConfig | null {
   return { appId: Number(appId), privateKey, webhookSecret, apiUrl: url(env, 'GITHUB_API_URL', 'https://api.github.com')! };
 }
 
-function gitlabConfig(env: Env): GitlabConfig | null {
+export function gitlabConfig(env: Env): GitlabConfig | null {
   if (!['GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET'].some((n) => str(env, n) !== undefined)) return null;
   const token = str(env, 'GITLAB_TOKEN');
   if (!token) throw new ConfigError('GITLAB_TOKEN', 'must be set to a token with the api scope (a project, group or bot user token)');
@@ -125,60 +125,21 @@ function gitlabConfig(env: Env): GitlabConfig | null {
   return { url: url(env, 'GITLAB_URL', 'https://gitlab.com')!, token, webhookSecret };
 }
 
-const POLICY_KEYS = ['allowedRepos', 'allowedInstanceTypes', 'maxGpus', 'maxCostUsd', 'prices'] as const;
-
-function globList(value: unknown, where: string): string[] {
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '')) {
-    throw new ConfigError(where, 'must be a list of non-empty glob strings');
-  }
-  return value as string[];
-}
-
-function limit(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new ConfigError(where, 'must be a number of 0 or more');
-  }
-  return value;
-}
-
-/** The policy file (JSON or YAML) first, then the single-value variables over it. */
+/** Repositories from TRAINYARD_ALLOWED_REPOS; machines, GPUs and cost from the compute configuration. */
 export function loadPolicy(env: Env): ServerPolicy {
-  const policy = openPolicy();
-  const file = str(env, 'TRAINYARD_POLICY_FILE');
-  if (file) {
-    let doc: unknown;
-    try {
-      doc = parseYaml(readFileSync(file, 'utf8'), { maxAliasCount: 0 });
-    } catch (e) {
-      throw new ConfigError('TRAINYARD_POLICY_FILE', `cannot read ${file}: ${(e as Error).message}`);
-    }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-      throw new ConfigError('TRAINYARD_POLICY_FILE', `${file} must hold a mapping with ${POLICY_KEYS.join(', ')}`);
-    }
-    for (const [key, value] of Object.entries(doc)) {
-      const where = `TRAINYARD_POLICY_FILE (${file}) key ${key}`;
-      if (key === 'allowedRepos') policy.allowedRepos = globList(value, where);
-      else if (key === 'allowedInstanceTypes') policy.allowedInstanceTypes = globList(value, where);
-      else if (key === 'maxGpus') policy.maxGpus = limit(value, where);
-      else if (key === 'maxCostUsd') policy.maxCostUsd = limit(value, where);
-      else if (key === 'prices') {
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(where, 'must map instance types to USD per hour');
-        for (const [type, price] of Object.entries(value)) policy.prices[type] = limit(price, `${where}.${type}`);
-      } else throw new ConfigError(where, `is not a policy setting (known: ${POLICY_KEYS.join(', ')})`);
-    }
+  const repos = str(env, 'TRAINYARD_ALLOWED_REPOS')?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (repos?.some((r) => !/^[A-Za-z0-9_.*?{}\[\]!/-]+$/.test(r))) {
+    throw new ConfigError('TRAINYARD_ALLOWED_REPOS', 'must be a comma-separated list of owner/repo globs such as acme/*');
   }
-  const list = (name: string) => str(env, name)?.split(',').map((s) => s.trim()).filter(Boolean);
-  const repos = list('TRAINYARD_ALLOWED_REPOS');
-  if (repos) policy.allowedRepos = repos;
-  const types = list('TRAINYARD_ALLOWED_INSTANCE_TYPES');
-  if (types) policy.allowedInstanceTypes = types;
-  for (const [name, key] of [['TRAINYARD_MAX_GPUS', 'maxGpus'], ['TRAINYARD_MAX_COST_USD', 'maxCostUsd']] as const) {
-    const raw = str(env, name);
-    if (raw === undefined) continue;
-    if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(name, `must be a number of 0 or more, got ${JSON.stringify(raw)}`);
-    policy[key] = Number(raw);
+  let compute: ComputeConfig;
+  try {
+    compute = loadComputeConfig(env);
+  } catch (e) {
+    if (!(e instanceof ComputeConfigError)) throw e;
+    const first = e.problems[0] ?? '';
+    throw new ConfigError(/^([A-Z0-9_]+):/.exec(first)?.[1] ?? 'compute configuration', e.problems.map((p) => p.replace(/^[A-Z0-9_]+: /, '')).join('; '));
   }
-  return policy;
+  return { allowedRepos: repos ?? null, compute };
 }
 
 function dataHome(env: Env): string {

@@ -10,6 +10,8 @@ export interface CommitPipelines {
   pipelines: Pipeline[];
   /** Errors grouped by file; a file with errors has no pipeline. */
   invalid: Map<string, PipelineError[]>;
+  /** Source text by file, for locating policy errors. */
+  texts: Map<string, string>;
 }
 
 export async function pipelinesAt(port: RepoPort, sha: string): Promise<CommitPipelines> {
@@ -26,7 +28,7 @@ export async function pipelinesAt(port: RepoPort, sha: string): Promise<CommitPi
   for (const e of [...errors, ...loaded.errors]) invalid.set(e.file, [...(invalid.get(e.file) ?? []), e]);
   // A file whose pipeline parsed but also collided (duplicate name) counts as invalid only.
   const pipelines = loaded.pipelines.filter((p) => !invalid.has(p.file));
-  return { pipelines, invalid };
+  return { pipelines, invalid, texts: new Map(texts.map((t) => [t.file, t.text])) };
 }
 
 /** The check name of an invalid file: its name without extension (the pipeline name cannot be trusted). */

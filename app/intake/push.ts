@@ -37,7 +37,7 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
   const outcome: PushOutcome = { started: [], resultsStand: [], invalid: [], refused: [] };
   if (ev.deleted || ZERO_SHA.test(ev.after) || !ev.ref.startsWith('refs/heads/')) return outcome;
   const branch = ev.ref.slice('refs/heads/'.length);
-  const { pipelines, invalid } = await pipelinesAt(port, ev.after);
+  const { pipelines, invalid, texts } = await pipelinesAt(port, ev.after);
   for (const [file, errors] of invalid) {
     const name = invalidFileCheckName(file);
     await port.postVerdict(name, ev.after, `invalid:${ev.after}:${name}`, invalidVerdict(file, errors));
@@ -53,7 +53,7 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
       outcome.resultsStand.push(pipeline.name);
       continue;
     }
-    const violations = policyViolations(intake.policy, port.repoPath, pipeline);
+    const violations = policyViolations(intake.policy, port.repoPath, pipeline, texts.get(pipeline.file));
     if (violations.length > 0) {
       await port.postVerdict(pipeline.name, ev.after, `policy:${ev.after}:${pipeline.name}`, policyVerdict(pipeline, violations));
       outcome.refused.push(pipeline.name);

@@ -26,7 +26,7 @@ export interface RerunRequest {
 export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): Promise<{ workflowId?: string; message?: string }> {
   const previous = await intake.records.getRun(req.previousId);
   const name = previous?.pipeline ?? req.checkName.replace(/^trainyard\//, '');
-  const { pipelines } = await pipelinesAt(port, req.sha);
+  const { pipelines, texts } = await pipelinesAt(port, req.sha);
   const pipeline = pipelines.find((p) => p.name === name);
   if (!pipeline) return { message: `no valid pipeline \`${name}\` at ${req.sha.slice(0, 12)}` };
   const given = previous?.given ?? {};
@@ -36,7 +36,7 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
     await port.postVerdict(pipeline.name, req.sha, verdictId, paramsVerdict(pipeline, params.errors), previous?.pr);
     return { message: 'parameters no longer fit' };
   }
-  const violations = policyViolations(intake.policy, port.repoPath, pipeline);
+  const violations = policyViolations(intake.policy, port.repoPath, pipeline, texts.get(pipeline.file));
   if (violations.length > 0) {
     await port.postVerdict(pipeline.name, req.sha, verdictId, policyVerdict(pipeline, violations), previous?.pr);
     return { message: 'refused by policy' };

@@ -1,16 +1,16 @@
 // The wording of checks that end without a run. Shared by GitHub and GitLab.
-import type { Pipeline } from '../../pipeline/types.js';
+import type { Pipeline, PipelineError } from '../../pipeline/types.js';
 import type { Annotation, Verdict } from './port.js';
 
-export function policyVerdict(pipeline: Pipeline, violations: string[]): Verdict {
+export function policyVerdict(pipeline: Pipeline, violations: PipelineError[]): Verdict {
   return {
     conclusion: 'failure',
     title: 'Refused by server policy',
     summary:
       `Nothing ran: \`${pipeline.name}\` asks for more than this Trainyard server allows. ` +
       'The limits are set by the server operator, not by the repository.\n\n' +
-      violations.map((v) => `- ${v}`).join('\n'),
-    annotations: [fileAnnotation(pipeline, 'Refused by server policy', violations.join('\n'))],
+      violations.map((v) => `- ${v.file}:${v.line}:${v.column}: ${v.message}`).join('\n'),
+    annotations: violations.map((v) => ({ path: v.file, line: Math.max(1, v.line), column: Math.max(1, v.column), level: 'failure', title: 'Refused by server policy', message: v.message })),
   };
 }
 

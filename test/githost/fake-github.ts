@@ -1,0 +1,282 @@
+// A local HTTP stand-in for the GitHub REST API, enough for the app: installation tokens
+// (the app's JWT is verified with its public key), repository contents and tarballs at
+// commits, compare, check runs, comments, reactions, collaborator permissions, pulls.
+// Every request is recorded and checked against GitHub's OpenAPI description; a request
+// that does not fit is answered 422 and listed in `violations`.
+import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GitHubOpenApi } from './openapi.js';
+import { tarGz } from './tarball.js';
+
+export interface RecordedCall {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  body: unknown;
+  status: number;
+  operation?: string;
+  at: number;
+}
+
+export interface CheckRunState {
+  id: number;
+  name: string;
+  head_sha: string;
+  external_id: string | null;
+  status: string;
+  conclusion: string | null;
+  details_url: string | null;
+  output: { title?: string; summary?: string; text?: string; annotations_count: number };
+  annotations: { path: string; start_line: number; annotation_level: string; message: string; title?: string }[];
+  actions: { label: string; identifier: string }[];
+  /** Every status this check run went through, in order. */
+  statuses: string[];
+}
+
+export interface FakeRepo {
+  id: number;
+  owner: string;
+  name: string;
+}
+
+const TOKEN = 'ghs_faketoken0123456789';
+let openapi: GitHubOpenApi | undefined;
+
+function fakeSha(seed: string): string {
+  return createHash('sha1').update(seed).digest('hex');
+}
+
+export class FakeGitHub {
+  readonly calls: RecordedCall[] = [];
+  readonly violations: string[] = [];
+  readonly checkRuns = new Map<number, CheckRunState>();
+  readonly comments: { id: number; issue: number; body: string }[] = [];
+  readonly reactions: { commentId: number; content: string }[] = [];
+  /** username → role_name */
+  readonly roles = new Map<string, string>();
+  readonly pulls = new Map<number, { headSha: string; headRepoId: number }>();
+  private readonly commits = new Map<string, Record<string, string>>();
+  private nextId = 5000;
+  private server?: Server;
+  url = '';
+
+  constructor(
+    readonly appId: number,
+    private readonly publicKeyPem: string,
+    readonly repo: FakeRepo,
+    readonly installationId: number,
+  ) {
+    openapi ??= new GitHubOpenApi();
+  }
+
+  /** Adds a commit with these files (path → text); returns its sha. */
+  commit(files: Record<string, string>): string {
+    const sha = fakeSha(JSON.stringify(files) + this.commits.size);
+    this.commits.set(sha, { ...files });
+    return sha;
+  }
+
+  checkRunsFor(sha: string, name?: string): CheckRunState[] {
+    return [...this.checkRuns.values()].filter((c) => c.head_sha === sha && (name === undefined || c.name === name));
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.violations.push(`fake crashed on ${req.method} ${req.url}: ${(err as Error).stack}`);
+        if (!res.headersSent) res.writeHead(500).end();
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const url = new URL(req.url ?? '/', this.url);
+    const method = req.method ?? 'GET';
+    let body: unknown;
+    if (raw) {
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        body = raw;
+      }
+    }
+    const call: RecordedCall = { method, path: url.pathname, query: Object.fromEntries(url.searchParams), body, status: 0, at: Date.now() };
+    this.calls.push(call);
+    const send = (status: number, data?: unknown, headers: Record<string, string> = {}) => {
+      call.status = status;
+      res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+      res.end(data === undefined ? '' : JSON.stringify(data));
+    };
+    if (url.pathname.startsWith('/_codeload/')) return this.codeload(url.pathname, res, call);
+    const checked = openapi!.check(method, req.url ?? '/', body);
+    call.operation = checked.operationId;
+    if (checked.problems.length) {
+      this.violations.push(...checked.problems);
+      return send(422, { message: 'Validation Failed (fake: request does not fit the OpenAPI description)', errors: checked.problems });
+    }
+    if (checked.template === '/app/installations/{installation_id}/access_tokens') {
+      const problem = this.verifyJwt(req.headers.authorization);
+      if (problem) {
+        this.violations.push(problem);
+        return send(401, { message: problem });
+      }
+      return send(201, { token: TOKEN, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { checks: 'write' }, repository_selection: 'all' });
+    }
+    if (req.headers.authorization !== `token ${TOKEN}`) {
+      this.violations.push(`${method} ${url.pathname} without the installation token (${req.headers.authorization ?? 'none'})`);
+      return send(401, { message: 'Bad credentials' });
+    }
+    const prefix = `/repos/${this.repo.owner}/${this.repo.name}`;
+    if (!url.pathname.startsWith(`${prefix}/`)) return send(404, { message: 'Not Found' });
+    const rest = url.pathname.slice(prefix.length);
+    const route = `${method} ${checked.template!.replace('/repos/{owner}/{repo}', '')}`;
+    const m = (re: RegExp) => re.exec(decodeURIComponent(rest));
+    switch (route) {
+      case 'GET /contents/{path}':
+        return this.contents(m(/^\/contents\/(.+)$/)![1]!, url.searchParams.get('ref') ?? '', send);
+      case 'GET /tarball/{ref}': {
+        const ref = m(/^\/tarball\/(.+)$/)![1]!;
+        if (!this.commits.has(ref)) return send(404, { message: 'Not Found' });
+        return send(302, undefined, { location: `${this.url}/_codeload/${this.repo.owner}/${this.repo.name}/${ref}.tar.gz` });
+      }
+      case 'GET /compare/{basehead}': {
+        const [base, head] = m(/^\/compare\/(.+)$/)![1]!.split('...') as [string, string];
+        const a = this.commits.get(base) ?? (base === 'main' ? this.commits.get([...this.commits.keys()][0]!) : undefined);
+        const b = this.commits.get(head);
+        if (!a || !b) return send(404, { message: 'Not Found' });
+        const names = new Set([...Object.keys(a), ...Object.keys(b)]);
+        const files = [...names].filter((n) => a[n] !== b[n]).map((filename) => ({ filename, status: !(filename in a) ? 'added' : !(filename in b) ? 'removed' : 'modified' }));
+        return send(200, { status: 'ahead', ahead_by: 1, behind_by: 0, total_commits: 1, commits: [], files });
+      }
+      case 'POST /check-runs':
+        return send(201, this.createCheckRun(body as Record<string, unknown>));
+      case 'PATCH /check-runs/{check_run_id}': {
+        const run = this.checkRuns.get(Number(m(/^\/check-runs\/(\d+)$/)![1]));
+        if (!run) return send(404, { message: 'Not Found' });
+        this.applyCheckRun(run, body as Record<string, unknown>);
+        return send(200, this.checkRunJson(run));
+      }
+      case 'GET /commits/{ref}/check-runs': {
+        const ref = m(/^\/commits\/([^/]+)\/check-runs$/)![1]!;
+        const runs = this.checkRunsFor(ref, url.searchParams.get('check_name') ?? undefined);
+        return send(200, { total_count: runs.length, check_runs: runs.map((r) => this.checkRunJson(r)) });
+      }
+      case 'GET /collaborators/{username}/permission': {
+        const user = m(/^\/collaborators\/([^/]+)\/permission$/)![1]!;
+        const role = this.roles.get(user) ?? 'read';
+        const permission = role === 'maintain' ? 'write' : role === 'triage' ? 'read' : role;
+        return send(200, { permission, role_name: role, user: { login: user, id: 1, type: 'User' } });
+      }
+      case 'POST /issues/comments/{comment_id}/reactions': {
+        const commentId = Number(m(/^\/issues\/comments\/(\d+)\/reactions$/)![1]);
+        this.reactions.push({ commentId, content: (body as { content: string }).content });
+        return send(201, { id: this.nextId++, content: (body as { content: string }).content, created_at: new Date().toISOString() });
+      }
+      case 'POST /issues/{issue_number}/comments': {
+        const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
+        const id = this.nextId++;
+        this.comments.push({ id, issue, body: (body as { body: string }).body });
+        return send(201, { id, body: (body as { body: string }).body, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/pull/${issue}#issuecomment-${id}` });
+      }
+      case 'GET /pulls/{pull_number}': {
+        const n = Number(m(/^\/pulls\/(\d+)$/)![1]);
+        const pr = this.pulls.get(n);
+        if (!pr) return send(404, { message: 'Not Found' });
+        const repoJson = (id: number) => ({ id, full_name: id === this.repo.id ? `${this.repo.owner}/${this.repo.name}` : `fork-${id}/${this.repo.name}` });
+        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: fakeSha('base'), ref: 'main', repo: repoJson(this.repo.id) } });
+      }
+      default:
+        return send(404, { message: `fake GitHub does not serve ${route}` });
+    }
+  }
+
+  private verifyJwt(auth: string | undefined): string | undefined {
+    const token = auth?.replace(/^bearer /i, '');
+    const parts = token?.split('.');
+    if (!parts || parts.length !== 3) return 'access token request without a JWT';
+    const ok = verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), createPublicKey(this.publicKeyPem), Buffer.from(parts[2]!, 'base64url'));
+    if (!ok) return 'app JWT signature does not verify with the app public key';
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { iss: number | string; exp: number };
+    if (String(claims.iss) !== String(this.appId)) return `app JWT issued for app ${claims.iss}, expected ${this.appId}`;
+    if (claims.exp * 1000 < Date.now()) return 'app JWT expired';
+    return undefined;
+  }
+
+  private contents(path: string, ref: string, send: (s: number, d?: unknown) => void): void {
+    const files = this.commits.get(ref);
+    if (!files) return send(404, { message: 'No commit found for the ref' });
+    if (path in files) {
+      const content = Buffer.from(files[path]!).toString('base64');
+      return send(200, { type: 'file', encoding: 'base64', size: Buffer.byteLength(files[path]!), name: path.split('/').pop(), path, content, sha: fakeSha(files[path]!) });
+    }
+    const under = Object.keys(files).filter((f) => f.startsWith(`${path}/`) && !f.slice(path.length + 1).includes('/'));
+    if (under.length === 0) return send(404, { message: 'Not Found' });
+    return send(200, under.map((f) => ({ type: 'file', size: Buffer.byteLength(files[f]!), name: f.split('/').pop(), path: f, sha: fakeSha(files[f]!) })));
+  }
+
+  private codeload(pathname: string, res: ServerResponse, call: RecordedCall): void {
+    const sha = /\/([0-9a-f]{40})\.tar\.gz$/.exec(pathname)?.[1];
+    const files = sha ? this.commits.get(sha) : undefined;
+    if (!files || !sha) {
+      call.status = 404;
+      res.writeHead(404).end();
+      return;
+    }
+    const tgz = tarGz(`${this.repo.owner}-${this.repo.name}-${sha.slice(0, 7)}`, files);
+    call.status = 200;
+    res.writeHead(200, { 'content-type': 'application/x-gzip', 'content-length': tgz.length });
+    res.end(tgz);
+  }
+
+  private createCheckRun(body: Record<string, unknown>): unknown {
+    const run: CheckRunState = {
+      id: this.nextId++, name: String(body.name), head_sha: String(body.head_sha), external_id: (body.external_id as string) ?? null,
+      status: 'queued', conclusion: null, details_url: null, output: { annotations_count: 0 }, annotations: [], actions: [], statuses: [],
+    };
+    this.checkRuns.set(run.id, run);
+    this.applyCheckRun(run, body);
+    return this.checkRunJson(run);
+  }
+
+  private applyCheckRun(run: CheckRunState, body: Record<string, unknown>): void {
+    if (typeof body.conclusion === 'string') {
+      run.conclusion = body.conclusion;
+      run.status = 'completed';
+    }
+    if (typeof body.status === 'string') run.status = body.status;
+    if (run.statuses.at(-1) !== run.status) run.statuses.push(run.status);
+    if (typeof body.details_url === 'string') run.details_url = body.details_url;
+    if (Array.isArray(body.actions)) run.actions = body.actions as CheckRunState['actions'];
+    const output = body.output as { title?: string; summary?: string; text?: string; annotations?: CheckRunState['annotations'] } | undefined;
+    if (output) {
+      run.output = { ...run.output, ...(output.title ? { title: output.title } : {}), ...(output.summary ? { summary: output.summary } : {}), ...(output.text ? { text: output.text } : {}) };
+      if (output.annotations) {
+        if (output.annotations.length > 50) this.violations.push(`check run ${run.id}: ${output.annotations.length} annotations in one request (GitHub takes 50)`);
+        run.annotations.push(...output.annotations);
+        run.output.annotations_count = run.annotations.length;
+      }
+      for (const [k, v] of Object.entries({ summary: output.summary, text: output.text })) {
+        if (v && Buffer.byteLength(v) > 65535) this.violations.push(`check run ${run.id}: output.${k} is ${Buffer.byteLength(v)} bytes (limit 65535)`);
+      }
+    }
+  }
+
+  private checkRunJson(run: CheckRunState): unknown {
+    return {
+      id: run.id, name: run.name, head_sha: run.head_sha, external_id: run.external_id, status: run.status, conclusion: run.conclusion,
+      details_url: run.details_url, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/runs/${run.id}`,
+      output: { title: run.output.title ?? null, summary: run.output.summary ?? null, text: run.output.text ?? null, annotations_count: run.output.annotations_count },
+    };
+  }
+}
