@@ -263,6 +263,8 @@ export class HostPool {
   private seq: number;
   private settings?: PoolSettings;
   private closed = false;
+  /** Acquires blocked at the class limit: they need a host as much as pending steps do. */
+  private readonly waiting = new Map<string, number>();
 
   constructor(private readonly opts: HostPoolOptions) {
     this.core = new PoolCore(opts.restore);
@@ -286,7 +288,12 @@ export class HostPool {
         return rec;
       }
       if (this.core.active(machineName) < limit) break;
-      await condition(() => this.closed || this.core.pickIdle(machineName) !== undefined || this.core.active(machineName) < limit);
+      this.waiting.set(machineName, (this.waiting.get(machineName) ?? 0) + 1);
+      try {
+        await condition(() => this.closed || this.core.pickIdle(machineName) !== undefined || this.core.active(machineName) < limit);
+      } finally {
+        this.waiting.set(machineName, (this.waiting.get(machineName) ?? 1) - 1);
+      }
       if (this.closed) throw ApplicationFailure.nonRetryable('the host pool is shut down', 'HostPoolClosed');
     }
 
@@ -305,16 +312,21 @@ export class HostPool {
     if (!h || h.state !== 'busy') return;
     this.core.endStep(h, Date.now(), host.gpu);
     if (broken) {
+      // Out of the pool before the first await, so no waiting step can pick it up.
+      h.state = 'terminating';
       const reason = await this.lostReason(h);
       host.lostReason = reason;
       h.record.lostReason = reason;
       await this.terminate(h, `host lost: ${reason}`);
       return;
     }
-    const settings = await this.poolSettings();
+    // Decided synchronously: a waiting acquire may take the idle host at the next await.
+    const settings = this.settings ?? (await this.poolSettings());
+    if ((h.state as HostState) !== 'idle') return;
     const limit = this.opts.maxPerClass?.[h.machine] ?? settings.maxPerClass[h.machine] ?? settings.defaultMaxPerClass;
-    if (this.closed || this.core.idleCount(h.machine, h) >= Math.min(stillNeeded, limit)) {
-      await this.terminate(h, stillNeeded > 0 ? 'enough warm hosts for the pending steps' : 'no pending step needs this class');
+    const needed = stillNeeded + (this.waiting.get(h.machine) ?? 0);
+    if (this.closed || this.core.idleCount(h.machine, h) >= Math.min(needed, limit)) {
+      await this.terminate(h, needed > 0 ? 'enough warm hosts for the pending steps' : 'no pending step needs this class');
       return;
     }
     void this.expireWhenIdle(h, h.idleGen, settings.idleSeconds);
