@@ -38,6 +38,8 @@ export class FakeGitLab {
   readonly members = new Map<number, number>();
   readonly mergeRequests = new Map<number, { sha: string; sourceProjectId: number }>();
   conflictsToSend = 0;
+  /** Archives served instead of the commit's files (hostile archives in tests). */
+  readonly archives = new Map<string, Buffer>();
   private readonly commits = new Map<string, Record<string, string>>();
   private nextId = 9000;
   private server?: Server;
@@ -140,6 +142,8 @@ export class FakeGitLab {
     }
     if (method === 'GET' && rest === '/repository/archive.tar.gz') {
       allow(query, ['sha', 'path', 'include_lfs_blobs', 'exclude_paths'], 'query parameter');
+      const raw = this.archives.get(query.sha ?? '');
+      if (raw) return send(200, raw, 'application/octet-stream');
       const files = this.commits.get(query.sha ?? '');
       if (!files) return send(404, { message: '404 Not Found' });
       return send(200, tarGz(`project-${query.sha}`, files), 'application/octet-stream');
