@@ -106,6 +106,17 @@ export class PoolCore {
     return this.hosts.filter((h) => h !== except && h.machine === machine && h.state === 'idle').length;
   }
 
+  /**
+   * Idle hosts of the class beyond what steps still need (pending steps plus acquires
+   * blocked at the limit), longest idle first: those are terminated. The host just
+   * released is kept over older idle ones, since the step that follows it usually
+   * starts at once and picks the most recently idle host.
+   */
+  surplusIdle(machine: string, needed: number, limit: number): PoolHost[] {
+    const idle = this.hosts.filter((h) => h.machine === machine && h.state === 'idle').sort((a, b) => (a.idleSinceMs ?? 0) - (b.idleSinceMs ?? 0));
+    return idle.slice(0, Math.max(0, idle.length - Math.min(needed, limit)));
+  }
+
   addProvisioning(machine: string, queue: string, gpus: number): PoolHost {
     const h: PoolHost = { queue, machine, gpus, state: 'provisioning', record: { kind: 'ec2', queue, machineClass: machine, gpus, provisioning: [] }, chargedSeconds: 0, idleGen: 0 };
     this.hosts.push(h);
@@ -324,12 +335,12 @@ export class HostPool {
     const settings = this.settings ?? (await this.poolSettings());
     if ((h.state as HostState) !== 'idle') return;
     const limit = this.opts.maxPerClass?.[h.machine] ?? settings.maxPerClass[h.machine] ?? settings.defaultMaxPerClass;
-    const needed = stillNeeded + (this.waiting.get(h.machine) ?? 0);
-    if (this.closed || this.core.idleCount(h.machine, h) >= Math.min(needed, limit)) {
-      await this.terminate(h, needed > 0 ? 'enough warm hosts for the pending steps' : 'no pending step needs this class');
-      return;
-    }
-    void this.expireWhenIdle(h, h.idleGen, settings.idleSeconds);
+    const needed = this.closed ? 0 : stillNeeded + (this.waiting.get(h.machine) ?? 0);
+    const surplus = this.core.surplusIdle(h.machine, needed, limit);
+    for (const x of surplus) x.state = 'terminating';
+    if (!surplus.includes(h)) void this.expireWhenIdle(h, h.idleGen, settings.idleSeconds);
+    const reason = needed > 0 ? 'more warm hosts than pending steps need' : 'no pending step needs this class';
+    await Promise.all(surplus.map((x) => this.terminate(x, reason)));
   }
 
   /** Terminates every instance the pool started, and any the run launched that the pool never heard of. */

@@ -83,4 +83,22 @@ describe('PoolCore', () => {
     core.provisionFailed(core.addProvisioning('gpu', 'q4', 1), [], 'no capacity');
     expect(core.active('gpu')).toBe(2);
   });
+
+  it('keeps the host just released over an older idle one when only one is still needed', () => {
+    const core = new PoolCore();
+    const [a, b] = ['qa', 'qb'].map((q) => {
+      const h = core.addProvisioning('gpu', q, 1);
+      core.launched(h, launch(1));
+      return h;
+    }) as [ReturnType<PoolCore['addProvisioning']>, ReturnType<PoolCore['addProvisioning']>];
+    core.startStep(a, s(10), true);
+    core.startStep(b, s(10), true);
+    core.endStep(a, s(20), undefined);
+    core.endStep(b, s(40), undefined);
+    expect(core.surplusIdle('gpu', 1, 3)).toEqual([a]);
+    expect(core.surplusIdle('gpu', 2, 3)).toEqual([]);
+    // The per-class limit caps what is worth keeping warm.
+    expect(core.surplusIdle('gpu', 5, 1)).toEqual([a]);
+    expect(core.surplusIdle('gpu', 0, 3)).toEqual([a, b]);
+  });
 });
