@@ -135,10 +135,13 @@ describe('host pool', () => {
     expect(await liveOf(h.workflowId)).toEqual([]);
   });
 
-  it('retries a step whose host died on a new host, and says why in the host record', async () => {
+  it('retries a step whose spot host was reclaimed on a new host, and says why in the host record', async () => {
     const before = sim.booted.length;
     sim.onBoot = (b) => {
-      if (sim.booted.length === before + 1) setTimeout(() => void sim.kill(b.instanceId), 2500);
+      // What the host's spot watch does on a notice, then the machine goes away mid-step.
+      if (sim.booted.length === before + 1) {
+        setTimeout(() => void setTags(clients.ec2, b.instanceId, { [TAG.interruption]: 'terminate@2026-11-23T12:02:00Z' }).then(() => sim.kill(b.instanceId)), 2500);
+      }
     };
     try {
       const h = await scenario({ parallel: false, steps: [{ name: 'train', machine: 'gpu', ms: 5000, retries: 1 }] });
@@ -147,7 +150,8 @@ describe('host pool', () => {
       expect(attempts.map((a) => a.outcome)).toEqual(['host_lost', 'succeeded']);
       expect(attempts[0]!.instanceId).not.toBe(attempts[1]!.instanceId);
       expect(r.summary.instancesBooted).toBe(2);
-      expect(r.steps.train!.hosts[0]!.lostReason).toMatch(/runner agent stopped heartbeating/);
+      expect(r.steps.train!.hosts[0]!.lostReason).toBe('spot interruption notice (terminate@2026-11-23T12:02:00Z)');
+      expect(r.hosts.find((x) => x.instanceId === attempts[0]!.instanceId)!.lostReason).toBe('spot interruption notice (terminate@2026-11-23T12:02:00Z)');
       expect(await liveOf(h.workflowId)).toEqual([]);
     } finally {
       sim.onBoot = undefined;
