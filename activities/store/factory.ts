@@ -1,0 +1,42 @@
+// Which store a location string names.
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalStore } from './local.js';
+import { S3Store } from './s3.js';
+import { parseS3Uri, resolveS3Config } from './s3config.js';
+import type { ArtifactStore } from './types.js';
+
+/**
+ * `/abs/path` or `file:///abs/path` → a local folder; `s3://bucket/prefix` → S3, with the
+ * client settings from `opts.s3` over the environment (`TRAINYARD_S3_ENDPOINT`, `AWS_REGION`).
+ */
+export function createStore(location: string, opts?: { s3?: S3ClientConfig }): ArtifactStore {
+  if (location.startsWith('s3://')) {
+    const { bucket, key } = parseS3Uri(location);
+    return new S3Store({ bucket, prefix: key, clientConfig: resolveS3Config(opts?.s3) });
+  }
+  if (location.startsWith('file:')) {
+    let path: string;
+    try {
+      path = fileURLToPath(location);
+    } catch (err) {
+      throw new Error(`invalid store location ${JSON.stringify(location)}: ${(err as Error).message}`);
+    }
+    return new LocalStore(path);
+  }
+  if (isAbsolute(location)) return new LocalStore(location);
+  throw new Error(
+    `unsupported store location ${JSON.stringify(location)}: use an absolute path, file:///abs/path or s3://bucket/prefix`,
+  );
+}
+
+/** `$TRAINYARD_STORE`, else `${XDG_DATA_HOME:-~/.local/share}/trainyard/store`. */
+export function defaultStoreLocation(): string {
+  if (process.env.TRAINYARD_STORE) return process.env.TRAINYARD_STORE;
+  const xdg = process.env.XDG_DATA_HOME;
+  // the XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored
+  const dataHome = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
+  return join(dataHome, 'trainyard', 'store');
+}

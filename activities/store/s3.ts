@@ -1,0 +1,191 @@
+// The S3 backend. Blobs at <prefix>/blobs/sha256/<2 hex>/<64 hex>, records at
+// <prefix>/records/<key>.json. A file is hashed first (streaming), then uploaded straight
+// to its digest key only if that key is absent. S3 makes an object visible only when its
+// PutObject / CompleteMultipartUpload succeeds, so a failed upload never leaves a partial
+// object under a digest; lib-storage's Upload aborts the multipart upload on failure
+// (a crashed process leaves parts behind: give the bucket an AbortIncompleteMultipartUpload
+// lifecycle rule).
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { pipeline, Readable } from 'node:stream';
+import type { Digest } from '../../workflows/types.js';
+import { BlobStoreBase } from './base.js';
+import { digestBase64, digestHex, HashingTap, readNoFollow, sha256File } from './digest.js';
+import { assertRecordKey, assertRecordPrefix } from './keys.js';
+
+export interface S3StoreConfig {
+  bucket: string;
+  /** Key prefix inside the bucket ('' = bucket root). */
+  prefix?: string;
+  /** Client settings (endpoint, region, forcePathStyle, credentials); omitted credentials = default AWS chain. */
+  clientConfig?: S3ClientConfig;
+  /** An already-built client (shares connections; lets callers add middleware). Wins over clientConfig. */
+  client?: S3Client;
+}
+
+/** Multipart part size floor; with QUEUE_SIZE parts in flight this bounds upload memory. */
+const PART_SIZE = 8 * 1024 * 1024;
+const QUEUE_SIZE = 2;
+const MAX_PARTS = 10_000;
+
+interface AwsError {
+  name?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as AwsError;
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404;
+}
+
+function normalisePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '');
+  if (trimmed === '') return '';
+  if (trimmed.split('/').some((s) => s === '' || s === '.' || s === '..')) {
+    throw new Error(`invalid S3 store prefix ${JSON.stringify(prefix)}: no empty, "." or ".." segments`);
+  }
+  return trimmed;
+}
+
+export class S3Store extends BlobStoreBase {
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly location: string;
+  readonly client: S3Client;
+
+  constructor(config: S3StoreConfig) {
+    super();
+    if (!config.bucket) throw new Error('S3 store: bucket is required');
+    this.bucket = config.bucket;
+    this.prefix = normalisePrefix(config.prefix);
+    this.location = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.client = config.client ?? new S3Client(config.clientConfig ?? {});
+  }
+
+  private key(rel: string): string {
+    return this.prefix ? `${this.prefix}/${rel}` : rel;
+  }
+
+  blobKey(digest: Digest): string {
+    const hex = digestHex(digest);
+    return this.key(`blobs/sha256/${hex.slice(0, 2)}/${hex}`);
+  }
+
+  private recordKey(key: string): string {
+    assertRecordKey(key);
+    return this.key(`records/${key}.json`);
+  }
+
+  uriOf(digest: Digest): string {
+    return `s3://${this.bucket}/${this.blobKey(digest)}`;
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async openRead(digest: Digest): Promise<Readable> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
+      if (!(res.Body instanceof Readable)) throw new Error(`S3 returned no readable body for ${this.uriOf(digest)}`);
+      return res.Body;
+    } catch (err) {
+      if (isNotFound(err)) throw new Error(`artifact ${digest} is not in store ${this.location}`);
+      throw err;
+    }
+  }
+
+  protected async storeFile(path: string): Promise<{ digest: Digest; size: number }> {
+    const hashed = await sha256File(path);
+    if (await this.has(hashed.digest)) return hashed;
+    const partSize = Math.max(PART_SIZE, Math.ceil(hashed.size / (MAX_PARTS - 1)));
+    // The file is read a second time for the upload; the tap fails the body stream at its
+    // end if those bytes differ from the ones hashed, which is before Upload can send the
+    // single PUT or CompleteMultipartUpload (it only does so once the stream has ended).
+    const tap = new HashingTap({ ...hashed, what: `${path} (changed while being uploaded)` });
+    const body = pipeline(await readNoFollow(path), tap, () => undefined);
+    const single = hashed.size <= partSize; // Upload sends one PutObject exactly then
+    const upload = new Upload({
+      client: this.client,
+      partSize,
+      queueSize: QUEUE_SIZE,
+      leavePartsOnError: false,
+      params: {
+        Bucket: this.bucket,
+        Key: this.blobKey(hashed.digest),
+        Body: body,
+        ContentLength: hashed.size,
+        // ChecksumSHA256 makes real S3 verify the body against our digest. moto (5.2) accepts
+        // the header but does not verify it, so tests cannot show the check; the tap above
+        // is what they exercise. Multipart objects get per-part SHA-256 checksums instead
+        // (S3 has no whole-object SHA-256 for multipart uploads).
+        ...(single ? { ChecksumSHA256: digestBase64(hashed.digest) } : { ChecksumAlgorithm: 'SHA256' as const }),
+      },
+    });
+    try {
+      await upload.done();
+    } finally {
+      body.destroy(); // closes the file when Upload failed before reading it all
+    }
+    return hashed;
+  }
+
+  protected async storeBytes(data: Buffer, digest: Digest): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.blobKey(digest),
+        Body: data,
+        ChecksumSHA256: digestBase64(digest),
+      }),
+    );
+  }
+
+  async putRecord(key: string, value: unknown): Promise<void> {
+    const objectKey = this.recordKey(key);
+    const body = JSON.stringify(value);
+    if (body === undefined) throw new Error(`record ${key}: value is not JSON-serialisable`);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentType: 'application/json' }),
+    );
+  }
+
+  async getRecord<T>(key: string): Promise<T | undefined> {
+    const objectKey = this.recordKey(key);
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      if (!res.Body) return undefined;
+      return JSON.parse(await res.Body.transformToString('utf8')) as T;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async listRecords(prefix: string): Promise<string[]> {
+    assertRecordPrefix(prefix);
+    const root = this.key('records/');
+    const keys: string[] = [];
+    const pages = paginateListObjectsV2({ client: this.client }, { Bucket: this.bucket, Prefix: root + prefix });
+    for await (const page of pages) {
+      for (const obj of page.Contents ?? []) {
+        if (!obj.Key?.endsWith('.json')) continue;
+        keys.push(obj.Key.slice(root.length, -'.json'.length));
+      }
+    }
+    return keys.sort();
+  }
+}
