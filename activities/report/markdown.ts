@@ -241,6 +241,11 @@ function downsample(values: number[], n: number): number[] {
   return out;
 }
 
+/** epoch/step/iteration-like series (non-decreasing integers) say nothing as a chart. */
+function isCounter(s: Series): boolean {
+  return s.numeric.every((p, i) => Number.isInteger(p.v) && (i === 0 || p.v >= s.numeric[i - 1]!.v));
+}
+
 export function sparkline(values: number[]): string {
   const v = downsample(values, SPARK_POINTS);
   const lo = Math.min(...v);
@@ -259,7 +264,7 @@ function metricsSection(series: Series[], plan: Plan): string[] {
     lines.push(`| ${cells.join(' | ')} |`);
   }
   if (plan.charts) {
-    for (const s of series.filter((x) => x.numeric.length >= 3).slice(0, MAX_CHARTS)) {
+    for (const s of series.filter((x) => x.numeric.length >= 3 && !isCounter(x)).slice(0, MAX_CHARTS)) {
       const values = downsample(s.numeric.map((p) => p.v), CHART_POINTS);
       const endS = Math.max(1, Math.round(s.numeric[s.numeric.length - 1]!.t / 1000));
       lines.push(
@@ -324,7 +329,7 @@ function totalsSection(doc: LineageDoc): string[] {
     `| Wall time | ${humanDuration(t.durationMs)} |`,
     `| Compute time | ${humanDuration(t.computeMs)} |`,
     `| Cost | ${usd(t.costUsd)} |`,
-    `| Cache savings | ${sv.steps} steps reused, ${humanDuration(sv.durationMs)}, ${usd(sv.costUsd)} |`,
+    `| Cache savings | ${sv.steps} ${sv.steps === 1 ? 'step' : 'steps'} reused, ${humanDuration(sv.durationMs)}, ${usd(sv.costUsd)} |`,
   ];
 }
 

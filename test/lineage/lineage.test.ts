@@ -273,3 +273,25 @@ describe('stored lineage and `trainyard lineage`', () => {
     expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
   });
 });
+
+describe('on the real folder store', () => {
+  it('saves and answers the same way (key alphabet, listing semantics)', async () => {
+    const { LocalStore } = await import('../../activities/store/local.js');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const root = await mkdtemp(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'lineage-'));
+    try {
+      const store = new LocalStore(root);
+      const { recordRunLineage } = createLineageActivities({ store });
+      await recordRunLineage(earlierRun());
+      await recordRunLineage(currentRun());
+      const a = asArtifact(await lineageOf(store, A.features.digest.slice(7, 7 + 14)));
+      expect(a.producers.map((p) => [p.runId, p.reused])).toEqual([['run-0007', false], ['run-0008', true]]);
+      expect(a.consumers.map((c) => c.step)).toEqual(['train_big']);
+      expect((await listRuns(store)).map((r) => r.runId)).toEqual(['run-0008', 'run-0007']);
+      expect((await lineageOf(store, 'run-0007')).kind).toBe('run');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
