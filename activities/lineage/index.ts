@@ -24,6 +24,7 @@ const FULL_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
 /** Shortest digest prefix accepted: long enough that collisions are practically absent. */
 export const MIN_PREFIX_HEX = 12;
+const INDEX_WRITE_CONCURRENCY = 16;
 // The store's record-key alphabet (activities/store/keys.ts), one segment, not `.`/`..`.
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
 
@@ -148,11 +149,19 @@ export async function saveLineage(
   await store.putRecord(reportKey, { markdown: reportMarkdown });
   const { produced, consumed } = indexEntriesOf(doc);
   const digests = new Set<string>([...produced.keys(), ...consumed.keys()]);
-  const writes: Promise<void>[] = [];
-  for (const [d, rec] of produced) writes.push(store.putRecord(`index/produced/${d}/${doc.runId}`, rec));
-  for (const [d, rec] of consumed) writes.push(store.putRecord(`index/consumed/${d}/${doc.runId}`, rec));
-  for (const d of digests) writes.push(store.putRecord(`index/digest-prefix/${hexOf(d).slice(0, MIN_PREFIX_HEX)}/${d}`, { digest: d }));
-  await Promise.all(writes);
+  const writes: [string, unknown][] = [];
+  for (const [d, rec] of produced) writes.push([`index/produced/${d}/${doc.runId}`, rec]);
+  for (const [d, rec] of consumed) writes.push([`index/consumed/${d}/${doc.runId}`, rec]);
+  for (const d of digests) writes.push([`index/digest-prefix/${hexOf(d).slice(0, MIN_PREFIX_HEX)}/${d}`, { digest: d }]);
+  // A few at a time: a 2,000-step run means thousands of small PUTs against S3.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < writes.length) {
+      const [key, value] = writes[next++]!;
+      await store.putRecord(key, value);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(INDEX_WRITE_CONCURRENCY, writes.length) }, worker));
   const entry: RunIndexEntry = {
     runId: doc.runId,
     pipeline: doc.pipeline.name,
@@ -228,28 +237,16 @@ export interface RunStepSummary {
   outputs: Record<string, Digest>;
 }
 
-export interface Producer {
+/** Which run an index entry belongs to. */
+export interface RunRef {
   runId: string;
   pipeline: string;
   commit: string;
   finishedAt: string;
-  step: string;
-  output: string;
-  reused: boolean;
-  producedBy: CacheSource | null;
-  image: string | null;
-  inputs: { name: string; digest: Digest; origin: InputOrigin }[];
 }
 
-export interface Consumer {
-  runId: string;
-  pipeline: string;
-  commit: string;
-  finishedAt: string;
-  step: string;
-  input: string;
-  state: string;
-}
+export type Producer = RunRef & ProducedEntry;
+export type Consumer = RunRef & ConsumedEntry;
 
 export type LineageAnswer =
   | {
@@ -313,6 +310,12 @@ async function readIndex<E>(store: ArtifactStore, prefix: string): Promise<Diges
   return out.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
 }
 
+function flatten<E>(recs: DigestIndexEntry<E>[]): (RunRef & E)[] {
+  return recs.flatMap((r) =>
+    r.entries.map((e) => ({ runId: r.runId, pipeline: r.pipeline, commit: r.commit, finishedAt: r.finishedAt, ...e })),
+  );
+}
+
 async function artifactAnswer(store: ArtifactStore, digest: Digest): Promise<LineageAnswer> {
   const produced = await readIndex<ProducedEntry>(store, `index/produced/${digest}/`);
   const consumed = await readIndex<ConsumedEntry>(store, `index/consumed/${digest}/`);
@@ -326,31 +329,8 @@ async function artifactAnswer(store: ArtifactStore, digest: Digest): Promise<Lin
     size: any.size,
     artifactKind: any.kind,
     uri: any.uri,
-    producers: produced.flatMap((r) =>
-      r.entries.map((e) => ({
-        runId: r.runId,
-        pipeline: r.pipeline,
-        commit: r.commit,
-        finishedAt: r.finishedAt,
-        step: e.step,
-        output: e.output,
-        reused: e.reused,
-        producedBy: e.producedBy,
-        image: e.image,
-        inputs: e.inputs,
-      })),
-    ),
-    consumers: consumed.flatMap((r) =>
-      r.entries.map((e) => ({
-        runId: r.runId,
-        pipeline: r.pipeline,
-        commit: r.commit,
-        finishedAt: r.finishedAt,
-        step: e.step,
-        input: e.input,
-        state: e.state,
-      })),
-    ),
+    producers: flatten(produced),
+    consumers: flatten(consumed),
   };
 }
 
