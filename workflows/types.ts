@@ -41,6 +41,10 @@ export type StatusTarget =
 
 export interface RunOptions {
   noCache: boolean;
+  /** Task queue of the control worker (workflows and control activities). */
+  controlQueue: string;
+  /** Least time between two live status publications (check-run updates), ms. */
+  statusIntervalMs: number;
   /** Most steps running at once. */
   parallelism: number;
   /** Task queue of the compute host that runs `machine`-less steps. */
@@ -161,4 +165,25 @@ export interface RunStatus {
   startedAt: string;
   finishedAt?: string;
   steps: StepStatus[];
+  /** Store record keys of the lineage document and report, once written. */
+  lineageKey?: string;
+  reportKey?: string;
+  /** How many times the run continued as new (history kept short). */
+  continuedAsNew?: number;
+}
+
+export type Conclusion = 'success' | 'failure' | 'cancelled' | 'timed_out';
+
+/** Live status or the final report, for the git host (check run / commit status). */
+export interface PublishRequest {
+  target: StatusTarget;
+  runId: string;
+  workflowId: string;
+  status: RunStatus;
+  final?: {
+    conclusion: Conclusion;
+    reportMarkdown: string;
+    lineageKey: string;
+    failedStep?: { name: string; logDigest?: string };
+  };
 }
