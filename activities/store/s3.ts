@@ -110,7 +110,16 @@ export class S3Store extends BlobStoreBase {
 
   protected async storeFile(path: string): Promise<{ digest: Digest; size: number }> {
     const hashed = await sha256File(path);
-    if (await this.has(hashed.digest)) return hashed;
+    if (!(await this.has(hashed.digest))) await this.uploadFile(path, hashed);
+    return hashed;
+  }
+
+  /**
+   * Upload a file to the key of `hashed`, streaming (at most QUEUE_SIZE parts in memory).
+   * Fails, leaving no object and no open multipart upload, when the bytes read are not
+   * the ones hashed (the file changed in between).
+   */
+  async uploadFile(path: string, hashed: { digest: Digest; size: number }): Promise<void> {
     const partSize = Math.max(PART_SIZE, Math.ceil(hashed.size / (MAX_PARTS - 1)));
     // The file is read a second time for the upload; the tap fails the body stream at its
     // end if those bytes differ from the ones hashed, which is before Upload can send the
@@ -140,7 +149,6 @@ export class S3Store extends BlobStoreBase {
     } finally {
       body.destroy(); // closes the file when Upload failed before reading it all
     }
-    return hashed;
   }
 
   protected async storeBytes(data: Buffer, digest: Digest): Promise<void> {

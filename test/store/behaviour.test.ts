@@ -103,9 +103,11 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     const { store } = backend;
     const src = join(work, 'dedupe.bin');
     await writeFile(src, 'same bytes every time');
+    const uploadsAtStart = backend.uploadCalls();
     const first = await store.putPath(src);
     const printed = await backend.fingerprint(first.digest);
     const uploadsBefore = backend.uploadCalls();
+    if (uploadsAtStart !== undefined) expect(uploadsBefore).toBeGreaterThan(uploadsAtStart); // the counter sees uploads
 
     const again = join(work, 'dedupe-copy.bin');
     await writeFile(again, 'same bytes every time');
