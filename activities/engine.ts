@@ -1,0 +1,85 @@
+// The activity sets the workers register: control activities (cache, start executions,
+// lineage, git-host status) on the control queue, and the runner on each compute host.
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  attachSignal, stepExecWorkflowId, type CachedResult, type PrepareRequest, type Prepared,
+  type RunStepRequest, type RunStepResult, type StartRequest,
+} from '../workflows/contracts.js';
+import type { PublishRequest } from '../workflows/types.js';
+import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
+import type { ContainerCliConfig } from './container/types.js';
+import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
+import { createPrepareSteps } from './prepare.js';
+import { createRunStep } from './step.js';
+import type { SourceProvider } from './source/types.js';
+import type { ArtifactStore } from './store/types.js';
+
+export interface ControlActivities {
+  prepareSteps(req: PrepareRequest): Promise<Prepared[]>;
+  startSteps(req: StartRequest): Promise<void>;
+  lookupCache(key: string): Promise<CachedResult | undefined>;
+  recordCache(result: CachedResult & { codeFiles?: Record<string, string> }): Promise<void>;
+  recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage>;
+  publishStatus(req: PublishRequest): Promise<void>;
+}
+
+export interface HostActivities {
+  runStep(req: RunStepRequest): Promise<RunStepResult>;
+}
+
+export interface ControlDeps {
+  store: ArtifactStore;
+  sources: SourceProvider;
+  client: Client;
+  cli?: ContainerCliConfig;
+  s3?: S3ClientConfig;
+  publishStatus?: (req: PublishRequest) => Promise<void>;
+}
+
+export function createControlActivities(deps: ControlDeps): ControlActivities {
+  const { store } = deps;
+  return {
+    prepareSteps: createPrepareSteps(deps),
+    async startSteps(req: StartRequest): Promise<void> {
+      for (const exec of req.execs) {
+        // Starts the execution, or joins the one already running for this key.
+        await deps.client.workflow.signalWithStart('stepExecution', {
+          workflowId: stepExecWorkflowId(exec.key),
+          taskQueue: req.controlQueue,
+          args: [exec],
+          signal: attachSignal,
+          signalArgs: [req.runWorkflowId],
+        });
+        Context.current().heartbeat(exec.spec.step);
+      }
+    },
+    lookupCache: (key) => lookup(store, key),
+    async recordCache(result): Promise<void> {
+      const { codeFiles, ...cached } = result;
+      const source = { ...cached.source, finishedAt: cached.source.finishedAt || new Date().toISOString() };
+      await record(store, { ...cached, source });
+      const latest: LatestRecord = { key: cached.key, parts: cached.parts, codeFiles: codeFiles ?? {}, source };
+      await store.putRecord(latestRecordKey(source.pipeline, source.step), latest);
+    },
+    recordRunLineage: createLineageActivities({ store }).recordRunLineage,
+    publishStatus: deps.publishStatus ?? (async (req: PublishRequest) => {
+      if (req.target.kind !== 'none') throw new Error(`this worker cannot publish to ${req.target.kind}: no git-host credentials configured`);
+    }),
+  };
+}
+
+export interface HostDeps {
+  store: ArtifactStore;
+  sources: SourceProvider;
+  cli: ContainerCliConfig;
+  workRoot: string;
+  hostName: string;
+  /** Labelled on containers so a restarted runner can remove what a killed one left. */
+  queue: string;
+}
+
+export function createHostActivities(deps: HostDeps): HostActivities {
+  return { runStep: createRunStep(deps) };
+}

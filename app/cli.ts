@@ -1,0 +1,133 @@
+// The `trainyard` command.
+import { NativeConnection } from '@temporalio/worker';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { ContainerCliUnavailableError } from '../activities/container/cli.js';
+import { formatLineageAnswer, lineageOf } from '../activities/lineage/index.js';
+import { createStore } from '../activities/store/factory.js';
+import { loadPipelines } from '../pipeline/load.js';
+import { formatPipelineError } from '../pipeline/parse.js';
+import { EnvError, loadEngineConfig } from './config.js';
+import { TEMPORAL_INSTALL_HINT } from './devserver.js';
+import { CONTROL_QUEUE, localHostQueue } from './engine.js';
+import { ProjectError, findProject } from './local/project.js';
+import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
+import { startHostWorker, startWorkers } from './worker.js';
+
+const HELP = `trainyard — GitOps ML pipelines
+
+  trainyard run [-C DIR] [--pipeline NAME] [--param k=v]... [--no-cache] [--parallelism N] [--report FILE]
+      Run a pipeline of this checkout (HEAD, plus uncommitted changes to tracked files)
+      on this machine and print its lineage report. Exit 0 success, 1 failure, 130 cancelled.
+  trainyard validate [-C DIR]       Check every .trainyard/*.yaml; print each error as file:line:column.
+  trainyard lineage <digest|run-id> Which runs produced / consumed an artifact, or a run's summary.
+  trainyard init [-C DIR] [--name NAME]  Create .trainyard/NAME.yaml from the starter template.
+  trainyard worker                  Control worker + this host's runner (needs TEMPORAL_ADDRESS).
+  trainyard agent --queue QUEUE     Runner agent of a compute host (needs TEMPORAL_ADDRESS).
+  trainyard serve                   Webhook server for GitHub and GitLab (see README).
+
+Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
+TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'run': {
+      const { values } = parseArgs({
+        args: rest, strict: true,
+        options: {
+          dir: { type: 'string', short: 'C', default: '.' }, pipeline: { type: 'string', short: 'p' },
+          param: { type: 'string', multiple: true, default: [] }, 'no-cache': { type: 'boolean', default: false },
+          parallelism: { type: 'string' }, report: { type: 'string' }, quiet: { type: 'boolean', short: 'q', default: false },
+        },
+      });
+      const par = values.parallelism === undefined ? undefined : Number(values.parallelism);
+      if (par !== undefined && !(Number.isInteger(par) && par > 0)) throw new UsageError(`--parallelism must be a positive whole number, got ${values.parallelism}`);
+      return runCommand({
+        dir: values.dir!, params: values.param!, noCache: values['no-cache']!, quiet: values.quiet!,
+        ...(values.pipeline ? { pipeline: values.pipeline } : {}), ...(par ? { parallelism: par } : {}),
+        ...(values.report ? { reportFile: resolve(values.report) } : {}),
+      });
+    }
+    case 'validate': {
+      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' } } });
+      const project = await findProject(values.dir!);
+      const { pipelines, errors } = await loadPipelines(project.projectRoot);
+      for (const e of errors) process.stderr.write(`${formatPipelineError(e)}\n`);
+      if (errors.length) return 1;
+      process.stdout.write(`ok: ${pipelines.length} pipeline(s): ${pipelines.map((p) => `${p.name} (${Object.keys(p.steps).length} steps)`).join(', ')}\n`);
+      return 0;
+    }
+    case 'lineage': {
+      const { positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: {} });
+      if (positionals.length !== 1) throw new UsageError('usage: trainyard lineage <sha256:digest | run-id>');
+      const store = createStore(loadEngineConfig().store);
+      const answer = await lineageOf(store, positionals[0]!);
+      process.stdout.write(`${formatLineageAnswer(answer)}\n`);
+      return answer.kind === 'not_found' || answer.kind === 'ambiguous' ? 1 : 0;
+    }
+    case 'init': {
+      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' } } });
+      const root = resolve(values.dir!);
+      const name = values.name ?? basename(root).toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[^a-z0-9]+/, '') ?? 'pipeline';
+      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name must be lowercase letters, digits, - and _, got ${JSON.stringify(name)}`);
+      const file = join(root, '.trainyard', `${name}.yaml`);
+      if (await access(file).then(() => true, () => false)) throw new UsageError(`${file} exists already; not overwriting it`);
+      const template = await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'templates', 'pipelines', 'starter.yaml'), 'utf8');
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(file, template.replaceAll('NAME', name));
+      process.stdout.write(`created ${file}: edit its steps, commit it, then \`trainyard run\`\n`);
+      return 0;
+    }
+    case 'worker':
+    case 'agent': {
+      const { values } = parseArgs({ args: rest, strict: true, options: { queue: { type: 'string' }, 'no-host': { type: 'boolean', default: false } } });
+      const cfg = loadEngineConfig();
+      if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
+      quietTemporalRuntime();
+      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
+      const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+      const store = createStore(cfg.store);
+      let running;
+      if (cmd === 'agent') {
+        if (!values.queue) throw new UsageError('usage: trainyard agent --queue QUEUE');
+        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: values.queue, store, workRoot: cfg.workRoot });
+        log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
+      } else {
+        const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
+        running = await startWorkers({ connection, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
+      }
+      await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      await running.shutdown();
+      return 0;
+    }
+    case 'serve': {
+      await (await import('./serve.js')).serveCommand(rest);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ContainerCliUnavailableError;
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`trainyard: ${msg}\n`);
+    if (!known && !msg.includes(TEMPORAL_INSTALL_HINT) && process.env.TRAINYARD_DEBUG) console.error(err);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,65 @@
+// Engine settings from the environment, validated once at start: every mistake names the
+// variable at fault.
+import { homedir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { defaultStoreLocation } from '../activities/store/factory.js';
+
+export class EnvError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'EnvError';
+  }
+}
+
+export interface EngineConfig {
+  /** host:port of a Temporal frontend; null = start a dev server for this command. */
+  temporalAddress: string | null;
+  temporalNamespace: string;
+  store: string;
+  /** Scratch space: checkouts, step directories. */
+  workRoot: string;
+  /** Where `trainyard run` writes report files. */
+  reportsDir: string;
+  parallelism: number;
+  heartbeatTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, dflt: number, min: number, max: number): number {
+  const raw = env[name]?.trim();
+  if (!raw) return dflt;
+  if (!/^\d+$/.test(raw)) throw new EnvError(name, `must be a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new EnvError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function absPath(env: Env, name: string, dflt: string): string {
+  const raw = env[name]?.trim();
+  if (!raw) return dflt;
+  if (!isAbsolute(raw)) throw new EnvError(name, `must be an absolute path, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+export function loadEngineConfig(env: Env = process.env): EngineConfig {
+  const addr = env.TEMPORAL_ADDRESS?.trim() || null;
+  if (addr && !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(addr)) throw new EnvError('TEMPORAL_ADDRESS', `must be host:port, got ${JSON.stringify(addr)}`);
+  const ns = env.TEMPORAL_NAMESPACE?.trim() || 'default';
+  if (!/^[A-Za-z0-9._-]+$/.test(ns)) throw new EnvError('TEMPORAL_NAMESPACE', `is not a namespace name: ${JSON.stringify(ns)}`);
+  const store = env.TRAINYARD_STORE?.trim() || defaultStoreLocation();
+  if (!store.startsWith('s3://') && !store.startsWith('file:') && !isAbsolute(store)) {
+    throw new EnvError('TRAINYARD_STORE', `must be an absolute path, file:///path or s3://bucket/prefix, got ${JSON.stringify(store)}`);
+  }
+  const dataHome = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
+  const home = absPath(env, 'TRAINYARD_HOME', join(dataHome, 'trainyard'));
+  return {
+    temporalAddress: addr,
+    temporalNamespace: ns,
+    store,
+    workRoot: absPath(env, 'TRAINYARD_WORK_DIR', join(home, 'work')),
+    reportsDir: join(home, 'reports'),
+    parallelism: int(env, 'TRAINYARD_PARALLELISM', 4, 1, 1024),
+    heartbeatTimeoutMs: int(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS', 30, 2, 3600) * 1000,
+  };
+}

@@ -1,0 +1,62 @@
+// The live step table of `trainyard run`: redrawn in place on a terminal, one line per
+// change otherwise (CI logs).
+import type { RunStatus, StepStatus } from '../../workflows/types.js';
+
+const ICON: Record<StepStatus['state'], string> = {
+  pending: '·', running: '▶', succeeded: '✔', cached: '↺', failed: '✖', skipped: '−', cancelled: '■',
+};
+
+function duration(s: StepStatus, now: number): string {
+  if (!s.startedAt) return '';
+  const end = s.finishedAt ? Date.parse(s.finishedAt) : now;
+  const ms = Math.max(0, end - Date.parse(s.startedAt));
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+function why(s: StepStatus): string {
+  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return s.message ?? '';
+  return s.cache?.reason ?? s.message ?? '';
+}
+
+export function renderTable(status: RunStatus, width = 120): string[] {
+  const now = Date.now();
+  const nameW = Math.min(28, Math.max(4, ...status.steps.map((s) => s.name.length)));
+  const lines = [`${'STEP'.padEnd(nameW)}  ${'STATE'.padEnd(10)}  ${'TIME'.padStart(7)}  WHY`];
+  for (const s of status.steps) {
+    const line = `${s.name.slice(0, nameW).padEnd(nameW)}  ${`${ICON[s.state]} ${s.state}`.padEnd(10)}  ${duration(s, now).padStart(7)}  ${why(s)}`;
+    lines.push(line.length > width ? `${line.slice(0, width - 1)}…` : line);
+  }
+  const counts = status.steps.reduce<Record<string, number>>((a, s) => ((a[s.state] = (a[s.state] ?? 0) + 1), a), {});
+  lines.push(`run ${status.runId}: ${status.state} — ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  return lines;
+}
+
+export class LiveTable {
+  private drawn = 0;
+  private lastStates = new Map<string, string>();
+
+  constructor(private readonly out: NodeJS.WriteStream, private readonly maxRows = 40) {}
+
+  update(status: RunStatus): void {
+    if (this.out.isTTY) {
+      let lines = renderTable(status, this.out.columns || 120);
+      if (lines.length > this.maxRows + 2) {
+        // Big DAGs: show what is moving, then the summary.
+        const active = status.steps.filter((s) => s.state === 'running' || s.state === 'failed');
+        lines = renderTable({ ...status, steps: active.slice(0, this.maxRows) }, this.out.columns || 120);
+      }
+      const up = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
+      this.out.write(up + lines.map((l) => `\x1b[2K${l}\n`).join(''));
+      this.drawn = lines.length;
+      return;
+    }
+    for (const s of status.steps) {
+      const key = `${s.state}`;
+      if (this.lastStates.get(s.name) === key) continue;
+      this.lastStates.set(s.name, key);
+      if (s.state === 'pending') continue;
+      const w = why(s);
+      this.out.write(`${new Date().toISOString().slice(11, 19)} ${s.name}: ${s.state}${w ? ` — ${w}` : ''}\n`);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// Workers: the control worker (workflows + control activities) and the runner agent of a
+// compute host (the container activity on that host's own task queue).
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createControlActivities, createHostActivities } from '../activities/engine.js';
+import { resolveContainerCli } from '../activities/container/cli.js';
+import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
+import type { SourceProvider } from '../activities/source/types.js';
+import type { ArtifactStore } from '../activities/store/types.js';
+import type { PublishRequest } from '../workflows/types.js';
+import { CONTROL_QUEUE } from './engine.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const WORKFLOWS_PATH = join(here, '..', 'workflows', 'index.ts');
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per process (webpack: a few seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  return bundle;
+}
+
+const noop = (): void => undefined;
+const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => console.error(m), log: noop };
+
+type AnyActivity = (...args: never[]) => Promise<unknown>;
+
+export interface WorkersConfig {
+  connection: NativeConnection;
+  namespace?: string;
+  store: ArtifactStore;
+  workRoot: string;
+  hostQueue: string;
+  controlQueue?: string;
+  extraActivities?: Record<string, AnyActivity>;
+  sourceProviders?: { remote?: SourceProvider };
+  /** Run no runner on this process (a control-only worker). */
+  noHost?: boolean;
+}
+
+export interface RunningWorkers {
+  shutdown(): Promise<void>;
+}
+
+export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
+  const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
+  const cli = await resolveContainerCli().catch(() => undefined);
+  const client = new Client({ connection: await clientConnection(cfg.connection), namespace: cfg.namespace ?? 'default' });
+  const extra = cfg.extraActivities ?? {};
+  const publish = extra.publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
+  const control = await Worker.create({
+    connection: cfg.connection,
+    namespace: cfg.namespace ?? 'default',
+    taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
+  });
+  const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
+  const running = control.run();
+  return {
+    async shutdown() {
+      control.shutdown();
+      await running;
+      await host?.shutdown();
+    },
+  };
+}
+
+/** The runner agent: runs step containers for the workflows that route steps to `queue`. */
+export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string }): Promise<RunningWorkers> {
+  const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
+  const cli = await resolveContainerCli();
+  const worker = await Worker.create({
+    connection: cfg.connection,
+    namespace: cfg.namespace ?? 'default',
+    taskQueue: cfg.queue,
+    activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue }),
+    // Cancellation reaches an activity through its heartbeat; keep them flowing often.
+    maxHeartbeatThrottleInterval: '2 seconds',
+  });
+  const running = worker.run();
+  return {
+    async shutdown() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+async function clientConnection(native: NativeConnection): Promise<Connection> {
+  // The client needs its own (gRPC-js) connection to the same address.
+  const address = (native as unknown as { options?: { address?: string } }).options?.address;
+  return Connection.connect({ address: address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+}

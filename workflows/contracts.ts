@@ -1,0 +1,138 @@
+// Messages between the pipeline workflow, the step-execution workflows and the
+// activities. Types and signal/query definitions only (deterministic).
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { HostRecord } from './hosttypes.js';
+import type {
+  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, MetricSample, ParamValue,
+  ResolvedInput, RunStatus, SourceRef, StepOutcome, StepSpec,
+} from './types.js';
+
+/** What a step execution runs: everything resolved, nothing left to look up. */
+export interface ExecSpec {
+  pipeline: string;
+  step: string;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  params: Record<string, ParamValue>;
+  inputs: Record<string, ArtifactRef>;
+  outputs: string[];
+  source: SourceRef;
+  timeoutSeconds: number;
+  gpus: boolean;
+}
+
+export interface StepExecInput {
+  /** Cache key (salted when the cache is off, so nothing is shared). */
+  key: string;
+  useCache: boolean;
+  spec: ExecSpec;
+  parts: CacheKeyParts;
+  hostQueue: string;
+  host: HostRecord;
+  /** The run that started this execution (recorded as the producer). */
+  producedBy: CacheSource;
+  retries: number;
+  heartbeatTimeoutMs: number;
+  /** Infrastructure retries on the same queue when the worker is lost (local host). */
+  sameHostRetries: number;
+  /** Attempt numbers already used by earlier executions (host-loss re-tries on a new host). */
+  attemptOffset: number;
+  /** path → digest of the step's code files, kept so the next miss can name what changed. */
+  codeFiles: Record<string, string>;
+}
+
+export interface StepFinished {
+  key: string;
+  outcome: StepOutcome;
+}
+
+/** The waiter (a pipeline run's workflow id) wants the result. */
+export const attachSignal = defineSignal<[string]>('attach');
+/** The waiter no longer wants it (its run was cancelled). */
+export const detachSignal = defineSignal<[string]>('detach');
+/** Sent by a step execution to every waiter. */
+export const stepFinishedSignal = defineSignal<[StepFinished]>('stepFinished');
+export const execStateQuery = defineQuery<{ state: string; waiters: string[]; attempts: AttemptRecord[] }>('execState');
+
+export const cancelSignal = defineSignal('cancel');
+export const statusQuery = defineQuery<RunStatus>('status');
+
+/** A step ready to run: its spec and its inputs from upstream steps. */
+export interface PrepareItem {
+  step: string;
+  spec: StepSpec;
+  gpus: boolean;
+  upstream: Record<string, ResolvedInput>;
+}
+
+export interface PrepareRequest {
+  runId: string;
+  pipeline: string;
+  source: SourceRef;
+  params: Record<string, ParamValue>;
+  noCache: boolean;
+  items: PrepareItem[];
+}
+
+export interface Prepared {
+  step: string;
+  key: string;
+  useCache: boolean;
+  parts: CacheKeyParts;
+  inputs: Record<string, ResolvedInput>;
+  spec: ExecSpec;
+  decision: CacheDecision;
+  codeFiles: Record<string, string>;
+  /** Set on a cache hit. */
+  hit?: CachedResult;
+}
+
+/** What the cache keeps per key. */
+export interface CachedResult {
+  key: string;
+  outputs: Record<string, ArtifactRef>;
+  metrics: MetricSample[];
+  logDigest?: string;
+  attempts: AttemptRecord[];
+  source: CacheSource;
+  parts: CacheKeyParts;
+}
+
+export interface StartRequest {
+  runWorkflowId: string;
+  controlQueue: string;
+  execs: StepExecInput[];
+}
+
+export interface RunStepRequest {
+  execId: string;
+  attempt: number;
+  spec: ExecSpec;
+  heartbeatTimeoutMs: number;
+}
+
+export interface RunStepResult {
+  exitCode: number;
+  outputs: Record<string, ArtifactRef>;
+  metrics: MetricSample[];
+  logDigest: string;
+  startedAt: string;
+  finishedAt: string;
+  host: string;
+  /** Temporal's attempt number of this activity (>1 after a lost worker). */
+  activityAttempt: number;
+  gpu?: HostRecord['gpu'];
+}
+
+/** Details carried by a StepFailed / StepTimedOut failure. */
+export interface StepFailureDetails {
+  exitCode: number | null;
+  logDigest?: string;
+  startedAt: string;
+  finishedAt: string;
+  host: string;
+  metrics: MetricSample[];
+}
+
+export const stepExecWorkflowId = (key: string): string => `trainyard-step-${key.replace(/^sha256:/, '')}`;

@@ -1,0 +1,4 @@
+// The workflow bundle: everything here runs in Temporal's deterministic sandbox.
+export { pipelineRun } from './pipeline.js';
+export { stepExecution } from './step.js';
+export { reapOrphans } from './reaper.js';

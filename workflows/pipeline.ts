@@ -1,0 +1,331 @@
+// One pipeline run: schedules the DAG with the parallelism its dependencies allow, asks
+// the cache first, shares executions with other runs (single flight), retries steps that
+// lost their host on a new one, reports live status, and always cleans up: instances are
+// terminated and detached executions stopped even when the run is cancelled or fails.
+import {
+  ActivityCancellationType, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle,
+  isCancellation, log, proxyActivities, setHandler, workflowInfo,
+} from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/engine.js';
+import {
+  cancelSignal, detachSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal,
+  type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
+} from './contracts.js';
+import { HostPool, type HostPoolState } from './hostpool.js';
+import type { HostRecord } from './hosttypes.js';
+import type { Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
+
+/** State carried across continue-as-new. */
+export interface PipelineCarry {
+  steps: Record<string, StepStatus>;
+  /** cache key → the steps of this run waiting for that execution. */
+  waiting: Record<string, string[]>;
+  attemptOffset: Record<string, number>;
+  startedAt: string;
+  continuedAsNew: number;
+  pool?: HostPoolState;
+}
+
+const PREPARE_BATCH = 200;
+const DONE = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled']);
+
+export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promise<RunStatus> {
+  const { pipeline, options } = input;
+  const myId = workflowInfo().workflowId;
+  const control = proxyActivities<ControlActivities>({
+    taskQueue: options.controlQueue,
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '2 minutes',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+
+  const steps: Record<string, StepStatus> = carry?.steps ?? Object.fromEntries(pipeline.order.map((n) => [n, { name: n, state: 'pending' as const }]));
+  const waiting: Record<string, string[]> = carry?.waiting ?? {};
+  const attemptOffset: Record<string, number> = carry?.attemptOffset ?? {};
+  const startedAt = carry?.startedAt ?? new Date().toISOString();
+  const prepared = new Map<string, Prepared>();
+  const finished: StepFinished[] = [];
+  const hostOf = new Map<string, HostRecord>();
+  let cancelRequested = false;
+  let runState: RunStatus['state'] = 'running';
+  let lineageKey: string | undefined;
+  let reportKey: string | undefined;
+
+  const needsPool = Object.values(pipeline.steps).some((s) => s.machine);
+  const pool = needsPool
+    ? new HostPool({
+        runId: input.runId, workflowId: myId, machines: pipeline.machines,
+        stepTimeoutSeconds: Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.timeoutSeconds])),
+        ...(carry?.pool ? { restore: carry.pool } : {}),
+      })
+    : undefined;
+
+  const snapshot = (): RunStatus => ({
+    runId: input.runId, pipeline: pipeline.name, state: runState, startedAt,
+    ...(runState !== 'running' ? { finishedAt: new Date().toISOString() } : {}),
+    steps: pipeline.order.map((n) => steps[n]!),
+    ...(lineageKey ? { lineageKey } : {}), ...(reportKey ? { reportKey } : {}),
+    continuedAsNew: carry?.continuedAsNew ?? 0,
+  });
+
+  setHandler(cancelSignal, () => { cancelRequested = true; });
+  setHandler(statusQuery, snapshot);
+  setHandler(stepFinishedSignal, (f) => { finished.push(f); });
+
+  const depsOf = (name: string): string[] => {
+    const s = pipeline.steps[name]!;
+    const fromInputs = Object.values(s.inputs).flatMap((i) => (i.kind === 'step' ? [i.step] : []));
+    return [...new Set([...s.needs, ...fromInputs])];
+  };
+  const pendingNeeding = (machine: string): number =>
+    pipeline.order.filter((n) => steps[n]!.state === 'pending' && pipeline.steps[n]!.machine === machine).length;
+
+  let lastPublish = 0;
+  let dirty = true;
+  const publish = async (force: boolean): Promise<void> => {
+    if (input.status.kind === 'none' || (!dirty && !force)) return;
+    const now = Date.now();
+    if (!force && now - lastPublish < options.statusIntervalMs) return;
+    lastPublish = now;
+    dirty = false;
+    try {
+      await control.publishStatus({ target: input.status, runId: input.runId, workflowId: myId, status: snapshot() });
+    } catch (err) {
+      log.warn('status publication failed; the run goes on', { error: String(err) });
+    }
+  };
+
+  const applyFinished = async (f: StepFinished): Promise<void> => {
+    const names = waiting[f.key] ?? [];
+    delete waiting[f.key];
+    for (const name of names) {
+      const st = steps[name]!;
+      const spec = pipeline.steps[name]!;
+      const host = hostOf.get(name);
+      hostOf.delete(name);
+      const last = f.outcome.attempts[f.outcome.attempts.length - 1];
+      const hostLost = f.outcome.state === 'failed' && last?.outcome === 'host_lost';
+      if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
+      const used = f.outcome.attempts.length;
+      if (hostLost && spec.machine && used < spec.retries + 1 && !cancelRequested) {
+        // The host died under the step: try again on a new one.
+        attemptOffset[name] = used;
+        st.state = 'pending';
+        st.message = `attempt ${used} lost its host; retrying on a new one`;
+        continue;
+      }
+      const ranElsewhere = f.outcome.producedBy.runId !== input.runId;
+      st.outcome = f.outcome;
+      st.finishedAt = new Date().toISOString();
+      if (host) st.host = host;
+      if (f.outcome.state === 'succeeded') {
+        st.state = 'succeeded';
+        if (ranElsewhere && st.cache && st.cache.decision === 'miss') {
+          st.cache = { ...st.cache, decision: 'joined', reason: `${st.cache.reason}; executed once for this run and run ${f.outcome.producedBy.runId}`, source: f.outcome.producedBy };
+        }
+      } else if (f.outcome.state === 'cancelled') {
+        st.state = 'cancelled';
+        st.message = f.outcome.message;
+      } else {
+        st.state = 'failed';
+        st.message = f.outcome.message ?? 'failed';
+      }
+    }
+    dirty = true;
+  };
+
+  const skipBlocked = (): void => {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const name of pipeline.order) {
+        const st = steps[name]!;
+        if (st.state !== 'pending') continue;
+        const bad = depsOf(name).find((d) => ['failed', 'skipped', 'cancelled'].includes(steps[d]!.state));
+        if (bad) {
+          st.state = 'skipped';
+          st.message = `skipped: ${bad} ${steps[bad]!.state}`;
+          changed = dirty = true;
+        }
+      }
+    }
+  };
+
+  const upstreamOf = (name: string): Record<string, ResolvedInput> => {
+    const out: Record<string, ResolvedInput> = {};
+    for (const [inName, src] of Object.entries(pipeline.steps[name]!.inputs)) {
+      if (src.kind !== 'step') continue;
+      const art = steps[src.step]!.outcome?.outputs[src.output];
+      if (!art) throw new Error(`step ${src.step} finished without its output ${src.output}`);
+      out[inName] = { artifact: art, origin: { kind: 'step', step: src.step, output: src.output } };
+    }
+    return out;
+  };
+
+  const startPrepared = async (items: Prepared[]): Promise<void> => {
+    const execs: StepExecInput[] = [];
+    const byKey = new Map<string, StepExecInput>();
+    for (const p of items) {
+      const spec = pipeline.steps[p.step]!;
+      const st = steps[p.step]!;
+      const joined = waiting[p.key] ?? (byKey.has(p.key) ? [] : undefined);
+      st.state = 'running';
+      st.startedAt = new Date().toISOString();
+      st.cache = p.decision;
+      st.inputs = p.inputs;
+      st.image = p.spec.image;
+      if (joined !== undefined) {
+        // Same key as a step already running in this run: one execution serves both.
+        (waiting[p.key] ??= []).push(p.step);
+        continue;
+      }
+      let host: HostRecord = { kind: 'local', queue: options.localHostQueue };
+      if (spec.machine && pool) host = await pool.acquire(spec.machine, p.step, (attemptOffset[p.step] ?? 0) + 1);
+      hostOf.set(p.step, host);
+      st.host = host;
+      waiting[p.key] = [p.step];
+      const exec: StepExecInput = {
+        key: p.key, useCache: p.useCache, spec: p.spec, parts: p.parts, hostQueue: host.queue, host,
+        producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
+        retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
+        heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+        sameHostRetries: spec.machine ? 0 : 2,
+        attemptOffset: attemptOffset[p.step] ?? 0,
+        codeFiles: p.codeFiles,
+      };
+      byKey.set(p.key, exec);
+      execs.push(exec);
+    }
+    if (execs.length > 0) await control.startSteps({ runWorkflowId: myId, controlQueue: options.controlQueue, execs });
+    dirty = true;
+  };
+
+  const mainLoop = async (): Promise<void> => {
+    for (;;) {
+      while (finished.length > 0) await applyFinished(finished.shift()!);
+      skipBlocked();
+      if (cancelRequested) return;
+      const ready = pipeline.order.filter((n) => steps[n]!.state === 'pending' && depsOf(n).every((d) => ['succeeded', 'cached'].includes(steps[d]!.state)));
+      const running = pipeline.order.filter((n) => steps[n]!.state === 'running').length;
+      const slots = options.parallelism - running;
+      if (ready.length > 0 && slots > 0) {
+        const toPrepare = ready.filter((n) => !prepared.has(n)).slice(0, PREPARE_BATCH);
+        if (toPrepare.length > 0) {
+          const items: PrepareItem[] = toPrepare.map((n) => {
+            const m = pipeline.steps[n]!.machine;
+            return { step: n, spec: pipeline.steps[n]!, upstream: upstreamOf(n), gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false };
+          });
+          let results: Prepared[];
+          try {
+            results = await control.prepareSteps({ runId: input.runId, pipeline: pipeline.name, source: input.source, params: input.params, noCache: options.noCache, items });
+          } catch (err) {
+            if (isCancellation(err)) throw err;
+            const why = failureMessage(err);
+            for (const n of toPrepare) Object.assign(steps[n]!, { state: 'failed', message: `could not prepare the step: ${why}`, finishedAt: new Date().toISOString() });
+            dirty = true;
+            continue;
+          }
+          for (const r of results) {
+            if (r.hit) {
+              const st = steps[r.step]!;
+              st.state = 'cached';
+              st.cache = r.decision;
+              st.inputs = r.inputs;
+              st.image = r.spec.image;
+              st.finishedAt = new Date().toISOString();
+              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, metrics: r.hit.metrics, logDigest: r.hit.logDigest, producedBy: r.hit.source };
+              dirty = true;
+            } else {
+              prepared.set(r.step, r);
+            }
+          }
+        }
+        const startable = ready.filter((n) => prepared.has(n) && steps[n]!.state === 'pending').slice(0, slots);
+        if (startable.length > 0) {
+          const items = startable.map((n) => prepared.get(n)!);
+          startable.forEach((n) => prepared.delete(n));
+          await startPrepared(items);
+        }
+        if (toPrepare.length > 0 || startable.length > 0) continue;
+      }
+      if (running === 0 && finished.length === 0) {
+        if (ready.length === 0) return;
+      }
+      await publish(false);
+      if (shouldContinueAsNew()) {
+        await continueAsNew<typeof pipelineRun>(input, {
+          steps, waiting, attemptOffset, startedAt, continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
+          ...(pool ? { pool: pool.state() } : {}),
+        });
+      }
+      await condition(() => finished.length > 0 || cancelRequested, input.status.kind === 'none' ? '1 hour' : options.statusIntervalMs);
+    }
+  };
+
+  const shouldContinueAsNew = (): boolean => {
+    const info = workflowInfo();
+    if (info.historyLength < options.historyEventLimit && !info.continueAsNewSuggested) return false;
+    // Hosts being provisioned or running hold in-flight operations that do not carry over.
+    return !pool || pool.state().hosts.every((h) => h.state === 'terminated' || h.state === 'failed');
+  };
+
+  await publish(true);
+  try {
+    await mainLoop();
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    cancelRequested = true;
+  }
+
+  return await CancellationScope.nonCancellable(async () => {
+    if (cancelRequested) await cancelEverything();
+    if (pool) await pool.shutdownAll();
+    const failed = pipeline.order.some((n) => steps[n]!.state === 'failed');
+    runState = cancelRequested ? 'cancelled' : failed || pipeline.order.some((n) => !DONE.has(steps[n]!.state)) ? 'failed' : 'succeeded';
+    const recorded = await control.recordRunLineage({ input, status: snapshot() });
+    lineageKey = recorded.lineageKey;
+    reportKey = recorded.reportKey;
+    if (input.status.kind !== 'none') {
+      const timedOut = pipeline.order.some((n) => steps[n]!.outcome?.attempts.at(-1)?.outcome === 'timed_out' && steps[n]!.state === 'failed');
+      const conclusion: Conclusion = runState === 'succeeded' ? 'success' : runState === 'cancelled' ? 'cancelled' : timedOut ? 'timed_out' : 'failure';
+      try {
+        await control.publishStatus({
+          target: input.status, runId: input.runId, workflowId: myId, status: snapshot(),
+          final: { conclusion, reportMarkdown: recorded.reportMarkdown, lineageKey: recorded.lineageKey, ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}) },
+        });
+      } catch (err) {
+        log.error('final status publication failed', { error: String(err) });
+      }
+    }
+    return snapshot();
+  });
+
+  async function cancelEverything(): Promise<void> {
+    const keys = Object.keys(waiting);
+    for (const key of keys) {
+      try {
+        await getExternalWorkflowHandle(stepExecWorkflowId(key)).signal(detachSignal, myId);
+      } catch {
+        // Already closed: its result is on its way or was delivered.
+      }
+    }
+    // Each execution answers once its container is gone (or says another run still needs it).
+    await condition(() => keys.every((k) => !waiting[k] || finished.some((f) => f.key === k)), '3 minutes');
+    while (finished.length > 0) await applyFinished(finished.shift()!);
+    for (const name of pipeline.order) {
+      const st = steps[name]!;
+      if (!DONE.has(st.state)) {
+        st.state = 'cancelled';
+        st.message ??= 'run cancelled';
+      }
+    }
+  }
+}
+
+function failureMessage(err: unknown): string {
+  let e: unknown = err;
+  // ActivityFailure wraps the activity's own error as its cause.
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,167 @@
+// One execution of one cache key, shared by every run that needs it at the same time
+// (single flight: the workflow id is the key). Runs the container, retries failures with
+// backoff, records the cache entry, and signals the result to every waiting run. When the
+// last waiter detaches (its run was cancelled) the container is stopped; while any other
+// run still waits, it keeps going.
+import {
+  ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure,
+  condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, sleep, workflowInfo,
+} from '@temporalio/workflow';
+import type { ControlActivities, HostActivities } from '../activities/engine.js';
+import {
+  attachSignal, detachSignal, execStateQuery, stepFinishedSignal,
+  type RunStepResult, type StepExecInput, type StepFailureDetails,
+} from './contracts.js';
+import type { AttemptRecord, StepOutcome } from './types.js';
+
+export async function stepExecution(input: StepExecInput): Promise<StepOutcome> {
+  const waiters = new Set<string>();
+  const detached = new Set<string>();
+  const notified = new Set<string>();
+  const attempts: AttemptRecord[] = [];
+  let everAttached = false;
+  let phase = 'starting';
+
+  const control = proxyActivities<ControlActivities>({
+    taskQueue: workflowInfo().taskQueue,
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 5 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+
+  const notify = async (w: string, outcome: StepOutcome): Promise<void> => {
+    notified.add(w);
+    try {
+      await getExternalWorkflowHandle(w).signal(stepFinishedSignal, { key: input.key, outcome });
+    } catch {
+      // The waiter closed meanwhile (finished or terminated): nobody to tell.
+    }
+  };
+
+  setHandler(attachSignal, (w) => {
+    everAttached = true;
+    waiters.add(w);
+    detached.delete(w);
+  });
+  setHandler(detachSignal, async (w) => {
+    if (!waiters.delete(w)) return;
+    if (waiters.size === 0) {
+      detached.add(w); // told once the container is gone
+      return;
+    }
+    await notify(w, {
+      state: 'cancelled', outputs: {}, attempts: [...attempts], metrics: [], producedBy: input.producedBy,
+      message: `left running: still needed by ${[...waiters].join(', ')}`,
+    });
+  });
+  setHandler(execStateQuery, () => ({ state: phase, waiters: [...waiters], attempts }));
+
+  const work = new CancellationScope();
+  const running = work.run(() => execute(input, attempts, control, (p) => (phase = p)));
+  // Abandoned: every run that wanted the result was cancelled.
+  const abandoned = condition(() => everAttached && waiters.size === 0);
+  let outcome: StepOutcome;
+  const first = await Promise.race([running.then(() => 'done' as const, () => 'done' as const), abandoned.then(() => 'abandoned' as const)]);
+  if (first === 'abandoned') work.cancel();
+  try {
+    outcome = await running;
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    outcome = {
+      state: 'cancelled', outputs: {}, attempts, metrics: [], producedBy: input.producedBy,
+      message: 'cancelled: no run needs this step any more',
+    };
+  }
+  phase = outcome.state;
+  // Detached runs are told too, once the container is gone, so a cancelled run can
+  // report that nothing it started is still running.
+  const tell = (): string[] => [...waiters, ...detached].filter((w) => !notified.has(w));
+  for (let pending = tell(); pending.length > 0; pending = tell()) {
+    await Promise.all(pending.map((w) => notify(w, outcome)));
+  }
+  return outcome;
+}
+
+async function execute(
+  input: StepExecInput,
+  attempts: AttemptRecord[],
+  control: ControlActivities,
+  setPhase: (p: string) => void,
+): Promise<StepOutcome> {
+  if (input.useCache) {
+    setPhase('cache-lookup');
+    const hit = await control.lookupCache(input.key);
+    if (hit) {
+      return { state: 'succeeded', outputs: hit.outputs, attempts: hit.attempts, metrics: hit.metrics, logDigest: hit.logDigest, producedBy: hit.source };
+    }
+  }
+  const host = proxyActivities<HostActivities>({
+    taskQueue: input.hostQueue,
+    // The step's own timeout is enforced inside the activity (to report it as such);
+    // this one only catches a runner that never answers.
+    startToCloseTimeout: (input.spec.timeoutSeconds + 600) * 1000,
+    heartbeatTimeout: input.heartbeatTimeoutMs,
+    retry: {
+      maximumAttempts: 1 + input.sameHostRetries,
+      initialInterval: '1 second',
+      nonRetryableErrorTypes: ['StepFailed', 'StepTimedOut', 'StepInvalid'],
+    },
+    // Wait until the runner confirms the container is gone before reporting cancelled.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+
+  const maxAttempts = input.retries + 1;
+  let last: StepOutcome | undefined;
+  for (let i = 0; i < maxAttempts; i++) {
+    const attempt = input.attemptOffset + attempts.length + 1;
+    if (i > 0) await sleep(Math.min(2 ** (i - 1) * 5_000, 300_000));
+    setPhase('running');
+    const startedAt = new Date().toISOString();
+    try {
+      const r: RunStepResult = await host.runStep({
+        execId: workflowInfo().workflowId, attempt, spec: input.spec, heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+      });
+      // Earlier Temporal attempts of this activity were workers lost mid-step.
+      for (let lost = 1; lost < r.activityAttempt; lost++) {
+        attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: input.host.queue, startedAt, finishedAt: r.startedAt, exitCode: null, outcome: 'host_lost', message: 'the runner stopped heartbeating (worker lost); retried' });
+      }
+      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest });
+      const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, metrics: r.metrics, logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
+      if (input.useCache) {
+        setPhase('recording');
+        await control.recordCache({ key: input.key, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts, codeFiles: input.codeFiles });
+      }
+      return outcome;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const rec = attemptFromFailure(err, attempts.length + input.attemptOffset + 1, input.host.queue, startedAt);
+      attempts.push(rec.attempt);
+      last = { state: 'failed', outputs: {}, attempts, metrics: rec.metrics, logDigest: rec.attempt.logDigest, producedBy: input.producedBy, message: rec.attempt.message };
+      if (rec.final) break;
+    }
+  }
+  return last!;
+}
+
+function attemptFromFailure(err: unknown, attempt: number, queue: string, startedAt: string) {
+  const now = new Date().toISOString();
+  const base: AttemptRecord = { attempt, host: queue, startedAt, finishedAt: now, exitCode: null, outcome: 'failed' };
+  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+    const cause = err.cause;
+    const d = (cause.details?.[0] ?? undefined) as StepFailureDetails | undefined;
+    const a: AttemptRecord = {
+      ...base,
+      ...(d ? { host: d.host, startedAt: d.startedAt, finishedAt: d.finishedAt, exitCode: d.exitCode } : {}),
+      ...(d?.logDigest ? { logDigest: d.logDigest } : {}),
+      outcome: cause.type === 'StepTimedOut' ? 'timed_out' : 'failed',
+      message: cause.message,
+    };
+    // A definition problem (missing image, bad output) will not get better by retrying.
+    return { attempt: a, metrics: d?.metrics ?? [], final: cause.type === 'StepInvalid' };
+  }
+  if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
+    return { attempt: { ...base, outcome: 'host_lost' as const, message: `the host stopped answering (${String(err.cause.timeoutType).toLowerCase().replace(/_/g, '-')} timeout)` }, metrics: [], final: false };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { attempt: { ...base, message }, metrics: [], final: false };
+}
