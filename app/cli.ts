@@ -99,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
         log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
       } else {
         const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
-        running = await startWorkers({ connection, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        running = await startWorkers({ connection, address: cfg.temporalAddress, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
         log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
       }
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });

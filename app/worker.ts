@@ -29,6 +29,8 @@ type AnyActivity = (...args: never[]) => Promise<unknown>;
 
 export interface WorkersConfig {
   connection: NativeConnection;
+  /** host:port the connection goes to (the control activities need a client there too). */
+  address?: string;
   namespace?: string;
   store: ArtifactStore;
   workRoot: string;
@@ -47,7 +49,7 @@ export interface RunningWorkers {
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
-  const client = new Client({ connection: await clientConnection(cfg.connection), namespace: cfg.namespace ?? 'default' });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }), namespace: cfg.namespace ?? 'default' });
   const extra = cfg.extraActivities ?? {};
   const publish = extra.publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
@@ -87,10 +89,4 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
       await running;
     },
   };
-}
-
-async function clientConnection(native: NativeConnection): Promise<Connection> {
-  // The client needs its own (gRPC-js) connection to the same address.
-  const address = (native as unknown as { options?: { address?: string } }).options?.address;
-  return Connection.connect({ address: address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
 }

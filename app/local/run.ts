@@ -73,7 +73,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
     const connection = await Connection.connect({ address });
     const client = new Client({ connection, namespace: cfg.temporalNamespace });
     const store = createStore(cfg.store);
-    const workers = await startWorkers({ connection: native, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
+    const workers = await startWorkers({ connection: native, address, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
     try {
       const runId = newRunId();
       const input: RunInput = {
