@@ -57,6 +57,14 @@ async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Para
   };
 }
 
+function runOptions(cfg: ServeConfig) {
+  return defaultRunOptions({
+    ...(cfg.statusIntervalMs !== null ? { statusIntervalMs: cfg.statusIntervalMs } : {}),
+    ...(cfg.controlQueue !== null ? { controlQueue: cfg.controlQueue } : {}),
+    ...(cfg.hostQueue !== null ? { localHostQueue: cfg.hostQueue } : {}),
+  });
+}
+
 export async function startServer(cfg: ServeConfig, log: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningServer> {
   const store = createStore(cfg.store);
   const connection = await Connection.connect({ address: cfg.temporalAddress });
@@ -70,7 +78,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     records,
     policy: cfg.policy,
     log,
-    runOptions: () => defaultRunOptions(cfg.statusIntervalMs !== null ? { statusIntervalMs: cfg.statusIntervalMs } : {}),
+    runOptions: () => runOptions(cfg),
     runUrl: (id) => links.runUrl(id),
   };
   const jobs = new JobQueue(log, cfg.jobConcurrency);
@@ -84,7 +92,8 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       namespace: cfg.temporalNamespace,
       store,
       workRoot: cfg.workRoot,
-      hostQueue: defaultRunOptions().localHostQueue,
+      hostQueue: runOptions(cfg).localHostQueue,
+      controlQueue: runOptions(cfg).controlQueue,
       ...gitHostWorkerParts(env, store, cfg.workRoot, log, github ? { github } : {}),
     });
   }

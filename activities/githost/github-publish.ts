@@ -105,7 +105,7 @@ export class GitHubPublisher {
     return {
       status: 'completed',
       conclusion: final.conclusion,
-      output: { title: `${FINAL_TITLE[final.conclusion]}: ${counts}`, summary: final.reportMarkdown, ...(text ? { text } : {}), annotations },
+      output: { title: `${FINAL_TITLE[final.conclusion]}: ${counts}`, summary: final.reportMarkdown || `Run \`${req.runId}\` ${final.conclusion}.`, ...(text ? { text } : {}), annotations },
       actions: [RERUN_ACTION],
       ...(this.links.runUrl(req.workflowId) ? { moreLink: this.links.runUrl(req.workflowId)! } : {}),
     };

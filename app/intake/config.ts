@@ -43,6 +43,9 @@ export interface ServeConfig {
   workers: 'in-process' | 'none';
   /** Verify and acknowledge webhooks but start nothing (benchmark baseline). */
   ackOnly: boolean;
+  /** Task queues (RunOptions.controlQueue / localHostQueue); null = the engine's defaults. */
+  controlQueue: string | null;
+  hostQueue: string | null;
   /** Override of RunOptions.statusIntervalMs. */
   statusIntervalMs: number | null;
   /** Background intake jobs (API reads, workflow starts) at once. */
@@ -82,6 +85,13 @@ function url(env: Env, name: string, fallback: string | null): string | null {
     throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
   }
   return raw.replace(/\/+$/, '');
+}
+
+function queue(env: Env, name: string): string | null {
+  const raw = str(env, name);
+  if (raw === undefined) return null;
+  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(raw)) throw new ConfigError(name, 'must be a task queue name of letters, digits, . _ : -');
+  return raw;
 }
 
 function flag(env: Env, name: string): boolean {
@@ -163,6 +173,8 @@ export function loadServeConfig(env: Env = process.env): ServeConfig {
     workRoot: resolve(str(env, 'TRAINYARD_WORK_ROOT') ?? join(dataHome(env), 'trainyard', 'work')),
     workers,
     ackOnly: flag(env, 'TRAINYARD_ACK_ONLY'),
+    controlQueue: queue(env, 'TRAINYARD_CONTROL_QUEUE'),
+    hostQueue: queue(env, 'TRAINYARD_HOST_QUEUE'),
     statusIntervalMs: interval === undefined ? null : int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
     jobConcurrency: int(env, 'TRAINYARD_INTAKE_CONCURRENCY', 16, 1, 1000),
     logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',

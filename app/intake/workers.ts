@@ -25,6 +25,6 @@ export function gitHostWorkerParts(env: Record<string, string | undefined>, stor
   const publicUrl = env.TRAINYARD_PUBLIC_URL?.trim().replace(/\/+$/, '') || null;
   const links = new RunLinks(publicUrl, linkSecretFrom(env));
   const publishStatus = createPublishStatus({ store, links, log, ...(github ? { github } : {}), ...(gl ? { gitlab: createGitLab(gl) } : {}) });
-  const remote = new RemoteSourceProvider({ cacheRoot: join(workRoot, 'sources'), ...(github ? { github } : {}), ...(gl ? { gitlab: gl } : {}) });
+  const remote = new RemoteSourceProvider({ cacheRoot: join(workRoot, 'remote-sources'), ...(github ? { github } : {}), ...(gl ? { gitlab: gl } : {}) });
   return { extraActivities: { publishStatus }, sourceProviders: { remote } };
 }

@@ -3,7 +3,7 @@
 // commits, compare, check runs, comments, reactions, collaborator permissions, pulls.
 // Every request is recorded and checked against GitHub's OpenAPI description; a request
 // that does not fit is answered 422 and listed in `violations`.
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey, randomUUID, verify } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GitHubOpenApi } from './openapi.js';
@@ -41,6 +41,7 @@ export interface FakeRepo {
 }
 
 const TOKEN = 'ghs_faketoken0123456789';
+const RUN_NONCE = randomUUID();
 let openapi: GitHubOpenApi | undefined;
 
 function fakeSha(seed: string): string {
@@ -72,7 +73,8 @@ export class FakeGitHub {
 
   /** Adds a commit with these files (path → text); returns its sha. */
   commit(files: Record<string, string>): string {
-    const sha = fakeSha(JSON.stringify(files) + this.commits.size);
+    // Random per process: the Temporal server outlives test runs, and run ids derive from shas.
+    const sha = fakeSha(JSON.stringify(files) + this.commits.size + RUN_NONCE);
     this.commits.set(sha, { ...files });
     return sha;
   }

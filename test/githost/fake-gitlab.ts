@@ -3,7 +3,7 @@
 // PRIVATE-TOKEN, known query and body fields, commit-status states and the 255-character
 // fields. Commit statuses follow GitLab's state machine (a repeat of the current state is
 // refused with 400), and the first N status posts can be answered 409 to exercise retries.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tarGz } from './tarball.js';
@@ -42,6 +42,8 @@ export class FakeGitLab {
   readonly archives = new Map<string, Buffer>();
   private readonly commits = new Map<string, Record<string, string>>();
   private nextId = 9000;
+  /** Random per process: the Temporal server outlives test runs, and run ids derive from shas. */
+  private readonly nonce = randomUUID();
   private server?: Server;
   url = '';
 
@@ -51,7 +53,7 @@ export class FakeGitLab {
   ) {}
 
   commit(files: Record<string, string>): string {
-    const sha = createHash('sha1').update(JSON.stringify(files) + this.commits.size).digest('hex');
+    const sha = createHash('sha1').update(JSON.stringify(files) + this.commits.size + this.nonce).digest('hex');
     this.commits.set(sha, { ...files });
     return sha;
   }

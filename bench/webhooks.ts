@@ -1,0 +1,167 @@
+// Webhook intake benchmark, loopback only: `trainyard serve` (its own process) receives
+// signed GitHub push deliveries for a fake GitHub API and either starts a workflow for each
+// (read .trainyard/ at the commit, match filters, start on Temporal) or, as the baseline,
+// verifies and acknowledges the same deliveries without starting anything
+// (TRAINYARD_ACK_ONLY=1). Workers are off, so started runs wait in their queue and are
+// terminated afterwards.
+//
+//   TEMPORAL_ADDRESS=127.0.0.1:7233 node --import tsx bench/webhooks.ts [--latency N] [--burst N] [--concurrency C]
+//
+// Latency: deliveries one at a time; ack = HTTP round trip, start = Temporal's recorded
+// start time of the run minus the moment the delivery was sent.
+// Throughput: a burst of deliveries C at a time; deliveries/s until every one was
+// acknowledged (baseline) or had its run started.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { FakeGitHub } from '../test/githost/fake-github.js';
+import { deliver, pushPayload } from '../test/githost/payloads.js';
+import { freePort, startServe } from '../test/githost/serve-process.js';
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(v) || v < 1 || v > 5000) throw new Error(`--${name} must be a whole number from 1 to 5000`);
+  return v;
+};
+const LATENCY_N = arg('latency', 100);
+const BURST_N = arg('burst', 300);
+const CONCURRENCY = arg('concurrency', 32);
+const SECRET = 'bench-secret';
+const repo = { id: 1001, owner: 'bench-org', name: 'models' };
+const PIPELINE = `name: bench
+on:
+  push: { branches: [main], paths: ["src/**"] }
+steps:
+  hello: { image: localhost/trainyard-busybox:1, run: echo hi }
+`;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
+}
+
+async function temporal(): Promise<{ address: string; child?: ChildProcess }> {
+  if (process.env.TEMPORAL_ADDRESS) return { address: process.env.TEMPORAL_ADDRESS };
+  const port = await freePort();
+  const child = spawn('temporal', ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
+    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'], { stdio: 'ignore' });
+  const address = `127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    try {
+      const c = await Connection.connect({ address, connectTimeout: 1000 });
+      await c.close();
+      return { address, child };
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  child.kill();
+  throw new Error('temporal dev server did not start');
+}
+
+interface ModeResult {
+  mode: string;
+  ackP50: number;
+  ackP99: number;
+  startP50?: number;
+  startP99?: number;
+  perSecond: number;
+  burst: number;
+}
+
+async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address: string, privateKey: string): Promise<ModeResult> {
+  const store = mkdtempSync(join(tmpdir(), 'trainyard-bench-'));
+  const serve = await startServe({
+    GITHUB_APP_ID: String(gh.appId), GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
+    TEMPORAL_ADDRESS: address, TRAINYARD_STORE: store, TRAINYARD_WORK_ROOT: join(store, 'work'), TRAINYARD_WORKERS: 'none',
+    TRAINYARD_ACK_ONLY: ackOnly ? '1' : '0', TRAINYARD_LOG_LEVEL: 'warn', TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`,
+  });
+  const started: string[] = [];
+  const send = async (i: number) => {
+    const before = gh.commit({ '.trainyard/bench.yaml': PIPELINE, 'src/x.txt': `${ackOnly}-${i}-a` });
+    const after = gh.commit({ '.trainyard/bench.yaml': PIPELINE, 'src/x.txt': `${ackOnly}-${i}-b` });
+    const sentAt = Date.now();
+    const r = await deliver(serve.url, SECRET, 'push', pushPayload(repo, gh.installationId, gh.url, { before, after, changed: { modified: ['src/x.txt'] } }));
+    if (r.status !== 200) throw new Error(`delivery answered ${r.status}`);
+    const id = `push:github:${repo.owner}/${repo.name}:${after}:bench`;
+    started.push(id);
+    return { id, sentAt, ackMs: r.ms };
+  };
+  const startedAt = async (id: string, deadline: number): Promise<number> => {
+    for (;;) {
+      try {
+        return (await client.workflow.getHandle(id).describe()).startTime.getTime();
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`run ${id} was not started within the deadline: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  };
+  try {
+    for (let i = 0; i < 5; i++) {
+      const w = await send(-1 - i);
+      if (!ackOnly) await startedAt(w.id, Date.now() + 30_000);
+    }
+    const acks: number[] = [];
+    const starts: number[] = [];
+    for (let i = 0; i < LATENCY_N; i++) {
+      const w = await send(i);
+      acks.push(w.ackMs);
+      if (!ackOnly) starts.push((await startedAt(w.id, Date.now() + 30_000)) - w.sentAt);
+    }
+    const t0 = performance.now();
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next < BURST_N) {
+        const i = LATENCY_N + next++;
+        ids.push((await send(i)).id);
+      }
+    }));
+    if (!ackOnly) {
+      const deadline = Date.now() + 300_000;
+      for (const id of ids) await startedAt(id, deadline);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      mode: ackOnly ? 'acknowledge only' : 'start runs', ackP50: pct(acks, 50), ackP99: pct(acks, 99),
+      ...(ackOnly ? {} : { startP50: pct(starts, 50), startP99: pct(starts, 99) }), perSecond: BURST_N / seconds, burst: BURST_N,
+    };
+  } finally {
+    await serve.stop();
+    if (!ackOnly) {
+      for (const id of started) await client.workflow.getHandle(id).terminate('benchmark over').catch(() => undefined);
+    }
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const t = await temporal();
+  const gh = new FakeGitHub(4242, publicKey, repo, 99);
+  await gh.start();
+  const connection = await Connection.connect({ address: t.address });
+  const client = new Client({ connection });
+  try {
+    const results = [await runMode(true, gh, client, t.address, privateKey), await runMode(false, gh, client, t.address, privateKey)];
+    if (gh.violations.length) throw new Error(`fake GitHub saw bad requests:\n${gh.violations.join('\n')}`);
+    const f = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(1));
+    console.log(`\nwebhook intake, loopback, ${LATENCY_N} sequential deliveries for latency, ${BURST_N} at concurrency ${CONCURRENCY} for throughput\n`);
+    console.log('| mode | ack p50 ms | ack p99 ms | webhook→start p50 ms | webhook→start p99 ms | deliveries/s |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of results) console.log(`| ${r.mode} | ${f(r.ackP50)} | ${f(r.ackP99)} | ${f(r.startP50)} | ${f(r.startP99)} | ${r.perSecond.toFixed(1)} |`);
+  } finally {
+    await connection.close();
+    await gh.stop();
+    t.child?.kill('SIGTERM');
+  }
+}
+
+await main();

@@ -1,0 +1,327 @@
+// End to end on GitHub's side: `trainyard serve` as its own process, real example payloads
+// from @octokit/webhooks-examples signed with the test secret and posted over HTTP, every
+// API call it makes going to the fake GitHub (checked against GitHub's OpenAPI
+// description), runs going through the real engine: Temporal and podman containers.
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { temporalAddress } from '../setup/services.js';
+import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
+import { FakeGitHub, type CheckRunState } from './fake-github.js';
+import { checkRunPayload, commentPayload, deliver, pushPayload } from './payloads.js';
+import { startServe, type ServeProcess } from './serve-process.js';
+
+const SECRET = 'e2e-webhook-secret';
+const repo = { id: 1001, owner: 'octo-org', name: 'models' };
+const FORK_REPO_ID = 2002;
+const INSTALLATION = 42;
+const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
+
+const tiny = `name: tiny
+on:
+  push: { branches: [main], paths: ["src/**", ".trainyard/tiny.yaml"] }
+  comment: true
+params:
+  n: { type: integer, default: 1, min: 1, max: 100 }
+steps:
+  hello:
+    image: ${BUSYBOX_IMAGE}
+    run: 'echo "hello n=$PARAM_N"; cat src/data.txt; mkdir -p /outputs/out; echo done > /outputs/out/x'
+    outputs: [out]
+`;
+const slow = `name: slow
+on:
+  comment: true
+steps:
+  wait:
+    image: ${BUSYBOX_IMAGE}
+    run: 'echo started; sleep 600'
+`;
+const failing = `name: failing
+on:
+  comment: true
+steps:
+  prep:
+    image: ${BUSYBOX_IMAGE}
+    run: echo fine
+  explode:
+    image: ${BUSYBOX_IMAGE}
+    needs: [prep]
+    run: 'echo "loading data"; echo "boom: the model diverged" >&2; exit 3'
+`;
+const gpu = `name: gpu
+on:
+  push: { branches: [main] }
+machines:
+  big: { instance: [p4d.24xlarge], gpus: 8 }
+steps:
+  train:
+    image: ${BUSYBOX_IMAGE}
+    machine: big
+    run: echo train
+`;
+const broken = `name: broken
+on:
+  push: { branches: [main] }
+steps:
+  a:
+    image: ${BUSYBOX_IMAGE}
+    run: echo a
+    needz: [b]
+  b:
+    imag: ${BUSYBOX_IMAGE}
+`;
+
+const gh = new FakeGitHub(77, publicKey, repo, INSTALLATION);
+let serve: ServeProcess;
+let client: Client;
+let connection: Connection;
+const queue = `gh-e2e-${process.pid}`;
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 90_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const completed = (sha: string, name: string) =>
+  waitFor(`completed check ${name} on ${sha.slice(0, 7)}`, () => gh.checkRunsFor(sha, name).find((c) => c.status === 'completed'));
+
+const send = (event: string, payload: unknown, deliveryId?: string) => deliver(serve.url, SECRET, event, payload, deliveryId);
+const push = (before: string, after: string, changed: string[], extra: { ref?: string; deleted?: boolean } = {}) =>
+  send('push', pushPayload(repo, INSTALLATION, gh.url, { before, after, changed: { modified: changed }, ...extra }));
+// Comment ids make workflow ids; the Temporal server outlives test runs.
+let commentId = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+const comment = (pr: number, user: string, body: string) =>
+  send('issue_comment', commentPayload(repo, INSTALLATION, gh.url, { pr, commentId: ++commentId, user, body }));
+
+async function workflowsFor(prefix: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH "${prefix}"` })) ids.push(w.workflowId);
+  return ids;
+}
+
+function leftoverContainers(): string {
+  return execFileSync('podman', ['ps', '-a', '--format', '{{.Names}} {{.Labels}}'], { encoding: 'utf8' })
+    .split('\n').filter((l) => l.includes(queue)).join('\n');
+}
+
+let base: string;
+const files = (data: string, extra: Record<string, string> = {}) => ({
+  '.trainyard/tiny.yaml': tiny, '.trainyard/slow.yaml': slow, 'src/data.txt': data, 'README.md': 'readme', ...extra,
+});
+
+beforeAll(async () => {
+  await ensureTestImages();
+  await gh.start();
+  gh.roles.set('alice', 'write');
+  gh.roles.set('maria', 'maintain');
+  gh.roles.set('eve', 'read');
+  const scratch = mkdtempSync(join(tmpdir(), 'trainyard-gh-e2e-'));
+  serve = await startServe({
+    GITHUB_APP_ID: '77', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
+    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+    TRAINYARD_CONTROL_QUEUE: queue, TRAINYARD_HOST_QUEUE: `${queue}-host`, TRAINYARD_STATUS_INTERVAL_MS: '300',
+    TRAINYARD_PUBLIC_URL: 'http://trainyard.test', TRAINYARD_LOG_LEVEL: 'info',
+  });
+  connection = await Connection.connect({ address: temporalAddress() });
+  client = new Client({ connection });
+  base = gh.commit(files('v0'));
+});
+
+afterAll(async () => {
+  await serve?.stop();
+  await connection?.close();
+  await gh.stop();
+});
+
+describe('GitHub App end to end', () => {
+  it('answers 401 to a missing or wrong signature and starts nothing', async () => {
+    const after = gh.commit(files('unsigned'));
+    const calls = gh.calls.length;
+    const payload = pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } });
+    expect((await deliver(serve.url, null, 'push', payload)).status).toBe(401);
+    expect((await deliver(serve.url, 'not-the-secret', 'push', payload)).status).toBe(401);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(gh.calls.length).toBe(calls);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}`)).toEqual([]);
+  });
+
+  let firstRun: CheckRunState;
+  it('runs a push through the whole check-run lifecycle, once for a redelivered webhook', async () => {
+    const after = gh.commit(files('v1'));
+    const t = performance.now();
+    const r = await push(base, after, ['src/data.txt']);
+    expect(r.status).toBe(200);
+    expect(performance.now() - t).toBeLessThan(1000);
+    const again = await send('push', pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } }), r.deliveryId);
+    expect(again.status).toBe(200);
+    firstRun = await completed(after, 'trainyard/tiny');
+    expect(firstRun.conclusion).toBe('success');
+    expect(firstRun.statuses[0]).toMatch(/queued|in_progress/);
+    expect(firstRun.statuses).toContain('in_progress');
+    expect(firstRun.output.summary).toContain('## ✅ tiny succeeded');
+    expect(firstRun.output.summary).toContain(after);
+    expect(firstRun.output.summary).toMatch(/\| `hello` \| `out` \| `sha256:/);
+    expect(firstRun.details_url).toMatch(/^http:\/\/trainyard\.test\/runs\//);
+    // The details link is the run's page on this server, signed; a forged signature gets nothing.
+    const page = await fetch(firstRun.details_url!.replace('http://trainyard.test', serve.url));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('## ✅ tiny succeeded');
+    expect((await fetch(firstRun.details_url!.replace('http://trainyard.test', serve.url).replace(/sig=.*/, 'sig=forged'))).status).toBe(404);
+    expect(firstRun.actions.map((a) => a.identifier)).toEqual(['rerun']);
+    // Re-delivery and the duplicate were answered, but one run and one check exist.
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}`)).toHaveLength(1);
+    expect(gh.checkRunsFor(after, 'trainyard/tiny')).toHaveLength(1);
+    // `slow` has no push trigger: no check for it.
+    expect(gh.checkRunsFor(after, 'trainyard/slow')).toHaveLength(0);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it('gives a passing "results stand" check, naming the earlier run, when the push touches no watched path', async () => {
+    const before = gh.commit(files('v1'));
+    const after = gh.commit(files('v1', { 'README.md': 'new words' }));
+    expect((await push(before, after, ['README.md'])).status).toBe(200);
+    const check = await completed(after, 'trainyard/tiny');
+    expect(check.conclusion).toBe('success');
+    expect(check.output.title).toContain('results of run');
+    expect(check.output.summary).toContain(firstRun.head_sha.slice(0, 12));
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}`)).toEqual([]);
+  });
+
+  it('starts nothing for a branch deletion or a branch the pipeline does not watch', async () => {
+    const after = gh.commit(files('other-branch'));
+    expect((await push(base, after, ['src/data.txt'], { ref: 'refs/heads/feature' })).status).toBe(200);
+    expect((await push(base, after, [], { ref: 'refs/heads/main', deleted: true })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(gh.checkRunsFor(after)).toEqual([]);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}`)).toEqual([]);
+  });
+
+  it('fails the check of an invalid pipeline file with every error and annotations at its lines', async () => {
+    const after = gh.commit(files('v2', { '.trainyard/broken.yaml': broken }));
+    expect((await push(base, after, ['.trainyard/broken.yaml'])).status).toBe(200);
+    const check = await completed(after, 'trainyard/broken');
+    expect(check.conclusion).toBe('failure');
+    expect(check.output.summary).toMatch(/\.trainyard\/broken\.yaml:8:\d+/);
+    expect(check.output.summary).toMatch(/\.trainyard\/broken\.yaml:10:\d+/);
+    expect(check.annotations.map((a) => a.start_line).sort()).toEqual(expect.arrayContaining([8, 10]));
+    expect(check.annotations.every((a) => a.path === '.trainyard/broken.yaml' && a.annotation_level === 'failure')).toBe(true);
+  });
+
+  it('fails the check of a pipeline the server policy refuses, with the reason at the line', async () => {
+    const after = gh.commit(files('v3', { '.trainyard/gpu.yaml': gpu }));
+    expect((await push(base, after, ['.trainyard/gpu.yaml'])).status).toBe(200);
+    const check = await completed(after, 'trainyard/gpu');
+    expect(check.conclusion).toBe('failure');
+    expect(check.output.title).toBe('Refused by server policy');
+    expect(check.output.summary).toMatch(/no EC2 configured/);
+    expect(check.annotations).toContainEqual(expect.objectContaining({ path: '.trainyard/gpu.yaml', start_line: 9 }));
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}:gpu`)).toEqual([]);
+  });
+
+  it('puts the failing step\'s log tail and an annotation at its line on a failed check', async () => {
+    const head = gh.commit(files('pr-12', { '.trainyard/failing.yaml': failing }));
+    gh.pulls.set(12, { headSha: head, headRepoId: repo.id });
+    await comment(12, 'alice', '/train failing');
+    const check = await completed(head, 'trainyard/failing');
+    expect(check.conclusion).toBe('failure');
+    expect(check.output.text).toContain('boom: the model diverged');
+    expect(check.output.text).toContain('loading data');
+    expect(check.annotations).toContainEqual(expect.objectContaining({ path: '.trainyard/failing.yaml', start_line: 8, annotation_level: 'failure' }));
+    expect(check.annotations.find((a) => a.start_line === 8)?.message).toContain('boom');
+  });
+
+  it('runs `/train` with parameters for a collaborator, reacting and replying with the check link', async () => {
+    const head = gh.commit(files('pr-7'));
+    gh.pulls.set(7, { headSha: head, headRepoId: repo.id });
+    expect((await comment(7, 'alice', '/train tiny n=42')).status).toBe(200);
+    const check = await completed(head, 'trainyard/tiny');
+    expect(check.conclusion).toBe('success');
+    expect(gh.reactions).toContainEqual({ commentId, content: 'eyes' });
+    const reply = await waitFor('reply', () => gh.comments.find((c) => c.issue === 7 && c.body.includes('@alice started')));
+    expect(reply.body).toContain('`n=42`');
+    expect(reply.body).toContain(`/runs/${check.id}`);
+    expect(check.output.summary).toMatch(/\| `n` \| `42` \|/);
+  });
+
+  it('refuses `/train` from a commenter without write access, and bad parameters, starting nothing', async () => {
+    const head = gh.commit(files('pr-8'));
+    gh.pulls.set(8, { headSha: head, headRepoId: repo.id });
+    await comment(8, 'eve', '/train tiny');
+    const refusal = await waitFor('refusal', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('@eve')));
+    expect(refusal.body).toContain('needs write access');
+    await comment(8, 'alice', '/train tiny n=1000');
+    const bad = await waitFor('parameter error', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('n')  && c.body.includes('@alice')));
+    expect(bad.body).toMatch(/"n" must be/);
+    await comment(8, 'alice', '/train nosuch');
+    const unknown = await waitFor('unknown pipeline', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('no pipeline `nosuch`')));
+    expect(unknown.body).toContain('`tiny`');
+    expect(gh.checkRunsFor(head)).toEqual([]);
+    expect(await workflowsFor(`comment:github:${repo.owner}/${repo.name}`)).not.toContain(expect.stringContaining(head));
+  });
+
+  it('refuses a fork until a maintainer approves the exact head commit, and again after a new push', async () => {
+    const first = gh.commit(files('fork-1'));
+    gh.pulls.set(9, { headSha: first, headRepoId: FORK_REPO_ID });
+    await comment(9, 'alice', '/train tiny');
+    await waitFor('fork refusal', () => gh.comments.find((c) => c.issue === 9 && c.body.includes('comes from a fork')));
+    const waiting = await completed(first, 'trainyard/approval');
+    expect(waiting.conclusion).toBe('action_required');
+    expect(gh.checkRunsFor(first, 'trainyard/tiny')).toEqual([]);
+
+    await comment(9, 'alice', '/ok-to-train');
+    await waitFor('non-maintainer refusal', () => gh.comments.find((c) => c.issue === 9 && c.body.includes('only maintainers')));
+    await comment(9, 'maria', '/ok-to-train');
+    await waitFor('approval', () => gh.comments.find((c) => c.issue === 9 && c.body.includes('@maria approved')));
+    await comment(9, 'alice', '/train tiny');
+    expect((await completed(first, 'trainyard/tiny')).conclusion).toBe('success');
+
+    const second = gh.commit(files('fork-2'));
+    gh.pulls.set(9, { headSha: second, headRepoId: FORK_REPO_ID });
+    const refusals = gh.comments.filter((c) => c.issue === 9 && c.body.includes('comes from a fork')).length;
+    await comment(9, 'alice', '/train tiny');
+    await waitFor('second fork refusal', () => gh.comments.filter((c) => c.issue === 9 && c.body.includes('comes from a fork')).length > refusals);
+    expect(gh.checkRunsFor(second, 'trainyard/tiny')).toEqual([]);
+  });
+
+  it('cancels a running run from the Cancel button, leaving no container', async () => {
+    const head = gh.commit(files('pr-10'));
+    gh.pulls.set(10, { headSha: head, headRepoId: repo.id });
+    await comment(10, 'alice', '/train slow');
+    const running = await waitFor('slow step running', () => gh.checkRunsFor(head, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    expect(running.actions.map((a) => a.identifier)).toEqual(['cancel']);
+    expect(leftoverContainers()).not.toBe('');
+    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
+      action: 'requested_action', identifier: 'cancel', checkRunId: running.id, name: running.name, headSha: head, externalId: running.external_id!, user: 'alice',
+    }));
+    const done = await completed(head, 'trainyard/slow');
+    expect(done.conclusion).toBe('cancelled');
+    await waitFor('containers removed', () => leftoverContainers() === '' || undefined, 30_000);
+  });
+
+  it('re-runs a check from GitHub\'s Re-run, with the same parameters, as a new check run', async () => {
+    const head = gh.commit(files('pr-11'));
+    gh.pulls.set(11, { headSha: head, headRepoId: repo.id });
+    await comment(11, 'alice', '/train tiny n=7');
+    const first = await completed(head, 'trainyard/tiny');
+    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
+      action: 'rerequested', checkRunId: first.id, name: first.name, headSha: head, externalId: first.external_id!, user: 'alice',
+    }), randomUUID());
+    const second = await waitFor('second check', () => gh.checkRunsFor(head, 'trainyard/tiny').find((c) => c.id !== first.id && c.status === 'completed'));
+    expect(second.conclusion).toBe('success');
+    expect(second.external_id).toMatch(/^rerun:/);
+    expect(second.output.summary).toMatch(/\| `n` \| `7` \|/);
+    expect(gh.violations).toEqual([]);
+  });
+});

@@ -1,0 +1,172 @@
+// End to end on GitLab's side: `trainyard serve` as its own process, GitLab's documented
+// Push Hook and Note Hook examples adapted to the test project, sent with the secret token
+// over HTTP; API calls go to the fake GitLab; runs go through Temporal and podman.
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { temporalAddress } from '../setup/services.js';
+import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
+import { FakeGitLab } from './fake-gitlab.js';
+import { startServe, type ServeProcess } from './serve-process.js';
+
+const TOKEN = 'glpat-test-token';
+const SECRET = 'gitlab-hook-secret';
+const PROJECT = 15;
+const pipeline = `name: tiny
+on:
+  push: { branches: [master], paths: ["src/**"] }
+  comment: true
+params:
+  n: { type: integer, default: 1 }
+steps:
+  hello:
+    image: ${BUSYBOX_IMAGE}
+    run: 'echo "hello n=$PARAM_N"'
+`;
+const gl = new FakeGitLab(TOKEN, PROJECT);
+let serve: ServeProcess;
+let client: Client;
+let connection: Connection;
+const queue = `gl-e2e-${process.pid}`;
+// Note ids make workflow ids; the Temporal server outlives test runs.
+const NOTE_BASE = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
+
+const example = (name: string) => JSON.parse(readFileSync(new URL(`./gitlab-examples/${name}.json`, import.meta.url), 'utf8')) as Record<string, any>;
+
+function adapt(hook: Record<string, any>): Record<string, any> {
+  hook.project_id = PROJECT;
+  Object.assign(hook.project, { id: PROJECT, web_url: `${gl.url}/mike/diaspora`, git_http_url: `${gl.url}/mike/diaspora.git`, path_with_namespace: 'mike/diaspora' });
+  return hook;
+}
+
+async function post(event: string, body: unknown, token: string | null = SECRET, key = randomUUID()): Promise<number> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-gitlab-event': event, 'idempotency-key': key };
+  if (token !== null) headers['x-gitlab-token'] = token;
+  const res = await fetch(`${serve.url}/api/gitlab/webhooks`, { method: 'POST', headers, body: JSON.stringify(body) });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, ms = 90_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function workflowsFor(prefix: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH "${prefix}"` })) ids.push(w.workflowId);
+  return ids;
+}
+
+beforeAll(async () => {
+  await ensureTestImages();
+  await gl.start();
+  const scratch = mkdtempSync(join(tmpdir(), 'trainyard-gl-e2e-'));
+  serve = await startServe({
+    GITLAB_URL: gl.url, GITLAB_TOKEN: TOKEN, GITLAB_WEBHOOK_SECRET: SECRET,
+    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+    TRAINYARD_CONTROL_QUEUE: queue, TRAINYARD_HOST_QUEUE: `${queue}-host`, TRAINYARD_STATUS_INTERVAL_MS: '300',
+    TRAINYARD_PUBLIC_URL: 'http://trainyard.test',
+  });
+  connection = await Connection.connect({ address: temporalAddress() });
+  client = new Client({ connection });
+});
+
+afterAll(async () => {
+  await serve?.stop();
+  await connection?.close();
+  await gl.stop();
+});
+
+describe('GitLab end to end', () => {
+  it('answers 401 without the secret token and starts nothing', async () => {
+    const after = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'unsigned' });
+    const hook = adapt(example('push'));
+    Object.assign(hook, { after, checkout_sha: after });
+    expect(await post('Push Hook', hook, null)).toBe(401);
+    expect(await post('Push Hook', hook, 'wrong')).toBe(401);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(gl.calls).toEqual([]);
+  });
+
+  it('runs a push and reports pending → running → success on the commit status, once per Idempotency-Key', async () => {
+    const before = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'a' });
+    const after = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'b' });
+    const hook = adapt(example('push'));
+    // The example says 4 commits but lists 2: the server must ask compare for the rest.
+    Object.assign(hook, { before, after, checkout_sha: after });
+    gl.conflictsToSend = 1;
+    const key = randomUUID();
+    expect(await post('Push Hook', hook, SECRET, key)).toBe(200);
+    expect(await post('Push Hook', hook, SECRET, key)).toBe(200);
+    const done = await waitFor('final status', () => {
+      const s = gl.latest(after, 'trainyard/tiny');
+      return s && ['success', 'failed', 'canceled'].includes(s.state) ? s : undefined;
+    });
+    expect(done.state).toBe('success');
+    const states = gl.statuses.filter((s) => s.sha === after).map((s) => s.state);
+    expect(states[0]).toMatch(/pending|running/);
+    expect(states).toContain('running');
+    expect(done.target_url).toMatch(/^http:\/\/trainyard\.test\/runs\//);
+    expect([...(done.description ?? '')].length).toBeLessThanOrEqual(255);
+    expect(gl.calls.some((c) => c.path.endsWith('/repository/compare'))).toBe(true);
+    expect(await workflowsFor(`push:gitlab:${PROJECT}:${after}`)).toHaveLength(1);
+    expect(gl.violations).toEqual([]);
+  });
+
+  it('runs `/train` from a Developer on a merge request and keeps one report note, edited on re-run', async () => {
+    const head = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'mr' });
+    gl.mergeRequests.set(1, { sha: head, sourceProjectId: PROJECT });
+    gl.members.set(8, 30);
+    const note = adapt(example('note-merge-request'));
+    note.user.id = 8;
+    note.user.username = 'dev';
+    note.object_attributes.id = NOTE_BASE + 5001;
+    note.object_attributes.note = '/train tiny n=3';
+    expect(await post('Note Hook', note)).toBe(200);
+    await waitFor('award', () => gl.awards.find((a) => a.noteId === NOTE_BASE + 5001 && a.name === 'eyes'));
+    const report = await waitFor('report note', () => [...gl.notes.values()].find((n) => n.mr === 1 && /Succeeded/.test(n.body)));
+    expect(report.body).toContain('trainyard/tiny');
+
+    note.object_attributes.id = NOTE_BASE + 5002;
+    note.object_attributes.note = '/train tiny n=4';
+    expect(await post('Note Hook', note)).toBe(200);
+    await waitFor('second run finished', () => gl.statuses.filter((s) => s.sha === head && s.state === 'success').length >= 2);
+    await waitFor('note edited', () => (gl.notes.get(report.id)?.edits ?? 0) >= 3);
+    expect([...gl.notes.values()].filter((n) => n.mr === 1 && n.body.includes('trainyard/tiny'))).toHaveLength(1);
+  });
+
+  it('refuses a Reporter, and a fork merge request until a Maintainer approves its commit', async () => {
+    const head = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'fork' });
+    gl.mergeRequests.set(2, { sha: head, sourceProjectId: 999 });
+    gl.members.set(9, 20);
+    gl.members.set(10, 30);
+    gl.members.set(11, 40);
+    const note = adapt(example('note-merge-request'));
+    note.merge_request.iid = 2;
+    const say = async (userId: number, id: number, text: string) => {
+      note.user.id = userId;
+      note.user.username = `user${userId}`;
+      note.object_attributes.id = id;
+      note.object_attributes.note = text;
+      expect(await post('Note Hook', note)).toBe(200);
+    };
+    await say(9, NOTE_BASE + 6001, '/train tiny');
+    await waitFor('reporter refusal', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('needs write access')));
+    await say(10, NOTE_BASE + 6002, '/train tiny');
+    await waitFor('fork refusal', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('comes from a fork')));
+    expect(gl.statuses.filter((s) => s.sha === head && s.name === 'trainyard/tiny')).toEqual([]);
+    await say(11, NOTE_BASE + 6003, '/ok-to-train');
+    await waitFor('approval', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('approved commit')));
+    await say(10, NOTE_BASE + 6004, '/train tiny');
+    await waitFor('fork run', () => gl.latest(head, 'trainyard/tiny')?.state === 'success');
+  });
+});

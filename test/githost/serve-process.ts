@@ -1,0 +1,69 @@
+// Starts `trainyard serve` as its own process, the way an operator would, and waits until
+// it listens. Used by the end-to-end tests and bench/webhooks.ts.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface ServeProcess {
+  url: string;
+  port: number;
+  /** Everything the process wrote, stdout and stderr interleaved. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function command(): string[] {
+  if (existsSync(`${REPO_ROOT}/bin/trainyard.js`)) return ['bin/trainyard.js', 'serve'];
+  return ['--import', 'tsx', '-e', "import('./app/serve.ts').then((m) => m.serveCommand([]))"];
+}
+
+export async function startServe(env: Record<string, string>, port?: number): Promise<ServeProcess> {
+  const p = port ?? (await freePort());
+  const child = spawn(process.execPath, command(), {
+    cwd: REPO_ROOT,
+    env: { ...process.env, TRAINYARD_BIND: '127.0.0.1', TRAINYARD_PORT: String(p), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-2_000_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 90_000;
+  while (!/listening on http/.test(out)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`trainyard serve did not start (exit ${child.exitCode}):\n${out.slice(-5000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url: `http://127.0.0.1:${p}`,
+    port: p,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
