@@ -157,20 +157,15 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const env = { ...process.env };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--port' && argv[i + 1] !== undefined) env.TRAINYARD_PORT = argv[++i];
-    else {
-      process.stderr.write(`trainyard serve: unknown argument ${JSON.stringify(argv[i])}\n${USAGE}\n`);
-      process.exitCode = 2;
-      return;
-    }
+    else throw new Error(`serve: unknown argument ${JSON.stringify(argv[i])}\n${USAGE}`);
   }
   let cfg: ServeConfig;
   try {
     cfg = loadServeConfig(env);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`trainyard serve: configuration error: ${err.message}\n`);
-    process.exitCode = 2;
-    return;
+    // The CLI prints the message and exits 2: a bad setting stops the server before it listens.
+    if (err instanceof ConfigError) throw new Error(`serve: configuration error: ${err.message}`);
+    throw err;
   }
   const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
   const running = await startServer(cfg, log, env);

@@ -11,7 +11,6 @@
 // start time of the run minus the moment the delivery was sent.
 // Throughput: a burst of deliveries C at a time; deliveries/s until every one was
 // acknowledged (baseline) or had its run started.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +18,8 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { FakeGitHub } from '../test/githost/fake-github.js';
 import { deliver, pushPayload } from '../test/githost/payloads.js';
-import { freePort, startServe } from '../test/githost/serve-process.js';
+import { startDevServer } from '../app/devserver.js';
+import { startServe } from '../test/githost/serve-process.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -44,23 +44,10 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN;
 }
 
-async function temporal(): Promise<{ address: string; child?: ChildProcess }> {
+async function temporal(): Promise<{ address: string; stop?: () => Promise<void> }> {
   if (process.env.TEMPORAL_ADDRESS) return { address: process.env.TEMPORAL_ADDRESS };
-  const port = await freePort();
-  const child = spawn('temporal', ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'], { stdio: 'ignore' });
-  const address = `127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    try {
-      const c = await Connection.connect({ address, connectTimeout: 1000 });
-      await c.close();
-      return { address, child };
-    } catch {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  child.kill();
-  throw new Error('temporal dev server did not start');
+  const dev = await startDevServer();
+  return { address: dev.address, stop: () => dev.stop() };
 }
 
 interface ModeResult {
@@ -160,7 +147,7 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await gh.stop();
-    t.child?.kill('SIGTERM');
+    await t.stop?.();
   }
 }
 

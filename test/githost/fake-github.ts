@@ -4,8 +4,8 @@
 // Every request is recorded and checked against GitHub's OpenAPI description; a request
 // that does not fit is answered 422 and listed in `violations`.
 import { createHash, createPublicKey, randomUUID, verify } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FakeServer } from './fake-server.js';
 import { GitHubOpenApi } from './openapi.js';
 import { tarGz } from './tarball.js';
 
@@ -48,9 +48,8 @@ function fakeSha(seed: string): string {
   return createHash('sha1').update(seed).digest('hex');
 }
 
-export class FakeGitHub {
+export class FakeGitHub extends FakeServer {
   readonly calls: RecordedCall[] = [];
-  readonly violations: string[] = [];
   readonly checkRuns = new Map<number, CheckRunState>();
   readonly comments: { id: number; issue: number; body: string }[] = [];
   readonly reactions: { commentId: number; content: string }[] = [];
@@ -59,8 +58,6 @@ export class FakeGitHub {
   readonly pulls = new Map<number, { headSha: string; headRepoId: number }>();
   private readonly commits = new Map<string, Record<string, string>>();
   private nextId = 5000;
-  private server?: Server;
-  url = '';
 
   constructor(
     readonly appId: number,
@@ -68,6 +65,7 @@ export class FakeGitHub {
     readonly repo: FakeRepo,
     readonly installationId: number,
   ) {
+    super();
     openapi ??= new GitHubOpenApi();
   }
 
@@ -83,36 +81,9 @@ export class FakeGitHub {
     return [...this.checkRuns.values()].filter((c) => c.head_sha === sha && (name === undefined || c.name === name));
   }
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.violations.push(`fake crashed on ${req.method} ${req.url}: ${(err as Error).stack}`);
-        if (!res.headersSent) res.writeHead(500).end();
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
+  protected async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
-    let body: unknown;
-    if (raw) {
-      try {
-        body = JSON.parse(raw);
-      } catch {
-        body = raw;
-      }
-    }
     const call: RecordedCall = { method, path: url.pathname, query: Object.fromEntries(url.searchParams), body, status: 0, at: Date.now() };
     this.calls.push(call);
     const send = (status: number, data?: unknown, headers: Record<string, string> = {}) => {

@@ -4,8 +4,8 @@
 // fields. Commit statuses follow GitLab's state machine (a repeat of the current state is
 // refused with 400), and the first N status posts can be answered 409 to exercise retries.
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FakeServer } from './fake-server.js';
 import { tarGz } from './tarball.js';
 
 export interface GitLabCall {
@@ -27,9 +27,8 @@ export interface CommitStatus {
 const STATES = ['pending', 'running', 'success', 'failed', 'canceled', 'skipped'];
 const FINAL = ['success', 'failed', 'canceled', 'skipped'];
 
-export class FakeGitLab {
+export class FakeGitLab extends FakeServer {
   readonly calls: GitLabCall[] = [];
-  readonly violations: string[] = [];
   /** Every status post that GitLab accepted, in order. */
   readonly statuses: CommitStatus[] = [];
   readonly notes = new Map<number, { id: number; mr: number; body: string; edits: number }>();
@@ -44,13 +43,13 @@ export class FakeGitLab {
   private nextId = 9000;
   /** Random per process: the Temporal server outlives test runs, and run ids derive from shas. */
   private readonly nonce = randomUUID();
-  private server?: Server;
-  url = '';
 
   constructor(
     readonly token: string,
     readonly projectId: number,
-  ) {}
+  ) {
+    super();
+  }
 
   commit(files: Record<string, string>): string {
     const sha = createHash('sha1').update(JSON.stringify(files) + this.commits.size + this.nonce).digest('hex');
@@ -62,36 +61,10 @@ export class FakeGitLab {
     return this.statuses.filter((s) => s.sha === sha && s.name === name).at(-1);
   }
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      this.handle(req, res).catch((err: unknown) => {
-        this.violations.push(`fake crashed on ${req.method} ${req.url}: ${(err as Error).stack}`);
-        if (!res.headersSent) res.writeHead(500).end();
-      });
-    });
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req as AsyncIterable<Buffer>) chunks.push(c);
-    const raw = Buffer.concat(chunks).toString('utf8');
+  protected async handle(req: IncomingMessage, res: ServerResponse, parsed: unknown, raw: string): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
-    let body: Record<string, unknown> | undefined;
-    if (raw) {
-      try {
-        body = JSON.parse(raw) as Record<string, unknown>;
-      } catch {
-        body = Object.fromEntries(new URLSearchParams(raw));
-      }
-    }
+    const body = (typeof parsed === 'string' ? Object.fromEntries(new URLSearchParams(raw)) : parsed) as Record<string, unknown> | undefined;
     const query = Object.fromEntries(url.searchParams);
     const call: GitLabCall = { method, path: url.pathname, query, body, status: 0 };
     this.calls.push(call);

@@ -95,3 +95,14 @@ describe('serve configuration', () => {
     expect(cfg.store).toBe('/tmp/store');
   });
 });
+
+describe('trainyard serve start', () => {
+  it('refuses to start on a bad setting, naming the variable', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { REPO_ROOT } = await import('./serve-process.js');
+    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', GITHUB_APP_ID: 'twelve', GITHUB_PRIVATE_KEY: 'x', GITHUB_WEBHOOK_SECRET: 's' };
+    const r = spawnSync(process.execPath, ['bin/trainyard.js', 'serve'], { cwd: REPO_ROOT, env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('serve: configuration error: GITHUB_APP_ID: must be the numeric id');
+  });
+});
