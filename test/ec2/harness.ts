@@ -1,7 +1,7 @@
 // Simulates hosts booting: once moto reports a managed instance running, start a runner
 // agent process for that instance's task queue; once the instance is terminated, stop it
 // (the machine is gone). Tests can also kill an agent to simulate a crashed host.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { describeManaged } from '../../activities/ec2/instances.js';
 
@@ -26,6 +26,8 @@ export class HostSimulator {
     private readonly deployment: string,
     private readonly agent: AgentCommand,
     private readonly log: (line: string) => void = () => {},
+    /** Container CLI whose containers labelled with a host's queue go away with the host. */
+    private readonly containerCli?: string,
   ) {}
 
   start(pollMs = 300): void {
@@ -35,11 +37,24 @@ export class HostSimulator {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await Promise.all(this.booted.map((b) => stopAgent(b.agent, 'SIGTERM')));
+    for (const b of this.booted) await this.removeContainers(b.queue);
   }
 
-  kill(instanceId: string): Promise<void> {
+  /** The machine dies: its agent and its containers are gone at once. */
+  async kill(instanceId: string): Promise<void> {
     const b = this.booted.find((x) => x.instanceId === instanceId);
-    return b ? stopAgent(b.agent, 'SIGKILL') : Promise.resolve();
+    if (!b) return;
+    await stopAgent(b.agent, 'SIGKILL');
+    await this.removeContainers(b.queue);
+  }
+
+  private async removeContainers(queue: string): Promise<void> {
+    const cli = this.containerCli;
+    if (!cli) return;
+    const ids = await new Promise<string[]>((resolve) =>
+      execFile(cli, ['ps', '-aq', '--filter', `label=trainyard.queue=${queue}`], (err, out) => resolve(err ? [] : out.split('\n').filter(Boolean))),
+    );
+    if (ids.length > 0) await new Promise((resolve) => execFile(cli, ['rm', '-f', ...ids], () => resolve(null)));
   }
 
   private async tick(): Promise<void> {
@@ -57,8 +72,8 @@ export class HostSimulator {
           const h = { instanceId: i.instanceId, queue: i.queue, agent: child, bootedAt: Date.now() };
           this.booted.push(h);
           this.onBoot?.(h);
-        } else if (known && (i.state === 'terminated' || i.state === 'shutting-down') && known.agent.exitCode === null) {
-          void stopAgent(known.agent, 'SIGKILL');
+        } else if (known && (i.state === 'terminated' || i.state === 'shutting-down') && known.agent.exitCode === null && known.agent.signalCode === null) {
+          void this.kill(known.instanceId);
         }
       }
     } catch (e) {
