@@ -10,6 +10,7 @@ import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../workflows/types.js';
+import { dataConverter } from './codec.js';
 import { CONTROL_QUEUE } from './engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -49,12 +50,13 @@ export interface RunningWorkers {
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
-  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }), namespace: cfg.namespace ?? 'default' });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }), namespace: cfg.namespace ?? 'default', dataConverter });
   const extra = cfg.extraActivities ?? {};
   const publish = extra.publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',
+    dataConverter,
     taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
     workflowBundle: await workflowBundle(),
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
@@ -77,6 +79,7 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
   const worker = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',
+    dataConverter,
     taskQueue: cfg.queue,
     activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue }),
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.

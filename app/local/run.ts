@@ -15,6 +15,7 @@ import { loadPipelines } from '../../pipeline/load.js';
 import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
+import { dataConverter } from '../codec.js';
 import { loadEngineConfig } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';
 import { cancelPipelineRun, defaultRunOptions, getRunStatus, localHostQueue, startPipelineRun } from '../engine.js';
@@ -71,7 +72,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   try {
     const native = await NativeConnection.connect({ address });
     const connection = await Connection.connect({ address });
-    const client = new Client({ connection, namespace: cfg.temporalNamespace });
+    const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
     const store = createStore(cfg.store);
     const workers = await startWorkers({ connection: native, address, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
     try {

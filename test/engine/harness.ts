@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { listContainers } from '../../activities/container/run.js';
 import { LocalStore } from '../../activities/store/local.js';
+import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
 import { startWorkers, type RunningWorkers } from '../../app/worker.js';
 import { quietTemporalRuntime } from '../../app/local/run.js';
@@ -71,7 +72,7 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
   const salt = randomBytes(4).toString('hex');
   const store = new LocalStore(join(root, 'store'));
   const native = await NativeConnection.connect({ address });
-  const client = new Client({ connection: await Connection.connect({ address }) });
+  const client = new Client({ connection: await Connection.connect({ address }), dataConverter });
   const controlQueue = `test-control-${salt}`;
   const hostQueue = `test-host-${salt}`;
   const workers: RunningWorkers = await startWorkers({ connection: native, address, store, workRoot: join(root, 'work'), hostQueue, controlQueue, noHost: opts.host === false });
