@@ -2,7 +2,9 @@
 // gzipped so they stay under Temporal's 2 MB payload limit; small ones stay plain JSON,
 // readable in the Temporal UI. Every client and worker of a deployment uses this codec.
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 const ENCODING = 'binary/gzip';
