@@ -100,6 +100,12 @@ async function main(argv: string[]): Promise<number> {
       } else {
         const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
         running = await startWorkers({ connection, address: cfg.temporalAddress, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        if (process.env.TRAINYARD_EC2_SUBNETS) {
+          const { Client, Connection } = await import('@temporalio/client');
+          const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
+          const r = await (await import('./reaper.js')).ensureReaperSchedule(client);
+          log.info(r, 'instance reaper schedule in place');
+        }
         log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
       }
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });

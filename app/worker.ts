@@ -10,6 +10,8 @@ import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../workflows/types.js';
+import { computeActivitiesFor } from './compute/activities.js';
+import { loadComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
 import { CONTROL_QUEUE } from './engine.js';
 
@@ -51,8 +53,10 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
   const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }), namespace: cfg.namespace ?? 'default', dataConverter });
-  const extra = cfg.extraActivities ?? {};
-  const publish = extra.publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
+  // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
+  // fail with a message saying what to configure.
+  const extra = { ...computeActivitiesFor(loadComputeConfig(process.env), { client }), ...(cfg.extraActivities ?? {}) };
+  const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',

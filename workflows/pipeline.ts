@@ -13,7 +13,7 @@ import {
 } from './contracts.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
-import type { Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
+import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
 
 /** State carried across continue-as-new. */
 export interface PipelineCarry {
@@ -43,11 +43,14 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const steps: Record<string, StepStatus> = carry?.steps ?? Object.fromEntries(pipeline.order.map((n) => [n, { name: n, state: 'pending' as const }]));
   const waiting: Record<string, string[]> = carry?.waiting ?? {};
   const attemptOffset: Record<string, number> = carry?.attemptOffset ?? {};
+  const earlierAttempts: Record<string, AttemptRecord[]> = {};
   const startedAt = carry?.startedAt ?? new Date().toISOString();
   const prepared = new Map<string, Prepared>();
   const finished: StepFinished[] = [];
   const hostOf = new Map<string, HostRecord>();
   let cancelRequested = false;
+  let wake = false;
+  let acquiring = 0;
   let runState: RunStatus['state'] = 'running';
   let lineageKey: string | undefined;
   let reportKey: string | undefined;
@@ -107,16 +110,18 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const last = f.outcome.attempts[f.outcome.attempts.length - 1];
       const hostLost = f.outcome.state === 'failed' && last?.outcome === 'host_lost';
       if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
-      const used = f.outcome.attempts.length;
+      // Attempts of earlier executions (lost hosts) count against the retries too.
+      const used = (attemptOffset[name] ?? 0) + f.outcome.attempts.length;
       if (hostLost && spec.machine && used < spec.retries + 1 && !cancelRequested) {
         // The host died under the step: try again on a new one.
         attemptOffset[name] = used;
+        (earlierAttempts[name] ??= []).push(...f.outcome.attempts);
         st.state = 'pending';
         st.message = `attempt ${used} lost its host; retrying on a new one`;
         continue;
       }
       const ranElsewhere = f.outcome.producedBy.runId !== input.runId;
-      st.outcome = f.outcome;
+      st.outcome = earlierAttempts[name] ? { ...f.outcome, attempts: [...earlierAttempts[name]!, ...f.outcome.attempts] } : f.outcome;
       st.finishedAt = new Date().toISOString();
       if (host) st.host = host;
       if (f.outcome.state === 'succeeded') {
@@ -180,12 +185,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         (waiting[p.key] ??= []).push(p.step);
         continue;
       }
-      let host: HostRecord = { kind: 'local', queue: options.localHostQueue };
-      if (spec.machine && pool) host = await pool.acquire(spec.machine, p.step, (attemptOffset[p.step] ?? 0) + 1);
-      hostOf.set(p.step, host);
-      st.host = host;
-      waiting[p.key] = [p.step];
-      const exec: StepExecInput = {
+      const execFor = (host: HostRecord): StepExecInput => ({
         key: p.key, useCache: p.useCache, spec: p.spec, parts: p.parts, hostQueue: host.queue, host,
         producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
         retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
@@ -193,7 +193,33 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         sameHostRetries: spec.machine ? 0 : 2,
         attemptOffset: attemptOffset[p.step] ?? 0,
         codeFiles: p.codeFiles,
-      };
+      });
+      waiting[p.key] = [p.step];
+      if (spec.machine && pool) {
+        // Getting a host may wait for another step to release one: never block the loop on it.
+        acquiring++;
+        void (async () => {
+          try {
+            const host = await pool.acquire(spec.machine!, p.step, (attemptOffset[p.step] ?? 0) + 1);
+            hostOf.set(p.step, host);
+            st.host = host;
+            await control.startSteps({ runWorkflowId: myId, controlQueue: options.controlQueue, execs: [execFor(host)] });
+          } catch (err) {
+            if (isCancellation(err)) { cancelRequested = true; return; }
+            const names = waiting[p.key] ?? [p.step];
+            delete waiting[p.key];
+            for (const n of names) Object.assign(steps[n]!, { state: 'failed', message: `no host: ${failureMessage(err)}`, finishedAt: new Date().toISOString() });
+          } finally {
+            acquiring--;
+            wake = dirty = true;
+          }
+        })();
+        continue;
+      }
+      const host: HostRecord = { kind: 'local', queue: options.localHostQueue };
+      hostOf.set(p.step, host);
+      st.host = host;
+      const exec = execFor(host);
       byKey.set(p.key, exec);
       execs.push(exec);
     }
@@ -259,13 +285,15 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
           ...(pool ? { pool: pool.state() } : {}),
         });
       }
-      await condition(() => finished.length > 0 || cancelRequested, input.status.kind === 'none' ? '1 hour' : options.statusIntervalMs);
+      await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? '1 hour' : options.statusIntervalMs);
+      wake = false;
     }
   };
 
   const shouldContinueAsNew = (): boolean => {
     const info = workflowInfo();
     if (info.historyLength < options.historyEventLimit && !info.continueAsNewSuggested) return false;
+    if (acquiring > 0) return false;
     // Hosts being provisioned or running hold in-flight operations that do not carry over.
     return !pool || pool.state().hosts.every((h) => h.state === 'terminated' || h.state === 'failed');
   };

@@ -137,7 +137,8 @@ async function execute(
       const rec = attemptFromFailure(err, attempts.length + input.attemptOffset + 1, input.host.queue, startedAt);
       attempts.push(rec.attempt);
       last = { state: 'failed', outputs: {}, attempts, metrics: rec.metrics, logDigest: rec.attempt.logDigest, producedBy: input.producedBy, message: rec.attempt.message };
-      if (rec.final) break;
+      // A machine step's host is gone: the run must get it a new one.
+      if (rec.final || (rec.attempt.outcome === 'host_lost' && input.host.kind === 'ec2')) break;
     }
   }
   return last!;
