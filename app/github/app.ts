@@ -6,11 +6,10 @@ import type { GitHubClients } from '../../activities/githost/github-client.js';
 import { parseCommentCommand } from '../intake/command.js';
 import type { Intake } from '../intake/context.js';
 import type { JobQueue } from '../intake/jobs.js';
-import { handleComment } from '../intake/comment.js';
+import { handleComment, TRAIN_LEVEL } from '../intake/comment.js';
 import { atLeast } from '../intake/port.js';
 import { handlePush } from '../intake/push.js';
 import { cancelFromCheck, rerun } from '../intake/rerun.js';
-import { TRAIN_LEVEL } from '../intake/comment.js';
 import { changedPathsOfPush } from './changes.js';
 import { GitHubConversation, GitHubRepoPort } from './port.js';
 

@@ -1,7 +1,6 @@
 // Starts `trainyard serve` as its own process, the way an operator would, and waits until
 // it listens. Used by the end-to-end tests and bench/webhooks.ts.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../app/devserver.js';
 
@@ -17,14 +16,9 @@ export interface ServeProcess {
   stop(): Promise<void>;
 }
 
-function command(): string[] {
-  if (existsSync(`${REPO_ROOT}/bin/trainyard.js`)) return ['bin/trainyard.js', 'serve'];
-  return ['--import', 'tsx', '-e', "import('./app/serve.ts').then((m) => m.serveCommand([]))"];
-}
-
 export async function startServe(env: Record<string, string>, port?: number): Promise<ServeProcess> {
   const p = port ?? (await freePort());
-  const child = spawn(process.execPath, command(), {
+  const child = spawn(process.execPath, ['bin/trainyard.js', 'serve'], {
     cwd: REPO_ROOT,
     env: { ...process.env, TRAINYARD_BIND: '127.0.0.1', TRAINYARD_PORT: String(p), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
