@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { listContainers } from '../../activities/container/run.js';
 import { LocalStore } from '../../activities/store/local.js';
+import type { ArtifactStore } from '../../activities/store/types.js';
 import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
 import { startWorkers, type RunningWorkers } from '../../app/worker.js';
@@ -49,7 +50,7 @@ export class GitRepo {
 
 export interface Engine {
   client: Client;
-  store: LocalStore;
+  store: ArtifactStore;
   root: string;
   /** Salt for step env so this file's executions are never joined by another file's. */
   salt: string;
@@ -64,13 +65,13 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions> } = {}): Promise<Engine> {
+export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore } = {}): Promise<Engine> {
   await ensureTestImages();
   quietTemporalRuntime();
   const address = temporalAddress();
   const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'engine-'));
   const salt = randomBytes(4).toString('hex');
-  const store = new LocalStore(join(root, 'store'));
+  const store = opts.store ?? new LocalStore(join(root, 'store'));
   const native = await NativeConnection.connect({ address });
   const client = new Client({ connection: await Connection.connect({ address }), dataConverter });
   const controlQueue = `test-control-${salt}`;
