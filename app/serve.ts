@@ -13,6 +13,7 @@ import { GitHubClients } from '../activities/githost/github-client.js';
 import { createGitLab, type GitLabApi } from '../activities/githost/gitlab-client.js';
 import { RunLinks, linkSecretFrom } from '../activities/githost/links.js';
 import { GitHostRecords } from '../activities/githost/records.js';
+import { dataConverter } from './codec.js';
 import { defaultRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
 import { githubApp } from './github/app.js';
@@ -68,7 +69,7 @@ function runOptions(cfg: ServeConfig) {
 export async function startServer(cfg: ServeConfig, log: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningServer> {
   const store = createStore(cfg.store);
   const connection = await Connection.connect({ address: cfg.temporalAddress });
-  const client = new Client({ connection, namespace: cfg.temporalNamespace });
+  const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
   const links = new RunLinks(cfg.publicUrl, linkSecretFrom(env));
   const records = new GitHostRecords(store);
   const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
@@ -89,6 +90,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     workerConnection = await NativeConnection.connect({ address: cfg.temporalAddress });
     workers = await startWorkers({
       connection: workerConnection,
+      address: cfg.temporalAddress,
       namespace: cfg.temporalNamespace,
       store,
       workRoot: cfg.workRoot,

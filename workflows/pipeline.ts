@@ -109,6 +109,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       hostOf.delete(name);
       const last = f.outcome.attempts[f.outcome.attempts.length - 1];
       const hostLost = f.outcome.state === 'failed' && last?.outcome === 'host_lost';
+      // Real GPU samples make the idle-GPU accounting exact.
+      if (host && last?.gpu) host.gpu = last.gpu;
       if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
       // Attempts of earlier executions (lost hosts) count against the retries too.
       const used = (attemptOffset[name] ?? 0) + f.outcome.attempts.length;

@@ -125,7 +125,7 @@ async function execute(
       for (let lost = 1; lost < r.activityAttempt; lost++) {
         attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: input.host.queue, startedAt, finishedAt: r.startedAt, exitCode: null, outcome: 'host_lost', message: 'the runner stopped heartbeating (worker lost); retried' });
       }
-      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest });
+      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}) });
       const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, metrics: r.metrics, logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
       if (input.useCache) {
         setPhase('recording');

@@ -101,6 +101,8 @@ export interface AttemptRecord {
   outcome: 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'host_lost';
   message?: string;
   logDigest?: Digest;
+  /** GPU utilisation sampled during the attempt (nvidia-smi), when the host has GPUs. */
+  gpu?: HostRecord['gpu'];
 }
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'cached' | 'failed' | 'skipped' | 'cancelled';
