@@ -12,7 +12,7 @@ import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
 import { createPrepareSteps } from './prepare.js';
-import { createRunStep } from './step.js';
+import { createRunStep, type RunnerDeps } from './step.js';
 import type { SourceProvider } from './source/types.js';
 import type { ArtifactStore } from './store/types.js';
 
@@ -70,15 +70,7 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
   };
 }
 
-export interface HostDeps {
-  store: ArtifactStore;
-  sources: SourceProvider;
-  cli: ContainerCliConfig;
-  workRoot: string;
-  hostName: string;
-  /** Labelled on containers so a restarted runner can remove what a killed one left. */
-  queue: string;
-}
+export type HostDeps = RunnerDeps;
 
 export function createHostActivities(deps: HostDeps): HostActivities {
   return { runStep: createRunStep(deps) };

@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
 import type { SourceRef } from '../../workflows/types.js';
+import { COMMIT_ID, OncePerKey } from '../source/once.js';
 import type { SourceProvider } from '../source/types.js';
 import { ownerRepoFromCloneUrl, type GitHubClients } from './github-client.js';
 import type { GitLabCredentials } from './gitlab-client.js';
@@ -18,24 +19,18 @@ export interface RemoteSourceConfig {
   maxArchiveBytes?: number;
 }
 
-const COMMIT = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 export class RemoteSourceProvider implements SourceProvider {
-  private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly once = new OncePerKey();
 
   constructor(private readonly cfg: RemoteSourceConfig) {}
 
   async checkout(source: SourceRef): Promise<string> {
     if (source.kind !== 'remote') throw new Error(`RemoteSourceProvider cannot check out a ${source.kind} source`);
-    if (!COMMIT.test(source.commit)) throw new Error(`refusing to fetch ${JSON.stringify(source.commit)}: not a full commit id`);
+    if (!COMMIT_ID.test(source.commit)) throw new Error(`refusing to fetch ${JSON.stringify(source.commit)}: not a full commit id`);
     const repoKey = createHash('sha256').update(`${source.host}\n${source.cloneUrl}\n${source.projectId ?? ''}`).digest('hex').slice(0, 16);
     const dir = join(this.cfg.cacheRoot, 'remote', source.host, repoKey, source.commit);
-    let pending = this.inFlight.get(dir);
-    if (!pending) {
-      pending = this.fetchOnce(source, dir).finally(() => this.inFlight.delete(dir));
-      this.inFlight.set(dir, pending);
-    }
-    const root = await pending;
+    const root = await this.once.run(dir, () => this.fetchOnce(source, dir));
     return projectRoot(root, source.subdir);
   }
 

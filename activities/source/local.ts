@@ -6,30 +6,25 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SourceRef } from '../../workflows/types.js';
+import { COMMIT_ID, OncePerKey } from './once.js';
 import type { SourceProvider } from './types.js';
 
 const run = promisify(execFile);
-const COMMIT = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 export class LocalGitSource implements SourceProvider {
-  private readonly inFlight = new Map<string, Promise<string>>();
+  private readonly once = new OncePerKey();
 
   constructor(private readonly cacheRoot: string) {}
 
   async checkout(source: SourceRef): Promise<string> {
     if (source.kind !== 'git') throw new Error(`LocalGitSource cannot check out a ${source.kind} source`);
-    if (!COMMIT.test(source.commit)) throw new Error(`refusing to check out ${JSON.stringify(source.commit)}: not a full commit id`);
+    if (!COMMIT_ID.test(source.commit)) throw new Error(`refusing to check out ${JSON.stringify(source.commit)}: not a full commit id`);
     if (source.subdir.split('/').some((p) => p === '..') || source.subdir.startsWith('/')) {
       throw new Error(`refusing project directory ${JSON.stringify(source.subdir)}: it must be inside the repository`);
     }
     const repoKey = createHash('sha256').update(`${source.repoPath}\n${source.subdir}`).digest('hex').slice(0, 16);
     const dir = join(this.cacheRoot, 'git', repoKey, source.commit);
-    let pending = this.inFlight.get(dir);
-    if (!pending) {
-      pending = this.extract(source, dir).finally(() => this.inFlight.delete(dir));
-      this.inFlight.set(dir, pending);
-    }
-    return pending;
+    return this.once.run(dir, () => this.extract(source, dir));
   }
 
   private async extract(source: Extract<SourceRef, { kind: 'git' }>, dir: string): Promise<string> {
