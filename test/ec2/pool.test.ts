@@ -137,14 +137,20 @@ describe('host pool', () => {
 
   it('retries a step whose spot host was reclaimed on a new host, and says why in the host record', async () => {
     const before = sim.booted.length;
+    let firstHost: string | undefined;
     sim.onBoot = (b) => {
-      // What the host's spot watch does on a notice, then the machine goes away mid-step.
-      if (sim.booted.length === before + 1) {
-        setTimeout(() => void setTags(clients.ec2, b.instanceId, { [TAG.interruption]: 'terminate@2026-11-23T12:02:00Z' }).then(() => sim.kill(b.instanceId)), 2500);
-      }
+      if (sim.booted.length === before + 1) firstHost = b.instanceId;
     };
     try {
-      const h = await scenario({ parallel: false, steps: [{ name: 'train', machine: 'gpu', ms: 5000, retries: 1 }] });
+      const h = await scenario({ parallel: false, steps: [{ name: 'train', machine: 'gpu', ms: 8000, retries: 1 }] });
+      // Reclaim the host only once the step runs on it (a loaded machine boots slowly).
+      await waitFor(async () => {
+        const pending = (await h.describe()).raw.pendingActivities ?? [];
+        return firstHost !== undefined && pending.some((a) => a.activityType?.name === 'hostWork' && a.state === 2);
+      }, 'the step running on its first host');
+      // What the host's spot watch does on a notice, then the machine goes away mid-step.
+      await setTags(clients.ec2, firstHost!, { [TAG.interruption]: 'terminate@2026-11-23T12:02:00Z' });
+      sim.kill(firstHost!);
       const r = (await h.result()) as ScenarioResult;
       const attempts = r.steps.train!.attempts;
       expect(attempts.map((a) => a.outcome)).toEqual(['host_lost', 'succeeded']);
