@@ -81,7 +81,7 @@ export function createPrepareSteps(deps: PrepareDeps) {
       // Its own execution, shared with nobody.
       const key = sha256Bytes(`${realKey}\n${req.runId}\n${item.step}`);
       const decision: CacheDecision = { decision: 'disabled', key: realKey, reason: spec.cache ? 'ran: cache disabled for this run (--no-cache)' : 'ran: cache disabled for this step (cache: false)' };
-      return { step: item.step, key, useCache, parts, inputs, spec: spec2, decision, codeFiles };
+      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision, codeFiles };
     }
     const hit = await lookup(deps.store, realKey);
     if (hit) {

@@ -25,7 +25,10 @@ export interface ExecSpec {
 export interface StepExecInput {
   /** Cache key (salted when the cache is off, so nothing is shared). */
   key: string;
+  /** Look the key up first. */
   useCache: boolean;
+  /** Record the result under this key (set with --no-cache: results still feed later runs). */
+  recordKey?: string;
   spec: ExecSpec;
   parts: CacheKeyParts;
   hostQueue: string;
@@ -79,6 +82,7 @@ export interface Prepared {
   step: string;
   key: string;
   useCache: boolean;
+  recordKey?: string;
   parts: CacheKeyParts;
   inputs: Record<string, ResolvedInput>;
   spec: ExecSpec;

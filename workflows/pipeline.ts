@@ -188,7 +188,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         continue;
       }
       const execFor = (host: HostRecord): StepExecInput => ({
-        key: p.key, useCache: p.useCache, spec: p.spec, parts: p.parts, hostQueue: host.queue, host,
+        key: p.key, useCache: p.useCache, ...(p.recordKey ? { recordKey: p.recordKey } : {}), spec: p.spec, parts: p.parts, hostQueue: host.queue, host,
         producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
         retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,

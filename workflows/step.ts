@@ -127,9 +127,10 @@ async function execute(
       }
       attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}) });
       const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, metrics: r.metrics, logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
-      if (input.useCache) {
+      const recordKey = input.recordKey ?? (input.useCache ? input.key : undefined);
+      if (recordKey) {
         setPhase('recording');
-        await control.recordCache({ key: input.key, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts, codeFiles: input.codeFiles });
+        await control.recordCache({ key: recordKey, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts, codeFiles: input.codeFiles });
       }
       return outcome;
     } catch (err) {

@@ -110,6 +110,28 @@ describe('a committed pipeline runs, then hits the cache, with early cutoff', ()
     const s = await engine.run(repo, '.trainyard/diamond.yaml', { noCache: true });
     expect(s.steps.map((x) => x.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
     expect(s.steps.map((x) => x.cache!.decision)).toEqual(['disabled', 'disabled', 'disabled', 'disabled']);
+    // Its results are recorded: the next ordinary run reuses them.
+    const next = await engine.run(repo, '.trainyard/diamond.yaml');
+    for (const st of next.steps) expect(st.cache!.source?.runId, st.name).toBe(s.runId);
+  });
+
+  it('cache: false steps run every time and record nothing', async () => {
+    const r = engine.repo().write({ '.trainyard/fresh.yaml': `
+name: fresh
+steps:
+  always:
+    image: ${BUSYBOX_IMAGE}
+    run: date +%s%N > /outputs/t
+    env: { SALT: "${engine.salt}" }
+    cache: false
+    outputs: [t]
+` });
+    r.commit();
+    const a = await engine.run(r, '.trainyard/fresh.yaml');
+    const b = await engine.run(r, '.trainyard/fresh.yaml');
+    expect([stepOf(a, 'always').state, stepOf(b, 'always').state]).toEqual(['succeeded', 'succeeded']);
+    expect(stepOf(b, 'always').cache).toMatchObject({ decision: 'disabled', reason: 'ran: cache disabled for this step (cache: false)' });
+    expect(stepOf(a, 'always').outcome!.outputs.t!.digest).not.toBe(stepOf(b, 'always').outcome!.outputs.t!.digest);
   });
 });
 
