@@ -10,7 +10,7 @@ import { formatLineageAnswer, lineageOf } from '../activities/lineage/index.js';
 import { createStore } from '../activities/store/factory.js';
 import { loadPipelines } from '../pipeline/load.js';
 import { formatPipelineError } from '../pipeline/parse.js';
-import { EnvError, loadEngineConfig } from './config.js';
+import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
 import { CONTROL_QUEUE, localHostQueue } from './engine.js';
 import { ProjectError, findProject } from './local/project.js';
@@ -90,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
       const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
-      const connection = await NativeConnection.connect({ address: cfg.temporalAddress });
+      const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
       let running;
       if (cmd === 'agent') {
@@ -99,10 +99,10 @@ async function main(argv: string[]): Promise<number> {
         log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
       } else {
         const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
-        running = await startWorkers({ connection, address: cfg.temporalAddress, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
         if (process.env.TRAINYARD_EC2_SUBNETS) {
           const { Client, Connection } = await import('@temporalio/client');
-          const client = new Client({ connection: await Connection.connect({ address: cfg.temporalAddress }), namespace: cfg.temporalNamespace });
+          const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
           const r = await (await import('./reaper.js')).ensureReaperSchedule(client);
           log.info(r, 'instance reaper schedule in place');
         }

@@ -15,6 +15,9 @@ export interface EngineConfig {
   /** host:port of a Temporal frontend; null = start a dev server for this command. */
   temporalAddress: string | null;
   temporalNamespace: string;
+  /** TLS and API key for Temporal Cloud or a secured cluster. */
+  temporalTls: boolean;
+  temporalApiKey?: string;
   store: string;
   /** Scratch space: checkouts, step directories. */
   workRoot: string;
@@ -42,6 +45,11 @@ function absPath(env: Env, name: string, dflt: string): string {
   return raw;
 }
 
+/** Connection options (address, TLS, API key) for both the client and worker connections. */
+export function temporalConnectOptions(cfg: EngineConfig, address: string): { address: string; tls?: boolean; apiKey?: string } {
+  return { address, ...(cfg.temporalTls ? { tls: true } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) };
+}
+
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
   const addr = env.TEMPORAL_ADDRESS?.trim() || null;
   if (addr && !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(addr)) throw new EnvError('TEMPORAL_ADDRESS', `must be host:port, got ${JSON.stringify(addr)}`);
@@ -53,9 +61,15 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
   }
   const dataHome = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
   const home = absPath(env, 'TRAINYARD_HOME', join(dataHome, 'trainyard'));
+  const tlsRaw = env.TEMPORAL_TLS?.trim().toLowerCase();
+  if (tlsRaw && !['true', 'false', '1', '0'].includes(tlsRaw)) throw new EnvError('TEMPORAL_TLS', `must be true or false, got ${JSON.stringify(env.TEMPORAL_TLS)}`);
+  const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
   return {
     temporalAddress: addr,
     temporalNamespace: ns,
+    // An API key implies TLS (Temporal Cloud refuses plaintext).
+    temporalTls: tlsRaw === 'true' || tlsRaw === '1' || (apiKey !== undefined && tlsRaw === undefined),
+    ...(apiKey ? { temporalApiKey: apiKey } : {}),
     store,
     workRoot: absPath(env, 'TRAINYARD_WORK_DIR', join(home, 'work')),
     reportsDir: join(home, 'reports'),

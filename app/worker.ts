@@ -34,6 +34,8 @@ export interface WorkersConfig {
   connection: NativeConnection;
   /** host:port the connection goes to (the control activities need a client there too). */
   address?: string;
+  /** TLS / API key for the control activities' own client (Temporal Cloud). */
+  connectOptions?: { tls?: boolean; apiKey?: string };
   namespace?: string;
   store: ArtifactStore;
   workRoot: string;
@@ -52,7 +54,7 @@ export interface RunningWorkers {
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
-  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' }), namespace: cfg.namespace ?? 'default', dataConverter });
+  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const extra = { ...computeActivitiesFor(loadComputeConfig(process.env), { client }), ...(cfg.extraActivities ?? {}) };

@@ -16,7 +16,7 @@ import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { dataConverter } from '../codec.js';
-import { loadEngineConfig } from '../config.js';
+import { loadEngineConfig, temporalConnectOptions } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';
 import { cancelPipelineRun, defaultRunOptions, getRunStatus, localHostQueue, startPipelineRun } from '../engine.js';
 import { startWorkers } from '../worker.js';
@@ -70,11 +70,11 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const address = cfg.temporalAddress ?? (dev = await startDevServer()).address;
   const stopDev = async () => dev?.stop();
   try {
-    const native = await NativeConnection.connect({ address });
-    const connection = await Connection.connect({ address });
+    const native = await NativeConnection.connect(temporalConnectOptions(cfg, address));
+    const connection = await Connection.connect(temporalConnectOptions(cfg, address));
     const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
     const store = createStore(cfg.store);
-    const workers = await startWorkers({ connection: native, address, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
+    const workers = await startWorkers({ connection: native, address, connectOptions: temporalConnectOptions(cfg, address), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
     try {
       const runId = newRunId();
       const input: RunInput = {
