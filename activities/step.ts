@@ -39,8 +39,8 @@ export function createRunStep(deps: RunnerDeps) {
     const { spec } = req;
     const execTag = sha256Bytes(req.execId).slice(7, 31);
     const labels = { 'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline };
-    // A worker killed mid-step leaves its container and scratch dir: clear them first.
-    await removeContainers(deps.cli, { 'trainyard.exec': execTag });
+    // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
+    if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
     const dir = join(deps.workRoot, 'exec', execTag);
     await rm(dir, { recursive: true, force: true });
     const startedAt = new Date().toISOString();
@@ -58,7 +58,7 @@ export function createRunStep(deps: RunnerDeps) {
       for (const [name, ref] of Object.entries(spec.inputs)) await deps.store.materialize(ref, join(inputsDir, name));
       await writeFile(join(metaDir, 'params.json'), JSON.stringify(spec.params, null, 2));
       try {
-        await ensureImage(deps.cli, spec.image);
+        await imageReady(deps.cli, spec.image);
       } catch (err) {
         throw ApplicationFailure.create({ type: 'StepInvalid', message: (err as Error).message, nonRetryable: true, details: [failure(null, undefined, startedAt, deps.hostName, metrics)] });
       }
@@ -151,6 +151,15 @@ export function createRunStep(deps: RunnerDeps) {
       await rm(dir, { recursive: true, force: true });
     }
   };
+}
+
+const readyImages = new Map<string, number>();
+/** `ensureImage`, remembered for a minute: one podman call per image, not per step. */
+async function imageReady(cli: ContainerCliConfig, image: string): Promise<void> {
+  const key = `${cli.command}\n${image}`;
+  if ((readyImages.get(key) ?? 0) > Date.now()) return;
+  await ensureImage(cli, image);
+  readyImages.set(key, Date.now() + 60_000);
 }
 
 function failure(exitCode: number | null, logDigest: string | undefined, startedAt: string, host: string, metrics: MetricSample[], finishedAt = new Date().toISOString()): StepFailureDetails {
