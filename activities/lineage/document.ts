@@ -113,6 +113,8 @@ export interface LineageTotals {
   computeMs: number;
   costUsd: number | null;
   cacheSavings: CacheSavings;
+  /** Billed GPU time of the steps run here and its idle part; absent without GPU hosts. */
+  gpu?: { billedGpuSeconds: number; idleGpuSeconds: number; idleFraction: number };
 }
 
 export type LineageConclusion = 'succeeded' | 'failed' | 'cancelled';
@@ -252,13 +254,21 @@ function isReused(s: LineageStep, runId: string): boolean {
     (s.producedBy !== null && s.producedBy.runId !== runId && s.state !== 'failed');
 }
 
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
 function totalsOf(doc: Pick<LineageDoc, 'runId' | 'startedAt' | 'finishedAt'>, steps: LineageStep[], extra: BuildExtra): LineageTotals {
   const count = (state: StepState): number => steps.filter((s) => s.state === state).length;
   let costUsd: number | null = null;
   let computeMs = 0;
   const savings: CacheSavings = { steps: 0, durationMs: null, costUsd: null };
+  let gpuSeconds = 0;
+  let idleGpuSeconds = 0;
   for (const s of steps) {
     if (s.costUsd !== null) costUsd = (costUsd ?? 0) + s.costUsd;
+    if (s.executedHere && s.host?.gpus && s.host.billedSeconds !== undefined) {
+      gpuSeconds += s.host.billedSeconds * s.host.gpus;
+      idleGpuSeconds += s.host.idleGpuSeconds ?? 0;
+    }
     if (s.executedHere) computeMs += attemptsMs(s.attempts) ?? 0;
     if (!isReused(s, doc.runId)) continue;
     savings.steps += 1;
@@ -280,6 +290,7 @@ function totalsOf(doc: Pick<LineageDoc, 'runId' | 'startedAt' | 'finishedAt'>, s
     computeMs,
     costUsd,
     cacheSavings: savings,
+    ...(gpuSeconds > 0 ? { gpu: { billedGpuSeconds: r3(gpuSeconds), idleGpuSeconds: r3(idleGpuSeconds), idleFraction: r3(Math.min(1, idleGpuSeconds / gpuSeconds)) } } : {}),
   };
 }
 

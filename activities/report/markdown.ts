@@ -329,6 +329,7 @@ function totalsSection(doc: LineageDoc): string[] {
     `| Wall time | ${humanDuration(t.durationMs)} |`,
     `| Compute time | ${humanDuration(t.computeMs)} |`,
     `| Cost | ${usd(t.costUsd)} |`,
+    ...(t.gpu ? [`| GPU time | ${humanDuration(t.gpu.billedGpuSeconds * 1000)} billed, ${(t.gpu.idleFraction * 100).toFixed(1)}% idle |`] : []),
     `| Cache savings | ${sv.steps} ${sv.steps === 1 ? 'step' : 'steps'} reused, ${humanDuration(sv.durationMs)}, ${usd(sv.costUsd)} |`,
   ];
 }

@@ -20,6 +20,7 @@ import { startWorkers, type RunningWorkers } from '../../app/worker.js';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { describeLive } from '../../activities/ec2/instances.js';
 import { TAG } from '../../activities/ec2/tags.js';
+import { lineageSchemaErrors } from '../lineage/schema.js';
 import { createStore } from '../../activities/store/factory.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
@@ -167,6 +168,8 @@ describe('a pipeline with machine steps on EC2 (moto) and real agents', () => {
     const store = createStore(storeDir);
     const score = await store.getBytes(byName.evaluate!.outcome!.outputs.score!.digest);
     expect(score.toString().trim()).toBe('2');
+    // Hosts, provisioning attempts and costs as the lineage document records them conform to its schema.
+    expect(lineageSchemaErrors(await store.getRecord(`runs/${final.runId}/lineage`))).toEqual([]);
 
     expect(await describeLive(clients.ec2, deployment, [{ Name: `tag:${TAG.workflowId}`, Values: [workflowId] }])).toEqual([]);
     expect(sim.booted.map((b) => b.instanceId)).toHaveLength(2);

@@ -1,6 +1,7 @@
 // The engine end to end: real Temporal dev server, real podman containers, local store.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lineageSchemaErrors } from '../lineage/schema.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 
 let engine: Engine;
@@ -69,6 +70,8 @@ describe('a committed pipeline runs, then hits the cache, with early cutoff', ()
     expect(stepOf(s, 'prepare').outcome!.metrics.map((m) => m.values)).toEqual([{ rows: 3, phase: 'prepare' }]);
     expect(stepOf(s, 'prepare').cache!.reason).toMatch(/^ran: first execution/);
     expect(s.lineageKey).toBe(`runs/${s.runId}/lineage`);
+    // The lineage document of a real run conforms to the published schema.
+    expect(lineageSchemaErrors(await engine.store.getRecord(s.lineageKey!))).toEqual([]);
     expect(await engine.containers()).toEqual([]);
   });
 
@@ -121,7 +124,7 @@ name: fresh
 steps:
   always:
     image: ${BUSYBOX_IMAGE}
-    run: date +%s%N > /outputs/t
+    run: head -c 16 /dev/urandom | od -x > /outputs/t
     env: { SALT: "${engine.salt}" }
     cache: false
     outputs: [t]

@@ -295,3 +295,18 @@ describe('on the real folder store', () => {
     }
   });
 });
+
+describe('GPU time in the totals', () => {
+  it('sums billed GPU-seconds and their idle part over GPU hosts, and the report shows it', async () => {
+    const { lineageSchemaErrors } = await import('./schema.js');
+    const { renderReport } = await import('../../activities/report/markdown.js');
+    const run = currentRun();
+    const executed = run.status.steps.filter((s) => s.outcome && s.outcome.producedBy.runId === run.input.runId && s.host);
+    expect(executed.length).toBeGreaterThan(0);
+    for (const s of executed) s.host = { ...s.host!, gpus: 2, billedSeconds: 100, idleGpuSeconds: 50 };
+    const doc = buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z' });
+    expect(doc.totals.gpu).toEqual({ billedGpuSeconds: 200 * executed.length, idleGpuSeconds: 50 * executed.length, idleFraction: 0.25 });
+    expect(lineageSchemaErrors(doc)).toEqual([]);
+    expect(renderReport(doc)).toMatch(/\| GPU time \| .* billed, 25\.0% idle \|/);
+  });
+});
