@@ -9,8 +9,9 @@ import type { JobQueue } from '../intake/jobs.js';
 import { handleComment, TRAIN_LEVEL } from '../intake/comment.js';
 import { atLeast } from '../intake/port.js';
 import { handlePush } from '../intake/push.js';
-import { cancelFromCheck, rerun } from '../intake/rerun.js';
+import { cancelFromCheck, rerun, rerunSuite } from '../intake/rerun.js';
 import { changedPathsOfPush } from './changes.js';
+import { trainyardChecksOfSuite } from './suite.js';
 import { GitHubConversation, GitHubRepoPort } from './port.js';
 
 export interface GitHubAppDeps {
@@ -100,6 +101,29 @@ export function githubApp(deps: GitHubAppDeps): ApplicationFunction {
       });
     };
     app.on('check_run.rerequested', (ctx) => onCheckRun(ctx, 'rerun'));
+
+    // "Re-run all checks" (or "Re-run failed checks", which GitHub sends the same way for
+    // the suite): every Trainyard check on the suite's head commit runs again.
+    app.on('check_suite.rerequested', async (ctx: Context<'check_suite.rerequested'>) => {
+      const p = ctx.payload;
+      const installationId = installationOf(ctx);
+      if (installationId === undefined) return;
+      const repository = p.repository as unknown as Repository;
+      queue(`rerun suite ${p.repository.full_name} ${p.check_suite.id}`, async () => {
+        const api = clients.installation(installationId);
+        const ref = { owner: repository.owner.login, repo: repository.name };
+        const level = await new GitHubConversation(api, ref, 0, 0, '', intake.records).accessLevel(p.sender.login);
+        if (!atLeast(level, TRAIN_LEVEL)) {
+          intake.log.warn({ delivery: ctx.id, user: p.sender.login, level }, 'suite re-run refused: needs write access');
+          return;
+        }
+        const checks = await trainyardChecksOfSuite(api, ref, p.check_suite.id);
+        const results = await rerunSuite(repoPort(installationId, repository), intake, {
+          checks, sha: p.check_suite.head_sha, actor: p.sender.login, deliveryId: ctx.id,
+        });
+        intake.log.info({ delivery: ctx.id, suite: p.check_suite.id, results }, 're-run requested for the check suite');
+      });
+    });
     app.on('check_run.requested_action', (ctx) => {
       const id = ctx.payload.requested_action?.identifier;
       return id === 'cancel' || id === 'rerun' ? onCheckRun(ctx, id) : Promise.resolve();

@@ -31,7 +31,7 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
   if (!pipeline) return { message: `no valid pipeline \`${name}\` at ${req.sha.slice(0, 12)}` };
   const given = previous?.given ?? {};
   const params = resolveParams(pipeline, given);
-  const verdictId = `rerun:${req.deliveryId}`;
+  const verdictId = `rerun:${req.deliveryId}:${req.checkRunId}`;
   if (params.errors.length > 0) {
     await port.postVerdict(pipeline.name, req.sha, verdictId, paramsVerdict(pipeline, params.errors), previous?.pr);
     return { message: 'parameters no longer fit' };
@@ -55,4 +55,29 @@ export async function cancelFromCheck(intake: Intake, workflowId: string): Promi
   if (!(await intake.records.getRun(workflowId))) return false;
   await intake.starter.cancel(workflowId);
   return true;
+}
+
+export interface SuiteCheck {
+  checkRunId: number;
+  /** `trainyard/<pipeline>`. */
+  name: string;
+  externalId: string;
+}
+
+/**
+ * "Re-run all checks": every Trainyard check of the suite runs again, each as its own
+ * re-run. Each workflow id holds its check run id and the delivery id, so a redelivered
+ * webhook starts nothing twice. One check that can no longer run does not stop the others.
+ */
+export async function rerunSuite(
+  port: RepoPort, intake: Intake, req: { checks: SuiteCheck[]; sha: string; actor: string; deliveryId: string },
+): Promise<{ checkName: string; workflowId?: string; message?: string }[]> {
+  const out: { checkName: string; workflowId?: string; message?: string }[] = [];
+  for (const c of req.checks) {
+    const r = await rerun(port, intake, {
+      previousId: c.externalId, checkName: c.name, sha: req.sha, actor: req.actor, checkRunId: c.checkRunId, deliveryId: req.deliveryId,
+    });
+    out.push({ checkName: c.name, ...r });
+  }
+  return out;
 }

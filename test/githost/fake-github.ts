@@ -56,6 +56,10 @@ export class FakeGitHub extends FakeServer {
   /** username → role_name */
   readonly roles = new Map<string, string>();
   readonly pulls = new Map<number, { headSha: string; headRepoId: number }>();
+  /** `org/team-slug` → username → membership state (`active` or `pending`). */
+  readonly teams = new Map<string, Map<string, string>>();
+  /** One check suite per head commit: this fake serves one app. */
+  private readonly suites = new Map<string, number>();
   private readonly commits = new Map<string, Record<string, string>>();
   private nextId = 5000;
 
@@ -75,6 +79,13 @@ export class FakeGitHub extends FakeServer {
     const sha = fakeSha(JSON.stringify(files) + this.commits.size + RUN_NONCE);
     this.commits.set(sha, { ...files });
     return sha;
+  }
+
+  /** The id of the check suite that holds the check runs on this commit. */
+  suiteOf(sha: string): number {
+    let id = this.suites.get(sha);
+    if (id === undefined) this.suites.set(sha, (id = this.nextId++));
+    return id;
   }
 
   checkRunsFor(sha: string, name?: string): CheckRunState[] {
@@ -110,6 +121,12 @@ export class FakeGitHub extends FakeServer {
       this.violations.push(`${method} ${url.pathname} without the installation token (${req.headers.authorization ?? 'none'})`);
       return send(401, { message: 'Bad credentials' });
     }
+    if (checked.template === '/orgs/{org}/teams/{team_slug}/memberships/{username}') {
+      const [, org, team, user] = /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/.exec(decodeURIComponent(url.pathname))!;
+      const state = this.teams.get(`${org}/${team}`.toLowerCase())?.get(user!);
+      if (!state) return send(404, { message: 'Not Found' });
+      return send(200, { url: `${this.url}${url.pathname}`, role: 'member', state });
+    }
     const prefix = `/repos/${this.repo.owner}/${this.repo.name}`;
     if (!url.pathname.startsWith(`${prefix}/`)) return send(404, { message: 'Not Found' });
     const rest = url.pathname.slice(prefix.length);
@@ -143,6 +160,13 @@ export class FakeGitHub extends FakeServer {
       case 'GET /commits/{ref}/check-runs': {
         const ref = m(/^\/commits\/([^/]+)\/check-runs$/)![1]!;
         const runs = this.checkRunsFor(ref, url.searchParams.get('check_name') ?? undefined);
+        return send(200, { total_count: runs.length, check_runs: runs.map((r) => this.checkRunJson(r)) });
+      }
+      case 'GET /check-suites/{check_suite_id}/check-runs': {
+        const suiteId = Number(m(/^\/check-suites\/(\d+)\/check-runs$/)![1]);
+        const sha = [...this.suites].find(([, id]) => id === suiteId)?.[0];
+        if (!sha) return send(404, { message: 'Not Found' });
+        const runs = this.checkRunsFor(sha);
         return send(200, { total_count: runs.length, check_runs: runs.map((r) => this.checkRunJson(r)) });
       }
       case 'GET /collaborators/{username}/permission': {
@@ -248,7 +272,7 @@ export class FakeGitHub extends FakeServer {
   private checkRunJson(run: CheckRunState): unknown {
     return {
       id: run.id, name: run.name, head_sha: run.head_sha, external_id: run.external_id, status: run.status, conclusion: run.conclusion,
-      details_url: run.details_url, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/runs/${run.id}`,
+      details_url: run.details_url, check_suite: { id: this.suiteOf(run.head_sha) }, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/runs/${run.id}`,
       output: { title: run.output.title ?? null, summary: run.output.summary ?? null, text: run.output.text ?? null, annotations_count: run.output.annotations_count },
     };
   }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type CheckRunState } from './fake-github.js';
-import { checkRunPayload, commentPayload, deliver, pushPayload } from './payloads.js';
+import { checkRunPayload, checkSuitePayload, commentPayload, deliver, pushPayload } from './payloads.js';
 import { startServe, type ServeProcess } from './serve-process.js';
 
 const SECRET = 'e2e-webhook-secret';
@@ -54,6 +54,14 @@ steps:
     image: ${BUSYBOX_IMAGE}
     needs: [prep]
     run: 'echo "loading data"; echo "boom: the model diverged" >&2; exit 3'
+`;
+const quick = `name: quick
+on:
+  comment: true
+steps:
+  hi:
+    image: ${BUSYBOX_IMAGE}
+    run: echo quick
 `;
 const gpu = `name: gpu
 on:
@@ -322,6 +330,37 @@ describe('GitHub App end to end', () => {
     expect(second.conclusion).toBe('success');
     expect(second.external_id).toMatch(/^rerun:/);
     expect(second.output.summary).toMatch(/\| `n` \| `7` \|/);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it('re-runs every Trainyard check of the suite from "Re-run all checks", once for a redelivery', async () => {
+    const head = gh.commit(files('pr-14', { '.trainyard/quick.yaml': quick }));
+    gh.pulls.set(14, { headSha: head, headRepoId: repo.id });
+    await comment(14, 'alice', '/train tiny n=5');
+    await comment(14, 'alice', '/train quick');
+    const firsts = [await completed(head, 'trainyard/tiny'), await completed(head, 'trainyard/quick')];
+    const suite = gh.suiteOf(head);
+    // A reader cannot re-run: nothing starts.
+    await send('check_suite', checkSuitePayload(repo, INSTALLATION, gh.url, { suiteId: suite, headSha: head, user: 'eve' }));
+    const delivery = randomUUID();
+    const payload = checkSuitePayload(repo, INSTALLATION, gh.url, { suiteId: suite, headSha: head, user: 'alice' });
+    expect((await send('check_suite', payload, delivery)).status).toBe(200);
+    expect((await send('check_suite', payload, delivery)).status).toBe(200);
+    const reruns = await waitFor('two re-run checks completed', () => {
+      const fresh = gh.checkRunsFor(head).filter((c) => !firsts.some((f) => f.id === c.id));
+      return fresh.length === 2 && fresh.every((c) => c.status === 'completed') && fresh;
+    });
+    expect(reruns.map((c) => c.name).sort()).toEqual(['trainyard/quick', 'trainyard/tiny']);
+    for (const c of reruns) {
+      expect(c.conclusion).toBe('success');
+      expect(c.external_id).toMatch(new RegExp(`^rerun:github:${repo.owner}/${repo.name}:\\d+:${delivery}$`));
+    }
+    expect(reruns.find((c) => c.name === 'trainyard/tiny')!.output.summary).toMatch(/\| `n` \| `5` \|/);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(gh.checkRunsFor(head)).toHaveLength(4);
+    const started = (await workflowsFor(`rerun:github:${repo.owner}/${repo.name}:`)).filter((id) => firsts.some((f) => id.startsWith(`rerun:github:${repo.owner}/${repo.name}:${f.id}:`)));
+    expect(started).toHaveLength(2);
+    expect(started.every((id) => id.endsWith(delivery))).toBe(true);
     expect(gh.violations).toEqual([]);
   });
 });

@@ -68,6 +68,13 @@ export function checkRunPayload(
   return p;
 }
 
+export function checkSuitePayload(repo: FakeRepo, installationId: number, apiUrl: string, s: { suiteId: number; headSha: string; user: string }): Payload {
+  const p = pointAt(example('check_suite', (x) => x.action === 'rerequested'), repo, installationId, apiUrl);
+  Object.assign(p.check_suite as object, { id: s.suiteId, head_sha: s.headSha, after: s.headSha });
+  p.sender = { ...(p.sender as object), login: s.user, type: 'User' };
+  return p;
+}
+
 export function sign(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
