@@ -4,10 +4,10 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import {
-  attachSignal, stepExecWorkflowId, type CachedResult, type PrepareRequest, type Prepared,
+  attachSignal, stepExecWorkflowId, type CachedResult, type StepFinished, type PrepareRequest, type Prepared,
   type RunStepRequest, type RunStepResult, type StartRequest,
 } from '../workflows/contracts.js';
-import type { PublishRequest } from '../workflows/types.js';
+import type { PublishRequest, StepOutcome } from '../workflows/types.js';
 import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
@@ -19,6 +19,8 @@ import type { ArtifactStore } from './store/types.js';
 export interface ControlActivities {
   prepareSteps(req: PrepareRequest): Promise<Prepared[]>;
   startSteps(req: StartRequest): Promise<void>;
+  /** Results of executions that closed without telling this run (a safety net for lost signals). */
+  probeSteps(req: { keys: string[] }): Promise<StepFinished[]>;
   lookupCache(key: string): Promise<CachedResult | undefined>;
   recordCache(result: CachedResult & { codeFiles?: Record<string, string> }): Promise<void>;
   recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage>;
@@ -54,6 +56,16 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
         });
         Context.current().heartbeat(exec.spec.step);
       }
+    },
+    async probeSteps({ keys }): Promise<StepFinished[]> {
+      const out: StepFinished[] = [];
+      for (const key of keys) {
+        const handle = deps.client.workflow.getHandle(stepExecWorkflowId(key));
+        const desc = await handle.describe().catch(() => undefined);
+        if (!desc || desc.status.name !== 'COMPLETED') continue;
+        out.push({ key, outcome: (await handle.result()) as StepOutcome });
+      }
+      return out;
     },
     lookupCache: (key) => lookup(store, key),
     async recordCache(result): Promise<void> {

@@ -27,6 +27,8 @@ export interface PipelineCarry {
 }
 
 const PREPARE_BATCH = 200;
+/** Quiet time after which the run checks its executions directly. */
+const PROBE_AFTER_MS = 5 * 60_000;
 const DONE = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled']);
 
 export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promise<RunStatus> {
@@ -51,6 +53,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let cancelRequested = false;
   let wake = false;
   let acquiring = 0;
+  /** Keys whose execution is not started yet (waiting for a host). */
+  const notStarted = new Set<string>();
   let runState: RunStatus['state'] = 'running';
   let lineageKey: string | undefined;
   let reportKey: string | undefined;
@@ -74,7 +78,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
 
   setHandler(cancelSignal, () => { cancelRequested = true; });
   setHandler(statusQuery, snapshot);
-  setHandler(stepFinishedSignal, (f) => { finished.push(f); });
+  let lastNews = Date.now();
+  setHandler(stepFinishedSignal, (f) => { finished.push(f); lastNews = Date.now(); });
 
   const depsOf = (name: string): string[] => {
     const s = pipeline.steps[name]!;
@@ -200,12 +205,14 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       if (spec.machine && pool) {
         // Getting a host may wait for another step to release one: never block the loop on it.
         acquiring++;
+        notStarted.add(p.key);
         void (async () => {
           try {
             const host = await pool.acquire(spec.machine!, p.step, (attemptOffset[p.step] ?? 0) + 1);
             hostOf.set(p.step, host);
             st.host = host;
             await control.startSteps({ runWorkflowId: myId, controlQueue: options.controlQueue, execs: [execFor(host)] });
+            notStarted.delete(p.key);
           } catch (err) {
             if (isCancellation(err)) { cancelRequested = true; return; }
             const names = waiting[p.key] ?? [p.step];
@@ -213,6 +220,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
             for (const n of names) Object.assign(steps[n]!, { state: 'failed', message: `no host: ${failureMessage(err)}`, finishedAt: new Date().toISOString() });
           } finally {
             acquiring--;
+            notStarted.delete(p.key);
             wake = dirty = true;
           }
         })();
@@ -287,8 +295,13 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
           ...(pool ? { pool: pool.state() } : {}),
         });
       }
-      await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? '1 hour' : options.statusIntervalMs);
+      const woke = await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS));
       wake = false;
+      if (!woke && Date.now() - lastNews >= PROBE_AFTER_MS && Object.keys(waiting).length > 0) {
+        // Nothing heard for a while: ask whether an execution closed without its signal reaching us.
+        lastNews = Date.now();
+        finished.push(...(await control.probeSteps({ keys: Object.keys(waiting).filter((k) => !notStarted.has(k)) })));
+      }
     }
   };
 

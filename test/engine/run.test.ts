@@ -75,6 +75,21 @@ describe('a committed pipeline runs, then hits the cache, with early cutoff', ()
     expect(await engine.containers()).toEqual([]);
   });
 
+  it('probeSteps reads the result of a closed execution (the safety net for a lost signal)', async () => {
+    const { createControlActivities } = await import('../../activities/engine.js');
+    const { LocalGitSource } = await import('../../activities/source/local.js');
+    const s = await engine.run(repo, '.trainyard/diamond.yaml', { noCache: true });
+    const control = createControlActivities({ store: engine.store, sources: new LocalGitSource(`${engine.root}/probe`), client: engine.client });
+    // --no-cache executions have keys of their own: probe the one that ran `join`.
+    const handles = await engine.client.workflow.list({ query: `WorkflowType = 'stepExecution' AND ExecutionStatus = 'Completed'` });
+    const keys: string[] = [];
+    for await (const w of handles) if (w.workflowId.startsWith('trainyard-step-')) keys.push(`sha256:${w.workflowId.slice('trainyard-step-'.length)}`);
+    const found = await control.probeSteps({ keys: [...keys, 'sha256:' + '0'.repeat(64)] });
+    const digest = stepOf(s, 'join').outcome!.outputs.result!.digest;
+    expect(found.some((f) => f.outcome.outputs.result?.digest === digest)).toBe(true);
+    expect(found.some((f) => f.key === 'sha256:' + '0'.repeat(64))).toBe(false);
+  });
+
   it('reuses every step when nothing changed, even after an unrelated commit', async () => {
     repo.write({ 'README.md': 'typo fixed\n' }).commit('docs');
     const s = await engine.run(repo, '.trainyard/diamond.yaml');
