@@ -21,9 +21,9 @@ function why(s: StepStatus): string {
 export function renderTable(status: RunStatus, width = 120): string[] {
   const now = Date.now();
   const nameW = Math.min(28, Math.max(4, ...status.steps.map((s) => s.name.length)));
-  const lines = [`${'STEP'.padEnd(nameW)}  ${'STATE'.padEnd(10)}  ${'TIME'.padStart(7)}  WHY`];
+  const lines = [`${'STEP'.padEnd(nameW)}  ${'STATE'.padEnd(12)}  ${'TIME'.padStart(7)}  WHY`];
   for (const s of status.steps) {
-    const line = `${s.name.slice(0, nameW).padEnd(nameW)}  ${`${ICON[s.state]} ${s.state}`.padEnd(10)}  ${duration(s, now).padStart(7)}  ${why(s)}`;
+    const line = `${s.name.slice(0, nameW).padEnd(nameW)}  ${`${ICON[s.state]} ${s.state}`.padEnd(12)}  ${duration(s, now).padStart(7)}  ${why(s)}`;
     lines.push(line.length > width ? `${line.slice(0, width - 1)}…` : line);
   }
   const counts = status.steps.reduce<Record<string, number>>((a, s) => ((a[s.state] = (a[s.state] ?? 0) + 1), a), {});
