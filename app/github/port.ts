@@ -116,6 +116,18 @@ export class GitHubConversation implements ConversationPort {
     }
   }
 
+  async teamMember(org: string, team: string, user: string): Promise<boolean> {
+    try {
+      const { data } = await this.api.rest.teams.getMembershipForUserInOrg({ org, team_slug: team, username: user });
+      // A pending invitation is not membership yet.
+      return data.state === 'active';
+    } catch (err) {
+      if (httpStatus(err) === 404) return false;
+      if (httpStatus(err) === 403) throw new Error(`cannot read membership of ${org}/${team}: the GitHub App needs the organization permission "Members: read" for TRAINYARD_TRUSTED_TEAMS`);
+      throw err;
+    }
+  }
+
   async acknowledge(): Promise<void> {
     await this.api.rest.reactions.createForIssueComment({ ...this.ref, comment_id: this.commentId, content: 'eyes' });
   }

@@ -8,7 +8,7 @@ import { parseCommentCommand } from './command.js';
 import type { Intake } from './context.js';
 import { commentWorkflowId } from './ids.js';
 import { listPipelines, pipelinesAt } from './pipelines.js';
-import { policyViolations } from './policy.js';
+import { policyViolations, trustedTeamsFor, type ServerPolicy } from './policy.js';
 import { atLeast, type AccessLevel, type ConversationPort, type RepoPort } from './port.js';
 import { startRun } from './start.js';
 import { forkVerdict, policyVerdict } from './verdicts.js';
@@ -38,10 +38,13 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
   await convo.acknowledge();
   const level = await convo.accessLevel(ev.author);
   const who = `@${ev.author}`;
+  // Asked only when the repository permission falls short: most commenters cost no extra call.
+  const team = (needed: AccessLevel) => (atLeast(level, needed) ? Promise.resolve(undefined) : trustedTeamOf(repo, convo, intake.policy, ev.author));
 
   if (cmd.kind === 'ok-to-train') {
-    if (!atLeast(level, TRUST_LEVEL)) {
-      await convo.reply(`${who}: only maintainers can approve a fork's commits for \`/train\` (your access: ${level}).`);
+    const via = await team(TRUST_LEVEL);
+    if (!atLeast(level, TRUST_LEVEL) && via === undefined) {
+      await convo.reply(`${who}: only maintainers or members of a trusted team can approve a fork's commits for \`/train\` (your access: ${level}).`);
       return { kind: 'refused' };
     }
     const pr = await convo.pullRequest();
@@ -52,8 +55,8 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     );
     return { kind: 'trusted' };
   }
-  if (!atLeast(level, TRAIN_LEVEL)) {
-    await convo.reply(`${who}: \`/train\` needs write access to this repository (your access: ${level}). Nothing ran.`);
+  if (!atLeast(level, TRAIN_LEVEL) && (await team(TRAIN_LEVEL)) === undefined) {
+    await convo.reply(`${who}: \`/train\` needs write access to this repository or membership of a team this server trusts (your access: ${level}). Nothing ran.`);
     return { kind: 'refused' };
   }
   if (cmd.kind === 'invalid') {
@@ -104,6 +107,15 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
       `${link ? ` Progress and the lineage report: ${link}` : ''}`,
   );
   return { kind: 'started', workflowId };
+}
+
+/** The trusted team (`org/team`) of this repository's organisation that the user actively belongs to. */
+async function trustedTeamOf(repo: RepoPort, convo: ConversationPort, policy: ServerPolicy, user: string): Promise<string | undefined> {
+  if (repo.host !== 'github' || !convo.teamMember) return undefined;
+  for (const t of trustedTeamsFor(policy, repo.repoPath)) {
+    if (await convo.teamMember(t.org, t.team, user)) return `${t.org}/${t.team}`;
+  }
+  return undefined;
 }
 
 function choosePipeline(pipelines: Pipeline[], name: string | undefined, invalid: Map<string, { line: number; column: number; message: string; file: string }[]>): Pipeline | string {

@@ -6,7 +6,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { defaultStoreLocation } from '../../activities/store/factory.js';
 import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
-import type { ServerPolicy } from './policy.js';
+import type { ServerPolicy, TrustedTeam } from './policy.js';
 
 export class ConfigError extends Error {
   constructor(readonly variable: string, message: string) {
@@ -149,7 +149,19 @@ export function loadPolicy(env: Env): ServerPolicy {
     const first = e.problems[0] ?? '';
     throw new ConfigError(/^([A-Z0-9_]+):/.exec(first)?.[1] ?? 'compute configuration', e.problems.map((p) => p.replace(/^[A-Z0-9_]+: /, '')).join('; '));
   }
-  return { allowedRepos: repos ?? null, compute };
+  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env) };
+}
+
+/** TRAINYARD_TRUSTED_TEAMS: comma-separated GitHub `org/team-slug`. */
+export function trustedTeams(env: Env): TrustedTeam[] {
+  const entries = str(env, 'TRAINYARD_TRUSTED_TEAMS')?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
+  return entries.map((entry) => {
+    const m = /^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))\/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99})$/.exec(entry);
+    if (!m) {
+      throw new ConfigError('TRAINYARD_TRUSTED_TEAMS', `must be a comma-separated list of GitHub org/team-slug such as acme/ml-team, got ${JSON.stringify(entry)}`);
+    }
+    return { org: m[1]!, team: m[2]! };
+  });
 }
 
 function dataHome(env: Env): string {

@@ -8,10 +8,24 @@ import type { Pipeline, PipelineError } from '../../pipeline/types.js';
 import type { ComputeConfig } from '../compute/config.js';
 import { checkComputePolicy } from '../compute/policy.js';
 
+/** A GitHub team (`org/team-slug`) whose active members may run pipelines on the org's repositories. */
+export interface TrustedTeam {
+  org: string;
+  team: string;
+}
+
 export interface ServerPolicy {
   /** Globs over `owner/repo` (GitHub) or `group/project` (GitLab); null = every repo the app is installed on. */
   allowedRepos: string[] | null;
   compute: ComputeConfig;
+  /** TRAINYARD_TRUSTED_TEAMS; absent or empty = only repository permissions count. */
+  trustedTeams?: TrustedTeam[];
+}
+
+/** The trusted teams of the organisation that owns `owner/repo`. */
+export function trustedTeamsFor(policy: ServerPolicy, repoPath: string): TrustedTeam[] {
+  const owner = repoPath.split('/')[0]!.toLowerCase();
+  return (policy.trustedTeams ?? []).filter((t) => t.org.toLowerCase() === owner);
 }
 
 export function repoAllowed(policy: ServerPolicy, repoPath: string): boolean {

@@ -64,6 +64,8 @@ export interface PullRequestInfo {
 
 export interface ConversationPort {
   accessLevel(user: string): Promise<AccessLevel>;
+  /** Whether the user is an active member of the team (GitHub organisation teams; other hosts lack it). */
+  teamMember?(org: string, team: string, user: string): Promise<boolean>;
   /** The 👀 reaction: we saw the command. */
   acknowledge(): Promise<void>;
   reply(markdown: string): Promise<void>;

@@ -80,6 +80,8 @@ describe('serve configuration', () => {
     expect(failure({ ...github, TRAINYARD_PORT: '99999' })).toBe('TRAINYARD_PORT');
     expect(failure({ ...github, TRAINYARD_MAX_GPUS: 'lots' })).toBe('TRAINYARD_MAX_GPUS');
     expect(failure({ ...github, TRAINYARD_WORKERS: 'some' })).toBe('TRAINYARD_WORKERS');
+    expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml, just-an-org' })).toBe('TRAINYARD_TRUSTED_TEAMS');
+    expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml/extra' })).toBe('TRAINYARD_TRUSTED_TEAMS');
     expect(failure({ GITLAB_TOKEN: 't' })).toBe('GITLAB_WEBHOOK_SECRET');
   });
 
@@ -91,6 +93,7 @@ describe('serve configuration', () => {
     expect(cfg.github?.apiUrl).toBe('https://ghe.example.com/api/v3');
     expect(cfg.gitlab?.url).toBe('https://gitlab.example.com');
     expect(cfg.policy.allowedRepos).toEqual(['acme/*']);
+    expect(loadPolicy({ TRAINYARD_TRUSTED_TEAMS: 'acme/ml-team, Octo-Org/infra' }).trustedTeams).toEqual([{ org: 'acme', team: 'ml-team' }, { org: 'Octo-Org', team: 'infra' }]);
     expect(cfg.port).toBe(0);
     expect(cfg.store).toBe('/tmp/store');
   });
