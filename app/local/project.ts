@@ -54,7 +54,17 @@ export async function snapshot(project: LocalProject): Promise<Snapshot> {
   } catch {
     throw new ProjectError(`${project.repoPath} has no commit yet: commit your pipeline and code first`);
   }
-  const stash = await run(['stash', 'create', 'trainyard run snapshot']);
+  // A file touched but not changed (npm install rewriting its lock file, say) leaves stale
+  // stat data in the index, and `git stash create` then exits 1 with nothing to say.
+  // Refreshing first makes it answer: a commit id when something changed, nothing when not.
+  await run(['update-index', '-q', '--refresh']).catch(() => undefined);
+  let stash: string;
+  try {
+    stash = await run(['stash', 'create', 'trainyard run snapshot']);
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new ProjectError(`could not snapshot the working tree of ${project.repoPath} (git stash create): ${(e.stderr ?? '').trim() || e.message}`);
+  }
   const untracked = (await run(['ls-files', '--others', '--exclude-standard', '--', project.subdir || '.'])).split('\n').filter(Boolean);
   return stash ? { commit: stash, dirtyBase: head, untracked } : { commit: head, untracked };
 }

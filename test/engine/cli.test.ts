@@ -38,8 +38,11 @@ describe('trainyard run on the example', () => {
     expect(readFileSync(file, 'utf8')).toContain('```mermaid');
   });
 
-  it('a second run reuses every step', () => {
+  it('a second run reuses every step, even after a tracked file was touched but not changed', () => {
+    // What `npm install` does to a lock file: new mtime, same bytes.
+    execFileSync('touch', [join(repo.path, 'src', 'common.py')]);
     const r = trainyard(['run', '-C', repo.path]);
+    expect(r.stderr).not.toContain('uncommitted changes');
     expect(r.code).toBe(0);
     for (const step of ['prepare', 'train_softmax', 'train_knn', 'evaluate']) expect(r.stderr).toMatch(new RegExp(`${step}: cached — reused: same key as step ${step} of run`));
     const runId = /lineage: trainyard lineage (\S+)/.exec(r.stderr)![1]!;
