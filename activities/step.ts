@@ -5,7 +5,6 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../workflows/contracts.js';
 import type { ArtifactRef, MetricSample } from '../workflows/types.js';

@@ -2,11 +2,11 @@
 // unpacked once per commit into a cache shared by every step on this host. No git clone,
 // no credentials on disk; the archive is streamed into tar with a size cap.
 import { spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
 import type { SourceRef } from '../../workflows/types.js';
-import { COMMIT_ID, OncePerKey } from '../source/once.js';
+import { COMMIT_ID, OncePerKey, fillOnce } from '../source/once.js';
 import type { SourceProvider } from '../source/types.js';
 import { ownerRepoFromCloneUrl, type GitHubClients } from './github-client.js';
 import type { GitLabCredentials } from './gitlab-client.js';
@@ -35,22 +35,7 @@ export class RemoteSourceProvider implements SourceProvider {
   }
 
   private async fetchOnce(source: Extract<SourceRef, { kind: 'remote' }>, dir: string): Promise<string> {
-    if (await exists(dir)) return dir;
-    const tmp = `${dir}.tmp-${randomUUID()}`;
-    await mkdir(tmp, { recursive: true });
-    try {
-      const res = await this.download(source);
-      await untar(res, tmp, this.cfg.maxArchiveBytes ?? 2 * 1024 ** 3);
-      try {
-        await rename(tmp, dir);
-      } catch (err) {
-        // Another process unpacked the same commit first; its copy is as good as ours.
-        if (!(await exists(dir))) throw err;
-      }
-      return dir;
-    } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
+    return fillOnce(dir, async (tmp) => untar(await this.download(source), tmp, this.cfg.maxArchiveBytes ?? 2 * 1024 ** 3));
   }
 
   private async download(source: Extract<SourceRef, { kind: 'remote' }>): Promise<Response> {
@@ -75,10 +60,6 @@ export class RemoteSourceProvider implements SourceProvider {
     if (!res.ok || !res.body) throw new Error(`fetching the archive of ${source.commit} from ${source.host} failed: HTTP ${res.status}`);
     return res;
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
 }
 
 /** The project root inside the unpacked tree; refuses a subdir that leaves it. */

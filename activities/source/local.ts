@@ -1,12 +1,11 @@
 // Local git checkouts: `git archive <commit>:<subdir>` unpacked once per commit into a
 // cache shared by every step on this host (steps mount it read-only).
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { SourceRef } from '../../workflows/types.js';
-import { COMMIT_ID, OncePerKey } from './once.js';
+import { COMMIT_ID, OncePerKey, fillOnce } from './once.js';
 import type { SourceProvider } from './types.js';
 
 const run = promisify(execFile);
@@ -28,24 +27,13 @@ export class LocalGitSource implements SourceProvider {
   }
 
   private async extract(source: Extract<SourceRef, { kind: 'git' }>, dir: string): Promise<string> {
-    if (await exists(dir)) return dir;
-    const tmp = `${dir}.tmp-${randomUUID()}`;
-    await mkdir(tmp, { recursive: true });
-    try {
-      const treeish = source.subdir ? `${source.commit}:${source.subdir}` : source.commit;
+    const treeish = source.subdir ? `${source.commit}:${source.subdir}` : source.commit;
+    return fillOnce(dir, async (tmp) => {
       await run('git', ['-C', source.repoPath, 'cat-file', '-e', treeish]).catch(() => {
         throw new Error(`commit ${source.commit.slice(0, 12)} (${source.subdir || 'repository root'}) is not in ${source.repoPath}`);
       });
       await pipeArchive(source.repoPath, treeish, tmp);
-      try {
-        await rename(tmp, dir);
-      } catch (err) {
-        if (!(await exists(dir))) throw err;
-      }
-      return dir;
-    } finally {
-      await rm(tmp, { recursive: true, force: true });
-    }
+    });
   }
 }
 
@@ -68,10 +56,6 @@ function pipeArchive(repo: string, treeish: string, dest: string): Promise<void>
     git.on('error', reject);
     tar.on('error', reject);
   });
-}
-
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
 }
 
 /** The providers a worker has, by source kind. */
