@@ -30,11 +30,10 @@ if ! command -v temporal >/dev/null || ! command -v moto_server >/dev/null; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  # `npm install` with the committed lock file, not `npm ci`: the registry reachable here
-  # serves no metadata for @swc/core's other-platform optional packages, which `npm ci`
-  # counts as a lock mismatch. The versions installed are the lock file's.
-  echo "setup: npm install (from package-lock.json)"
-  npm install --no-audit --no-fund --loglevel=error
+  # `npm ci`: exactly the lock file's versions, and the lock file is never rewritten, so a
+  # fresh clone stays clean (git status empty) after setup.
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # Make `temporal` and `moto_server` reachable from npm scripts even when pip put them in
