@@ -9,7 +9,7 @@ import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInp
 import { cacheKey, keepListing, latestRecordKey, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
-import { stepCode } from './source/files.js';
+import { stepCode, type StepCode } from './source/files.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
@@ -24,7 +24,25 @@ export interface PrepareDeps {
   s3?: S3ClientConfig;
 }
 
-export function createPrepareSteps(deps: PrepareDeps) {
+/** A step's cache key parts at a checkout, and what they were computed from. */
+export interface StepKeyParts {
+  /** With `missing` non-empty, `inputs` lacks those names and the key cannot be computed yet. */
+  parts: CacheKeyParts;
+  code: StepCode;
+  inputs: Record<string, ResolvedInput>;
+  /** Inputs from upstream outputs not known yet (the upstream step has not run). */
+  missing: string[];
+  command: string[];
+  params: Record<string, ParamValue>;
+}
+
+/**
+ * Computes key parts: the image (by local image id when a container CLI resolves it), the
+ * command, env, cache_version, visible parameter values, the code listing's digest and the
+ * content digests of the inputs (repository inputs and URIs are stored on the way).
+ * Throws StepInvalid for a repository input that does not exist, leaves the project or holds a link.
+ */
+export function createKeyParts(deps: PrepareDeps) {
   const imageIds = new Map<string, Promise<string | undefined>>();
   const resolveImage = async (image: string): Promise<string> => {
     if (!deps.cli) return image;
@@ -39,11 +57,15 @@ export function createPrepareSteps(deps: PrepareDeps) {
     return id ? `${image}@${id}` : image;
   };
 
-  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<Prepared> {
+  return async function keyParts(
+    req: Pick<PrepareRequest, 'source' | 'params'>,
+    item: Pick<PrepareItem, 'step' | 'spec' | 'upstream'>,
+    checkout: string,
+  ): Promise<StepKeyParts> {
     const { spec } = item;
     const code = await stepCode(checkout, spec.code);
-
     const inputs: Record<string, ResolvedInput> = { ...item.upstream };
+    const missing: string[] = [];
     for (const [name, src] of Object.entries(spec.inputs)) {
       if (src.kind === 'repo') {
         const what = `input ${name} of step ${item.step}`;
@@ -53,13 +75,12 @@ export function createPrepareSteps(deps: PrepareDeps) {
       } else if (src.kind === 'uri') {
         inputs[name] = { artifact: await ingestUri(deps.store, src.uri, deps.s3), origin: { kind: 'uri', uri: src.uri } };
       } else if (!inputs[name]) {
-        throw new Error(`input ${name} of step ${item.step}: upstream output ${src.step}.${src.output} is missing`);
+        missing.push(name);
       }
     }
-
     const visible = spec.params ?? Object.keys(req.params);
     const params: Record<string, ParamValue> = {};
-    for (const p of visible.sort()) if (req.params[p] !== undefined) params[p] = req.params[p]!;
+    for (const p of [...visible].sort()) if (req.params[p] !== undefined) params[p] = req.params[p]!;
     const command = typeof spec.run === 'string' ? ['sh', '-c', spec.run] : spec.run;
     const image = await resolveImage(spec.image);
     const parts: CacheKeyParts = {
@@ -67,6 +88,20 @@ export function createPrepareSteps(deps: PrepareDeps) {
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact.digest])),
       outputs: [...spec.outputs].sort(),
     };
+    return { parts, code, inputs, missing, command, params };
+  };
+}
+
+export function createPrepareSteps(deps: PrepareDeps) {
+  const keyParts = createKeyParts(deps);
+
+  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<Prepared> {
+    const { spec } = item;
+    const { parts, code, inputs, missing, command, params } = await keyParts(req, item, checkout);
+    if (missing.length) {
+      const src = spec.inputs[missing[0]!] as { step: string; output: string };
+      throw new Error(`input ${missing[0]} of step ${item.step}: upstream output ${src.step}.${src.output} is missing`);
+    }
     const realKey = cacheKey(parts);
     const useCache = spec.cache && !req.noCache;
     const spec2 = {
