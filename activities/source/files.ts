@@ -85,7 +85,22 @@ export const CODE_LISTING_KIND = 'trainyard.code/v1';
  * is none, DEFAULT_IGNORE_PATTERNS) leaves out. Either way, each selected symbolic link brings
  * in what it resolves to inside the checkout (and the links on the way), transitively.
  */
-export async function stepCode(root: string, code?: string[]): Promise<StepCode> {
+export function stepCode(root: string, code?: string[]): Promise<StepCode> {
+  // Steps of one checkout mostly share a scope (the default one): compute each scope once.
+  const k = `${root}\n${JSON.stringify(code ?? null)}`;
+  let p = codeCache.get(k);
+  if (!p) {
+    p = computeStepCode(root, code);
+    codeCache.set(k, p);
+    p.catch(() => codeCache.delete(k));
+    if (codeCache.size > 256) codeCache.delete(codeCache.keys().next().value!);
+  }
+  return p;
+}
+
+const codeCache = new Map<string, Promise<StepCode>>();
+
+async function computeStepCode(root: string, code: string[] | undefined): Promise<StepCode> {
   const all = await treeEntries(root);
   let selected: TreeEntry[];
   let scope: CodeScope;

@@ -216,6 +216,24 @@ steps:
     );
   });
 
+  it('a symbolic link inside a folder output is refused by its path under /outputs, not a scratch path', async () => {
+    const repo = engine.repo().write({
+      '.trainyard/outlink.yaml': `
+name: outlink
+steps:
+  make:
+    image: ${BUSYBOX_IMAGE}
+    run: mkdir -p /outputs/model/sub && echo w > /outputs/model/w && ln -s /etc/passwd /outputs/model/sub/link
+    env: { SALT: "${engine.salt}" }
+    outputs: [model]
+`,
+    });
+    repo.commit();
+    const s = await engine.run(repo, '.trainyard/outlink.yaml');
+    expect(stepOf(s, 'make').state).toBe('failed');
+    expect(stepOf(s, 'make').message).toBe('output "model" refused: /outputs/model/sub/link is a symbolic link. Outputs may not contain links (a link could lead outside the output); copy the file or folder it points to instead.');
+  });
+
   it('a symbolic link inside a repository folder input is refused, naming the input and the link', async () => {
     const repo = engine.repo().write({
       '.trainyard/inlink.yaml': `
