@@ -3,11 +3,13 @@
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
 import type { CachedResult } from '../workflows/contracts.js';
 import type { CacheKeyParts, CacheSource, ParamValue } from '../workflows/types.js';
+import { describeEntries, parseListing, type StepCode, type TreeEntry } from './source/files.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
 import type { ArtifactStore } from './store/types.js';
 
-const KEY_VERSION = 1;
+// 2: the code part became the digest of a listing that also holds symbolic links and empty folders.
+const KEY_VERSION = 2;
 
 export function cacheKey(parts: CacheKeyParts): string {
   return sha256Bytes(canonicalJson({ v: KEY_VERSION, ...parts }));
@@ -21,8 +23,25 @@ export const latestRecordKey = (pipeline: string, step: string): string => `cach
 export interface LatestRecord {
   key: string;
   parts: CacheKeyParts;
-  codeFiles: Record<string, string>;
+  /** Records written before code listings were kept in the store: path → file digest. */
+  codeFiles?: Record<string, string>;
   source: CacheSource;
+}
+
+/** Keep a step's code listing in the store under its digest (the key's `code` part). */
+export async function keepListing(store: ArtifactStore, code: StepCode): Promise<void> {
+  await store.putBytes(code.bytes); // a stored digest is not written again
+}
+
+/**
+ * What a recorded execution's code was, as `path → what the step read there`; undefined when
+ * its listing is not in the store (cleared, or recorded before listings were kept).
+ */
+export async function loadListing(store: ArtifactStore, latest: LatestRecord): Promise<Record<string, string> | undefined> {
+  const bytes = await store.getBytes(latest.parts.code).catch(() => undefined);
+  const entries = bytes && parseListing(bytes);
+  if (entries) return describeEntries(entries);
+  return latest.codeFiles && Object.keys(latest.codeFiles).length ? latest.codeFiles : undefined;
 }
 
 export async function lookup(store: ArtifactStore, key: string): Promise<CachedResult | undefined> {
@@ -36,28 +55,58 @@ export async function record(store: ArtifactStore, result: CachedResult): Promis
 const short = (d: string): string => hex(d).slice(0, 12);
 const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : JSON.stringify(v));
 
-/** Plain sentence: what part of the key differs from the last execution of this step. */
-export function whyMiss(now: CacheKeyParts, nowFiles: Record<string, string>, prev: LatestRecord | undefined): string {
+/** One part of a cache key and whether it differs from the last execution of the step. */
+export interface PartChange {
+  /** `image`, `command`, `env NAME`, `cache_version`, `parameter NAME`, `code`, `input NAME`, `outputs`. */
+  part: string;
+  before: string;
+  after: string;
+}
+
+/** Which parts of `now` differ from `prev` (the key's parts of the step's last execution). */
+export function changedParts(now: CacheKeyParts, prev: CacheKeyParts): PartChange[] {
+  const out: PartChange[] = [];
+  const push = (part: string, before: string, after: string) => before !== after && out.push({ part, before, after });
+  push('image', prev.image, now.image);
+  push('command', canonicalJson(prev.command), canonicalJson(now.command));
+  for (const k of union(prev.env, now.env)) push(`env ${k}`, prev.env[k] ?? 'unset', now.env[k] ?? 'unset');
+  push('cache_version', prev.cacheVersion ?? 'unset', now.cacheVersion ?? 'unset');
+  for (const k of union(prev.params, now.params)) push(`parameter ${k}`, fmt(prev.params[k]), fmt(now.params[k]));
+  push('code', prev.code, now.code);
+  for (const k of union(prev.inputs, now.inputs)) push(`input ${k}`, prev.inputs[k] ?? 'none', now.inputs[k] ?? 'none');
+  push('outputs', prev.outputs.join(', '), now.outputs.join(', '));
+  return out;
+}
+
+/** Paths whose entry differs between two listings (`path → what is read there`), sorted. */
+export function changedFiles(before: Record<string, string>, after: Record<string, string>): string[] {
+  return union(before, after).filter((f) => before[f] !== after[f]);
+}
+
+const union = (a: Record<string, unknown>, b: Record<string, unknown>): string[] => [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+
+/**
+ * Plain sentence: what part of the key differs from the last execution of this step.
+ * `nowCode` is the step's code listing now; `prevCode` that of the last execution when known.
+ */
+export function whyMiss(now: CacheKeyParts, nowCode: TreeEntry[], prev: LatestRecord | undefined, prevCode?: Record<string, string>): string {
   if (!prev) return 'ran: first execution of this step';
-  const p = prev.parts;
   const why: string[] = [];
-  if (p.image !== now.image) why.push(`image changed (${p.image} → ${now.image})`);
-  if (canonicalJson(p.command) !== canonicalJson(now.command)) why.push('command changed');
-  const envKeys = [...new Set([...Object.keys(p.env), ...Object.keys(now.env)])].filter((k) => p.env[k] !== now.env[k]);
-  if (envKeys.length) why.push(`env changed (${envKeys.join(', ')})`);
-  if (p.cacheVersion !== now.cacheVersion) why.push(`cache_version changed (${p.cacheVersion ?? 'unset'} → ${now.cacheVersion ?? 'unset'})`);
-  const paramKeys = [...new Set([...Object.keys(p.params), ...Object.keys(now.params)])].filter((k) => p.params[k] !== now.params[k]);
-  for (const k of paramKeys) why.push(`parameter ${k} changed (${fmt(p.params[k])} → ${fmt(now.params[k])})`);
-  if (p.code !== now.code) {
-    const files = [...new Set([...Object.keys(prev.codeFiles), ...Object.keys(nowFiles)])].filter((f) => prev.codeFiles[f] !== nowFiles[f]).sort();
-    const list = files.length > 5 ? `${files.slice(0, 5).join(', ')} and ${files.length - 5} more` : files.join(', ');
-    why.push(files.length ? `code changed (${list})` : 'code changed');
+  const changes = changedParts(now, prev.parts);
+  const envKeys = changes.filter((c) => c.part.startsWith('env ')).map((c) => c.part.slice(4));
+  for (const c of changes) {
+    if (c.part === 'image') why.push(`image changed (${c.before} → ${c.after})`);
+    else if (c.part === 'command') why.push('command changed');
+    else if (c.part === `env ${envKeys[0]}`) why.push(`env changed (${envKeys.join(', ')})`);
+    else if (c.part === 'cache_version') why.push(`cache_version changed (${c.before} → ${c.after})`);
+    else if (c.part.startsWith('parameter ')) why.push(`${c.part} changed (${c.before} → ${c.after})`);
+    else if (c.part === 'code') {
+      const files = prevCode ? changedFiles(prevCode, describeEntries(nowCode)) : [];
+      const list = files.length > 5 ? `${files.slice(0, 5).join(', ')} and ${files.length - 5} more` : files.join(', ');
+      why.push(files.length ? `code changed (${list})` : 'code changed');
+    } else if (c.part.startsWith('input ')) why.push(`${c.part} changed (${c.before === 'none' ? 'none' : short(c.before)} → ${c.after === 'none' ? 'none' : short(c.after)})`);
+    else if (c.part === 'outputs') why.push('declared outputs changed');
   }
-  const inputKeys = [...new Set([...Object.keys(p.inputs), ...Object.keys(now.inputs)])].filter((k) => p.inputs[k] !== now.inputs[k]);
-  for (const k of inputKeys) {
-    why.push(`input ${k} changed (${p.inputs[k] ? short(p.inputs[k]!) : 'none'} → ${now.inputs[k] ? short(now.inputs[k]!) : 'none'})`);
-  }
-  if (canonicalJson(p.outputs) !== canonicalJson(now.outputs)) why.push('declared outputs changed');
   if (why.length === 0) return 'ran: no cached result for this key (it was never recorded, or the store was cleared)';
   return `ran: ${why.join('; ')}`;
 }

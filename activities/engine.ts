@@ -22,7 +22,7 @@ export interface ControlActivities {
   /** Results of executions that closed without telling this run (a safety net for lost signals). */
   probeSteps(req: { keys: string[] }): Promise<StepFinished[]>;
   lookupCache(key: string): Promise<CachedResult | undefined>;
-  recordCache(result: CachedResult & { codeFiles?: Record<string, string> }): Promise<void>;
+  recordCache(result: CachedResult): Promise<void>;
   recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage>;
   publishStatus(req: PublishRequest): Promise<void>;
 }
@@ -69,10 +69,9 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     },
     lookupCache: (key) => lookup(store, key),
     async recordCache(result): Promise<void> {
-      const { codeFiles, ...cached } = result;
-      const source = { ...cached.source, finishedAt: cached.source.finishedAt || new Date().toISOString() };
-      await record(store, { ...cached, source });
-      const latest: LatestRecord = { key: cached.key, parts: cached.parts, codeFiles: codeFiles ?? {}, source };
+      const source = { ...result.source, finishedAt: result.source.finishedAt || new Date().toISOString() };
+      await record(store, { ...result, source });
+      const latest: LatestRecord = { key: result.key, parts: result.parts, source };
       await store.putRecord(latestRecordKey(source.pipeline, source.step), latest);
     },
     recordRunLineage: createLineageActivities({ store }).recordRunLineage,

@@ -3,17 +3,17 @@
 import { Context } from '@temporalio/activity';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { realpath } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { join, posix, relative, sep } from 'node:path';
 import type { PrepareItem, PrepareRequest, Prepared } from '../workflows/contracts.js';
 import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../workflows/types.js';
-import { cacheKey, latestRecordKey, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
+import { cacheKey, keepListing, latestRecordKey, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
-import { selectCode, treeDigests } from './source/files.js';
+import { stepCode, type StepCode } from './source/files.js';
 import type { SourceProvider } from './source/types.js';
-import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
+import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
 
 export interface PrepareDeps {
@@ -24,9 +24,25 @@ export interface PrepareDeps {
   s3?: S3ClientConfig;
 }
 
-const MAX_LISTED_CODE_FILES = 2000;
+/** A step's cache key parts at a checkout, and what they were computed from. */
+export interface StepKeyParts {
+  /** With `missing` non-empty, `inputs` lacks those names and the key cannot be computed yet. */
+  parts: CacheKeyParts;
+  code: StepCode;
+  inputs: Record<string, ResolvedInput>;
+  /** Inputs from upstream outputs not known yet (the upstream step has not run). */
+  missing: string[];
+  command: string[];
+  params: Record<string, ParamValue>;
+}
 
-export function createPrepareSteps(deps: PrepareDeps) {
+/**
+ * Computes key parts: the image (by local image id when a container CLI resolves it), the
+ * command, env, cache_version, visible parameter values, the code listing's digest and the
+ * content digests of the inputs (repository inputs and URIs are stored on the way).
+ * Throws StepInvalid for a repository input that does not exist, leaves the project or holds a link.
+ */
+export function createKeyParts(deps: PrepareDeps) {
   const imageIds = new Map<string, Promise<string | undefined>>();
   const resolveImage = async (image: string): Promise<string> => {
     if (!deps.cli) return image;
@@ -41,35 +57,51 @@ export function createPrepareSteps(deps: PrepareDeps) {
     return id ? `${image}@${id}` : image;
   };
 
-  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<Prepared> {
+  return async function keyParts(
+    req: Pick<PrepareRequest, 'source' | 'params'>,
+    item: Pick<PrepareItem, 'step' | 'spec' | 'upstream'>,
+    checkout: string,
+  ): Promise<StepKeyParts> {
     const { spec } = item;
-    const files = selectCode(await treeDigests(checkout), spec.code);
-    const codeDigest = sha256Bytes(canonicalJson(files.map((f) => [f.path, f.digest, f.executable])));
-    const codeFiles = files.length <= MAX_LISTED_CODE_FILES ? Object.fromEntries(files.map((f) => [f.path, f.digest])) : {};
-
+    const code = await stepCode(checkout, spec.code);
     const inputs: Record<string, ResolvedInput> = { ...item.upstream };
+    const missing: string[] = [];
     for (const [name, src] of Object.entries(spec.inputs)) {
       if (src.kind === 'repo') {
-        const path = await insideCheckout(checkout, src.path, `input ${name} of step ${item.step}`);
+        const what = `input ${name} of step ${item.step}`;
+        const { real, rel } = await insideCheckout(checkout, src.path, what);
         const commit = req.source.commit;
-        inputs[name] = { artifact: await deps.store.putPath(path), origin: { kind: 'repo', path: src.path, commit } };
+        inputs[name] = { artifact: await putRepoInput(deps.store, real, rel, src.path, what), origin: { kind: 'repo', path: src.path, commit } };
       } else if (src.kind === 'uri') {
         inputs[name] = { artifact: await ingestUri(deps.store, src.uri, deps.s3), origin: { kind: 'uri', uri: src.uri } };
       } else if (!inputs[name]) {
-        throw new Error(`input ${name} of step ${item.step}: upstream output ${src.step}.${src.output} is missing`);
+        missing.push(name);
       }
     }
-
     const visible = spec.params ?? Object.keys(req.params);
     const params: Record<string, ParamValue> = {};
-    for (const p of visible.sort()) if (req.params[p] !== undefined) params[p] = req.params[p]!;
+    for (const p of [...visible].sort()) if (req.params[p] !== undefined) params[p] = req.params[p]!;
     const command = typeof spec.run === 'string' ? ['sh', '-c', spec.run] : spec.run;
     const image = await resolveImage(spec.image);
     const parts: CacheKeyParts = {
-      image, command, env: spec.env, cacheVersion: spec.cacheVersion ?? null, params, code: codeDigest,
+      image, command, env: spec.env, cacheVersion: spec.cacheVersion ?? null, params, code: code.digest,
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact.digest])),
       outputs: [...spec.outputs].sort(),
     };
+    return { parts, code, inputs, missing, command, params };
+  };
+}
+
+export function createPrepareSteps(deps: PrepareDeps) {
+  const keyParts = createKeyParts(deps);
+
+  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<Prepared> {
+    const { spec } = item;
+    const { parts, code, inputs, missing, command, params } = await keyParts(req, item, checkout);
+    if (missing.length) {
+      const src = spec.inputs[missing[0]!] as { step: string; output: string };
+      throw new Error(`input ${missing[0]} of step ${item.step}: upstream output ${src.step}.${src.output} is missing`);
+    }
     const realKey = cacheKey(parts);
     const useCache = spec.cache && !req.noCache;
     const spec2 = {
@@ -81,15 +113,18 @@ export function createPrepareSteps(deps: PrepareDeps) {
       // Its own execution, shared with nobody.
       const key = sha256Bytes(`${realKey}\n${req.runId}\n${item.step}`);
       const decision: CacheDecision = { decision: 'disabled', key: realKey, reason: spec.cache ? 'ran: cache disabled for this run (--no-cache)' : 'ran: cache disabled for this step (cache: false)' };
-      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision, codeFiles };
+      if (spec.cache) await keepListing(deps.store, code);
+      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision };
     }
     const hit = await lookup(deps.store, realKey);
     if (hit) {
-      return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, codeFiles, hit, decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source } };
+      return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, hit, decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source } };
     }
+    // Kept so the next miss (or `trainyard explain`) can name the files that changed.
+    await keepListing(deps.store, code);
     const latest = await deps.store.getRecord<LatestRecord>(latestRecordKey(req.pipeline, item.step));
-    const decision: CacheDecision = { decision: 'miss', key: realKey, reason: whyMiss(parts, codeFiles, latest) };
-    return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision, codeFiles };
+    const decision: CacheDecision = { decision: 'miss', key: realKey, reason: whyMiss(parts, code.entries, latest, latest && (await loadListing(deps.store, latest))) };
+    return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision };
   }
 
   return async function prepareSteps(req: PrepareRequest): Promise<Prepared[]> {
@@ -111,7 +146,8 @@ function heartbeat(detail: string): void {
   }
 }
 
-async function insideCheckout(root: string, rel: string, what: string): Promise<string> {
+/** A repo path as the real path it leads to, refused when that is outside the project. `rel` is the real path relative to the root. */
+export async function insideCheckout(root: string, rel: string, what: string): Promise<{ real: string; rel: string }> {
   const realRoot = await realpath(root);
   let real: string;
   try {
@@ -120,7 +156,27 @@ async function insideCheckout(root: string, rel: string, what: string): Promise<
     throw new StepInvalid(`${what}: ${rel} does not exist at this commit`);
   }
   if (real !== realRoot && !real.startsWith(realRoot + sep)) throw new StepInvalid(`${what}: ${rel} points outside the project`);
-  return real;
+  return { real, rel: relative(realRoot, real).split(sep).join('/') };
+}
+
+/**
+ * Store a repository file or folder input. A folder holding a symbolic link (or anything but
+ * files and folders) is refused, naming the input and the link by its path in the project.
+ */
+export async function putRepoInput(store: ArtifactStore, real: string, realRel: string, declared: string, what: string): Promise<ArtifactRef> {
+  try {
+    return await store.putPath(real);
+  } catch (err) {
+    if (!(err instanceof EntryRefused)) throw err;
+    const at = [realRel, err.path].filter(Boolean).join('/') || declared;
+    const via = realRel === posix.normalize(declared).replace(/\/+$/, '') ? '' : ` (${declared} leads to ${realRel})`;
+    throw new StepInvalid(
+      err.what === 'a symbolic link'
+        ? `${what}: ${at} is a symbolic link${via}. A repository folder input may not contain links ` +
+            `(a link could lead outside the input); commit the file itself, or name the link's target as the input.`
+        : `${what}: ${at} is ${err.what}${via}; a repository input may hold only files and folders.`,
+    );
+  }
 }
 
 export class StepInvalid extends Error {

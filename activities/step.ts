@@ -14,6 +14,7 @@ import { ensureImage, removeContainers, runContainer } from './container/run.js'
 import type { ContainerCliConfig } from './container/types.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
+import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
 
 export interface RunnerDeps {
@@ -135,7 +136,7 @@ export function createRunStep(deps: RunnerDeps) {
         try {
           outputs[name] = await deps.store.putPath(p);
         } catch (err) {
-          throw ApplicationFailure.create({ type: 'StepFailed', message: `output "${name}" refused: ${(err as Error).message}`, nonRetryable: true, details: [failure(0, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
+          throw ApplicationFailure.create({ type: 'StepFailed', message: `output "${name}" refused: ${outputRefusal(name, err)}`, nonRetryable: true, details: [failure(0, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
         }
         ctx.heartbeat({ lines, lastLine: `stored output ${name}` });
       }
@@ -150,6 +151,15 @@ export function createRunStep(deps: RunnerDeps) {
       await rm(dir, { recursive: true, force: true });
     }
   };
+}
+
+/** Why an output could not be stored, naming the entry by its path under /outputs rather than a scratch path. */
+function outputRefusal(name: string, err: unknown): string {
+  if (!(err instanceof EntryRefused)) return (err as Error).message;
+  const at = err.path ? `${name}/${err.path}` : name;
+  return err.what === 'a symbolic link'
+    ? `/outputs/${at} is a symbolic link. Outputs may not contain links (a link could lead outside the output); copy the file or folder it points to instead.`
+    : `/outputs/${at} is ${err.what}; only regular files and folders can be stored.`;
 }
 
 const readyImages = new Map<string, number>();

@@ -23,6 +23,8 @@ const HELP = `trainyard — GitOps ML pipelines
       Run a pipeline of this checkout (HEAD, plus uncommitted changes to tracked files)
       on this machine and print its lineage report. Exit 0 success, 1 failure, 130 cancelled.
   trainyard validate [-C DIR]       Check every .trainyard/*.yaml; print each error as file:line:column.
+  trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]...
+      What goes into STEP's cache key at the commit \`run\` would use, and what changed since its last execution.
   trainyard lineage <digest|run-id> Which runs produced / consumed an artifact, or a run's summary.
   trainyard init [-C DIR] [--name NAME]  Create .trainyard/NAME.yaml from the starter template.
   trainyard worker                  Control worker + this host's runner (needs TEMPORAL_ADDRESS).
@@ -62,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`ok: ${pipelines.length} pipeline(s): ${pipelines.map((p) => `${p.name} (${Object.keys(p.steps).length} steps)`).join(', ')}\n`);
       return 0;
     }
+    case 'explain':
+      return (await import('./local/explain.js')).explainCommand(rest);
     case 'lineage': {
       const { positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: {} });
       if (positionals.length !== 1) throw new UsageError('usage: trainyard lineage <sha256:digest | run-id>');

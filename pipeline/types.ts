@@ -50,7 +50,7 @@ export interface StepSpec {
   image: string;
   /** A string runs through `sh -c` inside the container; a list is exec form. */
   run: string | string[];
-  /** Repo paths (git pathspecs, relative to the project root) that are part of the cache key; undefined = whole tree. */
+  /** Repo paths, folders or globs (relative to the project root) that are part of the cache key; undefined = the default scope (activities/source/files.ts: the tree minus .trainyard/ and .trainyardignore). */
   code?: string[];
   env: Record<string, string>;
   inputs: Record<string, InputSource>;

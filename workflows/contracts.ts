@@ -41,8 +41,6 @@ export interface StepExecInput {
   sameHostRetries: number;
   /** Attempt numbers already used by earlier executions (host-loss re-tries on a new host). */
   attemptOffset: number;
-  /** path → digest of the step's code files, kept so the next miss can name what changed. */
-  codeFiles: Record<string, string>;
 }
 
 export interface StepFinished {
@@ -87,7 +85,6 @@ export interface Prepared {
   inputs: Record<string, ResolvedInput>;
   spec: ExecSpec;
   decision: CacheDecision;
-  codeFiles: Record<string, string>;
   /** Set on a cache hit. */
   hit?: CachedResult;
 }

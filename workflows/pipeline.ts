@@ -199,7 +199,6 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
         sameHostRetries: spec.machine ? 0 : 2,
         attemptOffset: attemptOffset[p.step] ?? 0,
-        codeFiles: p.codeFiles,
       });
       waiting[p.key] = [p.step];
       if (spec.machine && pool) {

@@ -130,7 +130,7 @@ async function execute(
       const recordKey = input.recordKey ?? (input.useCache ? input.key : undefined);
       if (recordKey) {
         setPhase('recording');
-        await control.recordCache({ key: recordKey, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts, codeFiles: input.codeFiles });
+        await control.recordCache({ key: recordKey, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts });
       }
       return outcome;
     } catch (err) {

@@ -34,12 +34,12 @@ export abstract class BlobStoreBase implements ArtifactStore {
       return { digest, size, kind: 'file', uri: this.uriOf(digest) };
     }
     if (!st.isDirectory()) throw refuseEntry(abs, st);
-    const files = await walkDir(abs);
+    const { files, emptyDirs } = await walkDir(abs);
     const entries = await mapLimit(files, DIR_CONCURRENCY, async (f): Promise<ManifestEntry> => {
       const { digest, size } = await this.storeFile(f.abs);
       return { path: f.path, digest, size, mode: f.mode };
     });
-    const manifest = await this.putBytes(manifestBytes(entries));
+    const manifest = await this.putBytes(manifestBytes(entries, emptyDirs));
     // size of a directory artifact = total bytes of its files (what a reader cares about)
     const total = entries.reduce((n, e) => n + e.size, 0);
     return { digest: manifest.digest, size: total, kind: 'dir', uri: manifest.uri };
@@ -76,6 +76,7 @@ export abstract class BlobStoreBase implements ArtifactStore {
     await mkdir(dirname(root), { recursive: true });
     await mkdir(root); // fails when dest exists: never write into someone else's folder
     try {
+      for (const d of manifest.dirs ?? []) await mkdir(join(root, ...d.split('/')), { recursive: true });
       await mapLimit(manifest.entries, DIR_CONCURRENCY, async (e) => {
         const target = join(root, ...e.path.split('/'));
         await mkdir(dirname(target), { recursive: true });

@@ -32,22 +32,46 @@ function describeType(st: import('node:fs').Stats): string {
   return 'not a regular file or directory';
 }
 
-/** The error for an entry that cannot be stored; exported so the single-file path says the same. */
-export function refuseEntry(abs: string, st: import('node:fs').Stats): Error {
-  if (st.isSymbolicLink()) {
-    return new Error(
-      `refusing to store ${abs}: it is a symbolic link. Outputs may not contain symlinks ` +
-        `(a link could point outside the output); copy the file or directory it points to instead.`,
+/**
+ * An entry that cannot be stored. `path` is relative to the file or folder being stored
+ * ('' when it is that file itself), so a caller can name it in the user's terms (an output
+ * or input name, a repository path) instead of a scratch path.
+ */
+export class EntryRefused extends Error {
+  override name = 'EntryRefused';
+  constructor(
+    readonly abs: string,
+    readonly path: string,
+    /** e.g. `a symbolic link`, `a named pipe`. */
+    readonly what: string,
+  ) {
+    super(
+      what === 'a symbolic link'
+        ? `refusing to store ${abs}: it is a symbolic link. Outputs may not contain symlinks ` +
+            `(a link could point outside the output); copy the file or directory it points to instead.`
+        : `refusing to store ${abs}: it is ${what}; only regular files and directories can be stored.`,
     );
   }
-  return new Error(`refusing to store ${abs}: it is ${describeType(st)}; only regular files and directories can be stored.`);
 }
 
-/** Every regular file under `root` (a directory), sorted by path; refuses anything else. */
-export async function walkDir(root: string): Promise<WalkedFile[]> {
+/** The error for an entry that cannot be stored; exported so the single-file path says the same. */
+export function refuseEntry(abs: string, st: import('node:fs').Stats, path = ''): EntryRefused {
+  return new EntryRefused(abs, path, describeType(st));
+}
+
+/** What a directory holds: its regular files and its empty folders, each sorted by path. */
+export interface WalkedTree {
+  files: WalkedFile[];
+  emptyDirs: string[];
+}
+
+/** Every regular file and empty folder under `root` (a directory); refuses anything else. */
+export async function walkDir(root: string): Promise<WalkedTree> {
   const files: WalkedFile[] = [];
+  const emptyDirs: string[] = [];
   const visit = async (dirAbs: string, dirRel: string): Promise<void> => {
     const names = (await readdir(dirAbs)).sort();
+    if (names.length === 0 && dirRel !== '') emptyDirs.push(dirRel);
     for (const name of names) {
       const abs = join(dirAbs, name);
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
@@ -55,11 +79,11 @@ export async function walkDir(root: string): Promise<WalkedFile[]> {
       const st = await lstat(abs);
       if (st.isDirectory()) await visit(abs, rel);
       else if (st.isFile()) files.push({ abs, path: rel, mode: normaliseMode(st.mode) });
-      else throw refuseEntry(abs, st);
+      else throw refuseEntry(abs, st, rel);
     }
   };
   await visit(root, '');
-  return files.sort((a, b) => comparePaths(a.path, b.path));
+  return { files: files.sort((a, b) => comparePaths(a.path, b.path)), emptyDirs: emptyDirs.sort(comparePaths) };
 }
 
 export function comparePaths(a: string, b: string): number {
@@ -83,10 +107,11 @@ export function assertSafeEntryPath(path: unknown): asserts path is string {
   }
 }
 
-export function manifestBytes(entries: ManifestEntry[]): string {
+export function manifestBytes(entries: ManifestEntry[], emptyDirs: string[] = []): string {
   const manifest: DirManifest = {
     kind: MANIFEST_KIND,
     entries: [...entries].sort((a, b) => comparePaths(a.path, b.path)),
+    ...(emptyDirs.length ? { dirs: [...emptyDirs].sort(comparePaths) } : {}),
   };
   return canonicalJson(manifest);
 }
@@ -123,12 +148,24 @@ export function parseManifest(bytes: Buffer, digest: string): DirManifest {
     seen.add(entry.path);
     entries.push({ path: entry.path, digest: entry.digest, size: entry.size, mode: normaliseMode(entry.mode) });
   }
-  for (const { path } of entries) {
+  const rawDirs = (obj as { dirs?: unknown }).dirs;
+  if (rawDirs !== undefined && !Array.isArray(rawDirs)) throw new Error(`directory manifest ${digest}: dirs must be a list of folder paths`);
+  const dirs: string[] = [];
+  const dirSet = new Set<string>();
+  for (const d of (rawDirs ?? []) as unknown[]) {
+    assertSafeEntryPath(d);
+    if (seen.has(d) || dirSet.has(d)) throw new Error(`directory manifest ${digest}: path ${d} appears twice`);
+    dirSet.add(d);
+    dirs.push(d);
+  }
+  // No path may sit under a file, and an empty folder may hold nothing.
+  for (const path of [...seen, ...dirSet]) {
     const segs = path.split('/');
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join('/');
       if (seen.has(parent)) throw new Error(`directory manifest ${digest}: ${parent} is both a file and the folder of ${path}`);
+      if (dirSet.has(parent)) throw new Error(`directory manifest ${digest}: ${parent} is listed as an empty folder but holds ${path}`);
     }
   }
-  return { kind: MANIFEST_KIND, entries };
+  return { kind: MANIFEST_KIND, entries, ...(dirs.length ? { dirs: dirs.sort(comparePaths) } : {}) };
 }

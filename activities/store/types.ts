@@ -37,4 +37,9 @@ export interface ManifestEntry {
 export interface DirManifest {
   kind: 'trainyard.dir/v1';
   entries: ManifestEntry[];
+  /**
+   * Folders with nothing in them, sorted (folders that hold a file are implied by its path).
+   * Absent when there are none, so a tree without empty folders keeps its earlier digest.
+   */
+  dirs?: string[];
 }

@@ -109,7 +109,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   }
 }
 
-function choosePipeline(pipelines: Pipeline[], name: string | undefined): Pipeline {
+export function choosePipeline(pipelines: Pipeline[], name: string | undefined): Pipeline {
   if (pipelines.length === 0) throw new UsageError('no pipeline files in .trainyard/ at this commit (trainyard init creates one)');
   if (name) {
     const p = pipelines.find((x) => x.name === name);

@@ -50,3 +50,31 @@ steps:
   const again = await engine.run(repo, '.trainyard/s3.yaml');
   expect(again.steps.map((x) => x.state)).toEqual(['cached', 'cached']);
 });
+
+it('a folder output arrives from S3 as the same tree: every file, empty folders, executable bits', async () => {
+  const repo = engine.repo().write({
+    '.trainyard/tree.yaml': `
+name: tree
+steps:
+  make:
+    image: ${BUSYBOX_IMAGE}
+    run: mkdir -p /outputs/t/empty /outputs/t/a/b/c /outputs/t/bin && echo x > /outputs/t/a/f && printf '#!/bin/sh\\necho ran\\n' > /outputs/t/bin/tool && chmod 755 /outputs/t/bin/tool
+    env: { SALT: "${engine.salt}" }
+    outputs: [t]
+  use:
+    image: ${BUSYBOX_IMAGE}
+    run: cd /inputs/t && find . | sort > /outputs/listing && /inputs/t/bin/tool >> /outputs/listing && test ! -x a/f && echo plain >> /outputs/listing
+    env: { SALT: "${engine.salt}" }
+    inputs: { t: steps.make.outputs.t }
+    outputs: [listing]
+`,
+  });
+  repo.commit();
+  const s = await engine.run(repo, '.trainyard/tree.yaml');
+  expect(stepOf(s, 'use').state).toBe('succeeded');
+  expect(stepOf(s, 'make').outcome!.outputs.t!.uri).toMatch(new RegExp(`^s3://${bucket}/team-a/`));
+  const listing = stepOf(s, 'use').outcome!.outputs.listing!;
+  expect((await engine.store.getBytes(listing.digest)).toString()).toBe(
+    ['.', './a', './a/b', './a/b/c', './a/f', './bin', './bin/tool', './empty', 'ran', 'plain', ''].join('\n'),
+  );
+});

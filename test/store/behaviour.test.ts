@@ -1,7 +1,7 @@
 // One behavioural suite, run against the local folder backend and the S3 backend (moto).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { access, chmod, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, lstat, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Bytes, sha256File } from '../../activities/store/digest.js';
@@ -9,6 +9,23 @@ import type { DirManifest } from '../../activities/store/types.js';
 import { localBackend, s3Backend, scratchDir, type Backend } from './backends.js';
 
 const MiB = 1024 * 1024;
+
+/** `f x path` (executable) or `f - path` per file and `d path` per folder, sorted: what a consumer of a tree sees. */
+async function treeOf(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    for (const name of (await readdir(join(root, rel))).sort()) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(root, p));
+      if (st.isDirectory()) {
+        out.push(`d ${p}`);
+        await visit(p);
+      } else out.push(`f ${st.mode & 0o111 ? 'x' : '-'} ${p}`);
+    }
+  };
+  await visit('');
+  return out.sort((a, b) => (a.slice(a.lastIndexOf(' ')) < b.slice(b.lastIndexOf(' ')) ? -1 : 1));
+}
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -158,6 +175,36 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     await expect(store.materialize(ref, dest)).rejects.toThrow(/EEXIST/);
   });
 
+  it('round-trips a folder exactly: every file, every folder (empty ones too), the executable bits', async () => {
+    const { store } = backend;
+    const dir = join(work, 'tree');
+    await mkdir(join(dir, 'empty'), { recursive: true });
+    await mkdir(join(dir, 'nested', 'empty', 'deeper'), { recursive: true });
+    await mkdir(join(dir, 'bin'), { recursive: true });
+    await writeFile(join(dir, 'bin', 'tool'), '#!/bin/sh\n');
+    await chmod(join(dir, 'bin', 'tool'), 0o700);
+    await writeFile(join(dir, 'nested', 'data.txt'), 'd');
+    await writeFile(join(dir, '.hidden'), 'h');
+    const ref = await store.putPath(dir);
+    const dest = join(work, 'tree-restored');
+    await store.materialize(ref, dest);
+    expect(await treeOf(dest)).toEqual(await treeOf(dir));
+    expect(await treeOf(dest)).toEqual([
+      'f - .hidden', 'd bin', 'f x bin/tool', 'd empty', 'd nested', 'f - nested/data.txt', 'd nested/empty', 'd nested/empty/deeper',
+    ]);
+    expect((await stat(join(dest, 'bin', 'tool'))).mode & 0o777).toBe(0o755);
+    expect(await readFile(join(dest, 'bin', 'tool'), 'utf8')).toBe('#!/bin/sh\n');
+    // An empty folder is part of the content: removing it gives another digest.
+    await rm(join(dir, 'empty'), { recursive: true });
+    expect((await store.putPath(dir)).digest).not.toBe(ref.digest);
+    // A folder without empty folders keeps the manifest form (and digest) it always had.
+    const plain = join(work, 'plain');
+    await mkdir(plain);
+    await writeFile(join(plain, 'a'), 'a');
+    const manifest = JSON.parse((await store.getBytes((await store.putPath(plain)).digest)).toString()) as Record<string, unknown>;
+    expect(Object.keys(manifest).sort()).toEqual(['entries', 'kind']);
+  });
+
   it('refuses a hostile manifest before writing anything', async () => {
     const { store } = backend;
     const blob = await store.putBytes('payload');
@@ -167,13 +214,21 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
       [{ path: 'a/../../x', digest: blob.digest, size: 7, mode: 420 }],
       [{ path: 'ok.txt', digest: '../../../../etc/passwd', size: 7, mode: 420 }],
       [{ path: 'a', digest: blob.digest, size: 7, mode: 420 }, { path: 'a/b', digest: blob.digest, size: 7, mode: 420 }],
-    ];
+    ].map((entries) => ({ entries }));
+    const file = { path: 'a/f', digest: blob.digest, size: 7, mode: 420 };
+    hostile.push(
+      { entries: [file], dirs: ['../up'] } as never,
+      { entries: [file], dirs: ['a'] } as never,
+      { entries: [file], dirs: ['a/f/x'] } as never,
+      { entries: [file], dirs: ['e', 'e'] } as never,
+      { entries: [file], dirs: 'e' } as never,
+    );
     const parent = join(work, 'hostile');
     await mkdir(parent);
-    for (const entries of hostile) {
-      const manifest = await store.putBytes(JSON.stringify({ kind: 'trainyard.dir/v1', entries }));
+    for (const body of hostile) {
+      const manifest = await store.putBytes(JSON.stringify({ kind: 'trainyard.dir/v1', ...body }));
       const dest = join(parent, 'dest');
-      await expect(store.materialize({ digest: manifest.digest, kind: 'dir' }, dest)).rejects.toThrow(/unsafe path|invalid digest|both a file/);
+      await expect(store.materialize({ digest: manifest.digest, kind: 'dir' }, dest)).rejects.toThrow(/unsafe path|invalid digest|both a file|empty folder but holds|appears twice|dirs must be a list/);
       expect(await readdir(parent)).toEqual([]);
     }
     expect(await exists(join(work, 'escaped.txt'))).toBe(false);
@@ -186,6 +241,8 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     await writeFile(join(dir, 'real.txt'), 'real');
     await symlink('/etc/passwd', join(dir, 'sub', 'link'));
     await expect(store.putPath(dir)).rejects.toThrow(`${join(dir, 'sub', 'link')}: it is a symbolic link`);
+    // Callers name the entry in the user's terms: its path inside what was stored.
+    await expect(store.putPath(dir)).rejects.toMatchObject({ path: 'sub/link', what: 'a symbolic link' });
 
     const relLink = join(work, 'rel-link');
     await symlink('with-link/real.txt', relLink);
