@@ -59,12 +59,13 @@ export interface KubernetesSettings {
   s3Region: string;
   /** A Secret in each class namespace with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) for the agent containers only; absent = the pod's own identity (IRSA, EKS Pod Identity). */
   storeSecret?: string;
-  /** Task queue of the Kubernetes runner (the worker that creates and watches Jobs). */
-  queue: string;
   /** Label value separating Trainyard deployments that share a cluster (the reaper only touches its own). */
   deployment: string;
   classes: Record<string, KubernetesClass>;
 }
+
+/** Task queue of the Kubernetes runner (the control worker's activity that creates and watches Jobs). */
+export const DEFAULT_K8S_QUEUE = 'trainyard-kubernetes';
 
 /** Labels and annotations Trainyard puts on its Jobs and pods. */
 export const K8S_LABEL = {

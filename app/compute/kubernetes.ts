@@ -16,14 +16,13 @@ const LABEL_VALUE = /^(([A-Za-z0-9][A-Za-z0-9_.-]{0,61})?[A-Za-z0-9])?$/;
 const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/;
 
-const TOP_KEYS = ['context', 'agentImage', 'agentImagePullPolicy', 'agentResources', 'store', 's3Endpoint', 's3Region', 'storeSecret', 'queue', 'deployment', 'classes'];
+const TOP_KEYS = ['context', 'agentImage', 'agentImagePullPolicy', 'agentResources', 'store', 's3Endpoint', 's3Region', 'storeSecret', 'deployment', 'classes'];
 const CLASS_KEYS = [
   'namespace', 'nodeSelector', 'tolerations', 'gpu', 'resources', 'serviceAccountName', 'imagePullSecrets', 'priorityClassName',
   'terminationGracePeriodSeconds', 'uploadGraceSeconds', 'unschedulableTimeoutSeconds', 'podTemplatePatch', 'hourlyRateUsd', 'gpuHourlyRateUsd',
 ];
 const TOLERATION_KEYS = ['key', 'operator', 'value', 'effect', 'tolerationSeconds'];
 
-export const DEFAULT_K8S_QUEUE = 'trainyard-kubernetes';
 
 type Env = Record<string, string | undefined>;
 type Path = (string | number)[];
@@ -106,7 +105,6 @@ export function parseKubernetesSettings(text: string, file: string, env: Env, pr
     ...opt('s3Endpoint', s3Endpoint),
     s3Region: v.str(top, ['s3Region'], { optional: true }) ?? env.AWS_REGION ?? 'us-east-1',
     ...opt('storeSecret', v.str(top, ['storeSecret'], { optional: true, pattern: DNS_SUBDOMAIN, what: 'a Secret name' })),
-    queue: v.str(top, ['queue'], { optional: true, pattern: /^[A-Za-z0-9._-]{1,200}$/, what: 'a task queue name' }) ?? DEFAULT_K8S_QUEUE,
     deployment: v.str(top, ['deployment'], { optional: true, pattern: LABEL_VALUE, what: 'a label value (1-63 of A-Z a-z 0-9 _ . -)' }) ?? 'default',
     classes,
   };

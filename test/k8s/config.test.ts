@@ -53,7 +53,7 @@ describe('Kubernetes settings', () => {
   it('is off without TRAINYARD_K8S_CONFIG, and reads classes with their defaults when set', () => {
     expect(loadComputeConfig({}).kubernetes).toBeNull();
     const k = loadComputeConfig({ TRAINYARD_K8S_CONFIG: file('good.yaml', GOOD) }).kubernetes!;
-    expect(k).toMatchObject({ agentImage: 'ghcr.io/trainyard/trainyard:0.1.0', store: 's3://ml-artifacts/trainyard', storeSecret: 'trainyard-store', queue: 'trainyard-kubernetes', deployment: 'default', agentImagePullPolicy: 'IfNotPresent' });
+    expect(k).toMatchObject({ agentImage: 'ghcr.io/trainyard/trainyard:0.1.0', store: 's3://ml-artifacts/trainyard', storeSecret: 'trainyard-store', deployment: 'default', agentImagePullPolicy: 'IfNotPresent' });
     expect(k.classes.a100).toMatchObject({
       namespace: 'ml-jobs', gpu: { resource: 'nvidia.com/gpu', count: 8 }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
       resources: { requests: { cpu: '8', memory: '64Gi' }, limits: { memory: '64Gi' } }, imagePullSecrets: ['regcred'], terminationGracePeriodSeconds: 5, unschedulableTimeoutSeconds: 600,
