@@ -95,6 +95,8 @@ export function buildJob(r: JobRequest): V1Job {
   const agentEnv: V1EnvVar[] = [
     { name: 'TRAINYARD_POD_PLAN', value: JSON.stringify(r.plan) },
     { name: 'AWS_REGION', value: r.settings.s3Region },
+    // Node's and the AWS SDK's version notices would crowd out the agent's own failure messages.
+    { name: 'NODE_NO_WARNINGS', value: '1' },
     ...(r.settings.s3Endpoint ? [{ name: 'TRAINYARD_S3_ENDPOINT', value: r.settings.s3Endpoint }] : []),
   ];
   const agent = (cname: string, arg: string, mounts: [string, string, boolean][]): V1Container => ({

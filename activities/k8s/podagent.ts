@@ -83,9 +83,15 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
     }
     if (mode === 'upload') {
       // A native sidecar: it runs beside the step and is told to stop (SIGTERM) once the step exits.
+      // A signal listener does not keep Node alive: a timer does, until the signal comes.
       await new Promise<void>((resolve) => {
-        process.once('SIGTERM', () => resolve());
-        process.once('SIGINT', () => resolve());
+        const alive = setInterval(() => undefined, 60_000);
+        const stop = () => {
+          clearInterval(alive);
+          resolve();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
       });
       const r = await uploadOutputs(plan, store);
       process.stdout.write(`${JSON.stringify({ stored: Object.keys(r.outputs), missing: r.missing, refused: Object.keys(r.refused) })}\n`);

@@ -360,7 +360,7 @@ async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: K
     const pod = await findPod(kube, ns, name);
     if (!pod) return { error: 'the pod disappeared while its outputs were being stored' };
     const up = pod.status?.initContainerStatuses?.find((c) => c.name === CONTAINER.upload)?.state?.terminated;
-    if (up) return up.exitCode === 0 ? { pod } : { pod, error: (up.message ?? '').trim() || `the upload agent exited with code ${up.exitCode}${up.reason ? ` (${up.reason})` : ''}` };
+    if (up) return up.exitCode === 0 ? { pod } : { pod, error: `the upload agent exited with code ${up.exitCode}${up.reason ? ` (${up.reason})` : ''}${up.message?.trim() ? `: ${up.message.trim().split('\n').slice(-3).join(' ')}` : ''}` };
     if (Date.now() > deadline) return { pod, error: `the upload agent did not finish within ${cls.uploadGraceSeconds}s` };
     await pause(ctx, pollMs, { job: name, phase: 'storing outputs' });
   }
