@@ -3,6 +3,7 @@
 // say them, and GPU time and cost reach the lineage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stepOf, BUSYBOX_IMAGE } from '../../engine/harness.js';
+import { lineageSchemaErrors } from '../../lineage/schema.js';
 import { startKubeEngine, type KubeEngine } from './harness.js';
 
 let e: KubeEngine;
@@ -83,6 +84,7 @@ steps:
     const lineage = await e.store.getRecord<{ totals: { costUsd: number; gpu?: { billedGpuSeconds: number } } }>(s.lineageKey!);
     expect(lineage!.totals.costUsd).toBeCloseTo(host.costUsd!, 5);
     expect(lineage!.totals.gpu!.billedGpuSeconds).toBeCloseTo(host.billedSeconds!, 2);
+    expect(lineageSchemaErrors(lineage)).toEqual([]);
   });
 
   it('says why a step failed: its exit code and last line, or an image that cannot be pulled', async () => {
