@@ -13,7 +13,7 @@ import {
 } from './contracts.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
-import { isKubernetesMachine } from '../pipeline/types.js';
+import type { KubernetesMachineSpec } from '../pipeline/types.js';
 import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
 
 /** State carried across continue-as-new. */
@@ -63,7 +63,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const kubernetesMachine = (step: string) => {
     const m = pipeline.steps[step]!.machine;
     const spec = m ? pipeline.machines[m] : undefined;
-    return spec && isKubernetesMachine(spec) ? { name: m!, spec } : undefined;
+    return spec && 'kubernetes' in spec ? { name: m!, spec: spec as KubernetesMachineSpec } : undefined;
   };
   // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
   const needsPool = Object.values(pipeline.steps).some((s) => s.machine && !kubernetesMachine(s.name));
