@@ -393,7 +393,17 @@ async function readWholeLog(kube: KubeClients, ns: string, pod: string, splitter
 
 async function pause(ctx: Context, ms: number, detail: unknown): Promise<void> {
   ctx.heartbeat(detail);
-  await Promise.race([sleepMs(ms), new Promise((r) => ctx.cancellationSignal.addEventListener('abort', r, { once: true }))]);
+  if (ctx.cancellationSignal.aborted) return;
+  // One listener per pause, removed after it: a long step polls thousands of times.
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      ctx.cancellationSignal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    ctx.cancellationSignal.addEventListener('abort', done, { once: true });
+  });
 }
 
 const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
