@@ -49,4 +49,13 @@ done
 CLI="${TRAINYARD_CONTAINER_CLI:-podman}"
 bash examples/image/build.sh "$CLI"
 bash test/fixtures/images/build-busybox.sh "$CLI"
+
+# The local Kubernetes of the tests (test/k8s/cluster/): binaries built once per machine into
+# ${K8S_DIR:-~/.cache/trainyard-k8s}; several minutes the first time, nothing after.
+if [ "${TRAINYARD_SKIP_K8S_BUILD:-}" != 1 ]; then
+  command -v containerd >/dev/null || [ -d /usr/lib/cni ] || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq containernetworking-plugins iptables >/dev/null; }
+  start=$(date +%s)
+  bash test/k8s/cluster/cluster.sh build
+  echo "setup: local Kubernetes binaries ready ($(( $(date +%s) - start ))s)"
+fi
 echo "setup: done"

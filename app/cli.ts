@@ -104,11 +104,11 @@ async function main(argv: string[]): Promise<number> {
       } else {
         const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
         running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
-        if (process.env.TRAINYARD_EC2_SUBNETS) {
+        if (process.env.TRAINYARD_EC2_SUBNETS || process.env.TRAINYARD_K8S_CONFIG) {
           const { Client, Connection } = await import('@temporalio/client');
           const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
-          const r = await (await import('./reaper.js')).ensureReaperSchedule(client);
-          log.info(r, 'instance reaper schedule in place');
+          const r = await (await import('./reaper.js')).ensureReaperSchedule(client, { input: { kubernetes: !!process.env.TRAINYARD_K8S_CONFIG } });
+          log.info(r, 'reaper schedule in place (EC2 instances, Kubernetes Jobs)');
         }
         log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
       }

@@ -10,8 +10,11 @@ import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../workflows/types.js';
-import { computeActivitiesFor } from './compute/activities.js';
-import { loadComputeConfig } from './compute/config.js';
+import { createKubeClients, type KubeClients } from '../activities/k8s/client.js';
+import { createKubernetesRunStep } from '../activities/k8s/runner.js';
+import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
+import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
+import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
 import { CONTROL_QUEUE } from './engine.js';
 
@@ -45,6 +48,12 @@ export interface WorkersConfig {
   sourceProviders?: { remote?: SourceProvider };
   /** Run no runner on this process (a control-only worker). */
   noHost?: boolean;
+  /** Server compute settings (default: loaded from the environment). */
+  compute?: ComputeConfig;
+  /** Task queue of the Kubernetes runner (default trainyard-kubernetes); it runs when compute.kubernetes is set. */
+  kubernetesQueue?: string;
+  /** Kubernetes API clients (default: from the kubeconfig or the in-cluster service account). */
+  kube?: KubeClients;
 }
 
 export interface RunningWorkers {
@@ -57,7 +66,9 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
-  const extra = { ...computeActivitiesFor(loadComputeConfig(process.env), { client }), ...(cfg.extraActivities ?? {}) };
+  const compute = cfg.compute ?? loadComputeConfig(process.env);
+  const kube = compute.kubernetes ? (cfg.kube ?? createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
+  const extra = { ...computeActivitiesFor(compute, { client }), ...kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }), ...(cfg.extraActivities ?? {}) };
   const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
@@ -68,12 +79,39 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
+  const kubeRunner = compute.kubernetes && kube ? await startKubernetesWorker({ ...cfg, settings: compute.kubernetes, kube, sources, queue: cfg.kubernetesQueue ?? DEFAULT_K8S_QUEUE }) : undefined;
   const running = control.run();
   return {
     async shutdown() {
       control.shutdown();
       await running;
       await host?.shutdown();
+      await kubeRunner?.shutdown();
+    },
+  };
+}
+
+/**
+ * The Kubernetes runner: creates and follows the Jobs of `kubernetes:` steps routed to `queue`.
+ * Throws when the worker's store is not the s3:// store the pods are configured to use.
+ */
+export async function startKubernetesWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sources: SourceProvider; settings: KubernetesSettings; kube: KubeClients }): Promise<RunningWorkers> {
+  if (cfg.store.location !== cfg.settings.store.replace(/\/+$/, '')) {
+    throw new Error(`${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`);
+  }
+  const worker = await Worker.create({
+    connection: cfg.connection,
+    namespace: cfg.namespace ?? 'default',
+    dataConverter,
+    taskQueue: cfg.queue,
+    activities: { runStep: createKubernetesRunStep({ store: cfg.store, sources: cfg.sources, settings: cfg.settings, kube: cfg.kube, workRoot: cfg.workRoot }) },
+    maxHeartbeatThrottleInterval: '2 seconds',
+  });
+  const running = worker.run();
+  return {
+    async shutdown() {
+      worker.shutdown();
+      await running;
     },
   };
 }

@@ -2,7 +2,7 @@
 // column. Pure: no I/O, no Temporal, so the app, the CLI and activities can all use it.
 import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
-import type { MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, StepSpec, Triggers } from './types.js';
+import type { Ec2MachineSpec, KubernetesMachineSpec, MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, StepSpec, Triggers } from './types.js';
 import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, didYouMean, quote } from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
@@ -18,7 +18,9 @@ export const ON_KEYS = ['push', 'comment'] as const;
 export const PUSH_KEYS = ['branches', 'paths'] as const;
 export const PARAM_KEYS = ['type', 'default', 'min', 'max', 'values', 'description'] as const;
 export const PARAM_TYPES: readonly ParamType[] = ['integer', 'number', 'string', 'boolean', 'enum'];
-export const MACHINE_KEYS = ['instance', 'gpus', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
+export const MACHINE_KEYS = ['instance', 'kubernetes', 'gpus', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
+/** The keys of an EC2 machine that a `kubernetes:` machine may not have. */
+const EC2_ONLY_KEYS = ['instance', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
 export const STEP_KEYS = [
   'image', 'run', 'code', 'env', 'inputs', 'outputs', 'needs', 'machine', 'timeout', 'retries', 'cache', 'cache_version', 'params',
 ] as const;
@@ -494,8 +496,39 @@ class PipelineReader {
 
   private machine(me: Entry): MachineSpec | undefined {
     const s = scope(`machine "${me.key}"`);
-    const f = this.fields(me.value, me.at, me.keyNode, s, MACHINE_KEYS, ['instance'], 'a mapping like { instance: g5.xlarge, gpus: 1 }');
+    const f = this.fields(me.value, me.at, me.keyNode, s, MACHINE_KEYS, [], 'a mapping like { instance: g5.xlarge, gpus: 1 } or { kubernetes: a100, gpus: 1 }');
     if (f === undefined) return undefined;
+    if (f.has('kubernetes')) return this.kubernetesMachine(f, s);
+    if (!f.has('instance')) {
+      this.r.error(me.keyNode, `${s.subject} needs "instance" (EC2 instance types) or "kubernetes" (a Kubernetes machine class of this server)`);
+      return undefined;
+    }
+    return this.ec2Machine(f, s);
+  }
+
+  /** `{ kubernetes: <class>, gpus: N }`: the class itself is server-side (checked against policy later). */
+  private kubernetesMachine(f: Map<string, Entry>, s: Scope): KubernetesMachineSpec | undefined {
+    let ok = true;
+    for (const k of EC2_ONLY_KEYS) {
+      const e = f.get(k);
+      if (e === undefined) continue;
+      const what = k === 'instance' ? '"instance" and "kubernetes" exclude each other: a machine is either EC2 or Kubernetes' : `"${k}" only applies to EC2 machines (instance:); ${s.subject} is a Kubernetes machine`;
+      this.r.error(e.keyNode, what);
+      ok = false;
+    }
+    const ke = f.get('kubernetes')!;
+    const cls = this.string(ke, s);
+    if (cls !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cls)) {
+      this.r.error(ke.at, `"kubernetes"${s.of} must name a Kubernetes machine class of this server (lower-case letters, digits and "-"), got ${quote(cls)}`);
+      ok = false;
+    }
+    const ge = f.get('gpus');
+    const gpus = ge === undefined ? 0 : this.integer(ge, s, 0, MAX_GPUS);
+    if (!ok || cls === undefined || gpus === undefined) return undefined;
+    return { kubernetes: cls, gpus };
+  }
+
+  private ec2Machine(f: Map<string, Entry>, s: Scope): Ec2MachineSpec | undefined {
     let ok = true;
     const instances = this.stringList(f.get('instance'), s, { single: true, nonEmpty: true, item: 'EC2 instance types' });
     if (instances === undefined) ok = false;
@@ -528,7 +561,7 @@ class PipelineReader {
       return t;
     }, undefined);
     if (!ok || instances === undefined) return undefined;
-    const spec: MachineSpec = { instance: instances.map((i) => i.text), gpus, spot, on_demand_fallback: onDemandFallback, disk_gb: diskGb };
+    const spec: Ec2MachineSpec = { instance: instances.map((i) => i.text), gpus, spot, on_demand_fallback: onDemandFallback, disk_gb: diskGb };
     if (ami !== undefined) spec.ami = ami;
     return spec;
   }

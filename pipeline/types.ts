@@ -28,7 +28,8 @@ export interface Triggers {
   comment: boolean;
 }
 
-export interface MachineSpec {
+/** A machine class Trainyard provisions on EC2 for the step (`instance:`). */
+export interface Ec2MachineSpec {
   /** EC2 instance types in order of preference. */
   instance: string[];
   gpus: number;
@@ -39,6 +40,23 @@ export interface MachineSpec {
   /** An AMI id (`ami-…`) or an SSM public parameter name (`/aws/service/…`). */
   ami?: string;
 }
+
+/**
+ * A step run as a Job on the team's Kubernetes cluster (`kubernetes:`): the class names a
+ * server-side Kubernetes machine class (namespace, node selector, resources, rate); the
+ * pipeline picks the class and how many of its GPUs a step asks for.
+ */
+export interface KubernetesMachineSpec {
+  /** Name of the server's Kubernetes machine class. */
+  kubernetes: string;
+  /** GPUs each step's pod requests (the class's GPU resource). */
+  gpus: number;
+}
+
+export type MachineSpec = Ec2MachineSpec | KubernetesMachineSpec;
+
+/** True for `kubernetes:` machines. */
+export const isKubernetesMachine = (m: MachineSpec): m is KubernetesMachineSpec => 'kubernetes' in m;
 
 export type InputSource =
   | { kind: 'step'; step: string; output: string }

@@ -1,7 +1,7 @@
 // Messages between the pipeline workflow, the step-execution workflows and the
 // activities. Types and signal/query definitions only (deterministic).
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { HostRecord } from './hosttypes.js';
+import type { AttemptCompute, HostRecord } from './hosttypes.js';
 import type {
   ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, MetricSample, ParamValue,
   ResolvedInput, RunStatus, SourceRef, StepOutcome, StepSpec,
@@ -111,6 +111,10 @@ export interface RunStepRequest {
   attempt: number;
   spec: ExecSpec;
   heartbeatTimeoutMs: number;
+  /** Where it runs (the Kubernetes runner reads the class and GPUs from it). */
+  host?: HostRecord;
+  /** The run that started the execution (labels of a Kubernetes Job). */
+  runId?: string;
 }
 
 export interface RunStepResult {
@@ -124,6 +128,8 @@ export interface RunStepResult {
   /** Temporal's attempt number of this activity (>1 after a lost worker). */
   activityAttempt: number;
   gpu?: HostRecord['gpu'];
+  /** Kubernetes: what the attempt's pod held and cost. */
+  compute?: AttemptCompute;
 }
 
 /** Details carried by a StepFailed / StepTimedOut failure. */
@@ -134,6 +140,7 @@ export interface StepFailureDetails {
   finishedAt: string;
   host: string;
   metrics: MetricSample[];
+  compute?: AttemptCompute;
 }
 
 export const stepExecWorkflowId = (key: string): string => `trainyard-step-${key.replace(/^sha256:/, '')}`;

@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { ComputeActivities } from '../activities/ec2/activities.js';
 import type { PoolSettings, ProvisionHostResult } from '../activities/ec2/types.js';
-import type { MachineSpec } from '../pipeline/types.js';
+import type { Ec2MachineSpec, MachineSpec } from '../pipeline/types.js';
 import type { HostRecord, ProvisionAttempt } from './hosttypes.js';
 
 export interface HostPoolOptions {
@@ -286,6 +286,7 @@ export class HostPool {
   async acquire(machineName: string, step: string, attempt: number): Promise<HostRecord> {
     const spec = this.opts.machines[machineName];
     if (!spec) throw ApplicationFailure.nonRetryable(`step ${step} asks for machine class "${machineName}", which the pipeline does not define`, 'UnknownMachineClass');
+    if ('kubernetes' in spec) throw ApplicationFailure.nonRetryable(`machine class "${machineName}" is a Kubernetes class; its steps run as Jobs, not on pool hosts`, 'UnknownMachineClass');
     if (this.closed) throw ApplicationFailure.nonRetryable('the host pool is shut down', 'HostPoolClosed');
     const settings = await this.poolSettings();
     const limit = Math.max(1, Math.min(this.opts.maxPerClass?.[machineName] ?? Infinity, settings.maxPerClass[machineName] ?? settings.defaultMaxPerClass));
@@ -377,7 +378,7 @@ export class HostPool {
   }
 
   /** One boot; undefined when the host never became ready (it is terminated then). */
-  private async boot(machine: string, spec: MachineSpec, step: string, attempt: number, boot: number, settings: PoolSettings): Promise<PoolHost | undefined> {
+  private async boot(machine: string, spec: Ec2MachineSpec, step: string, attempt: number, boot: number, settings: PoolSettings): Promise<PoolHost | undefined> {
     const queue = `trainyard-host-${fnv(`${this.opts.workflowId}/${this.opts.runId}`)}-${machine.replace(/[^A-Za-z0-9_-]/g, '_')}-${++this.seq}`;
     const h = this.core.addProvisioning(machine, queue, spec.gpus);
     const leaseUntil = this.leaseUntil(step, settings);

@@ -10,12 +10,37 @@ export interface ProvisionAttempt {
   at: string;
 }
 
-/** The machine a step ran on. `local` for this host. */
+/** What one Kubernetes attempt held and cost: its pod from start on the node to its last container's end. */
+export interface AttemptCompute {
+  kind: 'kubernetes';
+  /** Server-side Kubernetes machine class. */
+  machineClass: string;
+  namespace: string;
+  job: string;
+  pod?: string;
+  node?: string;
+  /** GPUs requested. */
+  gpus: number;
+  billedSeconds: number;
+  /** gpus × billedSeconds: GPU time requested (held), whether used or not. */
+  gpuSeconds: number;
+  /** The class's rate for this pod: hourlyRateUsd + gpus × gpuHourlyRateUsd. */
+  pricePerHourUsd: number;
+  costUsd: number;
+}
+
+/** The machine a step ran on. `local` for this host, `kubernetes` for Jobs on the server's cluster. */
 export interface HostRecord {
-  kind: 'local' | 'ec2';
-  /** Task queue of the runner agent on that host. */
+  kind: 'local' | 'ec2' | 'kubernetes';
+  /** Task queue of the runner agent on that host (for Kubernetes: of the runner that creates the Jobs). */
   queue: string;
   machineClass?: string;
+  /** Kubernetes: the server's machine class the pipeline's machine names, its namespace and the last attempt's Job, pod and node. */
+  kubernetesClass?: string;
+  namespace?: string;
+  job?: string;
+  pod?: string;
+  node?: string;
   instanceId?: string;
   instanceType?: string;
   market?: 'spot' | 'on-demand';

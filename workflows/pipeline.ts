@@ -13,6 +13,7 @@ import {
 } from './contracts.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
+import type { KubernetesMachineSpec } from '../pipeline/types.js';
 import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
 
 /** State carried across continue-as-new. */
@@ -59,7 +60,13 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let lineageKey: string | undefined;
   let reportKey: string | undefined;
 
-  const needsPool = Object.values(pipeline.steps).some((s) => s.machine);
+  const kubernetesMachine = (step: string) => {
+    const m = pipeline.steps[step]!.machine;
+    const spec = m ? pipeline.machines[m] : undefined;
+    return spec && 'kubernetes' in spec ? { name: m!, spec: spec as KubernetesMachineSpec } : undefined;
+  };
+  // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
+  const needsPool = Object.values(pipeline.steps).some((s) => s.machine && !kubernetesMachine(s.name));
   const pool = needsPool
     ? new HostPool({
         runId: input.runId, workflowId: myId, machines: pipeline.machines,
@@ -116,10 +123,11 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const hostLost = f.outcome.state === 'failed' && last?.outcome === 'host_lost';
       // Real GPU samples make the idle-GPU accounting exact.
       if (host && last?.gpu) host.gpu = last.gpu;
+      if (host?.kind === 'kubernetes') chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
       if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
       // Attempts of earlier executions (lost hosts) count against the retries too.
       const used = (attemptOffset[name] ?? 0) + f.outcome.attempts.length;
-      if (hostLost && spec.machine && used < spec.retries + 1 && !cancelRequested) {
+      if (hostLost && spec.machine && !kubernetesMachine(name) && used < spec.retries + 1 && !cancelRequested) {
         // The host died under the step: try again on a new one.
         attemptOffset[name] = used;
         (earlierAttempts[name] ??= []).push(...f.outcome.attempts);
@@ -201,6 +209,17 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         attemptOffset: attemptOffset[p.step] ?? 0,
       });
       waiting[p.key] = [p.step];
+      const kube = kubernetesMachine(p.step);
+      if (kube) {
+        // A Job per attempt, created and watched by the Kubernetes runner: no host to wait for.
+        const host: HostRecord = { kind: 'kubernetes', queue: options.kubernetesQueue ?? 'trainyard-kubernetes', machineClass: kube.name, kubernetesClass: kube.spec.kubernetes, gpus: kube.spec.gpus };
+        hostOf.set(p.step, host);
+        st.host = host;
+        const exec = { ...execFor(host), retries: spec.retries, sameHostRetries: 2, attemptOffset: 0 };
+        byKey.set(p.key, exec);
+        execs.push(exec);
+        continue;
+      }
       if (spec.machine && pool) {
         // Getting a host may wait for another step to release one: never block the loop on it.
         acquiring++;
@@ -363,6 +382,23 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       }
     }
   }
+}
+
+/** A Kubernetes step's bill: every attempt's pod time at its class's rate (failed and lost ones too). */
+function chargeKubernetes(host: HostRecord, attempts: AttemptRecord[]): void {
+  const billed = attempts.flatMap((a) => (a.compute ? [a.compute] : []));
+  if (billed.length === 0) return;
+  const last = billed[billed.length - 1]!;
+  host.billedSeconds = Math.round(billed.reduce((n, c) => n + c.billedSeconds, 0) * 1000) / 1000;
+  host.costUsd = Math.round(billed.reduce((n, c) => n + c.costUsd, 0) * 1e6) / 1e6;
+  host.pricePerHourUsd = last.pricePerHourUsd;
+  host.gpus = last.gpus;
+  host.namespace = last.namespace;
+  host.job = last.job;
+  if (last.pod) host.pod = last.pod;
+  if (last.node) host.node = last.node;
+  // Without GPU samples from the pod, requested GPU time counts as used (idle time is unknown, not zero).
+  if (host.gpu) host.idleGpuSeconds = Math.round(host.gpus * host.billedSeconds * host.gpu.idleFraction * 1000) / 1000;
 }
 
 function failureMessage(err: unknown): string {

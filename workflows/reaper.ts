@@ -1,16 +1,28 @@
 // The reaper: run on a Temporal Schedule (app/reaper.ts). Terminates every managed
-// instance whose run is closed or unknown, or whose lease has expired, and returns what it
-// terminated and why. It is the backstop for what a run's own clean-up could not do
+// instance whose run is closed or unknown, or whose lease has expired, deletes every
+// Kubernetes Job whose step execution is closed or unknown, and returns what it removed and why. It is the backstop for what a run's own clean-up could not do
 // (worker crash at the wrong moment, a terminated workflow, a bug).
 import { ActivityCancellationType, log, proxyActivities } from '@temporalio/workflow';
 import type { ComputeActivities } from '../activities/ec2/activities.js';
 import type { ManagedInstance, WorkflowState } from '../activities/ec2/types.js';
+import type { KubernetesActivities } from '../activities/k8s/activities.js';
+import type { ManagedJob } from '../activities/k8s/types.js';
 
 export interface ReaperInput {
   /** Report what would be terminated, terminate nothing. */
   dryRun?: boolean;
   /** Instances younger than this are left alone when their run is unknown (default 600 s): tags may lag a launch. */
   graceSeconds?: number;
+  /** Also sweep Kubernetes Jobs (the server has TRAINYARD_K8S_CONFIG). */
+  kubernetes?: boolean;
+}
+
+export interface ReapedJob {
+  namespace: string;
+  name: string;
+  workflowId?: string;
+  runId?: string;
+  reason: 'run-closed' | 'run-unknown';
 }
 
 export interface ReapedInstance {
@@ -26,6 +38,8 @@ export interface ReaperReport {
   checkedAt: string;
   checked: number;
   terminated: ReapedInstance[];
+  /** Kubernetes Jobs deleted (or, dry run, that would be). */
+  deletedJobs: ReapedJob[];
   dryRun: boolean;
 }
 
@@ -35,6 +49,26 @@ const acts = proxyActivities<ComputeActivities>({
   retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
+
+const kube = proxyActivities<KubernetesActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** Jobs whose owning step execution is closed, or unknown once older than the grace period. */
+export function decideReapJobs(jobs: ManagedJob[], states: Record<string, WorkflowState>, nowMs: number, graceSeconds: number): ReapedJob[] {
+  const out: ReapedJob[] = [];
+  for (const j of jobs) {
+    const state = j.workflowId ? (states[j.workflowId] ?? 'unknown') : 'unknown';
+    const age = j.createdAt ? (nowMs - Date.parse(j.createdAt)) / 1000 : Number.POSITIVE_INFINITY;
+    const base = { namespace: j.namespace, name: j.name, ...(j.workflowId ? { workflowId: j.workflowId } : {}), ...(j.runId ? { runId: j.runId } : {}) };
+    if (state === 'closed') out.push({ ...base, reason: 'run-closed' });
+    else if (state === 'unknown' && age >= graceSeconds) out.push({ ...base, reason: 'run-unknown' });
+  }
+  return out;
+}
 
 /** Pure decision, for tests and for the dry run. */
 export function decideReap(
@@ -75,5 +109,14 @@ export async function reapOrphans(input: ReaperInput = {}): Promise<ReaperReport
     terminated = terminated.map((t) => ({ ...t, state: after.get(t.instanceId) ?? t.state }));
   }
   for (const t of terminated) log.warn(input.dryRun ? 'reaper would terminate' : 'reaper terminated', { ...t });
-  return { checkedAt: new Date().toISOString(), checked: instances.length, terminated, dryRun: !!input.dryRun };
+  let deletedJobs: ReapedJob[] = [];
+  if (input.kubernetes) {
+    const jobs = await kube.kubernetesListJobs();
+    const owners = [...new Set(jobs.map((j) => j.workflowId).filter((w): w is string => !!w))];
+    const jobStates = owners.length > 0 ? await kube.kubernetesWorkflowStates({ workflowIds: owners }) : {};
+    deletedJobs = decideReapJobs(jobs, jobStates, Date.now(), input.graceSeconds ?? 600);
+    if (!input.dryRun && deletedJobs.length > 0) await kube.kubernetesDeleteJobs({ jobs: deletedJobs, reason: 'reaper' });
+    for (const j of deletedJobs) log.warn(input.dryRun ? 'reaper would delete Job' : 'reaper deleted Job', { ...j });
+  }
+  return { checkedAt: new Date().toISOString(), checked: instances.length, terminated, deletedJobs, dryRun: !!input.dryRun };
 }

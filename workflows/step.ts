@@ -104,13 +104,14 @@ async function execute(
     retry: {
       maximumAttempts: 1 + input.sameHostRetries,
       initialInterval: '1 second',
-      nonRetryableErrorTypes: ['StepFailed', 'StepTimedOut', 'StepInvalid'],
+      nonRetryableErrorTypes: ['StepFailed', 'StepTimedOut', 'StepInvalid', 'StepHostLost'],
     },
     // Wait until the runner confirms the container is gone before reporting cancelled.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
-  const maxAttempts = input.retries + 1;
+  let maxAttempts = input.retries + 1;
+  let lostPods = 0;
   let last: StepOutcome | undefined;
   for (let i = 0; i < maxAttempts; i++) {
     const attempt = input.attemptOffset + attempts.length + 1;
@@ -120,12 +121,13 @@ async function execute(
     try {
       const r: RunStepResult = await host.runStep({
         execId: workflowInfo().workflowId, attempt, spec: input.spec, heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+        ...(input.host.kind === 'kubernetes' ? { host: input.host, runId: input.producedBy.runId } : {}),
       });
       // Earlier Temporal attempts of this activity were workers lost mid-step.
       for (let lost = 1; lost < r.activityAttempt; lost++) {
         attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: input.host.queue, startedAt, finishedAt: r.startedAt, exitCode: null, outcome: 'host_lost', message: 'the runner stopped heartbeating (worker lost); retried' });
       }
-      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}) });
+      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}), ...(r.compute ? { compute: r.compute } : {}) });
       const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, metrics: r.metrics, logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
       const recordKey = input.recordKey ?? (input.useCache ? input.key : undefined);
       if (recordKey) {
@@ -140,6 +142,12 @@ async function execute(
       last = { state: 'failed', outputs: {}, attempts, metrics: rec.metrics, logDigest: rec.attempt.logDigest, producedBy: input.producedBy, message: rec.attempt.message };
       // A machine step's host is gone: the run must get it a new one.
       if (rec.final || (rec.attempt.outcome === 'host_lost' && input.host.kind === 'ec2')) break;
+      // A Kubernetes pod lost (evicted, deleted, its node gone) is retried on a new pod without
+      // using the step's own retries, as a lost local runner is (sameHostRetries).
+      if (rec.attempt.outcome === 'host_lost' && input.host.kind === 'kubernetes' && lostPods < input.sameHostRetries) {
+        lostPods++;
+        maxAttempts++;
+      }
     }
   }
   return last!;
@@ -155,7 +163,8 @@ function attemptFromFailure(err: unknown, attempt: number, queue: string, starte
       ...base,
       ...(d ? { host: d.host, startedAt: d.startedAt, finishedAt: d.finishedAt, exitCode: d.exitCode } : {}),
       ...(d?.logDigest ? { logDigest: d.logDigest } : {}),
-      outcome: cause.type === 'StepTimedOut' ? 'timed_out' : 'failed',
+      ...(d?.compute ? { compute: d.compute } : {}),
+      outcome: cause.type === 'StepTimedOut' ? 'timed_out' : cause.type === 'StepHostLost' ? 'host_lost' : 'failed',
       message: cause.message,
     };
     // A definition problem (missing image, bad output) will not get better by retrying.

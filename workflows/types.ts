@@ -1,6 +1,6 @@
 // Data crossing the workflow boundary. Types only: workflows/ must stay deterministic.
 import type { Pipeline, ParamValue, StepSpec } from '../pipeline/types.js';
-import type { HostRecord } from './hosttypes.js';
+import type { AttemptCompute, HostRecord } from './hosttypes.js';
 
 export type { Pipeline, ParamValue, StepSpec };
 
@@ -53,6 +53,8 @@ export interface RunOptions {
   historyEventLimit: number;
   /** Heartbeat timeout of step activities, ms (a lost host is noticed after this). */
   heartbeatTimeoutMs: number;
+  /** Task queue of the Kubernetes runner (default `trainyard-kubernetes`). */
+  kubernetesQueue?: string;
 }
 
 export interface RunInput {
@@ -103,6 +105,8 @@ export interface AttemptRecord {
   logDigest?: Digest;
   /** GPU utilisation sampled during the attempt (nvidia-smi), when the host has GPUs. */
   gpu?: HostRecord['gpu'];
+  /** Kubernetes: the attempt's pod, node, billed time and cost. */
+  compute?: AttemptCompute;
 }
 
 export type StepState = 'pending' | 'running' | 'succeeded' | 'cached' | 'failed' | 'skipped' | 'cancelled';

@@ -1,6 +1,6 @@
 // Shapes shared by the EC2 activities, the server configuration and the workflow-side
 // host pool. Types only: workflows/hostpool.ts imports them.
-import type { MachineSpec } from '../../pipeline/types.js';
+import type { Ec2MachineSpec } from '../../pipeline/types.js';
 import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
 
 /** Hourly prices of one instance type, USD. */
@@ -73,7 +73,7 @@ export interface ProvisionHostInput {
   /** Counts boots for this step attempt (a host that never became ready is replaced). */
   boot: number;
   machineClass: string;
-  spec: MachineSpec;
+  spec: Ec2MachineSpec;
   queue: string;
   /** ISO time; see Ec2Settings.leaseSlackSeconds. */
   leaseUntil: string;

@@ -4,6 +4,8 @@ import type { Client } from '@temporalio/client';
 import { createComputeActivities, type ComputeActivities } from '../../activities/ec2/activities.js';
 import { createAwsClients } from '../../activities/ec2/client.js';
 import type { Ec2FaultInjector } from '../../activities/ec2/faults.js';
+import { createKubernetesActivities, disabledKubernetesActivities, type KubernetesActivities } from '../../activities/k8s/activities.js';
+import { createKubeClients, type KubeClients } from '../../activities/k8s/client.js';
 import type { ComputeConfig } from './config.js';
 
 export interface ComputeWiring {
@@ -38,4 +40,11 @@ function disabledActivities(): ComputeActivities {
     computeListManagedInstances: async () => [],
     computeWorkflowStates: async () => ({}),
   };
+}
+
+/** The Kubernetes reaper's activities, or a set that finds nothing when Kubernetes is not configured. */
+export function kubernetesActivitiesFor(cfg: ComputeConfig, w: { client?: Client; kube?: KubeClients } = {}): KubernetesActivities {
+  if (!cfg.kubernetes) return disabledKubernetesActivities();
+  const kube = w.kube ?? createKubeClients(cfg.kubernetes.context ? { context: cfg.kubernetes.context } : {});
+  return createKubernetesActivities({ settings: cfg.kubernetes, kube, ...(w.client ? { client: w.client } : {}) });
 }

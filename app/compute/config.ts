@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { isAmiReference } from '../../activities/ec2/ami.js';
 import { EMBEDDED_PRICES, parsePriceTable } from '../../activities/ec2/pricing.js';
 import type { AgentSettings, Ec2Settings, PriceTable } from '../../activities/ec2/types.js';
+import type { KubernetesSettings } from '../../activities/k8s/types.js';
+import { loadKubernetesSettings } from './kubernetes.js';
 
 export interface ComputePolicy {
   /** Instance type globs (`g5.*`, `g6.xlarge`); a pipeline may use only these. */
@@ -25,6 +27,8 @@ export interface ComputePolicy {
 export interface ComputeConfig {
   /** null when EC2 is not configured: pipelines with `machine:` steps are refused. */
   ec2: Ec2Settings | null;
+  /** null when Kubernetes is not configured (TRAINYARD_K8S_CONFIG unset): `kubernetes:` machines are refused. */
+  kubernetes: KubernetesSettings | null;
   policy: ComputePolicy;
   prices: PriceTable;
   /** Things that work but are probably not meant (e.g. hosts pointed at a loopback Temporal address). */
@@ -117,8 +121,10 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
     }
   }
 
+  const kubernetes = loadKubernetesSettings(env, problems);
+
   if (problems.length > 0) throw new ComputeConfigError(problems);
-  return { ec2, policy, prices, warnings };
+  return { ec2, kubernetes, policy, prices, warnings };
 }
 
 function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: string[]): AgentSettings {

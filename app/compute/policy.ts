@@ -4,7 +4,7 @@
 import picomatch from 'picomatch';
 import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
 import { priceFor } from '../../activities/ec2/pricing.js';
-import type { MachineSpec, Pipeline, PipelineError } from '../../pipeline/types.js';
+import { isKubernetesMachine, type Ec2MachineSpec, type KubernetesMachineSpec, type Pipeline, type PipelineError } from '../../pipeline/types.js';
 import type { ComputeConfig } from './config.js';
 
 export interface CostEstimate {
@@ -13,7 +13,11 @@ export interface CostEstimate {
   perStep: Record<string, number>;
 }
 
-/** Upper bound: each `machine:` step × (1 + retries) × (timeout + boot allowance) × dearest candidate price. */
+/**
+ * Upper bound: each `machine:` step × (1 + retries) × (timeout + boot allowance) × dearest
+ * candidate price. A Kubernetes step is billed from its pod's start, so without boot time, at
+ * its class's rate (pod rate + GPUs × GPU rate).
+ */
 export function estimateWorstCaseCost(pipeline: Pipeline, cfg: ComputeConfig, bootSeconds = 600): CostEstimate {
   const perStep: Record<string, number> = {};
   let total = 0;
@@ -21,16 +25,23 @@ export function estimateWorstCaseCost(pipeline: Pipeline, cfg: ComputeConfig, bo
     if (!step.machine) continue;
     const spec = pipeline.machines[step.machine];
     if (!spec) continue;
-    const hourly = dearestPrice(spec, cfg);
+    const kube = isKubernetesMachine(spec);
+    const hourly = kube ? kubernetesRate(spec, cfg) : dearestPrice(spec, cfg);
     if (hourly === undefined) continue;
-    const usd = ((step.timeoutSeconds + bootSeconds) * (1 + step.retries) * hourly) / 3600;
+    const usd = ((step.timeoutSeconds + (kube ? 0 : bootSeconds)) * (1 + step.retries) * hourly) / 3600;
     perStep[step.name] = Math.round(usd * 100) / 100;
     total += usd;
   }
   return { worstCaseUsd: Math.round(total * 100) / 100, perStep };
 }
 
-function dearestPrice(spec: MachineSpec, cfg: ComputeConfig): number | undefined {
+/** USD per hour of one pod of the class with the GPUs the pipeline asks for. */
+export function kubernetesRate(spec: KubernetesMachineSpec, cfg: ComputeConfig): number | undefined {
+  const cls = cfg.kubernetes?.classes[spec.kubernetes];
+  return cls ? cls.hourlyRateUsd + spec.gpus * cls.gpuHourlyRateUsd : undefined;
+}
+
+function dearestPrice(spec: Ec2MachineSpec, cfg: ComputeConfig): number | undefined {
   const markets: ('spot' | 'on-demand')[] = spec.spot ? (spec.on_demand_fallback ? ['spot', 'on-demand'] : ['spot']) : ['on-demand'];
   let max: number | undefined;
   for (const t of spec.instance) {
@@ -54,19 +65,41 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
   for (const step of pipeline.order.map((n) => pipeline.steps[n]!)) {
     if (step.machine) used.set(step.machine, [...(used.get(step.machine) ?? []), step.name]);
   }
-  if (used.size > 0 && !cfg.ec2) {
-    const [cls, steps] = [...used.entries()][0]!;
+  const kind = (name: string): 'kubernetes' | 'ec2' => (pipeline.machines[name] && isKubernetesMachine(pipeline.machines[name]!) ? 'kubernetes' : 'ec2');
+  for (const k of ['ec2', 'kubernetes'] as const) {
+    const first = [...used.entries()].find(([cls]) => kind(cls) === k);
+    if (!first || (k === 'ec2' ? cfg.ec2 : cfg.kubernetes)) continue;
+    const [cls, steps] = first;
     errors.push({
       ...at(['steps', steps[0]!, 'machine']),
-      message: `step "${steps[0]}" needs machine class "${cls}", but this server has no EC2 configured (TRAINYARD_EC2_SUBNETS is not set); remove "machine" to run it on the local host`,
+      message: k === 'ec2'
+        ? `step "${steps[0]}" needs machine class "${cls}", but this server has no EC2 configured (TRAINYARD_EC2_SUBNETS is not set); remove "machine" to run it on the local host`
+        : `step "${steps[0]}" needs Kubernetes machine "${cls}", but this server has no Kubernetes configured (TRAINYARD_K8S_CONFIG is not set); remove "machine" to run it on the local host`,
     });
-    return errors;
   }
+  if (errors.length > 0) return errors;
   const allowed = picomatch(policy.allowedInstanceTypes.length > 0 ? policy.allowedInstanceTypes : ['']);
   let runGpus = 0;
   for (const [name, spec] of Object.entries(pipeline.machines)) {
     if (policy.allowedClasses && !policy.allowedClasses.includes(name)) {
       errors.push({ ...at(['machines', name]), message: `machine class "${name}" is not allowed on this server (allowed: ${policy.allowedClasses.join(', ') || 'none'})` });
+    }
+    if (policy.maxGpusPerMachine !== null && spec.gpus > policy.maxGpusPerMachine) {
+      errors.push({ ...at(['machines', name, 'gpus']), message: `machine class "${name}" asks for ${spec.gpus} GPUs; this server allows at most ${policy.maxGpusPerMachine} per machine` });
+    }
+    const steps = used.get(name)?.length ?? 0;
+    if (isKubernetesMachine(spec)) {
+      const classes = cfg.kubernetes?.classes ?? {};
+      const cls = classes[spec.kubernetes];
+      if (!cls) {
+        const known = Object.keys(classes);
+        errors.push({ ...at(['machines', name, 'kubernetes']), message: `Kubernetes machine class "${spec.kubernetes}" (machine "${name}") is not defined on this server (its classes: ${known.join(', ') || 'none'})` });
+      } else if (spec.gpus > cls.gpu.count) {
+        errors.push({ ...at(['machines', name, 'gpus']), message: `machine "${name}" asks for ${spec.gpus} GPUs; Kubernetes class "${cls.name}" allows at most ${cls.gpu.count} (${cls.gpu.resource})` });
+      }
+      // Every step of the class may run at once (there is no per-class pool for Jobs).
+      runGpus += spec.gpus * steps;
+      continue;
     }
     spec.instance.forEach((t, i) => {
       if (!allowed(t)) {
@@ -75,13 +108,9 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
         errors.push({ ...at(['machines', name, 'instance', i]), message: `instance type ${t} has no price in this server's price table (${cfg.prices.source}), so its cost cannot be bounded` });
       }
     });
-    if (policy.maxGpusPerMachine !== null && spec.gpus > policy.maxGpusPerMachine) {
-      errors.push({ ...at(['machines', name, 'gpus']), message: `machine class "${name}" asks for ${spec.gpus} GPUs; this server allows at most ${policy.maxGpusPerMachine} per machine` });
-    }
     if (policy.maxDiskGb !== null && spec.disk_gb > policy.maxDiskGb) {
       errors.push({ ...at(['machines', name, 'disk_gb']), message: `machine class "${name}" asks for ${spec.disk_gb} GB of disk; this server allows at most ${policy.maxDiskGb}` });
     }
-    const steps = used.get(name)?.length ?? 0;
     const concurrent = Math.min(steps, policy.maxPerClass[name] ?? policy.maxPerClass['*'] ?? 1);
     runGpus += spec.gpus * concurrent;
   }

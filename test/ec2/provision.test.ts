@@ -8,7 +8,7 @@ import { describeLive, terminateManaged } from '../../activities/ec2/instances.j
 import { ProvisionError, launchToken, provisionHost } from '../../activities/ec2/provision.js';
 import { TAG } from '../../activities/ec2/tags.js';
 import type { ProvisionHostInput } from '../../activities/ec2/types.js';
-import type { MachineSpec } from '../../pipeline/types.js';
+import type { Ec2MachineSpec } from '../../pipeline/types.js';
 import { deploymentInstances, deploymentName, motoClients, motoSubnets, settings, tag } from './moto.js';
 
 const faults = new Ec2FaultInjector();
@@ -16,7 +16,7 @@ const clients = motoClients(faults);
 let subnets: string[] = [];
 const noWait = async (): Promise<void> => {};
 
-const gpu: MachineSpec = { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 120 };
+const gpu: Ec2MachineSpec = { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 120 };
 
 function input(over: Partial<ProvisionHostInput> = {}): ProvisionHostInput {
   return {
@@ -150,7 +150,7 @@ describe('fallback chain', () => {
   it('fails clearly when every candidate is exhausted, and launches nothing', async () => {
     const deployment = deploymentName();
     faults.add({ effect: { error: 'InsufficientInstanceCapacity' } });
-    const spotOnly: MachineSpec = { ...gpu, on_demand_fallback: false };
+    const spotOnly: Ec2MachineSpec = { ...gpu, on_demand_fallback: false };
     const err = await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input({ spec: spotOnly })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProvisionError);
     const pe = err as ProvisionError;

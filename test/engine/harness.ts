@@ -13,7 +13,7 @@ import { LocalStore } from '../../activities/store/local.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
-import { startWorkers, type RunningWorkers } from '../../app/worker.js';
+import { startWorkers, type RunningWorkers, type WorkersConfig } from '../../app/worker.js';
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
@@ -65,7 +65,7 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore } = {}): Promise<Engine> {
+export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {}): Promise<Engine> {
   await ensureTestImages();
   quietTemporalRuntime();
   const address = temporalAddress();
@@ -76,7 +76,7 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
   const client = new Client({ connection: await Connection.connect({ address }), dataConverter });
   const controlQueue = `test-control-${salt}`;
   const hostQueue = `test-host-${salt}`;
-  const workers: RunningWorkers = await startWorkers({ connection: native, address, store, workRoot: join(root, 'work'), hostQueue, controlQueue, noHost: opts.host === false });
+  const workers: RunningWorkers = await startWorkers({ connection: native, address, store, workRoot: join(root, 'work'), hostQueue, controlQueue, noHost: opts.host === false, ...opts.workers });
   const options = defaultRunOptions({ controlQueue, localHostQueue: hostQueue, statusIntervalMs: 1000, heartbeatTimeoutMs: 5000, ...opts.options });
   let n = 0;
   const engine: Engine = {

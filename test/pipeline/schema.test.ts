@@ -33,6 +33,8 @@ describe('schema/pipeline.schema.json', () => {
     ['enum-without-values.yaml', '/params/optimizer'],
     ['wrong-types.yaml', '/steps/train/image'],
     ['machine-errors.yaml', '/machines/big'],
+    ['kubernetes-machine-errors.yaml', '/machines/both'],
+    ['kubernetes-machine-errors.yaml', '/machines/ec2keys'],
     ['invalid-names.yaml', '/steps'],
     ['bad-duration.yaml', '/steps/a/timeout'],
   ])('flags invalid/%s at %s', (name, path) => {

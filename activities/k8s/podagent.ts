@@ -1,0 +1,107 @@
+// The agent inside a step's pod (activities/k8s/job.ts): `fetch` lays out the commit, the
+// inputs and the parameters before the step container starts; `upload` waits, and once the
+// kubelet stops it (the step container has exited) stores the declared outputs and writes
+// what it stored to the plan's result record. Everything comes from the store by digest.
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createStore } from '../store/factory.js';
+import type { ArtifactStore } from '../store/types.js';
+import type { ArtifactRef } from '../../workflows/types.js';
+import { AGENT_MOUNT, type PodPlan, type UploadResult } from './job.js';
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** Reads and checks TRAINYARD_POD_PLAN. Throws with a sentence naming what is wrong. */
+export function readPlan(env: Record<string, string | undefined>): PodPlan {
+  const raw = env.TRAINYARD_POD_PLAN;
+  if (!raw) throw new Error('TRAINYARD_POD_PLAN is not set');
+  const plan = JSON.parse(raw) as PodPlan;
+  if (typeof plan.store !== 'string' || !plan.store.startsWith('s3://')) throw new Error('TRAINYARD_POD_PLAN: store must be s3://…');
+  for (const n of [...Object.keys(plan.inputs ?? {}), ...(plan.outputs ?? [])]) {
+    // Names become paths under /inputs and /outputs: they must stay there.
+    if (!NAME.test(n)) throw new Error(`TRAINYARD_POD_PLAN: ${JSON.stringify(n)} is not an input or output name`);
+  }
+  return plan;
+}
+
+/** `fetch`: the commit at /workspace, inputs at /inputs/<name>, parameters at /trainyard/params.json. */
+export async function fetchInputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT): Promise<void> {
+  const tarFile = join(mounts.scratch, 'workspace.tar');
+  await rm(tarFile, { force: true });
+  await store.materialize(plan.workspace, tarFile);
+  await untar(tarFile, mounts.workspace);
+  await rm(tarFile, { force: true });
+  for (const [name, ref] of Object.entries(plan.inputs)) await store.materialize(ref, join(mounts.inputs, name));
+  await writeFile(join(mounts.meta, 'params.json'), JSON.stringify(plan.params, null, 2));
+}
+
+/** `upload`: each declared output found under /outputs is stored; the result goes to the plan's record. */
+export async function uploadOutputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT): Promise<UploadResult> {
+  const result: UploadResult = { outputs: {}, missing: [], refused: {} };
+  for (const name of plan.outputs) {
+    const p = join(mounts.outputs, name);
+    if (!(await lstat(p).catch(() => undefined))) {
+      result.missing.push(name);
+      continue;
+    }
+    try {
+      const ref: ArtifactRef = await store.putPath(p);
+      result.outputs[name] = ref;
+    } catch (e) {
+      result.refused[name] = (e as Error).message;
+    }
+  }
+  await store.putRecord(plan.resultKey, result);
+  return result;
+}
+
+function untar(file: string, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // -o: files belong to whoever runs the step, not to the uid recorded in the archive.
+    const tar = spawn('tar', ['-x', '-o', '-f', file, '-C', dest], { stdio: ['ignore', 'inherit', 'pipe'] });
+    let err = '';
+    tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    tar.on('error', reject);
+    tar.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar could not unpack the commit: ${err.trim() || `exit ${code}`}`))));
+  });
+}
+
+/**
+ * Entry point of `trainyard-pod-agent fetch|upload`. Resolves with the process exit code; a
+ * failure's message goes to stderr and /dev/termination-log, which Kubernetes shows in the
+ * pod's status (Trainyard puts it in the step's failure reason).
+ */
+export async function runPodAgent(mode: string | undefined, env = process.env): Promise<number> {
+  try {
+    const plan = readPlan(env);
+    const store = createStore(plan.store);
+    if (mode === 'fetch') {
+      await mkdir(AGENT_MOUNT.scratch, { recursive: true });
+      await fetchInputs(plan, store);
+      return 0;
+    }
+    if (mode === 'upload') {
+      // A native sidecar: it runs beside the step and is told to stop (SIGTERM) once the step exits.
+      // A signal listener does not keep Node alive: a timer does, until the signal comes.
+      await new Promise<void>((resolve) => {
+        const alive = setInterval(() => undefined, 60_000);
+        const stop = () => {
+          clearInterval(alive);
+          resolve();
+        };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      const r = await uploadOutputs(plan, store);
+      process.stdout.write(`${JSON.stringify({ stored: Object.keys(r.outputs), missing: r.missing, refused: Object.keys(r.refused) })}\n`);
+      return 0;
+    }
+    throw new Error(`usage: trainyard-pod-agent fetch|upload (got ${JSON.stringify(mode)})`);
+  } catch (e) {
+    const msg = `trainyard-pod-agent ${mode ?? ''}: ${(e as Error).message}`;
+    process.stderr.write(`${msg}\n`);
+    await writeFile('/dev/termination-log', msg.slice(0, 4000)).catch(() => undefined);
+    return 1;
+  }
+}
