@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
 import type { MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, StepSpec, Triggers } from './types.js';
-import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, didYouMean, quote } from './names.js';
+import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, didYouMean, paramEnvName, quote } from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
 import { parseInput, repoPath } from './inputs.js';
@@ -145,6 +145,8 @@ export function parsePipeline(text: string, file: string): { pipeline?: Pipeline
 
 class PipelineReader {
   private readonly refs: Reference[] = [];
+  /** `PARAM_X` → the parameter that arrives in it. */
+  private readonly paramEnv = new Map<string, string>();
 
   constructor(
     private readonly r: NodeReader,
@@ -301,6 +303,20 @@ class PipelineReader {
     return ok ? list : undefined;
   }
 
+  /**
+   * Input and output names become file names in one folder; on the case-insensitive file
+   * systems of macOS and Windows hosts (Docker Desktop bind mounts) `Model` and `model` are one
+   * file. Reports item `i` when it differs from an earlier item only in case; false then.
+   */
+  private caseClash(items: readonly { text: string; node: Node }[], i: number, kind: string, s: Scope, folder: string): boolean {
+    const item = items[i]!;
+    const lower = item.text.toLowerCase();
+    const earlier = items.slice(0, i).find((o) => o.text !== item.text && o.text.toLowerCase() === lower);
+    if (earlier === undefined) return true;
+    this.r.error(item.node, `${kind} ${quote(item.text)}${s.of} and ${kind} ${quote(earlier.text)} (${this.where(earlier.node)}) differ only in case, and ${folder}/${earlier.text} and ${folder}/${item.text} are one file where names ignore case (macOS, Windows); rename one of them`);
+    return false;
+  }
+
   private checkName(name: string, node: Node, kind: string): boolean {
     if (NAME.test(name)) return true;
     this.r.error(node, `${kind} name ${quote(name)} is not allowed; ${NAME_RULE}`);
@@ -362,20 +378,52 @@ class PipelineReader {
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
-    return this.declarations(e, 'params', 'parameter', (pe) => this.param(pe));
+    const params = this.declarations(e, 'params', 'parameter', (pe) => this.param(pe), (pe, first) => {
+      const env = paramEnvName(pe.key);
+      if (paramEnvName(first.key) !== env) return undefined;
+      return `parameter ${quote(pe.key)} and parameter ${quote(first.key)} (${this.where(first.keyNode)}) both arrive in the container as ${env}; rename one of them`;
+    });
+    if (params !== undefined) for (const name of Object.keys(params)) this.paramEnv.set(paramEnvName(name), name);
+    return params;
   }
 
-  /** A `params` or `machines` section: names checked, each declaration read by `one`. */
-  private declarations<T>(e: Entry | undefined, section: string, kind: string, one: (entry: Entry) => T | undefined): Record<string, T> | undefined {
+  /** `line 3, column 5`, for messages that point at a second place in the file. */
+  private where(node: Node): string {
+    const p = this.r.position(node);
+    return `line ${p.line}, column ${p.column}`;
+  }
+
+  /**
+   * A `params` or `machines` section: names checked, each declaration read by `one`. `clash`
+   * says why an entry cannot sit beside an earlier one (undefined when it can).
+   */
+  private declarations<T>(
+    e: Entry | undefined,
+    section: string,
+    kind: string,
+    one: (entry: Entry) => T | undefined,
+    clash?: (entry: Entry, earlier: Entry) => string | undefined,
+  ): Record<string, T> | undefined {
     if (e === undefined) return {};
     if (!isMap(e.value)) {
       this.r.error(e.at, `"${section}" must be a mapping of ${kind} names to their declarations, got ${describe(e.value)}`);
       return undefined;
     }
     const out: Record<string, T> = {};
+    const named: Entry[] = [];
     let ok = true;
     for (const entry of this.r.entries(e.value, `in "${section}"`)) {
-      const spec = this.checkName(entry.key, entry.keyNode, kind) ? one(entry) : undefined;
+      if (!this.checkName(entry.key, entry.keyNode, kind)) {
+        ok = false;
+        continue;
+      }
+      const problem = clash === undefined ? undefined : named.map((earlier) => clash(entry, earlier)).find((m) => m !== undefined);
+      named.push(entry);
+      if (problem !== undefined) {
+        this.r.error(entry.keyNode, problem);
+        ok = false;
+      }
+      const spec = one(entry);
       if (spec === undefined) ok = false;
       else out[entry.key] = spec;
     }
@@ -591,7 +639,8 @@ class PipelineReader {
     this.env(f.get('env'), s, spec);
     this.inputs(f.get('inputs'), s, spec);
     const outputs = this.nameList(f.get('outputs'), s, 'output');
-    if (outputs !== undefined) spec.outputs = outputs.map((o) => o.text);
+    const outputsOk = outputs !== undefined && outputs.map((_, i) => this.caseClash(outputs, i, 'output', s, '/outputs')).every(Boolean);
+    if (outputsOk) spec.outputs = outputs.map((o) => o.text);
     for (const n of this.nameList(f.get('needs'), s, 'step', { single: true }) ?? []) {
       spec.needs.push(n.text);
       this.refs.push({ from: se.key, node: n.node, kind: 'needs', target: n.text });
@@ -616,7 +665,7 @@ class PipelineReader {
       spec.params = params.map((p) => p.text);
       for (const p of params) this.refs.push({ from: se.key, node: p.node, kind: 'param', target: p.text });
     }
-    return { spec, keyNode: se.keyNode, outputsOk: !f.has('outputs') || outputs !== undefined };
+    return { spec, keyNode: se.keyNode, outputsOk: !f.has('outputs') || outputsOk };
   }
 
   private env(e: Entry | undefined, s: Scope, spec: StepSpec): void {
@@ -628,6 +677,16 @@ class PipelineReader {
     for (const ve of this.r.entries(e.value, `in "env"${s.of}`)) {
       if (!ENV_NAME.test(ve.key)) {
         this.r.error(ve.keyNode, `environment variable name ${quote(ve.key)}${s.of} is not allowed; use letters, digits and "_", not starting with a digit`);
+        continue;
+      }
+      // Trainyard sets these after the step's own env, so the step's value would be lost silently.
+      if (ve.key.startsWith(RESERVED_ENV_PREFIX)) {
+        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is not allowed; Trainyard sets the ${RESERVED_ENV_PREFIX}* variables itself`);
+        continue;
+      }
+      const param = this.paramEnv.get(ve.key);
+      if (param !== undefined) {
+        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is where parameter ${quote(param)} arrives; the parameter's value would replace it, so rename the variable or the parameter`);
         continue;
       }
       const text = isScalar(ve.value) ? scalarText(ve.value) : undefined;
@@ -646,8 +705,11 @@ class PipelineReader {
       this.r.error(e.at, `"inputs"${s.of} must be a mapping of input names to sources, got ${describe(e.value)}`);
       return;
     }
+    const named: { text: string; node: Node }[] = [];
     for (const ie of this.r.entries(e.value, `in "inputs"${s.of}`)) {
       if (!this.checkName(ie.key, ie.keyNode, 'input')) continue;
+      named.push({ text: ie.key, node: ie.keyNode });
+      if (!this.caseClash(named, named.length - 1, 'input', s, '/inputs')) continue;
       if (!isScalar(ie.value) || typeof ie.value.value !== 'string') {
         this.r.error(ie.at, `input "${ie.key}"${s.of} must be a string (steps.<step>.outputs.<output>, s3://bucket/key, or a repository path), got ${describe(ie.value)}`);
         continue;
