@@ -2,11 +2,12 @@
 // column. Pure: no I/O, no Temporal, so the app, the CLI and activities can all use it.
 import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
-import type { MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, StepSpec, Triggers } from './types.js';
+import type { MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, PushTrigger, StepSpec, Triggers } from './types.js';
 import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, didYouMean, paramEnvName, quote } from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
 import { parseInput, repoPath } from './inputs.js';
+import { compileFilterPattern } from './filters.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
 
@@ -15,7 +16,7 @@ export const MAX_YAML_ALIASES = 16;
 
 export const TOP_KEYS = ['name', 'on', 'params', 'machines', 'steps'] as const;
 export const ON_KEYS = ['push', 'comment'] as const;
-export const PUSH_KEYS = ['branches', 'paths'] as const;
+export const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 export const PARAM_KEYS = ['type', 'default', 'min', 'max', 'values', 'description'] as const;
 export const PARAM_TYPES: readonly ParamType[] = ['integer', 'number', 'string', 'boolean', 'enum'];
 export const MACHINE_KEYS = ['instance', 'gpus', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
@@ -357,24 +358,65 @@ class PipelineReader {
       else if (isMap(p.value)) {
         const ps = scope('"on.push"');
         const pf = this.fields(p.value, p.at, p.keyNode, ps, PUSH_KEYS, []);
-        push = undefined;
-        if (pf !== undefined) {
-          const branches = this.stringList(pf.get('branches'), ps, { single: true, nonEmpty: true, item: 'branch patterns' });
-          const paths = this.stringList(pf.get('paths'), ps, { single: true, nonEmpty: true, item: 'path patterns' });
-          const bad = (pf.has('branches') && branches === undefined) || (pf.has('paths') && paths === undefined);
-          if (!bad) {
-            push = {};
-            if (branches) push.branches = branches.map((b) => b.text);
-            if (paths) push.paths = paths.map((b) => b.text);
-          }
-        }
+        push = pf === undefined ? undefined : this.pushFilters(pf, ps);
       } else {
-        this.r.error(p.at, `"push" of "on" must be true, false, or a mapping with "branches" and "paths", got ${describe(p.value)}`);
+        this.r.error(p.at, `"push" of "on" must be true, false, or a mapping of filters (branches, tags, paths and their -ignore forms), got ${describe(p.value)}`);
         push = undefined;
       }
     }
     if (comment === undefined || push === undefined) return undefined;
     return { push, comment };
+  }
+
+  /**
+   * `on.push` filters as GitHub Actions reads them, refusing what GitHub refuses: a filter
+   * together with its `-ignore` form, and a list of only `!` patterns (which selects nothing).
+   */
+  private pushFilters(pf: Map<string, Entry>, ps: Scope): Triggers['push'] | undefined {
+    const kinds = [
+      { key: 'branches', ignore: 'branches-ignore', what: 'branch', field: 'branches', ignoreField: 'branchesIgnore' },
+      { key: 'tags', ignore: 'tags-ignore', what: 'tag', field: 'tags', ignoreField: 'tagsIgnore' },
+      { key: 'paths', ignore: 'paths-ignore', what: 'path', field: 'paths', ignoreField: 'pathsIgnore' },
+    ] as const;
+    const push: PushTrigger = {};
+    let ok = true;
+    for (const k of kinds) {
+      const select = pf.get(k.key);
+      const ignore = pf.get(k.ignore);
+      if (select !== undefined && ignore !== undefined) {
+        this.r.error(ignore.keyNode, `"${k.ignore}"${ps.of} cannot be used together with "${k.key}" (${this.where(select.keyNode)}), as on GitHub; to leave some ${k.key} out, list them in "${k.key}" with a leading "!"`);
+        ok = false;
+        continue;
+      }
+      for (const [entry, field, isIgnore] of [[select, k.field, false], [ignore, k.ignoreField, true]] as const) {
+        if (entry === undefined) continue;
+        const list = this.stringList(entry, ps, { single: true, nonEmpty: true, item: `${k.what} patterns` });
+        if (list === undefined) {
+          ok = false;
+          continue;
+        }
+        let patternsOk = true;
+        for (const item of list) {
+          try {
+            compileFilterPattern(item.text);
+          } catch (err) {
+            this.r.error(item.node, `pattern ${quote(item.text)} in ${this.label(entry.key, ps)} ${(err as Error).message}`);
+            patternsOk = false;
+          }
+        }
+        if (!patternsOk) {
+          ok = false;
+          continue;
+        }
+        if (!isIgnore && list.every((item) => item.text.startsWith('!'))) {
+          this.r.error(entry.at, `${this.label(entry.key, ps)} has only "!" patterns, which leave out ${k.key} but select none, so no push would match (GitHub refuses it too); to run on every ${k.what} but these, use "${k.ignore}" with the same patterns without the "!"`);
+          ok = false;
+          continue;
+        }
+        push[field] = list.map((item) => item.text);
+      }
+    }
+    return ok ? push : undefined;
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {

@@ -35,6 +35,8 @@ describe('schema/pipeline.schema.json', () => {
     ['machine-errors.yaml', '/machines/big'],
     ['invalid-names.yaml', '/steps'],
     ['bad-duration.yaml', '/steps/a/timeout'],
+    ['push-filter-conflicts.yaml', '/on/push'],
+    ['name-collisions.yaml', '/steps/train/env'],
   ])('flags invalid/%s at %s', (name, path) => {
     expect(validate(load(`invalid/${name}`))).toBe(false);
     expect(validate.errors!.map((e) => e.instancePath)).toContain(path);
