@@ -26,3 +26,11 @@ export function outcomeNote(state: StepState, outcome: string | undefined): stri
   const words = outcome.replace(/_/g, ' ');
   return words === state ? '' : `(${words})`;
 }
+
+/**
+ * A cache decision's reason beside a state: `ran: code changed (x)` reads `code changed (x)`
+ * beside `running`, so a live table never says `running — ran: …`.
+ */
+export function reasonBeside(state: StepState | string, reason: string): string {
+  return state === 'running' && reason.startsWith('ran: ') ? reason.slice('ran: '.length) : reason;
+}

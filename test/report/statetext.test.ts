@@ -63,6 +63,19 @@ describe('state texts never repeat themselves', () => {
     expect(lineOf(written, 'evaluate:')).toMatch(/evaluate: skipped — train_big failed$/);
   });
 
+  it('says why a running step runs without "running — ran:"', () => {
+    const r = run();
+    const small = r.status.steps.find((s) => s.name === 'train_small')!;
+    Object.assign(small, { state: 'running', message: undefined, cache: { decision: 'miss', key: 'k', reason: 'ran: code changed (train.py)' } });
+    expect(lineOf(renderTable(r.status, 400).join('\n'), 'train_small')).toMatch(/running\s+\S+\s+code changed \(train\.py\)$/);
+    expect(lineOf(stepTable(r.status), '`train_small`')).toMatch(/\| running \|.*\| code changed \(train\.py\) \|$/);
+    const out = new PassThrough();
+    let written = '';
+    out.on('data', (b: Buffer) => (written += b.toString()));
+    new LiveTable(Object.assign(out, { isTTY: false }) as unknown as NodeJS.WriteStream).update(r.status);
+    expect(lineOf(written, 'train_small:')).toMatch(/train_small: running — code changed \(train\.py\)$/);
+  });
+
   it('in the check run\'s progress table', () => {
     const r = run();
     for (const s of r.status.steps) delete s.cache;
