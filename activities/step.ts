@@ -8,6 +8,7 @@ import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../workflows/contracts.js';
 import type { ArtifactRef, MetricSample } from '../workflows/types.js';
+import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
 import { parseMetricLine } from './container/metrics.js';
 import { ensureImage, removeContainers, runContainer } from './container/run.js';
@@ -30,8 +31,6 @@ export interface RunnerDeps {
 
 const MAX_METRIC_SAMPLES = 5000;
 
-/** Parameter name → environment variable (`learning-rate` → `PARAM_LEARNING_RATE`). */
-export const paramEnvName = (name: string): string => `PARAM_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
 
 export function createRunStep(deps: RunnerDeps) {
   return async function runStep(req: RunStepRequest): Promise<RunStepResult> {

@@ -1,8 +1,6 @@
 // The `trainyard` command.
 import { NativeConnection } from '@temporalio/worker';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ContainerCliUnavailableError } from '../activities/container/cli.js';
@@ -13,6 +11,7 @@ import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
 import { CONTROL_QUEUE, localHostQueue } from './engine.js';
+import { initProject, initSummary } from './local/init.js';
 import { ProjectError, findProject } from './local/project.js';
 import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
 import { startHostWorker, startWorkers } from './worker.js';
@@ -26,7 +25,9 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]...
       What goes into STEP's cache key at the commit \`run\` would use, and what changed since its last execution.
   trainyard lineage <digest|run-id> Which runs produced / consumed an artifact, or a run's summary.
-  trainyard init [-C DIR] [--name NAME]  Create .trainyard/NAME.yaml from the starter template.
+  trainyard init [-C DIR] [--name NAME | --from flowers]
+      Create .trainyard/NAME.yaml (a starter that runs as it is, with the scripts it runs when
+      they are missing) or copy an example; never overwrites a file.
   trainyard worker                  Control worker + this host's runner (needs TEMPORAL_ADDRESS).
   trainyard agent --queue QUEUE     Runner agent of a compute host (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
@@ -75,16 +76,9 @@ async function main(argv: string[]): Promise<number> {
       return answer.kind === 'not_found' || answer.kind === 'ambiguous' ? 1 : 0;
     }
     case 'init': {
-      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' } } });
-      const root = resolve(values.dir!);
-      const name = values.name ?? basename(root).toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[^a-z0-9]+/, '') ?? 'pipeline';
-      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name must be lowercase letters, digits, - and _, got ${JSON.stringify(name)}`);
-      const file = join(root, '.trainyard', `${name}.yaml`);
-      if (await access(file).then(() => true, () => false)) throw new UsageError(`${file} exists already; not overwriting it`);
-      const template = await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'templates', 'pipelines', 'starter.yaml'), 'utf8');
-      await mkdir(dirname(file), { recursive: true });
-      await writeFile(file, template.replaceAll('NAME', name));
-      process.stdout.write(`created ${file}: edit its steps, commit it, then \`trainyard run\`\n`);
+      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' }, from: { type: 'string' } } });
+      const result = await initProject({ dir: values.dir!, ...(values.name !== undefined ? { name: values.name } : {}), ...(values.from !== undefined ? { from: values.from } : {}) });
+      process.stdout.write(initSummary(result));
       return 0;
     }
     case 'worker':

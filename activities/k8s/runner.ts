@@ -20,7 +20,7 @@ import { parseMetricLine } from '../container/metrics.js';
 import type { SourceProvider } from '../source/types.js';
 import { sha256Bytes } from '../store/digest.js';
 import type { ArtifactStore } from '../store/types.js';
-import { paramEnvName } from '../step.js';
+import { paramEnvName } from '../../pipeline/names.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';

@@ -19,6 +19,7 @@ import {
   type SourceStepFacts,
 } from './document.js';
 import { renderReport } from '../report/markdown.js';
+import { stepDetail } from '../report/statetext.js';
 
 const FULL_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
@@ -292,7 +293,7 @@ function runAnswer(doc: LineageDoc): LineageAnswer {
       name: s.name,
       state: s.state,
       cacheDecision: s.cache?.decision ?? null,
-      reason: s.cache?.reason ?? s.message,
+      reason: s.cache?.reason ?? (stepDetail(s.state, s.message) || null),
       producedBy: s.producedBy,
       inputs: digests(s.inputs),
       outputs: digests(s.outputs),

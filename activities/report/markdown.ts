@@ -4,6 +4,7 @@
 import type { LineageDoc, LineageStep } from '../lineage/document.js';
 import type { MetricSample, StepState, Trigger } from '../../workflows/types.js';
 import { mdCode, mdLink, mdText, mermaidLabel, mermaidTitle } from './escape.js';
+import { outcomeNote, stepDetail } from './statetext.js';
 
 export interface ReportOptions {
   /** Where the full report / run page lives (shown in the footer and when rows are cut). */
@@ -117,7 +118,7 @@ function stateCell(s: LineageStep): string {
   if (s.state === 'failed') {
     const last = s.attempts[s.attempts.length - 1];
     if (last?.exitCode !== null && last?.exitCode !== undefined) text += ` (exit ${last.exitCode})`;
-    else if (last) text += ` (${last.outcome.replace('_', ' ')})`;
+    else if (last && outcomeNote(s.state, last.outcome)) text += ` ${outcomeNote(s.state, last.outcome)}`;
   }
   if (s.attempts.length > 1 && s.executedHere) text += `, ${s.attempts.length} attempts`;
   return text;
@@ -128,7 +129,7 @@ function whyCell(s: LineageStep): string {
   if (s.cache) parts.push(s.cache.reason);
   if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') {
     const last = s.attempts[s.attempts.length - 1];
-    const msg = s.message ?? last?.message ?? (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : null);
+    const msg = stepDetail(s.state, s.message ?? last?.message) || (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : '');
     if (msg) parts.push(msg);
   }
   return parts.length ? mdText(parts.join(' — '), 400) : '—';

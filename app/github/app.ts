@@ -42,15 +42,22 @@ export function githubApp(deps: GitHubAppDeps): ApplicationFunction {
     app.on('push', async (ctx: Context<'push'>) => {
       const p = ctx.payload;
       const installationId = installationOf(ctx);
-      if (installationId === undefined || p.deleted || !p.ref.startsWith('refs/heads/')) return;
+      if (installationId === undefined || p.deleted || !(p.ref.startsWith('refs/heads/') || p.ref.startsWith('refs/tags/'))) return;
+      // A tag's `after` is the tag object when the tag is annotated; `head_commit` is the
+      // commit it points at (always sent on tag pushes since GitHub's 2021-10-01 change).
+      const sha = p.ref.startsWith('refs/tags/') ? p.head_commit?.id : p.after;
+      if (sha === undefined) {
+        intake.log.warn({ delivery: ctx.id, repo: p.repository.full_name, ref: p.ref }, 'tag push without head_commit; ignored');
+        return;
+      }
       const repository = p.repository as unknown as Repository;
-      queue(`push ${p.repository.full_name}@${p.after}`, async () => {
+      queue(`push ${p.repository.full_name}@${sha}`, async () => {
         const port = repoPort(installationId, repository);
         const outcome = await handlePush(port, intake, {
-          ref: p.ref, after: p.after, deleted: p.deleted, actor: p.sender?.login ?? p.pusher.name, deliveryId: ctx.id,
+          ref: p.ref, sha, deleted: p.deleted, actor: p.sender?.login ?? p.pusher.name, deliveryId: ctx.id,
           changedPaths: () => changedPathsOfPush(clients.installation(installationId), port, p),
         });
-        intake.log.info({ delivery: ctx.id, repo: port.repoPath, sha: p.after, ...outcome }, 'push handled');
+        intake.log.info({ delivery: ctx.id, repo: port.repoPath, ref: p.ref, sha, ...outcome }, 'push handled');
       });
     });
 

@@ -46,7 +46,7 @@ export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
     const deliveryId = header(req, 'idempotency-key') ?? header(req, 'x-gitlab-event-uuid') ?? '';
     const kind = (payload as { object_kind?: string }).object_kind;
     let job: (() => Promise<unknown>) | undefined;
-    if (event === 'Push Hook' && kind === 'push') {
+    if ((event === 'Push Hook' && kind === 'push') || (event === 'Tag Push Hook' && kind === 'tag_push')) {
       job = () => onPushHook(deps, payload as PushHook, deliveryId);
     } else if (event === 'Note Hook' && kind === 'note' && isTrainNote(payload as NoteHook)) {
       job = () => onNoteHook(deps, payload as NoteHook);

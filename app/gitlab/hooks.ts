@@ -15,11 +15,13 @@ interface HookProject {
   default_branch?: string;
 }
 
+/** A Push Hook or a Tag Push Hook (same fields; `checkout_sha` is the commit, null on deletion). */
 export interface PushHook {
-  object_kind: 'push';
+  object_kind: 'push' | 'tag_push';
   before: string;
   after: string;
   ref: string;
+  checkout_sha?: string | null;
   user_username?: string;
   user_name?: string;
   project_id: number;
@@ -56,8 +58,10 @@ export interface GitLabHookDeps {
 
 export async function onPushHook(deps: GitLabHookDeps, h: PushHook, deliveryId: string): Promise<PushOutcome> {
   const port = new GitLabRepoPort(deps.api, projectInfo(h.project), deps.intake.records, deps.verdictUrl);
+  // For a tag, `after` may be the annotated tag object; `checkout_sha` is the commit.
+  const sha = h.object_kind === 'tag_push' ? h.checkout_sha ?? '' : h.after;
   return handlePush(port, deps.intake, {
-    ref: h.ref, after: h.after, deleted: /^0+$/.test(h.after), actor: h.user_username ?? h.user_name ?? 'unknown', deliveryId,
+    ref: h.ref, sha, deleted: /^0+$/.test(h.after), actor: h.user_username ?? h.user_name ?? 'unknown', deliveryId,
     changedPaths: () => changedPaths(deps.api, h),
   });
 }

@@ -1,5 +1,6 @@
 // The live step table of `trainyard run`: redrawn in place on a terminal, one line per
 // change otherwise (CI logs).
+import { reasonBeside, stepDetail } from '../../activities/report/statetext.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 
 const ICON: Record<StepStatus['state'], string> = {
@@ -14,8 +15,8 @@ function duration(s: StepStatus, now: number): string {
 }
 
 function why(s: StepStatus): string {
-  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return s.message ?? '';
-  return s.cache?.reason ?? s.message ?? '';
+  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return stepDetail(s.state, s.message);
+  return s.cache ? reasonBeside(s.state, s.cache.reason) : stepDetail(s.state, s.message);
 }
 
 export function renderTable(status: RunStatus, width = 120): string[] {
