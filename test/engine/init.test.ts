@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { dirname, join, resolve } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_IGNORE_PATTERNS } from '../../activities/source/ignore.js';
 import { renderTemplate } from '../../app/local/init.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
@@ -89,7 +90,7 @@ describe('what init writes', () => {
     expect(trainyard(repo, ['validate']).stdout).toContain('ok: 1 pipeline(s): demo (2 steps)');
   });
 
-  it('writes .trainyardignore from the one list in templates/', () => {
+  it('writes .trainyardignore with the cache\'s built-in list, never over an existing one', () => {
     const repo = join(root, 'ignore');
     mkdirSync(repo);
     sh(repo, 'git', ['init', '-q']);
@@ -101,7 +102,7 @@ describe('what init writes', () => {
     expect(trainyard(other, ['init']).code).toBe(0);
     const entries = readFileSync(join(other, '.trainyardignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
     expect(entries).toEqual(['*.md', 'docs/', '.github/']);
-    expect(readFileSync(join(other, '.trainyardignore'), 'utf8')).toBe(readFileSync(join(REPO, 'templates', 'trainyardignore'), 'utf8'));
+    expect(entries).toEqual([...DEFAULT_IGNORE_PATTERNS]);
   });
 
   it('points the editor modeline at a schema copy that resolves from the pipeline file\'s folder, as yaml-language-server resolves it', async () => {
