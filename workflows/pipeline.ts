@@ -37,7 +37,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
     startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '2 minutes',
+    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });

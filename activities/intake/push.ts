@@ -8,7 +8,6 @@ import type { Intake } from './context.js';
 import { pushWorkflowId } from './ids.js';
 import { invalidFileCheckName, invalidVerdict, pipelinesAt } from './pipelines.js';
 import { paramsVerdict, policyVerdict } from './verdicts.js';
-import { policyViolations } from './policy.js';
 import type { RepoPort, Verdict } from './port.js';
 import { startRun } from './start.js';
 
@@ -25,6 +24,8 @@ export interface PushEvent {
 }
 
 export interface PushOutcome {
+  /** Workflow ids of the runs for this push, started now or by an earlier attempt. */
+  runs: string[];
   started: string[];
   resultsStand: string[];
   invalid: string[];
@@ -34,7 +35,7 @@ export interface PushOutcome {
 const ZERO_SHA = /^0+$/;
 
 export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent): Promise<PushOutcome> {
-  const outcome: PushOutcome = { started: [], resultsStand: [], invalid: [], refused: [] };
+  const outcome: PushOutcome = { runs: [], started: [], resultsStand: [], invalid: [], refused: [] };
   if (ev.deleted || ZERO_SHA.test(ev.after) || !ev.ref.startsWith('refs/heads/')) return outcome;
   const branch = ev.ref.slice('refs/heads/'.length);
   const { pipelines, invalid, texts } = await pipelinesAt(port, ev.after);
@@ -53,7 +54,7 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
       outcome.resultsStand.push(pipeline.name);
       continue;
     }
-    const violations = policyViolations(intake.policy, port.repoPath, pipeline, texts.get(pipeline.file));
+    const violations = intake.policy.violations(port.repoPath, pipeline, texts.get(pipeline.file));
     if (violations.length > 0) {
       await port.postVerdict(pipeline.name, ev.after, `policy:${ev.after}:${pipeline.name}`, policyVerdict(pipeline, violations));
       outcome.refused.push(pipeline.name);
@@ -65,12 +66,14 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
       outcome.refused.push(pipeline.name);
       continue;
     }
+    const workflowId = pushWorkflowId(port.host, port.repoKey, ev.after, pipeline.name);
     const started = await startRun(port, intake, {
       pipeline, params: params.values, given: {}, sha: ev.after,
       trigger: { kind: 'push', ref: ev.ref, actor: ev.actor, deliveryId: ev.deliveryId },
-      workflowId: pushWorkflowId(port.host, port.repoKey, ev.after, pipeline.name),
+      workflowId,
     });
-    if (started.started) outcome.started.push(pipeline.name);
+    outcome.runs.push(workflowId);
+    if (started.fresh) outcome.started.push(pipeline.name);
   }
   return outcome;
 }
