@@ -70,6 +70,9 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
     workflowBundle: await workflowBundle(),
     interceptors: { activity: [heartbeatWhileRunning()] },
+    // Send those heartbeats as they come (the default spaces them 80 % of the timeout apart,
+    // which leaves a busy host 4 s of slack before a live activity counts as lost).
+    maxHeartbeatThrottleInterval: '3 seconds',
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });

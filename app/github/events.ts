@@ -82,7 +82,7 @@ export function githubIntakeEvent(name: string, body: unknown): IntakeEvent | nu
       const user = comment.user ? obj(comment.user, 'comment.user') : undefined;
       if (!issue.pull_request || user?.type === 'Bot') return null;
       // Only the first line is a command (command.ts); the rest of a long comment is never carried.
-      const line = str(comment.body, 'comment.body', 1_000_000).replace(/^\s+/, '').split(/\r?\n/, 1)[0]!.slice(0, MAX_COMMAND_LINE);
+      const line = str(comment.body, 'comment.body', 25 * 1024 * 1024).replace(/^\s+/, '').split(/\r?\n/, 1)[0]!.slice(0, MAX_COMMAND_LINE);
       const command = parseCommentCommand(line);
       if (command === null) return null;
       const repo = repoOf(p);
