@@ -60,7 +60,7 @@ export class Proc {
   }
 
   /** Waits until the output matches (the process says it is ready), or throws with its output. */
-  async ready(pattern: RegExp, ms = 120_000): Promise<void> {
+  async ready(pattern: RegExp, ms = 300_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!pattern.test(this.tail)) {
       if (!this.running) throw new Error(`${this.name} exited before it was ready:\n${this.tail.slice(-4000)}`);
