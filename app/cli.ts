@@ -12,6 +12,7 @@ import { loadPipelines } from '../pipeline/load.js';
 import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
+import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { ConfigError } from './intake/config.js';
 import { gitHostSources } from './intake/workers.js';
@@ -101,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
       const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
+      await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
       let running;

@@ -19,6 +19,7 @@ import { deliveryIdFrom } from '../activities/intake/ids.js';
 import { temporalStarter } from '../activities/intake/starter.js';
 import { dataConverter } from './codec.js';
 import { temporalConnectOptions } from './config.js';
+import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
 import { githubIntakeEvent } from './github/events.js';
@@ -82,6 +83,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   let workers: { shutdown(): Promise<void> } | undefined;
   let workerConnection: NativeConnection | undefined;
   if (cfg.workers === 'in-process') {
+    await waitForTemporal(connectOptions, log);
     workerConnection = await NativeConnection.connect(connectOptions);
     const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
     workers = await startWorkers({

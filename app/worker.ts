@@ -57,7 +57,8 @@ export interface RunningWorkers {
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
-  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
+  // Lazy: Temporal may restart between the worker's own connection and this one.
+  const client = new Client({ connection: Connection.lazy({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;

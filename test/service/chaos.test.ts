@@ -159,7 +159,7 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       TRAINYARD_STORE: join(scratch, 'store'),
       GITHUB_APP_ID: '91', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
       TRAINYARD_CONTROL_QUEUE: `chaos-${nonce}`, TRAINYARD_LOCAL_QUEUE: localQueue,
-      TRAINYARD_STATUS_INTERVAL_MS: '1000', TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '5',
+      TRAINYARD_STATUS_INTERVAL_MS: '1000', TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '15',
       TRAINYARD_PUBLIC_URL: 'http://trainyard.test', TRAINYARD_LINK_SECRET: `chaos-link-secret-${nonce}-0123456789`,
       TRAINYARD_LOG_LEVEL: 'info',
     };
@@ -316,7 +316,8 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       expect(checks, `check runs of #${d.n} (${d.runId})`).toHaveLength(1);
       expect(checks[0]!.external_id).toBe(d.runId);
       expect(checks[0]!.status).toBe('completed');
-      expect(checks[0]!.conclusion, `conclusion of #${d.n}`).toBe('success');
+      const c = checks[0]!;
+      expect(c.conclusion, `conclusion of #${d.n}: ${c.output.title}\n${c.output.summary?.slice(0, 3000)}\n${c.output.text ?? ''}`).toBe('success');
       const status = (await client.workflow.getHandle(d.runId).result()) as RunStatus;
       const step = status.steps.find((s) => s.name === 'make')!;
       expect(step.state).toBe('succeeded');
