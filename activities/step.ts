@@ -5,13 +5,14 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../workflows/contracts.js';
 import type { ArtifactRef, MetricSample } from '../workflows/types.js';
 import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
 import { parseMetricLine } from './container/metrics.js';
-import { ensureImage, removeContainers, runContainer } from './container/run.js';
+import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
@@ -31,13 +32,50 @@ export interface RunnerDeps {
 
 const MAX_METRIC_SAMPLES = 5000;
 
+/** Labels naming the runner process that started a container: the host, and `<host>:<pid>`. */
+export const AGENT_HOST_LABEL = 'trainyard.agent-host';
+export const AGENT_LABEL = 'trainyard.agent';
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: a process of another user has that pid; it is alive.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the containers that a runner process on this host left behind when it died
+ * (SIGKILL, OOM): each container names its runner as `<host>:<pid>`, and one whose runner
+ * pid is gone is an orphan. Runners on other hosts, and live runners of this host (several
+ * agents may share one podman), are left alone. Called when an agent starts, before it
+ * polls; a step's own retry also removes its earlier attempt's container by its exec label
+ * when it lands on the same host. Returns the names removed.
+ */
+export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise<string[]> {
+  const host = hostname();
+  const found = await listContainersWithLabel(cli, { [AGENT_HOST_LABEL]: host }, AGENT_LABEL);
+  const orphans = found.filter((c) => {
+    const m = /:(\d+)$/.exec(c.value);
+    const pid = m ? Number(m[1]) : NaN;
+    return c.value.startsWith(`${host}:`) && Number.isSafeInteger(pid) && pid !== process.pid && !pidAlive(pid);
+  });
+  await removeContainerIds(cli, orphans);
+  return orphans.map((c) => c.name);
+}
+
 
 export function createRunStep(deps: RunnerDeps) {
   return async function runStep(req: RunStepRequest): Promise<RunStepResult> {
     const ctx = Context.current();
     const { spec } = req;
     const execTag = sha256Bytes(req.execId).slice(7, 31);
-    const labels = { 'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline };
+    const labels = {
+      'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline,
+      [AGENT_HOST_LABEL]: hostname(), [AGENT_LABEL]: `${hostname()}:${process.pid}`,
+    };
     // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
     if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
     const dir = join(deps.workRoot, 'exec', execTag);

@@ -10,8 +10,11 @@ import { loadPipelines } from '../pipeline/load.js';
 import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
-import { CONTROL_QUEUE, localHostQueue } from './engine.js';
 import { initProject, initSummary } from './local/init.js';
+import { waitForTemporal } from './connect.js';
+import { serviceRunOptions } from './engine.js';
+import { ConfigError } from './intake/config.js';
+import { gitHostSources } from './intake/workers.js';
 import { ProjectError, findProject } from './local/project.js';
 import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
 import { startHostWorker, startWorkers } from './worker.js';
@@ -28,12 +31,16 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard init [-C DIR] [--name NAME | --from flowers]
       Create .trainyard/NAME.yaml (a starter that runs as it is, with the scripts it runs when
       they are missing) or copy an example; never overwrites a file.
-  trainyard worker                  Control worker + this host's runner (needs TEMPORAL_ADDRESS).
-  trainyard agent --queue QUEUE     Runner agent of a compute host (needs TEMPORAL_ADDRESS).
+  trainyard worker [--no-host] [--control-queue Q] [--queue Q]
+                                    Control worker (workflows, webhook intake, git-host status) and,
+                                    unless --no-host, a runner on the local queue (needs TEMPORAL_ADDRESS).
+  trainyard agent [--queue Q]       Runner agent: runs the steps routed to Q, by default the shared
+                                    local queue TRAINYARD_LOCAL_QUEUE (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
-TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL.
+TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
+TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -83,28 +90,34 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'worker':
     case 'agent': {
-      const { values } = parseArgs({ args: rest, strict: true, options: { queue: { type: 'string' }, 'no-host': { type: 'boolean', default: false } } });
-      const cfg = loadEngineConfig();
+      const { values } = parseArgs({ args: rest, strict: true, options: { queue: { type: 'string' }, 'control-queue': { type: 'string' }, 'no-host': { type: 'boolean', default: false } } });
+      // Flags win over the environment; both are checked the same way.
+      const cfg = loadEngineConfig({
+        ...process.env,
+        ...(values.queue !== undefined ? { TRAINYARD_LOCAL_QUEUE: values.queue, TRAINYARD_HOST_QUEUE: undefined } : {}),
+        ...(values['control-queue'] !== undefined ? { TRAINYARD_CONTROL_QUEUE: values['control-queue'] } : {}),
+      });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
       const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
+      await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
       let running;
       if (cmd === 'agent') {
-        if (!values.queue) throw new UsageError('usage: trainyard agent --queue QUEUE');
-        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: values.queue, store, workRoot: cfg.workRoot });
-        log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
+        const sources = gitHostSources(process.env, cfg.workRoot, log);
+        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: cfg.localQueue, store, workRoot: cfg.workRoot, ...(sources ? { sourceProviders: sources } : {}) });
+        log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
       } else {
-        const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
-        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
+        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: cfg.localQueue, controlQueue: cfg.controlQueue, noHost: values['no-host']!, ...extra });
         if (process.env.TRAINYARD_EC2_SUBNETS || process.env.TRAINYARD_K8S_CONFIG) {
           const { Client, Connection } = await import('@temporalio/client');
           const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
           const r = await (await import('./reaper.js')).ensureReaperSchedule(client, { input: { kubernetes: !!process.env.TRAINYARD_K8S_CONFIG } });
           log.info(r, 'reaper schedule in place (EC2 instances, Kubernetes Jobs)');
         }
-        log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
+        log.info({ controlQueue: cfg.controlQueue, localQueue: values['no-host'] ? undefined : cfg.localQueue, store: store.location }, 'worker ready');
       }
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
       await running.shutdown();
@@ -128,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ContainerCliUnavailableError;
+    const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ConfigError || err instanceof ContainerCliUnavailableError;
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`trainyard: ${msg}\n`);
     if (!known && !msg.includes(TEMPORAL_INSTALL_HINT) && process.env.TRAINYARD_DEBUG) console.error(err);

@@ -38,7 +38,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
     startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '2 minutes',
+    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
@@ -205,7 +206,9 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
         retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-        sameHostRetries: spec.machine ? 0 : 2,
+        // Local steps go to a shared queue: a lost runner (killed agent, a Temporal outage
+        // longer than the heartbeat timeout) costs an attempt that any other agent can retry.
+        sameHostRetries: spec.machine ? 0 : 4,
         attemptOffset: attemptOffset[p.step] ?? 0,
       });
       waiting[p.key] = [p.step];

@@ -25,6 +25,8 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   const control = proxyActivities<ControlActivities>({
     taskQueue: workflowInfo().taskQueue,
     startToCloseTimeout: '2 minutes',
+    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 5 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });

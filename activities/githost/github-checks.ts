@@ -1,6 +1,6 @@
 // Check-run writes: size limits, annotations in batches of 50 (GitHub's per-request cap),
 // find-before-create so a retried write does not leave a second check.
-import type { Annotation, Verdict } from '../../app/intake/port.js';
+import type { Annotation, Verdict } from '../intake/port.js';
 import type { GitHubApi } from './github-client.js';
 import { CHECK_TEXT_MAX, truncateUtf8 } from './text.js';
 

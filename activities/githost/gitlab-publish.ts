@@ -3,7 +3,7 @@
 // place when the pipeline runs again.
 import type { Logger } from 'pino';
 import type { PublishRequest, StatusTarget } from '../../workflows/types.js';
-import { checkName } from '../../app/intake/ids.js';
+import { checkName } from '../intake/ids.js';
 import { clipChars, progressTitle } from './text.js';
 import { gitlabMessage, gitlabStatus, retryOnConflict, type GitLabApi } from './gitlab-client.js';
 import type { RunLinks } from './links.js';

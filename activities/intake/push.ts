@@ -14,7 +14,6 @@ import type { Intake } from './context.js';
 import { pushWorkflowId } from './ids.js';
 import { invalidFileCheckName, invalidVerdict, pipelinesAt } from './pipelines.js';
 import { paramsVerdict, policyVerdict } from './verdicts.js';
-import { policyViolations } from './policy.js';
 import type { RepoPort, Verdict } from './port.js';
 import { startRun } from './start.js';
 
@@ -35,6 +34,8 @@ export interface PushEvent {
 }
 
 export interface PushOutcome {
+  /** Workflow ids of the runs for this push, started now or by an earlier attempt. */
+  runs: string[];
   started: string[];
   resultsStand: string[];
   invalid: string[];
@@ -44,7 +45,7 @@ export interface PushOutcome {
 const ZERO_SHA = /^0+$/;
 
 export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent): Promise<PushOutcome> {
-  const outcome: PushOutcome = { started: [], resultsStand: [], invalid: [], refused: [] };
+  const outcome: PushOutcome = { runs: [], started: [], resultsStand: [], invalid: [], refused: [] };
   const ref = parseRef(ev.ref);
   const sha = ev.sha;
   if (ev.deleted || sha === '' || ZERO_SHA.test(sha) || !ev.ref.startsWith('refs/') || ref === undefined) return outcome;
@@ -64,7 +65,7 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
       outcome.resultsStand.push(pipeline.name);
       continue;
     }
-    const violations = policyViolations(intake.policy, port.repoPath, pipeline, texts.get(pipeline.file));
+    const violations = intake.policy.violations(port.repoPath, pipeline, texts.get(pipeline.file));
     if (violations.length > 0) {
       await port.postVerdict(pipeline.name, sha, `policy:${sha}:${pipeline.name}`, policyVerdict(pipeline, violations));
       outcome.refused.push(pipeline.name);
@@ -76,12 +77,14 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
       outcome.refused.push(pipeline.name);
       continue;
     }
+    const workflowId = pushWorkflowId(port.host, port.repoKey, sha, pipeline.name);
     const started = await startRun(port, intake, {
       pipeline, params: params.values, given: {}, sha,
       trigger: { kind: 'push', ref: ev.ref, actor: ev.actor, deliveryId: ev.deliveryId },
-      workflowId: pushWorkflowId(port.host, port.repoKey, sha, pipeline.name),
+      workflowId,
     });
-    if (started.started) outcome.started.push(pipeline.name);
+    outcome.runs.push(workflowId);
+    if (started.fresh) outcome.started.push(pipeline.name);
   }
   return outcome;
 }
