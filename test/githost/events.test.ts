@@ -15,7 +15,7 @@ describe('GitHub deliveries', () => {
   it('keeps what a push needs, and the changed paths only while they are few', () => {
     const p = pushPayload(repo, 9, 'http://gh.test', { before: sha('a'), after: sha('b'), changed: { modified: ['src/x.py'], added: ['README.md'] } });
     expect(githubIntakeEvent('push', p)).toEqual({
-      kind: 'github-push', ref: 'refs/heads/main', before: sha('a'), after: sha('b'), created: false, actor: expect.any(String),
+      kind: 'github-push', ref: 'refs/heads/main', before: sha('a'), after: sha('b'), sha: sha('b'), created: false, actor: expect.any(String),
       repo: { installationId: 9, owner: 'octo-org', repo: 'models', cloneUrl: 'http://gh.test/octo-org/models.git', defaultBranch: 'main' },
       paths: ['README.md', 'src/x.py'],
     });
@@ -27,9 +27,14 @@ describe('GitHub deliveries', () => {
     expect(JSON.stringify(ev).length).toBeLessThan(2_000);
   });
 
-  it('records nothing for a branch deletion, a tag, a comment that is no command, or a bot', () => {
+  it('carries a tag push with the commit the tag points at, not the tag object', () => {
+    const p = pushPayload(repo, 9, 'http://gh.test', { before: sha('0'), after: sha('d'), ref: 'refs/tags/v1' });
+    expect(githubIntakeEvent('push', { ...p, head_commit: { id: sha('e') } })).toMatchObject({ kind: 'github-push', ref: 'refs/tags/v1', after: sha('d'), sha: sha('e') });
+  });
+
+  it('records nothing for a branch deletion, a tag without its commit, a comment that is no command, or a bot', () => {
     expect(githubIntakeEvent('push', pushPayload(repo, 9, 'http://gh.test', { before: sha('a'), after: sha('b'), deleted: true }))).toBeNull();
-    expect(githubIntakeEvent('push', pushPayload(repo, 9, 'http://gh.test', { before: sha('a'), after: sha('b'), ref: 'refs/tags/v1' }))).toBeNull();
+    expect(githubIntakeEvent('push', { ...pushPayload(repo, 9, 'http://gh.test', { before: sha('a'), after: sha('b'), ref: 'refs/tags/v1' }), head_commit: null })).toBeNull();
     expect(githubIntakeEvent('issue_comment', commentPayload(repo, 9, 'http://gh.test', { pr: 3, commentId: 5, user: 'alice', body: 'looks good' }))).toBeNull();
     const bot = commentPayload(repo, 9, 'http://gh.test', { pr: 3, commentId: 5, user: 'ci[bot]', body: '/train' });
     ((bot.comment as { user: { type: string } }).user).type = 'Bot';
@@ -58,6 +63,9 @@ describe('GitLab deliveries', () => {
     const push = { object_kind: 'push', ref: 'refs/heads/main', before: sha('a'), after: sha('b'), project_id: 15, project, user_username: 'dev', commits: [{ modified: ['src/a'] }], total_commits_count: 1 };
     expect(gitlabIntakeEvent('Push Hook', push)).toMatchObject({ kind: 'gitlab-push', paths: ['src/a'], actor: 'dev', project: { projectId: 15 } });
     expect(gitlabIntakeEvent('Push Hook', { ...push, total_commits_count: 40 })).toMatchObject({ paths: null });
+    const tag = { ...push, object_kind: 'tag_push', ref: 'refs/tags/v1', after: sha('d'), checkout_sha: sha('e') };
+    expect(gitlabIntakeEvent('Tag Push Hook', tag)).toMatchObject({ kind: 'gitlab-push', ref: 'refs/tags/v1', after: sha('d'), sha: sha('e') });
+    expect(gitlabIntakeEvent('Tag Push Hook', { ...tag, checkout_sha: null })).toBeNull();
     const note = { object_kind: 'note', user: { id: 8, username: 'dev' }, project_id: 15, project, merge_request: { iid: 2 }, object_attributes: { id: 99, note: '/train', noteable_type: 'MergeRequest' } };
     expect(gitlabIntakeEvent('Note Hook', note)).toMatchObject({ kind: 'gitlab-note', mrIid: 2, noteId: 99, userId: 8, command: { kind: 'train' } });
     expect(gitlabIntakeEvent('Note Hook', { ...note, object_attributes: { ...note.object_attributes, note: 'thanks' } })).toBeNull();

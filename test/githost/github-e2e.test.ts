@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliveryWorkflowId } from '../../activities/intake/ids.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type CheckRunState } from './fake-github.js';
@@ -377,7 +378,8 @@ steps:
       // An annotated tag: `after` is the tag object, `head_commit` the commit it points at.
       return Object.assign(payload, { after: 'b'.repeat(40), created: true, before: '0'.repeat(40) });
     };
-    const handled = (deliveryId: string) => waitFor(`delivery ${deliveryId} handled`, () => serve.output().split('\n').some((l) => l.includes(deliveryId) && l.includes('push handled')));
+    // The delivery workflow ends once its activity has handled the push (started runs or not).
+    const handled = (deliveryId: string) => client.workflow.getHandle(deliveryWorkflowId('github', deliveryId)).result();
     const head = gh.commit(files('tagged', { '.trainyard/release.yaml': release }));
     const r = await send('push', tagPush(head, 'v1.2.3'));
     expect(r.status).toBe(200);
