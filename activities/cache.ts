@@ -2,7 +2,8 @@
 // resolved definition, the parameters it sees, its code, and the CONTENT digests of its
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
 import type { CachedResult } from '../workflows/contracts.js';
-import type { CacheKeyParts, CacheSource, ParamValue } from '../workflows/types.js';
+import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../workflows/types.js';
+import { storeSamples } from './runner/output.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
 import type { ArtifactStore } from './store/types.js';
@@ -26,8 +27,17 @@ export interface LatestRecord {
 }
 
 export async function lookup(store: ArtifactStore, key: string): Promise<CachedResult | undefined> {
-  return store.getRecord<CachedResult>(cacheRecordKey(key));
+  const hit = await store.getRecord<CachedResult | LegacyCachedResult>(cacheRecordKey(key));
+  if (!hit || !Array.isArray(hit.metrics)) return hit as CachedResult | undefined;
+  // Written before series went to the store: the samples were inline. Store them now, so
+  // the result carries a reference like any other.
+  const { metrics: samples, ...rest } = hit;
+  const metrics = await storeSamples(store, samples);
+  return { ...rest, ...(metrics ? { metrics } : {}) };
 }
+
+/** A cache record of an earlier version, with the samples inline. */
+type LegacyCachedResult = Omit<CachedResult, 'metrics'> & { metrics: MetricSample[] };
 
 export async function record(store: ArtifactStore, result: CachedResult): Promise<void> {
   await store.putRecord(cacheRecordKey(result.key), result);

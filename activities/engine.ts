@@ -22,7 +22,8 @@ export interface ControlActivities {
   /** Results of executions that closed without telling this run (a safety net for lost signals). */
   probeSteps(req: { keys: string[] }): Promise<StepFinished[]>;
   lookupCache(key: string): Promise<CachedResult | undefined>;
-  recordCache(result: CachedResult & { codeFiles?: Record<string, string> }): Promise<void>;
+  /** `codeFilesRef`: digest of the step's code-file listing, kept in the latest record for the next miss. */
+  recordCache(result: CachedResult & { codeFilesRef?: string }): Promise<void>;
   recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage>;
   publishStatus(req: PublishRequest): Promise<void>;
 }
@@ -69,10 +70,11 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     },
     lookupCache: (key) => lookup(store, key),
     async recordCache(result): Promise<void> {
-      const { codeFiles, ...cached } = result;
+      const { codeFilesRef, ...cached } = result;
       const source = { ...cached.source, finishedAt: cached.source.finishedAt || new Date().toISOString() };
       await record(store, { ...cached, source });
-      const latest: LatestRecord = { key: cached.key, parts: cached.parts, codeFiles: codeFiles ?? {}, source };
+      const codeFiles = codeFilesRef ? (JSON.parse((await store.getBytes(codeFilesRef)).toString('utf8')) as Record<string, string>) : {};
+      const latest: LatestRecord = { key: cached.key, parts: cached.parts, codeFiles, source };
       await store.putRecord(latestRecordKey(source.pipeline, source.step), latest);
     },
     recordRunLineage: createLineageActivities({ store }).recordRunLineage,

@@ -77,19 +77,21 @@ export function createPrepareSteps(deps: PrepareDeps) {
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact])) as Record<string, ArtifactRef>,
       outputs: spec.outputs, source: req.source, timeoutSeconds: spec.timeoutSeconds, gpus: item.gpus,
     };
+    // The listing travels by digest: thousands of paths would not fit in a Temporal payload.
+    const listing = async () => ({ codeFilesRef: (await deps.store.putBytes(canonicalJson(codeFiles))).digest });
     if (!useCache) {
       // Its own execution, shared with nobody.
       const key = sha256Bytes(`${realKey}\n${req.runId}\n${item.step}`);
       const decision: CacheDecision = { decision: 'disabled', key: realKey, reason: spec.cache ? 'ran: cache disabled for this run (--no-cache)' : 'ran: cache disabled for this step (cache: false)' };
-      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision, codeFiles };
+      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey, ...(await listing()) } : {}), parts, inputs, spec: spec2, decision };
     }
     const hit = await lookup(deps.store, realKey);
     if (hit) {
-      return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, codeFiles, hit, decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source } };
+      return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, hit, decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source } };
     }
     const latest = await deps.store.getRecord<LatestRecord>(latestRecordKey(req.pipeline, item.step));
     const decision: CacheDecision = { decision: 'miss', key: realKey, reason: whyMiss(parts, codeFiles, latest) };
-    return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision, codeFiles };
+    return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision, ...(await listing()) };
   }
 
   return async function prepareSteps(req: PrepareRequest): Promise<Prepared[]> {

@@ -3,8 +3,8 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { HostRecord } from './hosttypes.js';
 import type {
-  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, MetricSample, ParamValue,
-  ResolvedInput, RunStatus, SourceRef, StepOutcome, StepSpec,
+  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, Digest, ParamValue,
+  ResolvedInput, RunStatus, SourceRef, StepMetrics, StepOutcome, StepSpec,
 } from './types.js';
 
 /** What a step execution runs: everything resolved, nothing left to look up. */
@@ -41,8 +41,12 @@ export interface StepExecInput {
   sameHostRetries: number;
   /** Attempt numbers already used by earlier executions (host-loss re-tries on a new host). */
   attemptOffset: number;
-  /** path → digest of the step's code files, kept so the next miss can name what changed. */
-  codeFiles: Record<string, string>;
+  /**
+   * Digest of the step's code-file listing (path → digest, JSON in the artifact store), kept so
+   * the next miss can name what changed. A reference: a listing of thousands of paths would
+   * not fit in a Temporal payload.
+   */
+  codeFilesRef?: Digest;
 }
 
 export interface StepFinished {
@@ -87,7 +91,8 @@ export interface Prepared {
   inputs: Record<string, ResolvedInput>;
   spec: ExecSpec;
   decision: CacheDecision;
-  codeFiles: Record<string, string>;
+  /** See StepExecInput.codeFilesRef. */
+  codeFilesRef?: Digest;
   /** Set on a cache hit. */
   hit?: CachedResult;
 }
@@ -96,7 +101,7 @@ export interface Prepared {
 export interface CachedResult {
   key: string;
   outputs: Record<string, ArtifactRef>;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
   logDigest?: string;
   attempts: AttemptRecord[];
   source: CacheSource;
@@ -119,7 +124,7 @@ export interface RunStepRequest {
 export interface RunStepResult {
   exitCode: number;
   outputs: Record<string, ArtifactRef>;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
   logDigest: string;
   startedAt: string;
   finishedAt: string;
@@ -136,7 +141,7 @@ export interface StepFailureDetails {
   startedAt: string;
   finishedAt: string;
   host: string;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
 }
 
 export const stepExecWorkflowId = (key: string): string => `trainyard-step-${key.replace(/^sha256:/, '')}`;
