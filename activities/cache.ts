@@ -3,6 +3,7 @@
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
 import type { CachedResult } from '../workflows/contracts.js';
 import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../workflows/types.js';
+import { boundMessage, clipText } from '../workflows/bounds.js';
 import { storeSamples } from './runner/output.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
@@ -44,7 +45,7 @@ export async function record(store: ArtifactStore, result: CachedResult): Promis
 }
 
 const short = (d: string): string => hex(d).slice(0, 12);
-const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : JSON.stringify(v));
+const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : clipText(JSON.stringify(v), 100));
 
 /** Plain sentence: what part of the key differs from the last execution of this step. */
 export function whyMiss(now: CacheKeyParts, nowFiles: Record<string, string>, prev: LatestRecord | undefined): string {
@@ -69,7 +70,8 @@ export function whyMiss(now: CacheKeyParts, nowFiles: Record<string, string>, pr
   }
   if (canonicalJson(p.outputs) !== canonicalJson(now.outputs)) why.push('declared outputs changed');
   if (why.length === 0) return 'ran: no cached result for this key (it was never recorded, or the store was cleared)';
-  return `ran: ${why.join('; ')}`;
+  // The reason travels in run status (a Temporal payload) and shows in every report row.
+  return boundMessage(`ran: ${why.join('; ')}`);
 }
 
 export function whyHit(src: CacheSource): string {
