@@ -17,11 +17,11 @@ import { dataConverter } from './codec.js';
 import { defaultRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
 import { githubApp } from './github/app.js';
-import { signatureValid } from './github/verify.js';
+import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
 import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.js';
 import type { Intake } from './intake/context.js';
-import { readBody, sendJson, sendText } from './intake/http.js';
+import { ByteBudget, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { JobQueue } from './intake/jobs.js';
 import { runPageHandler } from './intake/runpage.js';
 import { temporalStarter } from './intake/starter.js';
@@ -37,25 +37,31 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Parameters<typeof githubApp>[0], log: Logger): Promise<Handler> {
+async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Parameters<typeof githubApp>[0], budget: ByteBudget, log: Logger): Promise<Handler> {
   const probot = new Probot({ appId: cfg.appId, privateKey: cfg.privateKey, secret: cfg.webhookSecret, baseUrl: cfg.apiUrl, log: log.child({ name: 'probot' }) });
   const middleware = await createNodeMiddleware(githubApp(deps), { probot, webhooksPath: GITHUB_WEBHOOK_PATH });
   return async (req, res) => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    let body: Buffer;
-    try {
-      body = await readBody(req);
-    } catch {
-      return sendJson(res, 413, { error: 'payload too large' });
-    }
-    const sig = req.headers['x-hub-signature-256'];
-    if (!signatureValid(cfg.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
-      return sendJson(res, 401, { error: 'missing or wrong X-Hub-Signature-256' });
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    const delivery = header(req, 'x-github-delivery');
+    // Everything that can be decided from the headers is, before a byte of the body is read.
+    const sig = header(req, 'x-hub-signature-256');
+    if (!signatureWellFormed(sig)) return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    const r = await readSignedBody(req, cfg.webhookSecret, sig, { budget, res });
+    if (r.kind === 'bad-signature') return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    if (r.kind !== 'ok') {
+      if (r.kind === 'busy') log.warn({ delivery, unverifiedBytes: budget.inUse, limit: budget.limit }, 'webhook refused: unverified body budget spent (503)');
+      else log.info({ delivery, refused: r.kind }, 'webhook body refused');
+      return refuseBody(res, r);
     }
     // Probot's middleware reads a string body when one is present (it verifies again).
-    (req as IncomingMessage & { body?: string }).body = body.toString('utf8');
+    (req as IncomingMessage & { body?: string }).body = r.body.toString('utf8');
     await middleware(req, res);
   };
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function runOptions(cfg: ServeConfig) {
@@ -101,7 +107,9 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   }
 
   const routes = new Map<string, Handler>();
-  if (cfg.github && github) routes.set(GITHUB_WEBHOOK_PATH, await githubHandler(cfg.github, { intake, clients: github, jobs, ackOnly: cfg.ackOnly }, log));
+  // Shared by every request whose body is read before it is authenticated.
+  const unverified = new ByteBudget(cfg.unverifiedBodyBytes);
+  if (cfg.github && github) routes.set(GITHUB_WEBHOOK_PATH, await githubHandler(cfg.github, { intake, clients: github, jobs, ackOnly: cfg.ackOnly }, unverified, log));
   if (cfg.gitlab && gitlab) {
     routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({
       api: gitlab, intake, secret: cfg.gitlab.webhookSecret, jobs, ackOnly: cfg.ackOnly, verdictUrl: (id) => links.runUrl(id),
@@ -115,7 +123,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     const handled = route
       ? route(req, res)
       : path === '/healthz'
-        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), queued: jobs.size, ackOnly: cfg.ackOnly }))
+        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), queued: jobs.size, ackOnly: cfg.ackOnly, unverifiedBytes: unverified.inUse }))
         : path.startsWith('/runs/') && req.method === 'GET'
           ? runPage(req, res)
           : Promise.resolve(sendText(res, 404, 'not found\n'));
@@ -125,7 +133,13 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       else res.destroy();
     });
   });
+  // Expect: 100-continue goes to the same handlers, which send `100 Continue` only once they
+  // want the body (Node would otherwise send it before any check).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
   server.keepAliveTimeout = 65_000;
+  // A sender that trickles its body holds its share of the budget until this cuts it off;
+  // GitHub itself gives up on an answer after 10 s.
+  server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.bind, () => resolve());

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobQueue } from '../intake/jobs.js';
-import { readBody, sendJson } from '../intake/http.js';
+import { readBodyWithin, refuse, refuseBody, sendJson } from '../intake/http.js';
 import { isTrainNote, onNoteHook, onPushHook, type GitLabHookDeps, type NoteHook, type PushHook } from './hooks.js';
 
 export interface GitLabEndpointDeps extends GitLabHookDeps {
@@ -29,15 +29,14 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
   const { intake } = deps;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) {
-      req.resume();
-      return sendJson(res, 401, { error: 'missing or wrong X-Gitlab-Token' });
-    }
-    const body = await readBody(req).catch(() => undefined);
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    // The token is in a header: checked before a byte of the body is read.
+    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) return refuse(res, 401, 'missing or wrong X-Gitlab-Token');
+    const read = await readBodyWithin(req, { res });
+    if (read.kind !== 'ok') return refuseBody(res, read);
     let payload: unknown;
     try {
-      payload = body === undefined ? undefined : JSON.parse(body.toString('utf8'));
+      payload = JSON.parse(read.body.toString('utf8'));
     } catch {
       payload = undefined;
     }

@@ -50,6 +50,8 @@ export interface ServeConfig {
   statusIntervalMs: number | null;
   /** Background intake jobs (API reads, workflow starts) at once. */
   jobConcurrency: number;
+  /** Most bytes of webhook bodies held at once before their signature is checked (TRAINYARD_UNVERIFIED_BODY_MB). */
+  unverifiedBodyBytes: number;
   logLevel: string;
   github: GithubConfig | null;
   gitlab: GitlabConfig | null;
@@ -189,6 +191,8 @@ export function loadServeConfig(env: Env = process.env): ServeConfig {
     hostQueue: queue(env, 'TRAINYARD_HOST_QUEUE'),
     statusIntervalMs: interval === undefined ? null : int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
     jobConcurrency: int(env, 'TRAINYARD_INTAKE_CONCURRENCY', 16, 1, 1000),
+    // At least one delivery of GitHub's largest size must fit.
+    unverifiedBodyBytes: int(env, 'TRAINYARD_UNVERIFIED_BODY_MB', 64, 26, 16_384) * 1024 * 1024,
     logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
     github: githubConfig(env),
     gitlab: gitlabConfig(env),
