@@ -10,6 +10,7 @@ import type { ArtifactRef } from '../workflows/types.js';
 import { GpuSampler } from './container/gpu.js';
 import { ensureImage, removeContainers, runContainer } from './container/run.js';
 import { StepOutput } from './runner/output.js';
+import { terminalText } from './usertext.js';
 import { stepFailure, stepResult } from './runner/result.js';
 import type { ContainerCliConfig } from './container/types.js';
 import type { SourceProvider } from './source/types.js';
@@ -125,7 +126,7 @@ export function createRunStep(deps: RunnerDeps) {
       }
       const extra = (await readdir(outputsDir)).filter((n) => !spec.outputs.includes(n));
       // A listing the step controls: a count and the first few names only.
-      if (extra.length) ctx.log.warn('undeclared outputs ignored', { step: spec.step, count: extra.length, first: extra.slice(0, 10) });
+      if (extra.length) ctx.log.warn('undeclared outputs ignored', { step: spec.step, count: extra.length, first: extra.slice(0, 10).map(terminalText) });
       return stepResult({
         outputs, facts, activityAttempt: ctx.info.attempt,
         ...(gpuSummary ? { gpu: { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } } : {}),

@@ -9,6 +9,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
 import { createNodeMiddleware, Probot } from 'probot';
 import { createStore } from '../activities/store/factory.js';
+import { pinoTextHooks } from '../activities/usertext.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
 import { createGitLab, type GitLabApi } from '../activities/githost/gitlab-client.js';
 import { RunLinks, linkSecretFrom } from '../activities/githost/links.js';
@@ -183,7 +184,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) throw new Error(`serve: configuration error: ${err.message}`);
     throw err;
   }
-  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
+  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve', hooks: pinoTextHooks });
   const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
   log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');

@@ -19,6 +19,7 @@ import {
   type SourceStepFacts,
 } from './document.js';
 import { renderReport } from '../report/markdown.js';
+import { terminalText } from '../usertext.js';
 import { METRICS_SUMMARY_SCHEMA, type MetricsSummary } from '../runner/summary.js';
 
 const FULL_DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -393,11 +394,8 @@ export async function lineageOf(store: ArtifactStore, query: string): Promise<Li
 
 // ---- plain text for the CLI ----
 
-/** Strips terminal control sequences and line breaks from user-controlled text. */
-function plain(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
-}
+/** Strips terminal control sequences and line breaks from user-controlled text; bidi controls shown. */
+const plain = terminalText;
 
 function originText(o: InputOrigin): string {
   switch (o.kind) {

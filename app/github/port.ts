@@ -5,6 +5,7 @@ import type { SourceRef, StatusTarget } from '../../workflows/types.js';
 import { postVerdictCheck } from '../../activities/githost/github-checks.js';
 import type { GitHubApi } from '../../activities/githost/github-client.js';
 import type { GitHostRecords } from '../../activities/githost/records.js';
+import { neutraliseBidi } from '../../activities/usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -132,8 +133,9 @@ export class GitHubConversation implements ConversationPort {
     await this.api.rest.reactions.createForIssueComment({ ...this.ref, comment_id: this.commentId, content: 'eyes' });
   }
 
+  /** Replies echo user text (parameters, names, errors): neutralised here, once, for every reply. */
   async reply(markdown: string): Promise<void> {
-    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: markdown });
+    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: neutraliseBidi(markdown) });
   }
 
   async pullRequest(): Promise<PullRequestInfo> {

@@ -5,6 +5,7 @@ import type { SourceRef, StatusTarget } from '../../workflows/types.js';
 import { gitlabStatus, type GitLabApi } from '../../activities/githost/gitlab-client.js';
 import { postCommitStatus, upsertReportNote, type GitLabState } from '../../activities/githost/gitlab-publish.js';
 import type { GitHostRecords } from '../../activities/githost/records.js';
+import { neutraliseBidi } from '../../activities/usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -121,8 +122,9 @@ export class GitLabConversation implements ConversationPort {
     await this.api.MergeRequestNoteAwardEmojis.award(this.project.projectId, this.mrIid, this.noteId, 'eyes');
   }
 
+  /** Replies echo user text (parameters, names, errors): neutralised here, once, for every reply. */
   async reply(markdown: string): Promise<void> {
-    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, markdown);
+    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, neutraliseBidi(markdown));
   }
 
   async pullRequest(): Promise<PullRequestInfo> {

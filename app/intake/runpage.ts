@@ -4,8 +4,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RunLinks } from '../../activities/githost/links.js';
 import { progressTitle, stepTable } from '../../activities/githost/text.js';
+import { neutraliseBidi } from '../../activities/usertext.js';
 import type { Intake } from './context.js';
-import { sendText } from './http.js';
+import { sendText as sendRaw } from './http.js';
+
+/** Everything on a run page can quote users: neutralised on the way out. */
+const sendText = (res: ServerResponse, status: number, text: string): void => sendRaw(res, status, neutraliseBidi(text));
 
 export function runPageHandler(intake: Intake, links: RunLinks) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

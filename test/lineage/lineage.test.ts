@@ -267,12 +267,12 @@ describe('stored lineage and `trainyard lineage`', () => {
   it('keeps terminal control sequences of hostile names out of CLI output', async () => {
     const s = new MemStore();
     const run = currentRun();
-    run.status.steps[0]!.name = 'prep\u001b[2J\u001b]0;pwned\u0007';
+    run.status.steps[0]!.name = 'prep\u001b[2J\u001b]0;pwned\u0007\u202Eevil';
     run.input.pipeline.order[0] = run.status.steps[0]!.name;
     await saveLineage(s, build(run));
     const text = formatLineageAnswer(await lineageOf(s, A.dataset.digest));
-    expect(text).toContain('step prep [2J ]0;pwned  output dataset');
-    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(text).toContain('step prep [2J ]0;pwned [U+202E]evil output dataset');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]|\p{Bidi_Control}/u);
   });
 });
 

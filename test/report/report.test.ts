@@ -216,6 +216,26 @@ describe('run report', () => {
     expect(totals).toMatchObject({ 'Wall time': '31m 40s', Cost: '$0.73', 'Cache savings': '1 step reused, 10m 02s, —' });
   });
 
+  it('neutralises bidirectional controls in names, env values, params, messages and metrics', () => {
+    const run = currentRun();
+    const evil = 'train\u202Egnp.exe\u2066x\u2069';
+    renameStep(run, 'train_small', evil);
+    run.input.pipeline.steps[evil]!.env = { MODE: 'a\u202Db' };
+    run.input.params = { note: 'n\u200Fo\u061Ct\u202Ae' };
+    const big = run.status.steps.find((x) => x.name === 'train_big')!;
+    big.message = `exited with code 1: \u202Eevil`;
+    big.outcome = { ...big.outcome!, metrics: metricsOf([{ t: 1, values: { 'lo\u2067ss': 'x\u2068y' } }]) };
+    run.input.trigger = { kind: 'comment', pr: 42, actor: 'al\u202Eice', commentId: 1, commentUrl: 'https://github.com/o/r/pull/42#\u202Eissuecomment-1' };
+    const r = renderReport(build(run));
+    expect(r).not.toMatch(/\p{Bidi_Control}/u);
+    const text = md.parse(r, {}).filter((t) => t.type === 'inline').map(shown).join('\n');
+    for (const visible of ['train[U+202E]gnp.exe[U+2066]x[U+2069]', 'MODE=a[U+202D]b', 'n[U+200F]o[U+061C]t[U+202A]e', '[U+202E]evil', 'lo[U+2067]ss', 'x[U+2068]y', 'al[U+202E]ice']) {
+      expect(text).toContain(visible);
+    }
+    // A link whose URL hides a control is not made a link.
+    expect(md.render(r)).not.toContain('href="https://github.com/o/r/pull/42#');
+  });
+
   it('escapes hostile step names, env values and params in tables and Mermaid', () => {
     const run = currentRun();
     const evil = 'train|small `x` <img src=x onerror=alert(1)>]';
