@@ -22,7 +22,7 @@ import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
 import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.js';
 import type { Intake } from './intake/context.js';
-import { ByteBudget, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
+import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { JobQueue } from './intake/jobs.js';
 import { runPageHandler } from './intake/runpage.js';
 import { temporalStarter } from './intake/starter.js';
@@ -58,11 +58,6 @@ async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Para
     (req as IncomingMessage & { body?: string }).body = r.body.toString('utf8');
     await middleware(req, res);
   };
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 function runOptions(cfg: ServeConfig) {

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JobQueue } from '../intake/jobs.js';
-import { readBodyWithin, refuse, refuseBody, sendJson } from '../intake/http.js';
+import { header, readBodyWithin, refuse, refuseBody, sendJson } from '../intake/http.js';
 import { isTrainNote, onNoteHook, onPushHook, type GitLabHookDeps, type NoteHook, type PushHook } from './hooks.js';
 
 export interface GitLabEndpointDeps extends GitLabHookDeps {
@@ -19,11 +19,6 @@ export function tokenMatches(given: string | undefined, secret: string): boolean
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(secret).digest();
   return timingSafeEqual(a, b);
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {

@@ -39,6 +39,12 @@ export class ByteBudget {
   }
 }
 
+/** A request header's (first) value. */
+export function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** The request's Content-Length, or undefined for a chunked body. Node's parser has refused malformed ones (400). */
 export function declaredLength(req: IncomingMessage): number | undefined {
   const raw = req.headers['content-length'];
