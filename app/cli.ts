@@ -7,6 +7,7 @@ import { ContainerCliUnavailableError } from '../activities/container/cli.js';
 import { formatLineageAnswer, lineageOf } from '../activities/lineage/index.js';
 import { createStore } from '../activities/store/factory.js';
 import { loadPipelines } from '../pipeline/load.js';
+import { pinoTextHooks, terminalText } from '../activities/usertext.js';
 import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' } } });
       const project = await findProject(values.dir!);
       const { pipelines, errors } = await loadPipelines(project.projectRoot);
-      for (const e of errors) process.stderr.write(`${formatPipelineError(e)}\n`);
+      for (const e of errors) process.stderr.write(`${terminalText(formatPipelineError(e))}\n`);
       if (errors.length) return 1;
       process.stdout.write(`ok: ${pipelines.length} pipeline(s): ${pipelines.map((p) => `${p.name} (${Object.keys(p.steps).length} steps)`).join(', ')}\n`);
       return 0;
@@ -99,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
       });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
-      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
+      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', hooks: pinoTextHooks });
       await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);

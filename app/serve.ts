@@ -11,6 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
 import { createStore } from '../activities/store/factory.js';
+import { pinoTextHooks } from '../activities/usertext.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
 import { RunLinks } from '../activities/githost/links.js';
 import { GitHostRecords } from '../activities/githost/records.js';
@@ -23,11 +24,11 @@ import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
 import { githubIntakeEvent } from './github/events.js';
-import { signatureValid } from './github/verify.js';
+import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
 import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.js';
 import { answerDelivery, temporalDeliveries, type DeliveryRecorder } from './intake/deliveries.js';
-import { readBody, sendJson, sendText } from './intake/http.js';
+import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { runPageHandler } from './intake/runpage.js';
 import { gitHostWorkerParts } from './intake/workers.js';
 
@@ -41,33 +42,30 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: DeliveryRecorder, ackOnly: boolean, log: Logger): Handler {
+function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: DeliveryRecorder, ackOnly: boolean, budget: ByteBudget, log: Logger): Handler {
   return async (req, res) => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    let body: Buffer;
-    try {
-      body = await readBody(req);
-    } catch {
-      return sendJson(res, 413, { error: 'payload too large' });
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    const delivery = header(req, 'x-github-delivery');
+    // Everything that can be decided from the headers is, before a byte of the body is read.
+    const sig = header(req, 'x-hub-signature-256');
+    if (!signatureWellFormed(sig)) return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    const r = await readSignedBody(req, cfg.webhookSecret, sig, { budget, res });
+    if (r.kind === 'bad-signature') return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    if (r.kind !== 'ok') {
+      if (r.kind === 'busy') log.warn({ delivery, unverifiedBytes: budget.inUse, limit: budget.limit }, 'webhook refused: unverified body budget spent (503)');
+      else log.info({ delivery, refused: r.kind }, 'webhook body refused');
+      return refuseBody(res, r);
     }
-    const sig = req.headers['x-hub-signature-256'];
-    if (!signatureValid(cfg.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
-      return sendJson(res, 401, { error: 'missing or wrong X-Hub-Signature-256' });
-    }
-    const header = (name: string) => {
-      const v = req.headers[name];
-      return Array.isArray(v) ? v[0] : v;
-    };
-    const name = header('x-github-event');
+    const name = header(req, 'x-github-event');
     if (!name) return sendJson(res, 400, { error: 'missing X-GitHub-Event' });
     let event: IntakeEvent | null;
     try {
-      event = githubIntakeEvent(name, JSON.parse(body.toString('utf8')));
+      event = githubIntakeEvent(name, JSON.parse(r.body.toString('utf8')));
     } catch (err) {
       return sendJson(res, 400, { error: `not a GitHub ${name} payload: ${(err as Error).message}` });
     }
     if (ackOnly) return sendJson(res, 200, { ok: true, handled: false });
-    await answerDelivery(res, deliveries, 'github', deliveryIdFrom(header('x-github-delivery'), body), event, log);
+    await answerDelivery(res, deliveries, 'github', deliveryIdFrom(delivery, r.body), event, log);
   };
 }
 
@@ -103,7 +101,9 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   }
 
   const routes = new Map<string, Handler>();
-  if (cfg.github) routes.set(GITHUB_WEBHOOK_PATH, githubHandler(cfg.github, deliveries, cfg.ackOnly, log));
+  // Shared by every request whose body is read before it is authenticated.
+  const unverified = new ByteBudget(cfg.unverifiedBodyBytes);
+  if (cfg.github) routes.set(GITHUB_WEBHOOK_PATH, githubHandler(cfg.github, deliveries, cfg.ackOnly, unverified, log));
   if (cfg.gitlab) {
     routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({ secret: cfg.gitlab.webhookSecret, deliveries, ackOnly: cfg.ackOnly, log }));
   }
@@ -115,7 +115,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     const handled = route
       ? route(req, res)
       : path === '/healthz'
-        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }))
+        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly, unverifiedBytes: unverified.inUse }))
         : path.startsWith('/runs/') && req.method === 'GET'
           ? runPage(req, res)
           : Promise.resolve(sendText(res, 404, 'not found\n'));
@@ -125,7 +125,13 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       else res.destroy();
     });
   });
+  // Expect: 100-continue goes to the same handlers, which send `100 Continue` only once they
+  // want the body (Node would otherwise send it before any check).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
   server.keepAliveTimeout = 65_000;
+  // A sender that trickles its body holds its share of the budget until this cuts it off;
+  // GitHub itself gives up on an answer after 10 s.
+  server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.bind, () => resolve());
@@ -168,7 +174,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) throw new Error(`serve: configuration error: ${err.message}`);
     throw err;
   }
-  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
+  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve', hooks: pinoTextHooks });
   const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
   log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');

@@ -11,6 +11,7 @@ import {
   cancelSignal, detachSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal,
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
+import { boundMessage } from './bounds.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import type { KubernetesMachineSpec } from '../pipeline/types.js';
@@ -291,7 +292,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
               st.inputs = r.inputs;
               st.image = r.spec.image;
               st.finishedAt = new Date().toISOString();
-              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, metrics: r.hit.metrics, logDigest: r.hit.logDigest, producedBy: r.hit.source };
+              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, ...(r.hit.metrics ? { metrics: r.hit.metrics } : {}), logDigest: r.hit.logDigest, producedBy: r.hit.source };
               dirty = true;
             } else {
               prepared.set(r.step, r);
@@ -408,5 +409,5 @@ function failureMessage(err: unknown): string {
   let e: unknown = err;
   // ActivityFailure wraps the activity's own error as its cause.
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
+  return boundMessage(e instanceof Error ? e.message : String(e));
 }

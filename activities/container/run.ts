@@ -5,12 +5,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { pino } from 'pino';
+import { pinoTextHooks } from '../usertext.js';
 import { cliKind } from './cli.js';
 import { execQuiet, lastLine } from './exec.js';
 import { LineSplitter } from './lines.js';
 import type { ContainerCliConfig, ContainerRunRequest, ContainerRunResult } from './types.js';
 
-const log = pino({ name: 'trainyard.container' });
+const log = pino({ name: 'trainyard.container', hooks: pinoTextHooks });
 
 /** How long the CLI may take to notice its container was killed before we kill the CLI too. */
 const CLI_EXIT_GRACE_MS = 5_000;

@@ -7,6 +7,7 @@ import type { SourceRef, StatusTarget } from '../../workflows/types.js';
 import { postVerdictCheck } from './github-checks.js';
 import type { GitHubApi } from './github-client.js';
 import type { GitHostRecords } from './records.js';
+import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -142,11 +143,14 @@ export class GitHubConversation implements ConversationPort {
     await this.api.rest.reactions.createForIssueComment({ ...this.ref, comment_id: this.commentId, content: 'eyes' });
   }
 
-  /** One reply per command comment: a retried activity finds its marker and posts nothing. */
+  /**
+   * One reply per command comment: a retried activity finds its marker and posts nothing.
+   * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
+   */
   async reply(markdown: string): Promise<void> {
     const marker = replyMarker(this.commentId);
     if (this.repeat && (await this.replied(marker))) return;
-    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: `${markdown}\n\n${marker}` });
+    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: `${neutraliseBidi(markdown)}\n\n${marker}` });
   }
 
   private async replied(marker: string): Promise<boolean> {

@@ -6,6 +6,7 @@ import type { SourceRef, StatusTarget } from '../../workflows/types.js';
 import { gitlabStatus, type GitLabApi } from './gitlab-client.js';
 import { postCommitStatus, upsertReportNote, type GitLabState } from './gitlab-publish.js';
 import type { GitHostRecords } from './records.js';
+import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -124,14 +125,17 @@ export class GitLabConversation implements ConversationPort {
     await this.api.MergeRequestNoteAwardEmojis.award(this.project.projectId, this.mrIid, this.noteId, 'eyes');
   }
 
-  /** One reply per command note: a retried activity finds its marker and posts nothing. */
+  /**
+   * One reply per command note: a retried activity finds its marker and posts nothing.
+   * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
+   */
   async reply(markdown: string): Promise<void> {
     const marker = `<!-- trainyard:reply-to:${this.noteId} -->`;
     if (this.repeat) {
       const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, { perPage: 100, maxPages: 30 });
       if (notes.some((n) => typeof n.body === 'string' && n.body.includes(marker))) return;
     }
-    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, `${markdown}\n\n${marker}`);
+    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, `${neutraliseBidi(markdown)}\n\n${marker}`);
   }
 
   async pullRequest(): Promise<PullRequestInfo> {

@@ -1,6 +1,7 @@
 // Text for check runs, commit statuses and notes: live step tables, size limits.
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 import { reasonBeside, stepDetail } from '../report/statetext.js';
+import { neutraliseBidi } from '../usertext.js';
 
 /** GitHub's limit for a check run's summary and text, in bytes. */
 export const CHECK_TEXT_MAX = 65_535;
@@ -53,7 +54,7 @@ function duration(step: StepStatus, now: number): string {
 }
 
 function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 160);
+  return neutraliseBidi(text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ')).slice(0, 160);
 }
 
 export interface StepCounts {

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { IntakeEvent } from '../../activities/intake/events.js';
 import { deliveryIdFrom } from '../../activities/intake/ids.js';
 import { answerDelivery, type DeliveryRecorder } from '../intake/deliveries.js';
-import { readBody, sendJson } from '../intake/http.js';
+import { header, readBodyWithin, refuse, refuseBody, sendJson } from '../intake/http.js';
 import { gitlabIntakeEvent } from './hooks.js';
 
 export interface GitLabEndpointDeps {
@@ -26,22 +26,16 @@ export function tokenMatches(given: string | undefined, secret: string): boolean
   return timingSafeEqual(a, b);
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) {
-      req.resume();
-      return sendJson(res, 401, { error: 'missing or wrong X-Gitlab-Token' });
-    }
-    const body = await readBody(req).catch(() => undefined);
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    // The token is in a header: checked before a byte of the body is read.
+    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) return refuse(res, 401, 'missing or wrong X-Gitlab-Token');
+    const read = await readBodyWithin(req, { res });
+    if (read.kind !== 'ok') return refuseBody(res, read);
     let payload: unknown;
     try {
-      payload = body === undefined ? undefined : JSON.parse(body.toString('utf8'));
+      payload = JSON.parse(read.body.toString('utf8'));
     } catch {
       payload = undefined;
     }
@@ -54,7 +48,7 @@ export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
     }
     if (deps.ackOnly) return sendJson(res, 200, { ok: true, handled: false });
     // Idempotency-Key stays the same across GitLab's retries and manual resends.
-    const deliveryId = deliveryIdFrom(header(req, 'idempotency-key') ?? header(req, 'x-gitlab-event-uuid'), body!);
+    const deliveryId = deliveryIdFrom(header(req, 'idempotency-key') ?? header(req, 'x-gitlab-event-uuid'), read.body);
     await answerDelivery(res, deps.deliveries, 'gitlab', deliveryId, event, deps.log);
   };
 }

@@ -47,6 +47,8 @@ export interface ServeConfig extends ServiceSettings {
   workers: 'in-process' | 'none';
   /** Verify and acknowledge webhooks but start nothing (benchmark baseline). */
   ackOnly: boolean;
+  /** Most bytes of webhook bodies held at once before their signature is checked (TRAINYARD_UNVERIFIED_BODY_MB). */
+  unverifiedBodyBytes: number;
   logLevel: string;
   github: GithubConfig | null;
   gitlab: GitlabConfig | null;
@@ -209,6 +211,8 @@ export function loadServeConfig(env: Env = process.env): ServeConfig {
     workRoot: resolve(str(env, 'TRAINYARD_WORK_ROOT') ?? join(dataHome(env), 'trainyard', 'work')),
     workers,
     ackOnly: flag(env, 'TRAINYARD_ACK_ONLY'),
+    // At least one delivery of GitHub's largest size must fit.
+    unverifiedBodyBytes: int(env, 'TRAINYARD_UNVERIFIED_BODY_MB', 64, 26, 16_384) * 1024 * 1024,
     logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
     github: githubConfig(env),
     gitlab: gitlabConfig(env),

@@ -87,6 +87,10 @@ describe('serve configuration', () => {
     expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml, just-an-org' })).toBe('TRAINYARD_TRUSTED_TEAMS');
     expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml/extra' })).toBe('TRAINYARD_TRUSTED_TEAMS');
     expect(failure({ GITLAB_TOKEN: 't' })).toBe('GITLAB_WEBHOOK_SECRET');
+    // Too small for one delivery of GitHub's largest size (25 MB).
+    expect(failure({ ...github, TRAINYARD_UNVERIFIED_BODY_MB: '10' })).toBe('TRAINYARD_UNVERIFIED_BODY_MB');
+    expect(loadServeConfig({ ...github, TRAINYARD_UNVERIFIED_BODY_MB: '128' }).unverifiedBodyBytes).toBe(128 * 1024 * 1024);
+    expect(loadServeConfig(github).unverifiedBodyBytes).toBe(64 * 1024 * 1024);
   });
 
   it('reads a GitHub + GitLab setup', () => {
