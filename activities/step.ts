@@ -118,7 +118,13 @@ export function createRunStep(deps: RunnerDeps) {
       const gpuSummary = await gpu?.stop();
       const logRef = await deps.store.putPath(logPath);
       const finishedAt = new Date().toISOString();
-      if (result.cancelled) throw new CancelledFailure('step cancelled; container removed');
+      if (result.cancelled) {
+        // A stopping worker's grace time is up: hand the attempt back as a retryable failure,
+        // so Temporal retries it on another runner now (a CancelledFailure would complete
+        // the step as cancelled; no answer at all would wait out the heartbeat timeout).
+        if (workerShuttingDown(ctx)) throw ApplicationFailure.retryable(`the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`, 'RunnerShutdown');
+        throw new CancelledFailure('step cancelled; container removed');
+      }
       if (result.timedOut) {
         throw ApplicationFailure.create({ type: 'StepTimedOut', message: `timed out after ${spec.timeoutSeconds}s; container killed`, nonRetryable: true, details: [failure(null, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
       }
@@ -150,6 +156,12 @@ export function createRunStep(deps: RunnerDeps) {
       await rm(dir, { recursive: true, force: true });
     }
   };
+}
+
+/** The SDK cancels running activities with reason WORKER_SHUTDOWN when a worker's shutdown grace time is up. */
+function workerShuttingDown(ctx: Context): boolean {
+  const reason: unknown = ctx.cancellationSignal.reason;
+  return ctx.cancellationDetails?.workerShutdown === true || (reason instanceof CancelledFailure && reason.message === 'WORKER_SHUTDOWN');
 }
 
 const readyImages = new Map<string, number>();

@@ -95,11 +95,11 @@ async function main(argv: string[]): Promise<number> {
       let running;
       if (cmd === 'agent') {
         if (!values.queue) throw new UsageError('usage: trainyard agent --queue QUEUE');
-        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: values.queue, store, workRoot: cfg.workRoot });
+        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: values.queue, store, workRoot: cfg.workRoot, shutdownGraceMs: cfg.shutdownGraceMs });
         log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
       } else {
         const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
-        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, shutdownGraceMs: cfg.shutdownGraceMs, ...extra });
         if (process.env.TRAINYARD_EC2_SUBNETS) {
           const { Client, Connection } = await import('@temporalio/client');
           const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
@@ -108,8 +108,16 @@ async function main(argv: string[]): Promise<number> {
         }
         log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
       }
-      await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      // SIGTERM (every Kubernetes rollout) or SIGINT: stop polling, let running steps finish
+      // within the grace time, then stop their containers and hand them back for a retry.
+      const signal = await new Promise<NodeJS.Signals>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      const again = (s: NodeJS.Signals) => log.warn({ signal: s, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'already stopping: running steps are handed back when the grace time is up');
+      process.on('SIGINT', again);
+      process.on('SIGTERM', again);
+      log.info({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: no new tasks; running steps may finish within the grace time');
       await running.shutdown();
+      await connection.close();
+      log.info('stopped');
       return 0;
     }
     case 'serve': {
@@ -126,6 +134,12 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
   }
 }
+
+// A closed stdout or stderr (`trainyard run | head -1`) must not crash a command midway:
+// Node reports EPIPE as an 'error' event on the stream, which unhandled kills the process
+// and orphans what it started. The output is lost; the run, its report file and the exit
+// code are not.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -25,7 +25,18 @@ export interface EngineConfig {
   reportsDir: string;
   parallelism: number;
   heartbeatTimeoutMs: number;
+  /** A stopping worker lets running steps finish this long, then stops them and hands them back (TRAINYARD_SHUTDOWN_GRACE_SECONDS). */
+  shutdownGraceMs: number;
+  /** How long `trainyard run` waits for an unreachable Temporal before it gives up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS). */
+  temporalUnreachableMs: number;
 }
+
+/**
+ * TRAINYARD_SHUTDOWN_GRACE_SECONDS, shared by every command that runs workers (run, worker,
+ * agent, serve): 0 to 3600, default 20 — under Kubernetes' default 30 s
+ * terminationGracePeriodSeconds, which leaves time to stop containers before SIGKILL.
+ */
+export const SHUTDOWN_GRACE = { variable: 'TRAINYARD_SHUTDOWN_GRACE_SECONDS', defaultSeconds: 20, min: 0, max: 3600 } as const;
 
 type Env = Record<string, string | undefined>;
 
@@ -75,5 +86,7 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
     reportsDir: join(home, 'reports'),
     parallelism: int(env, 'TRAINYARD_PARALLELISM', 4, 1, 1024),
     heartbeatTimeoutMs: int(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS', 30, 2, 3600) * 1000,
+    shutdownGraceMs: int(env, SHUTDOWN_GRACE.variable, SHUTDOWN_GRACE.defaultSeconds, SHUTDOWN_GRACE.min, SHUTDOWN_GRACE.max) * 1000,
+    temporalUnreachableMs: int(env, 'TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS', 600, 1, 7 * 24 * 3600) * 1000,
   };
 }

@@ -33,25 +33,58 @@ function temporalBinary(): string {
 
 export interface DevServer {
   address: string;
+  /** Resolves when the server has stopped, whether by stop() or on its own (then with its last stderr lines). */
+  exited: Promise<{ expected: boolean; detail: string }>;
+  /** Stops the server and waits until it is gone; safe to call more than once. */
   stop(): Promise<void>;
 }
 
-export async function startDevServer(opts: { dbFile?: string } = {}): Promise<DevServer> {
-  const port = await freePort();
+const GUARD = fileURLToPath(new URL('./devserver-guard.mjs', import.meta.url));
+
+/**
+ * Starts `temporal server start-dev` on loopback (free ports, or `port`) and waits until it
+ * answers. `dbFile` keeps its state in a SQLite file, so a server restarted on the same port
+ * with the same file carries on where the last one stopped.
+ *
+ * The server runs under a watchdog (devserver-guard.mjs) in a process group of its own: a
+ * terminal's Ctrl-C does not reach it, and it is stopped when this process exits in any way,
+ * SIGKILL included. Throws TEMPORAL_INSTALL_HINT when the binary is missing, or an error with
+ * the server's stderr when it exits or does not answer within 60 s.
+ */
+export async function startDevServer(opts: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
+  const port = opts.port ?? await freePort();
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
-  const child: ChildProcess = spawn(temporalBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, [GUARD, temporalBinary(), ...args], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+  // The pipe must not keep this process alive, nor an error on it (the guard gone) crash it.
+  child.stdin?.on('error', () => undefined);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'ENOENT' ? TEMPORAL_INSTALL_HINT : `could not start temporal: ${err.message}`)));
-    child.once('exit', (code) => reject(new Error(`temporal dev server exited (${code}): ${stderr.trim()}`)));
+  let stopping = false;
+  const exited = new Promise<{ expected: boolean; detail: string }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ expected: stopping, detail: `exit ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}` }));
+    child.once('error', (err) => resolve({ expected: false, detail: err.message }));
   });
+  const failed = exited.then(({ detail }) => {
+    throw new Error(/ENOENT/.test(detail) ? TEMPORAL_INSTALL_HINT : `temporal dev server exited (${detail})`);
+  });
+  failed.catch(() => undefined);
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    child.stdin?.end();
+    // The guard stops the server within 5 s; past 10 s, kill its whole process group.
+    const t = setTimeout(() => {
+      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+    }, 10_000);
+    await exited;
+    clearTimeout(t);
+  };
   const address = `127.0.0.1:${port}`;
   const ready = (async () => {
     const deadline = Date.now() + 60_000;
     for (;;) {
+      if (stopping || child.exitCode !== null) return;
       try {
         const c = await Connection.connect({ address, connectTimeout: 1000 });
         await c.workflowService.getSystemInfo({});
@@ -63,17 +96,11 @@ export async function startDevServer(opts: { dbFile?: string } = {}): Promise<De
       }
     }
   })();
-  await Promise.race([ready, failed]);
-  failed.catch(() => undefined);
-  return {
-    address,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  try {
+    await Promise.race([ready, failed]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { address, exited, stop };
 }

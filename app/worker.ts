@@ -1,7 +1,7 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
@@ -30,6 +30,28 @@ const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, e
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
+let runtimeInstalled = false;
+/**
+ * Installs the Temporal Runtime once per process: core logs at ERROR only, to stderr, and
+ * no signal handlers of its own (`shutdownSignals: []`). The SDK's default handler shuts
+ * every Worker down on SIGINT/SIGTERM behind the caller's back, so `trainyard run` could not
+ * cancel its run first and the caller's own `shutdown()` then threw "Not running. Current
+ * state: DRAINING". Each command handles its signals itself. Call before the first
+ * NativeConnection or Worker is made (both install the default Runtime otherwise).
+ */
+export function quietTemporalRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    shutdownSignals: [],
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) },
+  });
+}
+
+/** How long a stopping worker lets running steps finish before it stops them (TRAINYARD_SHUTDOWN_GRACE_SECONDS). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
+
 export interface WorkersConfig {
   connection: NativeConnection;
   /** host:port the connection goes to (the control activities need a client there too). */
@@ -45,10 +67,35 @@ export interface WorkersConfig {
   sourceProviders?: { remote?: SourceProvider };
   /** Run no runner on this process (a control-only worker). */
   noHost?: boolean;
+  /**
+   * On shutdown: how long running activities may go on before they are cancelled (a step's
+   * container is then stopped and the step retried on another runner at once). Default 20 s.
+   */
+  shutdownGraceMs?: number;
 }
 
 export interface RunningWorkers {
+  /**
+   * Stops polling, lets running activities finish for up to the grace time, then cancels
+   * them and waits until they have handed back (a step's container removed). Safe to call
+   * more than once; every call resolves when the workers have stopped.
+   */
   shutdown(): Promise<void>;
+}
+
+/** Runs a Worker until shutdown; a second shutdown() joins the first instead of throwing IllegalStateError. */
+function runUntilShutdown(worker: Worker): RunningWorkers {
+  const running = worker.run();
+  let stopping: Promise<void> | undefined;
+  return {
+    shutdown() {
+      stopping ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      })();
+      return stopping;
+    },
+  };
 }
 
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
@@ -66,20 +113,19 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
     workflowBundle: await workflowBundle(),
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
+    shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
-  const running = control.run();
+  const control$ = runUntilShutdown(control);
   return {
     async shutdown() {
-      control.shutdown();
-      await running;
-      await host?.shutdown();
+      await Promise.all([control$.shutdown(), host?.shutdown()]);
     },
   };
 }
 
 /** The runner agent: runs step containers for the workflows that route steps to `queue`. */
-export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string }): Promise<RunningWorkers> {
+export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string; shutdownGraceMs?: number }): Promise<RunningWorkers> {
   const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli();
   const worker = await Worker.create({
@@ -90,12 +136,9 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
     activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue }),
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.
     maxHeartbeatThrottleInterval: '2 seconds',
+    // A step still running when the grace time is up gets WORKER_SHUTDOWN cancellation: the
+    // runner removes its container and fails the attempt as retryable (activities/step.ts).
+    shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
-  const running = worker.run();
-  return {
-    async shutdown() {
-      worker.shutdown();
-      await running;
-    },
-  };
+  return runUntilShutdown(worker);
 }

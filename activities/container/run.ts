@@ -136,6 +136,9 @@ async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<voi
   await forceRemove(cli, name);
 }
 
+/** Containers runContainer started in this process and has not removed yet: name → CLI. */
+const liveContainers = new Map<string, ContainerCliConfig>();
+
 /**
  * Runs the container to completion, a timeout or an abort, streaming its output line by line.
  * The container is removed in every case. exitCode is null when it was timed out or cancelled.
@@ -150,6 +153,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
+  liveContainers.set(req.name, cli);
   try {
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
@@ -157,8 +161,20 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
     return await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
   } finally {
     await forceRemove(cli, req.name);
+    liveContainers.delete(req.name);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Kills and removes every container this process started and has not removed yet — for a
+ * process that must exit now (a second Ctrl-C) without waiting for its activities to hand
+ * back. Returns their names; never throws.
+ */
+export async function removeStartedContainers(): Promise<string[]> {
+  const names = [...liveContainers.keys()];
+  await Promise.all([...liveContainers].map(([name, cli]) => killAndRemove(cli, name).catch(() => undefined)));
+  return names;
 }
 
 function supervise(
@@ -186,7 +202,10 @@ function supervise(
     const out = new LineSplitter(deliver('stdout'));
     const errLines = new LineSplitter(deliver('stderr'));
 
-    const child = spawn(cli.command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: a terminal's Ctrl-C goes to trainyard, which cancels the
+    // step and stops the container itself; it must not reach the CLI, whose signal proxy
+    // would hand SIGINT to the step and turn a cancellation into a failure.
+    const child = spawn(cli.command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => errLines.push(b));
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { defaultStoreLocation } from '../../activities/store/factory.js';
+import { SHUTDOWN_GRACE } from '../config.js';
 import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
 import type { ServerPolicy, TrustedTeam } from './policy.js';
 
@@ -50,6 +51,8 @@ export interface ServeConfig {
   statusIntervalMs: number | null;
   /** Background intake jobs (API reads, workflow starts) at once. */
   jobConcurrency: number;
+  /** On SIGTERM: how long in-process runners let running steps finish before handing them back. */
+  shutdownGraceMs: number;
   logLevel: string;
   github: GithubConfig | null;
   gitlab: GitlabConfig | null;
@@ -189,6 +192,7 @@ export function loadServeConfig(env: Env = process.env): ServeConfig {
     hostQueue: queue(env, 'TRAINYARD_HOST_QUEUE'),
     statusIntervalMs: interval === undefined ? null : int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
     jobConcurrency: int(env, 'TRAINYARD_INTAKE_CONCURRENCY', 16, 1, 1000),
+    shutdownGraceMs: int(env, SHUTDOWN_GRACE.variable, SHUTDOWN_GRACE.defaultSeconds, SHUTDOWN_GRACE.min, SHUTDOWN_GRACE.max) * 1000,
     logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
     github: githubConfig(env),
     gitlab: gitlabConfig(env),
