@@ -2,13 +2,14 @@
 // /workspace, each input at /inputs/<name>, an empty /outputs, and the parameters as
 // environment variables and /trainyard/params.json; streams the log into the artifact
 // store; heartbeats; kills the container on cancellation; leaves nothing behind.
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../workflows/contracts.js';
 import type { ArtifactRef, MetricSample } from '../workflows/types.js';
 import { GpuSampler } from './container/gpu.js';
+import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
 import { parseMetricLine } from './container/metrics.js';
 import { ensureImage, removeContainers, runContainer } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
@@ -33,8 +34,9 @@ const MAX_METRIC_SAMPLES = 5000;
 export const paramEnvName = (name: string): string => `PARAM_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
 
 export function createRunStep(deps: RunnerDeps) {
-  return async function runStep(req: RunStepRequest): Promise<RunStepResult> {
-    const ctx = Context.current();
+  // A later Temporal attempt that finds this process still running the execution (Temporal
+  // was down longer than the heartbeat timeout) takes it over rather than running it twice.
+  return takeOverStaleAttempts((req: RunStepRequest) => `${req.execId}#${req.attempt}`, async function runStep(req: RunStepRequest, ctx: AttemptContext): Promise<RunStepResult> {
     const { spec } = req;
     const execTag = sha256Bytes(req.execId).slice(7, 31);
     const labels = { 'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline };
@@ -120,9 +122,8 @@ export function createRunStep(deps: RunnerDeps) {
       const finishedAt = new Date().toISOString();
       if (result.cancelled) {
         // A stopping worker's grace time is up: hand the attempt back as a retryable failure,
-        // so Temporal retries it on another runner now (a CancelledFailure would complete
-        // the step as cancelled; no answer at all would wait out the heartbeat timeout).
-        if (workerShuttingDown(ctx)) throw ApplicationFailure.retryable(`the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`, 'RunnerShutdown');
+        // so Temporal retries it on another runner now, not after the heartbeat timeout.
+        if (ctx.workerShutdown) throw ApplicationFailure.retryable(`the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`, 'RunnerShutdown');
         throw new CancelledFailure('step cancelled; container removed');
       }
       if (result.timedOut) {
@@ -155,13 +156,7 @@ export function createRunStep(deps: RunnerDeps) {
       await gpu?.stop().catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     }
-  };
-}
-
-/** The SDK cancels running activities with reason WORKER_SHUTDOWN when a worker's shutdown grace time is up. */
-function workerShuttingDown(ctx: Context): boolean {
-  const reason: unknown = ctx.cancellationSignal.reason;
-  return ctx.cancellationDetails?.workerShutdown === true || (reason instanceof CancelledFailure && reason.message === 'WORKER_SHUTDOWN');
+  });
 }
 
 const readyImages = new Map<string, number>();

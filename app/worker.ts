@@ -6,6 +6,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
 import { resolveContainerCli } from '../activities/container/cli.js';
+import { removeStartedContainers } from '../activities/container/run.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
@@ -140,5 +141,13 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
     // runner removes its container and fails the attempt as retryable (activities/step.ts).
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
-  return runUntilShutdown(worker);
+  const running = runUntilShutdown(worker);
+  return {
+    async shutdown() {
+      await running.shutdown();
+      // A step kept running for a later attempt to take over (activities/execution.ts) has
+      // no activity left to stop it: its container goes with the runner.
+      await removeStartedContainers({ 'trainyard.queue': cfg.queue });
+    },
+  };
 }

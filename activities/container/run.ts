@@ -136,8 +136,8 @@ async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<voi
   await forceRemove(cli, name);
 }
 
-/** Containers runContainer started in this process and has not removed yet: name → CLI. */
-const liveContainers = new Map<string, ContainerCliConfig>();
+/** Containers runContainer started in this process and has not removed yet, by name. */
+const liveContainers = new Map<string, { cli: ContainerCliConfig; labels: Record<string, string> }>();
 
 /**
  * Runs the container to completion, a timeout or an abort, streaming its output line by line.
@@ -153,7 +153,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
-  liveContainers.set(req.name, cli);
+  liveContainers.set(req.name, { cli, labels: req.labels });
   try {
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
@@ -167,14 +167,15 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
 }
 
 /**
- * Kills and removes every container this process started and has not removed yet — for a
- * process that must exit now (a second Ctrl-C) without waiting for its activities to hand
- * back. Returns their names; never throws.
+ * Kills and removes the containers this process started and has not removed yet — all, or
+ * those carrying every label in `match` — for a process that must not leave them behind: a
+ * second Ctrl-C, a runner stopping after its activities ended without their clean-up (a
+ * step kept for a later attempt, Temporal gone). Returns their names; never throws.
  */
-export async function removeStartedContainers(): Promise<string[]> {
-  const names = [...liveContainers.keys()];
-  await Promise.all([...liveContainers].map(([name, cli]) => killAndRemove(cli, name).catch(() => undefined)));
-  return names;
+export async function removeStartedContainers(match: Record<string, string> = {}): Promise<string[]> {
+  const chosen = [...liveContainers].filter(([, c]) => Object.entries(match).every(([k, v]) => c.labels[k] === v));
+  await Promise.all(chosen.map(([name, c]) => killAndRemove(c.cli, name).catch(() => undefined)));
+  return chosen.map(([name]) => name);
 }
 
 function supervise(

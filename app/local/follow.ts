@@ -99,8 +99,10 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
   }
 }
 
+/** A short reason for the "unreachable" line: gRPC's own words for UNAVAILABLE, else that no answer came in time. */
 function firstLine(err: unknown): string {
-  let e: unknown = err;
-  while (e && (e as { cause?: unknown }).cause && !isGrpcServiceError(e)) e = (e as { cause?: unknown }).cause;
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!.slice(0, 200);
+  for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (isGrpcServiceError(e)) return e.code === 14 ? `UNAVAILABLE: ${e.details.split('\n')[0]!.slice(0, 160)}` : `no answer within ${STATUS_DEADLINE_MS / 1000} s`;
+  }
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 160);
 }

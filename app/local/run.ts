@@ -155,20 +155,29 @@ class InterruptibleRun {
     process.on('SIGTERM', this.onSignal);
   }
 
-  /** Runs `body`, then stops what it started (workers, connections, the embedded server), in that order. */
+  /**
+   * Runs `body`, then stops what it started (workers, connections, containers left, the
+   * embedded server), in that order. When Temporal stayed unreachable too long, says what
+   * was left open and returns 2.
+   */
   async execute(body: () => Promise<number>): Promise<number> {
+    let code: number;
+    let gaveUp: TemporalUnreachableError | undefined;
     try {
-      return await body();
+      code = await body();
     } catch (err) {
-      if (err instanceof TemporalUnreachableError) {
-        process.stderr.write(this.gaveUpMessage(err));
-        return 2;
-      }
-      throw err;
+      if (!(err instanceof TemporalUnreachableError)) throw err;
+      gaveUp = err;
+      code = 2;
     } finally {
-      for (const close of this.closers.reverse()) await close().catch(() => undefined);
+      for (const close of this.closers.reverse()) await close().catch((e: unknown) => { if (process.env.TRAINYARD_DEBUG) console.error('close failed', e); });
+      // Workers that could not hand their steps back (Temporal gone) leave their containers: remove them.
+      const left = await removeStartedContainers();
+      if (left.length) process.stderr.write(`removed ${left.length} container(s) of this run: ${left.join(', ')}\n`);
       await this.dev?.stop();
     }
+    if (gaveUp) process.stderr.write(this.gaveUpMessage(gaveUp));
+    return code;
   }
 
   async startEmbeddedServer(): Promise<string> {
@@ -224,7 +233,7 @@ class InterruptibleRun {
     const r = this.run;
     const lines = [`trainyard: ${err.message}: giving up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS=${Math.round(this.cfg.temporalUnreachableMs / 1000)}).`];
     if (r) {
-      lines.push(`  Left running: run ${r.runId} (workflow ${r.workflowId}) is still open in Temporal; this command stops its own workers and the containers they ran.`);
+      lines.push(`  Left running: run ${r.runId} (workflow ${r.workflowId}) is still open in Temporal; this command stopped its own workers and removed the containers they ran.`);
       lines.push('  Another `trainyard run` or `trainyard worker` on this host may pick its steps up when Temporal is back.');
       lines.push(`  To cancel it when Temporal answers again: ${cancelCommand(this.cfg, r)}`);
     }
