@@ -75,7 +75,9 @@ export async function runCommand(args: RunArgs): Promise<number> {
       const connection = run.closeLater(await Connection.connect(connectOptions));
       const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
       const store = createStore(cfg.store);
-      run.stopLater(await startWorkers({ connection: native, address, connectOptions, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue(), shutdownGraceMs: cfg.shutdownGraceMs }));
+      // Workers stop only once the run is over or Temporal is gone: a step still running then
+      // has nobody to report to, so no grace time.
+      run.stopLater(await startWorkers({ connection: native, address, connectOptions, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue(), shutdownGraceMs: 0 }));
       const runId = newRunId();
       const input: RunInput = {
         runId,

@@ -101,7 +101,7 @@ describe('trainyard run when Temporal stops answering', () => {
     const db = join(root, 'give-up.db');
     const first = await temporal(db);
     const { repo, name } = gatedProject();
-    const p = run(repo, first.address, { TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: '3', TRAINYARD_SHUTDOWN_GRACE_SECONDS: '0' });
+    const p = run(repo, first.address, { TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: '3' });
     await stepRunning(name);
     await first.stop();
     const { code } = await p.exited;
