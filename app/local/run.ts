@@ -19,6 +19,7 @@ import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { dataConverter } from '../codec.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';
+import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
 import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { findProject, snapshot } from './project.js';
@@ -133,12 +134,15 @@ interface StartedRun {
  *   waits for the clean-up, prints the report and exits 130;
  * - a second signal leaves at once: it removes the containers this process started and stops
  *   the embedded server, then exits 130.
- * The embedded server dies with this process in any case (app/devserver.ts).
+ * A watchdog (app/guard.ts) stops the embedded server and removes the step containers should
+ * this process die without doing so, even by SIGKILL.
  */
 class InterruptibleRun {
   interrupted: NodeJS.Signals | undefined;
   serverLost: Promise<never> | undefined;
   private dev: DevServer | undefined;
+  /** The watchdog: the embedded server's, or one of its own with TEMPORAL_ADDRESS. */
+  private guard: Guard | undefined;
   private run: StartedRun | undefined;
   private cancelSent = false;
   private readonly closers: Array<() => Promise<void>> = [];
@@ -165,6 +169,10 @@ class InterruptibleRun {
   async execute(body: () => Promise<number>): Promise<number> {
     let code: number;
     let gaveUp: TemporalUnreachableError | undefined;
+    if (this.cfg.temporalAddress) {
+      this.guard = spawnGuard();
+      this.guard.followContainers();
+    }
     try {
       code = await body();
     } catch (err) {
@@ -176,7 +184,7 @@ class InterruptibleRun {
       // Workers that could not hand their steps back (Temporal gone) leave their containers: remove them.
       const left = await removeStartedContainers();
       if (left.length) process.stderr.write(`removed ${left.length} container(s) of this run: ${left.join(', ')}\n`);
-      await this.dev?.stop();
+      await this.guard?.close();
     }
     if (gaveUp) process.stderr.write(this.gaveUpMessage(gaveUp));
     return code;
@@ -184,6 +192,8 @@ class InterruptibleRun {
 
   async startEmbeddedServer(): Promise<string> {
     this.dev = await startDevServer();
+    this.guard = this.dev.guard;
+    this.guard.followContainers();
     this.serverLost = this.dev.exited.then(({ expected, detail }) => {
       if (expected) return new Promise<never>(() => undefined);
       throw new Error(`the embedded Temporal server stopped unexpectedly (${detail}); the run is lost with it`);
@@ -224,7 +234,7 @@ class InterruptibleRun {
   private async leaveNow(sig: NodeJS.Signals): Promise<void> {
     process.stderr.write(`\n${sig} again: leaving now — removing this run's containers${this.dev ? ' and stopping the embedded Temporal server' : ''}\n`);
     const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
-    await Promise.all([bounded(removeStartedContainers()), bounded(this.dev?.stop() ?? Promise.resolve())]);
+    await Promise.all([bounded(removeStartedContainers()), bounded(this.guard?.close() ?? Promise.resolve())]);
     if (this.run && !this.dev) {
       process.stderr.write(`run ${this.run.runId} may still be cancelling in Temporal at ${this.run.address}; to stop it: ${cancelCommand(this.cfg, this.run)}\n`);
     }

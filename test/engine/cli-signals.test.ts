@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeContainers } from '../../activities/container/run.js';
+import { startDevServer } from '../../app/devserver.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { BUSYBOX_IMAGE, GitRepo } from './harness.js';
 import { containersLabelled, processesWithEnv, startTrainyard, waitUntil, type TrainyardProcess } from './processes.js';
@@ -37,9 +38,9 @@ function project(run = 'echo started; sleep 600'): { repo: GitRepo; name: string
 }
 
 /** `trainyard run` on an embedded Temporal server, with a TRAINYARD_HOME of its own (the marker its processes carry). */
-function run(repo: GitRepo, opts: { pty?: boolean; stdout?: 'closed' } = {}): { p: TrainyardProcess; home: string } {
+function run(repo: GitRepo, opts: { pty?: boolean; stdout?: 'closed'; env?: Record<string, string> } = {}): { p: TrainyardProcess; home: string } {
   const home = mkdtempSync(join(root, 'home-'));
-  const p = startTrainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: '', TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') }, opts);
+  const p = startTrainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: '', TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store'), ...opts.env }, opts);
   commands.push(p);
   return { p, home };
 }
@@ -49,7 +50,7 @@ const stepRunning = (name: string) => waitUntil(`the container of ${name}`, asyn
 /** What a user checks after the command ended: no container of the run, no Temporal server, nothing else it started. */
 async function nothingLeft(name: string, home: string): Promise<void> {
   expect(await containersLabelled('trainyard.pipeline', name)).toEqual([]);
-  expect(processesWithEnv('TRAINYARD_HOME', home).filter((p) => /temporal|devserver-guard/.test(p.cmd))).toEqual([]);
+  expect(processesWithEnv('TRAINYARD_HOME', home).filter((p) => /temporal|guard\.mjs/.test(p.cmd))).toEqual([]);
   await waitUntil('every process of the command to be gone', () => processesWithEnv('TRAINYARD_HOME', home).length === 0, 15_000);
 }
 
@@ -100,14 +101,31 @@ describe('trainyard run told to stop', () => {
     await nothingLeft(name, home);
   }, 300_000);
 
-  it('SIGKILL, which cannot be handled, still leaves no Temporal server behind', async () => {
+  it('SIGKILL, which cannot be handled, still leaves no Temporal server and no container behind', async () => {
     const { repo, name } = project();
     const { p, home } = run(repo);
     await stepRunning(name);
     expect(processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal server start-dev/.test(x.cmd))).toBe(true);
     p.child.kill('SIGKILL');
     await p.exited;
-    await waitUntil('the embedded Temporal server to stop', () => !processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal|devserver-guard/.test(x.cmd)), 30_000);
+    await waitUntil('the embedded Temporal server to stop', () => !processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal|guard\.mjs/.test(x.cmd)), 30_000);
+    await waitUntil('the step container to be removed', async () => (await containersLabelled('trainyard.pipeline', name)).length === 0, 60_000);
+  }, 300_000);
+
+  it('with TEMPORAL_ADDRESS too, SIGKILL leaves no container behind', async () => {
+    // A server of the test's own: the run left open in it must not reach other tests' runners.
+    const server = await startDevServer();
+    try {
+      const { repo, name } = project();
+      const { p, home } = run(repo, { env: { TEMPORAL_ADDRESS: server.address } });
+      await stepRunning(name);
+      p.child.kill('SIGKILL');
+      await p.exited;
+      await waitUntil('the step container to be removed', async () => (await containersLabelled('trainyard.pipeline', name)).length === 0, 60_000);
+      await waitUntil('every process of the command to be gone', () => processesWithEnv('TRAINYARD_HOME', home).length === 0, 30_000);
+    } finally {
+      await server.stop();
+    }
   }, 300_000);
 
   it('a closed stdout (trainyard run | head -1) does not stop the run: it succeeds, writes its report, leaves nothing', async () => {
