@@ -14,6 +14,7 @@ import type { PublishRequest } from '../workflows/types.js';
 import { computeActivitiesFor } from './compute/activities.js';
 import { loadComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
+import { SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -51,7 +52,7 @@ export function quietTemporalRuntime(): void {
 }
 
 /** How long a stopping worker lets running steps finish before it stops them (TRAINYARD_SHUTDOWN_GRACE_SECONDS). */
-export const DEFAULT_SHUTDOWN_GRACE_MS = 20_000;
+export const DEFAULT_SHUTDOWN_GRACE_MS = SHUTDOWN_GRACE.defaultSeconds * 1000;
 
 export interface WorkersConfig {
   connection: NativeConnection;
@@ -117,10 +118,10 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
-  const control$ = runUntilShutdown(control);
+  const controlRun = runUntilShutdown(control);
   return {
     async shutdown() {
-      await Promise.all([control$.shutdown(), host?.shutdown()]);
+      await Promise.all([controlRun.shutdown(), host?.shutdown()]);
     },
   };
 }
