@@ -2,7 +2,7 @@
 // /workspace, each input at /inputs/<name>, an empty /outputs, and the parameters as
 // environment variables and /trainyard/params.json; streams the log into the artifact
 // store; heartbeats; kills the container on cancellation; leaves nothing behind.
-import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import type { ArtifactRef } from '../workflows/types.js';
 import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
 import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
+import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
 import { StepOutput } from './runner/output.js';
 import { terminalText } from './usertext.js';
 import { stepFailure, stepResult } from './runner/result.js';
@@ -67,8 +68,9 @@ export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise
 
 
 export function createRunStep(deps: RunnerDeps) {
-  return async function runStep(req: RunStepRequest): Promise<RunStepResult> {
-    const ctx = Context.current();
+  // A later Temporal attempt that finds this process still running the execution (Temporal
+  // was down longer than the heartbeat timeout) takes it over rather than running it twice.
+  return takeOverStaleAttempts((req: RunStepRequest) => `${req.execId}#${req.attempt}`, async function runStep(req: RunStepRequest, ctx: AttemptContext): Promise<RunStepResult> {
     const { spec } = req;
     const execTag = sha256Bytes(req.execId).slice(7, 31);
     const labels = {
@@ -142,7 +144,12 @@ export function createRunStep(deps: RunnerDeps) {
       const gpuSummary = await gpu?.stop();
       const stored = await out.finish(deps.store);
       const facts = { startedAt, finishedAt: new Date().toISOString(), host: deps.hostName, stored };
-      if (result.cancelled) throw new CancelledFailure('step cancelled; container removed');
+      if (result.cancelled) {
+        // A stopping worker's grace time is up: hand the attempt back as a retryable failure,
+        // so Temporal retries it on another runner now, not after the heartbeat timeout.
+        if (ctx.workerShutdown) throw ApplicationFailure.retryable(`the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`, 'RunnerShutdown');
+        throw new CancelledFailure('step cancelled; container removed');
+      }
       if (result.timedOut) throw stepFailure('StepTimedOut', `timed out after ${spec.timeoutSeconds}s; container killed`, null, facts);
       if (result.exitCode !== 0) {
         const lastLine = out.lastLine;
@@ -175,7 +182,7 @@ export function createRunStep(deps: RunnerDeps) {
       await output?.close();
       await rm(dir, { recursive: true, force: true });
     }
-  };
+  });
 }
 
 /** Why an output could not be stored, naming the entry by its path under /outputs rather than a scratch path. */

@@ -107,11 +107,11 @@ async function main(argv: string[]): Promise<number> {
       let running;
       if (cmd === 'agent') {
         const sources = gitHostSources(process.env, cfg.workRoot, log);
-        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: cfg.localQueue, store, workRoot: cfg.workRoot, ...(sources ? { sourceProviders: sources } : {}) });
+        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: cfg.localQueue, store, workRoot: cfg.workRoot, shutdownGraceMs: cfg.shutdownGraceMs, ...(sources ? { sourceProviders: sources } : {}) });
         log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
       } else {
         const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
-        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: cfg.localQueue, controlQueue: cfg.controlQueue, noHost: values['no-host']!, ...extra });
+        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: cfg.localQueue, controlQueue: cfg.controlQueue, noHost: values['no-host']!, shutdownGraceMs: cfg.shutdownGraceMs, ...extra });
         if (process.env.TRAINYARD_EC2_SUBNETS || process.env.TRAINYARD_K8S_CONFIG) {
           const { Client, Connection } = await import('@temporalio/client');
           const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
@@ -120,8 +120,16 @@ async function main(argv: string[]): Promise<number> {
         }
         log.info({ controlQueue: cfg.controlQueue, localQueue: values['no-host'] ? undefined : cfg.localQueue, store: store.location }, 'worker ready');
       }
-      await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      // SIGTERM (every Kubernetes rollout) or SIGINT: stop polling, let running steps finish
+      // within the grace time, then stop their containers and hand them back for a retry.
+      const signal = await new Promise<NodeJS.Signals>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      const again = (s: NodeJS.Signals) => log.warn({ signal: s, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'already stopping: running steps are handed back when the grace time is up');
+      process.on('SIGINT', again);
+      process.on('SIGTERM', again);
+      log.info({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: no new tasks; running steps may finish within the grace time');
       await running.shutdown();
+      await connection.close();
+      log.info('stopped');
       return 0;
     }
     case 'serve': {
@@ -138,6 +146,12 @@ async function main(argv: string[]): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
   }
 }
+
+// A closed stdout or stderr (`trainyard run | head -1`) must not crash a command midway:
+// Node reports EPIPE as an 'error' event on the stream, which unhandled kills the process
+// and orphans what it started. The output is lost; the run, its report file and the exit
+// code are not.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

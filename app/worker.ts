@@ -1,13 +1,14 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
 import { heartbeatWhileRunning } from '../activities/liveness.js';
 import { removeOrphanedContainers } from '../activities/step.js';
 import { resolveContainerCli } from '../activities/container/cli.js';
+import { removeStartedContainers } from '../activities/container/run.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
@@ -18,6 +19,7 @@ import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/ty
 import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
+import { SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,6 +36,28 @@ const noop = (): void => undefined;
 const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => console.error(m), log: noop };
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
+
+let runtimeInstalled = false;
+/**
+ * Installs the Temporal Runtime once per process: core logs at ERROR only, to stderr, and
+ * no signal handlers of its own (`shutdownSignals: []`). The SDK's default handler shuts
+ * every Worker down on SIGINT/SIGTERM behind the caller's back, so `trainyard run` could not
+ * cancel its run first and the caller's own `shutdown()` then threw "Not running. Current
+ * state: DRAINING". Each command handles its signals itself. Call before the first
+ * NativeConnection or Worker is made (both install the default Runtime otherwise).
+ */
+export function quietTemporalRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    shutdownSignals: [],
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) },
+  });
+}
+
+/** How long a stopping worker lets running steps finish before it stops them (TRAINYARD_SHUTDOWN_GRACE_SECONDS). */
+export const DEFAULT_SHUTDOWN_GRACE_MS = SHUTDOWN_GRACE.defaultSeconds * 1000;
 
 export interface WorkersConfig {
   connection: NativeConnection;
@@ -57,10 +81,35 @@ export interface WorkersConfig {
   kubernetesQueue?: string;
   /** Kubernetes API clients (default: from the kubeconfig or the in-cluster service account). */
   kube?: KubeClients;
+  /**
+   * On shutdown: how long running activities may go on before they are cancelled (a step's
+   * container is then stopped and the step retried on another runner at once). Default 20 s.
+   */
+  shutdownGraceMs?: number;
 }
 
 export interface RunningWorkers {
+  /**
+   * Stops polling, lets running activities finish for up to the grace time, then cancels
+   * them and waits until they have handed back (a step's container removed). Safe to call
+   * more than once; every call resolves when the workers have stopped.
+   */
   shutdown(): Promise<void>;
+}
+
+/** Runs a Worker until shutdown; a second shutdown() joins the first instead of throwing IllegalStateError. */
+function runUntilShutdown(worker: Worker): RunningWorkers {
+  const running = worker.run();
+  let stopping: Promise<void> | undefined;
+  return {
+    shutdown() {
+      stopping ??= (async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      })();
+      return stopping;
+    },
+  };
 }
 
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
@@ -86,16 +135,14 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     // which leaves a busy host 4 s of slack before a live activity counts as lost).
     maxHeartbeatThrottleInterval: '3 seconds',
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
+    shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
   const kubeRunner = compute.kubernetes && kube ? await startKubernetesWorker({ ...cfg, settings: compute.kubernetes, kube, sources, queue: cfg.kubernetesQueue ?? DEFAULT_K8S_QUEUE }) : undefined;
-  const running = control.run();
+  const controlRun = runUntilShutdown(control);
   return {
     async shutdown() {
-      control.shutdown();
-      await running;
-      await host?.shutdown();
-      await kubeRunner?.shutdown();
+      await Promise.all([controlRun.shutdown(), host?.shutdown(), kubeRunner?.shutdown()]);
     },
   };
 }
@@ -104,7 +151,7 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
  * The Kubernetes runner: creates and follows the Jobs of `kubernetes:` steps routed to `queue`.
  * Throws when the worker's store is not the s3:// store the pods are configured to use.
  */
-export async function startKubernetesWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sources: SourceProvider; settings: KubernetesSettings; kube: KubeClients }): Promise<RunningWorkers> {
+export async function startKubernetesWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sources: SourceProvider; settings: KubernetesSettings; kube: KubeClients; shutdownGraceMs?: number }): Promise<RunningWorkers> {
   if (cfg.store.location !== cfg.settings.store.replace(/\/+$/, '')) {
     throw new Error(`${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`);
   }
@@ -115,18 +162,18 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
     taskQueue: cfg.queue,
     activities: { runStep: createKubernetesRunStep({ store: cfg.store, sources: cfg.sources, settings: cfg.settings, kube: cfg.kube, workRoot: cfg.workRoot }) },
     maxHeartbeatThrottleInterval: '2 seconds',
+    shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
-  const running = worker.run();
+  const running = runUntilShutdown(worker);
   return {
     async shutdown() {
-      worker.shutdown();
-      await running;
+      await running.shutdown();
     },
   };
 }
 
 /** The runner agent: runs step containers for the workflows that route steps to `queue`. */
-export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string }): Promise<RunningWorkers> {
+export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string; shutdownGraceMs?: number }): Promise<RunningWorkers> {
   const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli();
   // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
@@ -139,12 +186,17 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
     activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue }),
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.
     maxHeartbeatThrottleInterval: '2 seconds',
+    // A step still running when the grace time is up gets WORKER_SHUTDOWN cancellation: the
+    // runner removes its container and fails the attempt as retryable (activities/step.ts).
+    shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
-  const running = worker.run();
+  const running = runUntilShutdown(worker);
   return {
     async shutdown() {
-      worker.shutdown();
-      await running;
+      await running.shutdown();
+      // A step kept running for a later attempt to take over (activities/execution.ts) has
+      // no activity left to stop it: its container goes with the runner.
+      await removeStartedContainers({ 'trainyard.queue': cfg.queue });
     },
   };
 }

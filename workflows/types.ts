@@ -13,7 +13,7 @@ export type SourceRef =
       commit: string;
       /** Project root inside the repository ('' = repository root). */
       subdir: string;
-      /** Set when `commit` is a snapshot of a dirty working tree (git stash create). */
+      /** Set when `commit` is a snapshot of a dirty working tree: the HEAD it was made on (app/local/project.ts). */
       dirtyBase?: string;
     }
   | {

@@ -137,6 +137,25 @@ async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<voi
   await forceRemove(cli, name);
 }
 
+/** Containers runContainer started in this process and has not removed yet, by name. */
+const liveContainers = new Map<string, { cli: ContainerCliConfig; labels: Record<string, string> }>();
+
+/** Told of every container runContainer starts and removes in this process. */
+export interface ContainerListener {
+  started(name: string, cli: ContainerCliConfig): void;
+  removed(name: string): void;
+}
+const listeners = new Set<ContainerListener>();
+
+/**
+ * Subscribes to this process's container starts and removals (e.g. a watchdog that must
+ * remove them should the process be killed); returns the unsubscribe function.
+ */
+export function watchContainers(listener: ContainerListener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
 /**
  * Runs the container to completion, a timeout or an abort, streaming its output line by line.
  * The container is removed in every case. exitCode is null when it was timed out or cancelled.
@@ -151,6 +170,8 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
+  liveContainers.set(req.name, { cli, labels: req.labels });
+  for (const l of listeners) l.started(req.name, cli);
   try {
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
@@ -158,8 +179,22 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
     return await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
   } finally {
     await forceRemove(cli, req.name);
+    liveContainers.delete(req.name);
+    for (const l of listeners) l.removed(req.name);
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Kills and removes the containers this process started and has not removed yet — all, or
+ * those carrying every label in `match` — for a process that must not leave them behind: a
+ * second Ctrl-C, a runner stopping after its activities ended without their clean-up (a
+ * step kept for a later attempt, Temporal gone). Returns their names; never throws.
+ */
+export async function removeStartedContainers(match: Record<string, string> = {}): Promise<string[]> {
+  const chosen = [...liveContainers].filter(([, c]) => Object.entries(match).every(([k, v]) => c.labels[k] === v));
+  await Promise.all(chosen.map(([name, c]) => killAndRemove(c.cli, name).catch(() => undefined)));
+  return chosen.map(([name]) => name);
 }
 
 function supervise(
@@ -187,7 +222,10 @@ function supervise(
     const out = new LineSplitter(deliver('stdout'));
     const errLines = new LineSplitter(deliver('stderr'));
 
-    const child = spawn(cli.command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: a terminal's Ctrl-C goes to trainyard, which cancels the
+    // step and stops the container itself; it must not reach the CLI, whose signal proxy
+    // would hand SIGINT to the step and turn a cancellation into a failure.
+    const child = spawn(cli.command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => errLines.push(b));
 

@@ -2,12 +2,13 @@
 // machine: Temporal (TEMPORAL_ADDRESS, or a dev server started for the command), the
 // control worker and this host's runner in-process, containers through docker/podman.
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
+import { removeStartedContainers } from '../../activities/container/run.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { createStore } from '../../activities/store/factory.js';
 import { terminalText } from '../../activities/usertext.js';
@@ -17,11 +18,13 @@ import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { dataConverter } from '../codec.js';
-import { loadEngineConfig, temporalConnectOptions } from '../config.js';
+import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';
-import { cancelPipelineRun, defaultRunOptions, getRunStatus, localHostQueue, startPipelineRun } from '../engine.js';
-import { startWorkers } from '../worker.js';
+import { spawnGuard, type Guard } from '../guard.js';
+import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
+import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { findProject, snapshot } from './project.js';
+import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
 
 export interface RunArgs {
@@ -38,12 +41,8 @@ export class UsageError extends Error {}
 
 export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 
-let runtimeInstalled = false;
-export function quietTemporalRuntime(): void {
-  if (runtimeInstalled) return;
-  runtimeInstalled = true;
-  Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } }, logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) } });
-}
+/** Re-exported for the tests and benchmarks that import it from here. */
+export { quietTemporalRuntime };
 
 /** Returns the process exit code. */
 export async function runCommand(args: RunArgs): Promise<number> {
@@ -52,6 +51,8 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const snap = await snapshot(project);
   if (snap.dirtyBase) process.stderr.write(`note: uncommitted changes to tracked files are included (snapshot ${snap.commit.slice(0, 12)} of HEAD ${snap.dirtyBase.slice(0, 12)})\n`);
   if (snap.untracked.length) process.stderr.write(`note: ${snap.untracked.length} untracked file(s) are not part of the run (e.g. ${snap.untracked.slice(0, 3).join(', ')}); git add them to include them\n`);
+  if (snap.conflicted.length) process.stderr.write(`note: ${snap.conflicted.length} file(s) with unresolved merge conflicts are included as they are in the working tree (${snap.conflicted.slice(0, 3).join(', ')})\n`);
+  if (snap.submodules.length) process.stderr.write(`note: submodule(s) ${snap.submodules.slice(0, 3).join(', ')} are not part of the run: steps see an empty folder there\n`);
 
   const checkout = await new LocalGitSource(join(cfg.workRoot, 'sources')).checkout({ kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir });
   const loaded = await loadPipelines(checkout);
@@ -67,16 +68,18 @@ export async function runCommand(args: RunArgs): Promise<number> {
   await resolveContainerCli(); // fails early with how to install docker/podman
 
   quietTemporalRuntime();
-  let dev: DevServer | undefined;
-  const address = cfg.temporalAddress ?? (dev = await startDevServer()).address;
-  const stopDev = async () => dev?.stop();
+  const run = new InterruptibleRun(cfg);
   try {
-    const native = await NativeConnection.connect(temporalConnectOptions(cfg, address));
-    const connection = await Connection.connect(temporalConnectOptions(cfg, address));
-    const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
-    const store = createStore(cfg.store);
-    const workers = await startWorkers({ connection: native, address, connectOptions: temporalConnectOptions(cfg, address), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue() });
-    try {
+    return await run.execute(async () => {
+      const address = cfg.temporalAddress ?? (await run.startEmbeddedServer());
+      const connectOptions = temporalConnectOptions(cfg, address);
+      const native = run.closeLater(await NativeConnection.connect(connectOptions));
+      const connection = run.closeLater(await Connection.connect(connectOptions));
+      const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
+      const store = createStore(cfg.store);
+      // Workers stop only once the run is over or Temporal is gone: a step still running then
+      // has nobody to report to, so no grace time.
+      run.stopLater(await startWorkers({ connection: native, address, connectOptions, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue(), shutdownGraceMs: 0 }));
       const runId = newRunId();
       const input: RunInput = {
         runId,
@@ -88,9 +91,20 @@ export async function runCommand(args: RunArgs): Promise<number> {
         options: defaultRunOptions({ noCache: args.noCache, parallelism: args.parallelism ?? cfg.parallelism, heartbeatTimeoutMs: cfg.heartbeatTimeoutMs }),
       };
       const workflowId = `cli:${pipeline.name}:${runId}`;
+      if (run.interrupted) return run.interruptedBeforeStart();
       await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
+      run.started({ client, workflowId, runId, address });
       if (!args.quiet) process.stderr.write(`run ${runId}: pipeline ${pipeline.name} at ${snap.commit.slice(0, 12)} (store ${store.location})\n`);
-      const final = await watch(client, workflowId, args.quiet);
+      const table = args.quiet ? undefined : new LiveTable(process.stderr);
+      const final = await followRun(client, workflowId, {
+        address,
+        unreachableMs: cfg.temporalUnreachableMs,
+        say: (line) => process.stderr.write(`${line}\n`),
+        onStatus: (st) => table?.update(st),
+        onTick: () => run.retryCancel(),
+        ...(run.serverLost ? { abort: run.serverLost } : {}),
+      });
+      table?.update(final);
       const report = await store.getRecord<{ markdown: string }>(`runs/${runId}/report`);
       const reportFile = args.reportFile ?? join(cfg.reportsDir, `${runId}.md`);
       if (report) {
@@ -99,15 +113,154 @@ export async function runCommand(args: RunArgs): Promise<number> {
         if (!args.quiet) process.stdout.write(`\n${report.markdown}\n`);
       }
       process.stderr.write(`${final.state}: report ${report ? reportFile : '(not written)'}; lineage: trainyard lineage ${runId}\n`);
+      if (run.interrupted) return 130;
       return final.state === 'succeeded' ? 0 : final.state === 'cancelled' ? 130 : 1;
-    } finally {
-      await workers.shutdown();
-      await native.close();
-      await connection.close();
-    }
+    });
   } finally {
-    await stopDev();
+    run.dispose();
   }
+}
+
+interface StartedRun {
+  client: Client;
+  workflowId: string;
+  runId: string;
+  address: string;
+}
+
+/**
+ * What `trainyard run` holds while it talks to Temporal — the embedded server, connections,
+ * workers, the started run — and what SIGINT/SIGTERM do to it:
+ * - the first signal cancels the run (or, before it started, starts nothing); the command
+ *   waits for the clean-up, prints the report and exits 130;
+ * - a second signal leaves at once: it removes the containers this process started and stops
+ *   the embedded server, then exits 130.
+ * A watchdog (app/guard.ts) stops the embedded server and removes the step containers should
+ * this process die without doing so, even by SIGKILL.
+ */
+class InterruptibleRun {
+  interrupted: NodeJS.Signals | undefined;
+  serverLost: Promise<never> | undefined;
+  private dev: DevServer | undefined;
+  /** The watchdog: the embedded server's, or one of its own with TEMPORAL_ADDRESS. */
+  private guard: Guard | undefined;
+  private run: StartedRun | undefined;
+  private cancelSent = false;
+  private readonly closers: Array<() => Promise<void>> = [];
+  private readonly onSignal = (sig: NodeJS.Signals): void => {
+    if (this.interrupted) {
+      void this.leaveNow(sig);
+      return;
+    }
+    this.interrupted = sig;
+    process.stderr.write(`\n${sig}: cancelling — stopping containers and cleaning up (Ctrl-C again to leave without waiting)\n`);
+    void this.retryCancel();
+  };
+
+  constructor(private readonly cfg: EngineConfig) {
+    process.on('SIGINT', this.onSignal);
+    process.on('SIGTERM', this.onSignal);
+  }
+
+  /**
+   * Runs `body`, then stops what it started (workers, connections, containers left, the
+   * embedded server), in that order. When Temporal stayed unreachable too long, says what
+   * was left open and returns 2.
+   */
+  async execute(body: () => Promise<number>): Promise<number> {
+    let code: number;
+    let gaveUp: TemporalUnreachableError | undefined;
+    if (this.cfg.temporalAddress) {
+      this.guard = spawnGuard();
+      this.guard.followContainers();
+    }
+    try {
+      code = await body();
+    } catch (err) {
+      if (!(err instanceof TemporalUnreachableError)) throw err;
+      gaveUp = err;
+      code = 2;
+    } finally {
+      for (const close of this.closers.reverse()) await close().catch((e: unknown) => { if (process.env.TRAINYARD_DEBUG) console.error('close failed', e); });
+      // Workers that could not hand their steps back (Temporal gone) leave their containers: remove them.
+      const left = await removeStartedContainers();
+      if (left.length) process.stderr.write(`removed ${left.length} container(s) of this run: ${left.join(', ')}\n`);
+      await this.guard?.close();
+    }
+    if (gaveUp) process.stderr.write(this.gaveUpMessage(gaveUp));
+    return code;
+  }
+
+  async startEmbeddedServer(): Promise<string> {
+    this.dev = await startDevServer();
+    this.guard = this.dev.guard;
+    this.guard.followContainers();
+    this.serverLost = this.dev.exited.then(({ expected, detail }) => {
+      if (expected) return new Promise<never>(() => undefined);
+      throw new Error(`the embedded Temporal server stopped unexpectedly (${detail}); the run is lost with it`);
+    });
+    this.serverLost.catch(() => undefined);
+    return this.dev.address;
+  }
+
+  closeLater<T extends { close(): Promise<void> }>(c: T): T {
+    this.closers.push(() => c.close());
+    return c;
+  }
+
+  stopLater(w: RunningWorkers): void {
+    this.closers.push(() => w.shutdown());
+  }
+
+  started(run: StartedRun): void {
+    this.run = run;
+  }
+
+  interruptedBeforeStart(): number {
+    process.stderr.write('cancelled before the run started: nothing ran\n');
+    return 130;
+  }
+
+  /** Sends the cancel request once a signal came; an outage may swallow it, so each tick retries until one is accepted. */
+  async retryCancel(): Promise<void> {
+    if (!this.interrupted || this.cancelSent || !this.run) return;
+    try {
+      await this.run.client.withDeadline(Date.now() + 10_000, () => cancelPipelineRun(this.run!.client, this.run!.workflowId));
+      this.cancelSent = true;
+    } catch {
+      // The next tick tries again.
+    }
+  }
+
+  private async leaveNow(sig: NodeJS.Signals): Promise<void> {
+    process.stderr.write(`\n${sig} again: leaving now — removing this run's containers${this.dev ? ' and stopping the embedded Temporal server' : ''}\n`);
+    const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+    await Promise.all([bounded(removeStartedContainers()), bounded(this.guard?.close() ?? Promise.resolve())]);
+    if (this.run && !this.dev) {
+      process.stderr.write(`run ${this.run.runId} may still be cancelling in Temporal at ${this.run.address}; to stop it: ${cancelCommand(this.cfg, this.run)}\n`);
+    }
+    process.exit(130);
+  }
+
+  private gaveUpMessage(err: TemporalUnreachableError): string {
+    const r = this.run;
+    const lines = [`trainyard: ${err.message}: giving up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS=${Math.round(this.cfg.temporalUnreachableMs / 1000)}).`];
+    if (r) {
+      lines.push(`  Left running: run ${r.runId} (workflow ${r.workflowId}) is still open in Temporal; this command stopped its own workers and removed the containers they ran.`);
+      lines.push('  Another `trainyard run` or `trainyard worker` on this host may pick its steps up when Temporal is back.');
+      lines.push(`  To cancel it when Temporal answers again: ${cancelCommand(this.cfg, r)}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+    process.off('SIGTERM', this.onSignal);
+  }
+}
+
+function cancelCommand(cfg: EngineConfig, r: StartedRun): string {
+  return `temporal workflow cancel --address ${r.address} --namespace ${cfg.temporalNamespace}${cfg.temporalTls ? ' --tls' : ''} --workflow-id '${r.workflowId}'`;
 }
 
 export function choosePipeline(pipelines: Pipeline[], name: string | undefined): Pipeline {
@@ -126,38 +279,5 @@ function safeUser(): string {
     return userInfo().username;
   } catch {
     return 'unknown';
-  }
-}
-
-async function watch(client: Client, workflowId: string, quiet: boolean): Promise<RunStatus> {
-  const table = quiet ? undefined : new LiveTable(process.stderr);
-  const handle = client.workflow.getHandle(workflowId);
-  let cancelling = false;
-  const onSigint = () => {
-    if (cancelling) process.exit(130);
-    cancelling = true;
-    process.stderr.write('\ncancelling: stopping containers and cleaning up (Ctrl-C again to leave without waiting)\n');
-    void cancelPipelineRun(client, workflowId).catch(() => undefined);
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-  try {
-    const result = handle.result() as Promise<RunStatus>;
-    let done = false;
-    void result.finally(() => (done = true)).catch(() => undefined);
-    while (!done) {
-      try {
-        table?.update(await getRunStatus(client, workflowId));
-      } catch {
-        // The query can miss while the workflow continues as new; the next tick answers.
-      }
-      await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
-    }
-    const final = await result;
-    table?.update(final);
-    return final;
-  } finally {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
   }
 }

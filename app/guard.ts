@@ -1,0 +1,56 @@
+// Starting the watchdog of a `trainyard run` (app/guard.mjs): the embedded Temporal server
+// runs under it, and it removes the step containers this process started should the process
+// die without doing so itself (SIGKILL, the OOM killer).
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { watchContainers } from '../activities/container/run.js';
+
+const SCRIPT = fileURLToPath(new URL('./guard.mjs', import.meta.url));
+
+export interface Guard {
+  /** Resolves when the watchdog has exited: `expected` after close(), else with its exit status and last stderr. */
+  exited: Promise<{ expected: boolean; detail: string }>;
+  /** From now on, tells the watchdog about every container this process starts and removes. */
+  followContainers(): void;
+  /** Stops what it guards and waits until the watchdog is gone (10 s, then SIGKILL of its process group). */
+  close(): Promise<void>;
+}
+
+/**
+ * Spawns the watchdog in a process group of its own, connected by a pipe whose end-of-file
+ * (close(), or this process dying in any way) makes it remove the containers it was told
+ * of and stop `server` — a command it starts, with its stderr passed on to exited's detail.
+ */
+export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
+  const child = spawn(process.execPath, [SCRIPT, ...(server ? [server.binary, ...server.args] : [])], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+  // The pipe must not crash this process when the watchdog is gone.
+  child.stdin?.on('error', () => undefined);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  let closing = false;
+  const exited = new Promise<{ expected: boolean; detail: string }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ expected: closing, detail: `exit ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}` }));
+    child.once('error', (err) => resolve({ expected: false, detail: err.message }));
+  });
+  let unwatch: (() => void) | undefined;
+  const send = (line: string[]): void => {
+    if (line.some((f) => /[\t\n\r]/.test(f)) || !child.stdin?.writable) return;
+    child.stdin.write(`${line.join('\t')}\n`);
+  };
+  return {
+    exited,
+    followContainers() {
+      unwatch ??= watchContainers({ started: (name, cli) => send(['started', cli.command, name]), removed: (name) => send(['removed', name]) });
+    },
+    async close() {
+      closing = true;
+      unwatch?.();
+      child.stdin?.end();
+      const t = setTimeout(() => {
+        try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      }, 10_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
