@@ -307,9 +307,9 @@ describe('GitHub App end to end', () => {
     const unknown = await waitFor('unknown pipeline', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('no pipeline `nosuch`')));
     expect(unknown.body).toContain('`tiny`');
     await serve.idle();
-    expect(gh.checkRunsFor(head)).toEqual([]);
     // A comment's run would have the workflow id comment:github:<repo>:<comment id>:<pipeline>.
     for (const { commentId: id } of refused) expect(await workflowsFor(`comment:github:${repo.owner}/${repo.name}:${id}:`), `comment ${id}`).toEqual([]);
+    expect(gh.checkRunsFor(head)).toEqual([]);
   });
 
   it('refuses a fork until a maintainer approves the exact head commit, and again after a new push', async () => {
