@@ -1,8 +1,10 @@
-// A pipeline of 2,000 distinct steps stays inside Temporal's limits: every step executes once
-// (a container of its own), the run continues as new at the documented threshold (README,
-// "Large runs": when Temporal suggests it, by default after 4,096 events or 4 MiB of history,
-// and at 10,000 events at the latest), and the state it carries across is gzipped by
-// app/codec.ts while small payloads stay plain JSON.
+// A large pipeline stays inside Temporal's limits: 600 distinct steps, every one executed (a
+// container of its own: ~5,700 history events, past Temporal's default suggestion), the run
+// continuing as new at the documented threshold (README, "Large runs": when Temporal suggests
+// it, by default after 4,096 events or 4 MiB of history, and at 10,000 events at the latest),
+// and the state it carries across gzipped by app/codec.ts while small payloads stay plain
+// JSON. 2,000 executions cost ~20 CPU-minutes of podman, Temporal and worker time, too much for
+// CI on 2 cores: `node --import tsx bench/engine.ts --big 2000` runs that scale.
 import type { Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -13,7 +15,7 @@ import { BUSYBOX_IMAGE, startEngine, type Engine } from './harness.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-const LAYERS = 20;
+const LAYERS = 6;
 const WIDTH = 100;
 /** The run's own limit, as documented (not lowered for the test). */
 const HISTORY_EVENT_LIMIT = defaultRunOptions().historyEventLimit;
@@ -29,18 +31,18 @@ const encodingOf = (p: Payload): string => text(p.metadata?.encoding);
 
 let engine: Engine;
 beforeAll(async () => {
-  // No step here needs a network; without one, podman skips setting one up for each of 2,000 containers.
+  // No step here needs a network; without one, podman skips setting one up for each container.
   process.env.TRAINYARD_CONTAINER_RUN_FLAGS = '--network none';
   engine = await startEngine();
 });
 afterAll(async () => { await engine?.stop(); });
 
-it('2,000 distinct steps each execute once; the run continues as new at the documented threshold, carrying gzipped state', async () => {
+it('600 distinct steps each execute once; the run continues as new at the documented threshold, carrying gzipped state', async () => {
   const lines = ['name: large', 'steps:'];
   for (let l = 0; l < LAYERS; l++) {
     for (let i = 0; i < WIDTH; i++) {
-      // Each step writes its own name (and this file's salt): 2,000 cache keys, 2,000
-      // containers, 2,000 outputs. One line each keeps the file under the 256 KiB limit.
+      // Each step writes its own name (and this file's salt): a cache key, a container and an
+      // output of its own. One line each keeps the file small.
       const needs = l > 0 ? `, needs: [s${l - 1}_${i}]` : '';
       lines.push(`  s${l}_${i}: { image: ${BUSYBOX_IMAGE}, run: echo s${l}_${i} ${engine.salt} >/outputs/o, outputs: [o]${needs} }`);
     }
@@ -48,9 +50,7 @@ it('2,000 distinct steps each execute once; the run continues as new at the docu
   const repo = engine.repo().write({ '.trainyard/large.yaml': `${lines.join('\n')}\n` });
   repo.commit();
   const { workflowId, firstExecutionRunId } = await engine.start(repo, '.trainyard/large.yaml', { options: { parallelism: 8 } });
-  const t0 = process.hrtime.bigint();
   const s = await engine.result(workflowId);
-  console.log(`large run: ${Number(process.hrtime.bigint() - t0) / 1e9}s, worker cpu ${JSON.stringify(process.cpuUsage())}`);
 
   expect(s.state).toBe('succeeded');
   expect(s.steps).toHaveLength(LAYERS * WIDTH);
@@ -81,7 +81,7 @@ it('2,000 distinct steps each execute once; the run continues as new at the docu
     }
     expect(events.length, `execution ${n + 1} continued before its threshold (${threshold})`).toBeGreaterThanOrEqual(threshold);
     expect(events.length - threshold, `execution ${n + 1} went on past its threshold (${threshold})`).toBeLessThan(SLACK);
-    // What it handed on: the state of all 2,000 steps, gzipped, and whole when decoded.
+    // What it handed on: the state of every step, gzipped, and whole when decoded.
     const handedOn = events.at(-1)!.workflowExecutionContinuedAsNewEventAttributes!.input!.payloads! as Payload[];
     expect(handedOn.map(encodingOf)).toEqual(['binary/gzip', 'binary/gzip']);
     const [, carry] = await codec.decode(handedOn);
@@ -92,4 +92,4 @@ it('2,000 distinct steps each execute once; the run continues as new at the docu
   // Small payloads (a finished step's signal) stay plain JSON, readable in the Temporal UI.
   const signal = runs[0]!.events.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'stepFinished');
   expect(encodingOf(signal!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]! as Payload)).toBe('json/plain');
-}, 2_700_000);
+}, 900_000);
