@@ -241,6 +241,9 @@ steps:
     expect(stepOf(s, 'forever').state).toBe('cancelled');
     expect(stepOf(s, 'later')).toMatchObject({ state: 'cancelled', message: 'run cancelled' });
     expect(await engine.containers()).toEqual([]);
+    // Still reports: its lineage document and report are written, saying it was cancelled.
+    expect(await engine.store.getRecord(s.lineageKey!)).toMatchObject({ runId: s.runId, conclusion: 'cancelled' });
+    expect(await engine.store.getRecord(s.reportKey!)).toMatchObject({ markdown: expect.stringContaining('cancelled') });
   });
 
   it('two concurrent runs of the same pipeline execute each step once', async () => {
@@ -266,8 +269,10 @@ steps:
     expect(sb.state).toBe('succeeded');
     // Random bytes: equal digests mean one execution served both runs.
     expect(stepOf(sa, 'random').outcome!.outputs.noise!.digest).toBe(stepOf(sb, 'random').outcome!.outputs.noise!.digest);
-    const producers = new Set([sa, sb].map((s) => stepOf(s, 'random').outcome!.producedBy.runId));
-    expect(producers.size).toBe(1);
+    for (const step of ['random', 'use']) {
+      const producers = new Set([sa, sb].map((s) => stepOf(s, step).outcome!.producedBy.runId));
+      expect(producers.size, step).toBe(1);
+    }
   });
 
   it('cancelling one of two runs sharing a step does not kill it for the other', async () => {
