@@ -16,6 +16,8 @@ command -v runc >/dev/null || need_apt+=(runc)
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
 command -v git >/dev/null || need_apt+=(git)
 command -v tar >/dev/null || need_apt+=(tar)
+# The hosts' spot watch reads instance metadata with curl; its test runs it here.
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (Debian packages)"
   $SUDO apt-get update -qq

@@ -22,7 +22,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** `temporal` from PATH, else the link setup.sh leaves in node_modules/.bin. */
+/**
+ * The `temporal` CLI to start: TRAINYARD_TEMPORAL_BIN, else `temporal` from PATH, else the link
+ * setup.sh leaves in node_modules/.bin. Also used by the test setup, so tests find it the same way.
+ */
 export function temporalBinary(): string {
   if (process.env.TRAINYARD_TEMPORAL_BIN) return process.env.TRAINYARD_TEMPORAL_BIN;
   const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);

@@ -127,18 +127,23 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       if (host && last?.gpu) host.gpu = last.gpu;
       if (host?.kind === 'kubernetes') chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
       if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
+      // The lost attempt says what EC2 said of its host (a spot interruption notice, an
+      // instance gone): the host record that carries it is replaced by the retry's.
+      const attempts = hostLost && host?.lostReason
+        ? f.outcome.attempts.map((a, k, all) => (k === all.length - 1 ? { ...a, message: `${a.message ?? 'host lost'}: ${host.lostReason}` } : a))
+        : f.outcome.attempts;
       // Attempts of earlier executions (lost hosts) count against the retries too.
-      const used = (attemptOffset[name] ?? 0) + f.outcome.attempts.length;
+      const used = (attemptOffset[name] ?? 0) + attempts.length;
       if (hostLost && spec.machine && !kubernetesMachine(name) && used < spec.retries + 1 && !cancelRequested) {
         // The host died under the step: try again on a new one.
         attemptOffset[name] = used;
-        (earlierAttempts[name] ??= []).push(...f.outcome.attempts);
+        (earlierAttempts[name] ??= []).push(...attempts);
         st.state = 'pending';
         st.message = `attempt ${used} lost its host; retrying on a new one`;
         continue;
       }
       const ranElsewhere = f.outcome.producedBy.runId !== input.runId;
-      st.outcome = earlierAttempts[name] ? { ...f.outcome, attempts: [...earlierAttempts[name]!, ...f.outcome.attempts] } : f.outcome;
+      st.outcome = { ...f.outcome, attempts: [...(earlierAttempts[name] ?? []), ...attempts] };
       st.finishedAt = new Date().toISOString();
       if (host) st.host = host;
       if (f.outcome.state === 'succeeded') {

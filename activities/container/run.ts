@@ -367,7 +367,7 @@ export async function ensureImage(cli: ContainerCliConfig, image: string, opts: 
   const detail = r.spawnError?.message ?? (lastLine(r.stderr) || (r.code === null ? 'the pull timed out' : `exit ${r.code}`));
   throw new ContainerImageError(
     `image ${image} is not present locally and could not be pulled: no registry could be reached or it does not have it (${detail}). ` +
-      `Build it on this host instead (examples/image/build.sh makes localhost/trainyard-python:3.11 without a registry) ` +
+      `Build it on this host instead (examples/image/build.sh makes localhost/trainyard-python:3 without a registry) ` +
       `or load it with \`${cli.command} load -i image.tar\`.`,
     image,
   );

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds localhost/trainyard-python:<X.Y> (3.11 on Debian 12) without a registry: this Debian
-# host's own python3 with its standard library and the shared libraries it links, plus busybox
-# for /bin/sh and core utilities. Usage: examples/image/build.sh [docker|podman|path-to-cli]
+# Builds localhost/trainyard-python:3 without a registry: this Debian/Ubuntu host's own python3
+# (whatever its minor version: 3.11 on Debian 12, 3.12 on Ubuntu 24.04) with its standard
+# library and the shared libraries it links, plus busybox for /bin/sh and core utilities. The
+# tag names no minor version, so pipelines that use it run on every such host. Usage: examples/image/build.sh [docker|podman|path-to-cli]
 # Skips the build when the image exists and this script, common.sh, python and busybox are unchanged.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +19,7 @@ python=$(readlink -f "$host_python")
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 stdlib=/usr/lib/python$version
 [ -d "$stdlib" ] || die "$stdlib is missing: apt-get install python3 busybox-static"
-image=${TRAINYARD_PYTHON_IMAGE:-localhost/trainyard-python:$version}
+image=${TRAINYARD_PYTHON_IMAGE:-localhost/trainyard-python:3}
 
 lock_builds
 hash=$(build_hash "$here/build.sh" "$here/common.sh" "$python" "$busybox")

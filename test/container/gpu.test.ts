@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { GpuSampler, parseNvidiaSmiCsv, sampleGpus, summariseGpuSamples } from '../../activities/container/gpu.js';
-import { findOnPath } from '../../activities/container/cli.js';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { GpuSampler, NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, sampleGpus, summariseGpuSamples } from '../../activities/container/gpu.js';
 
 // Output of `nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits`
 // on an 8×H100 80GB node mid-training, and on a g5.xlarge (A10G) idling after data loading.
@@ -41,35 +43,63 @@ describe('GPU summary', () => {
   });
 
   it('sampler polls its source until stopped', async () => {
-    const readings = [A10G_IDLE, '0, 88, 22000, 23028\n', '0, 91, 22100, 23028\n'];
-    let calls = 0;
-    const sampler = new GpuSampler(async () => parseNvidiaSmiCsv(readings[Math.min(calls++, readings.length - 1)] ?? ''));
-    sampler.start(100);
-    await new Promise((r) => setTimeout(r, 450));
-    const summary = await sampler.stop();
-    const after = calls;
-    await new Promise((r) => setTimeout(r, 250));
-    expect(calls).toBe(after);
-    expect(summary?.samples).toBe(after);
-    expect(summary?.maxMemoryMiB).toBe(22100);
-    expect(summary?.idleFraction).toBeCloseTo(1 / after);
+    // Fake timers: the poll ticks are driven here, so "no poll after stop" is checked without waiting.
+    vi.useFakeTimers();
+    try {
+      const readings = [A10G_IDLE, '0, 88, 22000, 23028\n', '0, 91, 22100, 23028\n'];
+      let calls = 0;
+      const sampler = new GpuSampler(async () => parseNvidiaSmiCsv(readings[Math.min(calls++, readings.length - 1)] ?? ''));
+      sampler.start(100);
+      await vi.advanceTimersByTimeAsync(450);
+      const summary = await sampler.stop();
+      const after = calls;
+      expect(after).toBe(5); // the first poll at start, then one every 100 ms
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(calls).toBe(after);
+      expect(summary?.samples).toBe(after);
+      expect(summary?.maxMemoryMiB).toBe(22100);
+      expect(summary?.idleFraction).toBeCloseTo(1 / after);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
-describe('on this host', () => {
-  it('samples the real GPUs, or gives nothing and a no-op sampler without nvidia-smi', async () => {
-    const hasSmi = (await findOnPath('nvidia-smi', process.env)) !== undefined;
-    const samples = await sampleGpus();
-    const sampler = new GpuSampler();
+describe('reading nvidia-smi', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'trainyard-gpu-test-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('runs nvidia-smi with the query it parses and reads its answer', async () => {
+    // A stand-in nvidia-smi that answers only the exact query Trainyard documents.
+    const smi = join(scratch, 'nvidia-smi');
+    writeFileSync(join(scratch, 'h100.csv'), H100_NODE);
+    writeFileSync(smi, `#!/bin/sh\n[ "$*" = ${JSON.stringify(NVIDIA_SMI_ARGS.join(' '))} ] || exit 9\ncat ${JSON.stringify(join(scratch, 'h100.csv'))}\n`);
+    chmodSync(smi, 0o755);
+    const samples = await sampleGpus(smi);
+    expect(samples).toEqual(parseNvidiaSmiCsv(H100_NODE));
+    const sampler = new GpuSampler(() => sampleGpus(smi));
     sampler.start(100);
-    await new Promise((r) => setTimeout(r, 300));
     const summary = await sampler.stop();
-    if (!hasSmi) {
-      expect(samples).toBeUndefined();
-      expect(summary).toBeUndefined();
-    } else if (samples) {
-      expect(samples.length).toBeGreaterThan(0);
-      expect(summary?.gpus).toBe(samples.length);
-    }
+    expect(summary).toMatchObject({ gpus: 8, samples: 8, maxMemoryMiB: 71301 });
+  });
+
+  it('gives nothing, and a sampler that stops polling, where nvidia-smi is missing or fails', async () => {
+    const failing = join(scratch, 'nvidia-smi-failing');
+    writeFileSync(failing, '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver." >&2\nexit 9\n');
+    chmodSync(failing, 0o755);
+    expect(await sampleGpus(join(scratch, 'absent', 'nvidia-smi'))).toBeUndefined();
+    expect(await sampleGpus(failing)).toBeUndefined();
+    let calls = 0;
+    const sampler = new GpuSampler(async () => {
+      calls++;
+      return sampleGpus(failing);
+    });
+    sampler.start(100);
+    const summary = await sampler.stop();
+    expect(summary).toBeUndefined();
+    // The first empty answer stops it for good: a CPU-only host pays for one call per step.
+    sampler.start(100);
+    expect(calls).toBe(1);
+    expect(await sampler.stop()).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 // The registry-free images: built from this host's files, rebuilt only when their recipe changes.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -36,7 +36,11 @@ async function run(image: string, command: string[]): Promise<{ exitCode: number
   return { exitCode: r.exitCode, out };
 }
 
-describe('localhost/trainyard-python:3.11', () => {
+/** The minor version of the python3 the image is built from (this host's, whatever it is). */
+const hostPython = (): string =>
+  execFileSync(process.env.TRAINYARD_HOST_PYTHON ?? '/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim();
+
+describe(PYTHON_IMAGE, () => {
   it('runs the standard library a training script needs, with busybox around it', async () => {
     const program =
       'import json, csv, math, random, statistics, hashlib, sqlite3, zlib, os, sys; ' +
@@ -44,19 +48,18 @@ describe('localhost/trainyard-python:3.11', () => {
       '"mean": statistics.mean([1, 2, 3]), "cwd": os.getcwd(), "path": os.environ["PATH"]}))';
     const r = await run(PYTHON_IMAGE, ['python3', '-c', program]);
     expect(r.exitCode, r.out.join('\n')).toBe(0);
-    expect(JSON.parse(r.out[0] ?? '{}')).toEqual({ py: '3.11', sha: 'ba7816bf8f01', mean: 2, cwd: '/workspace', path: '/usr/local/bin:/usr/bin:/bin' });
+    expect(JSON.parse(r.out[0] ?? '{}')).toEqual({ py: hostPython(), sha: 'ba7816bf8f01', mean: 2, cwd: '/workspace', path: '/usr/local/bin:/usr/bin:/bin' });
     const sh = await run(PYTHON_IMAGE, ['sh', '-c', 'echo "$(basename "$(readlink /bin/sh)")" && ls /usr/bin/env && python --version']);
     expect(sh.out).toHaveLength(3);
     expect(sh.out.slice(0, 2)).toEqual(['busybox', '/usr/bin/env']);
-    expect(sh.out[2]).toMatch(/^Python 3\.11\.\d+$/);
+    expect(sh.out[2]).toMatch(new RegExp(`^Python ${hostPython().replace('.', '\\.')}\\.\\d+$`));
   });
 
-  it('is not rebuilt when nothing changed, and rebuilds in seconds', async () => {
+  // How long the up-to-date check takes is measured by bench/latency.ts.
+  it('is not rebuilt when nothing changed', async () => {
     const before = await imageId(cli, PYTHON_IMAGE);
-    const t0 = Date.now();
     const { stdout } = await exec('bash', [buildPython, cli.command]);
-    expect(stdout).toContain('is up to date');
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(stdout).toContain(`${PYTHON_IMAGE} is up to date`);
     expect(await imageId(cli, PYTHON_IMAGE)).toBe(before);
   });
 
@@ -68,7 +71,7 @@ describe('localhost/trainyard-python:3.11', () => {
   });
 });
 
-describe('localhost/trainyard-busybox:1', () => {
+describe(BUSYBOX_IMAGE, () => {
   it('has a shell and core utilities', async () => {
     const r = await run(BUSYBOX_IMAGE, ['sh', '-c', 'echo a,b | cut -d, -f2; seq 3 | wc -l; pwd']);
     expect(r).toEqual({ exitCode: 0, out: ['b', '3', '/workspace'] });

@@ -184,28 +184,27 @@ describe('runContainer', () => {
     ]);
   });
 
+  // How soon a timed-out or aborted container is gone is measured by bench/latency.ts; here,
+  // a container that was not killed would live to print "finished".
   it('kills a container that runs past its timeout and leaves none behind', async () => {
-    const req = request({ command: ['sleep', '30'], timeoutMs: 1_000 });
-    const t0 = Date.now();
+    const captured: Captured = { stdout: [], stderr: [] };
+    const req = request({ command: ['sh', '-c', 'echo started; sleep 30; echo finished'], timeoutMs: 1_000 }, captured);
     const r = await runContainer(cli, req);
-    const took = Date.now() - t0;
     expect(r).toMatchObject({ timedOut: true, cancelled: false, exitCode: null });
-    expect(took).toBeLessThan(10_000);
+    expect(captured.stdout).toEqual(['started']);
     expect(await containersLabelled(req.name)).toEqual([]);
   });
 
-  it('resolves promptly on abort and leaves no container behind', async () => {
+  it('kills the container on abort, resolves, and leaves no container behind', async () => {
     const controller = new AbortController();
     const captured: Captured = { stdout: [], stderr: [] };
-    const req = request({ command: ['sh', '-c', 'echo started; sleep 30'], signal: controller.signal }, captured);
+    const req = request({ command: ['sh', '-c', 'echo started; sleep 30; echo finished'], signal: controller.signal }, captured);
     req.onLine = (stream, line) => {
       captured[stream].push(line);
       if (line === 'started') controller.abort();
     };
-    const t0 = Date.now();
     const r = await runContainer(cli, req);
     expect(r).toMatchObject({ cancelled: true, timedOut: false, exitCode: null });
-    expect(Date.now() - t0).toBeLessThan(10_000);
     expect(captured.stdout).toEqual(['started']);
     expect(await containersLabelled(req.name)).toEqual([]);
   });

@@ -1,46 +1,25 @@
-// End to end: a committed pipeline whose middle steps need a machine class runs through the
-// real pipeline workflow, the real runner agent (`trainyard agent --queue Q`, one process per
-// simulated instance) and real podman containers, with EC2 served by moto. The first host
-// dies mid-step; the step completes on a new instance, the next step reuses that warm
-// host, and no instance is left running.
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+// End to end: committed pipelines whose steps need a machine class run through the real
+// pipeline workflow, the real runner agent (`trainyard agent --queue Q`, one process per
+// simulated instance) and real podman containers, with EC2 served by moto. Whatever happens
+// to the run — a spot host reclaimed mid-step, a failed step, a cancel — it ends with no
+// instance pending or running, as DescribeInstances tells.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeActivitiesFor } from '../../app/compute/activities.js';
-import { loadComputeConfig } from '../../app/compute/config.js';
-import { defaultRunOptions, getRunStatus, startPipelineRun } from '../../app/engine.js';
-import { quietTemporalRuntime } from '../../app/local/run.js';
-import { startWorkers, type RunningWorkers } from '../../app/worker.js';
-import { resolveContainerCli } from '../../activities/container/cli.js';
-import { describeLive } from '../../activities/ec2/instances.js';
+import { getRunStatus } from '../../app/engine.js';
+import { setTags } from '../../activities/ec2/instances.js';
 import { TAG } from '../../activities/ec2/tags.js';
-import { lineageSchemaErrors } from '../lineage/schema.js';
 import { createStore } from '../../activities/store/factory.js';
-import { parsePipeline } from '../../pipeline/parse.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
-import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
-import { temporalAddress } from '../setup/services.js';
-import { HostSimulator } from './harness.js';
-import { CREDENTIALS, deploymentName, motoClients, motoEnv, motoSubnets } from './moto.js';
+import { lineageSchemaErrors } from '../lineage/schema.js';
+import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import { BUSYBOX_IMAGE } from '../fixtures/images/images.js';
+import { liveIds, startEc2Engine, waitUntil, type Ec2Engine } from './harness.js';
 
-const exec = promisify(execFile);
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const deployment = deploymentName();
-const controlQueue = `trainyard-e2e-${deployment}`;
-const localQueue = `trainyard-e2e-local-${deployment}`;
-const clients = motoClients();
-const logs: string[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'trainyard-ec2-e2e-'));
-const storeDir = join(scratch, 'store');
-const repo = join(scratch, 'repo');
+let ec2: Ec2Engine;
+beforeAll(async () => { ec2 = await startEc2Engine(); });
+afterAll(async () => { await ec2?.stop(); });
 
-const PIPELINE = `name: e2e
+const stepsOf = (s: RunStatus): Record<string, StepStatus> => Object.fromEntries(s.steps.map((x) => [x.name, x]));
+
+const SPOT = `name: spot
 machines:
   box: { instance: [m5.large, c5.xlarge], gpus: 0, spot: true, disk_gb: 20 }
 steps:
@@ -65,138 +44,59 @@ steps:
     timeout: 5m
 `;
 
-let connection: Connection;
-let native: NativeConnection;
-let client: Client;
-let workers: RunningWorkers | undefined;
-let sim: HostSimulator;
-let cliCommand: string;
-
-beforeAll(async () => {
-  quietTemporalRuntime();
-  await ensureTestImages();
-  cliCommand = (await resolveContainerCli()).command;
-  mkdirSync(join(repo, '.trainyard'), { recursive: true });
-  writeFileSync(join(repo, '.trainyard', 'e2e.yaml'), PIPELINE);
-  const git = (...args: string[]) => exec('git', ['-C', repo, ...args]);
-  await git('init', '-q');
-  await git('add', '.');
-  await git('-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'pipeline');
-
-  const subnets = await motoSubnets(clients.ec2);
-  connection = await Connection.connect({ address: temporalAddress() });
-  client = new Client({ connection });
-  native = await NativeConnection.connect({ address: temporalAddress() });
-  const cfg = loadComputeConfig(motoEnv(subnets, deployment, { TRAINYARD_EC2_READY_TIMEOUT_SECONDS: '120', TRAINYARD_EC2_MAX_PER_CLASS: '2' }));
-  workers = await startWorkers({
-    connection: native,
-    store: createStore(storeDir),
-    workRoot: join(scratch, 'control'),
-    hostQueue: localQueue,
-    controlQueue,
-    extraActivities: computeActivitiesFor(cfg, { client, credentials: CREDENTIALS, pollMs: 500 }),
-  });
-  let n = 0;
-  sim = new HostSimulator(clients.ec2, deployment, (queue) => ({
-    command: process.execPath,
-    args: ['--import', 'tsx', join(repoRoot, 'app', 'cli.ts'), 'agent', '--queue', queue],
-    env: {
-      TEMPORAL_ADDRESS: temporalAddress(),
-      TRAINYARD_STORE: storeDir,
-      TRAINYARD_WORK_DIR: join(scratch, `host-${++n}`),
-      TRAINYARD_LOG_LEVEL: 'warn',
-    },
-  }), (l) => logs.push(l), cliCommand);
-  sim.start();
-});
-
-afterAll(async () => {
-  await sim?.stop();
-  await workers?.shutdown();
-  await native?.close();
-  await connection?.close();
-  rmSync(scratch, { recursive: true, force: true });
-});
-
 describe('a pipeline with machine steps on EC2 (moto) and real agents', () => {
-  it('survives a host dying mid-step: the step completes on a new instance, the next step reuses it, nothing is left running', async () => {
-    const parsed = parsePipeline(PIPELINE, '.trainyard/e2e.yaml');
-    expect(parsed.errors).toEqual([]);
-    const commit = (await exec('git', ['-C', repo, 'rev-parse', 'HEAD'])).stdout.trim();
-    const runId = `e2e-${deployment}`;
-    const input: RunInput = {
-      runId,
-      pipeline: parsed.pipeline!,
-      params: {},
-      source: { kind: 'git', repoPath: repo, commit, subdir: '' },
-      trigger: { kind: 'cli', user: 'test' },
-      status: { kind: 'none' },
-      options: defaultRunOptions({ controlQueue, localHostQueue: localQueue, heartbeatTimeoutMs: 5000, noCache: true }),
-    };
-    const workflowId = `ec2-e2e:${runId}`;
-
-    // The first instance dies once its step container is running.
-    let killed: string | undefined;
-    sim.onBoot = (b) => {
-      if (killed) return;
-      killed = b.instanceId;
+  it('survives its spot host being reclaimed mid-step: the step completes on a new instance, says why it moved, the next step reuses that host, and nothing is left running', async () => {
+    // The first instance is reclaimed once its step container runs: the spot watch tags the
+    // notice (what the agent's watch does on an interruption notice), then the machine is gone.
+    let reclaimed: string | undefined;
+    const notice = 'terminate@2026-11-23T12:02:00Z';
+    ec2.sim.onBoot = (b) => {
+      if (reclaimed) return;
+      reclaimed = b.instanceId;
       void (async () => {
-        await waitFor(async () => (await containersOf(b.queue)).length > 0, `a step container on ${b.queue}`, 90_000);
-        await sim.kill(b.instanceId);
+        await waitUntil(async () => (await ec2.containersOn(b.queue)).length > 0, `a step container on ${b.queue}`, 90_000, ec2.logs);
+        await setTags(ec2.ec2, b.instanceId, { [TAG.interruption]: notice });
+        await ec2.sim.kill(b.instanceId);
       })();
     };
-
-    await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
-    const final = await resultWithin(workflowId, 240_000).finally(() => (sim.onBoot = undefined));
-    const byName = Object.fromEntries(final.steps.map((s) => [s.name, s]));
+    const booted = ec2.sim.booted.length;
+    const workflowId = await ec2.start(SPOT);
+    const final = await ec2.result(workflowId, 240_000).finally(() => (ec2.sim.onBoot = undefined));
+    const byName = stepsOf(final);
 
     expect(final.state, JSON.stringify(final.steps.map((s) => [s.name, s.state, s.message]))).toBe('succeeded');
     const train = byName.train!;
     expect(train.outcome!.attempts.map((a) => a.outcome)).toEqual(['host_lost', 'succeeded']);
+    // The lost attempt says what EC2 said about its host.
+    expect(train.outcome!.attempts[0]!.message).toContain(`spot interruption notice (${notice})`);
     expect(train.host!.kind).toBe('ec2');
     expect(train.host!.instanceId).toBeDefined();
-    expect(train.host!.instanceId).not.toBe(killed);
+    expect(train.host!.instanceId).not.toBe(reclaimed);
     expect(train.host!.provisioning!.at(-1)!.outcome).toBe('launched');
     // The warm host of train's second attempt ran evaluate: no third boot.
     expect(byName.evaluate!.host!.instanceId).toBe(train.host!.instanceId);
     expect(byName.evaluate!.host!.provisioning).toBeUndefined();
     expect(byName.prepare!.host!.kind).toBe('local');
+    expect(ec2.sim.booted.length - booted).toBe(2);
     // Billed from launch to termination, charged to the steps that used the host.
     expect((train.host!.billedSeconds ?? 0) + (byName.evaluate!.host!.billedSeconds ?? 0)).toBeGreaterThanOrEqual(60);
     expect(train.host!.costUsd).toBeGreaterThan(0);
 
-    const store = createStore(storeDir);
+    const store = createStore(ec2.storeDir);
     const score = await store.getBytes(byName.evaluate!.outcome!.outputs.score!.digest);
     expect(score.toString().trim()).toBe('2');
     // Hosts, provisioning attempts and costs as the lineage document records them conform to its schema.
     expect(lineageSchemaErrors(await store.getRecord(`runs/${final.runId}/lineage`))).toEqual([]);
 
-    expect(await describeLive(clients.ec2, deployment, [{ Name: `tag:${TAG.workflowId}`, Values: [workflowId] }])).toEqual([]);
-    expect(sim.booted.map((b) => b.instanceId)).toHaveLength(2);
-    expect((await getRunStatus(client, workflowId)).state).toBe('succeeded');
+    // Both instances, the reclaimed one included, are gone.
+    const instances = await ec2.instancesOf(workflowId);
+    expect(instances.map((i) => i.InstanceId).sort()).toEqual([reclaimed, train.host!.instanceId].sort());
+    expect(liveIds(instances)).toEqual([]);
+    expect((await getRunStatus(ec2.client, workflowId)).state).toBe('succeeded');
   }, 300_000);
-});
 
-/** The run's result; on timeout, what it was doing and what the hosts said. */
-async function resultWithin(workflowId: string, ms: number): Promise<RunStatus> {
-  const handle = client.workflow.getHandle(workflowId);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void getRunStatus(client, workflowId).then(
-        (st) => reject(new Error(`run not finished after ${ms / 1000}s: ${JSON.stringify(st.steps.map((x) => [x.name, x.state, x.message, x.host?.instanceId]))}\nhosts: ${sim.booted.map((b) => b.instanceId).join(', ')}\n${logs.slice(-30).join('\n')}`)),
-        (e: unknown) => reject(e as Error),
-      );
-    }, ms);
-  });
-  try {
-    return (await Promise.race([handle.result(), timeout])) as RunStatus;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const FANOUT = `name: fanout
+  it('runs more machine steps than the class limit on at most two hosts', async () => {
+    const fanout = `name: fanout
 machines:
   box: { instance: [m5.large], gpus: 0, spot: false, disk_gb: 20 }
 steps:
@@ -211,41 +111,76 @@ ${[1, 2, 3].map((i) => `  train${i}:
     inputs: { data: steps.prepare.outputs.data }
     outputs: [model]
 `).join('')}`;
-
-describe('more machine steps ready than the class limit', () => {
-  it('runs them all on at most two hosts', async () => {
-    const parsed = parsePipeline(FANOUT, '.trainyard/fanout.yaml');
-    expect(parsed.errors).toEqual([]);
-    const commit = (await exec('git', ['-C', repo, 'rev-parse', 'HEAD'])).stdout.trim();
-    const runId = `fanout-${deployment}`;
-    const workflowId = `ec2-e2e:${runId}`;
-    const before = sim.booted.length;
-    await startPipelineRun(client, {
-      runId, pipeline: parsed.pipeline!, params: {}, source: { kind: 'git', repoPath: repo, commit, subdir: '' },
-      trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' },
-      options: defaultRunOptions({ controlQueue, localHostQueue: localQueue, heartbeatTimeoutMs: 5000, noCache: true }),
-    }, { workflowId, reuse: 'allow-duplicate' });
-    const final = await resultWithin(workflowId, 120_000);
+    const workflowId = await ec2.start(fanout);
+    const final = await ec2.result(workflowId, 180_000);
     expect(final.state).toBe('succeeded');
-    expect(sim.booted.length - before).toBe(2);
-    expect(await describeLive(clients.ec2, deployment, [{ Name: `tag:${TAG.workflowId}`, Values: [workflowId] }])).toEqual([]);
-  }, 180_000);
+    const instances = await ec2.instancesOf(workflowId);
+    expect(instances).toHaveLength(2);
+    expect(new Set(final.steps.filter((s) => s.host?.kind === 'ec2').map((s) => s.host!.instanceId))).toEqual(new Set(instances.map((i) => i.InstanceId)));
+    expect(liveIds(instances)).toEqual([]);
+  }, 240_000);
 });
 
-async function containersOf(queue: string): Promise<string[]> {
-  try {
-    const { stdout } = await exec(cliCommand, ['ps', '-q', '--filter', `label=trainyard.queue=${queue}`]);
-    return stdout.split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
+describe('clean-up at the end of a run', () => {
+  it('terminates the host when a step fails, though a later machine step was still waiting for it', async () => {
+    // `first` leaves its host warm for `last`; `bad` fails, so `last` never runs: only the
+    // run's final clean-up can end that host.
+    const failing = `name: failing
+machines:
+  box: { instance: [m5.large], gpus: 0, spot: false, disk_gb: 20 }
+steps:
+  first:
+    image: ${BUSYBOX_IMAGE}
+    machine: box
+    run: echo one > /outputs/x
+    outputs: [x]
+  bad:
+    image: ${BUSYBOX_IMAGE}
+    run: echo "the data is bad"; exit 3
+    needs: [first]
+  last:
+    image: ${BUSYBOX_IMAGE}
+    machine: box
+    run: echo never
+    needs: [bad]
+`;
+    const workflowId = await ec2.start(failing);
+    const final = await ec2.result(workflowId, 180_000);
+    const byName = stepsOf(final);
+    expect(final.state).toBe('failed');
+    expect([byName.first!.state, byName.bad!.state, byName.last!.state]).toEqual(['succeeded', 'failed', 'skipped']);
+    const instances = await ec2.instancesOf(workflowId);
+    expect(instances.map((i) => i.InstanceId)).toEqual([byName.first!.host!.instanceId]);
+    expect(liveIds(instances)).toEqual([]);
+  }, 240_000);
 
-async function waitFor(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`timed out waiting for ${what}\n${logs.slice(-30).join('\n')}`);
-}
+  it('terminates the host when the run is cancelled mid-step, though a later machine step was still waiting for it', async () => {
+    const long = `name: cancelled
+machines:
+  box: { instance: [m5.large], gpus: 0, spot: false, disk_gb: 20 }
+steps:
+  long:
+    image: ${BUSYBOX_IMAGE}
+    machine: box
+    run: echo started; sleep 600
+  after:
+    image: ${BUSYBOX_IMAGE}
+    machine: box
+    run: echo never
+    needs: [long]
+`;
+    const booted = ec2.sim.booted.length;
+    const workflowId = await ec2.start(long);
+    await waitUntil(async () => {
+      const host = ec2.sim.booted[booted];
+      return host !== undefined && (await ec2.containersOn(host.queue)).length > 0;
+    }, 'the step container running on its host', 180_000, ec2.logs);
+    const host = ec2.sim.booted[booted]!;
+    expect(liveIds(await ec2.instancesOf(workflowId))).toEqual([host.instanceId]);
+    await ec2.client.workflow.getHandle(workflowId).signal('cancel');
+    const final = await ec2.result(workflowId, 180_000);
+    expect(final.state).toBe('cancelled');
+    expect(stepsOf(final).long!.state).toBe('cancelled');
+    expect(liveIds(await ec2.instancesOf(workflowId))).toEqual([]);
+  }, 300_000);
+});

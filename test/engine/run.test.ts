@@ -1,6 +1,7 @@
 // The engine end to end: real Temporal dev server, real podman containers, local store.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookup } from '../../activities/cache.js';
 import { lineageSchemaErrors } from '../lineage/schema.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 
@@ -145,11 +146,18 @@ steps:
     outputs: [t]
 ` });
     r.commit();
+    const before = new Set(await engine.store.listRecords(''));
     const a = await engine.run(r, '.trainyard/fresh.yaml');
     const b = await engine.run(r, '.trainyard/fresh.yaml');
     expect([stepOf(a, 'always').state, stepOf(b, 'always').state]).toEqual(['succeeded', 'succeeded']);
     expect(stepOf(b, 'always').cache).toMatchObject({ decision: 'disabled', reason: 'ran: cache disabled for this step (cache: false)' });
     expect(stepOf(a, 'always').outcome!.outputs.t!.digest).not.toBe(stepOf(b, 'always').outcome!.outputs.t!.digest);
+    // Recorded nothing: no cache record under either run's key, and the two runs added to the
+    // store only their lineage, report and index records (no cache entry of any kind).
+    for (const s of [a, b]) expect(await lookup(engine.store, stepOf(s, 'always').cache!.key)).toBeUndefined();
+    const added = (await engine.store.listRecords('')).filter((k) => !before.has(k));
+    expect(added.length).toBeGreaterThan(0);
+    expect(added.filter((k) => !k.startsWith(`runs/${a.runId}/`) && !k.startsWith(`runs/${b.runId}/`) && !k.startsWith('index/'))).toEqual([]);
   });
 });
 
@@ -202,10 +210,10 @@ steps:
     timeout: 2s
 ` });
     repo.commit();
-    const t0 = Date.now();
     const s = await engine.run(repo, '.trainyard/slow.yaml');
-    expect(Date.now() - t0).toBeLessThan(40_000);
-    expect(stepOf(s, 'sleepy').outcome!.attempts[0]).toMatchObject({ outcome: 'timed_out' });
+    expect(stepOf(s, 'sleepy').state).toBe('failed');
+    expect(stepOf(s, 'sleepy').outcome!.attempts).toMatchObject([{ outcome: 'timed_out', message: 'timed out after 2s; container killed' }]);
+    // Killed, not left to finish: its one-minute sleep would still be running now.
     expect(await engine.containers()).toEqual([]);
   });
 });
@@ -233,6 +241,9 @@ steps:
     expect(stepOf(s, 'forever').state).toBe('cancelled');
     expect(stepOf(s, 'later')).toMatchObject({ state: 'cancelled', message: 'run cancelled' });
     expect(await engine.containers()).toEqual([]);
+    // Still reports: its lineage document and report are written, saying it was cancelled.
+    expect(await engine.store.getRecord(s.lineageKey!)).toMatchObject({ runId: s.runId, conclusion: 'cancelled' });
+    expect(await engine.store.getRecord(s.reportKey!)).toMatchObject({ markdown: expect.stringContaining('cancelled') });
   });
 
   it('two concurrent runs of the same pipeline execute each step once', async () => {
@@ -258,8 +269,10 @@ steps:
     expect(sb.state).toBe('succeeded');
     // Random bytes: equal digests mean one execution served both runs.
     expect(stepOf(sa, 'random').outcome!.outputs.noise!.digest).toBe(stepOf(sb, 'random').outcome!.outputs.noise!.digest);
-    const producers = new Set([sa, sb].map((s) => stepOf(s, 'random').outcome!.producedBy.runId));
-    expect(producers.size).toBe(1);
+    for (const step of ['random', 'use']) {
+      const producers = new Set([sa, sb].map((s) => stepOf(s, step).outcome!.producedBy.runId));
+      expect(producers.size, step).toBe(1);
+    }
   });
 
   it('cancelling one of two runs sharing a step does not kill it for the other', async () => {

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3Store } from '../../activities/store/s3.js';
 import { s3ClientConfig } from '../setup/services.js';
+import { deleteTestBucket } from '../store/backends.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from './harness.js';
 
 let engine: Engine;
@@ -16,7 +17,11 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   engine = await startEngine({ store: new S3Store({ bucket, prefix: 'team-a', clientConfig: s3ClientConfig() }) });
 });
-afterAll(async () => { await engine?.stop(); });
+afterAll(async () => {
+  await engine?.stop();
+  await deleteTestBucket(s3, bucket);
+  s3?.destroy();
+});
 
 it('runs with an S3 store and reuses from it', async () => {
   const repo = engine.repo().write({

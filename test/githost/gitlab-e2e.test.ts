@@ -2,7 +2,7 @@
 // Push Hook and Note Hook examples adapted to the test project, sent with the secret token
 // over HTTP; API calls go to the fake GitLab; runs go through Temporal and podman.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -60,16 +60,22 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, ms =
   }
 }
 
+/** What a user sees on GitLab for a commit and a merge request: every status posted, the notes and each note's edits. */
+const visible = (sha: string, mr: number) => JSON.stringify({
+  statuses: gl.statuses.filter((st) => st.sha === sha), notes: [...gl.notes.values()].filter((n) => n.mr === mr),
+});
+
 async function workflowsFor(prefix: string): Promise<string[]> {
   const ids: string[] = [];
   for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH "${prefix}"` })) ids.push(w.workflowId);
   return ids;
 }
 
+let scratch: string;
 beforeAll(async () => {
   await ensureTestImages();
   await gl.start();
-  const scratch = mkdtempSync(join(tmpdir(), 'trainyard-gl-e2e-'));
+  scratch = mkdtempSync(join(tmpdir(), 'trainyard-gl-e2e-'));
   serve = await startServe({
     GITLAB_URL: gl.url, GITLAB_TOKEN: TOKEN, GITLAB_WEBHOOK_SECRET: SECRET,
     TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
@@ -84,6 +90,7 @@ afterAll(async () => {
   await serve?.stop();
   await connection?.close();
   await gl.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 describe('GitLab end to end', () => {
@@ -93,11 +100,12 @@ describe('GitLab end to end', () => {
     Object.assign(hook, { after, checkout_sha: after });
     expect(await post('Push Hook', hook, null)).toBe(401);
     expect(await post('Push Hook', hook, 'wrong')).toBe(401);
-    await new Promise((r) => setTimeout(r, 1000));
+    await serve.idle();
     expect(gl.calls).toEqual([]);
+    expect(await workflowsFor(`push:gitlab:${PROJECT}:${after}`)).toEqual([]);
   });
 
-  it('runs a push and reports pending → running → success on the commit status, once per Idempotency-Key', async () => {
+  it('runs a push and reports pending → running → success on the commit status, once per Idempotency-Key and once per commit', async () => {
     const before = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'a' });
     const after = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'b' });
     const hook = adapt(example('push'));
@@ -119,10 +127,20 @@ describe('GitLab end to end', () => {
     expect([...(done.description ?? '')].length).toBeLessThanOrEqual(255);
     expect(gl.calls.some((c) => c.path.endsWith('/repository/compare'))).toBe(true);
     expect(await workflowsFor(`push:gitlab:${PROJECT}:${after}`)).toHaveLength(1);
+
+    // Delivered again once the run is over (its workflow closed): under the same Idempotency-Key
+    // (GitLab's "Resend request"), and under a new one for the same commit (a second push event of that sha).
+    await client.workflow.getHandle(`push:gitlab:${PROJECT}:${after}:tiny`).result();
+    const seen = visible(after, 0);
+    expect(await post('Push Hook', hook, SECRET, key)).toBe(200);
+    expect(await post('Push Hook', hook, SECRET, randomUUID())).toBe(200);
+    await serve.idle();
+    expect(visible(after, 0)).toBe(seen);
+    expect(await workflowsFor(`push:gitlab:${PROJECT}:${after}`)).toHaveLength(1);
     expect(gl.violations).toEqual([]);
   });
 
-  it('runs `/train` from a Developer on a merge request and keeps one report note, edited on re-run', async () => {
+  it('runs `/train` from a Developer on a merge request and keeps one report note, edited on re-run, not on a redelivery', async () => {
     const head = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'mr' });
     gl.mergeRequests.set(1, { sha: head, sourceProjectId: PROJECT });
     gl.members.set(8, 30);
@@ -131,10 +149,22 @@ describe('GitLab end to end', () => {
     note.user.username = 'dev';
     note.object_attributes.id = NOTE_BASE + 5001;
     note.object_attributes.note = '/train tiny n=3';
-    expect(await post('Note Hook', note)).toBe(200);
+    const key = randomUUID();
+    expect(await post('Note Hook', note, SECRET, key)).toBe(200);
     await waitFor('award', () => gl.awards.find((a) => a.noteId === NOTE_BASE + 5001 && a.name === 'eyes'));
     const report = await waitFor('report note', () => [...gl.notes.values()].find((n) => n.mr === 1 && /Succeeded/.test(n.body)));
     expect(report.body).toContain('trainyard/tiny');
+    // Once its workflow has closed, the run has published all it ever will.
+    await client.workflow.getHandle(`comment:gitlab:${PROJECT}:${NOTE_BASE + 5001}:tiny`).result();
+    await serve.idle();
+
+    // The same note delivered again after its run finished, under its key and under a new one.
+    const seen = visible(head, 1);
+    expect(await post('Note Hook', note, SECRET, key)).toBe(200);
+    expect(await post('Note Hook', note, SECRET, randomUUID())).toBe(200);
+    await serve.idle();
+    expect(visible(head, 1)).toBe(seen);
+    expect(await workflowsFor(`comment:gitlab:${PROJECT}:${NOTE_BASE + 5001}:`)).toHaveLength(1);
 
     note.object_attributes.id = NOTE_BASE + 5002;
     note.object_attributes.note = '/train tiny n=4';

@@ -2,7 +2,7 @@
 // within the write budget, the final report is cut to GitHub's summary limit with a link to
 // the whole one, GitLab statuses keep to 255 characters and survive a 409.
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -24,7 +24,8 @@ const repo = { id: 1001, owner: 'octo-org', name: 'models' };
 const gh = new FakeGitHub(77, publicKey, repo, 42);
 const gl = new FakeGitLab('tok', 15);
 const log = pino({ level: 'silent' });
-const store = createStore(mkdtempSync(join(tmpdir(), 'trainyard-publish-')));
+const storeDir = mkdtempSync(join(tmpdir(), 'trainyard-publish-'));
+const store = createStore(storeDir);
 const links = new RunLinks('http://trainyard.test', 'k');
 
 function status(steps: StepStatus[], state: RunStatus['state'] = 'running'): RunStatus {
@@ -38,6 +39,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all([gh.stop(), gl.stop()]);
+  rmSync(storeDir, { recursive: true, force: true });
 });
 
 describe('publishStatus on GitHub', () => {

@@ -15,6 +15,11 @@ export interface ServeProcess {
   pid: number;
   /** Everything the process wrote, stdout and stderr interleaved. */
   output(): string;
+  /**
+   * Resolves once the server has finished every webhook job it accepted (`/healthz` says
+   * `queued: 0`): after that, a delivery that was going to do something has done it.
+   */
+  idle(ms?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +50,15 @@ export async function startServe(env: Record<string, string>, port?: number): Pr
     port: p,
     pid: child.pid!,
     output: () => out,
+    async idle(ms = 90_000) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const health = (await (await fetch(`http://127.0.0.1:${p}/healthz`)).json()) as { queued?: number };
+        if (health.queued === 0) return;
+        if (Date.now() > until) throw new Error(`trainyard serve still has ${health.queued} webhook job(s) after ${ms / 1000}s:\n${out.slice(-5000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');

@@ -3,7 +3,7 @@
 // commit; hostile archives cannot write outside the cache.
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -32,6 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all([gh.stop(), gl.stop()]);
+  rmSync(cacheRoot, { recursive: true, force: true });
 });
 
 describe('remote source provider', () => {

@@ -3,7 +3,7 @@
 // Two `trainyard serve` processes share one fake GitHub, which answers team memberships
 // (checked against GitHub's OpenAPI description like every other call).
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,8 +49,10 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, ms =
 }
 const reply = (pr: number, text: string) => waitFor(`reply "${text}" on #${pr}`, () => gh.comments.find((c) => c.issue === pr && c.body.includes(text)));
 
+const scratches: string[] = [];
 function env(name: string, extra: Record<string, string>): Record<string, string> {
   const scratch = mkdtempSync(join(tmpdir(), `trainyard-teams-${name}-`));
+  scratches.push(scratch);
   return {
     GITHUB_APP_ID: '78', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
     TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
@@ -76,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([plain?.stop(), trusting?.stop()]);
   await gh.stop();
+  for (const d of scratches) rmSync(d, { recursive: true, force: true });
 });
 
 describe('trusted teams (TRAINYARD_TRUSTED_TEAMS)', () => {
@@ -84,6 +87,7 @@ describe('trusted teams (TRAINYARD_TRUSTED_TEAMS)', () => {
     gh.pulls.set(1, { headSha: head, headRepoId: repo.id });
     await comment(plain, 1, 'bob', '/train tiny');
     expect((await reply(1, '@bob')).body).toContain('needs write access');
+    await plain.idle();
     expect(gh.calls.filter((c) => c.path.includes('/teams/'))).toEqual([]);
     expect(gh.checkRunsFor(head)).toEqual([]);
   });
@@ -98,6 +102,7 @@ describe('trusted teams (TRAINYARD_TRUSTED_TEAMS)', () => {
     // pat is only invited to this org's team; membership in another org's team counts for nothing here.
     await comment(trusting, 2, 'pat', '/train tiny');
     expect((await reply(2, '@pat')).body).toContain('needs write access');
+    await trusting.idle();
     expect(gh.checkRunsFor(head, 'trainyard/tiny')).toHaveLength(1);
     expect(gh.calls.some((c) => c.operation === 'teams/get-membership-for-user-in-org' && c.path === '/orgs/octo-org/teams/ml-team/memberships/bob')).toBe(true);
     expect(gh.calls.some((c) => c.path.startsWith('/orgs/other-org/'))).toBe(false);

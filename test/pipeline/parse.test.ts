@@ -106,11 +106,11 @@ describe('invalid pipeline files', () => {
 });
 
 describe('refusals before expanding', () => {
-  it('refuses a file over 256 KiB without parsing it', () => {
-    const text = `name: big\nsteps:\n  a: { image: busybox, run: x }\n# ${'x'.repeat(MAX_PIPELINE_BYTES)}\n`;
-    const started = performance.now();
+  // How fast these refusals are is measured by bench/latency.ts.
+  it('refuses a file over 256 KiB with that one error, without reading its YAML', () => {
+    // Parsed, this text would also give an unknown key and an unclosed sequence.
+    const text = `name: big\nsteps:\n  a: { image: busybox, run: x, bogus: 1 }\n  b: [\n# ${'x'.repeat(MAX_PIPELINE_BYTES)}\n`;
     const { pipeline, errors } = parsePipeline(text, '.trainyard/big.yaml');
-    expect(performance.now() - started).toBeLessThan(200);
     expect(pipeline).toBeUndefined();
     expect(errors.map(formatPipelineError)).toEqual(['.trainyard/big.yaml:1:1: the file is 257 KiB; pipeline files may be at most 256 KiB']);
   });
@@ -121,13 +121,11 @@ describe('refusals before expanding', () => {
     expect(parsePipeline(text, 'wide.yaml').errors[0]!.message).toMatch(/may be at most 256 KiB/);
   });
 
-  it('refuses a billion-laughs file quickly, naming the first alias over the limit', () => {
+  it('refuses a billion-laughs file before expanding it, naming the first alias over the limit', () => {
     const levels = ['a: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (let i = 1; i <= 12; i++) levels.push(`l${i}: &l${i} [${Array.from({ length: 10 }, () => `*l${i - 1}`).join(',')}]`);
     const text = `name: lol\n${levels.join('\n')}\nsteps:\n  a: { image: busybox, run: x, env: { X: *l12 } }\n`;
-    const started = performance.now();
     const { pipeline, errors } = parsePipeline(text, 'lol.yaml');
-    expect(performance.now() - started).toBeLessThan(500);
     expect(pipeline).toBeUndefined();
     // The 17th alias is the 7th on the line of l2 (line 4): `l2: &l2 [` is 9 characters, each `*l1,` 4.
     expect(errors.map(formatPipelineError)).toEqual([

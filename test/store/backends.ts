@@ -1,5 +1,5 @@
 // The two store backends as test fixtures, so one behavioural suite runs against both.
-import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,6 +70,19 @@ export async function createTestBucket(client: S3Client, label: string): Promise
   return bucket;
 }
 
+/** Removes a test bucket with everything in it (objects and open multipart uploads). */
+export async function deleteTestBucket(client: S3Client, bucket: string): Promise<void> {
+  for (let token: string | undefined, first = true; first || token; first = false) {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (keys.length > 0) await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+    token = page.NextContinuationToken;
+  }
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  for (const u of uploads.Uploads ?? []) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key!, UploadId: u.UploadId! }));
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
 export const s3Backend: BackendKind = {
   name: 's3',
   async make() {
@@ -84,6 +97,7 @@ export const s3Backend: BackendKind = {
       },
       uploadCalls: uploads,
       async cleanup() {
+        await deleteTestBucket(client, bucket);
         client.destroy();
       },
     };

@@ -1,14 +1,14 @@
 // Location strings → stores; digests and keys validated at the edge.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
 import { assertDigest, sha256Bytes } from '../../activities/store/digest.js';
 import { createStore, defaultStoreLocation } from '../../activities/store/factory.js';
 import { LocalStore } from '../../activities/store/local.js';
 import { S3Store } from '../../activities/store/s3.js';
 import { s3ClientConfig } from '../setup/services.js';
-import { createTestBucket, scratchDir } from './backends.js';
+import { createTestBucket, deleteTestBucket, scratchDir } from './backends.js';
 
 const ENV_KEYS = ['TRAINYARD_STORE', 'XDG_DATA_HOME', 'HOME', 'TRAINYARD_S3_ENDPOINT', 'AWS_REGION'] as const;
 
@@ -42,7 +42,10 @@ describe('createStore', () => {
     const cfg = s3ClientConfig();
     const admin = new S3Client(cfg);
     const bucket = await createTestBucket(admin, 'factory');
-    admin.destroy();
+    onTestFinished(async () => {
+      await deleteTestBucket(admin, bucket);
+      admin.destroy();
+    });
 
     const viaOpts = createStore(`s3://${bucket}/runs/x`, { s3: cfg });
     expect(viaOpts).toBeInstanceOf(S3Store);

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ingestRecordKey, ingestUri } from '../../activities/store/ingest.js';
 import { LocalStore } from '../../activities/store/local.js';
 import { s3ClientConfig } from '../setup/services.js';
-import { countingS3Client, createTestBucket, scratchDir } from './backends.js';
+import { countingS3Client, createTestBucket, deleteTestBucket, scratchDir } from './backends.js';
 
 describe('ingestUri', () => {
   let client: S3Client;
@@ -25,6 +25,7 @@ describe('ingestUri', () => {
     else process.env.TMPDIR = savedTmp;
   });
   afterAll(async () => {
+    if (bucket) await deleteTestBucket(client, bucket);
     client?.destroy();
     if (work) await rm(work, { recursive: true, force: true });
   });

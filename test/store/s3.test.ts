@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Bytes, sha256File } from '../../activities/store/digest.js';
 import { S3Store } from '../../activities/store/s3.js';
-import { countingS3Client, createTestBucket, scratchDir } from './backends.js';
+import { countingS3Client, createTestBucket, deleteTestBucket, scratchDir } from './backends.js';
 
 describe('S3 store', () => {
   let client: S3Client;
@@ -19,6 +19,7 @@ describe('S3 store', () => {
     work = await scratchDir('s3only');
   });
   afterAll(async () => {
+    if (bucket) await deleteTestBucket(client, bucket);
     client?.destroy();
     if (work) await rm(work, { recursive: true, force: true });
   });
