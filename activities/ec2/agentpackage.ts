@@ -212,14 +212,3 @@ async function versionInside(file: string): Promise<string> {
   }
   throw new AgentPackageError(`TRAINYARD_AGENT_PACKAGE_FILE: ${file} is not a trainyard agent package (no trainyard-agent/package.json with a version)`);
 }
-
-// `node --import tsx activities/ec2/agentpackage.ts OUT.tar.gz`: build only (the image builds use it).
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = process.argv[2];
-  if (!out) {
-    process.stderr.write('usage: node --import tsx activities/ec2/agentpackage.ts OUT.tar.gz\n');
-    process.exit(2);
-  }
-  const r = await buildAgentPackage(out);
-  process.stdout.write(`${r.file} sha256:${r.sha256} ${r.bytes} bytes (trainyard ${r.version})\n`);
-}

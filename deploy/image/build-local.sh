@@ -53,7 +53,7 @@ if [ -f /etc/ssl/certs/ca-certificates.crt ]; then mkdir -p "$root/etc/ssl/certs
 # The app: the agent package unpacked, the package file, the workflow bundle.
 opt=$root/opt/trainyard
 mkdir -p "$opt/dist"
-(cd "$repo" && node --import tsx activities/ec2/agentpackage.ts "$opt/dist/trainyard-agent.tar.gz") >/dev/null
+(cd "$repo" && node --import tsx deploy/image/agent-package.ts "$opt/dist/trainyard-agent.tar.gz") >/dev/null
 tar -xzf "$opt/dist/trainyard-agent.tar.gz" -C "$work"
 cp -R "$work/trainyard-agent/." "$opt/"
 (cd "$repo" && node --import tsx --input-type=module \
