@@ -13,6 +13,7 @@ import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
 import { CONTROL_QUEUE, localHostQueue } from './engine.js';
+import { startHealthServer } from './health.js';
 import { ProjectError, findProject } from './local/project.js';
 import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
 import { startHostWorker, startWorkers } from './worker.js';
@@ -32,7 +33,8 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
-TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL.
+TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
+TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz there).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -112,8 +114,11 @@ async function main(argv: string[]): Promise<number> {
         }
         log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
       }
+      const health = await startHealthServer(process.env, { role: cmd, queues: cmd === 'agent' ? [values.queue!] : [CONTROL_QUEUE, ...(values['no-host'] ? [] : [values.queue ?? localHostQueue()])] });
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      health?.stopping();
       await running.shutdown();
+      await health?.close();
       return 0;
     }
     case 'serve': {

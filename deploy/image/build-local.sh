@@ -70,9 +70,9 @@ ln -s /opt/trainyard/bin/trainyard-pod-agent "$root/usr/local/bin/trainyard-pod-
 # The user, and the folders it writes (work, store, home). The pod agent's mount points.
 printf 'trainyard:x:10001:10001:trainyard:/home/trainyard:/bin/sh\n' >>"$root/etc/passwd"
 printf 'trainyard:x:10001:\n' >>"$root/etc/group"
-mkdir -p "$root/var/lib/trainyard" "$root/home/trainyard" \
+mkdir -p "$root/var/lib/trainyard/store" "$root/var/lib/trainyard/work" "$root/home/trainyard" \
   "$root/mnt/workspace" "$root/mnt/inputs" "$root/mnt/outputs" "$root/mnt/meta" "$root/mnt/scratch"
-chmod 1777 "$root/var/lib/trainyard" "$root/home/trainyard"
+chmod 1777 "$root/var/lib/trainyard" "$root/var/lib/trainyard/store" "$root/var/lib/trainyard/work" "$root/home/trainyard"
 
 version=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$opt/package.json" | head -n 1)
 import_root "$cli" "$root" "$image" "$hash" /usr/local/bin:/usr/bin:/bin / \
