@@ -58,7 +58,7 @@ beforeAll(async () => {
   const bridge = (await run('bash', [clusterSh, 'bridge-ip'])).stdout.trim();
   const port = await freePortOn(bridge);
   temporal = spawn('temporal', ['server', 'start-dev', '--headless', '--ip', bridge, '--port', String(port), '--http-port', String(await freePortOn(bridge)),
-    '--metrics-port', String(await freePortOn(bridge)), '--log-level', 'fatal'], { stdio: 'ignore' });
+    '--metrics-port', String(await freePortOn(bridge)), '--log-level', 'error'], { stdio: 'ignore' });
   const address = `${bridge}:${port}`;
   await until('the Temporal dev server on the bridge', 60_000, async () => {
     const c = await Connection.connect({ address, connectTimeout: 1000 });
