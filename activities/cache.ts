@@ -2,7 +2,9 @@
 // resolved definition, the parameters it sees, its code, and the CONTENT digests of its
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
 import type { CachedResult } from '../workflows/contracts.js';
-import type { CacheKeyParts, CacheSource, ParamValue } from '../workflows/types.js';
+import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../workflows/types.js';
+import { boundMessage, clipText } from '../workflows/bounds.js';
+import { storeSamples } from './runner/output.js';
 import { describeEntries, parseListing, type StepCode, type TreeEntry } from './source/files.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
@@ -45,15 +47,24 @@ export async function loadListing(store: ArtifactStore, latest: LatestRecord): P
 }
 
 export async function lookup(store: ArtifactStore, key: string): Promise<CachedResult | undefined> {
-  return store.getRecord<CachedResult>(cacheRecordKey(key));
+  const hit = await store.getRecord<CachedResult | LegacyCachedResult>(cacheRecordKey(key));
+  if (!hit || !Array.isArray(hit.metrics)) return hit as CachedResult | undefined;
+  // Written before series went to the store: the samples were inline. Store them now, so
+  // the result carries a reference like any other.
+  const { metrics: samples, ...rest } = hit;
+  const metrics = await storeSamples(store, samples);
+  return { ...rest, ...(metrics ? { metrics } : {}) };
 }
+
+/** A cache record of an earlier version, with the samples inline. */
+type LegacyCachedResult = Omit<CachedResult, 'metrics'> & { metrics: MetricSample[] };
 
 export async function record(store: ArtifactStore, result: CachedResult): Promise<void> {
   await store.putRecord(cacheRecordKey(result.key), result);
 }
 
 const short = (d: string): string => hex(d).slice(0, 12);
-const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : JSON.stringify(v));
+const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : clipText(JSON.stringify(v), 100));
 
 /** One part of a cache key and whether it differs from the last execution of the step. */
 export interface PartChange {
@@ -108,7 +119,8 @@ export function whyMiss(now: CacheKeyParts, nowCode: TreeEntry[], prev: LatestRe
     else if (c.part === 'outputs') why.push('declared outputs changed');
   }
   if (why.length === 0) return 'ran: no cached result for this key (it was never recorded, or the store was cleared)';
-  return `ran: ${why.join('; ')}`;
+  // The reason travels in run status (a Temporal payload) and shows in every report row.
+  return boundMessage(`ran: ${why.join('; ')}`);
 }
 
 export function whyHit(src: CacheSource): string {

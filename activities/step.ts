@@ -2,15 +2,18 @@
 // /workspace, each input at /inputs/<name>, an empty /outputs, and the parameters as
 // environment variables and /trainyard/params.json; streams the log into the artifact
 // store; heartbeats; kills the container on cancellation; leaves nothing behind.
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { createWriteStream } from 'node:fs';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../workflows/contracts.js';
-import type { ArtifactRef, MetricSample } from '../workflows/types.js';
+import type { RunStepRequest, RunStepResult } from '../workflows/contracts.js';
+import type { ArtifactRef } from '../workflows/types.js';
+import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
-import { parseMetricLine } from './container/metrics.js';
-import { ensureImage, removeContainers, runContainer } from './container/run.js';
+import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
+import { StepOutput } from './runner/output.js';
+import { terminalText } from './usertext.js';
+import { stepFailure, stepResult } from './runner/result.js';
 import type { ContainerCliConfig } from './container/types.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
@@ -28,25 +31,60 @@ export interface RunnerDeps {
   queue: string;
 }
 
-const MAX_METRIC_SAMPLES = 5000;
+/** Labels naming the runner process that started a container: the host, and `<host>:<pid>`. */
+export const AGENT_HOST_LABEL = 'trainyard.agent-host';
+export const AGENT_LABEL = 'trainyard.agent';
 
-/** Parameter name → environment variable (`learning-rate` → `PARAM_LEARNING_RATE`). */
-export const paramEnvName = (name: string): string => `PARAM_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: a process of another user has that pid; it is alive.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the containers that a runner process on this host left behind when it died
+ * (SIGKILL, OOM): each container names its runner as `<host>:<pid>`, and one whose runner
+ * pid is gone is an orphan. Runners on other hosts, and live runners of this host (several
+ * agents may share one podman), are left alone. Called when an agent starts, before it
+ * polls; a step's own retry also removes its earlier attempt's container by its exec label
+ * when it lands on the same host. Returns the names removed.
+ */
+export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise<string[]> {
+  const host = hostname();
+  const found = await listContainersWithLabel(cli, { [AGENT_HOST_LABEL]: host }, AGENT_LABEL);
+  const orphans = found.filter((c) => {
+    const m = /:(\d+)$/.exec(c.value);
+    const pid = m ? Number(m[1]) : NaN;
+    return c.value.startsWith(`${host}:`) && Number.isSafeInteger(pid) && pid !== process.pid && !pidAlive(pid);
+  });
+  await removeContainerIds(cli, orphans);
+  return orphans.map((c) => c.name);
+}
+
 
 export function createRunStep(deps: RunnerDeps) {
   return async function runStep(req: RunStepRequest): Promise<RunStepResult> {
     const ctx = Context.current();
     const { spec } = req;
     const execTag = sha256Bytes(req.execId).slice(7, 31);
-    const labels = { 'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline };
+    const labels = {
+      'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline,
+      [AGENT_HOST_LABEL]: hostname(), [AGENT_LABEL]: `${hostname()}:${process.pid}`,
+    };
     // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
     if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
     const dir = join(deps.workRoot, 'exec', execTag);
     await rm(dir, { recursive: true, force: true });
     const startedAt = new Date().toISOString();
     const t0 = Date.now();
-    const metrics: MetricSample[] = [];
     const gpu = spec.gpus ? new GpuSampler() : undefined;
+    let output: StepOutput | undefined;
+    // From the start: a checkout or a large input can take longer than the heartbeat timeout.
+    const beat = setInterval(() => ctx.heartbeat(output?.progress() ?? { lines: 0, lastLine: 'preparing inputs' }), Math.max(1000, Math.min(5000, req.heartbeatTimeoutMs / 3)));
     try {
       const checkout = await deps.sources.checkout(spec.source);
       const inputsDir = join(dir, 'inputs');
@@ -55,12 +93,14 @@ export function createRunStep(deps: RunnerDeps) {
       await mkdir(inputsDir, { recursive: true });
       await mkdir(outputsDir, { recursive: true, mode: 0o777 });
       await mkdir(metaDir, { recursive: true });
+      const runDir = join(dir, 'run');
+      await mkdir(runDir, { recursive: true });
       for (const [name, ref] of Object.entries(spec.inputs)) await deps.store.materialize(ref, join(inputsDir, name));
       await writeFile(join(metaDir, 'params.json'), JSON.stringify(spec.params, null, 2));
       try {
         await imageReady(deps.cli, spec.image);
       } catch (err) {
-        throw ApplicationFailure.create({ type: 'StepInvalid', message: (err as Error).message, nonRetryable: true, details: [failure(null, undefined, startedAt, deps.hostName, metrics)] });
+        throw stepFailure('StepInvalid', (err as Error).message, null, { startedAt, host: deps.hostName });
       }
 
       const env: Record<string, string> = {
@@ -75,79 +115,64 @@ export function createRunStep(deps: RunnerDeps) {
       };
       for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
 
-      const logPath = join(dir, 'log.txt');
-      const log = createWriteStream(logPath);
-      let lines = 0;
-      let lastLine = '';
-      const beat = setInterval(() => ctx.heartbeat({ lines, lastLine }), Math.max(1000, Math.min(5000, req.heartbeatTimeoutMs / 3)));
+      const out = new StepOutput(runDir, () => Date.now() - t0);
+      output = out;
       const abort = new AbortController();
       ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
       gpu?.start(2000);
-      let result;
-      try {
-        ctx.heartbeat({ lines: 0, lastLine: 'starting' });
-        result = await runContainer(deps.cli, {
-          name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}`,
-          labels,
-          image: spec.image,
-          command: spec.command,
-          env,
-          mounts: [
-            { host: checkout, container: '/workspace', readOnly: true },
-            { host: inputsDir, container: '/inputs', readOnly: true },
-            { host: outputsDir, container: '/outputs', readOnly: false },
-            { host: metaDir, container: '/trainyard', readOnly: true },
-          ],
-          workdir: '/workspace',
-          gpus: spec.gpus,
-          timeoutMs: spec.timeoutSeconds * 1000,
-          signal: abort.signal,
-          onLine: (stream, line) => {
-            lines++;
-            lastLine = line.slice(0, 200);
-            log.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}\n`);
-            if (stream === 'stdout' && metrics.length < MAX_METRIC_SAMPLES) {
-              const values = parseMetricLine(line);
-              if (values) metrics.push({ t: Date.now() - t0, values });
-            }
-          },
-        });
-      } finally {
-        clearInterval(beat);
-        await new Promise<void>((r) => log.end(r));
-      }
+      ctx.heartbeat({ lines: 0, lastLine: 'starting' });
+      const result = await runContainer(deps.cli, {
+        name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}`,
+        labels,
+        image: spec.image,
+        command: spec.command,
+        env,
+        mounts: [
+          { host: checkout, container: '/workspace', readOnly: true },
+          { host: inputsDir, container: '/inputs', readOnly: true },
+          { host: outputsDir, container: '/outputs', readOnly: false },
+          { host: metaDir, container: '/trainyard', readOnly: true },
+        ],
+        workdir: '/workspace',
+        gpus: spec.gpus,
+        timeoutMs: spec.timeoutSeconds * 1000,
+        signal: abort.signal,
+        onLine: (stream, line) => out.onLine(stream, line),
+      });
       const gpuSummary = await gpu?.stop();
-      const logRef = await deps.store.putPath(logPath);
-      const finishedAt = new Date().toISOString();
+      const stored = await out.finish(deps.store);
+      const facts = { startedAt, finishedAt: new Date().toISOString(), host: deps.hostName, stored };
       if (result.cancelled) throw new CancelledFailure('step cancelled; container removed');
-      if (result.timedOut) {
-        throw ApplicationFailure.create({ type: 'StepTimedOut', message: `timed out after ${spec.timeoutSeconds}s; container killed`, nonRetryable: true, details: [failure(null, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
-      }
+      if (result.timedOut) throw stepFailure('StepTimedOut', `timed out after ${spec.timeoutSeconds}s; container killed`, null, facts);
       if (result.exitCode !== 0) {
-        throw ApplicationFailure.create({ type: 'StepFailed', message: `exited with code ${result.exitCode}${lastLine ? `: ${lastLine}` : ''}`, nonRetryable: true, details: [failure(result.exitCode, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
+        const lastLine = out.lastLine;
+        throw stepFailure('StepFailed', `exited with code ${result.exitCode}${lastLine ? `: ${lastLine}` : ''}`, result.exitCode, facts);
       }
       const outputs: Record<string, ArtifactRef> = {};
       for (const name of spec.outputs) {
         const p = join(outputsDir, name);
         const st = await lstat(p).catch(() => undefined);
         if (!st) {
-          throw ApplicationFailure.create({ type: 'StepFailed', message: `declared output "${name}" was not written (expected /outputs/${name})`, nonRetryable: true, details: [failure(0, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
+          throw stepFailure('StepFailed', `declared output "${name}" was not written (expected /outputs/${name})`, 0, facts);
         }
         try {
           outputs[name] = await deps.store.putPath(p);
         } catch (err) {
-          throw ApplicationFailure.create({ type: 'StepFailed', message: `output "${name}" refused: ${outputRefusal(name, err)}`, nonRetryable: true, details: [failure(0, logRef.digest, startedAt, deps.hostName, metrics, finishedAt)] });
+          throw stepFailure('StepFailed', `output "${name}" refused: ${outputRefusal(name, err)}`, 0, facts);
         }
-        ctx.heartbeat({ lines, lastLine: `stored output ${name}` });
+        ctx.heartbeat({ ...out.progress(), lastLine: `stored output ${name}` });
       }
       const extra = (await readdir(outputsDir)).filter((n) => !spec.outputs.includes(n));
-      if (extra.length) ctx.log.warn('undeclared outputs ignored', { step: spec.step, extra });
-      return {
-        exitCode: 0, outputs, metrics, logDigest: logRef.digest, startedAt, finishedAt, host: deps.hostName,
-        activityAttempt: ctx.info.attempt, ...(gpuSummary ? { gpu: { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } } : {}),
-      };
+      // A listing the step controls: a count and the first few names only.
+      if (extra.length) ctx.log.warn('undeclared outputs ignored', { step: spec.step, count: extra.length, first: extra.slice(0, 10).map(terminalText) });
+      return stepResult({
+        outputs, facts, activityAttempt: ctx.info.attempt,
+        ...(gpuSummary ? { gpu: { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } } : {}),
+      });
     } finally {
+      clearInterval(beat);
       await gpu?.stop().catch(() => undefined);
+      await output?.close();
       await rm(dir, { recursive: true, force: true });
     }
   };
@@ -169,8 +194,4 @@ async function imageReady(cli: ContainerCliConfig, image: string): Promise<void>
   if ((readyImages.get(key) ?? 0) > Date.now()) return;
   await ensureImage(cli, image);
   readyImages.set(key, Date.now() + 60_000);
-}
-
-function failure(exitCode: number | null, logDigest: string | undefined, startedAt: string, host: string, metrics: MetricSample[], finishedAt = new Date().toISOString()): StepFailureDetails {
-  return { exitCode, ...(logDigest ? { logDigest } : {}), startedAt, finishedAt, host, metrics };
 }

@@ -1,19 +1,22 @@
 // The `trainyard` command.
 import { NativeConnection } from '@temporalio/worker';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { ContainerCliUnavailableError } from '../activities/container/cli.js';
 import { formatLineageAnswer, lineageOf } from '../activities/lineage/index.js';
 import { createStore } from '../activities/store/factory.js';
 import { loadPipelines } from '../pipeline/load.js';
+import { pinoTextHooks, terminalText } from '../activities/usertext.js';
 import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { TEMPORAL_INSTALL_HINT } from './devserver.js';
-import { CONTROL_QUEUE, localHostQueue } from './engine.js';
+import { initProject, initSummary } from './local/init.js';
+import { waitForTemporal } from './connect.js';
+import { serviceRunOptions } from './engine.js';
 import { startHealthServer } from './health.js';
+import { ConfigError } from './intake/config.js';
+import { gitHostSources } from './intake/workers.js';
 import { ProjectError, findProject } from './local/project.js';
 import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
 import { startHostWorker, startWorkers } from './worker.js';
@@ -27,13 +30,19 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]...
       What goes into STEP's cache key at the commit \`run\` would use, and what changed since its last execution.
   trainyard lineage <digest|run-id> Which runs produced / consumed an artifact, or a run's summary.
-  trainyard init [-C DIR] [--name NAME]  Create .trainyard/NAME.yaml from the starter template.
-  trainyard worker                  Control worker + this host's runner (needs TEMPORAL_ADDRESS).
-  trainyard agent --queue QUEUE     Runner agent of a compute host (needs TEMPORAL_ADDRESS).
+  trainyard init [-C DIR] [--name NAME | --from flowers]
+      Create .trainyard/NAME.yaml (a starter that runs as it is, with the scripts it runs when
+      they are missing) or copy an example; never overwrites a file.
+  trainyard worker [--no-host] [--control-queue Q] [--queue Q]
+                                    Control worker (workflows, webhook intake, git-host status) and,
+                                    unless --no-host, a runner on the local queue (needs TEMPORAL_ADDRESS).
+  trainyard agent [--queue Q]       Runner agent: runs the steps routed to Q, by default the shared
+                                    local queue TRAINYARD_LOCAL_QUEUE (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
+TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local),
 TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz there).
 `;
 
@@ -61,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' } } });
       const project = await findProject(values.dir!);
       const { pipelines, errors } = await loadPipelines(project.projectRoot);
-      for (const e of errors) process.stderr.write(`${formatPipelineError(e)}\n`);
+      for (const e of errors) process.stderr.write(`${terminalText(formatPipelineError(e))}\n`);
       if (errors.length) return 1;
       process.stdout.write(`ok: ${pipelines.length} pipeline(s): ${pipelines.map((p) => `${p.name} (${Object.keys(p.steps).length} steps)`).join(', ')}\n`);
       return 0;
@@ -77,44 +86,43 @@ async function main(argv: string[]): Promise<number> {
       return answer.kind === 'not_found' || answer.kind === 'ambiguous' ? 1 : 0;
     }
     case 'init': {
-      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' } } });
-      const root = resolve(values.dir!);
-      const name = values.name ?? basename(root).toLowerCase().replace(/[^a-z0-9_-]/g, '-').replace(/^[^a-z0-9]+/, '') ?? 'pipeline';
-      if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(name)) throw new UsageError(`--name must be lowercase letters, digits, - and _, got ${JSON.stringify(name)}`);
-      const file = join(root, '.trainyard', `${name}.yaml`);
-      if (await access(file).then(() => true, () => false)) throw new UsageError(`${file} exists already; not overwriting it`);
-      const template = await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'templates', 'pipelines', 'starter.yaml'), 'utf8');
-      await mkdir(dirname(file), { recursive: true });
-      await writeFile(file, template.replaceAll('NAME', name));
-      process.stdout.write(`created ${file}: edit its steps, commit it, then \`trainyard run\`\n`);
+      const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' }, from: { type: 'string' } } });
+      const result = await initProject({ dir: values.dir!, ...(values.name !== undefined ? { name: values.name } : {}), ...(values.from !== undefined ? { from: values.from } : {}) });
+      process.stdout.write(initSummary(result));
       return 0;
     }
     case 'worker':
     case 'agent': {
-      const { values } = parseArgs({ args: rest, strict: true, options: { queue: { type: 'string' }, 'no-host': { type: 'boolean', default: false } } });
-      const cfg = loadEngineConfig();
+      const { values } = parseArgs({ args: rest, strict: true, options: { queue: { type: 'string' }, 'control-queue': { type: 'string' }, 'no-host': { type: 'boolean', default: false } } });
+      // Flags win over the environment; both are checked the same way.
+      const cfg = loadEngineConfig({
+        ...process.env,
+        ...(values.queue !== undefined ? { TRAINYARD_LOCAL_QUEUE: values.queue, TRAINYARD_HOST_QUEUE: undefined } : {}),
+        ...(values['control-queue'] !== undefined ? { TRAINYARD_CONTROL_QUEUE: values['control-queue'] } : {}),
+      });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
-      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info' });
+      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', hooks: pinoTextHooks });
+      await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
       let running;
       if (cmd === 'agent') {
-        if (!values.queue) throw new UsageError('usage: trainyard agent --queue QUEUE');
-        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: values.queue, store, workRoot: cfg.workRoot });
-        log.info({ queue: values.queue, store: store.location }, 'runner agent ready');
+        const sources = gitHostSources(process.env, cfg.workRoot, log);
+        running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: cfg.localQueue, store, workRoot: cfg.workRoot, ...(sources ? { sourceProviders: sources } : {}) });
+        log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
       } else {
-        const extra = await (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log);
-        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: values.queue ?? localHostQueue(), noHost: values['no-host']!, ...extra });
+        const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
+        running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: cfg.localQueue, controlQueue: cfg.controlQueue, noHost: values['no-host']!, ...extra });
         if (process.env.TRAINYARD_EC2_SUBNETS || process.env.TRAINYARD_K8S_CONFIG) {
           const { Client, Connection } = await import('@temporalio/client');
           const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
           const r = await (await import('./reaper.js')).ensureReaperSchedule(client, { input: { kubernetes: !!process.env.TRAINYARD_K8S_CONFIG } });
           log.info(r, 'reaper schedule in place (EC2 instances, Kubernetes Jobs)');
         }
-        log.info({ controlQueue: CONTROL_QUEUE, hostQueue: values.queue ?? localHostQueue(), store: store.location }, 'worker ready');
+        log.info({ controlQueue: cfg.controlQueue, localQueue: values['no-host'] ? undefined : cfg.localQueue, store: store.location }, 'worker ready');
       }
-      const health = await startHealthServer(process.env, { role: cmd, queues: cmd === 'agent' ? [values.queue!] : [CONTROL_QUEUE, ...(values['no-host'] ? [] : [values.queue ?? localHostQueue()])] });
+      const health = await startHealthServer(process.env, { role: cmd, queues: cmd === 'agent' ? [cfg.localQueue] : [cfg.controlQueue, ...(values['no-host'] ? [] : [cfg.localQueue])] });
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
       health?.stopping();
       await running.shutdown();
@@ -139,7 +147,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ContainerCliUnavailableError;
+    const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ConfigError || err instanceof ContainerCliUnavailableError;
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`trainyard: ${msg}\n`);
     if (!known && !msg.includes(TEMPORAL_INSTALL_HINT) && process.env.TRAINYARD_DEBUG) console.error(err);

@@ -25,7 +25,18 @@ export interface EngineConfig {
   reportsDir: string;
   parallelism: number;
   heartbeatTimeoutMs: number;
+  /** Task queue of the control workers (workflows, control and intake activities). */
+  controlQueue: string;
+  /** The shared queue every local runner agent polls: steps without `machine:` of service runs. */
+  localQueue: string;
+  /** Least time between two check-run updates of a service run, ms. */
+  statusIntervalMs: number;
 }
+
+/** Default of TRAINYARD_CONTROL_QUEUE. */
+export const DEFAULT_CONTROL_QUEUE = 'trainyard';
+/** Default of TRAINYARD_LOCAL_QUEUE: one queue for all plain runner agents, whichever host they are on. */
+export const DEFAULT_LOCAL_QUEUE = 'trainyard-local';
 
 type Env = Record<string, string | undefined>;
 
@@ -45,8 +56,50 @@ function absPath(env: Env, name: string, dflt: string): string {
   return raw;
 }
 
+function queueName(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(raw)) throw new EnvError(name, `must be a task queue name of letters, digits, . _ : - (at most 200), got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/** Settings every long-running process (serve, worker, agent) shares with `run`. */
+export interface ServiceSettings {
+  temporalTls: boolean;
+  temporalApiKey?: string;
+  parallelism: number;
+  heartbeatTimeoutMs: number;
+  controlQueue: string;
+  localQueue: string;
+  statusIntervalMs: number;
+}
+
+/**
+ * Temporal security, queues and run options from the environment. TRAINYARD_HOST_QUEUE is
+ * the older name of TRAINYARD_LOCAL_QUEUE and still accepted. Throws EnvError naming the
+ * variable at fault.
+ */
+export function loadServiceSettings(env: Env = process.env): ServiceSettings {
+  const tlsRaw = env.TEMPORAL_TLS?.trim().toLowerCase();
+  if (tlsRaw && !['true', 'false', '1', '0'].includes(tlsRaw)) throw new EnvError('TEMPORAL_TLS', `must be true or false, got ${JSON.stringify(env.TEMPORAL_TLS)}`);
+  const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
+  const local = queueName(env, 'TRAINYARD_LOCAL_QUEUE');
+  const older = queueName(env, 'TRAINYARD_HOST_QUEUE');
+  if (local && older && local !== older) throw new EnvError('TRAINYARD_HOST_QUEUE', `is the older name of TRAINYARD_LOCAL_QUEUE and says something else (${older} vs ${local}); set one of them`);
+  return {
+    // An API key implies TLS (Temporal Cloud refuses plaintext).
+    temporalTls: tlsRaw === 'true' || tlsRaw === '1' || (apiKey !== undefined && tlsRaw === undefined),
+    ...(apiKey ? { temporalApiKey: apiKey } : {}),
+    parallelism: int(env, 'TRAINYARD_PARALLELISM', 4, 1, 1024),
+    heartbeatTimeoutMs: int(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS', 30, 2, 3600) * 1000,
+    controlQueue: queueName(env, 'TRAINYARD_CONTROL_QUEUE') ?? DEFAULT_CONTROL_QUEUE,
+    localQueue: local ?? older ?? DEFAULT_LOCAL_QUEUE,
+    statusIntervalMs: int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
+  };
+}
+
 /** Connection options (address, TLS, API key) for both the client and worker connections. */
-export function temporalConnectOptions(cfg: EngineConfig, address: string): { address: string; tls?: boolean; apiKey?: string } {
+export function temporalConnectOptions(cfg: Pick<ServiceSettings, 'temporalTls' | 'temporalApiKey'>, address: string): { address: string; tls?: boolean; apiKey?: string } {
   return { address, ...(cfg.temporalTls ? { tls: true } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) };
 }
 
@@ -61,19 +114,12 @@ export function loadEngineConfig(env: Env = process.env): EngineConfig {
   }
   const dataHome = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
   const home = absPath(env, 'TRAINYARD_HOME', join(dataHome, 'trainyard'));
-  const tlsRaw = env.TEMPORAL_TLS?.trim().toLowerCase();
-  if (tlsRaw && !['true', 'false', '1', '0'].includes(tlsRaw)) throw new EnvError('TEMPORAL_TLS', `must be true or false, got ${JSON.stringify(env.TEMPORAL_TLS)}`);
-  const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
   return {
     temporalAddress: addr,
     temporalNamespace: ns,
-    // An API key implies TLS (Temporal Cloud refuses plaintext).
-    temporalTls: tlsRaw === 'true' || tlsRaw === '1' || (apiKey !== undefined && tlsRaw === undefined),
-    ...(apiKey ? { temporalApiKey: apiKey } : {}),
+    ...loadServiceSettings(env),
     store,
     workRoot: absPath(env, 'TRAINYARD_WORK_DIR', join(home, 'work')),
     reportsDir: join(home, 'reports'),
-    parallelism: int(env, 'TRAINYARD_PARALLELISM', 4, 1, 1024),
-    heartbeatTimeoutMs: int(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS', 30, 2, 3600) * 1000,
   };
 }

@@ -23,7 +23,7 @@ export async function freePort(): Promise<number> {
 }
 
 /** `temporal` from PATH, else the link setup.sh leaves in node_modules/.bin. */
-function temporalBinary(): string {
+export function temporalBinary(): string {
   if (process.env.TRAINYARD_TEMPORAL_BIN) return process.env.TRAINYARD_TEMPORAL_BIN;
   const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
   if (dirs.some((d) => existsSync(`${d}/temporal`))) return 'temporal';

@@ -1,12 +1,18 @@
-// Starting, cancelling and watching pipeline runs: the only way app/ talks to Temporal.
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { cancelSignal, statusQuery } from '../workflows/contracts.js';
-import type { RunInput, RunOptions, RunStatus } from '../workflows/types.js';
+// Starting, cancelling and watching pipeline runs: the only way app/ talks to Temporal
+// about runs (the functions live in activities/runs.ts, which the intake activities share).
 import { hostname } from 'node:os';
+import type { RunOptions } from '../workflows/types.js';
+import type { ServiceSettings } from './config.js';
+
+export { cancelPipelineRun, getRunStatus, startPipelineRun, type StartedRun } from '../activities/runs.js';
 
 export const CONTROL_QUEUE = 'trainyard';
 
-/** The runner queue of this machine (steps without `machine:` run there). */
+/**
+ * The runner queue of this machine, for `trainyard run`: its commit is a local checkout
+ * only this machine can read, so its steps must run here. Service runs use the shared
+ * TRAINYARD_LOCAL_QUEUE instead (serviceRunOptions).
+ */
 export const localHostQueue = (): string => `trainyard-host-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}`;
 
 export function defaultRunOptions(overrides: Partial<RunOptions> = {}): RunOptions {
@@ -22,48 +28,14 @@ export function defaultRunOptions(overrides: Partial<RunOptions> = {}): RunOptio
   };
 }
 
-export interface StartedRun {
-  workflowId: string;
-  firstExecutionRunId: string;
-  alreadyStarted: boolean;
-}
-
 /**
- * Starts a run, or joins the one with the same workflow id (a redelivered webhook, a
- * second push event for the same commit). With 'reject-duplicate', a closed run with the
- * same id is not started again either.
+ * Options of the runs the webhook intake starts: steps without `machine:` go to the shared
+ * queue every runner agent polls (TRAINYARD_LOCAL_QUEUE), whichever host it is on, so no
+ * process's hostname is baked into a run.
  */
-export async function startPipelineRun(client: Client, input: RunInput, opts: { workflowId: string; reuse: 'reject-duplicate' | 'allow-duplicate' }): Promise<StartedRun> {
-  try {
-    const handle = await client.workflow.start('pipelineRun', {
-      workflowId: opts.workflowId,
-      taskQueue: input.options.controlQueue,
-      args: [input],
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-      workflowIdReusePolicy: opts.reuse === 'reject-duplicate' ? WorkflowIdReusePolicy.REJECT_DUPLICATE : WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      memo: { pipeline: input.pipeline.name, runId: input.runId },
-    });
-    const first = handle.firstExecutionRunId;
-    // USE_EXISTING answers with the running execution's id when one was there already.
-    const desc = await handle.describe();
-    const alreadyStarted = desc.memo?.runId !== input.runId;
-    return { workflowId: opts.workflowId, firstExecutionRunId: first, alreadyStarted };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      const desc = await client.workflow.getHandle(opts.workflowId).describe();
-      return { workflowId: opts.workflowId, firstExecutionRunId: desc.runId, alreadyStarted: true };
-    }
-    throw err;
-  }
-}
-
-export async function cancelPipelineRun(client: Client, workflowId: string): Promise<void> {
-  await client.workflow.getHandle(workflowId).signal(cancelSignal);
-}
-
-export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatus> {
-  const handle = client.workflow.getHandle(workflowId);
-  const desc = await handle.describe();
-  if (desc.status.name === 'COMPLETED') return (await handle.result()) as RunStatus;
-  return handle.query(statusQuery);
+export function serviceRunOptions(s: Pick<ServiceSettings, 'controlQueue' | 'localQueue' | 'statusIntervalMs' | 'parallelism' | 'heartbeatTimeoutMs'>): RunOptions {
+  return defaultRunOptions({
+    controlQueue: s.controlQueue, localHostQueue: s.localQueue, statusIntervalMs: s.statusIntervalMs,
+    parallelism: s.parallelism, heartbeatTimeoutMs: s.heartbeatTimeoutMs,
+  });
 }

@@ -2,9 +2,10 @@
 // Called at server start; idempotent, so every replica may call it.
 import { ScheduleAlreadyRunning, type Client, type ScheduleDescription } from '@temporalio/client';
 import pino from 'pino';
+import { pinoTextHooks } from '../activities/usertext.js';
 import type { ReaperInput } from '../workflows/reaper.js';
 
-const logger = pino({ name: 'trainyard-reaper' });
+const logger = pino({ name: 'trainyard-reaper', hooks: pinoTextHooks });
 
 export interface ReaperScheduleOptions {
   scheduleId?: string;

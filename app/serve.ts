@@ -1,30 +1,35 @@
-// `trainyard serve`: the webhook server for GitHub (a Probot app) and GitLab, plus — unless
-// TRAINYARD_WORKERS=none — the control worker and this host's runner agent, so one process
-// is a whole installation. Configuration comes from the environment (see
-// app/intake/config.ts and docs/githost.md) and is checked before anything listens.
+// `trainyard serve`: the webhook server for GitHub and GitLab, plus — unless
+// TRAINYARD_WORKERS=none — a control worker and a runner agent on the shared local queue, so
+// one process is a whole installation. A verified webhook is answered once its delivery is
+// recorded in Temporal (app/intake/deliveries.ts); everything it asks for happens in the
+// delivery workflow's activities on a control worker, so replicas hold no state and any of
+// them can die. Configuration comes from the environment (see app/intake/config.ts and
+// docs/githost.md) and is checked before anything listens.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
-import { createNodeMiddleware, Probot } from 'probot';
 import { createStore } from '../activities/store/factory.js';
+import { pinoTextHooks } from '../activities/usertext.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
-import { createGitLab, type GitLabApi } from '../activities/githost/gitlab-client.js';
-import { RunLinks, linkSecretFrom } from '../activities/githost/links.js';
+import { RunLinks } from '../activities/githost/links.js';
 import { GitHostRecords } from '../activities/githost/records.js';
+import type { IntakeEvent } from '../activities/intake/events.js';
+import { deliveryIdFrom } from '../activities/intake/ids.js';
+import { temporalStarter } from '../activities/intake/starter.js';
 import { dataConverter } from './codec.js';
-import { defaultRunOptions } from './engine.js';
+import { temporalConnectOptions } from './config.js';
+import { waitForTemporal } from './connect.js';
+import { serviceRunOptions } from './engine.js';
 import { startWorkers } from './worker.js';
-import { githubApp } from './github/app.js';
-import { signatureValid } from './github/verify.js';
+import { githubIntakeEvent } from './github/events.js';
+import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
 import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.js';
-import type { Intake } from './intake/context.js';
-import { readBody, sendJson, sendText } from './intake/http.js';
-import { JobQueue } from './intake/jobs.js';
+import { answerDelivery, temporalDeliveries, type DeliveryRecorder } from './intake/deliveries.js';
+import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { runPageHandler } from './intake/runpage.js';
-import { temporalStarter } from './intake/starter.js';
 import { gitHostWorkerParts } from './intake/workers.js';
 
 export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
@@ -37,77 +42,72 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-async function githubHandler(cfg: NonNullable<ServeConfig['github']>, deps: Parameters<typeof githubApp>[0], log: Logger): Promise<Handler> {
-  const probot = new Probot({ appId: cfg.appId, privateKey: cfg.privateKey, secret: cfg.webhookSecret, baseUrl: cfg.apiUrl, log: log.child({ name: 'probot' }) });
-  const middleware = await createNodeMiddleware(githubApp(deps), { probot, webhooksPath: GITHUB_WEBHOOK_PATH });
+function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: DeliveryRecorder, ackOnly: boolean, budget: ByteBudget, log: Logger): Handler {
   return async (req, res) => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    let body: Buffer;
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    const delivery = header(req, 'x-github-delivery');
+    // Everything that can be decided from the headers is, before a byte of the body is read.
+    const sig = header(req, 'x-hub-signature-256');
+    if (!signatureWellFormed(sig)) return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    const r = await readSignedBody(req, cfg.webhookSecret, sig, { budget, res });
+    if (r.kind === 'bad-signature') return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
+    if (r.kind !== 'ok') {
+      if (r.kind === 'busy') log.warn({ delivery, unverifiedBytes: budget.inUse, limit: budget.limit }, 'webhook refused: unverified body budget spent (503)');
+      else log.info({ delivery, refused: r.kind }, 'webhook body refused');
+      return refuseBody(res, r);
+    }
+    const name = header(req, 'x-github-event');
+    if (!name) return sendJson(res, 400, { error: 'missing X-GitHub-Event' });
+    let event: IntakeEvent | null;
     try {
-      body = await readBody(req);
-    } catch {
-      return sendJson(res, 413, { error: 'payload too large' });
+      event = githubIntakeEvent(name, JSON.parse(r.body.toString('utf8')));
+    } catch (err) {
+      return sendJson(res, 400, { error: `not a GitHub ${name} payload: ${(err as Error).message}` });
     }
-    const sig = req.headers['x-hub-signature-256'];
-    if (!signatureValid(cfg.webhookSecret, body, Array.isArray(sig) ? sig[0] : sig)) {
-      return sendJson(res, 401, { error: 'missing or wrong X-Hub-Signature-256' });
-    }
-    // Probot's middleware reads a string body when one is present (it verifies again).
-    (req as IncomingMessage & { body?: string }).body = body.toString('utf8');
-    await middleware(req, res);
+    if (ackOnly) return sendJson(res, 200, { ok: true, handled: false });
+    await answerDelivery(res, deliveries, 'github', deliveryIdFrom(delivery, r.body), event, log);
   };
-}
-
-function runOptions(cfg: ServeConfig) {
-  return defaultRunOptions({
-    ...(cfg.statusIntervalMs !== null ? { statusIntervalMs: cfg.statusIntervalMs } : {}),
-    ...(cfg.controlQueue !== null ? { controlQueue: cfg.controlQueue } : {}),
-    ...(cfg.hostQueue !== null ? { localHostQueue: cfg.hostQueue } : {}),
-  });
 }
 
 export async function startServer(cfg: ServeConfig, log: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningServer> {
   const store = createStore(cfg.store);
-  const connection = await Connection.connect({ address: cfg.temporalAddress });
+  const connectOptions = temporalConnectOptions(cfg, cfg.temporalAddress);
+  // Lazy: a replica starts, and answers 503, while Temporal is down; it reconnects by itself.
+  const connection = Connection.lazy(connectOptions);
   const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
-  const links = new RunLinks(cfg.publicUrl, linkSecretFrom(env));
-  const records = new GitHostRecords(store);
-  const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
-  const gitlab: GitLabApi | undefined = cfg.gitlab ? createGitLab(cfg.gitlab) : undefined;
-  const intake: Intake = {
-    starter: temporalStarter(client),
-    records,
-    policy: cfg.policy,
-    log,
-    runOptions: () => runOptions(cfg),
-    runUrl: (id) => links.runUrl(id),
-  };
-  const jobs = new JobQueue(log, cfg.jobConcurrency);
+  const links = new RunLinks(cfg.publicUrl, cfg.linkSecret);
+  const deliveries = temporalDeliveries(client, { taskQueue: cfg.controlQueue, log });
 
   let workers: { shutdown(): Promise<void> } | undefined;
   let workerConnection: NativeConnection | undefined;
   if (cfg.workers === 'in-process') {
-    workerConnection = await NativeConnection.connect({ address: cfg.temporalAddress });
+    await waitForTemporal(connectOptions, log);
+    workerConnection = await NativeConnection.connect(connectOptions);
+    const github = cfg.github ? new GitHubClients(cfg.github, log) : undefined;
     workers = await startWorkers({
       connection: workerConnection,
       address: cfg.temporalAddress,
+      connectOptions: { ...(cfg.temporalTls ? { tls: true } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) },
       namespace: cfg.temporalNamespace,
       store,
       workRoot: cfg.workRoot,
-      hostQueue: runOptions(cfg).localHostQueue,
-      controlQueue: runOptions(cfg).controlQueue,
-      ...gitHostWorkerParts(env, store, cfg.workRoot, log, github ? { github } : {}),
+      hostQueue: cfg.localQueue,
+      controlQueue: cfg.controlQueue,
+      ...gitHostWorkerParts(env, store, cfg.workRoot, log, {
+        ...(github ? { github } : {}), links: { publicUrl: cfg.publicUrl, secret: cfg.linkSecret }, policy: cfg.policy,
+        runOptions: () => serviceRunOptions(cfg),
+      }),
     });
   }
 
   const routes = new Map<string, Handler>();
-  if (cfg.github && github) routes.set(GITHUB_WEBHOOK_PATH, await githubHandler(cfg.github, { intake, clients: github, jobs, ackOnly: cfg.ackOnly }, log));
-  if (cfg.gitlab && gitlab) {
-    routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({
-      api: gitlab, intake, secret: cfg.gitlab.webhookSecret, jobs, ackOnly: cfg.ackOnly, verdictUrl: (id) => links.runUrl(id),
-    }));
+  // Shared by every request whose body is read before it is authenticated.
+  const unverified = new ByteBudget(cfg.unverifiedBodyBytes);
+  if (cfg.github) routes.set(GITHUB_WEBHOOK_PATH, githubHandler(cfg.github, deliveries, cfg.ackOnly, unverified, log));
+  if (cfg.gitlab) {
+    routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({ secret: cfg.gitlab.webhookSecret, deliveries, ackOnly: cfg.ackOnly, log }));
   }
-  const runPage = runPageHandler(intake, links);
+  const runPage = runPageHandler({ records: new GitHostRecords(store), starter: temporalStarter(client) }, links);
 
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
@@ -115,7 +115,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     const handled = route
       ? route(req, res)
       : path === '/healthz'
-        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), queued: jobs.size, ackOnly: cfg.ackOnly }))
+        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly, unverifiedBytes: unverified.inUse }))
         : path.startsWith('/runs/') && req.method === 'GET'
           ? runPage(req, res)
           : Promise.resolve(sendText(res, 404, 'not found\n'));
@@ -125,7 +125,13 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       else res.destroy();
     });
   });
+  // Expect: 100-continue goes to the same handlers, which send `100 Continue` only once they
+  // want the body (Node would otherwise send it before any check).
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => server.emit('request', req, res));
   server.keepAliveTimeout = 65_000;
+  // A sender that trickles its body holds its share of the budget until this cuts it off;
+  // GitHub itself gives up on an answer after 10 s.
+  server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(cfg.port, cfg.bind, () => resolve());
@@ -137,7 +143,6 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       server.closeAllConnections();
-      await Promise.race([jobs.idle(), new Promise((r) => setTimeout(r, 30_000))]);
       await workers?.shutdown();
       await workerConnection?.close();
       await connection.close();
@@ -169,7 +174,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) throw new Error(`serve: configuration error: ${err.message}`);
     throw err;
   }
-  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve' });
+  const log = pino({ level: cfg.logLevel, name: 'trainyard-serve', hooks: pinoTextHooks });
   const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
   log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');

@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
+import { heartbeatWhileRunning } from '../activities/liveness.js';
+import { removeOrphanedContainers } from '../activities/step.js';
 import { resolveContainerCli } from '../activities/container/cli.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
@@ -55,7 +57,8 @@ export interface WorkersConfig {
   workRoot: string;
   hostQueue: string;
   controlQueue?: string;
-  extraActivities?: Record<string, AnyActivity>;
+  /** Activities beyond the engine's; a function when they need the worker's Temporal client. */
+  extraActivities?: Record<string, AnyActivity> | ((client: Client) => Record<string, AnyActivity>);
   sourceProviders?: { remote?: SourceProvider };
   /** Run no runner on this process (a control-only worker). */
   noHost?: boolean;
@@ -74,12 +77,14 @@ export interface RunningWorkers {
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
-  const client = new Client({ connection: await Connection.connect({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
+  // Lazy: Temporal may restart between the worker's own connection and this one.
+  const client = new Client({ connection: Connection.lazy({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const compute = cfg.compute ?? loadComputeConfig(process.env);
   const kube = compute.kubernetes ? (cfg.kube ?? createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
-  const extra = { ...computeActivitiesFor(compute, { client }), ...kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }), ...(cfg.extraActivities ?? {}) };
+  const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
+  const extra = { ...computeActivitiesFor(compute, { client }), ...kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }), ...(own ?? {}) };
   const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
@@ -87,6 +92,10 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     dataConverter,
     taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
     workflowBundle: await workflowBundle(),
+    interceptors: { activity: [heartbeatWhileRunning()] },
+    // Send those heartbeats as they come (the default spaces them 80 % of the timeout apart,
+    // which leaves a busy host 4 s of slack before a live activity counts as lost).
+    maxHeartbeatThrottleInterval: '3 seconds',
     activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
@@ -131,6 +140,8 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
 export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string }): Promise<RunningWorkers> {
   const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli();
+  // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
+  await removeOrphanedContainers(cli);
   const worker = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',

@@ -1,14 +1,16 @@
 // Webhook intake benchmark, loopback only: `trainyard serve` (its own process) receives
-// signed GitHub push deliveries for a fake GitHub API and either starts a workflow for each
-// (read .trainyard/ at the commit, match filters, start on Temporal) or, as the baseline,
-// verifies and acknowledges the same deliveries without starting anything
-// (TRAINYARD_ACK_ONLY=1). Workers are off, so started runs wait in their queue and are
+// signed GitHub push deliveries for a fake GitHub API and either records each delivery in
+// Temporal, whose intake activity on a control worker (`trainyard worker --no-host`, its own
+// process) reads .trainyard/ at the commit, matches filters and starts the run, or, as the
+// baseline, verifies and acknowledges the same deliveries without recording anything
+// (TRAINYARD_ACK_ONLY=1). No runner agent polls, so started runs wait for one and are
 // terminated afterwards.
 //
 //   TEMPORAL_ADDRESS=127.0.0.1:7233 node --import tsx bench/webhooks.ts [--latency N] [--burst N] [--concurrency C]
 //
-// Latency: deliveries one at a time; ack = HTTP round trip, start = Temporal's recorded
-// start time of the run minus the moment the delivery was sent.
+// Latency: deliveries one at a time; ack = HTTP round trip (the delivery is durable when it
+// comes back), start = Temporal's recorded start time of the run minus the moment the
+// delivery was sent.
 // Throughput: a burst of deliveries C at a time; deliveries/s until every one was
 // acknowledged (baseline) or had its run started.
 import { generateKeyPairSync } from 'node:crypto';
@@ -20,6 +22,7 @@ import { FakeGitHub } from '../test/githost/fake-github.js';
 import { deliver, pushPayload } from '../test/githost/payloads.js';
 import { startDevServer } from '../app/devserver.js';
 import { startServe } from '../test/githost/serve-process.js';
+import { trainyard } from '../test/service/cluster.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -67,6 +70,13 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
     TEMPORAL_ADDRESS: address, TRAINYARD_STORE: store, TRAINYARD_WORK_ROOT: join(store, 'work'), TRAINYARD_WORKERS: 'none',
     TRAINYARD_ACK_ONLY: ackOnly ? '1' : '0', TRAINYARD_LOG_LEVEL: 'warn', TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`,
   });
+  const worker = ackOnly ? undefined : trainyard('bench-worker', ['worker', '--no-host'], {
+    ...(process.env as Record<string, string>), GITHUB_APP_ID: String(gh.appId), GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET,
+    GITHUB_API_URL: gh.url, TEMPORAL_ADDRESS: address, TRAINYARD_STORE: store, TRAINYARD_WORK_DIR: join(store, 'worker'),
+    TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`, TRAINYARD_PUBLIC_URL: 'none', TRAINYARD_LOG_LEVEL: 'info',
+  }, store);
+  worker?.start();
+  await worker?.ready(/worker ready/);
   const started: string[] = [];
   const send = async (i: number) => {
     const before = gh.commit({ '.trainyard/bench.yaml': PIPELINE, 'src/x.txt': `${ackOnly}-${i}-a` });
@@ -123,6 +133,8 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
     if (!ackOnly) {
       for (const id of started) await client.workflow.getHandle(id).terminate('benchmark over').catch(() => undefined);
     }
+    await worker?.stop();
+    await worker?.close();
     rmSync(store, { recursive: true, force: true });
   }
 }

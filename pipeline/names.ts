@@ -14,6 +14,30 @@ export const ENV_NAME = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 export const NAME_RULE = 'names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)';
 export const PIPELINE_NAME_RULE = 'pipeline names use lowercase letters, digits, "_" and "-", start with a letter or digit, and are at most 63 characters';
 
+/** True when `text` is a step, parameter, machine, input or output name: the one grammar that
+ * the pipeline file, `--param`, `/train` comments and GitLab notes all accept. */
+export function isName(text: string): boolean {
+  return NAME.test(text);
+}
+
+/** True when `text` is a pipeline name (file name, `/train <name>`, `--pipeline`). */
+export function isPipelineName(text: string): boolean {
+  return PIPELINE_NAME.test(text);
+}
+
+/**
+ * The environment variable a parameter arrives in: upper case, every character other than a
+ * letter, digit or "_" turned into "_" (`learning-rate` → `PARAM_LEARNING_RATE`). Two names
+ * that map to the same variable are refused by the parser, so the mapping is one-to-one
+ * within a pipeline.
+ */
+export function paramEnvName(name: string): string {
+  return `PARAM_${name.toUpperCase().replace(/[^A-Z0-9_]/g, '_')}`;
+}
+
+/** Environment variables Trainyard sets in every step container; a step's `env` may not set them. */
+export const RESERVED_ENV_PREFIX = 'TRAINYARD_';
+
 /** Words people bring from other tools, mapped to ours. */
 const SYNONYMS: Record<string, string> = {
   command: 'run', cmd: 'run', script: 'run', args: 'run',

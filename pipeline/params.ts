@@ -1,7 +1,7 @@
 // Turning `key=value` strings (CLI arguments, a `/train` comment) into typed parameter
 // values, checked against the pipeline's declarations, with defaults applied.
 import type { ParamSpec, ParamValue, Pipeline } from './types.js';
-import { didYouMean, quote } from './names.js';
+import { NAME_RULE, didYouMean, isName, quote } from './names.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
 
 /** Long enough for any real value; a cap keeps a hostile comment out of env vars and logs. */
@@ -56,7 +56,10 @@ export function resolveParams(pipeline: Pipeline, given: Record<string, string>)
   return { values, errors };
 }
 
-/** `["epochs=20", "lr=3e-4"]` → `{ epochs: "20", lr: "3e-4" }`; split at the first `=`. */
+/**
+ * `["epochs=20", "lr=3e-4"]` → `{ epochs: "20", lr: "3e-4" }`; split at the first `=`. Names
+ * follow the same grammar as in the pipeline file (pipeline/names.ts), as in `/train` comments.
+ */
 export function parseParamArgs(args: string[]): { given: Record<string, string>; errors: string[] } {
   const given: Record<string, string> = {};
   const errors: string[] = [];
@@ -67,6 +70,10 @@ export function parseParamArgs(args: string[]): { given: Record<string, string>;
       continue;
     }
     const name = arg.slice(0, eq);
+    if (!isName(name)) {
+      errors.push(`${quote(name)} is not a parameter name; ${NAME_RULE}`);
+      continue;
+    }
     if (Object.hasOwn(given, name)) {
       errors.push(`parameter "${name}" is given twice`);
       continue;

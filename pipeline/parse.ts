@@ -2,11 +2,12 @@
 // column. Pure: no I/O, no Temporal, so the app, the CLI and activities can all use it.
 import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
-import type { Ec2MachineSpec, KubernetesMachineSpec, MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, StepSpec, Triggers } from './types.js';
-import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, didYouMean, quote } from './names.js';
+import type { Ec2MachineSpec, KubernetesMachineSpec, MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, PushTrigger, StepSpec, Triggers } from './types.js';
+import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, didYouMean, paramEnvName, quote } from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
 import { parseInput, repoPath } from './inputs.js';
+import { compileFilterPattern } from './filters.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
 
@@ -15,7 +16,7 @@ export const MAX_YAML_ALIASES = 16;
 
 export const TOP_KEYS = ['name', 'on', 'params', 'machines', 'steps'] as const;
 export const ON_KEYS = ['push', 'comment'] as const;
-export const PUSH_KEYS = ['branches', 'paths'] as const;
+export const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 export const PARAM_KEYS = ['type', 'default', 'min', 'max', 'values', 'description'] as const;
 export const PARAM_TYPES: readonly ParamType[] = ['integer', 'number', 'string', 'boolean', 'enum'];
 export const MACHINE_KEYS = ['instance', 'kubernetes', 'gpus', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
@@ -147,6 +148,8 @@ export function parsePipeline(text: string, file: string): { pipeline?: Pipeline
 
 class PipelineReader {
   private readonly refs: Reference[] = [];
+  /** `PARAM_X` → the parameter that arrives in it. */
+  private readonly paramEnv = new Map<string, string>();
 
   constructor(
     private readonly r: NodeReader,
@@ -303,6 +306,20 @@ class PipelineReader {
     return ok ? list : undefined;
   }
 
+  /**
+   * Input and output names become file names in one folder; on the case-insensitive file
+   * systems of macOS and Windows hosts (Docker Desktop bind mounts) `Model` and `model` are one
+   * file. Reports item `i` when it differs from an earlier item only in case; false then.
+   */
+  private caseClash(items: readonly { text: string; node: Node }[], i: number, kind: string, s: Scope, folder: string): boolean {
+    const item = items[i]!;
+    const lower = item.text.toLowerCase();
+    const earlier = items.slice(0, i).find((o) => o.text !== item.text && o.text.toLowerCase() === lower);
+    if (earlier === undefined) return true;
+    this.r.error(item.node, `${kind} ${quote(item.text)}${s.of} and ${kind} ${quote(earlier.text)} (${this.where(earlier.node)}) differ only in case, and ${folder}/${earlier.text} and ${folder}/${item.text} are one file where names ignore case (macOS, Windows); rename one of them`);
+    return false;
+  }
+
   private checkName(name: string, node: Node, kind: string): boolean {
     if (NAME.test(name)) return true;
     this.r.error(node, `${kind} name ${quote(name)} is not allowed; ${NAME_RULE}`);
@@ -343,19 +360,9 @@ class PipelineReader {
       else if (isMap(p.value)) {
         const ps = scope('"on.push"');
         const pf = this.fields(p.value, p.at, p.keyNode, ps, PUSH_KEYS, []);
-        push = undefined;
-        if (pf !== undefined) {
-          const branches = this.stringList(pf.get('branches'), ps, { single: true, nonEmpty: true, item: 'branch patterns' });
-          const paths = this.stringList(pf.get('paths'), ps, { single: true, nonEmpty: true, item: 'path patterns' });
-          const bad = (pf.has('branches') && branches === undefined) || (pf.has('paths') && paths === undefined);
-          if (!bad) {
-            push = {};
-            if (branches) push.branches = branches.map((b) => b.text);
-            if (paths) push.paths = paths.map((b) => b.text);
-          }
-        }
+        push = pf === undefined ? undefined : this.pushFilters(pf, ps);
       } else {
-        this.r.error(p.at, `"push" of "on" must be true, false, or a mapping with "branches" and "paths", got ${describe(p.value)}`);
+        this.r.error(p.at, `"push" of "on" must be true, false, or a mapping of filters (branches, tags, paths and their -ignore forms), got ${describe(p.value)}`);
         push = undefined;
       }
     }
@@ -363,21 +370,104 @@ class PipelineReader {
     return { push, comment };
   }
 
-  private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
-    return this.declarations(e, 'params', 'parameter', (pe) => this.param(pe));
+  /**
+   * `on.push` filters as GitHub Actions reads them, refusing what GitHub refuses: a filter
+   * together with its `-ignore` form, and a list of only `!` patterns (which selects nothing).
+   */
+  private pushFilters(pf: Map<string, Entry>, ps: Scope): Triggers['push'] | undefined {
+    const kinds = [
+      { key: 'branches', ignore: 'branches-ignore', what: 'branch', field: 'branches', ignoreField: 'branchesIgnore' },
+      { key: 'tags', ignore: 'tags-ignore', what: 'tag', field: 'tags', ignoreField: 'tagsIgnore' },
+      { key: 'paths', ignore: 'paths-ignore', what: 'path', field: 'paths', ignoreField: 'pathsIgnore' },
+    ] as const;
+    const push: PushTrigger = {};
+    let ok = true;
+    for (const k of kinds) {
+      const select = pf.get(k.key);
+      const ignore = pf.get(k.ignore);
+      if (select !== undefined && ignore !== undefined) {
+        this.r.error(ignore.keyNode, `"${k.ignore}"${ps.of} cannot be used together with "${k.key}" (${this.where(select.keyNode)}), as on GitHub; to leave some ${k.key} out, list them in "${k.key}" with a leading "!"`);
+        ok = false;
+        continue;
+      }
+      for (const [entry, field, isIgnore] of [[select, k.field, false], [ignore, k.ignoreField, true]] as const) {
+        if (entry === undefined) continue;
+        const list = this.stringList(entry, ps, { single: true, nonEmpty: true, item: `${k.what} patterns` });
+        if (list === undefined) {
+          ok = false;
+          continue;
+        }
+        let patternsOk = true;
+        for (const item of list) {
+          try {
+            compileFilterPattern(item.text);
+          } catch (err) {
+            this.r.error(item.node, `pattern ${quote(item.text)} in ${this.label(entry.key, ps)} ${(err as Error).message}`);
+            patternsOk = false;
+          }
+        }
+        if (!patternsOk) {
+          ok = false;
+          continue;
+        }
+        if (!isIgnore && list.every((item) => item.text.startsWith('!'))) {
+          this.r.error(entry.at, `${this.label(entry.key, ps)} has only "!" patterns, which leave out ${k.key} but select none, so no push would match (GitHub refuses it too); to run on every ${k.what} but these, use "${k.ignore}" with the same patterns without the "!"`);
+          ok = false;
+          continue;
+        }
+        push[field] = list.map((item) => item.text);
+      }
+    }
+    return ok ? push : undefined;
   }
 
-  /** A `params` or `machines` section: names checked, each declaration read by `one`. */
-  private declarations<T>(e: Entry | undefined, section: string, kind: string, one: (entry: Entry) => T | undefined): Record<string, T> | undefined {
+  private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
+    const params = this.declarations(e, 'params', 'parameter', (pe) => this.param(pe), (pe, first) => {
+      const env = paramEnvName(pe.key);
+      if (paramEnvName(first.key) !== env) return undefined;
+      return `parameter ${quote(pe.key)} and parameter ${quote(first.key)} (${this.where(first.keyNode)}) both arrive in the container as ${env}; rename one of them`;
+    });
+    if (params !== undefined) for (const name of Object.keys(params)) this.paramEnv.set(paramEnvName(name), name);
+    return params;
+  }
+
+  /** `line 3, column 5`, for messages that point at a second place in the file. */
+  private where(node: Node): string {
+    const p = this.r.position(node);
+    return `line ${p.line}, column ${p.column}`;
+  }
+
+  /**
+   * A `params` or `machines` section: names checked, each declaration read by `one`. `clash`
+   * says why an entry cannot sit beside an earlier one (undefined when it can).
+   */
+  private declarations<T>(
+    e: Entry | undefined,
+    section: string,
+    kind: string,
+    one: (entry: Entry) => T | undefined,
+    clash?: (entry: Entry, earlier: Entry) => string | undefined,
+  ): Record<string, T> | undefined {
     if (e === undefined) return {};
     if (!isMap(e.value)) {
       this.r.error(e.at, `"${section}" must be a mapping of ${kind} names to their declarations, got ${describe(e.value)}`);
       return undefined;
     }
     const out: Record<string, T> = {};
+    const named: Entry[] = [];
     let ok = true;
     for (const entry of this.r.entries(e.value, `in "${section}"`)) {
-      const spec = this.checkName(entry.key, entry.keyNode, kind) ? one(entry) : undefined;
+      if (!this.checkName(entry.key, entry.keyNode, kind)) {
+        ok = false;
+        continue;
+      }
+      const problem = clash === undefined ? undefined : named.map((earlier) => clash(entry, earlier)).find((m) => m !== undefined);
+      named.push(entry);
+      if (problem !== undefined) {
+        this.r.error(entry.keyNode, problem);
+        ok = false;
+      }
+      const spec = one(entry);
       if (spec === undefined) ok = false;
       else out[entry.key] = spec;
     }
@@ -624,7 +714,8 @@ class PipelineReader {
     this.env(f.get('env'), s, spec);
     this.inputs(f.get('inputs'), s, spec);
     const outputs = this.nameList(f.get('outputs'), s, 'output');
-    if (outputs !== undefined) spec.outputs = outputs.map((o) => o.text);
+    const outputsOk = outputs !== undefined && outputs.map((_, i) => this.caseClash(outputs, i, 'output', s, '/outputs')).every(Boolean);
+    if (outputsOk) spec.outputs = outputs.map((o) => o.text);
     for (const n of this.nameList(f.get('needs'), s, 'step', { single: true }) ?? []) {
       spec.needs.push(n.text);
       this.refs.push({ from: se.key, node: n.node, kind: 'needs', target: n.text });
@@ -649,7 +740,7 @@ class PipelineReader {
       spec.params = params.map((p) => p.text);
       for (const p of params) this.refs.push({ from: se.key, node: p.node, kind: 'param', target: p.text });
     }
-    return { spec, keyNode: se.keyNode, outputsOk: !f.has('outputs') || outputs !== undefined };
+    return { spec, keyNode: se.keyNode, outputsOk: !f.has('outputs') || outputsOk };
   }
 
   private env(e: Entry | undefined, s: Scope, spec: StepSpec): void {
@@ -661,6 +752,16 @@ class PipelineReader {
     for (const ve of this.r.entries(e.value, `in "env"${s.of}`)) {
       if (!ENV_NAME.test(ve.key)) {
         this.r.error(ve.keyNode, `environment variable name ${quote(ve.key)}${s.of} is not allowed; use letters, digits and "_", not starting with a digit`);
+        continue;
+      }
+      // Trainyard sets these after the step's own env, so the step's value would be lost silently.
+      if (ve.key.startsWith(RESERVED_ENV_PREFIX)) {
+        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is not allowed; Trainyard sets the ${RESERVED_ENV_PREFIX}* variables itself`);
+        continue;
+      }
+      const param = this.paramEnv.get(ve.key);
+      if (param !== undefined) {
+        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is where parameter ${quote(param)} arrives; the parameter's value would replace it, so rename the variable or the parameter`);
         continue;
       }
       const text = isScalar(ve.value) ? scalarText(ve.value) : undefined;
@@ -679,8 +780,11 @@ class PipelineReader {
       this.r.error(e.at, `"inputs"${s.of} must be a mapping of input names to sources, got ${describe(e.value)}`);
       return;
     }
+    const named: { text: string; node: Node }[] = [];
     for (const ie of this.r.entries(e.value, `in "inputs"${s.of}`)) {
       if (!this.checkName(ie.key, ie.keyNode, 'input')) continue;
+      named.push({ text: ie.key, node: ie.keyNode });
+      if (!this.caseClash(named, named.length - 1, 'input', s, '/inputs')) continue;
       if (!isScalar(ie.value) || typeof ie.value.value !== 'string') {
         this.r.error(ie.at, `input "${ie.key}"${s.of} must be a string (steps.<step>.outputs.<output>, s3://bucket/key, or a repository path), got ${describe(ie.value)}`);
         continue;

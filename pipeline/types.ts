@@ -14,11 +14,24 @@ export interface ParamSpec {
   description?: string;
 }
 
+/**
+ * `on.push`, with GitHub Actions' keys and meaning (pipeline/triggers.ts). Each list holds
+ * filter patterns (pipeline/filters.ts) checked in order. At most one of `branches` and
+ * `branchesIgnore`, of `tags` and `tagsIgnore`, of `paths` and `pathsIgnore` is set.
+ */
 export interface PushTrigger {
-  /** Branch globs (`main`, `exp/**`); absent = every branch. */
+  /** Branch patterns (`main`, `exp/**`, `!exp/scratch/**`). */
   branches?: string[];
-  /** Changed-path globs relative to the project root; absent = any change. */
+  /** `branches-ignore`: branches that do not run the pipeline. */
+  branchesIgnore?: string[];
+  /** Tag patterns (`v*`). */
+  tags?: string[];
+  /** `tags-ignore`. */
+  tagsIgnore?: string[];
+  /** Changed-path patterns relative to the project root; absent with pathsIgnore = any change. */
   paths?: string[];
+  /** `paths-ignore`: the push runs the pipeline unless every changed path matches. */
+  pathsIgnore?: string[];
 }
 
 export interface Triggers {

@@ -3,8 +3,8 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { AttemptCompute, HostRecord } from './hosttypes.js';
 import type {
-  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, MetricSample, ParamValue,
-  ResolvedInput, RunStatus, SourceRef, StepOutcome, StepSpec,
+  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, Digest, ParamValue,
+  ResolvedInput, RunStatus, SourceRef, StepMetrics, StepOutcome, StepSpec,
 } from './types.js';
 
 /** What a step execution runs: everything resolved, nothing left to look up. */
@@ -93,7 +93,7 @@ export interface Prepared {
 export interface CachedResult {
   key: string;
   outputs: Record<string, ArtifactRef>;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
   logDigest?: string;
   attempts: AttemptRecord[];
   source: CacheSource;
@@ -120,7 +120,7 @@ export interface RunStepRequest {
 export interface RunStepResult {
   exitCode: number;
   outputs: Record<string, ArtifactRef>;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
   logDigest: string;
   startedAt: string;
   finishedAt: string;
@@ -139,7 +139,7 @@ export interface StepFailureDetails {
   startedAt: string;
   finishedAt: string;
   host: string;
-  metrics: MetricSample[];
+  metrics?: StepMetrics;
   compute?: AttemptCompute;
 }
 

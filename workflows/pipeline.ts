@@ -11,6 +11,7 @@ import {
   cancelSignal, detachSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal,
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
+import { boundMessage } from './bounds.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import type { KubernetesMachineSpec } from '../pipeline/types.js';
@@ -38,7 +39,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
     startToCloseTimeout: '10 minutes',
-    heartbeatTimeout: '2 minutes',
+    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
@@ -205,7 +207,9 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
         retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-        sameHostRetries: spec.machine ? 0 : 2,
+        // Local steps go to a shared queue: a lost runner (killed agent, a Temporal outage
+        // longer than the heartbeat timeout) costs an attempt that any other agent can retry.
+        sameHostRetries: spec.machine ? 0 : 4,
         attemptOffset: attemptOffset[p.step] ?? 0,
       });
       waiting[p.key] = [p.step];
@@ -288,7 +292,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
               st.inputs = r.inputs;
               st.image = r.spec.image;
               st.finishedAt = new Date().toISOString();
-              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, metrics: r.hit.metrics, logDigest: r.hit.logDigest, producedBy: r.hit.source };
+              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, ...(r.hit.metrics ? { metrics: r.hit.metrics } : {}), logDigest: r.hit.logDigest, producedBy: r.hit.source };
               dirty = true;
             } else {
               prepared.set(r.step, r);
@@ -405,5 +409,5 @@ function failureMessage(err: unknown): string {
   let e: unknown = err;
   // ActivityFailure wraps the activity's own error as its cause.
   while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
+  return boundMessage(e instanceof Error ? e.message : String(e));
 }

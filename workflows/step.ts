@@ -12,7 +12,8 @@ import {
   attachSignal, detachSignal, execStateQuery, stepFinishedSignal,
   type RunStepResult, type StepExecInput, type StepFailureDetails,
 } from './contracts.js';
-import type { AttemptRecord, StepOutcome } from './types.js';
+import { boundMessage } from './bounds.js';
+import type { AttemptRecord, StepMetrics, StepOutcome } from './types.js';
 
 export async function stepExecution(input: StepExecInput): Promise<StepOutcome> {
   const waiters = new Set<string>();
@@ -25,6 +26,8 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   const control = proxyActivities<ControlActivities>({
     taskQueue: workflowInfo().taskQueue,
     startToCloseTimeout: '2 minutes',
+    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+    heartbeatTimeout: '20 seconds',
     retry: { maximumAttempts: 5 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
@@ -50,7 +53,7 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
       return;
     }
     await notify(w, {
-      state: 'cancelled', outputs: {}, attempts: [...attempts], metrics: [], producedBy: input.producedBy,
+      state: 'cancelled', outputs: {}, attempts: [...attempts], producedBy: input.producedBy,
       message: `left running: still needed by ${[...waiters].join(', ')}`,
     });
   });
@@ -68,7 +71,7 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   } catch (err) {
     if (!isCancellation(err)) throw err;
     outcome = {
-      state: 'cancelled', outputs: {}, attempts, metrics: [], producedBy: input.producedBy,
+      state: 'cancelled', outputs: {}, attempts, producedBy: input.producedBy,
       message: 'cancelled: no run needs this step any more',
     };
   }
@@ -92,7 +95,7 @@ async function execute(
     setPhase('cache-lookup');
     const hit = await control.lookupCache(input.key);
     if (hit) {
-      return { state: 'succeeded', outputs: hit.outputs, attempts: hit.attempts, metrics: hit.metrics, logDigest: hit.logDigest, producedBy: hit.source };
+      return { state: 'succeeded', outputs: hit.outputs, attempts: hit.attempts, ...(hit.metrics ? { metrics: hit.metrics } : {}), logDigest: hit.logDigest, producedBy: hit.source };
     }
   }
   const host = proxyActivities<HostActivities>({
@@ -128,18 +131,18 @@ async function execute(
         attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: input.host.queue, startedAt, finishedAt: r.startedAt, exitCode: null, outcome: 'host_lost', message: 'the runner stopped heartbeating (worker lost); retried' });
       }
       attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}), ...(r.compute ? { compute: r.compute } : {}) });
-      const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, metrics: r.metrics, logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
+      const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, ...(r.metrics ? { metrics: r.metrics } : {}), logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
       const recordKey = input.recordKey ?? (input.useCache ? input.key : undefined);
       if (recordKey) {
         setPhase('recording');
-        await control.recordCache({ key: recordKey, outputs: r.outputs, metrics: r.metrics, logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts });
+        await control.recordCache({ key: recordKey, outputs: r.outputs, ...(r.metrics ? { metrics: r.metrics } : {}), logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts });
       }
       return outcome;
     } catch (err) {
       if (isCancellation(err)) throw err;
       const rec = attemptFromFailure(err, attempts.length + input.attemptOffset + 1, input.host.queue, startedAt);
       attempts.push(rec.attempt);
-      last = { state: 'failed', outputs: {}, attempts, metrics: rec.metrics, logDigest: rec.attempt.logDigest, producedBy: input.producedBy, message: rec.attempt.message };
+      last = { state: 'failed', outputs: {}, attempts, ...(rec.metrics ? { metrics: rec.metrics } : {}), logDigest: rec.attempt.logDigest, producedBy: input.producedBy, ...(rec.attempt.message !== undefined ? { message: rec.attempt.message } : {}) };
       // A machine step's host is gone: the run must get it a new one.
       if (rec.final || (rec.attempt.outcome === 'host_lost' && input.host.kind === 'ec2')) break;
       // A Kubernetes pod lost (evicted, deleted, its node gone) is retried on a new pod without
@@ -153,7 +156,7 @@ async function execute(
   return last!;
 }
 
-function attemptFromFailure(err: unknown, attempt: number, queue: string, startedAt: string) {
+function attemptFromFailure(err: unknown, attempt: number, queue: string, startedAt: string): { attempt: AttemptRecord; metrics: StepMetrics | undefined; final: boolean } {
   const now = new Date().toISOString();
   const base: AttemptRecord = { attempt, host: queue, startedAt, finishedAt: now, exitCode: null, outcome: 'failed' };
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
@@ -165,14 +168,14 @@ function attemptFromFailure(err: unknown, attempt: number, queue: string, starte
       ...(d?.logDigest ? { logDigest: d.logDigest } : {}),
       ...(d?.compute ? { compute: d.compute } : {}),
       outcome: cause.type === 'StepTimedOut' ? 'timed_out' : cause.type === 'StepHostLost' ? 'host_lost' : 'failed',
-      message: cause.message,
+      message: boundMessage(cause.message),
     };
     // A definition problem (missing image, bad output) will not get better by retrying.
-    return { attempt: a, metrics: d?.metrics ?? [], final: cause.type === 'StepInvalid' };
+    return { attempt: a, metrics: d?.metrics, final: cause.type === 'StepInvalid' };
   }
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
-    return { attempt: { ...base, outcome: 'host_lost' as const, message: `the host stopped answering (${String(err.cause.timeoutType).toLowerCase().replace(/_/g, '-')} timeout)` }, metrics: [], final: false };
+    return { attempt: { ...base, outcome: 'host_lost' as const, message: `the host stopped answering (${String(err.cause.timeoutType).toLowerCase().replace(/_/g, '-')} timeout)` }, metrics: undefined, final: false };
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return { attempt: { ...base, message }, metrics: [], final: false };
+  const message = boundMessage(err instanceof Error ? err.message : String(err));
+  return { attempt: { ...base, message }, metrics: undefined, final: false };
 }

@@ -88,10 +88,39 @@ export interface ResolvedInput {
   origin: InputOrigin;
 }
 
+/**
+ * A metric value as the step printed it. A number that a JSON double cannot carry exactly
+ * (`NaN`, `Infinity`, `-Infinity` as Python's json.dumps writes them, `1e400`, an integer
+ * past 2^53 that would be rounded) is kept as its printed text: `{ "number": "NaN" }`.
+ * `null` only ever means the step printed `null`.
+ */
+export type MetricValue = number | string | boolean | null | { number: string };
+
+/** One metrics sample: one line of a step's metrics series (NDJSON in the artifact store). */
 export interface MetricSample {
   /** ms since the step started. */
   t: number;
-  values: Record<string, number | string | boolean | null>;
+  values: Record<string, MetricValue>;
+}
+
+/**
+ * A step's metrics as they cross the workflow boundary: references into the artifact store
+ * and a summary bounded in count and size (workflows/bounds.ts), never the series itself,
+ * so no step output can push a Temporal payload past its size limit.
+ */
+export interface StepMetrics {
+  /** Samples recorded (lines of the series). */
+  samples: number;
+  /** The whole series: NDJSON, one MetricSample per line, in the order printed. Absent when no sample. */
+  series?: ArtifactRef;
+  /** Digest of the per-metric summary (statistics and a downsampled series; activities/runner/summary.ts). */
+  summary?: Digest;
+  /** Distinct metric names seen. */
+  names: number;
+  /** Last value of the first LAST_VALUES_MAX metrics (strings clipped); the rest are in the summary. */
+  last: Record<string, MetricValue>;
+  /** stdout lines that looked like a sample (`{…}`) but were not recorded, and the first reason. */
+  rejected?: { lines: number; reason: string };
 }
 
 export interface AttemptRecord {
@@ -143,7 +172,8 @@ export interface StepOutcome {
   state: 'succeeded' | 'failed' | 'cancelled';
   outputs: Record<string, ArtifactRef>;
   attempts: AttemptRecord[];
-  metrics: MetricSample[];
+  /** Absent when the step printed no sample or never ran. */
+  metrics?: StepMetrics;
   logDigest?: Digest;
   /** The run that executed the container (== this run unless joined or cached). */
   producedBy: CacheSource;

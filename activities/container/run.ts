@@ -5,12 +5,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { pino } from 'pino';
+import { pinoTextHooks } from '../usertext.js';
 import { cliKind } from './cli.js';
 import { execQuiet, lastLine } from './exec.js';
 import { LineSplitter } from './lines.js';
 import type { ContainerCliConfig, ContainerRunRequest, ContainerRunResult } from './types.js';
 
-const log = pino({ name: 'trainyard.container' });
+const log = pino({ name: 'trainyard.container', hooks: pinoTextHooks });
 
 /** How long the CLI may take to notice its container was killed before we kill the CLI too. */
 const CLI_EXIT_GRACE_MS = 5_000;
@@ -258,6 +259,34 @@ export async function listContainers(cli: ContainerCliConfig, labels: Record<str
       const [id = '', name = '', state = '', image = ''] = l.split('\t');
       return { id, name, state: normaliseState(state), image };
     });
+}
+
+/** Containers carrying all of `labels`, each with the value of the label `key` ('' when unset). */
+export async function listContainersWithLabel(cli: ContainerCliConfig, labels: Record<string, string>, key: string): Promise<(ContainerSummary & { value: string })[]> {
+  assertLabels({ [key]: '' });
+  // podman's template sees Labels as a map; docker's as a string, with a Label method instead.
+  const value = cliKind(cli) === 'podman' ? `{{index .Labels "${key}"}}` : `{{.Label "${key}"}}`;
+  const r = await execQuiet(cli.command, ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}\t${value}`], {
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
+  if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => {
+      const [id = '', name = '', state = '', image = '', v = ''] = l.split('\t');
+      return { id, name, state: normaliseState(state), image, value: v === '<no value>' ? '' : v };
+    });
+}
+
+/** Force-removes these containers (ids); throws when one is still there afterwards. */
+export async function removeContainerIds(cli: ContainerCliConfig, found: ContainerSummary[]): Promise<void> {
+  if (found.length === 0) return;
+  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const left = new Set((await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS })).stdout.split('\n').map((l) => l.trim()));
+  const stuck = found.filter((c) => left.has(c.id));
+  if (stuck.length > 0) throw new Error(`could not remove containers: ${stuck.map((c) => c.name).join(', ')}`);
 }
 
 /** docker prints "running"/"exited"; podman 4 prints "Up 3 seconds"/"Exited (0) 2 seconds ago". */

@@ -1,7 +1,8 @@
 // Check-run writes: size limits, annotations in batches of 50 (GitHub's per-request cap),
 // find-before-create so a retried write does not leave a second check.
-import type { Annotation, Verdict } from '../../app/intake/port.js';
+import type { Annotation, Verdict } from '../intake/port.js';
 import type { GitHubApi } from './github-client.js';
+import { neutraliseBidi } from '../usertext.js';
 import { CHECK_TEXT_MAX, truncateUtf8 } from './text.js';
 
 export interface RepoRef {
@@ -33,17 +34,18 @@ function toGitHub(a: Annotation): GitHubAnnotation {
     path: a.path, start_line: a.line, end_line: a.line,
     // Columns are only allowed when the annotation spans one line, which ours always do.
     ...(a.column ? { start_column: a.column, end_column: a.column } : {}),
-    annotation_level: a.level, message: truncateUtf8(a.message, 64 * 1024 - 1, '…'),
-    ...(a.title ? { title: a.title.slice(0, 255) } : {}),
+    annotation_level: a.level, message: truncateUtf8(neutraliseBidi(a.message), 64 * 1024 - 1, '…'),
+    ...(a.title ? { title: neutraliseBidi(a.title).slice(0, 255) } : {}),
   };
 }
 
+/** Every check-run output passes here: user text in it is neutralised (bidi controls) and cut to GitHub's limits. */
 function output(o: CheckOutput, annotations: Annotation[], moreLink?: string) {
   const cut = `\n\n…(cut to fit GitHub's limit${moreLink ? `; the whole report: ${moreLink}` : ''})`;
   return {
-    title: o.title.slice(0, TITLE_MAX),
-    summary: truncateUtf8(o.summary, CHECK_TEXT_MAX, cut),
-    ...(o.text ? { text: truncateUtf8(o.text, CHECK_TEXT_MAX, '\n…') } : {}),
+    title: neutraliseBidi(o.title).slice(0, TITLE_MAX),
+    summary: truncateUtf8(neutraliseBidi(o.summary), CHECK_TEXT_MAX, cut),
+    ...(o.text ? { text: truncateUtf8(neutraliseBidi(o.text), CHECK_TEXT_MAX, '\n…') } : {}),
     ...(annotations.length ? { annotations: annotations.map(toGitHub) } : {}),
   };
 }

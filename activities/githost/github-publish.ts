@@ -4,8 +4,8 @@
 import type { Logger } from 'pino';
 import type { PublishRequest, RunStatus, StatusTarget } from '../../workflows/types.js';
 import type { ArtifactStore } from '../store/types.js';
-import { checkName } from '../../app/intake/ids.js';
-import type { Annotation } from '../../app/intake/port.js';
+import { checkName } from '../intake/ids.js';
+import type { Annotation } from '../intake/port.js';
 import { CANCEL_ACTION, RERUN_ACTION, createCheckRun, findCheckRun, updateCheckRun, type CheckFields, type RepoRef } from './github-checks.js';
 import type { GitHubClients } from './github-client.js';
 import type { RunLinks } from './links.js';

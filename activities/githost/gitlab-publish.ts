@@ -3,7 +3,8 @@
 // place when the pipeline runs again.
 import type { Logger } from 'pino';
 import type { PublishRequest, StatusTarget } from '../../workflows/types.js';
-import { checkName } from '../../app/intake/ids.js';
+import { checkName } from '../intake/ids.js';
+import { neutraliseBidi } from '../usertext.js';
 import { clipChars, progressTitle } from './text.js';
 import { gitlabMessage, gitlabStatus, retryOnConflict, type GitLabApi } from './gitlab-client.js';
 import type { RunLinks } from './links.js';
@@ -34,7 +35,7 @@ export async function postCommitStatus(api: GitLabApi, projectId: number, sha: s
   const targetUrl = f.targetUrl && f.targetUrl.length <= FIELD_MAX ? f.targetUrl : undefined;
   try {
     await retryOnConflict(() =>
-      api.Commits.editStatus(projectId, sha, state, { name: f.name, description: clipChars(f.description, FIELD_MAX), ...(targetUrl ? { targetUrl } : {}) }),
+      api.Commits.editStatus(projectId, sha, state, { name: f.name, description: clipChars(neutraliseBidi(f.description), FIELD_MAX), ...(targetUrl ? { targetUrl } : {}) }),
     );
   } catch (err) {
     // GitLab refuses a transition to the state a status already has (e.g. running → running).
@@ -45,7 +46,8 @@ export async function postCommitStatus(api: GitLabApi, projectId: number, sha: s
 
 /** Creates the MR's report note for this pipeline, or edits the one posted before. */
 export async function upsertReportNote(api: GitLabApi, records: GitHostRecords, projectId: number, mr: number, pipeline: string, body: string): Promise<void> {
-  const text = body.length > NOTE_MAX ? `${body.slice(0, NOTE_MAX)}\n\n…(cut)` : body;
+  const safe = neutraliseBidi(body);
+  const text = safe.length > NOTE_MAX ? `${safe.slice(0, NOTE_MAX)}\n\n…(cut)` : safe;
   const noteId = await records.getReportNote(projectId, mr, pipeline);
   if (noteId !== undefined) {
     try {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
 import type { ParamValue, Trigger } from '../../workflows/types.js';
-import { keySegment, repoKeyPath, type HostKind, type RepoKey } from '../../app/intake/ids.js';
+import { keySegment, repoKeyPath, type HostKind, type RepoKey } from '../intake/ids.js';
 
 export interface RunMeta {
   workflowId: string;

@@ -1,5 +1,7 @@
 // Text for check runs, commit statuses and notes: live step tables, size limits.
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import { reasonBeside, stepDetail } from '../report/statetext.js';
+import { neutraliseBidi } from '../usertext.js';
 
 /** GitHub's limit for a check run's summary and text, in bytes. */
 export const CHECK_TEXT_MAX = 65_535;
@@ -52,7 +54,7 @@ function duration(step: StepStatus, now: number): string {
 }
 
 function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 160);
+  return neutraliseBidi(text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ')).slice(0, 160);
 }
 
 export interface StepCounts {
@@ -89,7 +91,7 @@ export function progressTitle(status: RunStatus): string {
  */
 export function stepTable(status: RunStatus, now = Date.now(), maxRows = 250): string {
   const rows = status.steps.map((s) => {
-    const why = s.cache?.reason ?? s.message ?? '';
+    const why = s.cache ? reasonBeside(s.state, s.cache.reason) : stepDetail(s.state, s.message);
     const where = s.host ? (s.host.instanceType ?? s.host.kind) : '';
     return `| ${ICON[s.state]} | \`${cell(s.name)}\` | ${s.state} | ${duration(s, now)} | ${cell(where)} | ${cell(why)} |`;
   });

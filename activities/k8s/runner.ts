@@ -8,19 +8,20 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { RunStepRequest, RunStepResult, StepFailureDetails } from '../../workflows/contracts.js';
+import type { RunStepRequest, RunStepResult } from '../../workflows/contracts.js';
+import { boundMessage } from '../../workflows/bounds.js';
 import type { AttemptCompute } from '../../workflows/hosttypes.js';
-import type { ArtifactRef, MetricSample } from '../../workflows/types.js';
+import type { ArtifactRef } from '../../workflows/types.js';
 import { LineSplitter } from '../container/lines.js';
-import { parseMetricLine } from '../container/metrics.js';
+import { StepOutput } from '../runner/output.js';
+import { failureDetails, stepResult } from '../runner/result.js';
 import type { SourceProvider } from '../source/types.js';
 import { sha256Bytes } from '../store/digest.js';
 import type { ArtifactStore } from '../store/types.js';
-import { paramEnvName } from '../step.js';
+import { paramEnvName } from '../../pipeline/names.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
@@ -37,7 +38,6 @@ export interface KubeRunnerDeps {
   pollMs?: number;
 }
 
-const MAX_METRIC_SAMPLES = 5000;
 const IMAGE_FAILURES = new Set(['ImagePullBackOff', 'ErrImageNeverPull', 'InvalidImageName', 'ErrImagePull']);
 const CONFIG_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 /** An ErrImagePull is retried by the kubelet; it is final once it has lasted this long. */
@@ -86,12 +86,11 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     const ctx = Context.current();
     const { spec } = req;
     const startedAt = new Date().toISOString();
-    const metrics: MetricSample[] = [];
     const clsName = req.host?.kubernetesClass;
     const cls = clsName ? settings.classes[clsName] : undefined;
     const name = jobName(req.execId, req.attempt);
     if (!cls) {
-      throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `Kubernetes machine class "${clsName ?? '?'}" is not defined on this server (its classes: ${Object.keys(settings.classes).join(', ') || 'none'})`, details: [details(null, undefined, startedAt, name, metrics)] });
+      throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `Kubernetes machine class "${clsName ?? '?'}" is not defined on this server (its classes: ${Object.keys(settings.classes).join(', ') || 'none'})`, details: [failureDetails(null, { startedAt, host: name })] });
     }
     const ns = cls.namespace;
     // Unique per execution of the key (stable across retries of this activity): told apart from a
@@ -99,33 +98,24 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     const execRunId = ctx.info.workflowExecution?.runId ?? req.execId;
     const gpus = req.host?.gpus ?? 0;
     const hostName = `kubernetes:${ns}/${name}`;
-    const logDir = join(deps.workRoot, 'k8s', 'logs');
-    await mkdir(logDir, { recursive: true });
-    const logPath = join(logDir, `${name}-${ctx.info.attempt}.log`);
-    const log = createWriteStream(logPath);
-    let lines = 0;
-    let lastLine = '';
+    // The log and metrics series of this attempt: files here, then the store (activities/runner/output.ts).
+    const outDir = join(deps.workRoot, 'k8s', 'logs', `${name}-${ctx.info.attempt}`);
+    await rm(outDir, { recursive: true, force: true });
+    await mkdir(outDir, { recursive: true });
     const t0 = Date.now();
-    const splitter = new LineSplitter((line) => {
-      lines++;
-      lastLine = line.slice(0, 200);
-      log.write(`O ${line}\n`);
-      if (metrics.length < MAX_METRIC_SAMPLES) {
-        const values = parseMetricLine(line);
-        if (values) metrics.push({ t: Date.now() - t0, values });
-      }
-    });
+    const out = new StepOutput(outDir, () => Date.now() - t0);
+    // The API merges stdout and stderr: every line counts as stdout (metrics included).
+    const splitter = new LineSplitter((line) => out.onLine('stdout', line));
     let pod: V1Pod | undefined;
     let deleting = false;
     const compute = (): AttemptCompute => billing(cls, gpus, ns, name, pod);
 
     const fail = async (f: Failure): Promise<never> => {
       splitter.end();
-      await new Promise<void>((r) => log.end(r));
-      const logRef = await deps.store.putPath(logPath).catch(() => undefined);
+      const stored = await out.finish(deps.store).catch(() => undefined);
       throw ApplicationFailure.create({
-        type: f.type, message: f.message, nonRetryable: true,
-        details: [{ ...details(f.exitCode, logRef?.digest, startedAt, hostName, metrics), compute: compute() }],
+        type: f.type, message: boundMessage(f.message), nonRetryable: true,
+        details: [{ ...failureDetails(f.exitCode, { startedAt, host: hostName, ...(stored ? { stored } : {}) }), compute: compute() }],
       });
     };
 
@@ -226,13 +216,13 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         if (done) {
           // The follow ends when the container does; a bounded wait covers a slow last chunk.
           const streamed = await Promise.race([follow!.done, sleepMs(10_000).then(() => false)]);
-          if (!streamed && lines === 0) await readWholeLog(kube, ns, podName, splitter);
+          if (!streamed && out.progress().lines === 0) await readWholeLog(kube, ns, podName, splitter);
           const code = done.exitCode;
           if (code !== 0) {
             const limit = cls.resources.limits.memory;
             const message = done.reason === 'OOMKilled'
               ? `killed: out of memory (OOMKilled; memory limit ${limit ?? 'none set'}, exit code ${code})`
-              : `exited with code ${code}${lastLine ? `: ${lastLine}` : ''}`;
+              : `exited with code ${code}${out.lastLine ? `: ${out.lastLine}` : ''}`;
             await fail({ type: 'StepFailed', exitCode: code, message });
           }
           const upload = await waitForUpload(kube, ns, name, cls, ctx, pollMs);
@@ -246,31 +236,25 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
             await fail({ type: 'StepFailed', exitCode: 0, message: refused ? `output "${missing}" refused: ${refused}` : `declared output "${missing}" was not written (expected /outputs/${missing})` });
           }
           splitter.end();
-          await new Promise<void>((r) => log.end(r));
-          const logRef = await deps.store.putPath(logPath);
-          return {
-            exitCode: 0, outputs: result!.outputs, metrics, logDigest: logRef.digest, startedAt, finishedAt: new Date().toISOString(),
-            host: hostName, activityAttempt: ctx.info.attempt, compute: compute(),
-          };
+          const stored = await out.finish(deps.store);
+          const facts = { startedAt, finishedAt: new Date().toISOString(), host: hostName, stored };
+          return { ...stepResult({ outputs: result!.outputs, facts, activityAttempt: ctx.info.attempt }), compute: compute() };
         }
         if (runningAt !== undefined && Date.now() - runningAt > timeoutMs) {
           await fail({ type: 'StepTimedOut', exitCode: null, message: `timed out after ${spec.timeoutSeconds}s; Job deleted` });
         }
-        await pause(ctx, pollMs, { job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), lines, lastLine });
+        await pause(ctx, pollMs, { job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), ...out.progress() });
       }
     } finally {
       splitter.end();
-      if (!log.closed) await new Promise<void>((r) => log.end(r));
+      await out.close();
       // Finished pods go at once; a running one (failure paths) gets the class's short grace.
       await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true).catch((e) => ctx.log.warn('could not delete the Job; the reaper will', { job: name, error: String(e) }));
-      await rm(logPath, { force: true });
+      await rm(outDir, { recursive: true, force: true });
     }
   };
 }
 
-function details(exitCode: number | null, logDigest: string | undefined, startedAt: string, host: string, metrics: MetricSample[]): StepFailureDetails {
-  return { exitCode, ...(logDigest ? { logDigest } : {}), startedAt, finishedAt: new Date().toISOString(), host, metrics };
-}
 
 /**
  * What the attempt held: from the pod's start on its node to the last container's end (or

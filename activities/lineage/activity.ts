@@ -4,7 +4,7 @@
 import type { ArtifactStore } from '../store/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { buildLineage, type LineageConclusion } from './document.js';
-import { lookupSourceSteps, saveLineage } from './index.js';
+import { loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';
 
 export interface RecordLineageArgs {
   input: RunInput;
@@ -31,10 +31,12 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
   return {
     async recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage> {
       const sourceSteps = await lookupSourceSteps(deps.store, args.status);
+      const metricSummaries = await loadMetricSummaries(deps.store, args.status);
       const doc = buildLineage(args.input, args.status, {
         pipelineFileDigest: args.input.pipeline.digest,
         finishedAt: now().toISOString(),
         sourceSteps,
+        metricSummaries,
       });
       const saved = await saveLineage(deps.store, doc, { detailsUrl: args.detailsUrl, maxBytes: args.maxBytes });
       const t = doc.totals;

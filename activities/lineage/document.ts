@@ -7,7 +7,6 @@ import type {
   CacheSource,
   Digest,
   InputOrigin,
-  MetricSample,
   ParamValue,
   RunInput,
   RunStatus,
@@ -17,8 +16,10 @@ import type {
   Trigger,
 } from '../../workflows/types.js';
 import type { HostRecord } from '../../workflows/hosttypes.js';
+import { METRICS_SUMMARY_SCHEMA, type MetricSeriesSummary, type MetricsSummary } from '../runner/summary.js';
 
-export const LINEAGE_SCHEMA_ID = 'trainyard.lineage/v1' as const;
+/** v2: a step's metrics are a reference to the stored series plus a summary (v1 held the samples). */
+export const LINEAGE_SCHEMA_ID = 'trainyard.lineage/v2' as const;
 
 export interface LineageArtifact {
   digest: Digest;
@@ -44,6 +45,26 @@ export interface LineageImage {
   /** As the run resolved it (`name@sha256:…` when the registry answered). */
   resolved: string | null;
   digest: Digest | null;
+}
+
+/** A step's metrics: the whole series by digest, and per metric what the report shows. */
+export interface LineageMetrics {
+  /** Samples the step printed. */
+  samples: number;
+  /** The whole series: NDJSON, one `{t, values}` per line (values as MetricValue); null when no sample. */
+  series: LineageArtifact | null;
+  /** Digest of the summary the runner stored (what `metrics` was read from). */
+  summary: Digest | null;
+  /** Distinct metric names. */
+  names: number;
+  /** Per metric, in order of first appearance: counts, range, last value, non-finite values, a downsampled series. */
+  metrics: MetricSeriesSummary[];
+  /** Metric names past the summary's limit: in the series, not summarised. */
+  unsummarised: number;
+  /** stdout lines that looked like samples but were not read, and the first reason. */
+  rejected: { lines: number; reason: string } | null;
+  /** Why `metrics` is empty although samples were recorded (the summary could not be read). */
+  problem: string | null;
 }
 
 export interface LineageCache {
@@ -80,7 +101,7 @@ export interface LineageStep {
   cache: LineageCache | null;
   inputs: Record<string, LineageInput>;
   outputs: Record<string, LineageArtifact>;
-  metrics: MetricSample[];
+  metrics: LineageMetrics | null;
   logDigest: Digest | null;
   producedBy: CacheSource | null;
 }
@@ -144,6 +165,8 @@ export interface BuildExtra {
   finishedAt: string;
   /** Keyed by step name; see lookupSourceSteps in index.ts. */
   sourceSteps?: Record<string, SourceStepFacts>;
+  /** Metrics summaries by digest (StepMetrics.summary), read from the store; see loadMetricSummaries. */
+  metricSummaries?: Record<Digest, MetricsSummary | { problem: string }>;
 }
 
 const DIGEST_IN_IMAGE = /@(sha256:[0-9a-f]{64})$/;
@@ -187,7 +210,27 @@ function sourceOf(input: RunInput): LineageSource {
   return { kind: 'remote', commit: s.commit, dirtyBase: null, repo: s.cloneUrl, subdir: s.subdir, host: s.host };
 }
 
-function stepOf(runId: string, spec: StepSpec | undefined, st: StepStatus | undefined, name: string): LineageStep {
+function metricsOf(st: StepStatus | undefined, extra: BuildExtra): LineageMetrics | null {
+  const m = st?.outcome?.metrics;
+  if (!m) return null;
+  const loaded = m.summary ? extra.metricSummaries?.[m.summary] : undefined;
+  const summary = loaded && 'schema' in loaded && loaded.schema === METRICS_SUMMARY_SCHEMA ? loaded : undefined;
+  const problem = m.samples === 0 || summary
+    ? null
+    : loaded && 'problem' in loaded ? loaded.problem : `the metrics summary ${m.summary ?? '(none)'} was not read`;
+  return {
+    samples: m.samples,
+    series: m.series ? { digest: m.series.digest, size: m.series.size, kind: m.series.kind, uri: m.series.uri } : null,
+    summary: m.summary ?? null,
+    names: m.names,
+    metrics: summary ? summary.metrics : [],
+    unsummarised: summary ? summary.unsummarised : 0,
+    rejected: m.rejected ? { ...m.rejected } : null,
+    problem,
+  };
+}
+
+function stepOf(runId: string, spec: StepSpec | undefined, st: StepStatus | undefined, name: string, extra: BuildExtra): LineageStep {
   const outcome = st?.outcome;
   const producedBy = outcome?.producedBy ?? null;
   const attempts = outcome?.attempts ?? [];
@@ -236,7 +279,7 @@ function stepOf(runId: string, spec: StepSpec | undefined, st: StepStatus | unde
       : null,
     inputs,
     outputs,
-    metrics: (outcome?.metrics ?? []).map((m) => ({ t: m.t, values: { ...m.values } })),
+    metrics: metricsOf(st, extra),
     logDigest: outcome?.logDigest ?? null,
     producedBy,
   };
@@ -301,7 +344,7 @@ export function buildLineage(input: RunInput, status: RunStatus, extra: BuildExt
   const names = [...input.pipeline.order];
   for (const s of status.steps) if (!names.includes(s.name)) names.push(s.name);
   for (const n of Object.keys(specs)) if (!names.includes(n)) names.push(n);
-  const steps = names.map((n) => stepOf(input.runId, specs[n], byName.get(n), n));
+  const steps = names.map((n) => stepOf(input.runId, specs[n], byName.get(n), n, extra));
   const finishedAt = status.finishedAt ?? extra.finishedAt;
   const head = { runId: input.runId, startedAt: status.startedAt, finishedAt };
   return {

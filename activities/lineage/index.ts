@@ -19,6 +19,9 @@ import {
   type SourceStepFacts,
 } from './document.js';
 import { renderReport } from '../report/markdown.js';
+import { stepDetail } from '../report/statetext.js';
+import { terminalText } from '../usertext.js';
+import { METRICS_SUMMARY_SCHEMA, type MetricsSummary } from '../runner/summary.js';
 
 const FULL_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
@@ -225,6 +228,29 @@ export async function lookupSourceSteps(store: ArtifactStore, status: RunStatus)
   return facts;
 }
 
+/**
+ * The metrics summaries the run's steps refer to (StepMetrics.summary), read from the store
+ * a few at a time. One that cannot be read becomes `{ problem }`, which the report shows.
+ */
+export async function loadMetricSummaries(store: ArtifactStore, status: RunStatus): Promise<Record<Digest, MetricsSummary | { problem: string }>> {
+  const digests = [...new Set(status.steps.flatMap((s) => (s.outcome?.metrics?.summary ? [s.outcome.metrics.summary] : [])))];
+  const out: Record<Digest, MetricsSummary | { problem: string }> = {};
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < digests.length) {
+      const d = digests[next++]!;
+      try {
+        const parsed = JSON.parse((await store.getBytes(d)).toString('utf8')) as MetricsSummary;
+        out[d] = parsed.schema === METRICS_SUMMARY_SCHEMA ? parsed : { problem: `the metrics summary ${d} has an unknown format` };
+      } catch (err) {
+        out[d] = { problem: `the metrics summary ${d} could not be read: ${(err as Error).message}` };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(INDEX_WRITE_CONCURRENCY, digests.length) }, worker));
+  return out;
+}
+
 // ---- answering `trainyard lineage <digest|run-id>` ----
 
 export interface RunStepSummary {
@@ -292,7 +318,7 @@ function runAnswer(doc: LineageDoc): LineageAnswer {
       name: s.name,
       state: s.state,
       cacheDecision: s.cache?.decision ?? null,
-      reason: s.cache?.reason ?? s.message,
+      reason: s.cache?.reason ?? (stepDetail(s.state, s.message) || null),
       producedBy: s.producedBy,
       inputs: digests(s.inputs),
       outputs: digests(s.outputs),
@@ -369,11 +395,8 @@ export async function lineageOf(store: ArtifactStore, query: string): Promise<Li
 
 // ---- plain text for the CLI ----
 
-/** Strips terminal control sequences and line breaks from user-controlled text. */
-function plain(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
-}
+/** Strips terminal control sequences and line breaks from user-controlled text; bidi controls shown. */
+const plain = terminalText;
 
 function originText(o: InputOrigin): string {
   switch (o.kind) {

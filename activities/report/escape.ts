@@ -1,7 +1,9 @@
 // Escaping of user-controlled text (step names, env values, params, URIs, messages) for the
 // three places the report puts it: Markdown prose/table cells, code spans inside table
 // cells, and Mermaid labels. Anything unescaped could break the table, close the
-// ```mermaid fence, or inject HTML into a check run.
+// ```mermaid fence, or inject HTML into a check run; bidirectional controls could make it
+// read as something else (neutraliseBidi).
+import { neutraliseBidi } from '../usertext.js';
 
 const LINE_BREAKS = /\r\n|[\r\n\u2028\u2029]/g;
 // eslint-disable-next-line no-control-regex
@@ -14,7 +16,7 @@ export function clip(s: string, max: number): string {
 
 /** Plain text inside a table cell or a line of prose. */
 export function mdText(s: string, max = 300): string {
-  return clip(s.replace(LINE_BREAKS, ' ').replace(CONTROL, ''), max)
+  return clip(neutraliseBidi(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '')), max)
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -27,7 +29,7 @@ export function mdText(s: string, max = 300): string {
  * code spans; `\|` is the documented way around it).
  */
 export function mdCode(s: string, max = 200, inTable = true): string {
-  const clipped = clip(s.replace(LINE_BREAKS, '⏎').replace(CONTROL, ''), max);
+  const clipped = clip(neutraliseBidi(s.replace(LINE_BREAKS, '⏎').replace(CONTROL, '')), max);
   const body = inTable ? clipped.replace(/\|/g, '\\|') : clipped;
   const longest = Math.max(0, ...(body.match(/`+/g) ?? []).map((r) => r.length));
   const fence = '`'.repeat(longest + 1);
@@ -53,16 +55,16 @@ const MERMAID_ENTITIES: Record<string, string> = {
 
 /** Text for a quoted Mermaid node or edge label. */
 export function mermaidLabel(s: string, max = 80): string {
-  return clip(s.replace(LINE_BREAKS, ' ').replace(CONTROL, ''), max).replace(/["#&<>[\]|`{}()]/g, (c) => MERMAID_ENTITIES[c] ?? c);
+  return clip(neutraliseBidi(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '')), max).replace(/["#&<>[\]|`{}()]/g, (c) => MERMAID_ENTITIES[c] ?? c);
 }
 
 /** A double-quoted title for Mermaid chart syntax, which has no entity escapes: drop what could end it. */
 export function mermaidTitle(s: string, max = 60): string {
-  return clip(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '').replace(/["`\\]/g, "'"), max);
+  return clip(neutraliseBidi(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '')).replace(/["`\\]/g, "'"), max);
 }
 
 /** Only http(s) URLs become links; anything else is shown as code. */
 export function mdLink(text: string, url: string): string {
-  if (!/^https?:\/\/[^\s<>()]+$/.test(url)) return `${mdText(text)} (${mdCode(url)})`;
+  if (!/^https?:\/\/[^\s<>()]+$/.test(url) || neutraliseBidi(url) !== url) return `${mdText(text)} (${mdCode(url)})`;
   return `[${mdText(text)}](${url})`;
 }

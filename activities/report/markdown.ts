@@ -2,8 +2,11 @@
 // summary (which GitHub cuts off at 65,535). It is rendered from the lineage document
 // alone so any stored run can be re-rendered later.
 import type { LineageDoc, LineageStep } from '../lineage/document.js';
-import type { MetricSample, StepState, Trigger } from '../../workflows/types.js';
+import type { MetricValue, StepState, Trigger } from '../../workflows/types.js';
+import { metricValueText } from '../container/metrics.js';
+import { MAX_SUMMARISED_METRICS, SUMMARY_POINTS, type MetricSeriesSummary } from '../runner/summary.js';
 import { mdCode, mdLink, mdText, mermaidLabel, mermaidTitle } from './escape.js';
+import { outcomeNote, stepDetail } from './statetext.js';
 
 export interface ReportOptions {
   /** Where the full report / run page lives (shown in the footer and when rows are cut). */
@@ -87,9 +90,10 @@ function numberText(v: number): string {
   return String(p);
 }
 
-function valueText(v: MetricSample['values'][string]): string {
+/** A value as the reader should see it: numbers to 4 significant digits, text-kept numbers (`NaN`, `1e400`, long integers) exactly as printed. */
+function valueText(v: MetricValue): string {
   if (typeof v === 'number') return numberText(v);
-  return String(v);
+  return metricValueText(v);
 }
 
 function triggerText(t: Trigger): string {
@@ -117,7 +121,7 @@ function stateCell(s: LineageStep): string {
   if (s.state === 'failed') {
     const last = s.attempts[s.attempts.length - 1];
     if (last?.exitCode !== null && last?.exitCode !== undefined) text += ` (exit ${last.exitCode})`;
-    else if (last) text += ` (${last.outcome.replace('_', ' ')})`;
+    else if (last && outcomeNote(s.state, last.outcome)) text += ` ${outcomeNote(s.state, last.outcome)}`;
   }
   if (s.attempts.length > 1 && s.executedHere) text += `, ${s.attempts.length} attempts`;
   return text;
@@ -128,7 +132,7 @@ function whyCell(s: LineageStep): string {
   if (s.cache) parts.push(s.cache.reason);
   if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') {
     const last = s.attempts[s.attempts.length - 1];
-    const msg = s.message ?? last?.message ?? (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : null);
+    const msg = stepDetail(s.state, s.message ?? last?.message) || (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : '');
     if (msg) parts.push(msg);
   }
   return parts.length ? mdText(parts.join(' — '), 400) : '—';
@@ -203,29 +207,11 @@ function graphLines(doc: LineageDoc): string[] | string {
 
 interface Series {
   step: string;
-  metric: string;
-  last: MetricSample['values'][string];
-  numeric: { t: number; v: number }[];
+  m: MetricSeriesSummary;
 }
 
 function seriesOf(steps: LineageStep[]): Series[] {
-  const out: Series[] = [];
-  for (const s of steps) {
-    const byMetric = new Map<string, Series>();
-    for (const sample of s.metrics) {
-      for (const [k, v] of Object.entries(sample.values)) {
-        let ser = byMetric.get(k);
-        if (!ser) {
-          ser = { step: s.name, metric: k, last: v, numeric: [] };
-          byMetric.set(k, ser);
-        }
-        ser.last = v;
-        if (typeof v === 'number' && Number.isFinite(v)) ser.numeric.push({ t: sample.t, v });
-      }
-    }
-    out.push(...byMetric.values());
-  }
-  return out;
+  return steps.flatMap((s) => (s.metrics?.metrics ?? []).map((m) => ({ step: s.name, m })));
 }
 
 /** Averages a series down to at most n points, keeping its shape. */
@@ -236,50 +222,108 @@ function downsample(values: number[], n: number): number[] {
     const a = Math.floor((i * values.length) / n);
     const b = Math.floor(((i + 1) * values.length) / n);
     const chunk = values.slice(a, Math.max(b, a + 1));
-    out.push(chunk.reduce((x, y) => x + y, 0) / chunk.length);
+    // Weighted so that no sum of huge values overflows.
+    out.push(chunk.reduce((x, y) => x + y / chunk.length, 0));
   }
   return out;
-}
-
-/** epoch/step/iteration-like series (non-decreasing integers) say nothing as a chart. */
-function isCounter(s: Series): boolean {
-  return s.numeric.every((p, i) => Number.isInteger(p.v) && (i === 0 || p.v >= s.numeric[i - 1]!.v));
 }
 
 export function sparkline(values: number[]): string {
   const v = downsample(values, SPARK_POINTS);
   const lo = Math.min(...v);
   const hi = Math.max(...v);
-  if (hi === lo) return SPARK[3]!.repeat(v.length);
+  if (hi === lo || !Number.isFinite(hi - lo)) return SPARK[3]!.repeat(v.length);
   return v.map((x) => SPARK[Math.min(SPARK.length - 1, Math.floor(((x - lo) / (hi - lo)) * SPARK.length))]).join('');
 }
 
-function metricsSection(series: Series[], plan: Plan): string[] {
-  if (series.length === 0) return [];
-  const trend = plan.sparklines;
-  const lines = ['### Metrics', '', trend ? '| Step | Metric | Last | Trend |' : '| Step | Metric | Last |', trend ? '| --- | --- | --- | --- |' : '| --- | --- | --- |'];
-  for (const s of series) {
-    const cells = [mdCode(s.step, 100), mdText(s.metric, 80), mdText(valueText(s.last), 80)];
-    if (trend) cells.push(s.numeric.length >= 3 ? sparkline(s.numeric.map((p) => p.v)) : '');
-    lines.push(`| ${cells.join(' | ')} |`);
+const count = (n: number): string => n.toLocaleString('en-US');
+const seconds = (ms: number): string => `${numberText(Math.round(ms / 100) / 10)}s`;
+
+/**
+ * What a reader must not miss about a step's metrics: values that are not finite numbers,
+ * charts that average many samples per point (and where the whole series is), lines that
+ * looked like samples but were not read, names past the summary's limit.
+ */
+function metricNotes(steps: LineageStep[], charted: Set<MetricSeriesSummary>): string[] {
+  const notes: string[] = [];
+  for (const s of steps) {
+    const lm = s.metrics;
+    if (!lm) continue;
+    const step = mdCode(s.name, 100, false);
+    for (const m of lm.metrics) {
+      if (m.nonFinite.length === 0) continue;
+      const kinds = m.nonFinite.map((k) => `${k.kind === 'beyond the double range' ? `${mdText(k.example, 40)} (beyond the double range)` : k.kind} ×${count(k.count)} (first at ${seconds(k.firstT)})`);
+      notes.push(`- ⚠️ ${step} ${mdCode(m.name, 80, false)}: ${kinds.join(', ')}${m.finite === 0 ? '; no finite value' : ''}`);
+    }
+    const averaged = lm.metrics.filter((m) => m.downsampled && charted.has(m));
+    if (averaged.length > 0 || lm.unsummarised > 0) {
+      const where = lm.series ? ` Full series (${humanBytes(lm.series.size)}): ${mdCode(lm.series.uri, 200, false)}` : '';
+      const most = Math.max(0, ...averaged.map((m) => m.finite));
+      const what = averaged.length > 0
+        ? `charts and trends are downsampled: each shows at most ${SUMMARY_POINTS} points, each the mean of consecutive samples (up to ${count(most)} values per metric).`
+        : '';
+      const names = lm.unsummarised > 0 ? ` ${count(lm.unsummarised)} more metric names are in the series but not summarised here (the first ${MAX_SUMMARISED_METRICS} are).` : '';
+      notes.push(`- ${step}: ${count(lm.samples)} samples; ${what}${names}${where}`);
+    }
+    if (lm.rejected) {
+      notes.push(`- ⚠️ ${step}: ${count(lm.rejected.lines)} stdout ${lm.rejected.lines === 1 ? 'line looks' : 'lines look'} like a metrics sample but ${lm.rejected.lines === 1 ? 'was' : 'were'} not read (${mdText(lm.rejected.reason, 300)}); ${lm.rejected.lines === 1 ? 'it is' : 'they are'} in the log.`);
+    }
+    if (lm.problem) notes.push(`- ⚠️ ${step}: ${count(lm.samples)} samples recorded, but ${mdText(lm.problem, 300)}`);
+  }
+  return notes;
+}
+
+/** At most MAX_CHARTS series worth a chart, taken from each step in turn so one wide step cannot crowd out the rest. */
+function chartsToDraw(series: Series[]): Series[] {
+  const byStep = new Map<string, Series[]>();
+  for (const x of series) if (x.m.finite >= 3 && !x.m.counter) byStep.set(x.step, [...(byStep.get(x.step) ?? []), x]);
+  const picked: Series[] = [];
+  for (let round = 0; picked.length < MAX_CHARTS; round += 1) {
+    const before = picked.length;
+    for (const list of byStep.values()) if (list[round] && picked.length < MAX_CHARTS) picked.push(list[round]!);
+    if (picked.length === before) break;
+  }
+  // In report order: by step, then by metric.
+  return series.filter((x) => picked.includes(x));
+}
+
+function metricsSection(steps: LineageStep[], plan: Plan): string[] {
+  const series = seriesOf(steps);
+  const charted = new Set<MetricSeriesSummary>();
+  const lines: string[] = [];
+  if (series.length > 0) {
+    const trend = plan.sparklines;
+    lines.push(trend ? '| Step | Metric | Last | Trend |' : '| Step | Metric | Last |', trend ? '| --- | --- | --- | --- |' : '| --- | --- | --- |');
+    for (const { step, m } of series) {
+      const cells = [mdCode(step, 100), mdText(m.name, 80), mdText(valueText(m.last), 80)];
+      if (trend) {
+        const show = m.finite >= 3;
+        if (show) charted.add(m);
+        cells.push(show ? sparkline(m.points.map((p) => p[1])) : '');
+      }
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
   }
   if (plan.charts) {
-    for (const s of series.filter((x) => x.numeric.length >= 3 && !isCounter(x)).slice(0, MAX_CHARTS)) {
-      const values = downsample(s.numeric.map((p) => p.v), CHART_POINTS);
-      const endS = Math.max(1, Math.round(s.numeric[s.numeric.length - 1]!.t / 1000));
+    for (const { step, m } of chartsToDraw(series)) {
+      charted.add(m);
+      const values = downsample(m.points.map((p) => p[1]), CHART_POINTS);
+      const endS = Math.max(1, Math.round(m.lastT / 1000));
       lines.push(
         '',
         '```mermaid',
         'xychart-beta',
-        `  title "${mermaidTitle(`${s.step}: ${s.metric}`)}"`,
+        `  title "${mermaidTitle(`${step}: ${m.name}`)}"`,
         `  x-axis "seconds" 0 --> ${endS}`,
-        `  y-axis "${mermaidTitle(s.metric, 30)}"`,
+        `  y-axis "${mermaidTitle(m.name, 30)}"`,
         `  line [${values.map(numberText).join(', ')}]`,
         '```',
       );
     }
   }
-  return lines;
+  const notes = metricNotes(steps, charted);
+  if (lines.length === 0 && notes.length === 0) return [];
+  return ['### Metrics', '', ...lines, ...(notes.length ? ['', ...notes] : [])];
 }
 
 function outputsSection(steps: LineageStep[], runId: string): string[] {
@@ -365,7 +409,7 @@ function render(doc: LineageDoc, opts: ReportOptions, plan: Plan): string {
     out.push('', '### Graph', '', ...(typeof g === 'string' ? [mdText(g)] : g));
   }
   const sections = [
-    metricsSection(seriesOf(shown), plan),
+    metricsSection(shown, plan),
     outputsSection(shown, doc.runId),
     paramsSection(doc),
     plan.details ? detailsSection(shown) : [],

@@ -1,16 +1,21 @@
 // The GitLab webhook endpoint. GitLab does not sign payloads; it sends the secret token in
-// X-Gitlab-Token, compared here in constant time. The answer goes out before any API call;
-// a redelivered hook (same Idempotency-Key) is skipped once its first delivery was handled.
+// X-Gitlab-Token, compared here in constant time. The answer goes out once the delivery is
+// recorded in Temporal, before any API call; a redelivered hook (same Idempotency-Key)
+// finds its delivery workflow there and starts nothing.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { JobQueue } from '../intake/jobs.js';
-import { readBody, sendJson } from '../intake/http.js';
-import { isTrainNote, onNoteHook, onPushHook, type GitLabHookDeps, type NoteHook, type PushHook } from './hooks.js';
+import type { Logger } from 'pino';
+import type { IntakeEvent } from '../../activities/intake/events.js';
+import { deliveryIdFrom } from '../../activities/intake/ids.js';
+import { answerDelivery, type DeliveryRecorder } from '../intake/deliveries.js';
+import { header, readBodyWithin, refuse, refuseBody, sendJson } from '../intake/http.js';
+import { gitlabIntakeEvent } from './hooks.js';
 
-export interface GitLabEndpointDeps extends GitLabHookDeps {
+export interface GitLabEndpointDeps {
   secret: string;
-  jobs: JobQueue;
+  deliveries: DeliveryRecorder;
   ackOnly: boolean;
+  log: Logger;
 }
 
 /** Constant time whatever the lengths: compares digests, never the raw strings. */
@@ -21,48 +26,29 @@ export function tokenMatches(given: string | undefined, secret: string): boolean
   return timingSafeEqual(a, b);
 }
 
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
-  const { intake } = deps;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' });
-    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) {
-      req.resume();
-      return sendJson(res, 401, { error: 'missing or wrong X-Gitlab-Token' });
-    }
-    const body = await readBody(req).catch(() => undefined);
+    if (req.method !== 'POST') return refuse(res, 405, 'use POST');
+    // The token is in a header: checked before a byte of the body is read.
+    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) return refuse(res, 401, 'missing or wrong X-Gitlab-Token');
+    const read = await readBodyWithin(req, { res });
+    if (read.kind !== 'ok') return refuseBody(res, read);
     let payload: unknown;
     try {
-      payload = body === undefined ? undefined : JSON.parse(body.toString('utf8'));
+      payload = JSON.parse(read.body.toString('utf8'));
     } catch {
       payload = undefined;
     }
     if (typeof payload !== 'object' || payload === null) return sendJson(res, 400, { error: 'body must be a JSON object' });
-    const event = header(req, 'x-gitlab-event');
-    const deliveryId = header(req, 'idempotency-key') ?? header(req, 'x-gitlab-event-uuid') ?? '';
-    const kind = (payload as { object_kind?: string }).object_kind;
-    let job: (() => Promise<unknown>) | undefined;
-    if (event === 'Push Hook' && kind === 'push') {
-      job = () => onPushHook(deps, payload as PushHook, deliveryId);
-    } else if (event === 'Note Hook' && kind === 'note' && isTrainNote(payload as NoteHook)) {
-      job = () => onNoteHook(deps, payload as NoteHook);
+    let event: IntakeEvent | null;
+    try {
+      event = gitlabIntakeEvent(header(req, 'x-gitlab-event'), payload as Record<string, unknown>);
+    } catch (err) {
+      return sendJson(res, 400, { error: `not a GitLab hook payload: ${(err as Error).message}` });
     }
-    if (!job || deps.ackOnly) return sendJson(res, 200, { ok: true, handled: Boolean(job) });
-    const run = job;
-    const accepted = deps.jobs.enqueue(`gitlab ${event} ${deliveryId}`, async () => {
-      if (deliveryId && (await intake.records.deliveryHandled('gitlab', deliveryId))) {
-        intake.log.info({ deliveryId }, 'gitlab delivery already handled');
-        return;
-      }
-      const outcome = await run();
-      if (deliveryId) await intake.records.markDelivery('gitlab', deliveryId);
-      intake.log.info({ deliveryId, event, outcome }, 'gitlab hook handled');
-    });
-    if (!accepted) return sendJson(res, 503, { error: 'intake backlog is full; retry later' });
-    sendJson(res, 200, { ok: true, handled: true });
+    if (deps.ackOnly) return sendJson(res, 200, { ok: true, handled: false });
+    // Idempotency-Key stays the same across GitLab's retries and manual resends.
+    const deliveryId = deliveryIdFrom(header(req, 'idempotency-key') ?? header(req, 'x-gitlab-event-uuid'), read.body);
+    await answerDelivery(res, deps.deliveries, 'gitlab', deliveryId, event, deps.log);
   };
 }

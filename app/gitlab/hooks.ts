@@ -1,11 +1,10 @@
-// GitLab Push Hook and Note Hook payloads → the shared intake.
-import type { GitLabApi } from '../../activities/githost/gitlab-client.js';
-import { gitlabStatus } from '../../activities/githost/gitlab-client.js';
+// A GitLab Push Hook or Note Hook → the compact intake event its delivery workflow carries,
+// or null when Trainyard does nothing with it. Reads only the payload (no API call);
+// malformed fields give a PayloadError (answered 400).
+import { gitlabPayloadPaths, type GitLabProjectInfo } from '../../activities/githost/gitlab-intake.js';
+import type { IntakeEvent } from '../../activities/intake/events.js';
+import { PayloadError } from '../github/events.js';
 import { parseCommentCommand } from '../intake/command.js';
-import { handleComment, type CommentOutcome } from '../intake/comment.js';
-import type { Intake } from '../intake/context.js';
-import { handlePush, type PushOutcome } from '../intake/push.js';
-import { GitLabConversation, GitLabRepoPort, type GitLabProjectInfo } from './port.js';
 
 interface HookProject {
   id: number;
@@ -15,8 +14,10 @@ interface HookProject {
   default_branch?: string;
 }
 
+/** A Push Hook or a Tag Push Hook (same fields; `checkout_sha` is the commit, null on deletion). */
 export interface PushHook {
-  object_kind: 'push';
+  object_kind: 'push' | 'tag_push';
+  checkout_sha?: string | null;
   before: string;
   after: string;
   ref: string;
@@ -37,64 +38,57 @@ export interface NoteHook {
   merge_request?: { iid: number };
 }
 
-export function projectInfo(p: HookProject): GitLabProjectInfo {
-  return { projectId: p.id, pathWithNamespace: p.path_with_namespace, httpUrl: p.git_http_url, webUrl: p.web_url };
-}
+const SHA = /^[0-9a-f]{40}$/;
 
-/** Does this note carry a command we act on? Checked before queueing, from the payload alone. */
-export function isTrainNote(h: NoteHook): boolean {
-  const a = h.object_attributes;
-  return a.noteable_type === 'MergeRequest' && !a.system && (a.action === undefined || a.action === 'create') &&
-    h.merge_request !== undefined && parseCommentCommand(a.note) !== null;
-}
-
-export interface GitLabHookDeps {
-  api: GitLabApi;
-  intake: Intake;
-  verdictUrl: (id: string) => string | undefined;
-}
-
-export async function onPushHook(deps: GitLabHookDeps, h: PushHook, deliveryId: string): Promise<PushOutcome> {
-  const port = new GitLabRepoPort(deps.api, projectInfo(h.project), deps.intake.records, deps.verdictUrl);
-  return handlePush(port, deps.intake, {
-    ref: h.ref, after: h.after, deleted: /^0+$/.test(h.after), actor: h.user_username ?? h.user_name ?? 'unknown', deliveryId,
-    changedPaths: () => changedPaths(deps.api, h),
-  });
-}
-
-export async function onNoteHook(deps: GitLabHookDeps, h: NoteHook): Promise<CommentOutcome> {
-  const info = projectInfo(h.project);
-  const port = new GitLabRepoPort(deps.api, info, deps.intake.records, deps.verdictUrl);
-  const convo = new GitLabConversation(deps.api, deps.intake.records, info, h.merge_request!.iid, h.object_attributes.id, h.user.id,
-    (id) => deps.intake.runUrl(id));
-  return handleComment(port, convo, deps.intake, {
-    commentId: h.object_attributes.id, author: h.user.username, body: h.object_attributes.note,
-    ...(h.object_attributes.url ? { commentUrl: h.object_attributes.url } : {}),
-  });
-}
-
-/** GitLab lists at most 20 commits in a push hook; beyond that, or for a new branch, ask compare. */
-async function changedPaths(api: GitLabApi, h: PushHook): Promise<string[] | undefined> {
-  const commits = h.commits ?? [];
-  const newBranch = /^0+$/.test(h.before);
-  if (!newBranch && commits.length > 0 && (h.total_commits_count ?? commits.length) <= commits.length) {
-    const paths = new Set<string>();
-    for (const c of commits) for (const f of [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])]) paths.add(f);
-    return [...paths];
+function projectInfo(p: HookProject): GitLabProjectInfo & { defaultBranch?: string } {
+  if (typeof p !== 'object' || p === null || !Number.isSafeInteger(p.id)) throw new PayloadError('project.id must be a whole number');
+  for (const k of ['path_with_namespace', 'git_http_url', 'web_url'] as const) {
+    if (typeof p[k] !== 'string' || p[k].length > 2000) throw new PayloadError(`project.${k} must be a string`);
   }
-  const from = newBranch ? h.project.default_branch : h.before;
-  if (!from) return undefined;
-  try {
-    const cmp = await api.Repositories.compare(h.project.id, from, h.after);
-    if (cmp.compare_timeout || !cmp.diffs) return undefined;
-    const paths = new Set<string>();
-    for (const d of cmp.diffs) {
-      paths.add(d.new_path);
-      paths.add(d.old_path);
+  return {
+    projectId: p.id, pathWithNamespace: p.path_with_namespace, httpUrl: p.git_http_url, webUrl: p.web_url,
+    ...(typeof p.default_branch === 'string' ? { defaultBranch: p.default_branch } : {}),
+  };
+}
+
+/** The intake event of a verified hook (`X-Gitlab-Event` and parsed JSON body), or null to ignore it. */
+export function gitlabIntakeEvent(event: string | undefined, body: Record<string, unknown>): IntakeEvent | null {
+  const kind = body.object_kind;
+  if ((event === 'Push Hook' && kind === 'push') || (event === 'Tag Push Hook' && kind === 'tag_push')) {
+    const h = body as unknown as PushHook;
+    const tag = kind === 'tag_push';
+    if (typeof h.ref !== 'string' || !h.ref.startsWith(tag ? 'refs/tags/' : 'refs/heads/')) return null;
+    if (typeof h.after !== 'string' || !SHA.test(h.after) || typeof h.before !== 'string' || !SHA.test(h.before)) {
+      throw new PayloadError('before and after must be full commit ids');
     }
-    return [...paths];
-  } catch (err) {
-    if (gitlabStatus(err) === 404) return undefined;
-    throw err;
+    if (/^0+$/.test(h.after)) return null;
+    // For a tag, `after` may be the annotated tag object; `checkout_sha` is the commit.
+    const commit = tag ? h.checkout_sha : h.after;
+    if (typeof commit !== 'string' || !SHA.test(commit)) {
+      if (tag && commit === null) return null;
+      throw new PayloadError('checkout_sha must be a full commit id');
+    }
+    return {
+      kind: 'gitlab-push', project: projectInfo(h.project), ref: h.ref.slice(0, 1000), before: h.before, after: h.after, sha: commit,
+      actor: String(h.user_username ?? h.user_name ?? 'unknown').slice(0, 255),
+      paths: gitlabPayloadPaths({ before: h.before, ...(Array.isArray(h.commits) ? { commits: h.commits } : {}), ...(typeof h.total_commits_count === 'number' ? { total_commits_count: h.total_commits_count } : {}) }),
+    };
   }
+  if (event === 'Note Hook' && kind === 'note') {
+    const h = body as unknown as NoteHook;
+    const a = h.object_attributes;
+    if (typeof a !== 'object' || a === null) throw new PayloadError('object_attributes must be an object');
+    if (a.noteable_type !== 'MergeRequest' || a.system || (a.action !== undefined && a.action !== 'create') || !h.merge_request) return null;
+    if (typeof a.note !== 'string') throw new PayloadError('object_attributes.note must be a string');
+    const command = parseCommentCommand(a.note.replace(/^\s+/, '').split(/\r?\n/, 1)[0]!.slice(0, 4096));
+    if (command === null) return null;
+    if (!Number.isSafeInteger(h.merge_request.iid) || !Number.isSafeInteger(a.id) || !Number.isSafeInteger(h.user?.id) || typeof h.user.username !== 'string') {
+      throw new PayloadError('merge_request.iid, object_attributes.id and user must be present');
+    }
+    return {
+      kind: 'gitlab-note', project: projectInfo(h.project), mrIid: h.merge_request.iid, noteId: a.id, userId: h.user.id,
+      author: h.user.username.slice(0, 255), command, ...(typeof a.url === 'string' ? { noteUrl: a.url.slice(0, 2000) } : {}),
+    };
+  }
+  return null;
 }

@@ -3,6 +3,10 @@
 //
 //   /train [pipeline] [key=value ...]      values bare, "double quoted" (\" \\ escapes) or 'single quoted'
 //   /ok-to-train                           a maintainer trusts the PR's current head commit
+//
+// Pipeline and parameter names follow pipeline/names.ts, the grammar the pipeline file, the
+// CLI and every git host share: a name a pipeline can declare is a name a comment can give.
+import { NAME_RULE, PIPELINE_NAME_RULE, isName, isPipelineName } from '../../pipeline/names.js';
 
 export type CommentCommand =
   | { kind: 'train'; pipeline?: string; params: Record<string, string> }
@@ -11,8 +15,6 @@ export type CommentCommand =
 
 const MAX_LINE = 2000;
 const MAX_PARAMS = 64;
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** 1-based column in the comment line of index 0 of the text after `/train`. */
 const COL = '/train'.length + 1;
 
@@ -104,14 +106,14 @@ function buildTrain(tokens: Token[]): CommentCommand {
       if (index !== 0) {
         return invalid(`\`${clip(t.text)}\` (column ${t.column}) is not key=value; the pipeline name goes first.`);
       }
-      if (!NAME_RE.test(t.text)) return invalid(`\`${clip(t.text)}\` is not a pipeline name.`);
+      if (!isPipelineName(t.text)) return invalid(`\`${clip(t.text)}\` is not a pipeline name; ${PIPELINE_NAME_RULE}.`);
       pipeline = t.text;
       continue;
     }
     const key = t.text.slice(0, t.eq);
     const value = t.text.slice(t.eq + 1);
-    if (!KEY_RE.test(key)) {
-      return invalid(`\`${clip(key)}\` (column ${t.column}) is not a parameter name (letters, digits, _; not starting with a digit).`);
+    if (!isName(key)) {
+      return invalid(`\`${clip(key)}\` (column ${t.column}) is not a parameter name; ${NAME_RULE}.`);
     }
     if (Object.prototype.hasOwnProperty.call(params, key)) return invalid(`parameter \`${key}\` is given twice.`);
     params[key] = value;

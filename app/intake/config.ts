@@ -4,7 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import { linkSecretFrom } from '../../activities/githost/links.js';
 import { defaultStoreLocation } from '../../activities/store/factory.js';
+import { EnvError, loadServiceSettings, type ServiceSettings } from '../config.js';
 import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
 import type { ServerPolicy, TrustedTeam } from './policy.js';
 
@@ -30,11 +32,13 @@ export interface GitlabConfig {
   webhookSecret: string;
 }
 
-export interface ServeConfig {
+export interface ServeConfig extends ServiceSettings {
   port: number;
   bind: string;
   /** Where this server is reachable from browsers; run pages are linked from checks when set. */
   publicUrl: string | null;
+  /** Key of the run-page link signatures; the same on every replica and worker (see linkSettings). */
+  linkSecret: string;
   temporalAddress: string;
   temporalNamespace: string;
   store: string;
@@ -43,13 +47,8 @@ export interface ServeConfig {
   workers: 'in-process' | 'none';
   /** Verify and acknowledge webhooks but start nothing (benchmark baseline). */
   ackOnly: boolean;
-  /** Task queues (RunOptions.controlQueue / localHostQueue); null = the engine's defaults. */
-  controlQueue: string | null;
-  hostQueue: string | null;
-  /** Override of RunOptions.statusIntervalMs. */
-  statusIntervalMs: number | null;
-  /** Background intake jobs (API reads, workflow starts) at once. */
-  jobConcurrency: number;
+  /** Most bytes of webhook bodies held at once before their signature is checked (TRAINYARD_UNVERIFIED_BODY_MB). */
+  unverifiedBodyBytes: number;
   logLevel: string;
   github: GithubConfig | null;
   gitlab: GitlabConfig | null;
@@ -85,13 +84,6 @@ function url(env: Env, name: string, fallback: string | null): string | null {
     throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
   }
   return raw.replace(/\/+$/, '');
-}
-
-function queue(env: Env, name: string): string | null {
-  const raw = str(env, name);
-  if (raw === undefined) return null;
-  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(raw)) throw new ConfigError(name, 'must be a task queue name of letters, digits, . _ : -');
-  return raw;
 }
 
 function flag(env: Env, name: string): boolean {
@@ -169,26 +161,58 @@ function dataHome(env: Env): string {
   return xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
 }
 
+/**
+ * Run-page links (check `details_url`, status `target_url`) are signed by whichever worker
+ * publishes the status and verified by whichever replica serves the page, so with separate
+ * processes both need the same TRAINYARD_PUBLIC_URL and TRAINYARD_LINK_SECRET. `split` says
+ * this process is one part of such a topology (serve with TRAINYARD_WORKERS=none, or
+ * `trainyard worker`): then a missing secret is an error instead of the fallback derived
+ * from the webhook secrets, and `requireUrl` makes a missing public URL one too (a worker
+ * that publishes to a git host; `none` says on purpose that there are no run pages).
+ */
+export function linkSettings(env: Env, opts: { split: boolean; requireUrl?: boolean }): { publicUrl: string | null; secret: string } {
+  const rawUrl = str(env, 'TRAINYARD_PUBLIC_URL');
+  if (rawUrl === undefined && opts.requireUrl) {
+    throw new ConfigError('TRAINYARD_PUBLIC_URL', 'must be set on a worker that publishes to GitHub/GitLab: the URL where `trainyard serve` is reachable (the check runs link their run pages there), or `none` for no run pages');
+  }
+  const publicUrl = rawUrl === 'none' ? null : url(env, 'TRAINYARD_PUBLIC_URL', null);
+  const explicit = str(env, 'TRAINYARD_LINK_SECRET');
+  if (explicit !== undefined && explicit.length < 16) throw new ConfigError('TRAINYARD_LINK_SECRET', 'must be at least 16 characters (a random string, e.g. `openssl rand -hex 32`)');
+  if (explicit === undefined && opts.split && publicUrl !== null) {
+    throw new ConfigError('TRAINYARD_LINK_SECRET', 'must be set, to the same value on every serve replica and worker, when they run as separate processes: workers sign the run-page links that replicas verify');
+  }
+  return { publicUrl, secret: explicit ?? linkSecretFrom(env) };
+}
+
+function serviceSettings(env: Env): ServiceSettings {
+  try {
+    return loadServiceSettings(env);
+  } catch (e) {
+    if (e instanceof EnvError) throw new ConfigError(e.variable, e.message.slice(e.variable.length + 2));
+    throw e;
+  }
+}
+
 export function loadServeConfig(env: Env = process.env): ServeConfig {
   const workers = str(env, 'TRAINYARD_WORKERS') ?? 'in-process';
   if (workers !== 'in-process' && workers !== 'none') {
     throw new ConfigError('TRAINYARD_WORKERS', `must be "in-process" or "none", got ${JSON.stringify(workers)}`);
   }
-  const interval = str(env, 'TRAINYARD_STATUS_INTERVAL_MS');
+  const links = linkSettings(env, { split: workers === 'none' });
   const cfg: ServeConfig = {
+    ...serviceSettings(env),
     port: int(env, 'TRAINYARD_PORT', 3000, 0, 65535),
     bind: str(env, 'TRAINYARD_BIND') ?? '0.0.0.0',
-    publicUrl: url(env, 'TRAINYARD_PUBLIC_URL', null),
+    publicUrl: links.publicUrl,
+    linkSecret: links.secret,
     temporalAddress: str(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
     temporalNamespace: str(env, 'TEMPORAL_NAMESPACE') ?? 'default',
     store: str(env, 'TRAINYARD_STORE') ?? defaultStoreLocation(),
     workRoot: resolve(str(env, 'TRAINYARD_WORK_ROOT') ?? join(dataHome(env), 'trainyard', 'work')),
     workers,
     ackOnly: flag(env, 'TRAINYARD_ACK_ONLY'),
-    controlQueue: queue(env, 'TRAINYARD_CONTROL_QUEUE'),
-    hostQueue: queue(env, 'TRAINYARD_HOST_QUEUE'),
-    statusIntervalMs: interval === undefined ? null : int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
-    jobConcurrency: int(env, 'TRAINYARD_INTAKE_CONCURRENCY', 16, 1, 1000),
+    // At least one delivery of GitHub's largest size must fit.
+    unverifiedBodyBytes: int(env, 'TRAINYARD_UNVERIFIED_BODY_MB', 64, 26, 16_384) * 1024 * 1024,
     logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
     github: githubConfig(env),
     gitlab: gitlabConfig(env),

@@ -4,15 +4,12 @@
 // Machine classes, instance types, GPUs and cost are the compute policy's (app/compute);
 // the intake adds which repositories may run at all.
 import picomatch from 'picomatch';
+import type { IntakePolicy, TrustedTeam } from '../../activities/intake/context.js';
 import type { Pipeline, PipelineError } from '../../pipeline/types.js';
 import type { ComputeConfig } from '../compute/config.js';
 import { checkComputePolicy } from '../compute/policy.js';
 
-/** A GitHub team (`org/team-slug`) whose active members may run pipelines on the org's repositories. */
-export interface TrustedTeam {
-  org: string;
-  team: string;
-}
+export type { TrustedTeam };
 
 export interface ServerPolicy {
   /** Globs over `owner/repo` (GitHub) or `group/project` (GitLab); null = every repo the app is installed on. */
@@ -44,4 +41,12 @@ export function policyViolations(policy: ServerPolicy, repoPath: string, pipelin
   }
   out.push(...checkComputePolicy(pipeline, policy.compute, text));
   return out;
+}
+
+/** The policy as the intake activities ask it (they may not import app/). */
+export function intakePolicy(policy: ServerPolicy): IntakePolicy {
+  return {
+    violations: (repoPath, pipeline, text) => policyViolations(policy, repoPath, pipeline, text),
+    trustedTeams: (repoPath) => trustedTeamsFor(policy, repoPath),
+  };
 }

@@ -4,10 +4,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RunLinks } from '../../activities/githost/links.js';
 import { progressTitle, stepTable } from '../../activities/githost/text.js';
-import type { Intake } from './context.js';
-import { sendText } from './http.js';
+import type { Intake } from '../../activities/intake/context.js';
+import { neutraliseBidi } from '../../activities/usertext.js';
+import { sendText as sendRaw } from './http.js';
 
-export function runPageHandler(intake: Intake, links: RunLinks) {
+/** Everything on a run page can quote users: neutralised on the way out. */
+const sendText = (res: ServerResponse, status: number, text: string): void => sendRaw(res, status, neutraliseBidi(text));
+
+/** Any replica serves any run: the page is read from the store and Temporal, the signature checked with the shared TRAINYARD_LINK_SECRET. */
+export function runPageHandler(intake: Pick<Intake, 'records' | 'starter'>, links: RunLinks) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     let id: string;

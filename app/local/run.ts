@@ -10,6 +10,7 @@ import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { createStore } from '../../activities/store/factory.js';
+import { terminalText } from '../../activities/usertext.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
@@ -55,7 +56,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const checkout = await new LocalGitSource(join(cfg.workRoot, 'sources')).checkout({ kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir });
   const loaded = await loadPipelines(checkout);
   if (loaded.errors.length) {
-    for (const e of loaded.errors) process.stderr.write(`${formatPipelineError(e)}\n`);
+    for (const e of loaded.errors) process.stderr.write(`${terminalText(formatPipelineError(e))}\n`);
     process.stderr.write(`nothing ran: ${loaded.errors.length} error(s) in the pipeline files\n`);
     return 2;
   }

@@ -1,5 +1,7 @@
 // The live step table of `trainyard run`: redrawn in place on a terminal, one line per
 // change otherwise (CI logs).
+import { reasonBeside, stepDetail } from '../../activities/report/statetext.js';
+import { terminalText } from '../../activities/usertext.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 
 const ICON: Record<StepStatus['state'], string> = {
@@ -13,9 +15,10 @@ function duration(s: StepStatus, now: number): string {
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
 }
 
+/** Step messages can quote the step's own output: one plain line, whatever it printed. */
 function why(s: StepStatus): string {
-  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return s.message ?? '';
-  return s.cache?.reason ?? s.message ?? '';
+  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return terminalText(stepDetail(s.state, s.message));
+  return terminalText(s.cache ? reasonBeside(s.state, s.cache.reason) : stepDetail(s.state, s.message));
 }
 
 export function renderTable(status: RunStatus, width = 120): string[] {
@@ -23,7 +26,7 @@ export function renderTable(status: RunStatus, width = 120): string[] {
   const nameW = Math.min(28, Math.max(4, ...status.steps.map((s) => s.name.length)));
   const lines = [`${'STEP'.padEnd(nameW)}  ${'STATE'.padEnd(12)}  ${'TIME'.padStart(7)}  WHY`];
   for (const s of status.steps) {
-    const line = `${s.name.slice(0, nameW).padEnd(nameW)}  ${`${ICON[s.state]} ${s.state}`.padEnd(12)}  ${duration(s, now).padStart(7)}  ${why(s)}`;
+    const line = `${terminalText(s.name).slice(0, nameW).padEnd(nameW)}  ${`${ICON[s.state]} ${s.state}`.padEnd(12)}  ${duration(s, now).padStart(7)}  ${why(s)}`;
     lines.push(line.length > width ? `${line.slice(0, width - 1)}…` : line);
   }
   const counts = status.steps.reduce<Record<string, number>>((a, s) => ((a[s.state] = (a[s.state] ?? 0) + 1), a), {});
@@ -56,7 +59,7 @@ export class LiveTable {
       this.lastStates.set(s.name, key);
       if (s.state === 'pending') continue;
       const w = why(s);
-      this.out.write(`${new Date().toISOString().slice(11, 19)} ${s.name}: ${s.state}${w ? ` — ${w}` : ''}\n`);
+      this.out.write(`${new Date().toISOString().slice(11, 19)} ${terminalText(s.name)}: ${s.state}${w ? ` — ${w}` : ''}\n`);
     }
   }
 }

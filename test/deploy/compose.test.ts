@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { PLATFORM_NAMES, TOPOLOGY_NAMES, knownEnvNames } from './envnames.js';
+import { PLATFORM_NAMES, knownEnvNames } from './envnames.js';
 
 const composeFile = fileURLToPath(new URL('../../deploy/compose.yaml', import.meta.url));
 const schemaFile = fileURLToPath(new URL('./compose-spec/compose-spec.json', import.meta.url));
@@ -82,7 +82,7 @@ describe('deploy/compose.yaml', () => {
     const { services } = load();
     const unknown: string[] = [];
     for (const s of ['serve', 'worker', 'agent']) {
-      for (const k of Object.keys(services[s]!.environment ?? {})) if (!known.has(k) && !PLATFORM_NAMES.has(k) && !TOPOLOGY_NAMES.has(k)) unknown.push(`${s}: ${k}`);
+      for (const k of Object.keys(services[s]!.environment ?? {})) if (!known.has(k) && !PLATFORM_NAMES.has(k)) unknown.push(`${s}: ${k}`);
     }
     expect(unknown).toEqual([]);
     // The check itself: a misspelt name is caught.

@@ -30,11 +30,5 @@ export function knownEnvNames(): Set<string> {
   return known;
 }
 
-/**
- * Read by the service-topology work (branch `intake`: loadServiceSettings in app/config.ts)
- * that this deploy work is merged with; drop this set once that is in.
- */
-export const TOPOLOGY_NAMES = new Set(['TRAINYARD_LOCAL_QUEUE']);
-
 /** Variables the platform or a library reads, not Trainyard's loaders. */
 export const PLATFORM_NAMES = new Set(['DOCKER_HOST', 'NODE_OPTIONS']);

@@ -67,7 +67,7 @@ describe('a committed pipeline runs, then hits the cache, with early cutoff', ()
     expect(s.steps.map((x) => [x.name, x.state])).toEqual([['prepare', 'succeeded'], ['left', 'succeeded'], ['right', 'succeeded'], ['join', 'succeeded']]);
     const result = stepOf(s, 'join').outcome!.outputs.result!;
     expect(blob(engine, result.digest)).toBe('left of n=3\nright of n=3\n');
-    expect(stepOf(s, 'prepare').outcome!.metrics.map((m) => m.values)).toEqual([{ rows: 3, phase: 'prepare' }]);
+    expect(stepOf(s, 'prepare').outcome!.metrics).toMatchObject({ samples: 1, names: 2, last: { rows: 3, phase: 'prepare' } });
     expect(stepOf(s, 'prepare').cache!.reason).toMatch(/^ran: first execution/);
     expect(s.lineageKey).toBe(`runs/${s.runId}/lineage`);
     // The lineage document of a real run conforms to the published schema.

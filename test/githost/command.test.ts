@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommentCommand } from '../../app/intake/command.js';
+import { parseParamArgs } from '../../pipeline/params.js';
+import { parsePipeline } from '../../pipeline/parse.js';
 
 describe('/train comment grammar', () => {
   it('reads a pipeline and key=value parameters', () => {
@@ -43,10 +45,30 @@ describe('/train comment grammar', () => {
     }
   });
 
-  it('does not let a parameter named __proto__ reach the prototype', () => {
+  it('refuses a parameter named __proto__, as the pipeline file does, without touching the prototype', () => {
     const r = parseCommentCommand('/train m __proto__=x');
-    expect(r).toEqual({ kind: 'train', pipeline: 'm', params: { ['__proto__']: 'x' } });
+    expect(r?.kind).toBe('invalid');
     expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+
+  it('accepts exactly the names a pipeline file can declare and `--param` accepts', () => {
+    // Every surface reads names with pipeline/names.ts: the pipeline file, `trainyard run --param`,
+    // a GitHub comment and a GitLab note (both parsed here).
+    const names = ['learning-rate', 'learning_rate', 'lr', 'LR', '_x', 'a-', 'x'.repeat(64), 'x'.repeat(65), '1x', '-a', 'a.b', 'a b', 'é', '__proto__', 'constructor'];
+    for (const name of names) {
+      const declared = parsePipeline(`name: p\nparams:\n  ${JSON.stringify(name)}: { type: string, default: d }\nsteps:\n  a: { image: busybox, run: x }\n`, 'p.yaml').errors.length === 0;
+      const cli = parseParamArgs([`${name}=1`]).errors.length === 0;
+      const comment = parseCommentCommand(`/train p ${name}=1`);
+      expect({ name, cli, comment: comment?.kind === 'train' }).toEqual({ name, cli: declared, comment: declared });
+    }
+    expect(parseCommentCommand('/train flowers learning-rate=0.1')).toEqual({ kind: 'train', pipeline: 'flowers', params: { 'learning-rate': '0.1' } });
+  });
+
+  it('accepts exactly the pipeline names a pipeline file can have', () => {
+    for (const name of ['flowers', 'f-1_2', '2024', 'Flowers', 'a.b', '_x', 'x'.repeat(63), 'x'.repeat(64)]) {
+      const file = parsePipeline(`name: ${JSON.stringify(name)}\nsteps:\n  a: { image: busybox, run: x }\n`, `.trainyard/${name}.yaml`).errors.length === 0;
+      expect({ name, comment: parseCommentCommand(`/train ${name}`)?.kind === 'train' }).toEqual({ name, comment: file });
+    }
   });
 
   it('reads /ok-to-train, without arguments', () => {

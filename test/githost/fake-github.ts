@@ -21,6 +21,8 @@ export interface RecordedCall {
 
 export interface CheckRunState {
   id: number;
+  /** `owner/name` of the repository it was created in. */
+  repo: string;
   name: string;
   head_sha: string;
   external_id: string | null;
@@ -51,8 +53,9 @@ function fakeSha(seed: string): string {
 export class FakeGitHub extends FakeServer {
   readonly calls: RecordedCall[] = [];
   readonly checkRuns = new Map<number, CheckRunState>();
-  readonly comments: { id: number; issue: number; body: string }[] = [];
+  readonly comments: { id: number; issue: number; body: string; repo: string }[] = [];
   readonly reactions: { commentId: number; content: string }[] = [];
+  private readonly reactionIds = new Map<string, number>();
   /** username → role_name */
   readonly roles = new Map<string, string>();
   readonly pulls = new Map<number, { headSha: string; headRepoId: number }>();
@@ -62,6 +65,8 @@ export class FakeGitHub extends FakeServer {
   private readonly suites = new Map<string, number>();
   private readonly commits = new Map<string, Record<string, string>>();
   private nextId = 5000;
+  /** Every repository served: `repo` and those added with addRepo. */
+  readonly repos: FakeRepo[];
 
   constructor(
     readonly appId: number,
@@ -71,6 +76,12 @@ export class FakeGitHub extends FakeServer {
   ) {
     super();
     openapi ??= new GitHubOpenApi();
+    this.repos = [repo];
+  }
+
+  /** Serves one more repository of the same installation (commits, checks and pulls are shared by sha and number). */
+  addRepo(repo: FakeRepo): void {
+    this.repos.push(repo);
   }
 
   /** Adds a commit with these files (path → text); returns its sha. */
@@ -127,9 +138,9 @@ export class FakeGitHub extends FakeServer {
       if (!state) return send(404, { message: 'Not Found' });
       return send(200, { url: `${this.url}${url.pathname}`, role: 'member', state });
     }
-    const prefix = `/repos/${this.repo.owner}/${this.repo.name}`;
-    if (!url.pathname.startsWith(`${prefix}/`)) return send(404, { message: 'Not Found' });
-    const rest = url.pathname.slice(prefix.length);
+    const repo = this.repos.find((r) => url.pathname.startsWith(`/repos/${r.owner}/${r.name}/`));
+    if (!repo) return send(404, { message: 'Not Found' });
+    const rest = url.pathname.slice(`/repos/${repo.owner}/${repo.name}`.length);
     const route = `${method} ${checked.template!.replace('/repos/{owner}/{repo}', '')}`;
     const m = (re: RegExp) => re.exec(decodeURIComponent(rest));
     switch (route) {
@@ -138,7 +149,7 @@ export class FakeGitHub extends FakeServer {
       case 'GET /tarball/{ref}': {
         const ref = m(/^\/tarball\/(.+)$/)![1]!;
         if (!this.commits.has(ref)) return send(404, { message: 'Not Found' });
-        return send(302, undefined, { location: `${this.url}/_codeload/${this.repo.owner}/${this.repo.name}/${ref}.tar.gz` });
+        return send(302, undefined, { location: `${this.url}/_codeload/${repo.owner}/${repo.name}/${ref}.tar.gz` });
       }
       case 'GET /compare/{basehead}': {
         const [base, head] = m(/^\/compare\/(.+)$/)![1]!.split('...') as [string, string];
@@ -150,7 +161,7 @@ export class FakeGitHub extends FakeServer {
         return send(200, { status: 'ahead', ahead_by: 1, behind_by: 0, total_commits: 1, commits: [], files });
       }
       case 'POST /check-runs':
-        return send(201, this.createCheckRun(body as Record<string, unknown>));
+        return send(201, this.createCheckRun(body as Record<string, unknown>, `${repo.owner}/${repo.name}`));
       case 'PATCH /check-runs/{check_run_id}': {
         const run = this.checkRuns.get(Number(m(/^\/check-runs\/(\d+)$/)![1]));
         if (!run) return send(404, { message: 'Not Found' });
@@ -177,21 +188,36 @@ export class FakeGitHub extends FakeServer {
       }
       case 'POST /issues/comments/{comment_id}/reactions': {
         const commentId = Number(m(/^\/issues\/comments\/(\d+)\/reactions$/)![1]);
-        this.reactions.push({ commentId, content: (body as { content: string }).content });
-        return send(201, { id: this.nextId++, content: (body as { content: string }).content, created_at: new Date().toISOString() });
+        const content = (body as { content: string }).content;
+        // GitHub keeps one reaction per user and content: a repeat answers 200 with the existing one.
+        const seen = this.reactionIds.get(`${commentId}:${content}`);
+        if (seen !== undefined) return send(200, { id: seen, content, created_at: new Date().toISOString() });
+        const id = this.nextId++;
+        this.reactionIds.set(`${commentId}:${content}`, id);
+        this.reactions.push({ commentId, content });
+        return send(201, { id, content, created_at: new Date().toISOString() });
       }
       case 'POST /issues/{issue_number}/comments': {
         const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
         const id = this.nextId++;
-        this.comments.push({ id, issue, body: (body as { body: string }).body });
-        return send(201, { id, body: (body as { body: string }).body, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/pull/${issue}#issuecomment-${id}` });
+        this.comments.push({ id, issue, body: (body as { body: string }).body, repo: `${repo.owner}/${repo.name}` });
+        return send(201, { id, body: (body as { body: string }).body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${id}` });
+      }
+      case 'GET /issues/{issue_number}/comments': {
+        const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
+        const all = this.comments.filter((c) => c.issue === issue && c.repo === `${repo.owner}/${repo.name}`);
+        const perPage = Math.min(100, Number(url.searchParams.get('per_page') ?? 30));
+        const page = Number(url.searchParams.get('page') ?? 1);
+        const slice = all.slice((page - 1) * perPage, page * perPage);
+        const next: Record<string, string> = page * perPage < all.length ? { link: `<${this.url}${url.pathname}?per_page=${perPage}&page=${page + 1}>; rel="next"` } : {};
+        return send(200, slice.map((c) => ({ id: c.id, body: c.body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${c.id}` })), next);
       }
       case 'GET /pulls/{pull_number}': {
         const n = Number(m(/^\/pulls\/(\d+)$/)![1]);
         const pr = this.pulls.get(n);
         if (!pr) return send(404, { message: 'Not Found' });
-        const repoJson = (id: number) => ({ id, full_name: id === this.repo.id ? `${this.repo.owner}/${this.repo.name}` : `fork-${id}/${this.repo.name}` });
-        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: fakeSha('base'), ref: 'main', repo: repoJson(this.repo.id) } });
+        const repoJson = (id: number) => ({ id, full_name: id === repo.id ? `${repo.owner}/${repo.name}` : `fork-${id}/${repo.name}` });
+        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: fakeSha('base'), ref: 'main', repo: repoJson(repo.id) } });
       }
       default:
         return send(404, { message: `fake GitHub does not serve ${route}` });
@@ -230,15 +256,16 @@ export class FakeGitHub extends FakeServer {
       res.writeHead(404).end();
       return;
     }
-    const tgz = tarGz(`${this.repo.owner}-${this.repo.name}-${sha.slice(0, 7)}`, files);
+    const [, owner = '', name = ''] = /^\/_codeload\/([^/]+)\/([^/]+)\//.exec(pathname) ?? [];
+    const tgz = tarGz(`${owner}-${name}-${sha.slice(0, 7)}`, files);
     call.status = 200;
     res.writeHead(200, { 'content-type': 'application/x-gzip', 'content-length': tgz.length });
     res.end(tgz);
   }
 
-  private createCheckRun(body: Record<string, unknown>): unknown {
+  private createCheckRun(body: Record<string, unknown>, repo: string): unknown {
     const run: CheckRunState = {
-      id: this.nextId++, name: String(body.name), head_sha: String(body.head_sha), external_id: (body.external_id as string) ?? null,
+      id: this.nextId++, repo, name: String(body.name), head_sha: String(body.head_sha), external_id: (body.external_id as string) ?? null,
       status: 'queued', conclusion: null, details_url: null, output: { annotations_count: 0 }, annotations: [], actions: [], statuses: [],
     };
     this.checkRuns.set(run.id, run);
@@ -272,7 +299,7 @@ export class FakeGitHub extends FakeServer {
   private checkRunJson(run: CheckRunState): unknown {
     return {
       id: run.id, name: run.name, head_sha: run.head_sha, external_id: run.external_id, status: run.status, conclusion: run.conclusion,
-      details_url: run.details_url, check_suite: { id: this.suiteOf(run.head_sha) }, html_url: `${this.url}/${this.repo.owner}/${this.repo.name}/runs/${run.id}`,
+      details_url: run.details_url, check_suite: { id: this.suiteOf(run.head_sha) }, html_url: `${this.url}/${run.repo}/runs/${run.id}`,
       output: { title: run.output.title ?? null, summary: run.output.summary ?? null, text: run.output.text ?? null, annotations_count: run.output.annotations_count },
     };
   }

@@ -160,6 +160,11 @@ export class FakeGitLab extends FakeServer {
       this.notes.set(note.id, note);
       return send(201, { id: note.id, body: note.body, noteable_iid: note.mr });
     }
+    if (method === 'GET' && (m = /^\/merge_requests\/(\d+)\/notes$/.exec(rest))) {
+      allow(query, ['sort', 'order_by', 'per_page', 'page', 'pagination', 'max_pages', 'maxPages'], 'query parameter');
+      const mr = Number(m[1]);
+      return send(200, [...this.notes.values()].filter((n) => n.mr === mr).map((n) => ({ id: n.id, body: n.body, noteable_iid: n.mr, system: false })));
+    }
     if (method === 'PUT' && (m = /^\/merge_requests\/(\d+)\/notes\/(\d+)$/.exec(rest))) {
       allow(body, ['body', 'confidential', 'internal'], 'field');
       const note = this.notes.get(Number(m[2]));

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deliveryWorkflowId } from '../../activities/intake/ids.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type CheckRunState } from './fake-github.js';
@@ -361,6 +362,41 @@ describe('GitHub App end to end', () => {
     const started = (await workflowsFor(`rerun:github:${repo.owner}/${repo.name}:`)).filter((id) => firsts.some((f) => id.startsWith(`rerun:github:${repo.owner}/${repo.name}:${f.id}:`)));
     expect(started).toHaveLength(2);
     expect(started.every((id) => id.endsWith(delivery))).toBe(true);
+    expect(gh.violations).toEqual([]);
+  });
+  it('runs a tag push on the commit an annotated tag points at, only for pipelines whose tag filter selects the tag', async () => {
+    const release = `name: release
+on:
+  push: { tags: ["v[0-9]+.*", "!v0.*"] }
+steps:
+  pack:
+    image: ${BUSYBOX_IMAGE}
+    run: echo packed
+`;
+    const tagPush = (commit: string, tag: string) => {
+      const payload = pushPayload(repo, INSTALLATION, gh.url, { ref: `refs/tags/${tag}`, before: '0'.repeat(40), after: commit });
+      // An annotated tag: `after` is the tag object, `head_commit` the commit it points at.
+      return Object.assign(payload, { after: 'b'.repeat(40), created: true, before: '0'.repeat(40) });
+    };
+    // The delivery workflow ends once its activity has handled the push (started runs or not).
+    const handled = (deliveryId: string) => client.workflow.getHandle(deliveryWorkflowId('github', deliveryId)).result();
+    const head = gh.commit(files('tagged', { '.trainyard/release.yaml': release }));
+    const r = await send('push', tagPush(head, 'v1.2.3'));
+    expect(r.status).toBe(200);
+    const check = await completed(head, 'trainyard/release');
+    expect(check.conclusion).toBe('success');
+    expect(check.output.summary).toContain('refs/tags/v1.2.3');
+    await handled(r.deliveryId);
+    // `tiny` filters branches only: a tag push never runs it.
+    expect(gh.checkRunsFor(head, 'trainyard/tiny')).toEqual([]);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${head}:`)).toEqual([`push:github:${repo.owner}/${repo.name}:${head}:release`]);
+    // A tag the filter leaves out (`!v0.*`) starts nothing.
+    const other = gh.commit(files('tagged-v0', { '.trainyard/release.yaml': release }));
+    const r0 = await send('push', tagPush(other, 'v0.9.0'));
+    await handled(r0.deliveryId);
+    expect(gh.checkRunsFor(other)).toEqual([]);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${other}`)).toEqual([]);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${'b'.repeat(40)}`)).toEqual([]);
     expect(gh.violations).toEqual([]);
   });
 });

@@ -169,4 +169,29 @@ describe('GitLab end to end', () => {
     await say(10, NOTE_BASE + 6004, '/train tiny');
     await waitFor('fork run', () => gl.latest(head, 'trainyard/tiny')?.state === 'success');
   });
+  it('runs a Tag Push Hook on the commit the tag points at (checkout_sha), for pipelines whose tag filter matches', async () => {
+    const release = `name: release
+on:
+  push: { tags: ["v[0-9]+.*", "!v0.*"] }
+steps:
+  pack:
+    image: ${BUSYBOX_IMAGE}
+    run: echo packed
+`;
+    const commit = gl.commit({ '.trainyard/tiny.yaml': pipeline, '.trainyard/release.yaml': release, 'src/a.txt': 'tagged' });
+    const hook = adapt(example('tag-push'));
+    // An annotated tag: `after` is the tag object, which is no commit.
+    Object.assign(hook, { after: 'a'.repeat(40), checkout_sha: commit, ref: 'refs/tags/v1.0.0' });
+    expect(await post('Tag Push Hook', hook)).toBe(200);
+    const done = await waitFor('release status', () => {
+      const st = gl.latest(commit, 'trainyard/release');
+      return st && ['success', 'failed', 'canceled'].includes(st.state) ? st : undefined;
+    });
+    expect(done.state).toBe('success');
+    // `tiny` filters branches only, so a tag push never runs it.
+    expect(gl.statuses.filter((st) => st.sha === commit && st.name === 'trainyard/tiny')).toEqual([]);
+    expect(await workflowsFor(`push:gitlab:${PROJECT}:${commit}:`)).toEqual([`push:gitlab:${PROJECT}:${commit}:release`]);
+    expect(gl.statuses.filter((st) => st.sha === 'a'.repeat(40))).toEqual([]);
+    expect(gl.violations).toEqual([]);
+  });
 });

@@ -2,6 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import { ConfigError, loadPolicy, loadServeConfig } from '../../app/intake/config.js';
+import { workerParts } from '../../app/workerparts.js';
+import { defaultRunOptions } from '../../app/engine.js';
+import { createStore } from '../../activities/store/factory.js';
+import { pino } from 'pino';
 import { policyViolations } from '../../app/intake/policy.js';
 
 function pipeline(machines: string, timeout = '2h'): Pipeline {
@@ -83,6 +87,10 @@ describe('serve configuration', () => {
     expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml, just-an-org' })).toBe('TRAINYARD_TRUSTED_TEAMS');
     expect(failure({ ...github, TRAINYARD_TRUSTED_TEAMS: 'acme/ml/extra' })).toBe('TRAINYARD_TRUSTED_TEAMS');
     expect(failure({ GITLAB_TOKEN: 't' })).toBe('GITLAB_WEBHOOK_SECRET');
+    // Too small for one delivery of GitHub's largest size (25 MB).
+    expect(failure({ ...github, TRAINYARD_UNVERIFIED_BODY_MB: '10' })).toBe('TRAINYARD_UNVERIFIED_BODY_MB');
+    expect(loadServeConfig({ ...github, TRAINYARD_UNVERIFIED_BODY_MB: '128' }).unverifiedBodyBytes).toBe(128 * 1024 * 1024);
+    expect(loadServeConfig(github).unverifiedBodyBytes).toBe(64 * 1024 * 1024);
   });
 
   it('reads a GitHub + GitLab setup', () => {
@@ -96,6 +104,50 @@ describe('serve configuration', () => {
     expect(loadPolicy({ TRAINYARD_TRUSTED_TEAMS: 'acme/ml-team, Octo-Org/infra' }).trustedTeams).toEqual([{ org: 'acme', team: 'ml-team' }, { org: 'Octo-Org', team: 'infra' }]);
     expect(cfg.port).toBe(0);
     expect(cfg.store).toBe('/tmp/store');
+  });
+});
+
+describe('split topology settings', () => {
+  const key = '-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n';
+  const github = { GITHUB_APP_ID: '12', GITHUB_PRIVATE_KEY: key, GITHUB_WEBHOOK_SECRET: 's', TRAINYARD_STORE: '/tmp/store' };
+  const variableOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof ConfigError) return e.variable;
+      throw e;
+    }
+    return 'no error';
+  };
+  const worker = (env: Record<string, string>) => workerParts(env, createStore('/tmp/trainyard-unused-store'), '/tmp/trainyard-unused-work', pino({ level: 'silent' }), () => defaultRunOptions());
+
+  it('needs one link secret when replicas and workers are separate processes', () => {
+    const split = { ...github, TRAINYARD_WORKERS: 'none', TRAINYARD_PUBLIC_URL: 'https://ty.example.com' };
+    expect(variableOf(() => loadServeConfig(split))).toBe('TRAINYARD_LINK_SECRET');
+    expect(variableOf(() => loadServeConfig({ ...split, TRAINYARD_LINK_SECRET: 'short' }))).toBe('TRAINYARD_LINK_SECRET');
+    expect(loadServeConfig({ ...split, TRAINYARD_LINK_SECRET: 'a-long-enough-secret' }).linkSecret).toBe('a-long-enough-secret');
+    // One process signs and checks its own links: the derived key will do.
+    expect(loadServeConfig({ ...split, TRAINYARD_WORKERS: 'in-process' }).linkSecret).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses a worker that publishes to a git host without the public URL and link secret', () => {
+    expect(variableOf(() => worker(github))).toBe('TRAINYARD_PUBLIC_URL');
+    expect(variableOf(() => worker({ ...github, TRAINYARD_PUBLIC_URL: 'https://ty.example.com' }))).toBe('TRAINYARD_LINK_SECRET');
+    expect(variableOf(() => worker({ ...github, TRAINYARD_PUBLIC_URL: 'https://ty.example.com', TRAINYARD_LINK_SECRET: 'a-long-enough-secret' }))).toBe('no error');
+    expect(variableOf(() => worker({ ...github, TRAINYARD_PUBLIC_URL: 'none' }))).toBe('no error');
+    expect(variableOf(() => worker({ TRAINYARD_STORE: '/tmp/store' }))).toBe('no error');
+  });
+
+  it('reads Temporal TLS and the queues like the other commands', () => {
+    const cfg = loadServeConfig({ ...github, TEMPORAL_API_KEY: 'key' });
+    expect(cfg.temporalTls).toBe(true);
+    expect(cfg.temporalApiKey).toBe('key');
+    expect(cfg.controlQueue).toBe('trainyard');
+    expect(cfg.localQueue).toBe('trainyard-local');
+    expect(loadServeConfig({ ...github, TRAINYARD_HOST_QUEUE: 'older' }).localQueue).toBe('older');
+    expect(variableOf(() => loadServeConfig({ ...github, TEMPORAL_TLS: 'maybe' }))).toBe('TEMPORAL_TLS');
+    expect(variableOf(() => loadServeConfig({ ...github, TRAINYARD_LOCAL_QUEUE: 'a', TRAINYARD_HOST_QUEUE: 'b' }))).toBe('TRAINYARD_HOST_QUEUE');
+    expect(variableOf(() => loadServeConfig({ ...github, TRAINYARD_LOCAL_QUEUE: 'no spaces' }))).toBe('TRAINYARD_LOCAL_QUEUE');
   });
 });
 

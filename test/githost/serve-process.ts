@@ -11,6 +11,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export interface ServeProcess {
   url: string;
   port: number;
+  /** Process id of the server (for /proc/<pid>/status). */
+  pid: number;
   /** Everything the process wrote, stdout and stderr interleaved. */
   output(): string;
   stop(): Promise<void>;
@@ -41,6 +43,7 @@ export async function startServe(env: Record<string, string>, port?: number): Pr
   return {
     url: `http://127.0.0.1:${p}`,
     port: p,
+    pid: child.pid!,
     output: () => out,
     async stop() {
       if (child.exitCode !== null) return;

@@ -66,9 +66,9 @@ beforeAll(async () => {
   gh.roles.set('pat', 'read');
   gh.teams.set('octo-org/ml-team', new Map([['bob', 'active'], ['pat', 'pending']]));
   gh.teams.set('other-org/ml-team', new Map([['pat', 'active']]));
-  // The plain server refuses before any run could start, so it needs no workers.
+  // The intake runs on each server's in-process control worker, which reads its policy.
   [plain, trusting] = await Promise.all([
-    startServe(env('plain', { TRAINYARD_WORKERS: 'none' })),
+    startServe(env('plain', {})),
     startServe(env('trusting', { TRAINYARD_TRUSTED_TEAMS: 'octo-org/ml-team, other-org/ml-team' })),
   ]);
 });

@@ -9,11 +9,16 @@
 // prepare re-ran and wrote byte-identical data, featurize was reused from run-0007,
 // train_small succeeded with metrics, train_big lost its spot host then failed, evaluate
 // was skipped.
+import { boundedLastValues } from '../../activities/runner/output.js';
+import { summariseSamples, type MetricsSummary } from '../../activities/runner/summary.js';
 import { sha256Bytes } from '../../activities/store/digest.js';
+import type { ArtifactStore } from '../../activities/store/types.js';
 import type { HostRecord } from '../../workflows/hosttypes.js';
 import type {
   ArtifactRef,
   CacheSource,
+  MetricSample,
+  StepMetrics,
   Pipeline,
   RunInput,
   RunStatus,
@@ -50,6 +55,33 @@ export const A = {
     torch: `pytorch/pytorch@${digestOf('torch-2.4')}`,
   },
 };
+
+const summaries = new Map<string, { bytes: string; summary: MetricsSummary }>();
+
+/** A step's metrics as the runner reports them: series and summary by digest (summary kept for build()). */
+export function metricsOf(samples: MetricSample[]): StepMetrics {
+  const summary = summariseSamples(samples);
+  const bytes = JSON.stringify(summary);
+  const digest = sha256Bytes(bytes);
+  summaries.set(digest, { bytes, summary });
+  const series = samples.map((x) => `${JSON.stringify(x)}\n`).join('');
+  const seriesDigest = sha256Bytes(series);
+  return {
+    samples: samples.length,
+    series: { digest: seriesDigest, size: Buffer.byteLength(series), kind: 'file', uri: `s3://trainyard-artifacts/sha256/${seriesDigest.slice(7)}` },
+    summary: digest,
+    names: summary.metrics.length,
+    last: boundedLastValues(summary.metrics.map((m) => [m.name, m.last])),
+  };
+}
+
+/** Every summary metricsOf() made, by digest: BuildExtra.metricSummaries. */
+export const fixtureMetricSummaries = (): Record<string, MetricsSummary> => Object.fromEntries([...summaries].map(([d, v]) => [d, v.summary]));
+
+/** Puts the summaries metricsOf() made into a store, where the lineage activity reads them. */
+export async function putFixtureMetrics(store: ArtifactStore): Promise<void> {
+  for (const v of summaries.values()) await store.putBytes(v.bytes);
+}
 
 function step(name: string, line: number, extra: Partial<StepSpec>): StepSpec {
   return {
@@ -161,7 +193,7 @@ function prepareStatus(runId: string, commit: string, base: string): StepStatus 
       state: 'succeeded',
       outputs: { dataset: A.dataset },
       attempts: [{ attempt: 1, host: 'host-local', startedAt: at(base, 2), finishedAt: at(base, 94), exitCode: 0, outcome: 'succeeded' }],
-      metrics: [{ t: 90_000, values: { rows: 60_000 } }],
+      metrics: metricsOf([{ t: 90_000, values: { rows: 60_000 } }]),
       logDigest: A.log.prepare,
       producedBy: src(runId, commit, 'prepare', at(base, 95)),
     },
@@ -193,7 +225,6 @@ export function earlierRun(): { input: RunInput; status: RunStatus } {
           state: 'succeeded',
           outputs: { features: A.features },
           attempts: [{ attempt: 1, host: 'host-i-0aa', startedAt: at(T7, 97), finishedAt: at(T7, 699), exitCode: 0, outcome: 'succeeded' }],
-          metrics: [],
           logDigest: A.log.featurize,
           producedBy: src(runId, COMMIT_OLD, 'featurize', featurizeEnd),
         },
@@ -233,13 +264,13 @@ export function currentRun(): { input: RunInput; status: RunStatus } {
           state: 'succeeded',
           outputs: { model_small: A.modelSmall },
           attempts: [{ attempt: 1, host: 'host-i-0bb', startedAt: at(T8, 100), finishedAt: at(T8, 1290), exitCode: 0, outcome: 'succeeded' }],
-          metrics: [
+          metrics: metricsOf([
             { t: 60_000, values: { epoch: 1, loss: 0.92, acc: 0.71 } },
             { t: 300_000, values: { epoch: 5, loss: 0.51, acc: 0.86 } },
             { t: 600_000, values: { epoch: 10, loss: 0.33, acc: 0.92 } },
             { t: 900_000, values: { epoch: 15, loss: 0.27, acc: 0.94 } },
             { t: 1_180_000, values: { epoch: 20, loss: 0.2412, acc: 0.9531, phase: 'done' } },
-          ],
+          ]),
           logDigest: A.log.trainSmall,
           producedBy: src(runId, COMMIT_NEW, 'train_small', at(T8, 1296)),
         },
@@ -282,7 +313,7 @@ export function currentRun(): { input: RunInput; status: RunStatus } {
             { attempt: 1, host: 'host-i-0dd', startedAt: at(T8, 130), finishedAt: at(T8, 700), exitCode: null, outcome: 'host_lost', message: 'spot instance reclaimed' },
             { attempt: 2, host: 'host-i-0cc', startedAt: at(T8, 720), finishedAt: at(T8, 1880), exitCode: 1, outcome: 'failed', message: 'python exited with code 1', logDigest: A.log.trainBig },
           ],
-          metrics: [{ t: 30_000, values: { epoch: 1, loss: 1.4 } }],
+          metrics: metricsOf([{ t: 30_000, values: { epoch: 1, loss: 1.4 } }]),
           logDigest: A.log.trainBig,
           producedBy: src(runId, COMMIT_NEW, 'train_big', at(T8, 1890)),
           message: 'python exited with code 1 (CUDA out of memory)',
@@ -327,7 +358,7 @@ export function hugeRun(n: number): { input: RunInput; status: RunStatus } {
         state: failed ? 'failed' : 'succeeded',
         outputs: failed ? {} : { out },
         attempts: [{ attempt: 1, host: 'host-local', startedAt: at(T8, i), finishedAt: at(T8, i + 1), exitCode: failed ? 3 : 0, outcome: failed ? 'failed' : 'succeeded' }],
-        metrics: [1, 2, 3, 4].map((k) => ({ t: k * 100, values: { loss: 1 / k + i / 1e4, step: k } })),
+        metrics: metricsOf([1, 2, 3, 4].map((k) => ({ t: k * 100, values: { loss: 1 / k + i / 1e4, step: k } }))),
         producedBy: src('run-huge', COMMIT_NEW, name, at(T8, i + 1)),
       },
     });

@@ -12,7 +12,7 @@ import {
   saveLineage,
   type LineageAnswer,
 } from '../../activities/lineage/index.js';
-import { A, COMMIT_NEW, COMMIT_OLD, currentRun, earlierRun, hugeRun } from './fixture.js';
+import { A, COMMIT_NEW, COMMIT_OLD, currentRun, earlierRun, fixtureMetricSummaries, hugeRun, putFixtureMetrics } from './fixture.js';
 import { MemStore } from './memstore.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,7 +21,7 @@ const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, 
 const validate = ajv.compile(schema);
 
 function build(run: ReturnType<typeof currentRun>): LineageDoc {
-  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z' });
+  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
 }
 
 type Artifact = Extract<LineageAnswer, { kind: 'artifact' }>;
@@ -58,7 +58,7 @@ describe('lineage document', () => {
 
   it('the schema rejects a document that lies about its shape', () => {
     const doc = JSON.parse(JSON.stringify(build(currentRun()))) as Record<string, unknown> & { steps: Record<string, unknown>[] };
-    expect(validate({ ...doc, schema: 'trainyard.lineage/v2' })).toBe(false);
+    expect(validate({ ...doc, schema: 'trainyard.lineage/v1' })).toBe(false);
     const badStep = { ...doc.steps[0], outputs: { dataset: { digest: 'md5:abc', size: 1, kind: 'file', uri: 'x' } } };
     expect(validate({ ...doc, steps: [badStep] })).toBe(false);
     expect(validate({ ...doc, surprise: true })).toBe(false);
@@ -66,7 +66,7 @@ describe('lineage document', () => {
 
   it('records run facts, totals and per-step provenance', () => {
     const doc = build(currentRun());
-    expect(doc.schema).toBe('trainyard.lineage/v1');
+    expect(doc.schema).toBe('trainyard.lineage/v2');
     expect(doc.runId).toBe('run-0008');
     expect(doc.pipeline).toEqual({ name: 'mnist', file: '.trainyard/mnist.yaml', digest: currentRun().input.pipeline.digest });
     expect(doc.source).toEqual({ kind: 'git', commit: COMMIT_NEW, dirtyBase: null, repo: '/srv/repos/mnist', subdir: '', host: null });
@@ -113,7 +113,8 @@ describe('lineage document', () => {
 
     const small = byName.get('train_small')!;
     expect(small.command).toEqual(['python', 'src/train.py', '--size', 'small']);
-    expect(small.metrics).toHaveLength(5);
+    expect(small.metrics).toMatchObject({ samples: 5, names: 4, problem: null });
+    expect(small.metrics?.metrics.map((m) => [m.name, m.count, m.last])).toEqual([['epoch', 5, 20], ['loss', 5, 0.2412], ['acc', 5, 0.9531], ['phase', 1, 'done']]);
     expect(small.params).toEqual(['epochs', 'lr']);
 
     expect(byName.get('evaluate')!.upstream).toEqual([
@@ -139,6 +140,7 @@ describe('stored lineage and `trainyard lineage`', () => {
   let recorded: Awaited<ReturnType<typeof recordRunLineage>>;
 
   beforeAll(async () => {
+    await putFixtureMetrics(store);
     await recordRunLineage(earlierRun());
     recorded = await recordRunLineage({ ...currentRun(), detailsUrl: 'https://trainyard.example/runs/run-0008' });
   });
@@ -265,12 +267,12 @@ describe('stored lineage and `trainyard lineage`', () => {
   it('keeps terminal control sequences of hostile names out of CLI output', async () => {
     const s = new MemStore();
     const run = currentRun();
-    run.status.steps[0]!.name = 'prep\u001b[2J\u001b]0;pwned\u0007';
+    run.status.steps[0]!.name = 'prep\u001b[2J\u001b]0;pwned\u0007\u202Eevil';
     run.input.pipeline.order[0] = run.status.steps[0]!.name;
     await saveLineage(s, build(run));
     const text = formatLineageAnswer(await lineageOf(s, A.dataset.digest));
-    expect(text).toContain('step prep [2J ]0;pwned  output dataset');
-    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(text).toContain('step prep [2J ]0;pwned [U+202E]evil output dataset');
+    expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f]|\p{Bidi_Control}/u);
   });
 });
 
@@ -283,6 +285,7 @@ describe('on the real folder store', () => {
     try {
       const store = new LocalStore(root);
       const { recordRunLineage } = createLineageActivities({ store });
+      await putFixtureMetrics(store);
       await recordRunLineage(earlierRun());
       await recordRunLineage(currentRun());
       const a = asArtifact(await lineageOf(store, A.features.digest.slice(7, 7 + 14)));
@@ -304,7 +307,7 @@ describe('GPU time in the totals', () => {
     const executed = run.status.steps.filter((s) => s.outcome && s.outcome.producedBy.runId === run.input.runId && s.host);
     expect(executed.length).toBeGreaterThan(0);
     for (const s of executed) s.host = { ...s.host!, gpus: 2, billedSeconds: 100, idleGpuSeconds: 50 };
-    const doc = buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z' });
+    const doc = buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
     expect(doc.totals.gpu).toEqual({ billedGpuSeconds: 200 * executed.length, idleGpuSeconds: 50 * executed.length, idleFraction: 0.25 });
     expect(lineageSchemaErrors(doc)).toEqual([]);
     expect(renderReport(doc)).toMatch(/\| GPU time \| .* billed, 25\.0% idle \|/);

@@ -88,9 +88,10 @@ describe('parseParamArgs', () => {
     ]);
   });
 
-  it('keeps __proto__ as a name to be reported, not a prototype change', () => {
-    const { given } = parseParamArgs(['__proto__=x']);
+  it('refuses __proto__ as the pipeline file does, without a prototype change', () => {
+    const { given, errors } = parseParamArgs(['__proto__=x']);
     expect(Object.getPrototypeOf(given)).toBe(Object.prototype);
-    expect(resolveParams(p, { ...given, seed: '1' }).errors).toEqual(['unknown parameter "__proto__" for pipeline "p"; its parameters are epochs, lr, size, fp16, tag, seed']);
+    expect(given).toEqual({});
+    expect(errors).toEqual(['"__proto__" is not a parameter name; names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)']);
   });
 });

@@ -37,6 +37,8 @@ describe('schema/pipeline.schema.json', () => {
     ['kubernetes-machine-errors.yaml', '/machines/ec2keys'],
     ['invalid-names.yaml', '/steps'],
     ['bad-duration.yaml', '/steps/a/timeout'],
+    ['push-filter-conflicts.yaml', '/on/push'],
+    ['name-collisions.yaml', '/steps/train/env'],
   ])('flags invalid/%s at %s', (name, path) => {
     expect(validate(load(`invalid/${name}`))).toBe(false);
     expect(validate.errors!.map((e) => e.instancePath)).toContain(path);

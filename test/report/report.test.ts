@@ -5,13 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { buildLineage, type LineageDoc } from '../../activities/lineage/document.js';
 import { GITHUB_SUMMARY_MAX_BYTES, renderReport } from '../../activities/report/markdown.js';
 import type { RunInput, RunStatus, StepSpec } from '../../workflows/types.js';
-import { A, COMMIT_NEW, currentRun, hugeRun } from '../lineage/fixture.js';
+import { A, COMMIT_NEW, currentRun, fixtureMetricSummaries, hugeRun, metricsOf } from '../lineage/fixture.js';
 
 const md = new MarkdownIt({ html: true });
 const DETAILS = 'https://trainyard.example/runs/run-0008';
 
 function build(run: { input: RunInput; status: RunStatus }): LineageDoc {
-  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z' });
+  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
 }
 
 /** What a reader sees in an inline token: text and code, no markup. */
@@ -180,6 +180,31 @@ describe('run report', () => {
     expect(charts.some((c) => c.includes(': epoch"'))).toBe(false); // a counter is not a chart
   });
 
+  it('shows NaN, Infinity and exact numbers as printed, charts a long series downsampled and says so', () => {
+    const run = currentRun();
+    const small = run.status.steps.find((s) => s.name === 'train_small')!;
+    const samples = Array.from({ length: 5000 }, (_, i) => ({
+      t: i * 100,
+      values: { loss: i < 4990 ? 1 / (1 + i) : { number: 'NaN' }, grad: i === 10 ? { number: 'Infinity' } : i, id: { number: '12345678901234567890' } },
+    }));
+    small.outcome = { ...small.outcome!, metrics: { ...metricsOf(samples), rejected: { lines: 2, reason: 'line 7: not a metrics sample: a key must be a double-quoted string at column 2' } } };
+    const r = renderReport(build(run));
+    const rows = tables(r).get('Metrics')!.rows;
+    expect(rows.find((x) => x[0] === 'train_small' && x[1] === 'loss')?.[2]).toBe('NaN');
+    expect(rows.find((x) => x[0] === 'train_small' && x[1] === 'id')?.[2]).toBe('12345678901234567890');
+    const text = md.parse(r, {}).filter((t) => t.type === 'inline').map(shown).join('\n');
+    expect(text).toContain('⚠️ train_small loss: NaN ×10 (first at 499s)');
+    expect(text).toContain('⚠️ train_small grad: Infinity ×1 (first at 1s)');
+    expect(text).toMatch(/train_small: 5,000 samples; charts and trends are downsampled: each shows at most 60 points, each the mean of consecutive samples \(up to 5,000 values per metric\)\. Full series \(\d+ KiB\): s3:\/\/trainyard-artifacts\/sha256\/[0-9a-f]{64}/);
+    expect(text).toContain('⚠️ train_small: 2 stdout lines look like a metrics sample but were not read (line 7: not a metrics sample: a key must be a double-quoted string at column 2); they are in the log.');
+    const chart = fences(r, 'mermaid').find((c) => c.includes('title "train_small: loss"'))!;
+    const points = chart.match(/line \[(.*)\]/)![1]!.split(', ').map(Number);
+    expect(points.length).toBeGreaterThan(30);
+    expect(points.length).toBeLessThanOrEqual(60);
+    expect(points.every((p) => Number.isFinite(p))).toBe(true);
+    expect(chart).toContain('x-axis "seconds" 0 --> 500');
+  });
+
   it('lists outputs with short digest, readable size and location; params and totals', () => {
     const outputs = t.get('Outputs')!;
     expect(outputs.rows).toContainEqual(['prepare', 'dataset', `sha256:${A.dataset.digest.slice(7, 19)}`, '52 MiB', A.dataset.uri]);
@@ -189,6 +214,26 @@ describe('run report', () => {
     expect(t.get('Parameters')!.rows).toEqual([['epochs', '20'], ['lr', '0.0003']]);
     const totals = Object.fromEntries(t.get('Totals')!.rows.map((r) => [r[0], r[1]]));
     expect(totals).toMatchObject({ 'Wall time': '31m 40s', Cost: '$0.73', 'Cache savings': '1 step reused, 10m 02s, —' });
+  });
+
+  it('neutralises bidirectional controls in names, env values, params, messages and metrics', () => {
+    const run = currentRun();
+    const evil = 'train\u202Egnp.exe\u2066x\u2069';
+    renameStep(run, 'train_small', evil);
+    run.input.pipeline.steps[evil]!.env = { MODE: 'a\u202Db' };
+    run.input.params = { note: 'n\u200Fo\u061Ct\u202Ae' };
+    const big = run.status.steps.find((x) => x.name === 'train_big')!;
+    big.message = `exited with code 1: \u202Eevil`;
+    big.outcome = { ...big.outcome!, metrics: metricsOf([{ t: 1, values: { 'lo\u2067ss': 'x\u2068y' } }]) };
+    run.input.trigger = { kind: 'comment', pr: 42, actor: 'al\u202Eice', commentId: 1, commentUrl: 'https://github.com/o/r/pull/42#\u202Eissuecomment-1' };
+    const r = renderReport(build(run));
+    expect(r).not.toMatch(/\p{Bidi_Control}/u);
+    const text = md.parse(r, {}).filter((t) => t.type === 'inline').map(shown).join('\n');
+    for (const visible of ['train[U+202E]gnp.exe[U+2066]x[U+2069]', 'MODE=a[U+202D]b', 'n[U+200F]o[U+061C]t[U+202A]e', '[U+202E]evil', 'lo[U+2067]ss', 'x[U+2068]y', 'al[U+202E]ice']) {
+      expect(text).toContain(visible);
+    }
+    // A link whose URL hides a control is not made a link.
+    expect(md.render(r)).not.toContain('href="https://github.com/o/r/pull/42#');
   });
 
   it('escapes hostile step names, env values and params in tables and Mermaid', () => {

@@ -49,7 +49,7 @@ describe('kubernetes steps', () => {
     const shout = stepOf(s, 'shout');
     expect(JSON.parse((await e.store.getBytes(shout.outcome!.outputs.params!.digest)).toString())).toEqual({ who: 'world' });
     expect(shout.host).toMatchObject({ kind: 'kubernetes', machineClass: 'k', kubernetesClass: 'standard', namespace: e.namespace, node: 'localhost', gpus: 0 });
-    expect(shout.outcome!.metrics.map((m) => m.values)).toEqual([{ chars: 11 }]);
+    expect(shout.outcome!.metrics).toMatchObject({ samples: 1, last: { chars: 11 } });
     const log = (await e.store.getBytes(shout.outcome!.logDigest!)).toString();
     expect(log).toContain('O {"chars": 11}');
     expect(log).toContain('O done');

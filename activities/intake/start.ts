@@ -14,12 +14,22 @@ export interface StartRequest {
   pr?: number;
 }
 
-export type StartResult = { started: true; target: StatusTarget } | { started: false; reason: 'exists' };
+/**
+ * `fresh` is false when the run with this workflow id existed already. Every intake workflow
+ * id but a push's names the one request it serves (a comment id, a delivery id), so an
+ * existing run there was started by an earlier attempt of the same activity that died
+ * before it finished: the caller still owes the request its reply.
+ */
+export interface StartResult {
+  target: StatusTarget;
+  fresh: boolean;
+}
 
 export async function startRun(port: RepoPort, intake: Intake, req: StartRequest): Promise<StartResult> {
   const { workflowId, pipeline } = req;
-  // Cheap pre-check: a redelivery costs one Temporal call and no git-host API call.
-  if (await intake.starter.exists(workflowId)) return { started: false, reason: 'exists' };
+  const target = port.statusTarget(req.sha, req.pr);
+  // Cheap pre-check: an existing run costs one Temporal call and no git-host API call.
+  if (await intake.starter.exists(workflowId)) return { target, fresh: false };
   const runId = runIdFor(workflowId);
   const stepLines = Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.line]));
   // Written before the start so the first status publication can already annotate and link.
@@ -28,13 +38,12 @@ export async function startRun(port: RepoPort, intake: Intake, req: StartRequest
     pipeline: pipeline.name, pipelineFile: pipeline.file, stepLines, params: req.params, given: req.given,
     ...(req.pr !== undefined ? { pr: req.pr } : {}), trigger: req.trigger, createdAt: new Date().toISOString(),
   });
-  const target = port.statusTarget(req.sha, req.pr);
   const result = await intake.starter.start(
     { runId, pipeline, params: req.params, source: port.source(req.sha), trigger: req.trigger, status: target, options: intake.runOptions() },
     workflowId,
   );
-  // Two deliveries of one event raced past the pre-check: Temporal kept one run.
-  if (result.alreadyStarted) return { started: false, reason: 'exists' };
+  // Two starts raced past the pre-check: Temporal kept one run.
+  if (result.alreadyStarted) return { target, fresh: false };
   intake.log.info({ workflowId, runId, repo: port.repoPath, sha: req.sha, pipeline: pipeline.name }, 'run started');
-  return { started: true, target };
+  return { target, fresh: true };
 }

@@ -22,6 +22,29 @@ export function rerunWorkflowId(host: HostKind, repo: RepoKey, checkRunId: numbe
   return `rerun:${host}:${repo}:${checkRunId}:${deliveryId}`;
 }
 
+/**
+ * The delivery workflow's id: one per webhook delivery, whichever replica received it, so a
+ * redelivery (same X-GitHub-Delivery / Idempotency-Key) is refused by Temporal
+ * (WorkflowIdReusePolicy REJECT_DUPLICATE) for as long as the namespace retains the first.
+ */
+export function deliveryWorkflowId(host: HostKind, deliveryId: string): string {
+  return `delivery:${host}:${deliveryId}`;
+}
+
+/**
+ * The delivery id: the host's header when it is a plain token (GitHub sends a GUID, GitLab
+ * a UUID); a digest of it when it has other characters or is long; and, when the header is
+ * missing (a hand-made or proxied request), the SHA-256 of the body — a resend of the same
+ * bytes is the same delivery, and two real events never share a body (each carries its own
+ * commit, comment or check ids and timestamps).
+ */
+export function deliveryIdFrom(header: string | undefined, body: Buffer | string): string {
+  const h = header?.trim();
+  if (h && /^[A-Za-z0-9._-]{1,100}$/.test(h)) return h;
+  if (h) return `h-${createHash('sha256').update(h).digest('hex').slice(0, 40)}`;
+  return `b-${createHash('sha256').update(body).digest('hex')}`;
+}
+
 /** Short stable run id for lineage and reports, derived from the workflow id. */
 export function runIdFor(workflowId: string): string {
   return `r-${createHash('sha256').update(workflowId).digest('hex').slice(0, 20)}`;

@@ -3,7 +3,6 @@ import { resolveParams } from '../../pipeline/params.js';
 import type { Intake } from './context.js';
 import { rerunWorkflowId, runIdFor } from './ids.js';
 import { pipelinesAt } from './pipelines.js';
-import { policyViolations } from './policy.js';
 import type { RepoPort } from './port.js';
 import { startRun } from './start.js';
 import { paramsVerdict, policyVerdict } from './verdicts.js';
@@ -36,7 +35,7 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
     await port.postVerdict(pipeline.name, req.sha, verdictId, paramsVerdict(pipeline, params.errors), previous?.pr);
     return { message: 'parameters no longer fit' };
   }
-  const violations = policyViolations(intake.policy, port.repoPath, pipeline, texts.get(pipeline.file));
+  const violations = intake.policy.violations(port.repoPath, pipeline, texts.get(pipeline.file));
   if (violations.length > 0) {
     await port.postVerdict(pipeline.name, req.sha, verdictId, policyVerdict(pipeline, violations), previous?.pr);
     return { message: 'refused by policy' };
@@ -47,7 +46,7 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
     ...(previous?.pr !== undefined ? { pr: previous.pr } : {}),
     trigger: { kind: 'rerun', actor: req.actor, ...(previous ? { previousRunId: runIdFor(previous.workflowId) } : {}) },
   });
-  return started.started ? { workflowId } : { message: 'already started' };
+  return started.fresh ? { workflowId } : { workflowId, message: 'already started' };
 }
 
 /** Cancel only what the check reported on; a verdict id (no run) is nothing to cancel. */

@@ -1,10 +1,13 @@
-// GitHub implementations of the intake ports, over an installation's REST client.
+// GitHub implementations of the intake ports, over an installation's REST client. They run
+// inside intake activities that Temporal may retry, so every write is idempotent: verdict
+// checks by external id, replies by a marker naming the comment they answer.
 import { MAX_PIPELINE_BYTES } from '../../pipeline/parse.js';
 import { PIPELINE_DIR } from '../../pipeline/load.js';
 import type { SourceRef, StatusTarget } from '../../workflows/types.js';
-import { postVerdictCheck } from '../../activities/githost/github-checks.js';
-import type { GitHubApi } from '../../activities/githost/github-client.js';
-import type { GitHostRecords } from '../../activities/githost/records.js';
+import { postVerdictCheck } from './github-checks.js';
+import type { GitHubApi } from './github-client.js';
+import type { GitHostRecords } from './records.js';
+import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -92,6 +95,12 @@ export class GitHubRepoPort implements RepoPort {
   }
 }
 
+/** Pages of 100 comments searched for an earlier reply (a thread longer than that is not expected). */
+const MAX_REPLY_PAGES = 30;
+
+/** Hidden in the rendered comment; says which command comment a reply answers. */
+export const replyMarker = (commentId: number): string => `<!-- trainyard:reply-to:${commentId} -->`;
+
 const ROLE: Record<string, AccessLevel> = { admin: 'admin', maintain: 'maintain', write: 'write', triage: 'triage', read: 'read', none: 'none' };
 
 export class GitHubConversation implements ConversationPort {
@@ -102,6 +111,8 @@ export class GitHubConversation implements ConversationPort {
     private readonly commentId: number,
     private readonly prUrl: string,
     private readonly records: GitHostRecords,
+    /** This activity ran before (a retry): a reply may be there already. */
+    private readonly repeat = false,
     private readonly linkWaitMs = 20_000,
   ) {}
 
@@ -132,8 +143,24 @@ export class GitHubConversation implements ConversationPort {
     await this.api.rest.reactions.createForIssueComment({ ...this.ref, comment_id: this.commentId, content: 'eyes' });
   }
 
+  /**
+   * One reply per command comment: a retried activity finds its marker and posts nothing.
+   * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
+   */
   async reply(markdown: string): Promise<void> {
-    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: markdown });
+    const marker = replyMarker(this.commentId);
+    if (this.repeat && (await this.replied(marker))) return;
+    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: `${neutraliseBidi(markdown)}\n\n${marker}` });
+  }
+
+  private async replied(marker: string): Promise<boolean> {
+    let found = false;
+    let pages = 0;
+    for await (const page of this.api.paginate.iterator(this.api.rest.issues.listComments, { ...this.ref, issue_number: this.issueNumber, per_page: 100 })) {
+      if (page.data.some((c) => c.body?.includes(marker))) found = true;
+      if (found || ++pages >= MAX_REPLY_PAGES) break;
+    }
+    return found;
   }
 
   async pullRequest(): Promise<PullRequestInfo> {

@@ -1,7 +1,7 @@
-// RunStarter over Temporal, through the engine's start/cancel/status functions.
+// RunStarter over Temporal, through the start/cancel/status functions of activities/runs.ts.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
-import { cancelPipelineRun, getRunStatus, startPipelineRun } from '../engine.js';
+import { cancelPipelineRun, getRunStatus, startPipelineRun } from '../runs.js';
 import type { RunStarter } from './context.js';
 
 export function temporalStarter(client: Client): RunStarter {

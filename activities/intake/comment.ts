@@ -1,14 +1,14 @@
 // `/train` and `/ok-to-train` on a pull / merge request. Order matters: acknowledge at
 // once, authorize before reading anything from the PR, check fork trust against the exact
-// head commit, then validate pipeline, parameters and policy; only then start.
+// head commit, then validate pipeline, parameters and policy; only then start. Runs as an
+// activity that Temporal retries, so every reply is idempotent (ConversationPort.reply).
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import { parseCommentCommand } from './command.js';
-import type { Intake } from './context.js';
+import type { Intake, IntakePolicy } from './context.js';
+import type { CommentCommand } from './events.js';
 import { commentWorkflowId } from './ids.js';
 import { listPipelines, pipelinesAt } from './pipelines.js';
-import { policyViolations, trustedTeamsFor, type ServerPolicy } from './policy.js';
 import { atLeast, type AccessLevel, type ConversationPort, type RepoPort } from './port.js';
 import { startRun } from './start.js';
 import { forkVerdict, policyVerdict } from './verdicts.js';
@@ -16,7 +16,8 @@ import { forkVerdict, policyVerdict } from './verdicts.js';
 export interface CommentEvent {
   commentId: number;
   author: string;
-  body: string;
+  /** The command on the comment's first line, parsed where the webhook was received. */
+  command: CommentCommand;
   commentUrl?: string;
 }
 
@@ -27,14 +28,13 @@ export const TRUST_LEVEL: AccessLevel = 'maintain';
 export const USAGE = 'Usage: `/train [pipeline] [key=value ...]` — values may be quoted, like `note="two words"`.';
 
 export type CommentOutcome =
-  | { kind: 'ignored' | 'refused' | 'invalid' | 'trusted' | 'duplicate' }
-  | { kind: 'started'; workflowId: string };
+  | { kind: 'refused' | 'invalid' | 'trusted' }
+  | { kind: 'started'; workflowId: string; fresh: boolean };
 
 const code = (s: string) => `\`${s.replace(/`/g, "'").slice(0, 200)}\``;
 
 export async function handleComment(repo: RepoPort, convo: ConversationPort, intake: Intake, ev: CommentEvent): Promise<CommentOutcome> {
-  const cmd = parseCommentCommand(ev.body);
-  if (cmd === null) return { kind: 'ignored' };
+  const cmd = ev.command;
   await convo.acknowledge();
   const level = await convo.accessLevel(ev.author);
   const who = `@${ev.author}`;
@@ -85,7 +85,7 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     await convo.reply(`${who}: nothing ran; the parameters do not fit \`${pick.name}\`:\n\n${params.errors.map((e) => `- ${e}`).join('\n')}`);
     return { kind: 'invalid' };
   }
-  const violations = policyViolations(intake.policy, repo.repoPath, pick, texts.get(pick.file));
+  const violations = intake.policy.violations(repo.repoPath, pick, texts.get(pick.file));
   if (violations.length > 0) {
     await repo.postVerdict(pick.name, pr.headSha, `policy:${ev.commentId}:${pick.name}`, policyVerdict(pick, violations), pr.number);
     await convo.reply(`${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v.message}`).join('\n')}`);
@@ -97,7 +97,6 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
     trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
   });
-  if (!started.started) return { kind: 'duplicate' };
   const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');
   const link = await convo.statusLink(workflowId, pr.headSha);
   await convo.announceRun(
@@ -106,13 +105,13 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     `${who} started \`${pick.name}\` on \`${pr.headSha.slice(0, 12)}\`${shown ? ` with ${shown}` : ''}.` +
       `${link ? ` Progress and the lineage report: ${link}` : ''}`,
   );
-  return { kind: 'started', workflowId };
+  return { kind: 'started', workflowId, fresh: started.fresh };
 }
 
 /** The trusted team (`org/team`) of this repository's organisation that the user actively belongs to. */
-async function trustedTeamOf(repo: RepoPort, convo: ConversationPort, policy: ServerPolicy, user: string): Promise<string | undefined> {
+async function trustedTeamOf(repo: RepoPort, convo: ConversationPort, policy: IntakePolicy, user: string): Promise<string | undefined> {
   if (repo.host !== 'github' || !convo.teamMember) return undefined;
-  for (const t of trustedTeamsFor(policy, repo.repoPath)) {
+  for (const t of policy.trustedTeams(repo.repoPath)) {
     if (await convo.teamMember(t.org, t.team, user)) return `${t.org}/${t.team}`;
   }
   return undefined;

@@ -1,5 +1,5 @@
 // The Trainyard checks of one check suite, for "Re-run all checks".
-import type { GitHubApi } from '../../activities/githost/github-client.js';
+import type { GitHubApi } from './github-client.js';
 import type { SuiteCheck } from '../intake/rerun.js';
 
 /** Pipeline checks only: `trainyard/approval` is the fork gate, not a pipeline. */

@@ -1,10 +1,12 @@
-// GitLab implementations of the intake ports, over gitbeaker.
+// GitLab implementations of the intake ports, over gitbeaker. Like the GitHub ones, every
+// write is idempotent: intake activities may be retried.
 import { MAX_PIPELINE_BYTES } from '../../pipeline/parse.js';
 import { PIPELINE_DIR } from '../../pipeline/load.js';
 import type { SourceRef, StatusTarget } from '../../workflows/types.js';
-import { gitlabStatus, type GitLabApi } from '../../activities/githost/gitlab-client.js';
-import { postCommitStatus, upsertReportNote, type GitLabState } from '../../activities/githost/gitlab-publish.js';
-import type { GitHostRecords } from '../../activities/githost/records.js';
+import { gitlabStatus, type GitLabApi } from './gitlab-client.js';
+import { postCommitStatus, upsertReportNote, type GitLabState } from './gitlab-publish.js';
+import type { GitHostRecords } from './records.js';
+import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
 import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
 
@@ -103,6 +105,8 @@ export class GitLabConversation implements ConversationPort {
     private readonly noteId: number,
     private readonly userId: number,
     private readonly runUrl: (workflowId: string) => string | undefined,
+    /** This activity ran before (a retry): a reply may be there already. */
+    private readonly repeat = false,
   ) {}
 
   /** `user` is the username, for messages; the lookup uses the numeric id from the payload. */
@@ -121,8 +125,17 @@ export class GitLabConversation implements ConversationPort {
     await this.api.MergeRequestNoteAwardEmojis.award(this.project.projectId, this.mrIid, this.noteId, 'eyes');
   }
 
+  /**
+   * One reply per command note: a retried activity finds its marker and posts nothing.
+   * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
+   */
   async reply(markdown: string): Promise<void> {
-    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, markdown);
+    const marker = `<!-- trainyard:reply-to:${this.noteId} -->`;
+    if (this.repeat) {
+      const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, { perPage: 100, maxPages: 30 });
+      if (notes.some((n) => typeof n.body === 'string' && n.body.includes(marker))) return;
+    }
+    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, `${neutraliseBidi(markdown)}\n\n${marker}`);
   }
 
   async pullRequest(): Promise<PullRequestInfo> {
@@ -137,5 +150,34 @@ export class GitLabConversation implements ConversationPort {
 
   async statusLink(workflowId: string, sha: string): Promise<string | undefined> {
     return this.runUrl(workflowId) ?? `${this.project.webUrl}/-/commit/${sha}`;
+  }
+}
+
+/** GitLab lists at most 20 commits in a push hook; beyond that, or for a new branch, compare decides. */
+export function gitlabPayloadPaths(h: { before: string; commits?: { added?: string[]; modified?: string[]; removed?: string[] }[]; total_commits_count?: number }): string[] | null {
+  const commits = h.commits ?? [];
+  if (/^0+$/.test(h.before) || commits.length === 0 || (h.total_commits_count ?? commits.length) > commits.length) return null;
+  const paths = new Set<string>();
+  for (const c of commits) for (const f of [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])]) if (typeof f === 'string') paths.add(f);
+  return paths.size > 2000 ? null : [...paths];
+}
+
+/** The push's changed paths: the hook's list when it had one, else GitLab's compare; undefined when neither can say. */
+export async function gitlabChangedPaths(api: GitLabApi, projectId: number, h: { before: string; after: string; defaultBranch?: string; paths: string[] | null }): Promise<string[] | undefined> {
+  if (h.paths) return h.paths;
+  const from = /^0+$/.test(h.before) ? h.defaultBranch : h.before;
+  if (!from) return undefined;
+  try {
+    const cmp = await api.Repositories.compare(projectId, from, h.after);
+    if (cmp.compare_timeout || !cmp.diffs) return undefined;
+    const paths = new Set<string>();
+    for (const d of cmp.diffs) {
+      paths.add(d.new_path);
+      paths.add(d.old_path);
+    }
+    return [...paths];
+  } catch (err) {
+    if (gitlabStatus(err) === 404) return undefined;
+    throw err;
   }
 }

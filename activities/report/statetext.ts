@@ -1,0 +1,36 @@
+// The words next to a step's state, shared by every place that shows one (the report's step
+// table, the CLI's live table, the check run's progress table, `trainyard lineage`), so that
+// none of them says a state twice: not `❌ failed (failed)`, not `skipped — skipped: …`.
+import type { StepState } from '../../workflows/types.js';
+
+/**
+ * A step's message as shown beside its state: the message without a leading `<state>:`
+ * (`skipped: prepare failed` beside `skipped` → `prepare failed`), and nothing when the
+ * message is only the state's own word. Returns '' for an absent message.
+ */
+export function stepDetail(state: StepState | string, message: string | null | undefined): string {
+  const text = (message ?? '').trim();
+  const word = state.toLowerCase();
+  const lower = text.toLowerCase();
+  if (lower === word || lower === word.replace('_', ' ')) return '';
+  if (lower.startsWith(`${word}:`)) return text.slice(word.length + 1).trim();
+  return text;
+}
+
+/**
+ * What ended the last attempt, when it adds to the state: `(timed out)`, `(host lost)` beside
+ * `failed`; nothing for an attempt outcome that is the state itself (`failed`).
+ */
+export function outcomeNote(state: StepState, outcome: string | undefined): string {
+  if (outcome === undefined) return '';
+  const words = outcome.replace(/_/g, ' ');
+  return words === state ? '' : `(${words})`;
+}
+
+/**
+ * A cache decision's reason beside a state: `ran: code changed (x)` reads `code changed (x)`
+ * beside `running`, so a live table never says `running — ran: …`.
+ */
+export function reasonBeside(state: StepState | string, reason: string): string {
+  return state === 'running' && reason.startsWith('ran: ') ? reason.slice('ran: '.length) : reason;
+}

@@ -1,0 +1,52 @@
+// Starting, cancelling and watching pipeline runs over a Temporal client: used by the CLI
+// (through app/engine.ts) and by the intake activities that start runs for webhooks.
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { cancelSignal, statusQuery } from '../workflows/contracts.js';
+import type { RunInput, RunStatus } from '../workflows/types.js';
+
+export interface StartedRun {
+  workflowId: string;
+  firstExecutionRunId: string;
+  alreadyStarted: boolean;
+}
+
+/**
+ * Starts a run, or joins the one with the same workflow id (a redelivered webhook, a
+ * second push event for the same commit). With 'reject-duplicate', a closed run with the
+ * same id is not started again either (Temporal's WorkflowIdReusePolicy, for as long as
+ * the namespace retains the closed run).
+ */
+export async function startPipelineRun(client: Client, input: RunInput, opts: { workflowId: string; reuse: 'reject-duplicate' | 'allow-duplicate' }): Promise<StartedRun> {
+  try {
+    const handle = await client.workflow.start('pipelineRun', {
+      workflowId: opts.workflowId,
+      taskQueue: input.options.controlQueue,
+      args: [input],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+      workflowIdReusePolicy: opts.reuse === 'reject-duplicate' ? WorkflowIdReusePolicy.REJECT_DUPLICATE : WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      memo: { pipeline: input.pipeline.name, runId: input.runId },
+    });
+    const first = handle.firstExecutionRunId;
+    // USE_EXISTING answers with the running execution's id when one was there already.
+    const desc = await handle.describe();
+    const alreadyStarted = desc.memo?.runId !== input.runId;
+    return { workflowId: opts.workflowId, firstExecutionRunId: first, alreadyStarted };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      const desc = await client.workflow.getHandle(opts.workflowId).describe();
+      return { workflowId: opts.workflowId, firstExecutionRunId: desc.runId, alreadyStarted: true };
+    }
+    throw err;
+  }
+}
+
+export async function cancelPipelineRun(client: Client, workflowId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(cancelSignal);
+}
+
+export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatus> {
+  const handle = client.workflow.getHandle(workflowId);
+  const desc = await handle.describe();
+  if (desc.status.name === 'COMPLETED') return (await handle.result()) as RunStatus;
+  return handle.query(statusQuery);
+}
