@@ -103,7 +103,7 @@ export async function buildAgentPackage(outFile: string): Promise<{ file: string
     const stubBundler = {
       name: 'no-workflow-bundler',
       setup(b: import('esbuild').PluginBuild) {
-        b.onResolve({ filter: /\/workflow\/bundler$/ }, (a) => (a.importer.includes(`${'@temporalio'}/worker/`) ? { path: 'bundler-stub', namespace: 'trainyard-stub' } : undefined));
+        b.onResolve({ filter: /\/workflow\/bundler$/ }, (a) => (a.importer.includes('/@temporalio/worker/') ? { path: 'bundler-stub', namespace: 'trainyard-stub' } : undefined));
         b.onLoad({ filter: /.*/, namespace: 'trainyard-stub' }, () => ({ contents: BUNDLER_STUB, loader: 'js' }));
       },
     };
@@ -136,7 +136,7 @@ export async function buildAgentPackage(outFile: string): Promise<{ file: string
     // source-map (the worker's stack traces) reads its wasm next to __dirname.
     const sourceMap = dirname(createRequire(join(workerLib, 'index.js')).resolve('source-map/package.json'));
     await copyFile(join(sourceMap, 'lib', 'mappings.wasm'), join(top, 'lib', 'mappings.wasm'));
-    const bridge = dirname(createRequire(createRequire(join(REPO, 'package.json')).resolve('@temporalio/worker')).resolve('@temporalio/core-bridge/package.json'));
+    const bridge = dirname(createRequire(join(workerLib, 'index.js')).resolve('@temporalio/core-bridge/package.json'));
     for (const target of BRIDGE_TARGETS) {
       await mkdir(join(top, 'lib', 'releases', target), { recursive: true });
       await copyFile(join(bridge, 'releases', target, 'index.node'), join(top, 'lib', 'releases', target, 'index.node')).catch((e: Error) => {
