@@ -14,6 +14,7 @@ import { TEMPORAL_INSTALL_HINT } from './devserver.js';
 import { initProject, initSummary } from './local/init.js';
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
+import { startHealthServer } from './health.js';
 import { ConfigError } from './intake/config.js';
 import { gitHostSources } from './intake/workers.js';
 import { ProjectError, findProject } from './local/project.js';
@@ -41,7 +42,8 @@ const HELP = `trainyard — GitOps ML pipelines
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
-TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local).
+TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local),
+TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz there).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -120,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
         }
         log.info({ controlQueue: cfg.controlQueue, localQueue: values['no-host'] ? undefined : cfg.localQueue, store: store.location }, 'worker ready');
       }
+      const health = await startHealthServer(process.env, { role: cmd, queues: cmd === 'agent' ? [cfg.localQueue] : [cfg.controlQueue, ...(values['no-host'] ? [] : [cfg.localQueue])] });
       // SIGTERM (every Kubernetes rollout) or SIGINT: stop polling, let running steps finish
       // within the grace time, then stop their containers and hand them back for a retry.
       const signal = await new Promise<NodeJS.Signals>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
@@ -127,7 +130,9 @@ async function main(argv: string[]): Promise<number> {
       process.on('SIGINT', again);
       process.on('SIGTERM', again);
       log.info({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: no new tasks; running steps may finish within the grace time');
+      health?.stopping();
       await running.shutdown();
+      await health?.close();
       await connection.close();
       log.info('stopped');
       return 0;

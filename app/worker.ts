@@ -2,6 +2,7 @@
 // compute host (the container activity on that host's own task queue).
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
@@ -26,9 +27,19 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const WORKFLOWS_PATH = join(here, '..', 'workflows', 'index.ts');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** The workflow bundle, built once per process (webpack: a few seconds). */
+/**
+ * The workflow bundle, built once per process (webpack: a few seconds), or read from the
+ * file TRAINYARD_WORKFLOW_BUNDLE names: the container image builds it ahead (its bundled
+ * CLI has no webpack), see deploy/image/.
+ */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+  const prebuilt = process.env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
+  bundle ??= prebuilt
+    ? readFile(prebuilt, 'utf8').then(
+      (code) => ({ code, sourceMap: '' }),
+      (e: Error) => { throw new Error(`TRAINYARD_WORKFLOW_BUNDLE: cannot read ${prebuilt}: ${e.message}`); },
+    )
+    : bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
   return bundle;
 }
 

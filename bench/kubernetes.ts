@@ -43,7 +43,7 @@ try {
   await new S3Client(s3).send(new CreateBucketCommand({ Bucket: ns }));
   const store = new S3Store({ bucket: ns, prefix: 'store', clientConfig: s3 });
   const settings: KubernetesSettings = {
-    source: 'bench', agentImage: ctx.podAgentImage ?? 'localhost/trainyard-pod-agent:1', agentImagePullPolicy: 'IfNotPresent',
+    source: 'bench', agentImage: ctx.podAgentImage ?? 'localhost/trainyard:local', agentImagePullPolicy: 'IfNotPresent',
     agentResources: { requests: { cpu: '10m', memory: '64Mi' }, limits: {} }, store: store.location, s3Endpoint: endpoint, s3Region: 'us-east-1', storeSecret: 'store', deployment: 'bench',
     classes: {
       standard: {

@@ -3,6 +3,7 @@
 // workflow can tell "retry later" from "give up".
 import { ApplicationFailure, Context, getClient, heartbeat, log, sleep } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { AgentPackageRef } from './agentpackage.js';
 import type { AwsClients } from './client.js';
 import { describeInstance, describeManaged, setTags, terminateManaged } from './instances.js';
 import { ProvisionError, provisionHost } from './provision.js';
@@ -29,6 +30,26 @@ export interface ComputeActivityDeps {
   maxPerClass?: Record<string, number>;
   /** How often readiness is checked, ms. */
   pollMs?: number;
+  /**
+   * The agent package hosts install when settings.agent names none: published to the agent
+   * store by this worker (see agentPackagePublisher). Required in that case.
+   */
+  agentPackage?: () => Promise<AgentPackageRef>;
+}
+
+/**
+ * Publishes this worker's agent package once (a failed try is retried on the next call):
+ * `publish` is typically `() => publishAgentPackage(store, { file })`.
+ */
+export function agentPackagePublisher(publish: () => Promise<AgentPackageRef>): () => Promise<AgentPackageRef> {
+  let pending: Promise<AgentPackageRef> | undefined;
+  return () => {
+    pending ??= publish().catch((e: unknown) => {
+      pending = undefined;
+      throw e;
+    });
+    return pending;
+  };
 }
 
 // Temporal API enum values (temporal.api.enums.v1); spelled out to avoid importing the proto package.
@@ -61,7 +82,7 @@ export function createComputeActivities(deps: ComputeActivityDeps) {
 
     async computeProvisionHost(input: ProvisionHostInput): Promise<ProvisionHostResult> {
       try {
-        const r = await provisionHost({ clients, settings }, input);
+        const r = await provisionHost({ clients, settings: await withAgentPackage(settings, deps.agentPackage) }, input);
         log.info('provisioned host', { instanceId: r.instanceId, instanceType: r.instanceType, market: r.market, found: r.found, queue: input.queue });
         return r;
       } catch (e) {
@@ -160,3 +181,11 @@ export function createComputeActivities(deps: ComputeActivityDeps) {
 }
 
 export type ComputeActivities = ReturnType<typeof createComputeActivities>;
+
+/** Settings whose agent package is resolved: the configured one, else the published one. */
+async function withAgentPackage(settings: Ec2Settings, publish: (() => Promise<AgentPackageRef>) | undefined): Promise<Ec2Settings> {
+  if (settings.agent.agentPackage) return settings;
+  if (!publish) throw new ProvisionError('config', 'no agent package: set TRAINYARD_AGENT_PACKAGE (and _SHA256), or let the control worker publish its own', []);
+  const pkg = await publish();
+  return { ...settings, agent: { ...settings.agent, agentPackage: pkg.uri, agentPackageSha256: pkg.sha256 } };
+}

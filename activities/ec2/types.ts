@@ -26,8 +26,16 @@ export interface AgentSettings {
   temporalApiKeySsmParameter?: string;
   /** Artifact store the host reads inputs from and writes outputs to (s3://bucket/prefix). */
   storeLocation: string;
-  /** npm spec, https tarball URL or s3:// tarball of the trainyard package the host installs. */
+  /**
+   * The runner agent package the host installs (activities/ec2/agentpackage.ts): an s3:// or
+   * https:// URL of the .tar.gz. Empty = this version's package in the agent store, which the
+   * control worker publishes (resolved before user data is rendered).
+   */
   agentPackage: string;
+  /** SHA-256 (64 hex) the package must have; the host refuses anything else. Set with agentPackage. */
+  agentPackageSha256?: string;
+  /** A package built ahead (the container image's) that the worker publishes instead of building one. */
+  agentPackageFile?: string;
   /** Node.js release installed when the AMI has no Node ≥ 20 (e.g. v20.18.1). */
   nodeVersion: string;
   /** Last resort: a host with no container running for this long powers itself off (and terminates). */

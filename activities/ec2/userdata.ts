@@ -1,5 +1,6 @@
 // Renders the cloud-init user data that turns a fresh instance into a runner agent on its
-// own task queue. The scripts and units live in templates/cloud-init/; this only fills in
+// own task queue: install-agent.sh fetches the agent package from the store with the
+// instance profile and checks its SHA-256, run-agent.sh starts it. The scripts and units live in templates/cloud-init/; this only fills in
 // values. Everything filled in is checked against a narrow character set first, because
 // these values end up in a shell environment: nothing here ever comes from repo content
 // unchecked, and no credential is ever written (the instance profile gives access).
@@ -25,15 +26,28 @@ const SAFE = /^[A-Za-z0-9@%+=:,./_~^-]+$/;
 const SCRIPTS = ['install-agent.sh', 'run-agent.sh', 'spot-watch.sh', 'idle-watch.sh'] as const;
 const UNITS = ['trainyard-idle-watch.service', 'trainyard-spot-watch.service', 'trainyard-agent.service'] as const;
 
+/**
+ * The #cloud-config document (≤ 16 KiB) for a host whose agent polls `p.queue`. The agent
+ * package must be resolved (p.agent.agentPackage and agentPackageSha256 set; see
+ * agentpackage.ts). Throws when a value has characters outside a safe set, when the package
+ * is not resolved, or when the document is over EC2's limit.
+ */
 export function renderUserData(p: UserDataParams): string {
+  if (!p.agent.agentPackage || !p.agent.agentPackageSha256) {
+    throw new Error('user data: the agent package is not resolved (an s3:// or https:// URL and its SHA-256); publish it first (publishAgentPackage)');
+  }
+  if (!/^[0-9a-f]{64}$/.test(p.agent.agentPackageSha256)) throw new Error(`user data: TRAINYARD_AGENT_PACKAGE_SHA256 "${p.agent.agentPackageSha256}" is not 64 hex digits`);
   const env: Record<string, string> = {
     TRAINYARD_AGENT_QUEUE: p.queue,
     TRAINYARD_REGION: p.region,
+    // The agent's S3 client (the store) takes its region from here; credentials from the instance profile.
+    AWS_REGION: p.region,
     TEMPORAL_ADDRESS: p.agent.temporalAddress,
     TEMPORAL_NAMESPACE: p.agent.temporalNamespace,
     TEMPORAL_TLS: p.agent.temporalTls ? 'true' : 'false',
     TRAINYARD_STORE: p.agent.storeLocation,
     TRAINYARD_AGENT_PACKAGE: p.agent.agentPackage,
+    TRAINYARD_AGENT_PACKAGE_SHA256: p.agent.agentPackageSha256,
     TRAINYARD_NODE_VERSION: p.agent.nodeVersion,
     TRAINYARD_CONTAINER_CLI: 'docker',
     TRAINYARD_IDLE_POWEROFF_SECONDS: String(p.agent.idlePoweroffSeconds),

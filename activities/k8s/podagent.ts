@@ -59,7 +59,9 @@ export async function uploadOutputs(plan: PodPlan, store: ArtifactStore, mounts 
 function untar(file: string, dest: string): Promise<void> {
   return new Promise((resolve, reject) => {
     // -o: files belong to whoever runs the step, not to the uid recorded in the archive.
-    const tar = spawn('tar', ['-x', '-o', '-f', file, '-C', dest], { stdio: ['ignore', 'inherit', 'pipe'] });
+    // --no-overwrite-dir: `dest` is a volume's mount point owned by root; the agent runs as
+    // the image's non-root user and may not set its mode or times (GNU tar would fail).
+    const tar = spawn('tar', ['-x', '-o', '--no-overwrite-dir', '-f', file, '-C', dest], { stdio: ['ignore', 'inherit', 'pipe'] });
     let err = '';
     tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
     tar.on('error', reject);

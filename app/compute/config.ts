@@ -2,6 +2,7 @@
 // problem is reported at once, each naming the variable to fix. Nothing here can be set
 // from a repository: a pull request cannot raise its own limits.
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { isAmiReference } from '../../activities/ec2/ami.js';
 import { EMBEDDED_PRICES, parsePriceTable } from '../../activities/ec2/pricing.js';
 import type { AgentSettings, Ec2Settings, PriceTable } from '../../activities/ec2/types.js';
@@ -139,8 +140,15 @@ function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: st
   }
   const apiKeyParam = r.str('TRAINYARD_AGENT_TEMPORAL_API_KEY_SSM');
   if (apiKeyParam && !/^\/[A-Za-z0-9_.\-/]{1,1000}$/.test(apiKeyParam)) problems.push(`TRAINYARD_AGENT_TEMPORAL_API_KEY_SSM: "${apiKeyParam}" is not an SSM parameter name (/…)`);
-  const pkg = r.str('TRAINYARD_AGENT_PACKAGE') ?? `trainyard@${packageVersion()}`;
-  if (!/^[A-Za-z0-9@%+=:,./_~^-]+$/.test(pkg)) problems.push(`TRAINYARD_AGENT_PACKAGE: "${pkg}" must be an npm spec, an https:// or s3:// tarball URL`);
+  // Unset: the control worker publishes this version's package to the agent store itself.
+  const pkg = r.str('TRAINYARD_AGENT_PACKAGE') ?? '';
+  const pkgSha = r.str('TRAINYARD_AGENT_PACKAGE_SHA256')?.toLowerCase();
+  const pkgFile = r.str('TRAINYARD_AGENT_PACKAGE_FILE');
+  if (pkg && !/^(s3|https):\/\/[A-Za-z0-9%+=:,./_~^-]+$/.test(pkg)) problems.push(`TRAINYARD_AGENT_PACKAGE: "${pkg}" must be an s3:// or https:// URL of a trainyard agent package (.tar.gz), or unset to publish this version's package to the store`);
+  if (pkg && !pkgSha) problems.push('TRAINYARD_AGENT_PACKAGE_SHA256: not set; with TRAINYARD_AGENT_PACKAGE it must give the package\'s SHA-256 (64 hex), which the host checks');
+  if (pkgSha && !/^[0-9a-f]{64}$/.test(pkgSha)) problems.push(`TRAINYARD_AGENT_PACKAGE_SHA256: "${pkgSha}" is not a SHA-256 (64 hex digits)`);
+  if (pkgSha && !pkg) problems.push('TRAINYARD_AGENT_PACKAGE_SHA256: set without TRAINYARD_AGENT_PACKAGE');
+  if (pkgFile && !isAbsolute(pkgFile)) problems.push(`TRAINYARD_AGENT_PACKAGE_FILE: "${pkgFile}" must be an absolute path`);
   const node = r.str('TRAINYARD_AGENT_NODE_VERSION') ?? 'v20.18.1';
   if (!/^v\d+\.\d+\.\d+$/.test(node)) problems.push(`TRAINYARD_AGENT_NODE_VERSION: "${node}" must look like v20.18.1`);
   return {
@@ -150,19 +158,12 @@ function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: st
     ...(apiKeyParam ? { temporalApiKeySsmParameter: apiKeyParam } : {}),
     storeLocation: store ?? '',
     agentPackage: pkg,
+    ...(pkgSha ? { agentPackageSha256: pkgSha } : {}),
+    ...(pkgFile ? { agentPackageFile: pkgFile } : {}),
     nodeVersion: node,
     idlePoweroffSeconds: r.int('TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS', 1800, 60),
     spotPollSeconds: r.int('TRAINYARD_AGENT_SPOT_POLL_SECONDS', 5, 1),
   };
-}
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'latest';
-  } catch {
-    return 'latest';
-  }
 }
 
 class Reader {

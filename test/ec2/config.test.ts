@@ -41,7 +41,9 @@ describe('compute configuration', () => {
       maxInstances: 8,
       idleSeconds: 600,
     });
-    expect(cfg.ec2!.agent).toMatchObject({ temporalAddress: 'temporal.internal:7233', storeLocation: 's3://ml-artifacts/trainyard', agentPackage: 'trainyard@0.1.0' });
+    // No package named: the control worker publishes its own to the store (activities/ec2/agentpackage.ts).
+    expect(cfg.ec2!.agent).toMatchObject({ temporalAddress: 'temporal.internal:7233', storeLocation: 's3://ml-artifacts/trainyard', agentPackage: '' });
+    expect(cfg.ec2!.agent.agentPackageSha256).toBeUndefined();
     expect(cfg.policy.maxCostPerRunUsd).toBeNull();
   });
 
@@ -75,6 +77,22 @@ describe('compute configuration', () => {
       'TRAINYARD_AGENT_STORE: not set (nor TRAINYARD_STORE); EC2 hosts need the S3 artifact store (s3://bucket/prefix)',
     ]);
     expect(problems({ ...base, TRAINYARD_EC2_IDLE_SECONDS: '1200', TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: '1300' })[0]).toMatch(/^TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: 1300 must be at least TRAINYARD_EC2_IDLE_SECONDS \+ 300/);
+  });
+
+  it('takes a named agent package only with its SHA-256, as an s3:// or https:// URL', () => {
+    const sha = 'ab'.repeat(32);
+    const cfg = loadComputeConfig({ ...base, TRAINYARD_AGENT_PACKAGE: 's3://ml-artifacts/agent/trainyard-agent.tar.gz', TRAINYARD_AGENT_PACKAGE_SHA256: sha.toUpperCase() });
+    expect(cfg.ec2!.agent).toMatchObject({ agentPackage: 's3://ml-artifacts/agent/trainyard-agent.tar.gz', agentPackageSha256: sha });
+    expect(problems({ ...base, TRAINYARD_AGENT_PACKAGE: 'trainyard@0.1.0', TRAINYARD_AGENT_PACKAGE_SHA256: sha })).toEqual([
+      'TRAINYARD_AGENT_PACKAGE: "trainyard@0.1.0" must be an s3:// or https:// URL of a trainyard agent package (.tar.gz), or unset to publish this version\'s package to the store',
+    ]);
+    expect(problems({ ...base, TRAINYARD_AGENT_PACKAGE: 'https://example.com/a.tar.gz' })).toEqual([
+      'TRAINYARD_AGENT_PACKAGE_SHA256: not set; with TRAINYARD_AGENT_PACKAGE it must give the package\'s SHA-256 (64 hex), which the host checks',
+    ]);
+    expect(problems({ ...base, TRAINYARD_AGENT_PACKAGE: 'https://example.com/a.tar.gz', TRAINYARD_AGENT_PACKAGE_SHA256: 'abc' })).toEqual([
+      'TRAINYARD_AGENT_PACKAGE_SHA256: "abc" is not a SHA-256 (64 hex digits)',
+    ]);
+    expect(problems({ ...base, TRAINYARD_AGENT_PACKAGE_FILE: 'dist/agent.tar.gz' })).toEqual(['TRAINYARD_AGENT_PACKAGE_FILE: "dist/agent.tar.gz" must be an absolute path']);
   });
 
   it('reads a price file and reports its bad entries by JSON path', () => {

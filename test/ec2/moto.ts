@@ -43,7 +43,9 @@ export function motoEnv(subnets: string[], deployment: string, extra: Record<str
     TRAINYARD_EC2_DEPLOYMENT: deployment,
     TRAINYARD_AGENT_TEMPORAL_ADDRESS: temporalAddress(),
     TRAINYARD_AGENT_STORE: 's3://trainyard-test/store',
-    TRAINYARD_AGENT_PACKAGE: 'trainyard@0.1.0',
+    // Hosts here are moto's: nothing installs it, so any named package will do (no publishing).
+    TRAINYARD_AGENT_PACKAGE: 's3://trainyard-test/store/agent/trainyard-agent.tar.gz',
+    TRAINYARD_AGENT_PACKAGE_SHA256: '0'.repeat(64),
     ...extra,
   };
 }
@@ -67,7 +69,8 @@ export function settings(subnets: string[], deployment: string, over: Partial<Ec
       temporalNamespace: 'default',
       temporalTls: false,
       storeLocation: 's3://trainyard-test/store',
-      agentPackage: 'trainyard@0.1.0',
+      agentPackage: 's3://trainyard-test/store/agent/trainyard-agent.tar.gz',
+      agentPackageSha256: '0'.repeat(64),
       nodeVersion: 'v20.18.1',
       idlePoweroffSeconds: 1800,
       spotPollSeconds: 5,

@@ -28,7 +28,8 @@ const agent: AgentSettings = {
   temporalTls: true,
   temporalApiKeySsmParameter: '/trainyard/temporal-api-key',
   storeLocation: 's3://ml-artifacts/trainyard',
-  agentPackage: 'trainyard@0.1.0',
+  agentPackage: 's3://ml-artifacts/trainyard/blobs/sha256/1d/1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b',
+  agentPackageSha256: '1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b',
   nodeVersion: 'v20.18.1',
   idlePoweroffSeconds: 1800,
   spotPollSeconds: 5,
@@ -61,7 +62,8 @@ describe('user data', () => {
     expect(env).toContain('TEMPORAL_NAMESPACE=ml-prod\n');
     expect(env).toContain('TRAINYARD_STORE=s3://ml-artifacts/trainyard\n');
     expect(env).toContain('TRAINYARD_TEMPORAL_API_KEY_SSM=/trainyard/temporal-api-key\n');
-    expect(file('/opt/trainyard/run-agent.sh')).toContain('exec trainyard agent --queue "$TRAINYARD_AGENT_QUEUE"');
+    expect(env).toContain('TRAINYARD_AGENT_PACKAGE_SHA256=1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b\n');
+    expect(file('/opt/trainyard/run-agent.sh')).toContain('exec /opt/trainyard/agent/bin/trainyard agent --queue "$TRAINYARD_AGENT_QUEUE"');
     expect(file('/etc/systemd/system/trainyard-agent.service')).toContain('ExecStart=/opt/trainyard/run-agent.sh');
     const enable = doc.runcmd.find((c) => c[1] === 'enable')!;
     expect(enable.indexOf('trainyard-idle-watch.service')).toBeLessThan(enable.indexOf('trainyard-agent.service'));
@@ -81,6 +83,13 @@ describe('user data', () => {
     }
     expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackage: 'trainyard@1 && curl evil' } })).toThrow(/TRAINYARD_AGENT_PACKAGE/);
     expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, nodeVersion: 'latest' } })).toThrow(/Node.js version/);
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackageSha256: 'ab$(id)' } })).toThrow(/SHA256 .* is not 64 hex/);
+  });
+
+  it('is not rendered before the agent package is resolved', () => {
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackage: '' } })).toThrow(/agent package is not resolved/);
+    const { agentPackageSha256: _, ...noSum } = agent;
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: noSum })).toThrow(/agent package is not resolved/);
   });
 
   it('has shell scripts that parse', async () => {

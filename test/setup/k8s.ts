@@ -1,5 +1,6 @@
 // Global setup of the `k8s` test project (vitest.config.ts): one real local Kubernetes for the
-// test run (test/k8s/cluster/cluster.sh), the images its pods run, and a moto server the pods
+// test run (test/k8s/cluster/cluster.sh), the images its pods run (the test images and the
+// Trainyard image, which is also the pod agent's), and a moto server the pods
 // can reach. The cluster is held by test/k8s/cluster/guard.sh, a process of its own that tears
 // it down when told to, or when this test runner is gone (killed, interrupted), whichever
 // comes first. Binaries are built once per machine (cluster.sh build, also run by setup.sh).
@@ -16,7 +17,9 @@ import { ensureTestImages, BUSYBOX_IMAGE, PYTHON_IMAGE } from '../fixtures/image
 const here = fileURLToPath(new URL('.', import.meta.url));
 const clusterSh = join(here, '../k8s/cluster/cluster.sh');
 const guardSh = join(here, '../k8s/cluster/guard.sh');
-export const POD_AGENT_IMAGE = 'localhost/trainyard-pod-agent:1';
+/** The one Trainyard image (deploy/image/build-local.sh): serve, worker, agent and the pod agent. */
+export const TRAINYARD_IMAGE = 'localhost/trainyard:local';
+export const POD_AGENT_IMAGE = TRAINYARD_IMAGE;
 const dir = process.env.K8S_DIR ?? join(homedir(), '.cache', 'trainyard-k8s');
 
 let guard: ChildProcess | undefined;
@@ -69,7 +72,7 @@ export async function setup(project: TestProject): Promise<void> {
   guard.unref();
   const images = (async () => {
     await ensureTestImages();
-    await sh([join(here, '../fixtures/images/build-pod-agent.sh')], 300_000);
+    await sh([join(here, '../../deploy/image/build-local.sh')], 600_000);
   })();
   await until(() => existsSync(ready) && readFileSync(ready, 'utf8').trim() !== '', 'the local Kubernetes did not come up', 10 * 60_000);
   if (readFileSync(ready, 'utf8').trim() !== 'up') throw new Error(`test setup: the local Kubernetes failed to start:\n${readFileSync(`${ready}.log`, 'utf8').slice(-4000)}`);
