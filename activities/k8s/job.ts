@@ -63,6 +63,13 @@ const MOUNT = { workspace: '/workspace', inputs: '/inputs', outputs: '/outputs',
 /** Where the agent containers see the same volumes. */
 export const AGENT_MOUNT = { workspace: '/mnt/workspace', inputs: '/mnt/inputs', outputs: '/mnt/outputs', meta: '/mnt/meta', scratch: '/mnt/scratch' } as const;
 
+/**
+ * Written by the upload sidecar once it listens for SIGTERM; its startupProbe checks it, so the
+ * step container starts only then (the kubelet starts a native sidecar's successors after its
+ * startupProbe succeeds: KEP-753) and a quick step cannot end before the sidecar can hear it.
+ */
+export const UPLOAD_READY_FILE = `${AGENT_MOUNT.scratch}/upload-ready`;
+
 /** `trainyard-<16 hex of the execution>-<attempt>`: the same attempt always gets the same name, so creation is idempotent. */
 export function jobName(execId: string, attempt: number): string {
   return `trainyard-${createHash('sha256').update(execId).digest('hex').slice(0, 16)}-${attempt}`;
@@ -139,7 +146,12 @@ export function buildJob(r: JobRequest): V1Job {
     ...(r.cls.priorityClassName ? { priorityClassName: r.cls.priorityClassName } : {}),
     initContainers: [
       agent(CONTAINER.fetch, 'fetch', [['workspace', AGENT_MOUNT.workspace, false], ['inputs', AGENT_MOUNT.inputs, false], ['meta', AGENT_MOUNT.meta, false], ['scratch', AGENT_MOUNT.scratch, false]]),
-      { ...agent(CONTAINER.upload, 'upload', [['outputs', AGENT_MOUNT.outputs, true], ['scratch', AGENT_MOUNT.scratch, false]]), restartPolicy: 'Always' },
+      {
+        ...agent(CONTAINER.upload, 'upload', [['outputs', AGENT_MOUNT.outputs, true], ['scratch', AGENT_MOUNT.scratch, false]]),
+        restartPolicy: 'Always',
+        // busybox's `test` is in the agent image; a slow start under load gets up to 10 minutes.
+        startupProbe: { exec: { command: ['test', '-e', UPLOAD_READY_FILE] }, periodSeconds: 1, failureThreshold: 600 },
+      },
     ],
     containers: [step],
     volumes: ['workspace', 'inputs', 'outputs', 'meta', 'scratch'].map(vol),

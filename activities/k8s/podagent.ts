@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createStore } from '../store/factory.js';
 import type { ArtifactStore } from '../store/types.js';
 import type { ArtifactRef } from '../../workflows/types.js';
-import { AGENT_MOUNT, type PodPlan, type UploadResult } from './job.js';
+import { AGENT_MOUNT, UPLOAD_READY_FILE, type PodPlan, type UploadResult } from './job.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
@@ -86,7 +86,7 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
     if (mode === 'upload') {
       // A native sidecar: it runs beside the step and is told to stop (SIGTERM) once the step exits.
       // A signal listener does not keep Node alive: a timer does, until the signal comes.
-      await new Promise<void>((resolve) => {
+      const told = new Promise<void>((resolve) => {
         const alive = setInterval(() => undefined, 60_000);
         const stop = () => {
           clearInterval(alive);
@@ -95,6 +95,12 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });
+      // As PID 1 a SIGTERM that comes before the listener is ignored, and the outputs would be
+      // lost to the grace time's SIGKILL: the sidecar's startupProbe waits for this file, and
+      // the kubelet starts the step container only after it (activities/k8s/job.ts).
+      await mkdir(AGENT_MOUNT.scratch, { recursive: true });
+      await writeFile(UPLOAD_READY_FILE, 'listening for SIGTERM\n');
+      await told;
       const r = await uploadOutputs(plan, store);
       process.stdout.write(`${JSON.stringify({ stored: Object.keys(r.outputs), missing: r.missing, refused: Object.keys(r.refused) })}\n`);
       return 0;
