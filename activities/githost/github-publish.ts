@@ -47,6 +47,9 @@ export class GitHubPublisher {
     }
     const fields = req.final ? await this.finalFields(req, meta, repo) : progressFields(req.status);
     if (detailsUrl) fields.detailsUrl = detailsUrl;
+    // The run page and the redelivery checks read the record: it is final before the check
+    // run says completed, so whoever sees the completed check also finds the report.
+    if (req.final) await this.records.finishRun(req.workflowId, { conclusion: req.final.conclusion, report: req.final.reportMarkdown });
     if (id === undefined) {
       const created = await createCheckRun(api, repo, name, target.headSha, req.workflowId, fields);
       for (let i = 0; i < created.writes; i++) this.budget.spend(account);
@@ -64,7 +67,6 @@ export class GitHubPublisher {
     this.known.set(req.workflowId, id);
     if (req.final) {
       this.known.delete(req.workflowId);
-      await this.records.finishRun(req.workflowId, { conclusion: req.final.conclusion, report: req.final.reportMarkdown });
       if (req.final.conclusion === 'success') {
         const repoKey = `${target.owner}/${target.repo}`;
         const checkUrl = meta?.checkUrl ?? (await this.records.getRun(req.workflowId))?.checkUrl;

@@ -87,13 +87,14 @@ export class GitLabPublisher {
     const final = req.final;
     this.lastState.delete(req.workflowId);
     const failed = final.failedStep ? ` (step ${final.failedStep.name})` : '';
+    // Final in the record before the status says so (see GitHubPublisher.publish).
+    await this.records.finishRun(req.workflowId, { conclusion: final.conclusion, report: final.reportMarkdown });
     await postCommitStatus(this.api, target.projectId, target.sha, FINAL_STATE[final.conclusion],
       fields(`${FINAL_WORD[final.conclusion]}${failed}: ${progressTitle(req.status)} — run ${req.runId}`));
     if (target.mergeRequestIid !== undefined) {
       const head = `### ${name}: ${FINAL_WORD[final.conclusion]} on \`${target.sha.slice(0, 12)}\`${targetUrl ? ` — [run page](${targetUrl})` : ''}\n\n`;
       await upsertReportNote(this.api, this.records, target.projectId, target.mergeRequestIid, req.status.pipeline, head + final.reportMarkdown);
     }
-    await this.records.finishRun(req.workflowId, { conclusion: final.conclusion, report: final.reportMarkdown });
     if (final.conclusion === 'success') {
       await this.records.putLastSuccess('gitlab', String(target.projectId), req.status.pipeline, {
         runId: req.runId, workflowId: req.workflowId, sha: target.sha, finishedAt: req.status.finishedAt ?? new Date().toISOString(),
