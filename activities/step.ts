@@ -124,7 +124,9 @@ export function createRunStep(deps: RunnerDeps) {
       gpu?.start(2000);
       ctx.heartbeat({ lines: 0, lastLine: 'starting' });
       const result = await runContainer(deps.cli, {
-        name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}`,
+        // Per runner process too: two Temporal servers (two test runs, two deployments) may run
+        // the same step on one engine at once, and names are unique per engine.
+        name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}-${process.pid}`,
         labels,
         image: spec.image,
         command: spec.command,
