@@ -8,7 +8,7 @@
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { RunStepRequest, RunStepResult } from '../../workflows/contracts.js';
@@ -69,7 +69,11 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         await mkdir(dir, { recursive: true });
         const file = join(dir, `${sha256Bytes(key).slice(7, 31)}-${process.pid}.tar`);
         try {
-          await run('tar', ['-C', checkout, '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-cf', file, '.']);
+          // The top-level entries, not `.`: the pod unpacks into a volume's mount point, which
+          // its non-root agent may not chmod, and GNU tar restores the mode of a `./` member
+          // even with --no-overwrite-dir.
+          const entries = (await readdir(checkout)).sort();
+          await run('tar', ['-C', checkout, '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-cf', file, ...(entries.length ? ['--', ...entries] : ['-T', '/dev/null'])]);
           const ref = await deps.store.putPath(file);
           return { digest: ref.digest, kind: ref.kind };
         } finally {
