@@ -81,9 +81,9 @@ steps:
   try {
     const first = startAgent(true);
     const { workflowId } = await engine.start(repo, '.trainyard/kill.yaml');
-    // Container names end in -<step attempt>-<runner attempt>: -1-1 is the first runner's.
-    const isFirst = (n: string) => n.endsWith('-1-1');
-    const isRetry = (n: string) => n.endsWith('-1-2');
+    // Container names end in -<step attempt>-<runner attempt>-<runner pid>: -1-1-… is the first runner's.
+    const isFirst = (n: string) => /-1-1-\d+$/.test(n);
+    const isRetry = (n: string) => /-1-2-\d+$/.test(n);
     await watch.until('the first runner\'s container', (running) => running.some(isFirst));
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
