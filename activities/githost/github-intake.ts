@@ -111,8 +111,6 @@ export class GitHubConversation implements ConversationPort {
     private readonly commentId: number,
     private readonly prUrl: string,
     private readonly records: GitHostRecords,
-    /** This activity ran before (a retry): a reply may be there already. */
-    private readonly repeat = false,
     private readonly linkWaitMs = 20_000,
   ) {}
 
@@ -144,12 +142,14 @@ export class GitHubConversation implements ConversationPort {
   }
 
   /**
-   * One reply per command comment: a retried activity finds its marker and posts nothing.
+   * One reply per command comment: a retried activity, or the same comment delivered again
+   * under another delivery id (after its run closed, when the run id no longer refuses it),
+   * finds its marker and posts nothing.
    * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
    */
   async reply(markdown: string): Promise<void> {
     const marker = replyMarker(this.commentId);
-    if (this.repeat && (await this.replied(marker))) return;
+    if (await this.replied(marker)) return;
     await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: `${neutraliseBidi(markdown)}\n\n${marker}` });
   }
 

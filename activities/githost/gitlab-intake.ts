@@ -105,8 +105,6 @@ export class GitLabConversation implements ConversationPort {
     private readonly noteId: number,
     private readonly userId: number,
     private readonly runUrl: (workflowId: string) => string | undefined,
-    /** This activity ran before (a retry): a reply may be there already. */
-    private readonly repeat = false,
   ) {}
 
   /** `user` is the username, for messages; the lookup uses the numeric id from the payload. */
@@ -126,15 +124,14 @@ export class GitLabConversation implements ConversationPort {
   }
 
   /**
-   * One reply per command note: a retried activity finds its marker and posts nothing.
+   * One reply per command note: a retried activity, or the same note delivered again under
+   * another Idempotency-Key, finds its marker and posts nothing.
    * Replies echo user text (parameters, names, errors): neutralised here, once, for every reply.
    */
   async reply(markdown: string): Promise<void> {
     const marker = `<!-- trainyard:reply-to:${this.noteId} -->`;
-    if (this.repeat) {
-      const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, { perPage: 100, maxPages: 30 });
-      if (notes.some((n) => typeof n.body === 'string' && n.body.includes(marker))) return;
-    }
+    const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, { perPage: 100, maxPages: 30 });
+    if (notes.some((n) => typeof n.body === 'string' && n.body.includes(marker))) return;
     await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, `${neutraliseBidi(markdown)}\n\n${marker}`);
   }
 
@@ -143,8 +140,13 @@ export class GitLabConversation implements ConversationPort {
     return { number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id };
   }
 
-  /** The MR's report note for this pipeline says it is running; the final report replaces the text. */
-  async announceRun(pipeline: string, _workflowId: string, markdown: string): Promise<void> {
+  /**
+   * The MR's report note for this pipeline says it is running; the final report replaces the
+   * text. A run that has already published its final report (the same note delivered again
+   * after the run closed) keeps it.
+   */
+  async announceRun(pipeline: string, workflowId: string, markdown: string): Promise<void> {
+    if ((await this.records.getRun(workflowId))?.final) return;
     await upsertReportNote(this.api, this.records, this.project.projectId, this.mrIid, pipeline, `### ${checkName(pipeline)}: running\n\n${markdown}`);
   }
 

@@ -37,7 +37,7 @@ export function createIntakeActivities(deps: IntakeDeps): IntakeActivities {
       // The control worker heartbeats for it (activities/liveness.ts): a killed worker is noticed in seconds.
       const { attempt } = Context.current().info;
       const log = deps.log.child({ delivery: d.deliveryId, event: d.event.kind, attempt });
-      const outcome = await handle(deps, { ...deps, log }, d.event, d.deliveryId, attempt > 1);
+      const outcome = await handle(deps, { ...deps, log }, d.event, d.deliveryId);
       log.info({ ...outcome }, 'delivery handled');
       return outcome;
     },
@@ -61,7 +61,7 @@ function gitlabApi(deps: IntakeDeps): GitLabApi {
 const repoPort = (deps: IntakeDeps, r: GitHubRepo) =>
   new GitHubRepoPort(githubApi(deps, r.installationId), { installationId: r.installationId, owner: r.owner, repo: r.repo, cloneUrl: r.cloneUrl });
 
-async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliveryId: string, repeat: boolean): Promise<DeliveryOutcome> {
+async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliveryId: string): Promise<DeliveryOutcome> {
   switch (ev.kind) {
     case 'github-push': {
       const api = githubApi(deps, ev.repo.installationId);
@@ -76,7 +76,7 @@ async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliver
     }
     case 'github-comment': {
       const api = githubApi(deps, ev.repo.installationId);
-      const convo = new GitHubConversation(api, { owner: ev.repo.owner, repo: ev.repo.repo }, ev.issue, ev.commentId, ev.issueUrl, deps.records, repeat);
+      const convo = new GitHubConversation(api, { owner: ev.repo.owner, repo: ev.repo.repo }, ev.issue, ev.commentId, ev.issueUrl, deps.records);
       const o = await handleComment(repoPort(deps, ev.repo), convo, intake, {
         commentId: ev.commentId, author: ev.author, command: ev.command, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
       });
@@ -124,7 +124,7 @@ async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliver
     case 'gitlab-note': {
       const api = gitlabApi(deps);
       const port = new GitLabRepoPort(api, ev.project, deps.records, (id) => deps.runUrl(id));
-      const convo = new GitLabConversation(api, deps.records, ev.project, ev.mrIid, ev.noteId, ev.userId, (id) => deps.runUrl(id), repeat);
+      const convo = new GitLabConversation(api, deps.records, ev.project, ev.mrIid, ev.noteId, ev.userId, (id) => deps.runUrl(id));
       const o = await handleComment(port, convo, intake, {
         commentId: ev.noteId, author: ev.author, command: ev.command, ...(ev.noteUrl ? { commentUrl: ev.noteUrl } : {}),
       });
