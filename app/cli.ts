@@ -102,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
       });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
-      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', hooks: pinoTextHooks });
+      const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
       await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
