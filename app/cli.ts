@@ -39,6 +39,7 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard agent [--queue Q]       Runner agent: runs the steps routed to Q, by default the shared
                                     local queue TRAINYARD_LOCAL_QUEUE (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
+  trainyard doctor                  Check the settings, Temporal, the store, git hosts, AWS, Kubernetes.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
@@ -102,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
       });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
       quietTemporalRuntime();
-      const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', hooks: pinoTextHooks });
+      const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
       await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
       const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
       const store = createStore(cfg.store);
@@ -137,6 +138,8 @@ async function main(argv: string[]): Promise<number> {
       log.info('stopped');
       return 0;
     }
+    case 'doctor':
+      return (await import('./doctor.js')).doctorCommand();
     case 'serve': {
       await (await import('./serve.js')).serveCommand(rest);
       return 0;

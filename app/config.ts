@@ -1,46 +1,35 @@
-// Engine settings from the environment, validated once at start: every mistake names the
-// variable at fault.
+// Engine settings from the environment, validated once at start through the settings schema
+// (app/settings/schema.ts): every mistake names the variable at fault.
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import type { TLSConfig } from '@temporalio/client';
 import { defaultStoreLocation } from '../activities/store/factory.js';
+import { SettingError } from './settings/errors.js';
+import { setting, type Env } from './settings/read.js';
+import { SETTINGS } from './settings/schema.js';
 
-export class EnvError extends Error {
-  constructor(readonly variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.name = 'EnvError';
-  }
-}
+/** The one configuration error (see SettingError); the name `EnvError` is kept for its callers. */
+export { SettingError as EnvError } from './settings/errors.js';
 
-export interface EngineConfig {
+export interface EngineConfig extends ServiceSettings {
   /** host:port of a Temporal frontend; null = start a dev server for this command. */
   temporalAddress: string | null;
   temporalNamespace: string;
-  /** TLS and API key for Temporal Cloud or a secured cluster. */
-  temporalTls: boolean;
-  temporalApiKey?: string;
   store: string;
-  /** Scratch space: checkouts, step directories. */
+  /** Scratch space: checkouts, step directories (TRAINYARD_WORK_DIR, older TRAINYARD_WORK_ROOT). */
   workRoot: string;
   /** Where `trainyard run` writes report files. */
   reportsDir: string;
-  parallelism: number;
-  heartbeatTimeoutMs: number;
-  /** Task queue of the control workers (workflows, control and intake activities). */
-  controlQueue: string;
-  /** The shared queue every local runner agent polls: steps without `machine:` of service runs. */
-  localQueue: string;
-  /** Least time between two check-run updates of a service run, ms. */
-  statusIntervalMs: number;
   /** How long `trainyard run` waits for an unreachable Temporal before it gives up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS). */
   temporalUnreachableMs: number;
-  /** See ServiceSettings.shutdownGraceMs. */
-  shutdownGraceMs: number;
+  /** pino level (TRAINYARD_LOG_LEVEL). */
+  logLevel: string;
 }
 
 /** Default of TRAINYARD_CONTROL_QUEUE. */
-export const DEFAULT_CONTROL_QUEUE = 'trainyard';
+export const DEFAULT_CONTROL_QUEUE = SETTINGS.TRAINYARD_CONTROL_QUEUE.default;
 /** Default of TRAINYARD_LOCAL_QUEUE: one queue for all plain runner agents, whichever host they are on. */
-export const DEFAULT_LOCAL_QUEUE = 'trainyard-local';
+export const DEFAULT_LOCAL_QUEUE = SETTINGS.TRAINYARD_LOCAL_QUEUE.default;
 
 /**
  * TRAINYARD_SHUTDOWN_GRACE_SECONDS, shared by every command that runs workers (run, worker,
@@ -49,35 +38,17 @@ export const DEFAULT_LOCAL_QUEUE = 'trainyard-local';
  */
 export const SHUTDOWN_GRACE = { variable: 'TRAINYARD_SHUTDOWN_GRACE_SECONDS', defaultSeconds: 20, min: 0, max: 3600 } as const;
 
-type Env = Record<string, string | undefined>;
-
-function int(env: Env, name: string, dflt: number, min: number, max: number): number {
-  const raw = env[name]?.trim();
-  if (!raw) return dflt;
-  if (!/^\d+$/.test(raw)) throw new EnvError(name, `must be a whole number between ${min} and ${max}, got ${JSON.stringify(raw)}`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new EnvError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function absPath(env: Env, name: string, dflt: string): string {
-  const raw = env[name]?.trim();
-  if (!raw) return dflt;
-  if (!isAbsolute(raw)) throw new EnvError(name, `must be an absolute path, got ${JSON.stringify(raw)}`);
-  return raw;
-}
-
-function queueName(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(raw)) throw new EnvError(name, `must be a task queue name of letters, digits, . _ : - (at most 200), got ${JSON.stringify(raw)}`);
-  return raw;
+/** How a process reaches Temporal, the same for every command and both connections. */
+export interface TemporalSecurity {
+  /** TLS on: TEMPORAL_TLS, or implied by an API key or a certificate setting. */
+  temporalTls: boolean;
+  temporalApiKey?: string;
+  /** mTLS client certificate, server CA and server name; present when any is set. */
+  temporalTlsConfig?: TLSConfig;
 }
 
 /** Settings every long-running process (serve, worker, agent) shares with `run`. */
-export interface ServiceSettings {
-  temporalTls: boolean;
-  temporalApiKey?: string;
+export interface ServiceSettings extends TemporalSecurity {
   parallelism: number;
   heartbeatTimeoutMs: number;
   controlQueue: string;
@@ -88,53 +59,102 @@ export interface ServiceSettings {
 }
 
 /**
- * Temporal security, queues and run options from the environment. TRAINYARD_HOST_QUEUE is
- * the older name of TRAINYARD_LOCAL_QUEUE and still accepted. Throws EnvError naming the
- * variable at fault.
+ * TEMPORAL_TLS, TEMPORAL_API_KEY and the Temporal CLI's certificate settings
+ * (TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH, TEMPORAL_TLS_SERVER_CA_CERT_PATH,
+ * TEMPORAL_TLS_SERVER_NAME; the older TEMPORAL_TLS_CERT / _KEY / _CA accepted). The files are
+ * read now. As in the Temporal CLI, an API key or any TLS option turns TLS on unless
+ * TEMPORAL_TLS says false. Throws SettingError naming the variable (a file that cannot be
+ * read, a certificate without its key).
  */
-export function loadServiceSettings(env: Env = process.env): ServiceSettings {
-  const tlsRaw = env.TEMPORAL_TLS?.trim().toLowerCase();
-  if (tlsRaw && !['true', 'false', '1', '0'].includes(tlsRaw)) throw new EnvError('TEMPORAL_TLS', `must be true or false, got ${JSON.stringify(env.TEMPORAL_TLS)}`);
-  const apiKey = env.TEMPORAL_API_KEY?.trim() || undefined;
-  const local = queueName(env, 'TRAINYARD_LOCAL_QUEUE');
-  const older = queueName(env, 'TRAINYARD_HOST_QUEUE');
-  if (local && older && local !== older) throw new EnvError('TRAINYARD_HOST_QUEUE', `is the older name of TRAINYARD_LOCAL_QUEUE and says something else (${older} vs ${local}); set one of them`);
+export function loadTemporalSecurity(env: Env = process.env): TemporalSecurity {
+  const tls = setting(env, 'TEMPORAL_TLS');
+  const apiKey = setting(env, 'TEMPORAL_API_KEY');
+  const cert = setting(env, 'TEMPORAL_TLS_CLIENT_CERT_PATH');
+  const key = setting(env, 'TEMPORAL_TLS_CLIENT_KEY_PATH');
+  const ca = setting(env, 'TEMPORAL_TLS_SERVER_CA_CERT_PATH');
+  const serverName = setting(env, 'TEMPORAL_TLS_SERVER_NAME');
+  if (cert && !key) throw new SettingError('TEMPORAL_TLS_CLIENT_KEY_PATH', 'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH: the private key of the client certificate (PEM file)');
+  if (key && !cert) throw new SettingError('TEMPORAL_TLS_CLIENT_CERT_PATH', 'must be set with TEMPORAL_TLS_CLIENT_KEY_PATH: the client certificate (PEM file)');
+  const tlsConfig: TLSConfig = {
+    ...(cert && key ? { clientCertPair: { crt: cert.bytes, key: key.bytes } } : {}),
+    ...(ca ? { serverRootCACertificate: ca.bytes } : {}),
+    ...(serverName ? { serverNameOverride: serverName } : {}),
+  };
+  const hasOptions = Object.keys(tlsConfig).length > 0;
+  if (tls === false && hasOptions) throw new SettingError('TEMPORAL_TLS', 'is false but TLS certificate settings are set; remove one or the other');
   return {
-    // An API key implies TLS (Temporal Cloud refuses plaintext).
-    temporalTls: tlsRaw === 'true' || tlsRaw === '1' || (apiKey !== undefined && tlsRaw === undefined),
+    temporalTls: tls ?? (apiKey !== undefined || hasOptions),
     ...(apiKey ? { temporalApiKey: apiKey } : {}),
-    parallelism: int(env, 'TRAINYARD_PARALLELISM', 4, 1, 1024),
-    heartbeatTimeoutMs: int(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS', 30, 2, 3600) * 1000,
-    controlQueue: queueName(env, 'TRAINYARD_CONTROL_QUEUE') ?? DEFAULT_CONTROL_QUEUE,
-    localQueue: local ?? older ?? DEFAULT_LOCAL_QUEUE,
-    statusIntervalMs: int(env, 'TRAINYARD_STATUS_INTERVAL_MS', 10_000, 100, 3_600_000),
-    shutdownGraceMs: int(env, SHUTDOWN_GRACE.variable, SHUTDOWN_GRACE.defaultSeconds, SHUTDOWN_GRACE.min, SHUTDOWN_GRACE.max) * 1000,
+    ...(hasOptions ? { temporalTlsConfig: tlsConfig } : {}),
   };
 }
 
-/** Connection options (address, TLS, API key) for both the client and worker connections. */
-export function temporalConnectOptions(cfg: Pick<ServiceSettings, 'temporalTls' | 'temporalApiKey'>, address: string): { address: string; tls?: boolean; apiKey?: string } {
-  return { address, ...(cfg.temporalTls ? { tls: true } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) };
+/**
+ * Temporal security, queues and run options from the environment. TRAINYARD_HOST_QUEUE is
+ * the older name of TRAINYARD_LOCAL_QUEUE and still accepted. Throws SettingError naming the
+ * variable at fault.
+ */
+export function loadServiceSettings(env: Env = process.env): ServiceSettings {
+  return {
+    ...loadTemporalSecurity(env),
+    parallelism: setting(env, 'TRAINYARD_PARALLELISM'),
+    heartbeatTimeoutMs: setting(env, 'TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS') * 1000,
+    controlQueue: setting(env, 'TRAINYARD_CONTROL_QUEUE'),
+    localQueue: setting(env, 'TRAINYARD_LOCAL_QUEUE'),
+    statusIntervalMs: setting(env, 'TRAINYARD_STATUS_INTERVAL_MS'),
+    shutdownGraceMs: setting(env, 'TRAINYARD_SHUTDOWN_GRACE_SECONDS') * 1000,
+  };
 }
 
+/** Connection options as both the client and worker connections take them. */
+export interface TemporalConnectOptions {
+  address: string;
+  tls?: TLSConfig | true;
+  apiKey?: string;
+}
+
+/**
+ * Connection options (address, TLS with its certificates, API key) for both the client
+ * (`Connection.connect`) and worker (`NativeConnection.connect`) connections of every command.
+ */
+export function temporalConnectOptions(cfg: TemporalSecurity, address: string): TemporalConnectOptions {
+  const tls = cfg.temporalTlsConfig ?? (cfg.temporalTls ? true : undefined);
+  return { address, ...(cfg.temporalTls && tls ? { tls } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) };
+}
+
+function dataHome(env: Env): string {
+  const xdg = env.XDG_DATA_HOME?.trim();
+  return xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
+}
+
+/**
+ * TRAINYARD_WORK_DIR (the older TRAINYARD_WORK_ROOT accepted; both set and different is
+ * refused), default `$TRAINYARD_HOME/work`.
+ */
+export function workDir(env: Env = process.env): string {
+  return setting(env, 'TRAINYARD_WORK_DIR') ?? join(trainyardHome(env), 'work');
+}
+
+/** TRAINYARD_HOME, default `$XDG_DATA_HOME/trainyard` (`~/.local/share/trainyard`). */
+export function trainyardHome(env: Env = process.env): string {
+  return setting(env, 'TRAINYARD_HOME') ?? join(dataHome(env), 'trainyard');
+}
+
+/** TRAINYARD_STORE, default the local folder under the data home. */
+export function storeSetting(env: Env = process.env): string {
+  return setting(env, 'TRAINYARD_STORE') ?? defaultStoreLocation();
+}
+
+/** The settings of `run`, `worker`, `agent` and the CLI's store commands. Throws SettingError naming the variable. */
 export function loadEngineConfig(env: Env = process.env): EngineConfig {
-  const addr = env.TEMPORAL_ADDRESS?.trim() || null;
-  if (addr && !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(addr)) throw new EnvError('TEMPORAL_ADDRESS', `must be host:port, got ${JSON.stringify(addr)}`);
-  const ns = env.TEMPORAL_NAMESPACE?.trim() || 'default';
-  if (!/^[A-Za-z0-9._-]+$/.test(ns)) throw new EnvError('TEMPORAL_NAMESPACE', `is not a namespace name: ${JSON.stringify(ns)}`);
-  const store = env.TRAINYARD_STORE?.trim() || defaultStoreLocation();
-  if (!store.startsWith('s3://') && !store.startsWith('file:') && !isAbsolute(store)) {
-    throw new EnvError('TRAINYARD_STORE', `must be an absolute path, file:///path or s3://bucket/prefix, got ${JSON.stringify(store)}`);
-  }
-  const dataHome = env.XDG_DATA_HOME && isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : join(homedir(), '.local', 'share');
-  const home = absPath(env, 'TRAINYARD_HOME', join(dataHome, 'trainyard'));
   return {
-    temporalAddress: addr,
-    temporalNamespace: ns,
+    temporalAddress: setting(env, 'TEMPORAL_ADDRESS') ?? null,
+    temporalNamespace: setting(env, 'TEMPORAL_NAMESPACE'),
     ...loadServiceSettings(env),
-    store,
-    workRoot: absPath(env, 'TRAINYARD_WORK_DIR', join(home, 'work')),
-    reportsDir: join(home, 'reports'),
-    temporalUnreachableMs: int(env, 'TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS', 600, 1, 7 * 24 * 3600) * 1000,
+    store: storeSetting(env),
+    workRoot: workDir(env),
+    reportsDir: join(trainyardHome(env), 'reports'),
+    temporalUnreachableMs: setting(env, 'TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS') * 1000,
+    logLevel: setting(env, 'TRAINYARD_LOG_LEVEL'),
   };
 }

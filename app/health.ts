@@ -3,7 +3,7 @@
 // they watch `serve`. Off unless TRAINYARD_HEALTH_PORT is set.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EnvError } from './config.js';
+import { setting } from './settings/read.js';
 
 export interface HealthServer {
   /** Where it listens, e.g. http://0.0.0.0:3001. */
@@ -16,16 +16,13 @@ export interface HealthServer {
 /**
  * Listens on TRAINYARD_HEALTH_PORT (1-65535; TRAINYARD_HEALTH_BIND, default 0.0.0.0) when it
  * is set: GET /healthz answers 200 `{"ok":true,"role":…}` while the workers run and 503 once
- * stopping() was called. Resolves to undefined when the variable is unset. Throws EnvError
+ * stopping() was called. Resolves to undefined when the variable is unset. Throws SettingError
  * naming the variable when it is not a port, and the listen error when the port is taken.
  */
 export async function startHealthServer(env: Record<string, string | undefined>, info: { role: string; queues: string[] }): Promise<HealthServer | undefined> {
-  const raw = env.TRAINYARD_HEALTH_PORT?.trim();
-  if (!raw) return undefined;
-  if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
-    throw new EnvError('TRAINYARD_HEALTH_PORT', `must be a port number from 1 to 65535, got ${JSON.stringify(raw)}`);
-  }
-  const bind = env.TRAINYARD_HEALTH_BIND?.trim() || '0.0.0.0';
+  const port = setting(env, 'TRAINYARD_HEALTH_PORT');
+  if (port === undefined) return undefined;
+  const bind = setting(env, 'TRAINYARD_HEALTH_BIND');
   let draining = false;
   const since = new Date().toISOString();
   const server: Server = createServer((req, res) => {
@@ -39,7 +36,7 @@ export async function startHealthServer(env: Record<string, string | undefined>,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(raw), bind, () => resolve());
+    server.listen(port, bind, () => resolve());
   });
   const a = server.address() as AddressInfo;
   return {

@@ -87,7 +87,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     workers = await startWorkers({
       connection: workerConnection,
       address: cfg.temporalAddress,
-      connectOptions: { ...(cfg.temporalTls ? { tls: true } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) },
+      connectOptions,
       namespace: cfg.temporalNamespace,
       store,
       workRoot: cfg.workRoot,

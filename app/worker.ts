@@ -1,6 +1,6 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
@@ -75,7 +75,7 @@ export interface WorkersConfig {
   /** host:port the connection goes to (the control activities need a client there too). */
   address?: string;
   /** TLS / API key for the control activities' own client (Temporal Cloud). */
-  connectOptions?: { tls?: boolean; apiKey?: string };
+  connectOptions?: { tls?: TLSConfig | boolean; apiKey?: string };
   namespace?: string;
   store: ArtifactStore;
   workRoot: string;

@@ -1,15 +1,43 @@
 // S3 client settings from the environment, shared by the store and input ingestion.
-import type { S3ClientConfig } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
 /**
- * `TRAINYARD_S3_ENDPOINT` (an S3-compatible server such as MinIO or moto; path-style
- * addressing then) and `AWS_REGION` (default us-east-1). Credentials are left to the
- * default AWS chain unless `overrides` names them.
+ * The S3 endpoint when one is configured: AWS_ENDPOINT_URL_S3 (the AWS SDK's own name; it
+ * reads it too), else AWS_ENDPOINT_URL, else the older TRAINYARD_S3_ENDPOINT. The app layer
+ * checks these through its settings schema (app/settings/schema.ts) before anything runs.
+ */
+export function s3EndpointFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'TRAINYARD_S3_ENDPOINT', 'AWS_ENDPOINT_URL']) {
+    const v = env[name]?.trim();
+    if (v) return v;
+  }
+  return undefined;
+}
+
+/**
+ * The region as the SDK's standard chain resolves it (AWS_REGION, AWS_DEFAULT_REGION … the
+ * profile's `region` in ~/.aws/config), else us-east-1 — an S3 store works without naming one.
+ */
+async function sdkRegion(): Promise<string> {
+  const probe = new S3Client({});
+  try {
+    return await probe.config.region();
+  } catch {
+    return 'us-east-1';
+  } finally {
+    probe.destroy();
+  }
+}
+
+/**
+ * Region from the SDK's standard chain (default us-east-1); credentials from the default
+ * AWS chain unless `overrides` names them. With an S3-compatible endpoint (MinIO, moto: see
+ * s3EndpointFromEnv) addressing is path-style, which such servers need.
  */
 export function resolveS3Config(overrides?: S3ClientConfig): S3ClientConfig {
-  const endpoint = process.env.TRAINYARD_S3_ENDPOINT;
+  const endpoint = s3EndpointFromEnv();
   return {
-    region: process.env.AWS_REGION || 'us-east-1',
+    region: sdkRegion,
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
     ...overrides,
   };

@@ -1,8 +1,9 @@
 // The server's Kubernetes settings and machine classes, read once at start from the YAML
 // file TRAINYARD_K8S_CONFIG names. Every problem is reported at once as file:line:column.
 // Nothing here can be set from a repository.
-import { readFileSync } from 'node:fs';
 import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
+import { SettingError } from '../settings/errors.js';
+import { setting } from '../settings/read.js';
 import type { KubeToleration, KubernetesClass, KubernetesSettings } from '../../activities/k8s/types.js';
 
 /** A DNS-1123 label (namespace, class name). */
@@ -32,16 +33,16 @@ type Path = (string | number)[];
  * pushed to `problems` as `file:line:column: sentence` (or naming the variable).
  */
 export function loadKubernetesSettings(env: Env, problems: string[]): KubernetesSettings | null {
-  const file = env.TRAINYARD_K8S_CONFIG?.trim();
-  if (!file) return null;
-  let text: string;
+  let file: { path: string; bytes: Buffer } | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    file = setting(env, 'TRAINYARD_K8S_CONFIG');
   } catch (e) {
-    problems.push(`TRAINYARD_K8S_CONFIG: cannot read ${file}: ${(e as Error).message}`);
+    if (!(e instanceof SettingError)) throw e;
+    problems.push(e.message);
     return null;
   }
-  return parseKubernetesSettings(text, file, env, problems);
+  if (!file) return null;
+  return parseKubernetesSettings(file.bytes.toString('utf8'), file.path, env, problems);
 }
 
 /** The settings in `text` (the file's contents); see loadKubernetesSettings. */
@@ -82,7 +83,7 @@ export function parseKubernetesSettings(text: string, file: string, env: Env, pr
   if (!store || !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9._\-/]*)?$/.test(store)) {
     problems.push(`${at(['store'])}: "store" must be an s3://bucket/prefix artifact store (default TRAINYARD_STORE${store ? `, which is ${store}` : ', not set'}): pods cannot read a folder on this machine`);
   }
-  const s3Endpoint = v.str(top, ['s3Endpoint'], { optional: true, pattern: /^https?:\/\/[^\s]+$/, what: 'an http(s) URL the pods can reach' }) ?? env.TRAINYARD_S3_ENDPOINT;
+  const s3Endpoint = v.str(top, ['s3Endpoint'], { optional: true, pattern: /^https?:\/\/[^\s]+$/, what: 'an http(s) URL the pods can reach' }) ?? s3EndpointOf(env, problems);
   const classesRaw = v.object(top.classes, ['classes'], undefined, '"classes" (a mapping of class names to classes)');
   const classes: Record<string, KubernetesClass> = {};
   for (const [name, raw] of Object.entries(classesRaw ?? {})) {
@@ -281,5 +282,16 @@ class Checker {
       }
     }
     return out;
+  }
+}
+
+/** The workers' S3 endpoint (AWS_ENDPOINT_URL_S3, older TRAINYARD_S3_ENDPOINT) as the pods' default. */
+function s3EndpointOf(env: Env, problems: string[]): string | undefined {
+  try {
+    return setting(env, 'AWS_ENDPOINT_URL_S3');
+  } catch (e) {
+    if (!(e instanceof SettingError)) throw e;
+    problems.push(e.message);
+    return undefined;
   }
 }

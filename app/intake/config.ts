@@ -1,21 +1,17 @@
 // `trainyard serve` configuration, read once from the environment at start. Every
 // mistake names the variable at fault, so a misconfigured deployment fails at boot with
 // a sentence instead of at the first webhook.
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { linkSecretFrom } from '../../activities/githost/links.js';
-import { defaultStoreLocation } from '../../activities/store/factory.js';
-import { EnvError, loadServiceSettings, type ServiceSettings } from '../config.js';
-import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
+import { loadServiceSettings, storeSetting, workDir, type ServiceSettings } from '../config.js';
+import { loadComputeConfig, type ComputeConfig } from '../compute/config.js';
+import { SettingError as ConfigError } from '../settings/errors.js';
+import { isSet, setting, variableOf, type Env } from '../settings/read.js';
+import { SETTINGS } from '../settings/schema.js';
 import type { ServerPolicy, TrustedTeam } from './policy.js';
 
-export class ConfigError extends Error {
-  constructor(readonly variable: string, message: string) {
-    super(`${variable}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+/** The one configuration error (see SettingError); the name `ConfigError` is kept for its callers. */
+export { SettingError as ConfigError } from '../settings/errors.js';
 
 export interface GithubConfig {
   appId: number;
@@ -55,110 +51,62 @@ export interface ServeConfig extends ServiceSettings {
   policy: ServerPolicy;
 }
 
-type Env = Record<string, string | undefined>;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw new ConfigError(name, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
-
-function url(env: Env, name: string, fallback: string | null): string | null {
-  const raw = str(env, name) ?? fallback;
-  if (raw === null) return null;
-  let parsed: URL;
-  try {
-    parsed = new URL(raw);
-  } catch {
-    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new ConfigError(name, `must be an http(s) URL, got ${JSON.stringify(raw)}`);
-  }
-  return raw.replace(/\/+$/, '');
-}
-
-function flag(env: Env, name: string): boolean {
-  const raw = str(env, name);
-  if (raw === undefined) return false;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(name, `must be 1/0, true/false, yes/no or on/off, got ${JSON.stringify(raw)}`);
-}
-
+/**
+ * The GitHub App, or null when none of its settings is set. Probot's names are accepted
+ * beside Trainyard's (APP_ID, PRIVATE_KEY, PRIVATE_KEY_PATH, WEBHOOK_SECRET, GHE_HOST);
+ * both set to different values is refused naming both. Throws ConfigError naming the
+ * variable when the App is half configured or a value is malformed.
+ */
 export function githubConfig(env: Env): GithubConfig | null {
-  const names = ['GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_FILE', 'GITHUB_WEBHOOK_SECRET'];
-  if (!names.some((n) => str(env, n) !== undefined)) return null;
-  const appId = str(env, 'GITHUB_APP_ID');
-  if (!appId || !/^\d+$/.test(appId)) throw new ConfigError('GITHUB_APP_ID', 'must be the numeric id of the GitHub App');
-  const keyFile = str(env, 'GITHUB_PRIVATE_KEY_FILE');
-  let privateKey = str(env, 'GITHUB_PRIVATE_KEY')?.replace(/\\n/g, '\n');
-  if (!privateKey && keyFile) {
-    try {
-      privateKey = readFileSync(keyFile, 'utf8');
-    } catch (e) {
-      throw new ConfigError('GITHUB_PRIVATE_KEY_FILE', `cannot read ${keyFile}: ${(e as Error).message}`);
-    }
-  }
-  const keyVar = keyFile && !str(env, 'GITHUB_PRIVATE_KEY') ? 'GITHUB_PRIVATE_KEY_FILE' : 'GITHUB_PRIVATE_KEY';
-  if (!privateKey) throw new ConfigError('GITHUB_PRIVATE_KEY', 'set it (PEM text) or GITHUB_PRIVATE_KEY_FILE (a path)');
+  const names = ['GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_FILE', 'GITHUB_WEBHOOK_SECRET'] as const;
+  if (!names.some((n) => isSet(env, n))) return null;
+  const appId = setting(env, 'GITHUB_APP_ID');
+  if (!appId) throw new ConfigError('GITHUB_APP_ID', 'must be the numeric id of the GitHub App (APP_ID in Probot\'s terms)');
+  const keyText = setting(env, 'GITHUB_PRIVATE_KEY')?.replace(/\\n/g, '\n');
+  const keyFile = keyText === undefined ? setting(env, 'GITHUB_PRIVATE_KEY_FILE') : undefined;
+  const privateKey = keyText ?? keyFile?.bytes.toString('utf8');
+  if (!privateKey) throw new ConfigError('GITHUB_PRIVATE_KEY', 'must be set (PEM text), or GITHUB_PRIVATE_KEY_FILE (a path to the .pem file)');
   if (!/-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(privateKey)) {
-    throw new ConfigError(keyVar, 'is not a PEM private key (the .pem file GitHub generated for the app)');
+    const keyVar = variableOf(env, keyText === undefined ? 'GITHUB_PRIVATE_KEY_FILE' : 'GITHUB_PRIVATE_KEY');
+    throw new ConfigError(keyVar, 'must be a PEM private key (the .pem file GitHub generated for the app)');
   }
-  const webhookSecret = str(env, 'GITHUB_WEBHOOK_SECRET');
+  const webhookSecret = setting(env, 'GITHUB_WEBHOOK_SECRET');
   if (!webhookSecret) throw new ConfigError('GITHUB_WEBHOOK_SECRET', 'must be set to the GitHub App webhook secret');
-  return { appId: Number(appId), privateKey, webhookSecret, apiUrl: url(env, 'GITHUB_API_URL', 'https://api.github.com')! };
+  return { appId: Number(appId), privateKey, webhookSecret, apiUrl: githubApiUrl(env) };
+}
+
+/** GITHUB_API_URL, or Probot's GHE_HOST as https://HOST/api/v3; both set and different is refused. */
+function githubApiUrl(env: Env): string {
+  const host = setting(env, 'GHE_HOST');
+  const fromHost = host ? `https://${host}/api/v3` : undefined;
+  if (fromHost && isSet(env, 'GITHUB_API_URL') && setting(env, 'GITHUB_API_URL') !== fromHost) {
+    throw new ConfigError('GHE_HOST', `is Probot's name for GITHUB_API_URL=${fromHost} and GITHUB_API_URL says something else (${setting(env, 'GITHUB_API_URL')}); set one of them`);
+  }
+  return fromHost ?? setting(env, 'GITHUB_API_URL');
 }
 
 export function gitlabConfig(env: Env): GitlabConfig | null {
-  if (!['GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET'].some((n) => str(env, n) !== undefined)) return null;
-  const token = str(env, 'GITLAB_TOKEN');
+  if (!isSet(env, 'GITLAB_TOKEN') && !isSet(env, 'GITLAB_WEBHOOK_SECRET')) return null;
+  const token = setting(env, 'GITLAB_TOKEN');
   if (!token) throw new ConfigError('GITLAB_TOKEN', 'must be set to a token with the api scope (a project, group or bot user token)');
-  const webhookSecret = str(env, 'GITLAB_WEBHOOK_SECRET');
+  const webhookSecret = setting(env, 'GITLAB_WEBHOOK_SECRET');
   if (!webhookSecret) throw new ConfigError('GITLAB_WEBHOOK_SECRET', 'must be set to the secret token of the GitLab webhook');
-  return { url: url(env, 'GITLAB_URL', 'https://gitlab.com')!, token, webhookSecret };
+  return { url: setting(env, 'GITLAB_URL'), token, webhookSecret };
 }
 
 /** Repositories from TRAINYARD_ALLOWED_REPOS; machines, GPUs and cost from the compute configuration. */
 export function loadPolicy(env: Env): ServerPolicy {
-  const repos = str(env, 'TRAINYARD_ALLOWED_REPOS')?.split(',').map((s) => s.trim()).filter(Boolean);
-  if (repos?.some((r) => !/^[A-Za-z0-9_.*?{}\[\]!/-]+$/.test(r))) {
-    throw new ConfigError('TRAINYARD_ALLOWED_REPOS', 'must be a comma-separated list of owner/repo globs such as acme/*');
-  }
-  let compute: ComputeConfig;
-  try {
-    compute = loadComputeConfig(env);
-  } catch (e) {
-    if (!(e instanceof ComputeConfigError)) throw e;
-    const first = e.problems[0] ?? '';
-    throw new ConfigError(/^([A-Z0-9_]+):/.exec(first)?.[1] ?? 'compute configuration', e.problems.map((p) => p.replace(/^[A-Z0-9_]+: /, '')).join('; '));
-  }
+  const repos = setting(env, 'TRAINYARD_ALLOWED_REPOS');
+  const compute: ComputeConfig = loadComputeConfig(env);
   return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env) };
 }
 
 /** TRAINYARD_TRUSTED_TEAMS: comma-separated GitHub `org/team-slug`. */
 export function trustedTeams(env: Env): TrustedTeam[] {
-  const entries = str(env, 'TRAINYARD_TRUSTED_TEAMS')?.split(',').map((s) => s.trim()).filter(Boolean) ?? [];
-  return entries.map((entry) => {
-    const m = /^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))\/([A-Za-z0-9_-][A-Za-z0-9._-]{0,99})$/.exec(entry);
-    if (!m) {
-      throw new ConfigError('TRAINYARD_TRUSTED_TEAMS', `must be a comma-separated list of GitHub org/team-slug such as acme/ml-team, got ${JSON.stringify(entry)}`);
-    }
-    return { org: m[1]!, team: m[2]! };
+  return (setting(env, 'TRAINYARD_TRUSTED_TEAMS') ?? []).map((entry) => {
+    const [org, team] = entry.split('/');
+    return { org: org!, team: team! };
   });
-}
-
-function dataHome(env: Env): string {
-  const xdg = str(env, 'XDG_DATA_HOME');
-  return xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
 }
 
 /**
@@ -171,62 +119,55 @@ function dataHome(env: Env): string {
  * that publishes to a git host; `none` says on purpose that there are no run pages).
  */
 export function linkSettings(env: Env, opts: { split: boolean; requireUrl?: boolean }): { publicUrl: string | null; secret: string } {
-  const rawUrl = str(env, 'TRAINYARD_PUBLIC_URL');
+  const rawUrl = setting(env, 'TRAINYARD_PUBLIC_URL');
   if (rawUrl === undefined && opts.requireUrl) {
     throw new ConfigError('TRAINYARD_PUBLIC_URL', 'must be set on a worker that publishes to GitHub/GitLab: the URL where `trainyard serve` is reachable (the check runs link their run pages there), or `none` for no run pages');
   }
-  const publicUrl = rawUrl === 'none' ? null : url(env, 'TRAINYARD_PUBLIC_URL', null);
-  const explicit = str(env, 'TRAINYARD_LINK_SECRET');
-  if (explicit !== undefined && explicit.length < 16) throw new ConfigError('TRAINYARD_LINK_SECRET', 'must be at least 16 characters (a random string, e.g. `openssl rand -hex 32`)');
+  const publicUrl = rawUrl === undefined || rawUrl === 'none' ? null : publicUrlOf(rawUrl);
+  const explicit = setting(env, 'TRAINYARD_LINK_SECRET');
   if (explicit === undefined && opts.split && publicUrl !== null) {
     throw new ConfigError('TRAINYARD_LINK_SECRET', 'must be set, to the same value on every serve replica and worker, when they run as separate processes: workers sign the run-page links that replicas verify');
   }
-  return { publicUrl, secret: explicit ?? linkSecretFrom(env) };
+  // The derived secret uses the webhook secrets whichever names (Trainyard's, Probot's) carry them.
+  return { publicUrl, secret: explicit ?? linkSecretFrom({ GITHUB_WEBHOOK_SECRET: setting(env, 'GITHUB_WEBHOOK_SECRET'), GITLAB_WEBHOOK_SECRET: setting(env, 'GITLAB_WEBHOOK_SECRET') }) };
 }
 
-function serviceSettings(env: Env): ServiceSettings {
-  try {
-    return loadServiceSettings(env);
-  } catch (e) {
-    if (e instanceof EnvError) throw new ConfigError(e.variable, e.message.slice(e.variable.length + 2));
-    throw e;
-  }
+function publicUrlOf(raw: string): string {
+  const r = SETTINGS.GITHUB_API_URL.kind.schema.safeParse(raw);
+  if (!r.success) throw new ConfigError('TRAINYARD_PUBLIC_URL', `must be an http(s) URL or none, got ${JSON.stringify(raw)}`);
+  return r.data;
 }
 
+/** The settings of `trainyard serve`. Throws ConfigError naming the variable at fault. */
 export function loadServeConfig(env: Env = process.env): ServeConfig {
-  const workers = str(env, 'TRAINYARD_WORKERS') ?? 'in-process';
-  if (workers !== 'in-process' && workers !== 'none') {
-    throw new ConfigError('TRAINYARD_WORKERS', `must be "in-process" or "none", got ${JSON.stringify(workers)}`);
-  }
+  const workers = setting(env, 'TRAINYARD_WORKERS');
   const links = linkSettings(env, { split: workers === 'none' });
-  const cfg: ServeConfig = {
-    ...serviceSettings(env),
-    port: int(env, 'TRAINYARD_PORT', 3000, 0, 65535),
-    bind: str(env, 'TRAINYARD_BIND') ?? '0.0.0.0',
-    publicUrl: links.publicUrl,
-    linkSecret: links.secret,
-    temporalAddress: str(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
-    temporalNamespace: str(env, 'TEMPORAL_NAMESPACE') ?? 'default',
-    store: str(env, 'TRAINYARD_STORE') ?? defaultStoreLocation(),
-    workRoot: resolve(str(env, 'TRAINYARD_WORK_ROOT') ?? join(dataHome(env), 'trainyard', 'work')),
-    workers,
-    ackOnly: flag(env, 'TRAINYARD_ACK_ONLY'),
-    // At least one delivery of GitHub's largest size must fit.
-    unverifiedBodyBytes: int(env, 'TRAINYARD_UNVERIFIED_BODY_MB', 64, 26, 16_384) * 1024 * 1024,
-    logLevel: str(env, 'TRAINYARD_LOG_LEVEL') ?? 'info',
-    github: githubConfig(env),
-    gitlab: gitlabConfig(env),
-    policy: loadPolicy(env),
-  };
-  if (!/^(trace|debug|info|warn|error|fatal|silent)$/.test(cfg.logLevel)) {
-    throw new ConfigError('TRAINYARD_LOG_LEVEL', 'must be one of trace, debug, info, warn, error, fatal, silent');
-  }
-  if (!cfg.github && !cfg.gitlab) {
+  const github = githubConfig(env);
+  const gitlab = gitlabConfig(env);
+  if (!github && !gitlab) {
     throw new ConfigError(
       'GITHUB_APP_ID',
       'no git host configured: set GITHUB_APP_ID, GITHUB_PRIVATE_KEY(_FILE) and GITHUB_WEBHOOK_SECRET for GitHub, ' +
         'and/or GITLAB_TOKEN and GITLAB_WEBHOOK_SECRET for GitLab',
     );
   }
-  return cfg;
+  return {
+    ...loadServiceSettings(env),
+    port: setting(env, 'TRAINYARD_PORT'),
+    bind: setting(env, 'TRAINYARD_BIND'),
+    publicUrl: links.publicUrl,
+    linkSecret: links.secret,
+    temporalAddress: setting(env, 'TEMPORAL_ADDRESS') ?? '127.0.0.1:7233',
+    temporalNamespace: setting(env, 'TEMPORAL_NAMESPACE'),
+    store: storeSetting(env),
+    workRoot: resolve(workDir(env)),
+    workers,
+    ackOnly: setting(env, 'TRAINYARD_ACK_ONLY'),
+    // At least one delivery of GitHub's largest size must fit.
+    unverifiedBodyBytes: setting(env, 'TRAINYARD_UNVERIFIED_BODY_MB') * 1024 * 1024,
+    logLevel: setting(env, 'TRAINYARD_LOG_LEVEL'),
+    github,
+    gitlab,
+    policy: loadPolicy(env),
+  };
 }

@@ -59,13 +59,13 @@ describe('compute configuration', () => {
       TRAINYARD_MAX_COST_USD: 'ten',
     });
     expect(p).toEqual([
-      'TRAINYARD_MAX_COST_USD: "ten" must be a non-negative number (USD)',
+      'TRAINYARD_MAX_COST_USD: must be a non-negative number (USD), got "ten"',
       'TRAINYARD_EC2_MAX_PER_CLASS: "gpu=0" must be class=N (N ≥ 1), e.g. gpu=2,*=3',
-      'TRAINYARD_EC2_SUBNETS: "vpc-123" is not a subnet id (subnet-…)',
+      'TRAINYARD_EC2_SUBNETS: must be a comma-separated list of subnet ids (subnet-…), got "subnet-0a1b2c3d4e5f60718,vpc-123"',
       'TRAINYARD_EC2_AMI: "ubuntu-latest" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)',
       'TRAINYARD_AGENT_STORE: "/var/lib/trainyard/store" must be an s3://bucket/prefix store: a host cannot read a folder on this machine',
-      'TRAINYARD_EC2_SECURITY_GROUPS: "default" is not a security group id (sg-…)',
-      'TRAINYARD_EC2_MAX_INSTANCES: "lots" must be a whole number ≥ 1',
+      'TRAINYARD_EC2_SECURITY_GROUPS: must be a comma-separated list of security group ids (sg-…), got "default"',
+      'TRAINYARD_EC2_MAX_INSTANCES: must be a whole number from 1 to 100000, got "lots"',
     ].sort((a, b) => p.indexOf(a) - p.indexOf(b)));
     expect(p).toHaveLength(7);
   });

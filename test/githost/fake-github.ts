@@ -120,6 +120,11 @@ export class FakeGitHub extends FakeServer {
       this.violations.push(...checked.problems);
       return send(422, { message: 'Validation Failed (fake: request does not fit the OpenAPI description)', errors: checked.problems });
     }
+    if (checked.template === '/app') {
+      const problem = this.verifyJwt(req.headers.authorization);
+      if (problem) return send(401, { message: problem });
+      return send(200, { id: this.appId, slug: 'trainyard-test', name: 'Trainyard test', owner: null, node_id: 'A_1', description: null, external_url: this.url, html_url: `${this.url}/apps/trainyard-test`, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', permissions: { checks: 'write' }, events: ['push'] });
+    }
     if (checked.template === '/app/installations/{installation_id}/access_tokens') {
       const problem = this.verifyJwt(req.headers.authorization);
       if (problem) {

@@ -82,6 +82,11 @@ export class FakeGitLab extends FakeServer {
       this.violations.push(`${method} ${url.pathname}: ${text}`);
       send(400, { message: text });
     };
+    if (method === 'GET' && url.pathname === '/api/v4/user') {
+      // GitLab answers a wrong token here with 401, as every authenticated endpoint does.
+      if (req.headers['private-token'] !== this.token) return send(401, { message: '401 Unauthorized' });
+      return send(200, { id: 1, username: 'trainyard-bot', name: 'Trainyard bot', state: 'active' });
+    }
     if (req.headers['private-token'] !== this.token) return problem('missing or wrong PRIVATE-TOKEN');
     const prefix = `/api/v4/projects/${this.projectId}`;
     if (!url.pathname.startsWith(prefix)) return problem(`not a path of project ${this.projectId}`);

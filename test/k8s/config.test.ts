@@ -88,7 +88,7 @@ classes:
   });
 
   it('names an unreadable file', () => {
-    expect(problems({ TRAINYARD_K8S_CONFIG: join(dir, 'missing.yaml') })[0]).toMatch(/^TRAINYARD_K8S_CONFIG: cannot read .*missing\.yaml/);
+    expect(problems({ TRAINYARD_K8S_CONFIG: join(dir, 'missing.yaml') })[0]).toMatch(/^TRAINYARD_K8S_CONFIG: must be a readable file, got ".*missing\.yaml" \(ENOENT/);
   });
 });
 
