@@ -39,6 +39,8 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard agent [--queue Q]       Runner agent: runs the steps routed to Q, by default the shared
                                     local queue TRAINYARD_LOCAL_QUEUE (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
+  trainyard gc [--older-than 90d] [--keep-last 5] [--grace 24h] [--apply] [--json]
+                                    Delete what no kept run, cache record or open run uses from the store (dry run by default).
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
@@ -137,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       log.info('stopped');
       return 0;
     }
+    case 'gc':
+      return (await import('./gc.js')).gcCommand(rest);
     case 'serve': {
       await (await import('./serve.js')).serveCommand(rest);
       return 0;
