@@ -1,5 +1,6 @@
 // Starting, cancelling and watching pipeline runs over a Temporal client: used by the CLI
 // (through app/engine.ts) and by the intake activities that start runs for webhooks.
+import { runsStarted } from './metrics.js';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { cancelSignal, statusQuery } from '../workflows/contracts.js';
 import type { RunInput, RunStatus } from '../workflows/types.js';
@@ -30,6 +31,7 @@ export async function startPipelineRun(client: Client, input: RunInput, opts: { 
     // USE_EXISTING answers with the running execution's id when one was there already.
     const desc = await handle.describe();
     const alreadyStarted = desc.memo?.runId !== input.runId;
+    if (!alreadyStarted) runsStarted.inc({ trigger: input.trigger.kind });
     return { workflowId: opts.workflowId, firstExecutionRunId: first, alreadyStarted };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {

@@ -45,7 +45,8 @@ const HELP = `trainyard — GitOps ML pipelines
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
 TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local),
-TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz there).
+TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz and GET /metrics there),
+TRAINYARD_TEMPORAL_METRICS_PORT (the Temporal SDK's Prometheus metrics).
 `;
 
 async function main(argv: string[]): Promise<number> {

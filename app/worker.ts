@@ -20,7 +20,7 @@ import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/ty
 import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
-import { SHUTDOWN_GRACE } from './config.js';
+import { EnvError, SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,6 +48,19 @@ const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, e
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
+/**
+ * `TRAINYARD_TEMPORAL_METRICS_PORT` (1-65535) → `TRAINYARD_HEALTH_BIND or 0.0.0.0:port`, where the
+ * Temporal SDK serves its Prometheus metrics; undefined when unset. Throws EnvError otherwise.
+ */
+export function temporalMetricsAddress(env: Record<string, string | undefined> = process.env): string | undefined {
+  const raw = env.TRAINYARD_TEMPORAL_METRICS_PORT?.trim();
+  if (!raw) return undefined;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65535) {
+    throw new EnvError('TRAINYARD_TEMPORAL_METRICS_PORT', `must be a port number from 1 to 65535, got ${JSON.stringify(raw)}`);
+  }
+  return `${env.TRAINYARD_HEALTH_BIND?.trim() || '0.0.0.0'}:${raw}`;
+}
+
 let runtimeInstalled = false;
 /**
  * Installs the Temporal Runtime once per process: core logs at ERROR only, to stderr, and
@@ -62,7 +75,12 @@ export function quietTemporalRuntime(): void {
   runtimeInstalled = true;
   Runtime.install({
     shutdownSignals: [],
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} },
+      // The SDK's own series (workflow/activity task latencies, poll and slot counts, sticky
+      // cache) on a port of their own: the Rust core serves them, not our HTTP server.
+      ...(temporalMetricsAddress() ? { metrics: { prometheus: { bindAddress: temporalMetricsAddress()! } } } : {}),
+    },
     logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) },
   });
 }

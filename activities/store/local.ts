@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import type { Digest } from '../../workflows/types.js';
+import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestHex, HashingTap, readNoFollow } from './digest.js';
 import { assertRecordKey, assertRecordPrefix } from './keys.js';
@@ -135,6 +136,8 @@ export class LocalStore extends BlobStoreBase {
       await mkdir(dirname(final), { recursive: true });
       await rename(tmp, final);
       await syncDir(dirname(final));
+      artifactsStored.inc();
+      artifactBytesStored.inc(result.size);
       return result;
     } catch (err) {
       if (!Buffer.isBuffer(source)) source.destroy();

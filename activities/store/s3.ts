@@ -17,6 +17,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable } from 'node:stream';
 import type { Digest } from '../../workflows/types.js';
+import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestBase64, digestHex, HashingTap, readNoFollow, sha256File } from './digest.js';
 import { assertRecordKey, assertRecordPrefix } from './keys.js';
@@ -177,6 +178,8 @@ export class S3Store extends BlobStoreBase {
     });
     try {
       await upload.done();
+      artifactsStored.inc();
+      artifactBytesStored.inc(hashed.size);
     } finally {
       body.destroy(); // closes the file when Upload failed before reading it all
     }
@@ -191,6 +194,8 @@ export class S3Store extends BlobStoreBase {
         ChecksumSHA256: digestBase64(digest),
       }),
     );
+    artifactsStored.inc();
+    artifactBytesStored.inc(data.length);
   }
 
   async putRecord(key: string, value: unknown): Promise<void> {
