@@ -41,6 +41,9 @@ const HELP = `trainyard — GitOps ML pipelines
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
   trainyard gc [--older-than 90d] [--keep-last 5] [--grace 24h] [--apply] [--json]
                                     Delete what no kept run, cache record or open run uses from the store (dry run by default).
+  trainyard runs [--repo R] [--commit SHA] [--branch B] [--pipeline P] [--status S] [--limit N] [--json]
+                                    Runs from Temporal visibility, newest first (needs TEMPORAL_ADDRESS).
+  trainyard setup-temporal          Register the run search attributes in TEMPORAL_NAMESPACE.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
@@ -142,6 +145,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'gc':
       return (await import('./gc.js')).gcCommand(rest);
+    case 'runs':
+      return (await import('./visibility.js')).runsCommand(rest);
+    case 'setup-temporal':
+      return (await import('./visibility.js')).setupTemporalCommand(rest);
     case 'serve': {
       await (await import('./serve.js')).serveCommand(rest);
       return 0;
