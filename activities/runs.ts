@@ -1,6 +1,8 @@
 // Starting, cancelling and watching pipeline runs over a Temporal client: used by the CLI
 // (through app/engine.ts) and by the intake activities that start runs for webhooks.
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { runSearchAttributes } from '../workflows/searchattributes.js';
+import { runsStarted } from './metrics.js';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowStartOptions } from '@temporalio/client';
 import { cancelSignal, statusQuery } from '../workflows/contracts.js';
 import type { RunInput, RunStatus } from '../workflows/types.js';
 
@@ -18,18 +20,19 @@ export interface StartedRun {
  */
 export async function startPipelineRun(client: Client, input: RunInput, opts: { workflowId: string; reuse: 'reject-duplicate' | 'allow-duplicate' }): Promise<StartedRun> {
   try {
-    const handle = await client.workflow.start('pipelineRun', {
+    const handle = await startWithAttributes(client, {
       workflowId: opts.workflowId,
       taskQueue: input.options.controlQueue,
       args: [input],
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       workflowIdReusePolicy: opts.reuse === 'reject-duplicate' ? WorkflowIdReusePolicy.REJECT_DUPLICATE : WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       memo: { pipeline: input.pipeline.name, runId: input.runId },
-    });
+    }, runSearchAttributes(input));
     const first = handle.firstExecutionRunId;
     // USE_EXISTING answers with the running execution's id when one was there already.
     const desc = await handle.describe();
     const alreadyStarted = desc.memo?.runId !== input.runId;
+    if (!alreadyStarted) runsStarted.inc({ trigger: input.trigger.kind });
     return { workflowId: opts.workflowId, firstExecutionRunId: first, alreadyStarted };
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -49,4 +52,20 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
   const desc = await handle.describe();
   if (desc.status.name === 'COMPLETED') return (await handle.result()) as RunStatus;
   return handle.query(statusQuery);
+}
+
+type StartOptions = Omit<WorkflowStartOptions<(input: RunInput) => Promise<RunStatus>>, 'searchAttributes'>;
+
+/**
+ * Starts pipelineRun with its search attributes; a namespace where they are not registered
+ * (`trainyard setup-temporal` was not run) refuses them, and the run starts without: it is
+ * then missing from `trainyard runs` filters, nothing else.
+ */
+async function startWithAttributes(client: Client, options: StartOptions, searchAttributes: Record<string, string[]>) {
+  try {
+    return await client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', { ...options, searchAttributes });
+  } catch (err) {
+    if (!/search attribute/i.test((err as Error).message ?? '')) throw err;
+    return client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', options);
+  }
 }

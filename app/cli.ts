@@ -40,11 +40,17 @@ const HELP = `trainyard — GitOps ML pipelines
                                     local queue TRAINYARD_LOCAL_QUEUE (needs TEMPORAL_ADDRESS).
   trainyard serve                   Webhook server for GitHub and GitLab (see README).
   trainyard doctor                  Check the settings, Temporal, the store, git hosts, AWS, Kubernetes.
+  trainyard gc [--older-than 90d] [--keep-last 5] [--grace 24h] [--apply] [--json]
+                                    Delete what no kept run, cache record or open run uses from the store (dry run by default).
+  trainyard runs [--repo R] [--commit SHA] [--branch B] [--pipeline P] [--status S] [--limit N] [--json]
+                                    Runs from Temporal visibility, newest first (needs TEMPORAL_ADDRESS).
+  trainyard setup-temporal          Register the run search attributes in TEMPORAL_NAMESPACE.
 
 Environment: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TRAINYARD_STORE (path or s3://bucket/prefix),
 TRAINYARD_CONTAINER_CLI (docker|podman), TRAINYARD_PARALLELISM, TRAINYARD_WORK_DIR, TRAINYARD_LOG_LEVEL,
 TRAINYARD_CONTROL_QUEUE (trainyard), TRAINYARD_LOCAL_QUEUE (trainyard-local),
-TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz there).
+TRAINYARD_HEALTH_PORT (worker and agent answer GET /healthz and GET /metrics there),
+TRAINYARD_TEMPORAL_METRICS_PORT (the Temporal SDK's Prometheus metrics).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -140,6 +146,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'doctor':
       return (await import('./doctor.js')).doctorCommand();
+    case 'gc':
+      return (await import('./gc.js')).gcCommand(rest);
+    case 'runs':
+      return (await import('./visibility.js')).runsCommand(rest);
+    case 'setup-temporal':
+      return (await import('./visibility.js')).setupTemporalCommand(rest);
     case 'serve': {
       await (await import('./serve.js')).serveCommand(rest);
       return 0;

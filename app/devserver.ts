@@ -1,5 +1,6 @@
 // The embedded Temporal: `temporal server start-dev` on free loopback ports, for a run
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
+import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
 import { createServer } from 'node:net';
 import { Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
@@ -57,7 +58,8 @@ export interface DevServer {
 export async function startDevServer(opts: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
   const port = opts.port ?? await freePort();
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error'];
+    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error',
+    ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   const guard = spawnGuard({ binary: temporalBinary(), args });
   let stopping = false;

@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setting } from './settings/read.js';
+import { METRICS_PATH, serveMetrics } from './metrics.js';
 
 export interface HealthServer {
   /** Where it listens, e.g. http://0.0.0.0:3001. */
@@ -27,6 +28,10 @@ export async function startHealthServer(env: Record<string, string | undefined>,
   const since = new Date().toISOString();
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (path === METRICS_PATH && req.method === 'GET') {
+      serveMetrics(res).catch(() => res.destroy());
+      return;
+    }
     if (path !== '/healthz' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;

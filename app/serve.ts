@@ -5,6 +5,7 @@
 // delivery workflow's activities on a control worker, so replicas hold no state and any of
 // them can die. Configuration comes from the environment (see app/intake/config.ts and
 // docs/githost.md) and is checked before anything listens.
+import { METRICS_PATH, observeDelivery, serveMetrics } from './metrics.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
@@ -113,13 +114,16 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const route = routes.get(path);
+    if (route) observeDelivery(path === GITHUB_WEBHOOK_PATH ? 'github' : 'gitlab', req, res);
     const handled = route
       ? route(req, res)
       : path === '/healthz'
         ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly, unverifiedBytes: unverified.inUse }))
-        : path.startsWith('/runs/') && req.method === 'GET'
-          ? runPage(req, res)
-          : Promise.resolve(sendText(res, 404, 'not found\n'));
+        : path === METRICS_PATH && req.method === 'GET'
+          ? serveMetrics(res)
+          : path.startsWith('/runs/') && req.method === 'GET'
+            ? runPage(req, res)
+            : Promise.resolve(sendText(res, 404, 'not found\n'));
     handled.catch((err: unknown) => {
       log.error({ err, path }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });

@@ -20,6 +20,7 @@ import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/ty
 import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { dataConverter } from './codec.js';
+import { setting } from './settings/read.js';
 import { SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
 
@@ -48,6 +49,16 @@ const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, e
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
+/**
+ * `TRAINYARD_TEMPORAL_METRICS_PORT` (1-65535) → `TRAINYARD_HEALTH_BIND or 0.0.0.0:port`, where the
+ * Temporal SDK serves its Prometheus metrics; undefined when unset. Throws SettingError otherwise.
+ */
+export function temporalMetricsAddress(env: Record<string, string | undefined> = process.env): string | undefined {
+  const port = setting(env, 'TRAINYARD_TEMPORAL_METRICS_PORT');
+  if (port === undefined) return undefined;
+  return `${setting(env, 'TRAINYARD_HEALTH_BIND')}:${port}`;
+}
+
 let runtimeInstalled = false;
 /**
  * Installs the Temporal Runtime once per process: core logs at ERROR only, to stderr, and
@@ -62,7 +73,12 @@ export function quietTemporalRuntime(): void {
   runtimeInstalled = true;
   Runtime.install({
     shutdownSignals: [],
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} },
+      // The SDK's own series (workflow/activity task latencies, poll and slot counts, sticky
+      // cache) on a port of their own: the Rust core serves them, not our HTTP server.
+      ...(temporalMetricsAddress() ? { metrics: { prometheus: { bindAddress: temporalMetricsAddress()! } } } : {}),
+    },
     logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) },
   });
 }

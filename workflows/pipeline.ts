@@ -4,7 +4,7 @@
 // terminated and detached executions stopped even when the run is cancelled or fails.
 import {
   ActivityCancellationType, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle,
-  isCancellation, log, proxyActivities, setHandler, workflowInfo,
+  isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
 import {
@@ -12,6 +12,7 @@ import {
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
+import { SEARCH_ATTRIBUTES } from './searchattributes.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import type { KubernetesMachineSpec } from '../pipeline/types.js';
@@ -356,6 +357,11 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     const recorded = await control.recordRunLineage({ input, status: snapshot() });
     lineageKey = recorded.lineageKey;
     reportKey = recorded.reportKey;
+    // The conclusion for `trainyard runs --status`, only where the namespace has the attributes
+    // (the run started with them); patched: histories recorded before this replay unchanged.
+    if (workflowInfo().searchAttributes?.[SEARCH_ATTRIBUTES.pipeline] && patched('conclusion-search-attribute')) {
+      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.conclusion]: [runState] });
+    }
     if (input.status.kind !== 'none') {
       const timedOut = pipeline.order.some((n) => steps[n]!.outcome?.attempts.at(-1)?.outcome === 'timed_out' && steps[n]!.state === 'failed');
       const conclusion: Conclusion = runState === 'succeeded' ? 'success' : runState === 'cancelled' ? 'cancelled' : timedOut ? 'timed_out' : 'failure';

@@ -1,5 +1,6 @@
 // Finding, describing and terminating the instances Trainyard manages. Every operation is
 // scoped to the managed + deployment tags, so a bad id can never touch anything else.
+import { ec2Instances } from '../metrics.js';
 import {
   CreateTagsCommand,
   DescribeInstancesCommand,
@@ -33,8 +34,14 @@ export async function describeManaged(ec2: EC2Client, deployment: string, extra:
 }
 
 /** Live (not shutting down or terminated) managed instances. */
-export function describeLive(ec2: EC2Client, deployment: string, extra: Filter[] = []): Promise<ManagedInstance[]> {
-  return describeManaged(ec2, deployment, [...extra, { Name: 'instance-state-name', Values: LIVE_STATES }]);
+export async function describeLive(ec2: EC2Client, deployment: string, extra: Filter[] = []): Promise<ManagedInstance[]> {
+  const live = await describeManaged(ec2, deployment, [...extra, { Name: 'instance-state-name', Values: LIVE_STATES }]);
+  if (extra.length === 0) {
+    // The whole deployment's live fleet: what the instance gauge shows.
+    ec2Instances.reset();
+    for (const i of live) ec2Instances.inc({ state: i.state, class: i.machineClass ?? 'unknown' });
+  }
+  return live;
 }
 
 export async function describeInstance(ec2: EC2Client, deployment: string, instanceId: string): Promise<ManagedInstance | undefined> {

@@ -2,6 +2,7 @@
 // launches, recording every try. Idempotent: a retried call (the activity retried, or a
 // response lost on the wire) finds the instance the earlier try launched instead of
 // launching a second one — by ClientToken on EC2's side and by the launch-token tag on ours.
+import { ec2Launches } from '../metrics.js';
 import { createHash } from 'node:crypto';
 import { DescribeImagesCommand, RunInstancesCommand, type EC2Client, type RunInstancesCommandInput } from '@aws-sdk/client-ec2';
 import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
@@ -95,6 +96,7 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
         const inst = out.Instances?.[0];
         if (!inst?.InstanceId) throw new ProvisionError('config', 'RunInstances returned no instance', attempts);
         attempts.push(attempt(c, 'launched', now(), inst.InstanceId));
+        ec2Launches.inc({ class: input.machineClass, market: c.market });
         return {
           instanceId: inst.InstanceId,
           instanceType: c.instanceType,

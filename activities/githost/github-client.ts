@@ -4,6 +4,7 @@
 // unit GitHub's secondary limits count) instead of serialising the whole process.
 import { ProbotOctokit } from 'probot';
 import type { Logger } from 'pino';
+import { gitHostCalls, gitHostRateLimitRemaining } from '../metrics.js';
 
 export type GitHubApi = InstanceType<typeof ProbotOctokit>;
 
@@ -41,10 +42,26 @@ export class GitHubClients {
           },
         },
       });
+      countRequests(client);
       this.clients.set(installationId, client);
     }
     return client;
   }
+}
+
+/** Counts every API response by status and keeps the rate-limit budget GitHub reports (x-ratelimit-* headers). */
+function countRequests(client: GitHubApi): void {
+  const seen = (status: number, headers: Record<string, string | number | undefined> | undefined): void => {
+    gitHostCalls.inc({ host: 'github', status: String(status) });
+    const remaining = Number(headers?.['x-ratelimit-remaining']);
+    if (Number.isFinite(remaining)) gitHostRateLimitRemaining.set({ host: 'github', resource: String(headers?.['x-ratelimit-resource'] ?? 'core') }, remaining);
+  };
+  client.hook.after('request', (response) => seen(response.status, response.headers));
+  client.hook.error('request', (error) => {
+    const e = error as { status?: number; response?: { headers?: Record<string, string | number | undefined> } };
+    seen(e.status ?? 0, e.response?.headers);
+    throw error;
+  });
 }
 
 /** `https://github.com/o/r.git` (or a GHES URL) → { owner, repo }. */

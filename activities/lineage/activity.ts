@@ -5,6 +5,7 @@ import type { ArtifactStore } from '../store/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { buildLineage, type LineageConclusion } from './document.js';
 import { loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';
+import { cacheLookups, missReason, runsFinished, stepDuration } from '../metrics.js';
 
 export interface RecordLineageArgs {
   input: RunInput;
@@ -39,6 +40,11 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
         metricSummaries,
       });
       const saved = await saveLineage(deps.store, doc, { detailsUrl: args.detailsUrl, maxBytes: args.maxBytes });
+      runsFinished.inc({ trigger: args.input.trigger.kind, conclusion: doc.conclusion });
+      for (const s of doc.steps) {
+        if (s.durationMs !== null) stepDuration.observe({ state: s.state }, s.durationMs / 1000);
+        if (s.cache) cacheLookups.inc({ decision: s.cache.decision, reason: s.cache.decision === 'miss' ? missReason(s.cache.reason) : '' });
+      }
       const t = doc.totals;
       const title = `${doc.pipeline.name} ${doc.conclusion}: ${t.ran} ran, ${t.cached} cached, ${t.failed} failed, ${t.skipped} skipped`;
       const failed = doc.steps.find((s) => s.state === 'failed');

@@ -26,6 +26,16 @@ export abstract class BlobStoreBase implements ArtifactStore {
   /** Store bytes whose digest is already known and not yet stored. */
   protected abstract storeBytes(data: Buffer, digest: Digest): Promise<void>;
 
+  /**
+   * Whether the blob is stored, marking it as just used when it is: a write that finds its
+   * digest already stored relies on that blob from now on, so `trainyard gc` must see it as
+   * new (its grace period) even when nothing referenced it before. Git freshens an object it
+   * would have written the same way before `git gc --prune` may remove it.
+   */
+  protected freshen(digest: Digest): Promise<boolean> {
+    return this.has(digest);
+  }
+
   async putPath(path: string): Promise<ArtifactRef> {
     const abs = resolve(path);
     const st = await lstat(abs);
@@ -48,7 +58,7 @@ export abstract class BlobStoreBase implements ArtifactStore {
   async putBytes(data: Uint8Array | string): Promise<ArtifactRef> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const digest = sha256Bytes(buf);
-    if (!(await this.has(digest))) await this.storeBytes(buf, digest);
+    if (!(await this.freshen(digest))) await this.storeBytes(buf, digest);
     return { digest, size: buf.length, kind: 'file', uri: this.uriOf(digest) };
   }
 

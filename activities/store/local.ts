@@ -2,12 +2,13 @@
 // records/<key>.json, writes staged in tmp/ (same file system, so rename is atomic).
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import type { Digest } from '../../workflows/types.js';
+import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestHex, HashingTap, readNoFollow } from './digest.js';
 import { assertRecordKey, assertRecordPrefix } from './keys.js';
@@ -70,6 +71,21 @@ export class LocalStore extends BlobStoreBase {
     }
   }
 
+  /** Sets the blob's mtime to now (the age `trainyard gc` goes by); false when it is not stored. */
+  protected override async freshen(digest: Digest): Promise<boolean> {
+    const p = this.blobPath(digest);
+    try {
+      const now = new Date();
+      await utimes(p, now, now);
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false;
+      // Another user's store file: present, though its age cannot be refreshed.
+      if (isErrno(err, 'EPERM', 'EACCES')) return this.has(digest);
+      throw err;
+    }
+  }
+
   async openRead(digest: Digest): Promise<Readable> {
     const p = this.blobPath(digest);
     let fh: FileHandle;
@@ -113,13 +129,15 @@ export class LocalStore extends BlobStoreBase {
       }
       const result = tap.result();
       const final = this.blobPath(result.digest);
-      if (await this.has(result.digest)) {
+      if (await this.freshen(result.digest)) {
         await rm(tmp, { force: true });
         return result;
       }
       await mkdir(dirname(final), { recursive: true });
       await rename(tmp, final);
       await syncDir(dirname(final));
+      artifactsStored.inc();
+      artifactBytesStored.inc(result.size);
       return result;
     } catch (err) {
       if (!Buffer.isBuffer(source)) source.destroy();

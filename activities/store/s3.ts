@@ -10,12 +10,14 @@ import {
   HeadObjectCommand,
   paginateListObjectsV2,
   PutObjectCommand,
+  PutObjectTaggingCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable } from 'node:stream';
 import type { Digest } from '../../workflows/types.js';
+import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestBase64, digestHex, HashingTap, readNoFollow, sha256File } from './digest.js';
 import { assertRecordKey, assertRecordPrefix } from './keys.js';
@@ -29,6 +31,15 @@ export interface S3StoreConfig {
   /** An already-built client (shares connections; lets callers add middleware). Wins over clientConfig. */
   client?: S3Client;
 }
+
+/**
+ * Tag that says when a stored blob was last relied on by a write that found it stored
+ * (milliseconds since the epoch); `trainyard gc` counts a blob's age from the later of it and
+ * LastModified. A tag, not a copy onto itself: CopyObject cannot copy objects over 5 GiB.
+ */
+export const USED_TAG = 'trainyard-used';
+/** A blob written this recently is not tagged (gc's grace period, at least this long, covers it). */
+export const FRESHEN_AFTER_MS = 60 * 60 * 1000;
 
 /** Multipart part size floor; with QUEUE_SIZE parts in flight this bounds upload memory. */
 const PART_SIZE = 8 * 1024 * 1024;
@@ -97,6 +108,27 @@ export class S3Store extends BlobStoreBase {
     }
   }
 
+  protected override async freshen(digest: Digest): Promise<boolean> {
+    let modified: number;
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
+      modified = head.LastModified?.getTime() ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    if (Date.now() - modified < FRESHEN_AFTER_MS) return true;
+    try {
+      await this.client.send(new PutObjectTaggingCommand({
+        Bucket: this.bucket, Key: this.blobKey(digest), Tagging: { TagSet: [{ Key: USED_TAG, Value: String(Date.now()) }] },
+      }));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   async openRead(digest: Digest): Promise<Readable> {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }));
@@ -110,7 +142,7 @@ export class S3Store extends BlobStoreBase {
 
   protected async storeFile(path: string): Promise<{ digest: Digest; size: number }> {
     const hashed = await sha256File(path);
-    if (!(await this.has(hashed.digest))) await this.uploadFile(path, hashed);
+    if (!(await this.freshen(hashed.digest))) await this.uploadFile(path, hashed);
     return hashed;
   }
 
@@ -146,6 +178,8 @@ export class S3Store extends BlobStoreBase {
     });
     try {
       await upload.done();
+      artifactsStored.inc();
+      artifactBytesStored.inc(hashed.size);
     } finally {
       body.destroy(); // closes the file when Upload failed before reading it all
     }
@@ -160,6 +194,8 @@ export class S3Store extends BlobStoreBase {
         ChecksumSHA256: digestBase64(digest),
       }),
     );
+    artifactsStored.inc();
+    artifactBytesStored.inc(data.length);
   }
 
   async putRecord(key: string, value: unknown): Promise<void> {

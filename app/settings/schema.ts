@@ -98,6 +98,7 @@ export const SETTINGS = {
   // Processes started apart (deploying.md).
   TRAINYARD_HEALTH_PORT: s({ kind: k.port, defaultText: 'off', description: '`worker` and `agent` answer `GET /healthz` there: 200 while running, 503 while stopping', commands: ['worker', 'agent'], tables: ['deploy'] }),
   TRAINYARD_HEALTH_BIND: s({ kind: k.text('an address to listen on'), default: '0.0.0.0', defaultText: '`0.0.0.0`', description: 'address of that health endpoint', commands: ['worker', 'agent'], tables: ['deploy'] }),
+  TRAINYARD_TEMPORAL_METRICS_PORT: s({ kind: k.port, defaultText: 'off', description: 'the Temporal SDK serves its own Prometheus metrics there (on `TRAINYARD_HEALTH_BIND`); Trainyard\'s own series are at `/metrics` of `serve` and of the health port', commands: ['worker', 'agent', 'serve'], tables: ['deploy'] }),
   TRAINYARD_WORKFLOW_BUNDLE: s({ kind: k.absPath, defaultText: 'built at start from `workflows/`', description: 'a workflow bundle built ahead; the image sets it', commands: ['run', 'worker', 'serve'], tables: ['deploy'] }),
 
   // EC2 (aws.md).

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { SEARCH_ATTRIBUTES } from '../../workflows/searchattributes.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -56,7 +57,9 @@ export async function setup(project: TestProject): Promise<void> {
     const child = spawn(
       temporalBinary(),
       ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
-        '--metrics-port', String(await freePort()), '--log-level', 'error'],
+        '--metrics-port', String(await freePort()), '--log-level', 'error',
+        // The run search attributes `trainyard setup-temporal` registers on a real server.
+        ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`])],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(child);

@@ -39,8 +39,9 @@ export const localBackend: BackendKind = {
     return {
       store,
       async fingerprint(digest) {
+        // Not the mtime: a write that finds the blob stored re-dates it for gc (BlobStoreBase.freshen).
         const st = await stat(store.blobPath(digest));
-        return `${st.ino}:${st.mtimeMs}`;
+        return `${st.ino}:${st.birthtimeMs}`;
       },
       uploadCalls: () => undefined,
       cleanup: () => rm(root, { recursive: true, force: true }),
