@@ -95,6 +95,13 @@ export interface StepSpec {
   cacheVersion?: string;
   /** Parameter names this step sees; undefined = all of them. */
   params?: string[];
+  /**
+   * Names of the secrets the step receives as environment variables (`secrets: [HF_TOKEN]`).
+   * Only names: the runner fetches the values from its own secret source when the attempt
+   * starts (activities/secrets.ts), so no value is in the pipeline, a Temporal payload, the
+   * cache key or the lineage. Undefined = none.
+   */
+  secrets?: string[];
   /** 1-based line of the step's key in the file, for reports. */
   line: number;
 }

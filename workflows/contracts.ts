@@ -20,6 +20,8 @@ export interface ExecSpec {
   source: SourceRef;
   timeoutSeconds: number;
   gpus: boolean;
+  /** Names of the secrets the runner fetches from its own secret source (activities/secrets.ts); never values. */
+  secrets?: string[];
 }
 
 export interface StepExecInput {

@@ -272,6 +272,15 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const ready = pipeline.order.filter((n) => steps[n]!.state === 'pending' && depsOf(n).every((d) => ['succeeded', 'cached'].includes(steps[d]!.state)));
       const running = pipeline.order.filter((n) => steps[n]!.state === 'running').length;
       const slots = options.parallelism - running;
+      const withheld = input.secretsWithheld ? ready.filter((n) => (pipeline.steps[n]!.secrets ?? []).length > 0) : [];
+      if (withheld.length > 0) {
+        // Before its cache lookup too: a fork's run is not handed what a secret produced either.
+        for (const n of withheld) {
+          Object.assign(steps[n]!, { state: 'failed', message: `not started: it needs secrets (${pipeline.steps[n]!.secrets!.join(', ')}), and ${input.secretsWithheld}`, finishedAt: new Date().toISOString() });
+        }
+        dirty = true;
+        continue;
+      }
       if (ready.length > 0 && slots > 0) {
         const toPrepare = ready.filter((n) => !prepared.has(n)).slice(0, PREPARE_BATCH);
         if (toPrepare.length > 0) {

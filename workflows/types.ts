@@ -65,6 +65,12 @@ export interface RunInput {
   trigger: Trigger;
   status: StatusTarget;
   options: RunOptions;
+  /**
+   * Set when the run may not receive secrets (a pull request from a fork, and the server does
+   * not allow it): why, as a sentence. A step that names secrets then fails before it starts;
+   * the others run.
+   */
+  secretsWithheld?: string;
 }
 
 export type Digest = string; // `sha256:<64 hex>`
@@ -150,6 +156,13 @@ export interface CacheKeyParts {
   code: Digest;
   inputs: Record<string, Digest>;
   outputs: string[];
+  /**
+   * The NAMES of the secrets the step receives, sorted; absent when it has none (so keys of
+   * steps without secrets are what they were). Never their values: like GitHub Actions'
+   * cache and DVC, a rotated token does not re-train anything, while adding or removing a
+   * secret changes what the step can do and so changes the key.
+   */
+  secrets?: string[];
 }
 
 export interface CacheSource {

@@ -24,6 +24,8 @@ export interface RunMeta {
   given: Record<string, string>;
   pr?: number;
   trigger: Trigger;
+  /** Why the run got no secrets (a fork's pull request); a Re-run of it gets none either. */
+  secretsWithheld?: string;
   createdAt: string;
   /** The GitHub check run the run reports to, once created. */
   checkRunId?: number;

@@ -12,6 +12,8 @@ export interface StartRequest {
   trigger: Trigger;
   workflowId: string;
   pr?: number;
+  /** Why the run gets no secrets (RunInput.secretsWithheld). */
+  secretsWithheld?: string;
 }
 
 /**
@@ -37,9 +39,13 @@ export async function startRun(port: RepoPort, intake: Intake, req: StartRequest
     workflowId, runId, host: port.host, repoKey: port.repoKey, repoPath: port.repoPath, sha: req.sha,
     pipeline: pipeline.name, pipelineFile: pipeline.file, stepLines, params: req.params, given: req.given,
     ...(req.pr !== undefined ? { pr: req.pr } : {}), trigger: req.trigger, createdAt: new Date().toISOString(),
+    ...(req.secretsWithheld ? { secretsWithheld: req.secretsWithheld } : {}),
   });
   const result = await intake.starter.start(
-    { runId, pipeline, params: req.params, source: port.source(req.sha), trigger: req.trigger, status: target, options: intake.runOptions() },
+    {
+      runId, pipeline, params: req.params, source: port.source(req.sha), trigger: req.trigger, status: target, options: intake.runOptions(),
+      ...(req.secretsWithheld ? { secretsWithheld: req.secretsWithheld } : {}),
+    },
     workflowId,
   );
   // Two starts raced past the pre-check: Temporal kept one run.

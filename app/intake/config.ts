@@ -141,7 +141,11 @@ export function loadPolicy(env: Env): ServerPolicy {
     const first = e.problems[0] ?? '';
     throw new ConfigError(/^([A-Z0-9_]+):/.exec(first)?.[1] ?? 'compute configuration', e.problems.map((p) => p.replace(/^[A-Z0-9_]+: /, '')).join('; '));
   }
-  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env) };
+  const forkSecrets = str(env, 'TRAINYARD_FORK_SECRETS')?.trim().toLowerCase();
+  if (forkSecrets !== undefined && forkSecrets !== 'allow' && forkSecrets !== 'deny') {
+    throw new ConfigError('TRAINYARD_FORK_SECRETS', `must be "allow" or "deny" (the default), got ${JSON.stringify(forkSecrets)}`);
+  }
+  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env), forkSecrets: forkSecrets === 'allow' };
 }
 
 /** TRAINYARD_TRUSTED_TEAMS: comma-separated GitHub `org/team-slug`. */

@@ -60,7 +60,8 @@ describe('valid pipeline files', () => {
     // `<<: *train` merges train's keys under evaluate's own.
     expect(evaluate).toMatchObject({ image: train!.image, run: 'python src/evaluate.py', machine: 'cpu', outputs: ['report'], params: ['seed'], timeoutSeconds: 900, retries: 0 });
     expect(evaluate!.env).toEqual(prepare!.env);
-    expect(publish).toMatchObject({ needs: ['evaluate'], cache: false, inputs: {} });
+    expect(publish).toMatchObject({ needs: ['evaluate'], cache: false, inputs: {}, secrets: ['HF_TOKEN', 'WANDB_API_KEY'] });
+    expect(train!.secrets).toBeUndefined();
     expect(p!.order).toEqual(['prepare', 'train', 'evaluate', 'publish']);
   });
 
@@ -158,7 +159,7 @@ describe('refusals before expanding', () => {
     const steps = Array.from({ length: 150 }, (_, i) => `  s${i}: { image: busybox, run: x, bogus: 1 }`).join('\n');
     const { errors } = parsePipeline(`name: flood\nsteps:\n${steps}\n`, 'flood.yaml');
     expect(errors).toHaveLength(101);
-    expect(errors[99]!.message).toBe('unknown key "bogus" in step "s99"; the keys allowed here are image, run, code, env, inputs, outputs, needs, machine, timeout, retries, cache, cache_version, params');
+    expect(errors[99]!.message).toBe('unknown key "bogus" in step "s99"; the keys allowed here are image, run, code, env, secrets, inputs, outputs, needs, machine, timeout, retries, cache, cache_version, params');
     expect(errors[100]!.message).toBe('too many errors; only the first 100 are shown');
   });
 

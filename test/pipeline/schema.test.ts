@@ -39,6 +39,8 @@ describe('schema/pipeline.schema.json', () => {
     ['bad-duration.yaml', '/steps/a/timeout'],
     ['push-filter-conflicts.yaml', '/on/push'],
     ['name-collisions.yaml', '/steps/train/env'],
+    ['secrets.yaml', '/steps/train/secrets'],
+    ['secrets.yaml', '/steps/train/secrets/3'],
   ])('flags invalid/%s at %s', (name, path) => {
     expect(validate(load(`invalid/${name}`))).toBe(false);
     expect(validate.errors!.map((e) => e.instancePath)).toContain(path);
