@@ -10,11 +10,13 @@ import { parseInput, repoPath } from './inputs.js';
 import { compileFilterPattern } from './filters.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
+import { groupProblems, type ConcurrencySpec } from './concurrency.js';
 
 export const MAX_PIPELINE_BYTES = 256 * 1024;
 export const MAX_YAML_ALIASES = 16;
 
-export const TOP_KEYS = ['name', 'on', 'params', 'machines', 'steps'] as const;
+export const TOP_KEYS = ['name', 'on', 'concurrency', 'params', 'machines', 'steps'] as const;
+export const CONCURRENCY_KEYS = ['group', 'cancel-in-progress'] as const;
 export const ON_KEYS = ['push', 'comment'] as const;
 export const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 export const PARAM_KEYS = ['type', 'default', 'min', 'max', 'values', 'description'] as const;
@@ -163,15 +165,19 @@ class PipelineReader {
     if (f === undefined) return undefined;
     const name = this.pipelineName(f.get('name'));
     const on = this.triggers(f.get('on'));
+    const concurrency = this.concurrency(f.get('concurrency'));
     const params = this.params(f.get('params'));
     const machines = this.machines(f.get('machines'));
     const steps = this.steps(f.get('steps'));
     if (steps === undefined) return undefined;
     this.checkReferences(steps, params, machines);
     const order = this.order(steps);
-    if (name === undefined || on === undefined || params === undefined || machines === undefined || order === undefined) return undefined;
+    if (name === undefined || on === undefined || concurrency === null || params === undefined || machines === undefined || order === undefined) return undefined;
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    return { name, file: this.file, digest, on, params, machines, steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])), order };
+    return {
+      name, file: this.file, digest, on, params, machines, ...(concurrency ? { concurrency } : {}),
+      steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])), order,
+    };
   }
 
   // ── generic readers ────────────────────────────────────────────────────────────────
@@ -421,6 +427,24 @@ class PipelineReader {
       }
     }
     return ok ? push : undefined;
+  }
+
+  /** `concurrency: { group, cancel-in-progress }`; undefined when absent, null when broken. */
+  private concurrency(e: Entry | undefined): ConcurrencySpec | undefined | null {
+    if (e === undefined) return undefined;
+    const s = scope('"concurrency"');
+    const f = this.fields(e.value, e.at, e.keyNode, s, CONCURRENCY_KEYS, ['group'], 'a mapping like { group: "{{pipeline}}-{{branch}}", cancel-in-progress: true }');
+    if (f === undefined) return null;
+    const ge = f.get('group');
+    const group = this.string(ge, s);
+    let ok = group !== undefined;
+    for (const problem of group === undefined ? [] : groupProblems(group)) {
+      this.r.error(ge!.at, `"group"${s.of} ${problem}`);
+      ok = false;
+    }
+    const cancel = f.has('cancel-in-progress') ? this.boolean(f.get('cancel-in-progress'), s) : false;
+    if (!ok || cancel === undefined) return null;
+    return { group: group!, cancelInProgress: cancel };
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
@@ -909,5 +933,5 @@ class PipelineReader {
 
 /** Exposed for the schema test: the parser's own notion of each level's keys. */
 export const PIPELINE_KEYS = {
-  top: TOP_KEYS, on: ON_KEYS, push: PUSH_KEYS, param: PARAM_KEYS, machine: MACHINE_KEYS, step: STEP_KEYS,
+  top: TOP_KEYS, on: ON_KEYS, concurrency: CONCURRENCY_KEYS, push: PUSH_KEYS, param: PARAM_KEYS, machine: MACHINE_KEYS, step: STEP_KEYS,
 } as const;

@@ -1,5 +1,6 @@
 // The parsed, validated form of a `.trainyard/<name>.yaml` file. Plain data only:
 // workflows/ imports these types, so nothing here may touch I/O.
+import type { ConcurrencySpec } from './concurrency.js';
 
 export type ParamType = 'integer' | 'number' | 'string' | 'boolean' | 'enum';
 export type ParamValue = string | number | boolean;
@@ -106,6 +107,8 @@ export interface StepSpec {
   line: number;
 }
 
+export type { ConcurrencySpec };
+
 export interface Pipeline {
   name: string;
   /** Path of the file relative to the project root, e.g. `.trainyard/mnist.yaml`. */
@@ -115,6 +118,8 @@ export interface Pipeline {
   on: Triggers;
   params: Record<string, ParamSpec>;
   machines: Record<string, MachineSpec>;
+  /** `concurrency:` (pipeline/concurrency.ts); absent = the defaults (superseding for `/train` runs of a PR only). */
+  concurrency?: ConcurrencySpec;
   steps: Record<string, StepSpec>;
   /** Step names in a topological order (dependencies first). */
   order: string[];

@@ -71,6 +71,28 @@ export interface RunInput {
    * the others run.
    */
   secretsWithheld?: string;
+  /**
+   * The concurrency group this run supersedes older runs of (pipeline/concurrency.ts), set by
+   * the intake; absent = none. `groupId` is the group workflow's id (per repository).
+   */
+  concurrency?: RunConcurrency;
+}
+
+export interface RunConcurrency {
+  /** The expanded group, for messages (`tiny-pr-12`). */
+  group: string;
+  /** Workflow id of the group (workflows/concurrency.ts): `concurrency:<host>:<repo>:<group>`. */
+  groupId: string;
+  /** When the intake asked for the run (ISO 8601): of two runs of a group, the later one wins, whichever claims first. */
+  requestedAt: string;
+}
+
+/** The newer run that cancelled this one (same concurrency group). */
+export interface SupersededBy {
+  workflowId: string;
+  runId: string;
+  /** The commit the newer run runs. */
+  sha: string;
 }
 
 export type Digest = string; // `sha256:<64 hex>`
@@ -219,6 +241,8 @@ export interface RunStatus {
   reportKey?: string;
   /** How many times the run continued as new (history kept short). */
   continuedAsNew?: number;
+  /** Set when a newer run of the same concurrency group cancelled this one. */
+  supersededBy?: SupersededBy;
 }
 
 export type Conclusion = 'success' | 'failure' | 'cancelled' | 'timed_out';

@@ -96,6 +96,8 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
   const started = await startRun(repo, intake, {
     pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
     ...(pr.fromFork && !intake.policy.forkSecrets ? { secretsWithheld: FORK_SECRETS_WITHHELD } : {}),
+    // A fork's branch names are not this repository's: `{{branch}}` has no value there.
+    ...(!pr.fromFork && pr.headRef ? { branch: pr.headRef } : {}),
     trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
   });
   const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');

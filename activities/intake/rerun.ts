@@ -45,6 +45,7 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
     pipeline, params: params.values, given, sha: req.sha, workflowId,
     ...(previous?.pr !== undefined ? { pr: previous.pr } : {}),
     ...(previous?.secretsWithheld ? { secretsWithheld: previous.secretsWithheld } : {}),
+    ...(previous?.branch ? { branch: previous.branch } : {}),
     trigger: { kind: 'rerun', actor: req.actor, ...(previous ? { previousRunId: runIdFor(previous.workflowId) } : {}) },
   });
   return started.fresh ? { workflowId } : { workflowId, message: 'already started' };

@@ -388,6 +388,31 @@ describe('GitHub App end to end', () => {
     await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
   });
 
+  it('cancels the running `/train` run of a pull request when a newer `/train` of it starts; the older check says "superseded by <sha>"', async () => {
+    const first = gh.commit(files('pr-16'));
+    gh.pulls.set(16, { headSha: first, headRepoId: repo.id });
+    await comment(16, 'alice', '/train slow');
+    await waitFor('first run going', () => gh.checkRunsFor(first, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    // A push to the pull request, then `/train` again: the first run is of an older commit.
+    const second = gh.commit(files('pr-16b'));
+    gh.pulls.set(16, { headSha: second, headRepoId: repo.id });
+    await comment(16, 'alice', '/train slow');
+    const old = await completed(first, 'trainyard/slow');
+    expect(old.conclusion).toBe('cancelled');
+    expect(old.output.title).toMatch(new RegExp(`^Superseded by ${second.slice(0, 12)}: `));
+    expect(old.output.summary).toContain(`of commit \`${second}\` is newer in this run's concurrency group`);
+    const now = await waitFor('second run going', () => gh.checkRunsFor(second, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    // Only the newer run's container is left; Cancel it to end the test clean.
+    expect(await leftoverContainers()).toHaveLength(1);
+    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
+      action: 'requested_action', identifier: 'cancel', checkRunId: now.id, name: now.name, headSha: second, externalId: now.external_id!, user: 'alice',
+    }));
+    const cancelled = await completed(second, 'trainyard/slow');
+    expect([cancelled.conclusion, cancelled.output.title]).toEqual(['cancelled', expect.stringMatching(/^Cancelled: /)]);
+    await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
+    expect(gh.violations).toEqual([]);
+  });
+
   it('re-runs a check from GitHub\'s Re-run, with the same parameters, as a new check run', async () => {
     const head = gh.commit(files('pr-11'));
     gh.pulls.set(11, { headSha: head, headRepoId: repo.id });

@@ -22,6 +22,7 @@ describe('valid pipeline files', () => {
     expect(p.params).toEqual({ epochs: { type: 'integer', default: 3, min: 1 }, lr: { type: 'number', default: 0.001 } });
     expect(p.machines).toEqual({ gpu: { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 100 } });
     expect(p.order).toEqual(['prepare', 'train']);
+    expect(p.concurrency).toBeUndefined();
     expect(p.steps.prepare).toEqual({
       name: 'prepare', image: 'python:3.12-slim', run: 'python src/prepare.py', code: ['src/prepare.py'], env: {},
       inputs: { raw: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' } }, outputs: ['dataset'], needs: [],
@@ -39,6 +40,7 @@ describe('valid pipeline files', () => {
     const { pipeline: p, errors } = parsePipeline(read('valid/full.yaml'), '.trainyard/full.yaml');
     expect(errors.map(formatPipelineError)).toEqual([]);
     expect(p!.on).toEqual({ push: { branches: ['main', 'exp/**', '!exp/scratch/**'], paths: ['src/**', 'data.dvc', '.trainyard/full.yaml'] }, comment: false });
+    expect(p!.concurrency).toEqual({ group: '{{ pipeline }}-{{branch}}', cancelInProgress: true });
     expect(p!.params.model_size).toEqual({ type: 'enum', values: ['small', 'base', 'large'], default: 'base' });
     expect(p!.params.seed).toEqual({ type: 'integer' });
     expect(p!.params.lr!.default).toBe(3e-4);
