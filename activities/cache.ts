@@ -68,7 +68,7 @@ const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : 
 
 /** One part of a cache key and whether it differs from the last execution of the step. */
 export interface PartChange {
-  /** `image`, `command`, `env NAME`, `cache_version`, `parameter NAME`, `code`, `input NAME`, `outputs`. */
+  /** `image`, `command`, `env NAME`, `cache_version`, `parameter NAME`, `code`, `input NAME`, `outputs`, `secrets`. */
   part: string;
   before: string;
   after: string;
@@ -86,6 +86,7 @@ export function changedParts(now: CacheKeyParts, prev: CacheKeyParts): PartChang
   push('code', prev.code, now.code);
   for (const k of union(prev.inputs, now.inputs)) push(`input ${k}`, prev.inputs[k] ?? 'none', now.inputs[k] ?? 'none');
   push('outputs', prev.outputs.join(', '), now.outputs.join(', '));
+  push('secrets', (prev.secrets ?? []).join(', ') || 'none', (now.secrets ?? []).join(', ') || 'none');
   return out;
 }
 
@@ -117,6 +118,7 @@ export function whyMiss(now: CacheKeyParts, nowCode: TreeEntry[], prev: LatestRe
       why.push(files.length ? `code changed (${list})` : 'code changed');
     } else if (c.part.startsWith('input ')) why.push(`${c.part} changed (${c.before === 'none' ? 'none' : short(c.before)} → ${c.after === 'none' ? 'none' : short(c.after)})`);
     else if (c.part === 'outputs') why.push('declared outputs changed');
+    else if (c.part === 'secrets') why.push(`secret names changed (${c.before} → ${c.after})`);
   }
   if (why.length === 0) return 'ran: no cached result for this key (it was never recorded, or the store was cleared)';
   // The reason travels in run status (a Temporal payload) and shows in every report row.

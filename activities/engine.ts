@@ -4,7 +4,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import {
-  attachSignal, stepExecWorkflowId, type CachedResult, type StepFinished, type PrepareRequest, type Prepared,
+  attachSignal, claimSignal, stepExecWorkflowId, type ClaimRequest, type CachedResult, type StepFinished, type PrepareRequest, type Prepared,
   type RunStepRequest, type RunStepResult, type StartRequest,
 } from '../workflows/contracts.js';
 import type { PublishRequest, StepOutcome } from '../workflows/types.js';
@@ -25,6 +25,8 @@ export interface ControlActivities {
   recordCache(result: CachedResult): Promise<void>;
   recordRunLineage(args: RecordLineageArgs): Promise<RecordedLineage>;
   publishStatus(req: PublishRequest): Promise<void>;
+  /** Claims the run's concurrency group, starting the group's workflow if it is not running. */
+  claimConcurrency(req: ClaimRequest): Promise<void>;
 }
 
 export interface HostActivities {
@@ -75,6 +77,12 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
       await store.putRecord(latestRecordKey(source.pipeline, source.step), latest);
     },
     recordRunLineage: createLineageActivities({ store }).recordRunLineage,
+    async claimConcurrency({ groupId, controlQueue, claim }): Promise<void> {
+      // Atomic in Temporal: the signal reaches the running group, or a group started for it.
+      await deps.client.workflow.signalWithStart('concurrencyGroup', {
+        workflowId: groupId, taskQueue: controlQueue, args: [], signal: claimSignal, signalArgs: [claim],
+      });
+    },
     publishStatus: deps.publishStatus ?? (async (req: PublishRequest) => {
       if (req.target.kind !== 'none') throw new Error(`this worker cannot publish to ${req.target.kind}: no git-host credentials configured`);
     }),

@@ -87,6 +87,7 @@ export function createKeyParts(deps: PrepareDeps) {
       image, command, env: spec.env, cacheVersion: spec.cacheVersion ?? null, params, code: code.digest,
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact.digest])),
       outputs: [...spec.outputs].sort(),
+      ...(spec.secrets?.length ? { secrets: [...spec.secrets].sort() } : {}),
     };
     return { parts, code, inputs, missing, command, params };
   };
@@ -108,6 +109,7 @@ export function createPrepareSteps(deps: PrepareDeps) {
       pipeline: req.pipeline, step: item.step, image: spec.image, command, env: spec.env, params,
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact])) as Record<string, ArtifactRef>,
       outputs: spec.outputs, source: req.source, timeoutSeconds: spec.timeoutSeconds, gpus: item.gpus,
+      ...(spec.secrets?.length ? { secrets: spec.secrets } : {}),
     };
     if (!useCache) {
       // Its own execution, shared with nobody.

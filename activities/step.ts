@@ -13,6 +13,7 @@ import { GpuSampler } from './container/gpu.js';
 import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
 import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
 import { StepOutput } from './runner/output.js';
+import { masker, secretSourceFromEnv, SecretsMissing, type SecretSource } from './secrets.js';
 import { terminalText } from './usertext.js';
 import { stepFailure, stepResult } from './runner/result.js';
 import type { ContainerCliConfig } from './container/types.js';
@@ -30,6 +31,8 @@ export interface RunnerDeps {
   /** Name of this host in lineage (queue name or instance id). */
   hostName: string;
   queue: string;
+  /** Where step secrets come from (default: none configured, so a step with secrets fails before it starts). */
+  secrets?: SecretSource;
 }
 
 /** Labels naming the runner process that started a container: the host, and `<host>:<pid>`. */
@@ -68,6 +71,7 @@ export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise
 
 
 export function createRunStep(deps: RunnerDeps) {
+  const secretSource = deps.secrets ?? secretSourceFromEnv({});
   // A later Temporal attempt that finds this process still running the execution (Temporal
   // was down longer than the heartbeat timeout) takes it over rather than running it twice.
   return takeOverStaleAttempts((req: RunStepRequest) => `${req.execId}#${req.attempt}`, async function runStep(req: RunStepRequest, ctx: AttemptContext): Promise<RunStepResult> {
@@ -83,6 +87,16 @@ export function createRunStep(deps: RunnerDeps) {
     await rm(dir, { recursive: true, force: true });
     const startedAt = new Date().toISOString();
     const t0 = Date.now();
+    // Before anything else: a step whose secrets cannot be found never starts.
+    let secrets: Record<string, string> = {};
+    if (spec.secrets?.length) {
+      try {
+        secrets = await secretSource.fetch(spec.secrets);
+      } catch (err) {
+        if (!(err instanceof SecretsMissing)) throw err;
+        throw stepFailure('StepInvalid', `step ${spec.step} did not start: ${err.message}`, null, { startedAt, host: deps.hostName });
+      }
+    }
     const gpu = spec.gpus ? new GpuSampler() : undefined;
     let output: StepOutput | undefined;
     // From the start: a checkout or a large input can take longer than the heartbeat timeout.
@@ -107,6 +121,8 @@ export function createRunStep(deps: RunnerDeps) {
 
       const env: Record<string, string> = {
         ...spec.env,
+        // The parser keeps secret names apart from env, PARAM_* and TRAINYARD_* names.
+        ...secrets,
         TRAINYARD_RUN_STEP: spec.step,
         TRAINYARD_PIPELINE: spec.pipeline,
         TRAINYARD_COMMIT: spec.source.commit,
@@ -117,7 +133,7 @@ export function createRunStep(deps: RunnerDeps) {
       };
       for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
 
-      const out = new StepOutput(runDir, () => Date.now() - t0);
+      const out = new StepOutput(runDir, () => Date.now() - t0, masker(Object.values(secrets)));
       output = out;
       const abort = new AbortController();
       ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
 import { heartbeatWhileRunning } from '../activities/liveness.js';
 import { removeOrphanedContainers } from '../activities/step.js';
+import { secretSourceFromEnv, type SecretSource } from '../activities/secrets.js';
 import { resolveContainerCli } from '../activities/container/cli.js';
 import { removeStartedContainers } from '../activities/container/run.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
@@ -113,6 +114,8 @@ export interface WorkersConfig {
    * container is then stopped and the step retried on another runner at once). Default 20 s.
    */
   shutdownGraceMs?: number;
+  /** Where the runner fetches step secrets (default: TRAINYARD_SECRETS_* of this process's environment). */
+  secrets?: SecretSource;
 }
 
 export interface RunningWorkers {
@@ -200,7 +203,9 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
 }
 
 /** The runner agent: runs step containers for the workflows that route steps to `queue`. */
-export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string; shutdownGraceMs?: number }): Promise<RunningWorkers> {
+export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string; shutdownGraceMs?: number; secrets?: SecretSource }): Promise<RunningWorkers> {
+  // Read (and checked) before polling: a bad TRAINYARD_SECRETS_* setting stops the agent at start.
+  const secrets = cfg.secrets ?? secretSourceFromEnv(process.env);
   const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli();
   // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
@@ -210,7 +215,7 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
     namespace: cfg.namespace ?? 'default',
     dataConverter,
     taskQueue: cfg.queue,
-    activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue }),
+    activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue, secrets }),
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.
     maxHeartbeatThrottleInterval: '2 seconds',
     // A step still running when the grace time is up gets WORKER_SHUTDOWN cancellation: the

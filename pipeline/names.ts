@@ -38,6 +38,21 @@ export function paramEnvName(name: string): string {
 /** Environment variables Trainyard sets in every step container; a step's `env` may not set them. */
 export const RESERVED_ENV_PREFIX = 'TRAINYARD_';
 
+/**
+ * A secret's name (`secrets: [HF_TOKEN]`): the environment variable it arrives in, and the key
+ * the runner looks it up by (its environment allow-list, or `<prefix><NAME>` in AWS SSM
+ * Parameter Store, whose names allow letters, digits and `_`). An environment variable name
+ * (ENV_NAME) that is neither one of Trainyard's own (TRAINYARD_*) nor where a parameter
+ * arrives (PARAM_*), checked by the parser.
+ */
+export const SECRET_NAME = /^(?!__proto__$)(?!TRAINYARD_)(?!PARAM_)[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const SECRET_NAME_RULE = 'secret names are environment variable names: letters, digits and "_", not starting with a digit, at most 128 characters, and not starting with TRAINYARD_ or PARAM_ (Trainyard sets those)';
+
+/** True when `text` may name a secret. */
+export function isSecretName(text: string): boolean {
+  return SECRET_NAME.test(text);
+}
+
 /** Words people bring from other tools, mapped to ours. */
 const SYNONYMS: Record<string, string> = {
   command: 'run', cmd: 'run', script: 'run', args: 'run',

@@ -3,18 +3,20 @@
 import { createHash } from 'node:crypto';
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
 import type { Ec2MachineSpec, KubernetesMachineSpec, MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, PushTrigger, StepSpec, Triggers } from './types.js';
-import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, didYouMean, paramEnvName, quote } from './names.js';
+import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, SECRET_NAME, SECRET_NAME_RULE, didYouMean, paramEnvName, quote } from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
 import { parseInput, repoPath } from './inputs.js';
 import { compileFilterPattern } from './filters.js';
 import { findCycles, topologicalOrder } from './graph.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
+import { groupProblems, type ConcurrencySpec } from './concurrency.js';
 
 export const MAX_PIPELINE_BYTES = 256 * 1024;
 export const MAX_YAML_ALIASES = 16;
 
-export const TOP_KEYS = ['name', 'on', 'params', 'machines', 'steps'] as const;
+export const TOP_KEYS = ['name', 'on', 'concurrency', 'params', 'machines', 'steps'] as const;
+export const CONCURRENCY_KEYS = ['group', 'cancel-in-progress'] as const;
 export const ON_KEYS = ['push', 'comment'] as const;
 export const PUSH_KEYS = ['branches', 'branches-ignore', 'tags', 'tags-ignore', 'paths', 'paths-ignore'] as const;
 export const PARAM_KEYS = ['type', 'default', 'min', 'max', 'values', 'description'] as const;
@@ -23,7 +25,7 @@ export const MACHINE_KEYS = ['instance', 'kubernetes', 'gpus', 'spot', 'on_deman
 /** The keys of an EC2 machine that a `kubernetes:` machine may not have. */
 const EC2_ONLY_KEYS = ['instance', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
 export const STEP_KEYS = [
-  'image', 'run', 'code', 'env', 'inputs', 'outputs', 'needs', 'machine', 'timeout', 'retries', 'cache', 'cache_version', 'params',
+  'image', 'run', 'code', 'env', 'secrets', 'inputs', 'outputs', 'needs', 'machine', 'timeout', 'retries', 'cache', 'cache_version', 'params',
 ] as const;
 
 const MAX_RETRIES = 10;
@@ -61,6 +63,8 @@ interface Reference {
   node: Node;
   kind: 'needs' | 'input' | 'machine' | 'param';
   target: string;
+  /** For machines: where the step's `secrets` key is, when it has one (not on Kubernetes yet). */
+  secretsNode?: Node;
   /** For inputs: the input's name and the output it wants. */
   input?: string;
   output?: string;
@@ -161,15 +165,19 @@ class PipelineReader {
     if (f === undefined) return undefined;
     const name = this.pipelineName(f.get('name'));
     const on = this.triggers(f.get('on'));
+    const concurrency = this.concurrency(f.get('concurrency'));
     const params = this.params(f.get('params'));
     const machines = this.machines(f.get('machines'));
     const steps = this.steps(f.get('steps'));
     if (steps === undefined) return undefined;
     this.checkReferences(steps, params, machines);
     const order = this.order(steps);
-    if (name === undefined || on === undefined || params === undefined || machines === undefined || order === undefined) return undefined;
+    if (name === undefined || on === undefined || concurrency === null || params === undefined || machines === undefined || order === undefined) return undefined;
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    return { name, file: this.file, digest, on, params, machines, steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])), order };
+    return {
+      name, file: this.file, digest, on, params, machines, ...(concurrency ? { concurrency } : {}),
+      steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])), order,
+    };
   }
 
   // ── generic readers ────────────────────────────────────────────────────────────────
@@ -419,6 +427,24 @@ class PipelineReader {
       }
     }
     return ok ? push : undefined;
+  }
+
+  /** `concurrency: { group, cancel-in-progress }`; undefined when absent, null when broken. */
+  private concurrency(e: Entry | undefined): ConcurrencySpec | undefined | null {
+    if (e === undefined) return undefined;
+    const s = scope('"concurrency"');
+    const f = this.fields(e.value, e.at, e.keyNode, s, CONCURRENCY_KEYS, ['group'], 'a mapping like { group: "{{pipeline}}-{{branch}}", cancel-in-progress: true }');
+    if (f === undefined) return null;
+    const ge = f.get('group');
+    const group = this.string(ge, s);
+    let ok = group !== undefined;
+    for (const problem of group === undefined ? [] : groupProblems(group)) {
+      this.r.error(ge!.at, `"group"${s.of} ${problem}`);
+      ok = false;
+    }
+    const cancel = f.has('cancel-in-progress') ? this.boolean(f.get('cancel-in-progress'), s) : false;
+    if (!ok || cancel === undefined) return null;
+    return { group: group!, cancelInProgress: cancel };
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
@@ -712,6 +738,7 @@ class PipelineReader {
       }
     }
     this.env(f.get('env'), s, spec);
+    this.secrets(f.get('secrets'), s, spec);
     this.inputs(f.get('inputs'), s, spec);
     const outputs = this.nameList(f.get('outputs'), s, 'output');
     const outputsOk = outputs !== undefined && outputs.map((_, i) => this.caseClash(outputs, i, 'output', s, '/outputs')).every(Boolean);
@@ -724,7 +751,8 @@ class PipelineReader {
     const machine = this.string(me, s);
     if (machine !== undefined) {
       spec.machine = machine;
-      this.refs.push({ from: se.key, node: me!.at, kind: 'machine', target: machine });
+      const secretsKey = f.get('secrets')?.keyNode;
+      this.refs.push({ from: se.key, node: me!.at, kind: 'machine', target: machine, ...(secretsKey ? { secretsNode: secretsKey } : {}) });
     }
     this.timeout(f.get('timeout'), s, spec);
     spec.retries = this.integer(f.get('retries'), s, 0, MAX_RETRIES) ?? 0;
@@ -772,6 +800,27 @@ class PipelineReader {
         this.r.error(ve.at, `environment variable "${ve.key}"${s.of} must not contain a NUL character`);
       } else spec.env[ve.key] = text;
     }
+  }
+
+  /**
+   * `secrets: [HF_TOKEN, WANDB_API_KEY]`: names only, each arriving as the environment variable
+   * of that name, so one may not also be in `env`, nor be Trainyard's own (TRAINYARD_*) or a
+   * parameter's (PARAM_*) variable.
+   */
+  private secrets(e: Entry | undefined, s: Scope, spec: StepSpec): void {
+    const list = this.stringList(e, s, { item: 'secret names' });
+    if (list === undefined || e === undefined) return;
+    const names: string[] = [];
+    for (const item of list) {
+      if (!SECRET_NAME.test(item.text)) {
+        this.r.error(item.node, `secret name ${quote(item.text)}${s.of} is not allowed; ${SECRET_NAME_RULE}`);
+      } else if (names.includes(item.text)) {
+        this.r.error(item.node, `secret ${quote(item.text)} is listed twice in "secrets"${s.of}`);
+      } else if (Object.hasOwn(spec.env, item.text)) {
+        this.r.error(item.node, `secret ${quote(item.text)}${s.of} is also set in "env"; the secret arrives in the environment variable of its name, so remove one of them`);
+      } else names.push(item.text);
+    }
+    if (names.length === list.length && names.length > 0) spec.secrets = names;
   }
 
   private inputs(e: Entry | undefined, s: Scope, spec: StepSpec): void {
@@ -829,6 +878,8 @@ class PipelineReader {
             const names = Object.keys(machines);
             const hint = didYouMean(ref.target, names) || (names.length === 0 ? '; declare it under "machines"' : `; the machines are ${names.join(', ')}`);
             this.r.error(ref.node, `${where} uses machine ${quote(ref.target)}, which is not declared${hint}`);
+          } else if (machines !== undefined && ref.secretsNode !== undefined && 'kubernetes' in machines[ref.target]!) {
+            this.r.error(ref.secretsNode, `${where} runs on Kubernetes machine ${quote(ref.target)}, where "secrets" are not supported yet; run the step on this host or an EC2 machine, or give the pod a Secret through the server's Kubernetes class (pod template patch)`);
           }
           break;
         case 'param':
@@ -882,5 +933,5 @@ class PipelineReader {
 
 /** Exposed for the schema test: the parser's own notion of each level's keys. */
 export const PIPELINE_KEYS = {
-  top: TOP_KEYS, on: ON_KEYS, push: PUSH_KEYS, param: PARAM_KEYS, machine: MACHINE_KEYS, step: STEP_KEYS,
+  top: TOP_KEYS, on: ON_KEYS, concurrency: CONCURRENCY_KEYS, push: PUSH_KEYS, param: PARAM_KEYS, machine: MACHINE_KEYS, step: STEP_KEYS,
 } as const;

@@ -1,5 +1,6 @@
 // The parsed, validated form of a `.trainyard/<name>.yaml` file. Plain data only:
 // workflows/ imports these types, so nothing here may touch I/O.
+import type { ConcurrencySpec } from './concurrency.js';
 
 export type ParamType = 'integer' | 'number' | 'string' | 'boolean' | 'enum';
 export type ParamValue = string | number | boolean;
@@ -95,9 +96,18 @@ export interface StepSpec {
   cacheVersion?: string;
   /** Parameter names this step sees; undefined = all of them. */
   params?: string[];
+  /**
+   * Names of the secrets the step receives as environment variables (`secrets: [HF_TOKEN]`).
+   * Only names: the runner fetches the values from its own secret source when the attempt
+   * starts (activities/secrets.ts), so no value is in the pipeline, a Temporal payload, the
+   * cache key or the lineage. Undefined = none.
+   */
+  secrets?: string[];
   /** 1-based line of the step's key in the file, for reports. */
   line: number;
 }
+
+export type { ConcurrencySpec };
 
 export interface Pipeline {
   name: string;
@@ -108,6 +118,8 @@ export interface Pipeline {
   on: Triggers;
   params: Record<string, ParamSpec>;
   machines: Record<string, MachineSpec>;
+  /** `concurrency:` (pipeline/concurrency.ts); absent = the defaults (superseding for `/train` runs of a PR only). */
+  concurrency?: ConcurrencySpec;
   steps: Record<string, StepSpec>;
   /** Step names in a topological order (dependencies first). */
   order: string[];

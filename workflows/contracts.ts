@@ -4,7 +4,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { AttemptCompute, HostRecord } from './hosttypes.js';
 import type {
   ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, Digest, ParamValue,
-  ResolvedInput, RunStatus, SourceRef, StepMetrics, StepOutcome, StepSpec,
+  ResolvedInput, RunStatus, SourceRef, StepMetrics, StepOutcome, StepSpec, SupersededBy,
 } from './types.js';
 
 /** What a step execution runs: everything resolved, nothing left to look up. */
@@ -20,6 +20,8 @@ export interface ExecSpec {
   source: SourceRef;
   timeoutSeconds: number;
   gpus: boolean;
+  /** Names of the secrets the runner fetches from its own secret source (activities/secrets.ts); never values. */
+  secrets?: string[];
 }
 
 export interface StepExecInput {
@@ -57,6 +59,24 @@ export const stepFinishedSignal = defineSignal<[StepFinished]>('stepFinished');
 export const execStateQuery = defineQuery<{ state: string; waiters: string[]; attempts: AttemptRecord[] }>('execState');
 
 export const cancelSignal = defineSignal('cancel');
+
+/** A run of a concurrency group, as it claims the group (workflows/concurrency.ts). */
+export interface ConcurrencyClaim extends SupersededBy {
+  /** RunConcurrency.requestedAt: orders the claims. */
+  requestedAt: string;
+}
+/** To a group: this run is the group's newest (unless a later one claimed already). */
+export const claimSignal = defineSignal<[ConcurrencyClaim]>('claim');
+/** To a group: this run has ended. */
+export const releaseSignal = defineSignal<[string]>('release');
+/** To a run: a newer run of its group started; cancel, clean up, and say so on the check. */
+export const supersedeSignal = defineSignal<[SupersededBy]>('supersede');
+
+export interface ClaimRequest {
+  groupId: string;
+  controlQueue: string;
+  claim: ConcurrencyClaim;
+}
 export const statusQuery = defineQuery<RunStatus>('status');
 
 /** A step ready to run: its spec and its inputs from upstream steps. */

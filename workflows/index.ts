@@ -3,3 +3,4 @@ export { pipelineRun } from './pipeline.js';
 export { stepExecution } from './step.js';
 export { reapOrphans } from './reaper.js';
 export { intakeDelivery } from './intake.js';
+export { concurrencyGroup } from './concurrency.js';

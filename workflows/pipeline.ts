@@ -8,7 +8,7 @@ import {
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
 import {
-  cancelSignal, detachSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal,
+  cancelSignal, detachSignal, releaseSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal, supersedeSignal,
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
@@ -16,7 +16,7 @@ import { SEARCH_ATTRIBUTES } from './searchattributes.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import type { KubernetesMachineSpec } from '../pipeline/types.js';
-import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus } from './types.js';
+import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus, SupersededBy } from './types.js';
 
 /** State carried across continue-as-new. */
 export interface PipelineCarry {
@@ -55,6 +55,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const finished: StepFinished[] = [];
   const hostOf = new Map<string, HostRecord>();
   let cancelRequested = false;
+  let supersededBy: SupersededBy | undefined;
   let wake = false;
   let acquiring = 0;
   /** Keys whose execution is not started yet (waiting for a host). */
@@ -84,9 +85,15 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     steps: pipeline.order.map((n) => steps[n]!),
     ...(lineageKey ? { lineageKey } : {}), ...(reportKey ? { reportKey } : {}),
     continuedAsNew: carry?.continuedAsNew ?? 0,
+    ...(supersededBy ? { supersededBy } : {}),
   });
 
   setHandler(cancelSignal, () => { cancelRequested = true; });
+  // A newer run of the same concurrency group started: stop as a Cancel would, and say why.
+  setHandler(supersedeSignal, (by) => {
+    supersededBy ??= by;
+    cancelRequested = true;
+  });
   setHandler(statusQuery, snapshot);
   let lastNews = Date.now();
   setHandler(stepFinishedSignal, (f) => { finished.push(f); lastNews = Date.now(); });
@@ -273,6 +280,15 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const ready = pipeline.order.filter((n) => steps[n]!.state === 'pending' && depsOf(n).every((d) => ['succeeded', 'cached'].includes(steps[d]!.state)));
       const running = pipeline.order.filter((n) => steps[n]!.state === 'running').length;
       const slots = options.parallelism - running;
+      const withheld = input.secretsWithheld ? ready.filter((n) => (pipeline.steps[n]!.secrets ?? []).length > 0) : [];
+      if (withheld.length > 0) {
+        // Before its cache lookup too: a fork's run is not handed what a secret produced either.
+        for (const n of withheld) {
+          Object.assign(steps[n]!, { state: 'failed', message: `not started: it needs secrets (${pipeline.steps[n]!.secrets!.join(', ')}), and ${input.secretsWithheld}`, finishedAt: new Date().toISOString() });
+        }
+        dirty = true;
+        continue;
+      }
       if (ready.length > 0 && slots > 0) {
         const toPrepare = ready.filter((n) => !prepared.has(n)).slice(0, PREPARE_BATCH);
         if (toPrepare.length > 0) {
@@ -341,6 +357,17 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     return !pool || pool.state().hosts.every((h) => h.state === 'terminated' || h.state === 'failed');
   };
 
+  if (input.concurrency && !carry) {
+    const c = input.concurrency;
+    try {
+      await control.claimConcurrency({
+        groupId: c.groupId, controlQueue: options.controlQueue,
+        claim: { workflowId: myId, runId: input.runId, sha: input.source.commit, requestedAt: c.requestedAt },
+      });
+    } catch (err) {
+      if (!isCancellation(err)) log.warn('could not claim the concurrency group; this run supersedes nothing', { group: c.group, error: String(err) });
+    }
+  }
   await publish(true);
   try {
     await mainLoop();
@@ -354,6 +381,13 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     if (pool) await pool.shutdownAll();
     const failed = pipeline.order.some((n) => steps[n]!.state === 'failed');
     runState = cancelRequested ? 'cancelled' : failed || pipeline.order.some((n) => !DONE.has(steps[n]!.state)) ? 'failed' : 'succeeded';
+    if (input.concurrency) {
+      try {
+        await getExternalWorkflowHandle(input.concurrency.groupId).signal(releaseSignal, myId);
+      } catch {
+        // The group has closed (this run was superseded and a newer one released it).
+      }
+    }
     const recorded = await control.recordRunLineage({ input, status: snapshot() });
     lineageKey = recorded.lineageKey;
     reportKey = recorded.reportKey;
@@ -393,7 +427,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const st = steps[name]!;
       if (!DONE.has(st.state)) {
         st.state = 'cancelled';
-        st.message ??= 'run cancelled';
+        st.message ??= supersededBy ? `superseded by ${supersededBy.sha.slice(0, 12)} (run ${supersededBy.runId})` : 'run cancelled';
       }
     }
   }

@@ -65,6 +65,34 @@ export interface RunInput {
   trigger: Trigger;
   status: StatusTarget;
   options: RunOptions;
+  /**
+   * Set when the run may not receive secrets (a pull request from a fork, and the server does
+   * not allow it): why, as a sentence. A step that names secrets then fails before it starts;
+   * the others run.
+   */
+  secretsWithheld?: string;
+  /**
+   * The concurrency group this run supersedes older runs of (pipeline/concurrency.ts), set by
+   * the intake; absent = none. `groupId` is the group workflow's id (per repository).
+   */
+  concurrency?: RunConcurrency;
+}
+
+export interface RunConcurrency {
+  /** The expanded group, for messages (`tiny-pr-12`). */
+  group: string;
+  /** Workflow id of the group (workflows/concurrency.ts): `concurrency:<host>:<repo>:<group>`. */
+  groupId: string;
+  /** When the intake asked for the run (ISO 8601): of two runs of a group, the later one wins, whichever claims first. */
+  requestedAt: string;
+}
+
+/** The newer run that cancelled this one (same concurrency group). */
+export interface SupersededBy {
+  workflowId: string;
+  runId: string;
+  /** The commit the newer run runs. */
+  sha: string;
 }
 
 export type Digest = string; // `sha256:<64 hex>`
@@ -150,6 +178,13 @@ export interface CacheKeyParts {
   code: Digest;
   inputs: Record<string, Digest>;
   outputs: string[];
+  /**
+   * The NAMES of the secrets the step receives, sorted; absent when it has none (so keys of
+   * steps without secrets are what they were). Never their values: like GitHub Actions'
+   * cache and DVC, a rotated token does not re-train anything, while adding or removing a
+   * secret changes what the step can do and so changes the key.
+   */
+  secrets?: string[];
 }
 
 export interface CacheSource {
@@ -206,6 +241,8 @@ export interface RunStatus {
   reportKey?: string;
   /** How many times the run continued as new (history kept short). */
   continuedAsNew?: number;
+  /** Set when a newer run of the same concurrency group cancelled this one. */
+  supersededBy?: SupersededBy;
 }
 
 export type Conclusion = 'success' | 'failure' | 'cancelled' | 'timed_out';

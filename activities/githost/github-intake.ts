@@ -167,7 +167,7 @@ export class GitHubConversation implements ConversationPort {
     const { data } = await this.api.rest.pulls.get({ ...this.ref, pull_number: this.issueNumber });
     // A deleted fork has no head repo: it is certainly not this repository.
     const fromFork = !data.head.repo || data.head.repo.id !== data.base.repo.id;
-    return { number: data.number, headSha: data.head.sha, fromFork };
+    return { number: data.number, headSha: data.head.sha, fromFork, headRef: data.head.ref };
   }
 
   async announceRun(_pipeline: string, _workflowId: string, markdown: string): Promise<void> {

@@ -13,6 +13,7 @@ import { readLogTail } from './logtail.js';
 import type { WriteBudget } from './ratelimit.js';
 import type { GitHostRecords, RunMeta } from './records.js';
 import { progressTitle, stepTable, tailLines } from './text.js';
+import { supersededSummary, supersededText } from '../report/statetext.js';
 
 type GitHubTarget = Extract<StatusTarget, { kind: 'github' }>;
 
@@ -107,7 +108,11 @@ export class GitHubPublisher {
     return {
       status: 'completed',
       conclusion: final.conclusion,
-      output: { title: `${FINAL_TITLE[final.conclusion]}: ${counts}`, summary: final.reportMarkdown || `Run \`${req.runId}\` ${final.conclusion}.`, ...(text ? { text } : {}), annotations },
+      output: {
+        title: `${supersededText(req.status) ?? FINAL_TITLE[final.conclusion]}: ${counts}`,
+        summary: supersededSummary(req.status) + (final.reportMarkdown || `Run \`${req.runId}\` ${final.conclusion}.`),
+        ...(text ? { text } : {}), annotations,
+      },
       actions: [RERUN_ACTION],
       ...(this.links.runUrl(req.workflowId) ? { moreLink: this.links.runUrl(req.workflowId)! } : {}),
     };

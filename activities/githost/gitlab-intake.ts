@@ -137,7 +137,7 @@ export class GitLabConversation implements ConversationPort {
 
   async pullRequest(): Promise<PullRequestInfo> {
     const mr = await this.api.MergeRequests.show(this.project.projectId, this.mrIid);
-    return { number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id };
+    return { number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id, headRef: mr.source_branch };
   }
 
   /**

@@ -6,6 +6,7 @@ import type { PublishRequest, StatusTarget } from '../../workflows/types.js';
 import { checkName } from '../intake/ids.js';
 import { neutraliseBidi } from '../usertext.js';
 import { clipChars, progressTitle } from './text.js';
+import { supersededSummary, supersededText } from '../report/statetext.js';
 import { gitlabMessage, gitlabStatus, retryOnConflict, type GitLabApi } from './gitlab-client.js';
 import type { RunLinks } from './links.js';
 import type { GitHostRecords } from './records.js';
@@ -90,9 +91,9 @@ export class GitLabPublisher {
     // Final in the record before the status says so (see GitHubPublisher.publish).
     await this.records.finishRun(req.workflowId, { conclusion: final.conclusion, report: final.reportMarkdown });
     await postCommitStatus(this.api, target.projectId, target.sha, FINAL_STATE[final.conclusion],
-      fields(`${FINAL_WORD[final.conclusion]}${failed}: ${progressTitle(req.status)} — run ${req.runId}`));
+      fields(`${supersededText(req.status) ?? FINAL_WORD[final.conclusion]}${failed}: ${progressTitle(req.status)} — run ${req.runId}`));
     if (target.mergeRequestIid !== undefined) {
-      const head = `### ${name}: ${FINAL_WORD[final.conclusion]} on \`${target.sha.slice(0, 12)}\`${targetUrl ? ` — [run page](${targetUrl})` : ''}\n\n`;
+      const head = `### ${name}: ${supersededText(req.status) ?? FINAL_WORD[final.conclusion]} on \`${target.sha.slice(0, 12)}\`${targetUrl ? ` — [run page](${targetUrl})` : ''}\n\n${supersededSummary(req.status)}`;
       await upsertReportNote(this.api, this.records, target.projectId, target.mergeRequestIid, req.status.pipeline, head + final.reportMarkdown);
     }
     if (final.conclusion === 'success') {

@@ -23,7 +23,11 @@ export interface RunMeta {
   /** Raw `key=value` text the run was asked for (a Re-run asks again with the same). */
   given: Record<string, string>;
   pr?: number;
+  /** The branch the run is for (a push's, or a pull request's head in this repository): a Re-run's concurrency group uses it. */
+  branch?: string;
   trigger: Trigger;
+  /** Why the run got no secrets (a fork's pull request); a Re-run of it gets none either. */
+  secretsWithheld?: string;
   createdAt: string;
   /** The GitHub check run the run reports to, once created. */
   checkRunId?: number;

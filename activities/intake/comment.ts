@@ -5,7 +5,7 @@
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import type { Intake, IntakePolicy } from './context.js';
+import { FORK_SECRETS_WITHHELD, type Intake, type IntakePolicy } from './context.js';
 import type { CommentCommand } from './events.js';
 import { commentWorkflowId } from './ids.js';
 import { listPipelines, pipelinesAt } from './pipelines.js';
@@ -95,6 +95,9 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
   const workflowId = commentWorkflowId(repo.host, repo.repoKey, ev.commentId, pick.name);
   const started = await startRun(repo, intake, {
     pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
+    ...(pr.fromFork && !intake.policy.forkSecrets ? { secretsWithheld: FORK_SECRETS_WITHHELD } : {}),
+    // A fork's branch names are not this repository's: `{{branch}}` has no value there.
+    ...(!pr.fromFork && pr.headRef ? { branch: pr.headRef } : {}),
     trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
   });
   const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');

@@ -31,7 +31,12 @@ export interface IntakePolicy {
   violations(repoPath: string, pipeline: Pipeline, text?: string): PipelineError[];
   /** The trusted teams of the organisation that owns `owner/repo`. */
   trustedTeams(repoPath: string): TrustedTeam[];
+  /** Whether runs of pull requests from forks receive step secrets (TRAINYARD_FORK_SECRETS=allow); absent = no. */
+  forkSecrets?: boolean;
 }
+
+/** Why a fork's run gets no secrets, as its steps' failure says it. */
+export const FORK_SECRETS_WITHHELD = 'runs of pull requests from forks receive no secrets unless the server allows it (TRAINYARD_FORK_SECRETS=allow)';
 
 export interface Intake {
   starter: RunStarter;

@@ -23,6 +23,15 @@ export function rerunWorkflowId(host: HostKind, repo: RepoKey, checkRunId: numbe
 }
 
 /**
+ * The workflow id of a concurrency group (workflows/concurrency.ts): groups are per
+ * repository, as GitHub Actions' are. A long group (a long branch name) is hashed so the id
+ * stays well inside Temporal's workflow id limit.
+ */
+export function concurrencyGroupId(host: HostKind, repo: RepoKey, group: string): string {
+  return `concurrency:${host}:${repo}:${group.length <= 300 ? group : `h-${createHash('sha256').update(group).digest('hex')}`}`;
+}
+
+/**
  * The delivery workflow's id: one per webhook delivery, whichever replica received it, so a
  * redelivery (same X-GitHub-Delivery / Idempotency-Key) is refused by Temporal
  * (WorkflowIdReusePolicy REJECT_DUPLICATE) for as long as the namespace retains the first.

@@ -60,6 +60,8 @@ export interface PullRequestInfo {
   number: number;
   headSha: string;
   fromFork: boolean;
+  /** The head branch's name (in the fork, for a fork's pull request). */
+  headRef?: string;
 }
 
 export interface ConversationPort {

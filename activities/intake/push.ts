@@ -80,6 +80,7 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
     const workflowId = pushWorkflowId(port.host, port.repoKey, sha, pipeline.name);
     const started = await startRun(port, intake, {
       pipeline, params: params.values, given: {}, sha,
+      ...(ref.kind === 'branch' ? { branch: ref.name } : {}),
       trigger: { kind: 'push', ref: ev.ref, actor: ev.actor, deliveryId: ev.deliveryId },
       workflowId,
     });

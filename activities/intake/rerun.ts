@@ -44,6 +44,8 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
   const started = await startRun(port, intake, {
     pipeline, params: params.values, given, sha: req.sha, workflowId,
     ...(previous?.pr !== undefined ? { pr: previous.pr } : {}),
+    ...(previous?.secretsWithheld ? { secretsWithheld: previous.secretsWithheld } : {}),
+    ...(previous?.branch ? { branch: previous.branch } : {}),
     trigger: { kind: 'rerun', actor: req.actor, ...(previous ? { previousRunId: runIdFor(previous.workflowId) } : {}) },
   });
   return started.fresh ? { workflowId } : { workflowId, message: 'already started' };

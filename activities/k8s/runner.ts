@@ -93,6 +93,10 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     const clsName = req.host?.kubernetesClass;
     const cls = clsName ? settings.classes[clsName] : undefined;
     const name = jobName(req.execId, req.attempt);
+    if (spec.secrets?.length) {
+      // The parser refuses `secrets` on Kubernetes machines; this guards older pipeline payloads.
+      throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `step ${spec.step} needs secrets (${spec.secrets.join(', ')}), which Kubernetes machines do not support yet`, details: [failureDetails(null, { startedAt, host: name })] });
+    }
     if (!cls) {
       throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `Kubernetes machine class "${clsName ?? '?'}" is not defined on this server (its classes: ${Object.keys(settings.classes).join(', ') || 'none'})`, details: [failureDetails(null, { startedAt, host: name })] });
     }

@@ -1,7 +1,7 @@
 // The words next to a step's state, shared by every place that shows one (the report's step
 // table, the CLI's live table, the check run's progress table, `trainyard lineage`), so that
 // none of them says a state twice: not `❌ failed (failed)`, not `skipped — skipped: …`.
-import type { StepState } from '../../workflows/types.js';
+import type { RunStatus, StepState } from '../../workflows/types.js';
 
 /**
  * A step's message as shown beside its state: the message without a leading `<state>:`
@@ -33,4 +33,21 @@ export function outcomeNote(state: StepState, outcome: string | undefined): stri
  */
 export function reasonBeside(state: StepState | string, reason: string): string {
   return state === 'running' && reason.startsWith('ran: ') ? reason.slice('ran: '.length) : reason;
+}
+
+/**
+ * What ended a cancelled run when a newer run of its concurrency group replaced it:
+ * `Superseded by 1a2b3c4d5e6f` (the newer run's commit, 12 characters as GitHub shows it);
+ * undefined for a run that was not superseded.
+ */
+export function supersededText(status: Pick<RunStatus, 'supersededBy'>): string | undefined {
+  const by = status.supersededBy;
+  return by ? `Superseded by ${by.sha.slice(0, 12)}` : undefined;
+}
+
+/** A sentence for the check's summary of a superseded run, naming the newer run; '' otherwise. */
+export function supersededSummary(status: Pick<RunStatus, 'supersededBy'>): string {
+  const by = status.supersededBy;
+  if (!by) return '';
+  return `**${supersededText(status)}**: run \`${by.runId}\` of commit \`${by.sha}\` is newer in this run's concurrency group, so this run was cancelled (its containers and machines cleaned up as on a Cancel).\n\n`;
 }

@@ -42,11 +42,17 @@ export class StepOutput {
     private readonly dir: string,
     /** ms since the step started, for sample times. */
     private readonly elapsedMs: () => number,
+    /**
+     * Applied to every line before anything else sees it (log, metrics, last line, heartbeats):
+     * the step's secret values become `***` (activities/secrets.ts masker).
+     */
+    private readonly mask: (line: string) => string = (line) => line,
   ) {
     this.log = createWriteStream(join(dir, 'log.txt'));
   }
 
-  onLine(stream: 'stdout' | 'stderr', line: string): void {
+  onLine(stream: 'stdout' | 'stderr', raw: string): void {
+    const line = this.mask(raw);
     this.lines += 1;
     this.last = line;
     this.log.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}\n`);

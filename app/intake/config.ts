@@ -98,7 +98,7 @@ export function gitlabConfig(env: Env): GitlabConfig | null {
 export function loadPolicy(env: Env): ServerPolicy {
   const repos = setting(env, 'TRAINYARD_ALLOWED_REPOS');
   const compute: ComputeConfig = loadComputeConfig(env);
-  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env) };
+  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env), forkSecrets: setting(env, 'TRAINYARD_FORK_SECRETS') === 'allow' };
 }
 
 /** TRAINYARD_TRUSTED_TEAMS: comma-separated GitHub `org/team-slug`. */

@@ -17,6 +17,8 @@ export interface ServerPolicy {
   compute: ComputeConfig;
   /** TRAINYARD_TRUSTED_TEAMS; absent or empty = only repository permissions count. */
   trustedTeams?: TrustedTeam[];
+  /** TRAINYARD_FORK_SECRETS=allow: runs of approved pull requests from forks receive step secrets too. Default: they do not. */
+  forkSecrets?: boolean;
 }
 
 /** The trusted teams of the organisation that owns `owner/repo`. */
@@ -48,5 +50,6 @@ export function intakePolicy(policy: ServerPolicy): IntakePolicy {
   return {
     violations: (repoPath, pipeline, text) => policyViolations(policy, repoPath, pipeline, text),
     trustedTeams: (repoPath) => trustedTeamsFor(policy, repoPath),
+    forkSecrets: policy.forkSecrets === true,
   };
 }

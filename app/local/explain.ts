@@ -76,6 +76,7 @@ export function formatExplanation(e: Explanation, dirtyBase?: string): string {
   lines.push(`  cache_version  ${p.cacheVersion ?? 'unset'}${changed('cache_version')}`);
   lines.push(`  params         ${Object.keys(p.params).length ? Object.entries(p.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') : '(none)'}${changed('parameter')}`);
   lines.push(`  outputs        ${p.outputs.join(', ') || '(none)'}${changed('outputs')}`);
+  if (p.secrets?.length || last?.changes.some((c) => c.part === 'secrets')) lines.push(`  secrets        ${p.secrets?.join(', ') || '(none)'} (names only)${changed('secrets')}`);
   for (const [name, input] of Object.entries(e.inputs).sort()) {
     const o = input.origin;
     const from = o.kind === 'step' ? `steps.${o.step}.outputs.${o.output}` : o.kind === 'repo' ? `repository ${o.path}` : o.uri;

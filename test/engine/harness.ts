@@ -59,11 +59,20 @@ export interface Engine {
   address: string;
   repo(): GitRepo;
   /** Starts a run; `runId` is Trainyard's run id, `firstExecutionRunId` Temporal's id of its first execution. */
-  start(repo: GitRepo, file: string, opts?: { params?: Record<string, string>; noCache?: boolean; options?: Partial<RunOptions>; workflowId?: string }): Promise<{ workflowId: string; runId: string; firstExecutionRunId: string }>;
-  run(repo: GitRepo, file: string, opts?: { params?: Record<string, string>; noCache?: boolean; options?: Partial<RunOptions> }): Promise<RunStatus>;
+  start(repo: GitRepo, file: string, opts?: StartOptions): Promise<{ workflowId: string; runId: string; firstExecutionRunId: string }>;
+  run(repo: GitRepo, file: string, opts?: StartOptions): Promise<RunStatus>;
   result(workflowId: string): Promise<RunStatus>;
   containers(): Promise<string[]>;
   stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  params?: Record<string, string>;
+  noCache?: boolean;
+  options?: Partial<RunOptions>;
+  workflowId?: string;
+  /** RunInput.secretsWithheld: the run gets no secrets (a fork's pull request). */
+  secretsWithheld?: string;
 }
 
 export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {}): Promise<Engine> {
@@ -96,6 +105,7 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
         source: { kind: 'git', repoPath: repo.path, commit, subdir: '' },
         trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' },
         options: { ...options, noCache: o.noCache ?? false, ...o.options },
+        ...(o.secretsWithheld ? { secretsWithheld: o.secretsWithheld } : {}),
       };
       const workflowId = `test:${runId}`;
       const started = await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });

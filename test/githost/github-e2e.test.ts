@@ -88,6 +88,18 @@ steps:
     imag: ${BUSYBOX_IMAGE}
 `;
 
+// A token only the serve process's runner holds (TRAINYARD_SECRETS_FROM_ENV allows it).
+const HF_TOKEN = `hf_${randomUUID().replace(/-/g, '')}`;
+const secretive = `name: secretive
+on:
+  comment: true
+steps:
+  upload:
+    image: ${BUSYBOX_IMAGE}
+    secrets: [HF_TOKEN]
+    run: 'echo "uploading with token=$HF_TOKEN"; exit 4'
+`;
+
 const gh = new FakeGitHub(77, publicKey, repo, INSTALLATION);
 let serve: ServeProcess;
 let client: Client;
@@ -150,6 +162,7 @@ beforeAll(async () => {
     TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
     TRAINYARD_CONTROL_QUEUE: queue, TRAINYARD_HOST_QUEUE: `${queue}-host`, TRAINYARD_STATUS_INTERVAL_MS: '300',
     TRAINYARD_PUBLIC_URL: 'http://trainyard.test', TRAINYARD_LOG_LEVEL: 'info',
+    TRAINYARD_SECRETS_FROM_ENV: 'HF_TOKEN', HF_TOKEN,
   });
   connection = await Connection.connect({ address: temporalAddress() });
   client = new Client({ connection });
@@ -337,6 +350,29 @@ describe('GitHub App end to end', () => {
     expect(gh.checkRunsFor(second, 'trainyard/tiny')).toEqual([]);
   });
 
+  it('hands a step its secret masked as *** on the check, and withholds it from an approved fork', async () => {
+    const own = gh.commit(files('pr-13', { '.trainyard/secretive.yaml': secretive }));
+    gh.pulls.set(13, { headSha: own, headRepoId: repo.id });
+    await comment(13, 'alice', '/train secretive');
+    const check = await completed(own, 'trainyard/secretive');
+    // The step ran with the token (and failed on purpose, so its log tail is on the check).
+    expect(check.conclusion).toBe('failure');
+    expect(check.output.text).toContain('uploading with token=***');
+    expect(check.annotations.find((a) => a.start_line === 5)?.message).toContain('exited with code 4');
+
+    const forked = gh.commit(files('fork-13', { '.trainyard/secretive.yaml': secretive }));
+    gh.pulls.set(14, { headSha: forked, headRepoId: FORK_REPO_ID });
+    await comment(14, 'maria', '/ok-to-train');
+    await waitFor('approval', () => gh.comments.find((c) => c.issue === 14 && c.body.includes('@maria approved')));
+    await comment(14, 'alice', '/train secretive');
+    const fork = await completed(forked, 'trainyard/secretive');
+    expect(fork.conclusion).toBe('failure');
+    // Markdown-escaped on the check: HF\_TOKEN.
+    expect(fork.output.summary).toContain('not started: it needs secrets (HF\\_TOKEN), and runs of pull requests from forks receive no secrets');
+    expect(fork.output.text ?? '').not.toContain('uploading');
+    expect(visible(own, 13) + visible(forked, 14) + serve.output()).not.toContain(HF_TOKEN);
+  });
+
   it('cancels a running run from the Cancel button, leaving no container', async () => {
     const head = gh.commit(files('pr-10'));
     gh.pulls.set(10, { headSha: head, headRepoId: repo.id });
@@ -350,6 +386,31 @@ describe('GitHub App end to end', () => {
     const done = await completed(head, 'trainyard/slow');
     expect(done.conclusion).toBe('cancelled');
     await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
+  });
+
+  it('cancels the running `/train` run of a pull request when a newer `/train` of it starts; the older check says "superseded by <sha>"', async () => {
+    const first = gh.commit(files('pr-16'));
+    gh.pulls.set(16, { headSha: first, headRepoId: repo.id });
+    await comment(16, 'alice', '/train slow');
+    await waitFor('first run going', () => gh.checkRunsFor(first, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    // A push to the pull request, then `/train` again: the first run is of an older commit.
+    const second = gh.commit(files('pr-16b'));
+    gh.pulls.set(16, { headSha: second, headRepoId: repo.id });
+    await comment(16, 'alice', '/train slow');
+    const old = await completed(first, 'trainyard/slow');
+    expect(old.conclusion).toBe('cancelled');
+    expect(old.output.title).toMatch(new RegExp(`^Superseded by ${second.slice(0, 12)}: `));
+    expect(old.output.summary).toContain(`of commit \`${second}\` is newer in this run's concurrency group`);
+    const now = await waitFor('second run going', () => gh.checkRunsFor(second, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    // Only the newer run's container is left; Cancel it to end the test clean.
+    expect(await leftoverContainers()).toHaveLength(1);
+    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
+      action: 'requested_action', identifier: 'cancel', checkRunId: now.id, name: now.name, headSha: second, externalId: now.external_id!, user: 'alice',
+    }));
+    const cancelled = await completed(second, 'trainyard/slow');
+    expect([cancelled.conclusion, cancelled.output.title]).toEqual(['cancelled', expect.stringMatching(/^Cancelled: /)]);
+    await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
+    expect(gh.violations).toEqual([]);
   });
 
   it('re-runs a check from GitHub\'s Re-run, with the same parameters, as a new check run', async () => {

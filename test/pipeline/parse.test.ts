@@ -22,6 +22,7 @@ describe('valid pipeline files', () => {
     expect(p.params).toEqual({ epochs: { type: 'integer', default: 3, min: 1 }, lr: { type: 'number', default: 0.001 } });
     expect(p.machines).toEqual({ gpu: { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 100 } });
     expect(p.order).toEqual(['prepare', 'train']);
+    expect(p.concurrency).toBeUndefined();
     expect(p.steps.prepare).toEqual({
       name: 'prepare', image: 'python:3.12-slim', run: 'python src/prepare.py', code: ['src/prepare.py'], env: {},
       inputs: { raw: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' } }, outputs: ['dataset'], needs: [],
@@ -39,6 +40,7 @@ describe('valid pipeline files', () => {
     const { pipeline: p, errors } = parsePipeline(read('valid/full.yaml'), '.trainyard/full.yaml');
     expect(errors.map(formatPipelineError)).toEqual([]);
     expect(p!.on).toEqual({ push: { branches: ['main', 'exp/**', '!exp/scratch/**'], paths: ['src/**', 'data.dvc', '.trainyard/full.yaml'] }, comment: false });
+    expect(p!.concurrency).toEqual({ group: '{{ pipeline }}-{{branch}}', cancelInProgress: true });
     expect(p!.params.model_size).toEqual({ type: 'enum', values: ['small', 'base', 'large'], default: 'base' });
     expect(p!.params.seed).toEqual({ type: 'integer' });
     expect(p!.params.lr!.default).toBe(3e-4);
@@ -60,7 +62,8 @@ describe('valid pipeline files', () => {
     // `<<: *train` merges train's keys under evaluate's own.
     expect(evaluate).toMatchObject({ image: train!.image, run: 'python src/evaluate.py', machine: 'cpu', outputs: ['report'], params: ['seed'], timeoutSeconds: 900, retries: 0 });
     expect(evaluate!.env).toEqual(prepare!.env);
-    expect(publish).toMatchObject({ needs: ['evaluate'], cache: false, inputs: {} });
+    expect(publish).toMatchObject({ needs: ['evaluate'], cache: false, inputs: {}, secrets: ['HF_TOKEN', 'WANDB_API_KEY'] });
+    expect(train!.secrets).toBeUndefined();
     expect(p!.order).toEqual(['prepare', 'train', 'evaluate', 'publish']);
   });
 
@@ -158,7 +161,7 @@ describe('refusals before expanding', () => {
     const steps = Array.from({ length: 150 }, (_, i) => `  s${i}: { image: busybox, run: x, bogus: 1 }`).join('\n');
     const { errors } = parsePipeline(`name: flood\nsteps:\n${steps}\n`, 'flood.yaml');
     expect(errors).toHaveLength(101);
-    expect(errors[99]!.message).toBe('unknown key "bogus" in step "s99"; the keys allowed here are image, run, code, env, inputs, outputs, needs, machine, timeout, retries, cache, cache_version, params');
+    expect(errors[99]!.message).toBe('unknown key "bogus" in step "s99"; the keys allowed here are image, run, code, env, secrets, inputs, outputs, needs, machine, timeout, retries, cache, cache_version, params');
     expect(errors[100]!.message).toBe('too many errors; only the first 100 are shown');
   });
 

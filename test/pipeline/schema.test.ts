@@ -39,6 +39,11 @@ describe('schema/pipeline.schema.json', () => {
     ['bad-duration.yaml', '/steps/a/timeout'],
     ['push-filter-conflicts.yaml', '/on/push'],
     ['name-collisions.yaml', '/steps/train/env'],
+    ['secrets.yaml', '/steps/train/secrets'],
+    ['secrets.yaml', '/steps/train/secrets/3'],
+    ['concurrency.yaml', '/concurrency'],
+    ['concurrency.yaml', '/concurrency/group'],
+    ['concurrency-group.yaml', '/concurrency/group'],
   ])('flags invalid/%s at %s', (name, path) => {
     expect(validate(load(`invalid/${name}`))).toBe(false);
     expect(validate.errors!.map((e) => e.instancePath)).toContain(path);
@@ -53,6 +58,7 @@ describe('schema/pipeline.schema.json', () => {
       ['top', s, PIPELINE_KEYS.top],
       ['on', on, PIPELINE_KEYS.on],
       ['on.push', push, PIPELINE_KEYS.push],
+      ['concurrency', s.properties!.concurrency!, PIPELINE_KEYS.concurrency],
       ['param', defs.param!, PIPELINE_KEYS.param],
       ['machine', defs.machine!, PIPELINE_KEYS.machine],
       ['step', defs.step!, PIPELINE_KEYS.step],
