@@ -2,7 +2,7 @@
 // variable at fault.
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { defaultStoreLocation } from '../activities/store/factory.js';
+import { defaultStoreLocation } from '../activities/store/location.js';
 
 export class EnvError extends Error {
   constructor(readonly variable: string, message: string) {

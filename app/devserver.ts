@@ -1,7 +1,6 @@
 // The embedded Temporal: `temporal server start-dev` on free loopback ports, for a run
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
 import { createServer } from 'node:net';
-import { Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnGuard, type Guard } from './guard.js';
@@ -75,6 +74,7 @@ export async function startDevServer(opts: { dbFile?: string; port?: number } = 
     for (;;) {
       if (stopping) return;
       try {
+        const { Connection } = await import('@temporalio/client');
         const c = await Connection.connect({ address, connectTimeout: 1000 });
         await c.workflowService.getSystemInfo({});
         await c.close();

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { linkSecretFrom } from '../../activities/githost/links.js';
-import { defaultStoreLocation } from '../../activities/store/factory.js';
+import { defaultStoreLocation } from '../../activities/store/location.js';
 import { EnvError, loadServiceSettings, type ServiceSettings } from '../config.js';
 import { ComputeConfigError, loadComputeConfig, type ComputeConfig } from '../compute/config.js';
 import type { ServerPolicy, TrustedTeam } from './policy.js';

@@ -23,6 +23,7 @@ import { startDevServer, type DevServer } from '../devserver.js';
 import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
 import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
+import { UsageError } from './errors.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
@@ -37,7 +38,7 @@ export interface RunArgs {
   quiet: boolean;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 
