@@ -19,6 +19,7 @@ import { createKubernetesRunStep } from '../activities/k8s/runner.js';
 import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
 import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
+import { cachedWorkflowBundle } from './bundlecache.js';
 import { dataConverter } from './codec.js';
 import { SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
@@ -28,9 +29,10 @@ export const WORKFLOWS_PATH = join(here, '..', 'workflows', 'index.ts');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /**
- * The workflow bundle, built once per process (webpack: a few seconds), or read from the
- * file TRAINYARD_WORKFLOW_BUNDLE names: the container image builds it ahead (its bundled
- * CLI has no webpack), see deploy/image/.
+ * The workflow bundle, once per process: read from the file TRAINYARD_WORKFLOW_BUNDLE names
+ * (the container image builds it ahead: its bundled CLI has no webpack, see deploy/image/),
+ * else from the on-disk cache by the content digest of workflows/ and what it imports
+ * (app/bundlecache.ts), else built with webpack (a few seconds) and cached there.
  */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   const prebuilt = process.env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
@@ -39,7 +41,12 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
       (code) => ({ code, sourceMap: '' }),
       (e: Error) => { throw new Error(`TRAINYARD_WORKFLOW_BUNDLE: cannot read ${prebuilt}: ${e.message}`); },
     )
-    : bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+    : (async () => {
+      // The bundled SDK's version: the lock file pins it, the installed package says it.
+      const extra = await Promise.all(['package-lock.json', 'node_modules/@temporalio/workflow/package.json'].map((f) => readFile(join(here, '..', f), 'utf8').catch(() => '')));
+      const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, () => bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }), { extra });
+      return { code, sourceMap: '' };
+    })();
   return bundle;
 }
 
