@@ -14,10 +14,9 @@ import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../workflows/types.js';
-import { createKubeClients, type KubeClients } from '../activities/k8s/client.js';
-import { createKubernetesRunStep } from '../activities/k8s/runner.js';
+import type { KubeClients } from '../activities/k8s/client.js';
 import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
-import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
+import { disabledComputeActivities, disabledKubernetesActivities } from './compute/disabled.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { cachedWorkflowBundle } from './bundlecache.js';
 import { dataConverter } from './codec.js';
@@ -138,9 +137,15 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const compute = cfg.compute ?? loadComputeConfig(process.env);
-  const kube = compute.kubernetes ? (cfg.kube ?? createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
+  // The EC2 and Kubernetes clients are loaded only where they are configured.
+  const kube = compute.kubernetes ? (cfg.kube ?? (await import('../activities/k8s/client.js')).createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
-  const extra = { ...computeActivitiesFor(compute, { client }), ...kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }), ...(own ?? {}) };
+  const wiring = compute.ec2 || compute.kubernetes ? await import('./compute/activities.js') : undefined;
+  const extra = {
+    ...(wiring ? wiring.computeActivitiesFor(compute, { client }) : disabledComputeActivities()),
+    ...(wiring ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }) : disabledKubernetesActivities()),
+    ...(own ?? {}),
+  };
   const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
@@ -173,6 +178,7 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
   if (cfg.store.location !== cfg.settings.store.replace(/\/+$/, '')) {
     throw new Error(`${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`);
   }
+  const { createKubernetesRunStep } = await import('../activities/k8s/runner.js');
   const worker = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',
