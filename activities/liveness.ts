@@ -13,6 +13,8 @@ export function heartbeatWhileRunning(intervalMs = LIVENESS_HEARTBEAT_MS): Activ
   return (ctx: Context) => ({
     inbound: {
       async execute(input, next) {
+        // A local activity has no heartbeat: it runs inside the workflow's own task (its worker dying fails that task).
+        if (ctx.info.isLocal) return next(input);
         const beat = setInterval(() => ctx.heartbeat(), intervalMs);
         try {
           return await next(input);

@@ -1,25 +1,12 @@
 // The `trainyard` command.
-import { NativeConnection } from '@temporalio/worker';
+// Only what --help, validate and the error messages need is imported here; each verb
+// imports the rest (Temporal, the AWS SDK, Probot, Kubernetes) when it runs.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import { ContainerCliUnavailableError } from '../activities/container/cli.js';
-import { formatLineageAnswer, lineageOf } from '../activities/lineage/index.js';
-import { createStore } from '../activities/store/factory.js';
-import { loadPipelines } from '../pipeline/load.js';
-import { pinoTextHooks, terminalText } from '../activities/usertext.js';
-import { formatPipelineError } from '../pipeline/parse.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
-import { TEMPORAL_INSTALL_HINT } from './devserver.js';
-import { initProject, initSummary } from './local/init.js';
-import { waitForTemporal } from './connect.js';
-import { serviceRunOptions } from './engine.js';
-import { startHealthServer } from './health.js';
-import { ConfigError } from './intake/config.js';
-import { gitHostSources } from './intake/workers.js';
 import { ProjectError, findProject } from './local/project.js';
-import { UsageError, quietTemporalRuntime, runCommand } from './local/run.js';
-import { startHostWorker, startWorkers } from './worker.js';
+import { UsageError } from './local/errors.js';
 
 const HELP = `trainyard — GitOps ML pipelines
 
@@ -67,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
       });
       const par = values.parallelism === undefined ? undefined : Number(values.parallelism);
       if (par !== undefined && !(Number.isInteger(par) && par > 0)) throw new UsageError(`--parallelism must be a positive whole number, got ${values.parallelism}`);
+      const { runCommand } = await import('./local/run.js');
       return runCommand({
         dir: values.dir!, params: values.param!, noCache: values['no-cache']!, quiet: values.quiet!,
         ...(values.pipeline ? { pipeline: values.pipeline } : {}), ...(par ? { parallelism: par } : {}),
@@ -76,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
     case 'validate': {
       const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' } } });
       const project = await findProject(values.dir!);
+      const [{ loadPipelines }, { formatPipelineError }, { terminalText }] = await Promise.all([import('../pipeline/load.js'), import('../pipeline/parse.js'), import('../activities/usertext.js')]);
       const { pipelines, errors } = await loadPipelines(project.projectRoot);
       for (const e of errors) process.stderr.write(`${terminalText(formatPipelineError(e))}\n`);
       if (errors.length) return 1;
@@ -87,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
     case 'lineage': {
       const { positionals } = parseArgs({ args: rest, strict: true, allowPositionals: true, options: {} });
       if (positionals.length !== 1) throw new UsageError('usage: trainyard lineage <sha256:digest | run-id>');
+      const { createStore } = await import('../activities/store/factory.js');
+      const { formatLineageAnswer, lineageOf } = await import('../activities/lineage/index.js');
       const store = createStore(loadEngineConfig().store);
       const answer = await lineageOf(store, positionals[0]!);
       process.stdout.write(`${formatLineageAnswer(answer)}\n`);
@@ -94,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'init': {
       const { values } = parseArgs({ args: rest, strict: true, options: { dir: { type: 'string', short: 'C', default: '.' }, name: { type: 'string' }, from: { type: 'string' } } });
+      const { initProject, initSummary } = await import('./local/init.js');
       const result = await initProject({ dir: values.dir!, ...(values.name !== undefined ? { name: values.name } : {}), ...(values.from !== undefined ? { from: values.from } : {}) });
       process.stdout.write(initSummary(result));
       return 0;
@@ -108,6 +100,10 @@ async function main(argv: string[]): Promise<number> {
         ...(values['control-queue'] !== undefined ? { TRAINYARD_CONTROL_QUEUE: values['control-queue'] } : {}),
       });
       if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
+      const [{ NativeConnection }, { default: pino }, { pinoTextHooks }, { createStore }, { waitForTemporal }, { serviceRunOptions }, { startHealthServer }, { gitHostSources }, { quietTemporalRuntime, startHostWorker, startWorkers }] = await Promise.all([
+        import('@temporalio/worker'), import('pino'), import('../activities/usertext.js'), import('../activities/store/factory.js'), import('./connect.js'),
+        import('./engine.js'), import('./health.js'), import('./intake/workers.js'), import('./worker.js'),
+      ]);
       quietTemporalRuntime();
       const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
       await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
@@ -175,11 +171,12 @@ for (const stream of [process.stdout, process.stderr]) stream.on('error', () => 
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err: unknown) => {
+  async (err: unknown) => {
+    const { ConfigError } = await import('./intake/config.js');
     const known = err instanceof UsageError || err instanceof ProjectError || err instanceof EnvError || err instanceof ConfigError || err instanceof ContainerCliUnavailableError;
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`trainyard: ${msg}\n`);
-    if (!known && !msg.includes(TEMPORAL_INSTALL_HINT) && process.env.TRAINYARD_DEBUG) console.error(err);
+    if (!known && !msg.includes((await import('./devserver.js')).TEMPORAL_INSTALL_HINT) && process.env.TRAINYARD_DEBUG) console.error(err);
     process.exit(2);
   },
 );

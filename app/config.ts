@@ -3,7 +3,7 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import { defaultStoreLocation } from '../activities/store/factory.js';
+import { defaultStoreLocation } from '../activities/store/location.js';
 import { SettingError } from './settings/errors.js';
 import { setting, type Env } from './settings/read.js';
 import { SETTINGS } from './settings/schema.js';

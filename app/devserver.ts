@@ -2,7 +2,6 @@
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
 import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
 import { createServer } from 'node:net';
-import { Connection } from '@temporalio/client';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { spawnGuard, type Guard } from './guard.js';
@@ -77,6 +76,7 @@ export async function startDevServer(opts: { dbFile?: string; port?: number } = 
     for (;;) {
       if (stopping) return;
       try {
+        const { Connection } = await import('@temporalio/client');
         const c = await Connection.connect({ address, connectTimeout: 1000 });
         await c.workflowService.getSystemInfo({});
         await c.close();

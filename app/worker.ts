@@ -15,11 +15,11 @@ import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../workflows/types.js';
-import { createKubeClients, type KubeClients } from '../activities/k8s/client.js';
-import { createKubernetesRunStep } from '../activities/k8s/runner.js';
+import type { KubeClients } from '../activities/k8s/client.js';
 import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
-import { computeActivitiesFor, kubernetesActivitiesFor } from './compute/activities.js';
+import { disabledComputeActivities, disabledKubernetesActivities } from './compute/disabled.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
+import { cachedWorkflowBundle } from './bundlecache.js';
 import { dataConverter } from './codec.js';
 import { setting } from './settings/read.js';
 import { SHUTDOWN_GRACE } from './config.js';
@@ -30,9 +30,10 @@ export const WORKFLOWS_PATH = join(here, '..', 'workflows', 'index.ts');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /**
- * The workflow bundle, built once per process (webpack: a few seconds), or read from the
- * file TRAINYARD_WORKFLOW_BUNDLE names: the container image builds it ahead (its bundled
- * CLI has no webpack), see deploy/image/.
+ * The workflow bundle, once per process: read from the file TRAINYARD_WORKFLOW_BUNDLE names
+ * (the container image builds it ahead: its bundled CLI has no webpack, see deploy/image/),
+ * else from the on-disk cache by the content digest of workflows/ and what it imports
+ * (app/bundlecache.ts), else built with webpack (a few seconds) and cached there.
  */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   const prebuilt = process.env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
@@ -41,7 +42,12 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
       (code) => ({ code, sourceMap: '' }),
       (e: Error) => { throw new Error(`TRAINYARD_WORKFLOW_BUNDLE: cannot read ${prebuilt}: ${e.message}`); },
     )
-    : bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+    : (async () => {
+      // The bundled SDK's version: the lock file pins it, the installed package says it.
+      const extra = await Promise.all(['package-lock.json', 'node_modules/@temporalio/workflow/package.json'].map((f) => readFile(join(here, '..', f), 'utf8').catch(() => '')));
+      const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, () => bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }), { extra });
+      return { code, sourceMap: '' };
+    })();
   return bundle;
 }
 
@@ -150,9 +156,15 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const compute = cfg.compute ?? loadComputeConfig(process.env);
-  const kube = compute.kubernetes ? (cfg.kube ?? createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
+  // The EC2 and Kubernetes clients are loaded only where they are configured.
+  const kube = compute.kubernetes ? (cfg.kube ?? (await import('../activities/k8s/client.js')).createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
-  const extra = { ...computeActivitiesFor(compute, { client }), ...kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }), ...(own ?? {}) };
+  const wiring = compute.ec2 || compute.kubernetes ? await import('./compute/activities.js') : undefined;
+  const extra = {
+    ...(wiring ? wiring.computeActivitiesFor(compute, { client }) : disabledComputeActivities()),
+    ...(wiring ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }) : disabledKubernetesActivities()),
+    ...(own ?? {}),
+  };
   const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
@@ -185,6 +197,7 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
   if (cfg.store.location !== cfg.settings.store.replace(/\/+$/, '')) {
     throw new Error(`${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`);
   }
+  const { createKubernetesRunStep } = await import('../activities/k8s/runner.js');
   const worker = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',

@@ -5,7 +5,7 @@
 // run still waits, it keeps going.
 import {
   ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure,
-  condition, getExternalWorkflowHandle, isCancellation, proxyActivities, setHandler, sleep, workflowInfo,
+  condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities, HostActivities } from '../activities/engine.js';
 import {
@@ -23,14 +23,20 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   let everAttached = false;
   let phase = 'starting';
 
-  const control = proxyActivities<ControlActivities>({
-    taskQueue: workflowInfo().taskQueue,
-    startToCloseTimeout: '2 minutes',
-    // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
-    heartbeatTimeout: '20 seconds',
-    retry: { maximumAttempts: 5 },
-    cancellationType: ActivityCancellationType.TRY_CANCEL,
-  });
+  // The cache lookup and record are one read or write of the store each: local activities, run
+  // by the worker that runs this workflow (which registers the control activities), without
+  // a round trip through a task queue per step. They retry as regular activities would.
+  // Executions started before this change replay with the regular activities they recorded.
+  const control: Pick<ControlActivities, 'lookupCache' | 'recordCache'> = patched('cache-local-activities')
+    ? proxyLocalActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5 } })
+    : proxyActivities<ControlActivities>({
+      taskQueue: workflowInfo().taskQueue,
+      startToCloseTimeout: '2 minutes',
+      // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+      heartbeatTimeout: '20 seconds',
+      retry: { maximumAttempts: 5 },
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
+    });
 
   const notify = async (w: string, outcome: StepOutcome): Promise<void> => {
     notified.add(w);
@@ -88,7 +94,7 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
 async function execute(
   input: StepExecInput,
   attempts: AttemptRecord[],
-  control: ControlActivities,
+  control: Pick<ControlActivities, 'lookupCache' | 'recordCache'>,
   setPhase: (p: string) => void,
 ): Promise<StepOutcome> {
   if (input.useCache) {

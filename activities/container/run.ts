@@ -137,6 +137,14 @@ async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<voi
   await forceRemove(cli, name);
 }
 
+/**
+ * Images runContainer saw present, by CLI and name, until when (ms): one `image inspect` a
+ * minute instead of one per step (a podman call costs 50-100 ms of CPU). An image removed
+ * meanwhile is still reported as ContainerImageError, from the run's exit status 125.
+ */
+const presentImages = new Map<string, number>();
+const IMAGE_PRESENT_FOR_MS = 60_000;
+
 /** Containers runContainer started in this process and has not removed yet, by name. */
 const liveContainers = new Map<string, { cli: ContainerCliConfig; labels: Record<string, string> }>();
 
@@ -165,20 +173,34 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   const plan = validate(req);
   const started = Date.now();
   if (req.signal.aborted) return { exitCode: null, timedOut: false, cancelled: true, durationMs: 0 };
-  if (!(await imageId(cli, req.image))) {
-    throw new ContainerImageError(`image ${req.image} is not present locally; call ensureImage first (or build it, e.g. examples/image/build.sh)`, req.image);
+  const imageKey = `${cli.command}\n${req.image}`;
+  const seenPresent = (presentImages.get(imageKey) ?? 0) > Date.now();
+  const notPresent = () => new ContainerImageError(`image ${req.image} is not present locally; call ensureImage first (or build it, e.g. examples/image/build.sh)`, req.image);
+  if (!seenPresent) {
+    if (!(await imageId(cli, req.image))) throw notPresent();
+    presentImages.set(imageKey, Date.now() + IMAGE_PRESENT_FOR_MS);
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
+  let removed = false;
   liveContainers.set(req.name, { cli, labels: req.labels });
   for (const l of listeners) l.started(req.name, cli);
   try {
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
     const args = buildRunArgs(cli, req, envFile, Object.keys(plan.passthrough));
-    return await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
+    const result = await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
+    // `run --rm` ended with the container's own exit status: the CLI removed it before exiting.
+    // 125 is the engine's own error (docker run and podman run alike), where it may be left.
+    removed = result.exitCode !== null && result.exitCode < 125;
+    if (result.exitCode === 125 && seenPresent) {
+      // Removed since we last looked (`--pull never` refused it): say so as a first check would.
+      presentImages.delete(imageKey);
+      if (!(await imageId(cli, req.image))) throw notPresent();
+    }
+    return result;
   } finally {
-    await forceRemove(cli, req.name);
+    if (!removed) await forceRemove(cli, req.name);
     liveContainers.delete(req.name);
     for (const l of listeners) l.removed(req.name);
     await rm(dir, { recursive: true, force: true });

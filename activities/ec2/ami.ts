@@ -1,7 +1,9 @@
 // A machine class names its AMI as an id or as an SSM parameter (AWS publishes the
 // current Deep Learning AMI ids under /aws/service/deeplearning/…). Resolving here, not
 // with `resolve:ssm:` in RunInstances, puts the concrete AMI id into the lineage.
-import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+// The SDK's command class is loaded when an AMI is resolved: reading the compute settings
+// (every CLI start) must not load the AWS SDK.
+import type { SSMClient } from '@aws-sdk/client-ssm';
 
 const AMI_ID = /^ami-[0-9a-f]{8,17}$/;
 const SSM_NAME = /^(resolve:ssm:)?\/[A-Za-z0-9_.\-/]{1,1010}$/;
@@ -15,6 +17,7 @@ export async function resolveAmi(ssm: SSMClient, ref: string): Promise<string> {
   if (!SSM_NAME.test(ref)) throw new Error(`AMI "${ref}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`);
   const name = ref.replace(/^resolve:ssm:/, '');
   let value: string | undefined;
+  const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
   try {
     value = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   } catch (e) {

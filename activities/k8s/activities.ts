@@ -67,10 +67,3 @@ export function createKubernetesActivities(deps: { settings: KubernetesSettings;
 }
 
 /** The same activities on a server without Kubernetes: nothing to list, nothing to delete. */
-export function disabledKubernetesActivities(): KubernetesActivities {
-  return {
-    kubernetesListJobs: async () => [],
-    kubernetesWorkflowStates: async () => ({}),
-    kubernetesDeleteJobs: async () => [],
-  };
-}

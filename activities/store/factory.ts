@@ -1,7 +1,6 @@
 // Which store a location string names.
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
-import { homedir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalStore } from './local.js';
 import { S3Store } from './s3.js';
@@ -32,11 +31,4 @@ export function createStore(location: string, opts?: { s3?: S3ClientConfig }): A
   );
 }
 
-/** `$TRAINYARD_STORE`, else `${XDG_DATA_HOME:-~/.local/share}/trainyard/store`. */
-export function defaultStoreLocation(): string {
-  if (process.env.TRAINYARD_STORE) return process.env.TRAINYARD_STORE;
-  const xdg = process.env.XDG_DATA_HOME;
-  // the XDG spec says a relative XDG_DATA_HOME is invalid and must be ignored
-  const dataHome = xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share');
-  return join(dataHome, 'trainyard', 'store');
-}
+export { defaultStoreLocation } from './location.js';

@@ -7,9 +7,12 @@ import { publishAgentPackage, type AgentPackageRef } from '../../activities/ec2/
 import { createStore } from '../../activities/store/factory.js';
 import { createAwsClients } from '../../activities/ec2/client.js';
 import type { Ec2FaultInjector } from '../../activities/ec2/faults.js';
-import { createKubernetesActivities, disabledKubernetesActivities, type KubernetesActivities } from '../../activities/k8s/activities.js';
+import { createKubernetesActivities, type KubernetesActivities } from '../../activities/k8s/activities.js';
 import { createKubeClients, type KubeClients } from '../../activities/k8s/client.js';
 import type { ComputeConfig } from './config.js';
+import { disabledComputeActivities, disabledKubernetesActivities } from './disabled.js';
+
+export { disabledComputeActivities, disabledKubernetesActivities };
 
 export interface ComputeWiring {
   client?: Client;
@@ -25,7 +28,7 @@ const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', name: 'trai
 
 /** The activities, or a set that fails clearly when EC2 is not configured. */
 export function computeActivitiesFor(cfg: ComputeConfig, w: ComputeWiring = {}): ComputeActivities {
-  if (!cfg.ec2) return disabledActivities();
+  if (!cfg.ec2) return disabledComputeActivities();
   const clients = createAwsClients({ region: cfg.ec2.region, endpoint: cfg.ec2.endpoint, credentials: w.credentials, faults: w.faults });
   const maxPerClass = Object.fromEntries(Object.entries(cfg.policy.maxPerClass).filter(([k]) => k !== '*'));
   const agent = cfg.ec2.agent;
@@ -42,24 +45,6 @@ export function computeActivitiesFor(cfg: ComputeConfig, w: ComputeWiring = {}):
     }
   }
   return createComputeActivities({ clients, settings: cfg.ec2, client: w.client, maxPerClass, pollMs: w.pollMs, ...(agentPackage ? { agentPackage } : {}) });
-}
-
-function disabledActivities(): ComputeActivities {
-  const off = async (): Promise<never> => {
-    throw new Error('EC2 is not configured on this server (TRAINYARD_EC2_SUBNETS is not set), so steps with "machine:" cannot run');
-  };
-  // The reaper still runs on a server without EC2: nothing to list, nothing to terminate.
-  return {
-    computePoolSettings: off,
-    computeProvisionHost: off,
-    computeWaitHostReady: off,
-    computeTerminateHosts: async () => [],
-    computeTerminateRunHosts: async () => [],
-    computeDescribeHost: async () => null,
-    computeExtendLease: off,
-    computeListManagedInstances: async () => [],
-    computeWorkflowStates: async () => ({}),
-  };
 }
 
 /** The Kubernetes reaper's activities, or a set that finds nothing when Kubernetes is not configured. */

@@ -14,7 +14,8 @@ import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadEngineConfig } from '../config.js';
 import { findProject, snapshot } from './project.js';
-import { choosePipeline, UsageError } from './run.js';
+import { choosePipeline } from './run.js';
+import { UsageError } from './errors.js';
 
 export const EXPLAIN_USAGE = 'trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]...';
 

@@ -23,6 +23,8 @@ import { startDevServer, type DevServer } from '../devserver.js';
 import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
 import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
+import { UsageError } from './errors.js';
+import { phase } from './phases.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
@@ -37,7 +39,7 @@ export interface RunArgs {
   quiet: boolean;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 
@@ -46,6 +48,7 @@ export { quietTemporalRuntime };
 
 /** Returns the process exit code. */
 export async function runCommand(args: RunArgs): Promise<number> {
+  phase('loaded');
   const cfg = loadEngineConfig();
   const project = await findProject(args.dir);
   const snap = await snapshot(project);
@@ -71,7 +74,9 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const run = new InterruptibleRun(cfg);
   try {
     return await run.execute(async () => {
+      phase('checked');
       const address = cfg.temporalAddress ?? (await run.startEmbeddedServer());
+      phase('server ready');
       const connectOptions = temporalConnectOptions(cfg, address);
       const native = run.closeLater(await NativeConnection.connect(connectOptions));
       const connection = run.closeLater(await Connection.connect(connectOptions));
@@ -80,6 +85,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
       // Workers stop only once the run is over or Temporal is gone: a step still running then
       // has nobody to report to, so no grace time.
       run.stopLater(await startWorkers({ connection: native, address, connectOptions, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue(), shutdownGraceMs: 0 }));
+      phase('workers ready');
       const runId = newRunId();
       const input: RunInput = {
         runId,
@@ -113,6 +119,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
         if (!args.quiet) process.stdout.write(`\n${report.markdown}\n`);
       }
       process.stderr.write(`${final.state}: report ${report ? reportFile : '(not written)'}; lineage: trainyard lineage ${runId}\n`);
+      phase('run finished');
       if (run.interrupted) return 130;
       return final.state === 'succeeded' ? 0 : final.state === 'cancelled' ? 130 : 1;
     });

@@ -223,6 +223,22 @@ describe('runContainer', () => {
     await expect(runContainer(cli, req)).rejects.toThrow(/localhost\/trainyard-no-such-image:1 is not present locally/);
   });
 
+  it('still says an image is missing when it was removed after a run that used it, and leaves no container either time', async () => {
+    // A tag of our own: removing it leaves the shared test image alone.
+    const image = `localhost/trainyard-gone-${randomBytes(4).toString('hex')}:1`;
+    await exec(cli.command, ['tag', BUSYBOX_IMAGE, image]);
+    try {
+      const first = request({ image, command: ['sh', '-c', 'exit 3'] });
+      expect(await runContainer(cli, first)).toMatchObject({ exitCode: 3 });
+      expect(await containersLabelled(first.name)).toEqual([]);
+    } finally {
+      await exec(cli.command, ['rmi', image]);
+    }
+    const again = request({ image });
+    await expect(runContainer(cli, again)).rejects.toThrow(new RegExp(`${image.replace(/[.:/-]/g, '\\$&')} is not present locally`));
+    expect(await containersLabelled(again.name)).toEqual([]);
+  });
+
   it('refuses requests that would inject CLI flags or options', async () => {
     await expect(runContainer(cli, request({ image: '--privileged' }))).rejects.toThrow(ContainerRequestError);
     await expect(runContainer(cli, request({ name: '--rm' }))).rejects.toThrow(ContainerRequestError);
