@@ -35,6 +35,6 @@ describe('secret settings', () => {
     expect(intakePolicy(loadPolicy({})).forkSecrets).toBe(false);
     expect(intakePolicy(loadPolicy({ TRAINYARD_FORK_SECRETS: 'allow' })).forkSecrets).toBe(true);
     expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(ConfigError);
-    expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(/^TRAINYARD_FORK_SECRETS: must be "allow" or "deny"/);
+    expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(/^TRAINYARD_FORK_SECRETS: must be one of allow, deny, got "yes"/);
   });
 });
