@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { DEFAULT_IGNORE_PATTERNS, IGNORE_FILE } from '../../activities/source/ignore.js';
 import { PIPELINE_NAME, PIPELINE_NAME_RULE } from '../../pipeline/names.js';
-import { UsageError } from './run.js';
+import { UsageError } from './usage.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const REPO = join(here, '..', '..');

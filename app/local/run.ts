@@ -26,6 +26,7 @@ import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../work
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
+import { UsageError } from './usage.js';
 
 export interface RunArgs {
   dir: string;
@@ -37,7 +38,8 @@ export interface RunArgs {
   quiet: boolean;
 }
 
-export class UsageError extends Error {}
+/** Re-exported for the modules that import it from here. */
+export { UsageError };
 
 export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 
