@@ -156,7 +156,17 @@ export function buildProgram(setCode: (code: number) => void): Command {
       setCode(0);
     });
 
-  // diff: registered by the metrics-diff change (app/local/diff.ts).
+  program.command('diff')
+    .description("Metrics and differing parameters of RUN_A against RUN_B. Defaults: RUN_A's base run; without runs, this checkout's newest run against the default branch's (or, on it, the previous one).")
+    .argument('[run-a]', 'this run')
+    .argument('[run-b]', 'the base run')
+    .option('-C, --dir <dir>', 'project folder (without runs)', '.')
+    .option('-p, --pipeline <name>', 'the pipeline when there are several (without runs)')
+    .addOption(jsonOption())
+    .action(async (a: string | undefined, b: string | undefined, o: { dir: string; pipeline?: string; json?: boolean }) => {
+      const runs = [a, b].filter((x): x is string => x !== undefined);
+      setCode(await (await import('./local/diff.js')).diffCommand(runs, { dir: o.dir, json: !!o.json, ...(o.pipeline ? { pipeline: o.pipeline } : {}) }));
+    });
 
   program.command('worker')
     .description('Control worker (workflows, webhook intake, git-host status) and, unless --no-host, a runner on the local queue (needs TEMPORAL_ADDRESS).')

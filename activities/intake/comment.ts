@@ -95,7 +95,10 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
   const workflowId = commentWorkflowId(repo.host, repo.repoKey, ev.commentId, pick.name);
   const started = await startRun(repo, intake, {
     pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
-    trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
+    trigger: {
+      kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
+      ...(pr.baseRef ? { baseRef: pr.baseRef } : {}), ...(pr.mergeBaseSha ? { baseSha: pr.mergeBaseSha } : {}), ...(pr.headRef ? { headRef: pr.headRef } : {}),
+    },
   });
   const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');
   const link = await convo.statusLink(workflowId, pr.headSha);

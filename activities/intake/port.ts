@@ -60,6 +60,10 @@ export interface PullRequestInfo {
   number: number;
   headSha: string;
   fromFork: boolean;
+  /** Base and head branch names; the merge base of head and base when the host says (metrics are compared with its run). */
+  baseRef?: string;
+  headRef?: string;
+  mergeBaseSha?: string;
 }
 
 export interface ConversationPort {

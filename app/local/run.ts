@@ -23,6 +23,7 @@ import { startDevServer, type DevServer } from '../devserver.js';
 import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
 import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
+import { currentBranch } from './branch.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
@@ -68,6 +69,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const { values, errors } = resolveParams(pipeline, given);
   if (argErrors.length || errors.length) throw new UsageError([...argErrors, ...errors].join('\n'));
   await resolveContainerCli(); // fails early with how to install docker/podman
+  const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
   const run = new InterruptibleRun(cfg);
@@ -88,7 +90,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
         pipeline,
         params: values,
         source: { kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir, ...(snap.dirtyBase ? { dirtyBase: snap.dirtyBase } : {}) },
-        trigger: { kind: 'cli', user: safeUser() },
+        trigger: { kind: 'cli', user: safeUser(), ...(branch ? { branch } : {}) },
         status: { kind: 'none' },
         options: defaultRunOptions({ noCache: args.noCache, parallelism: args.parallelism ?? cfg.parallelism, heartbeatTimeoutMs: cfg.heartbeatTimeoutMs }),
       };

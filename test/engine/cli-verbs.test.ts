@@ -196,4 +196,34 @@ describe('runs, status, cancel, logs and get on real runs', () => {
     expect(existsSync(damaged)).toBe(false);
     expect(readdirSync(root).filter((f) => f.startsWith(`damaged-${salt}`))).toEqual([]);
   });
+
+  it('diff: this checkout\'s last run against the default branch\'s, params that differ above the metrics; named runs too', { timeout: 400_000 }, async () => {
+    const name = `verbs-${salt}-diff`;
+    pipelines.push(name);
+    const repo = new GitRepo(root).write({ [`.trainyard/${name}.yaml`]: `name: ${name}\nparams:\n  lr: { type: number, default: 0.5 }\nsteps:\n  fit:\n    image: ${BUSYBOX_IMAGE}\n    run: 'echo "{\\"loss\\": $PARAM_LR, \\"acc\\": 0.9}"'\n` });
+    repo.commit();
+    const onMain = await trainyardAsync(['run', '-C', repo.path, '-q']);
+    expect(onMain.code, onMain.stderr).toBe(0);
+    const baseRun = /lineage: trainyard lineage (\S+)/.exec(onMain.stderr)![1]!;
+    const none = await trainyardAsync(['diff', '-C', repo.path]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`no earlier successful run of ${name} on main`);
+
+    repo.git('switch', '-q', '-c', 'tune');
+    const tuned = await trainyardAsync(['run', '-C', repo.path, '-q', '--param', 'lr=0.25']);
+    expect(tuned.code, tuned.stderr).toBe(0);
+    const headRun = /lineage: trainyard lineage (\S+)/.exec(tuned.stderr)![1]!;
+    const d = await trainyardAsync(['diff', '-C', repo.path]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain(`${headRun} (`);
+    expect(d.stdout).toContain(`vs base ${baseRun}`);
+    expect(d.stdout).toContain('params that differ:\n  lr: 0.5 -> 0.25');
+    expect(d.stdout).toMatch(/^fit\.loss\s+0\.25\s+0\.5\s+-0\.25 \(-50\.0%\)$/m);
+    expect(d.stdout).toMatch(/^fit\.acc\s+0\.9\s+0\.9\s+0$/m);
+    const named = await trainyardAsync(['diff', baseRun, headRun, '--json']);
+    expect(named.code, named.stderr).toBe(0);
+    expect(JSON.parse(named.stdout)).toMatchObject({ head: { runId: baseRun }, base: { runId: headRun }, params: [{ name: 'lr', head: 0.5, base: 0.25 }] });
+    expect((await trainyardAsync(['diff', 'run-nope', headRun])).stderr).toContain('no run "run-nope"');
+  });
 });
+
