@@ -12,6 +12,7 @@ import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
 import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
 import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
+import { LiveLog, liveAttemptKey, liveLogPrefix } from './runner/livelog.js';
 import { StepOutput } from './runner/output.js';
 import { terminalText } from './usertext.js';
 import { stepFailure, stepResult } from './runner/result.js';
@@ -117,7 +118,7 @@ export function createRunStep(deps: RunnerDeps) {
       };
       for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
 
-      const out = new StepOutput(runDir, () => Date.now() - t0);
+      const out = new StepOutput(runDir, () => Date.now() - t0, new LiveLog(deps.store, `${liveLogPrefix(req.execId)}${liveAttemptKey(req.attempt, ctx.info.attempt)}/`));
       output = out;
       const abort = new AbortController();
       ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });

@@ -9,6 +9,7 @@ import {
 import type { ArtifactRef, MetricSample, MetricValue, StepMetrics } from '../../workflows/types.js';
 import { readMetricLine } from '../container/metrics.js';
 import type { ArtifactStore } from '../store/types.js';
+import type { LiveLog } from './livelog.js';
 import { MetricsSummariser } from './summary.js';
 
 /** Heartbeat details of a running step: bounded whatever the step prints. */
@@ -42,6 +43,8 @@ export class StepOutput {
     private readonly dir: string,
     /** ms since the step started, for sample times. */
     private readonly elapsedMs: () => number,
+    /** Where the lines also go while the step runs (livelog.ts), bounded there. */
+    private readonly live?: LiveLog,
   ) {
     this.log = createWriteStream(join(dir, 'log.txt'));
   }
@@ -50,6 +53,7 @@ export class StepOutput {
     this.lines += 1;
     this.last = line;
     this.log.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}\n`);
+    this.live?.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}`);
     if (stream !== 'stdout') return;
     const m = readMetricLine(line);
     if (m === undefined) return;
@@ -82,6 +86,7 @@ export class StepOutput {
 
   /** Closes the files without storing them (a runner that gives up); safe after finish(). */
   async close(): Promise<void> {
+    await this.live?.close();
     await closeStream(this.log);
     if (this.series) await closeStream(this.series);
   }

@@ -1,6 +1,9 @@
 // `trainyard logs RUN [STEP] [-f]`: a step's stdout and stderr. A finished step's whole log
-// comes from the store by digest (streamed, never held whole in memory).
+// comes from the store by digest (streamed, never held whole in memory); a running step's
+// from its live log chunks (activities/runner/livelog.ts), which -f follows until it ends.
+import { latestLiveAttempt, readLiveChunks } from '../../activities/runner/livelog.js';
 import { createStore } from '../../activities/store/factory.js';
+import { stepExecWorkflowId } from '../../workflows/contracts.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
@@ -45,6 +48,36 @@ function pickSteps(status: RunStatus, step: string | undefined): StepStatus[] {
   return [s];
 }
 
+const FINISHED = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled']);
+
+/**
+ * Prints a step's live log from its chunks; with `follow`, keeps polling until the attempt's
+ * end record appears or the step is over. Returns whether anything was found.
+ */
+async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts: LogsOptions, stepDone: () => Promise<boolean>): Promise<boolean> {
+  let attempt: string | undefined;
+  let seq = 0;
+  let polls = 0;
+  for (;;) {
+    attempt ??= await latestLiveAttempt(store, execId);
+    if (attempt) {
+      const { chunks, end } = await readLiveChunks(store, execId, attempt, seq);
+      for (const c of chunks) out.write(c.text.split('\n').map((l, i, all) => (i === all.length - 1 ? l : unmark(l))).join('\n'));
+      seq += chunks.length;
+      if (end && chunks.length === 0) return true;
+    }
+    if (!opts.follow) return attempt !== undefined;
+    // A newer attempt (a retry) starts its own live log: switch once the step says so.
+    if (++polls % 5 === 0 && (await stepDone())) {
+      if (!attempt) return false;
+      const { chunks } = await readLiveChunks(store, execId, attempt, seq);
+      for (const c of chunks) out.write(c.text.split('\n').map((l, i, all) => (i === all.length - 1 ? l : unmark(l))).join('\n'));
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
+  }
+}
+
 /** Returns the exit code: 0, or 1 when a step asked for has no log (it never ran). */
 export async function logsCommand(run: string, step: string | undefined, opts: LogsOptions, out: Out = process.stdout, cfg: EngineConfig = loadEngineConfig()): Promise<number> {
   const store = createStore(cfg.store);
@@ -53,8 +86,17 @@ export async function logsCommand(run: string, step: string | undefined, opts: L
   for (const s of pickSteps(status, step)) {
     if (step === undefined) out.write(`==> ${terminalText(s.name)} (${s.state}) <==\n`);
     const digest = logDigestOf(s);
-    if (digest) await writeStoredLog(store, digest, out);
-    else {
+    if (digest && FINISHED.has(s.state)) {
+      await writeStoredLog(store, digest, out);
+      continue;
+    }
+    const live = s.cache?.key
+      ? await writeLiveLog(store, stepExecWorkflowId(s.cache.key), out, opts, async () => {
+          const now = (await findRun(cfg, store, run)).status.steps.find((x) => x.name === s.name);
+          return !now || FINISHED.has(now.state);
+        })
+      : false;
+    if (!live) {
       out.write(`(no log: step ${terminalText(s.name)} is ${s.state})\n`);
       if (step !== undefined) code = 1;
     }

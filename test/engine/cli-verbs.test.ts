@@ -225,5 +225,22 @@ describe('runs, status, cancel, logs and get on real runs', () => {
     expect(JSON.parse(named.stdout)).toMatchObject({ head: { runId: baseRun }, base: { runId: headRun }, params: [{ name: 'lr', head: 0.5, base: 0.25 }] });
     expect((await trainyardAsync(['diff', 'run-nope', headRun])).stderr).toContain('no run "run-nope"');
   });
+
+  it('logs -f prints a running step\'s output while it runs and ends when the step ends', { timeout: 400_000 }, async () => {
+    const { repo } = project(`  work:\n    image: ${BUSYBOX_IMAGE}\n    run: "echo tick-1-${salt}; sleep 25; echo tick-2-${salt}"\n`);
+    const p = startTrainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') });
+    commands.push(p);
+    const id = (await p.waitFor(/run (run-\S+): pipeline/))[1]!;
+    const follow = startTrainyard(['logs', id, 'work', '-f'], { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') });
+    commands.push(follow);
+    await follow.waitFor(new RegExp(`tick-1-${salt}`), 180_000);
+    let runEnded = false;
+    void p.exited.then(() => (runEnded = true));
+    expect(runEnded).toBe(false);
+    expect(follow.output()).not.toContain(`tick-2-${salt}`);
+    expect((await follow.exited).code).toBe(0);
+    expect(follow.output()).toContain(`tick-2-${salt}`);
+    expect((await p.exited).code).toBe(0);
+  });
 });
 
