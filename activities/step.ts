@@ -12,6 +12,7 @@ import { paramEnvName } from '../pipeline/names.js';
 import { GpuSampler } from './container/gpu.js';
 import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
 import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
+import { LiveLog, liveAttemptKey, liveLogPrefix } from './runner/livelog.js';
 import { StepOutput } from './runner/output.js';
 import { masker, secretSourceFromEnv, SecretsMissing, type SecretSource } from './secrets.js';
 import { terminalText } from './usertext.js';
@@ -133,7 +134,7 @@ export function createRunStep(deps: RunnerDeps) {
       };
       for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
 
-      const out = new StepOutput(runDir, () => Date.now() - t0, masker(Object.values(secrets)));
+      const out = new StepOutput(runDir, () => Date.now() - t0, masker(Object.values(secrets)), new LiveLog(deps.store, `${liveLogPrefix(req.execId)}${liveAttemptKey(req.attempt, ctx.info.attempt)}/`));
       output = out;
       const abort = new AbortController();
       ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });

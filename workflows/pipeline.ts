@@ -402,7 +402,10 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       try {
         await control.publishStatus({
           target: input.status, runId: input.runId, workflowId: myId, status: snapshot(),
-          final: { conclusion, reportMarkdown: recorded.reportMarkdown, lineageKey: recorded.lineageKey, ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}) },
+          final: {
+            conclusion, reportMarkdown: recorded.reportMarkdown, lineageKey: recorded.lineageKey, ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}),
+            ...(recorded.comparison ? { comparison: { markdown: recorded.comparison.markdown, ...(input.trigger.kind === 'comment' ? { pullRequest: input.trigger.pr } : {}) } } : {}),
+          },
         });
       } catch (err) {
         log.error('final status publication failed', { error: String(err) });

@@ -28,9 +28,14 @@ export type SourceRef =
     };
 
 export type Trigger =
-  | { kind: 'cli'; user: string }
+  /** `branch`: the checked-out branch (absent on a detached HEAD); runs are compared by branch (activities/lineage/compare.ts). */
+  | { kind: 'cli'; user: string; branch?: string }
   | { kind: 'push'; ref: string; actor: string; deliveryId?: string }
-  | { kind: 'comment'; pr: number; actor: string; commentId: number; commentUrl?: string }
+  /**
+   * `baseRef`/`baseSha`: the PR's base branch and the merge base of head and base (when the
+   * host said), `headRef`: its head branch; they choose the run the metrics are compared with.
+   */
+  | { kind: 'comment'; pr: number; actor: string; commentId: number; commentUrl?: string; baseRef?: string; baseSha?: string; headRef?: string }
   | { kind: 'rerun'; actor: string; previousRunId?: string };
 
 /** Where live status and the final report go (none for local runs). */
@@ -258,5 +263,7 @@ export interface PublishRequest {
     reportMarkdown: string;
     lineageKey: string;
     failedStep?: { name: string; logDigest?: string };
+    /** Metrics against the base run; `pullRequest`: the PR whose one metrics comment shows it (GitHub). */
+    comparison?: { markdown: string; pullRequest?: number };
   };
 }

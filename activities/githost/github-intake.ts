@@ -167,7 +167,17 @@ export class GitHubConversation implements ConversationPort {
     const { data } = await this.api.rest.pulls.get({ ...this.ref, pull_number: this.issueNumber });
     // A deleted fork has no head repo: it is certainly not this repository.
     const fromFork = !data.head.repo || data.head.repo.id !== data.base.repo.id;
-    return { number: data.number, headSha: data.head.sha, fromFork, headRef: data.head.ref };
+    return { number: data.number, headSha: data.head.sha, fromFork, baseRef: data.base.ref, headRef: data.head.ref, ...(await this.mergeBase(data.base.sha, data.head.sha)) };
+  }
+
+  /** The merge base of the PR (GitHub's compare answers it as merge_base_commit); nothing when it cannot say. */
+  private async mergeBase(base: string, head: string): Promise<{ mergeBaseSha?: string }> {
+    try {
+      const { data } = await this.api.rest.repos.compareCommitsWithBasehead({ ...this.ref, basehead: `${base}...${head}`, per_page: 1 });
+      return data.merge_base_commit?.sha ? { mergeBaseSha: data.merge_base_commit.sha } : {};
+    } catch {
+      return {};
+    }
   }
 
   async announceRun(_pipeline: string, _workflowId: string, markdown: string): Promise<void> {

@@ -10,6 +10,7 @@ import { CANCEL_ACTION, RERUN_ACTION, createCheckRun, findCheckRun, updateCheckR
 import type { GitHubClients } from './github-client.js';
 import type { RunLinks } from './links.js';
 import { readLogTail } from './logtail.js';
+import { upsertMetricsComment } from './github-metrics-comment.js';
 import type { WriteBudget } from './ratelimit.js';
 import type { GitHostRecords, RunMeta } from './records.js';
 import { progressTitle, stepTable, tailLines } from './text.js';
@@ -66,6 +67,14 @@ export class GitHubPublisher {
       this.log.debug({ workflowId: req.workflowId }, 'live check update skipped to stay inside GitHub write limits');
     }
     this.known.set(req.workflowId, id);
+    const pr = req.final?.comparison?.pullRequest;
+    if (req.final?.comparison && pr !== undefined) {
+      const checkUrl = meta?.checkUrl ?? (await this.records.getRun(req.workflowId))?.checkUrl;
+      const link = checkUrl ?? detailsUrl;
+      const md = `${req.final.comparison.markdown}\n\nPipeline \`${req.status.pipeline}\`, run \`${req.runId}\` on \`${target.headSha.slice(0, 12)}\`${link ? ` — [details](${link})` : ''}. This comment is updated by each run of this pull request.`;
+      const writes = await upsertMetricsComment(api, repo, pr, req.status.pipeline, md);
+      for (let i = 0; i < writes; i++) this.budget.spend(account);
+    }
     if (req.final) {
       this.known.delete(req.workflowId);
       if (req.final.conclusion === 'success') {

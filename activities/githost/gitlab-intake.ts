@@ -137,7 +137,13 @@ export class GitLabConversation implements ConversationPort {
 
   async pullRequest(): Promise<PullRequestInfo> {
     const mr = await this.api.MergeRequests.show(this.project.projectId, this.mrIid);
-    return { number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id, headRef: mr.source_branch };
+    // diff_refs.base_sha is the merge base GitLab computed for the MR's diff.
+    const mergeBase = (mr.diff_refs as { base_sha?: string } | undefined)?.base_sha;
+    return {
+      number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id,
+      ...(typeof mr.target_branch === 'string' ? { baseRef: mr.target_branch } : {}), ...(typeof mr.source_branch === 'string' ? { headRef: mr.source_branch } : {}),
+      ...(mergeBase ? { mergeBaseSha: mergeBase } : {}),
+    };
   }
 
   /**

@@ -98,7 +98,10 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     ...(pr.fromFork && !intake.policy.forkSecrets ? { secretsWithheld: FORK_SECRETS_WITHHELD } : {}),
     // A fork's branch names are not this repository's: `{{branch}}` has no value there.
     ...(!pr.fromFork && pr.headRef ? { branch: pr.headRef } : {}),
-    trigger: { kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}) },
+    trigger: {
+      kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
+      ...(pr.baseRef ? { baseRef: pr.baseRef } : {}), ...(pr.mergeBaseSha ? { baseSha: pr.mergeBaseSha } : {}), ...(pr.headRef ? { headRef: pr.headRef } : {}),
+    },
   });
   const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');
   const link = await convo.statusLink(workflowId, pr.headSha);

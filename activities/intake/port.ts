@@ -60,8 +60,10 @@ export interface PullRequestInfo {
   number: number;
   headSha: string;
   fromFork: boolean;
-  /** The head branch's name (in the fork, for a fork's pull request). */
+  /** Base and head branch names (the head's in the fork, for a fork's pull request); the merge base of head and base when the host says (metrics are compared with its run). */
+  baseRef?: string;
   headRef?: string;
+  mergeBaseSha?: string;
 }
 
 export interface ConversationPort {

@@ -3,8 +3,9 @@
 // `activities: { ...createLineageActivities({ store }) }`.
 import type { ArtifactStore } from '../store/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
-import { buildLineage, type LineageConclusion } from './document.js';
-import { loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';
+import { buildLineage, type LineageConclusion, type LineageDoc } from './document.js';
+import { diffMarkdown, findBaseRun, metricsDiff } from './compare.js';
+import { loadLineage, loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';
 import { cacheLookups, missReason, runsFinished, stepDuration } from '../metrics.js';
 
 export interface RecordLineageArgs {
@@ -25,6 +26,8 @@ export interface RecordedLineage {
   title: string;
   /** The first failed step and its log, for the check run's "what broke" pointer. */
   failedStep?: { name: string; logDigest?: string };
+  /** Metrics against the base run (compare.ts), when there is one: the report's section, for the PR comment too. */
+  comparison?: { baseRunId: string; markdown: string };
 }
 
 export function createLineageActivities(deps: { store: ArtifactStore; now?: () => Date }) {
@@ -39,7 +42,8 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
         sourceSteps,
         metricSummaries,
       });
-      const saved = await saveLineage(deps.store, doc, { detailsUrl: args.detailsUrl, maxBytes: args.maxBytes });
+      const comparison = await compareWithBase(deps.store, doc);
+      const saved = await saveLineage(deps.store, doc, { detailsUrl: args.detailsUrl, maxBytes: args.maxBytes, ...(comparison ? { comparison: comparison.lines } : {}) });
       runsFinished.inc({ trigger: args.input.trigger.kind, conclusion: doc.conclusion });
       for (const s of doc.steps) {
         if (s.durationMs !== null) stepDuration.observe({ state: s.state }, s.durationMs / 1000);
@@ -49,7 +53,26 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
       const title = `${doc.pipeline.name} ${doc.conclusion}: ${t.ran} ran, ${t.cached} cached, ${t.failed} failed, ${t.skipped} skipped`;
       const failed = doc.steps.find((s) => s.state === 'failed');
       const failedStep = failed ? { name: failed.name, ...(failed.logDigest ? { logDigest: failed.logDigest } : {}) } : undefined;
-      return { ...saved, conclusion: doc.conclusion, title, ...(failedStep ? { failedStep } : {}) };
+      return {
+        ...saved, conclusion: doc.conclusion, title, ...(failedStep ? { failedStep } : {}),
+        ...(comparison ? { comparison: { baseRunId: comparison.baseRunId, markdown: comparison.lines.join('\n') } } : {}),
+      };
     },
   };
+}
+
+/**
+ * The run's metrics against its base run (compare.ts findBaseRun). A comparison that cannot
+ * be made (no base, an unreadable document) leaves the report without the section; it
+ * never fails the run's lineage.
+ */
+async function compareWithBase(store: ArtifactStore, doc: LineageDoc): Promise<{ baseRunId: string; lines: string[] } | undefined> {
+  try {
+    const base = await findBaseRun(store, doc);
+    const baseDoc = base ? await loadLineage(store, base.runId) : undefined;
+    if (!base || !baseDoc) return undefined;
+    return { baseRunId: base.runId, lines: diffMarkdown(metricsDiff(doc, baseDoc), base) };
+  } catch {
+    return undefined;
+  }
 }

@@ -9,6 +9,7 @@
 //   index/produced/<digest>/<runId>       DigestIndexEntry (steps of that run with the digest as an output)
 //   index/consumed/<digest>/<runId>       DigestIndexEntry (steps of that run with the digest as an input)
 //   index/digest-prefix/<12 hex>/<digest> { digest }  (lets a 12+ hex prefix be resolved by one listing)
+//   index/branch/…                        runs by repository, pipeline and branch (compare.ts)
 import type { ArtifactStore } from '../store/types.js';
 import type { CacheSource, Digest, InputOrigin, RunStatus } from '../../workflows/types.js';
 import {
@@ -19,6 +20,7 @@ import {
   type SourceStepFacts,
 } from './document.js';
 import { renderReport } from '../report/markdown.js';
+import { recordBranchRun } from './compare.js';
 import { stepDetail } from '../report/statetext.js';
 import { terminalText } from '../usertext.js';
 import { METRICS_SUMMARY_SCHEMA, type MetricsSummary } from '../runner/summary.js';
@@ -141,7 +143,7 @@ export function indexEntriesOf(doc: LineageDoc): {
 export async function saveLineage(
   store: ArtifactStore,
   doc: LineageDoc,
-  opts: { detailsUrl?: string; maxBytes?: number } = {},
+  opts: { detailsUrl?: string; maxBytes?: number; comparison?: string[] } = {},
 ): Promise<SavedLineage> {
   assertRunId(doc.runId);
   const lineageKey = lineageKeyOf(doc.runId);
@@ -175,6 +177,7 @@ export async function saveLineage(
     finishedAt: doc.finishedAt,
     totals: doc.totals,
   };
+  await recordBranchRun(store, doc);
   // Written last: a run is listed only once everything about it is findable.
   await store.putRecord(`index/runs/${doc.runId}`, entry);
   return { lineageKey, reportKey, reportMarkdown };

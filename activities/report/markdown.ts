@@ -13,6 +13,8 @@ export interface ReportOptions {
   detailsUrl?: string;
   /** Hard upper bound of the UTF-8 size of the result. */
   maxBytes?: number;
+  /** The metrics-against-the-base section (activities/lineage/compare.ts diffMarkdown), shown under the header; bounded there. */
+  comparison?: string[];
 }
 
 export const GITHUB_SUMMARY_MAX_BYTES = 65_535;
@@ -402,7 +404,7 @@ function pickSteps(doc: LineageDoc, limit: number | null): LineageStep[] {
 function render(doc: LineageDoc, opts: ReportOptions, plan: Plan): string {
   const shown = pickSteps(doc, plan.stepLimit);
   const hidden = doc.steps.length - shown.length;
-  const out: string[] = [...header(doc), '', '### Steps', '', ...stepTable(doc, shown)];
+  const out: string[] = [...header(doc), ...(opts.comparison?.length ? ['', ...opts.comparison] : []), '', '### Steps', '', ...stepTable(doc, shown)];
   if (hidden > 0) out.push('', moreLine(hidden, doc, opts));
   if (plan.graph) {
     const g = graphLines(doc);

@@ -9,6 +9,7 @@ import {
 import type { ArtifactRef, MetricSample, MetricValue, StepMetrics } from '../../workflows/types.js';
 import { readMetricLine } from '../container/metrics.js';
 import type { ArtifactStore } from '../store/types.js';
+import type { LiveLog } from './livelog.js';
 import { MetricsSummariser } from './summary.js';
 
 /** Heartbeat details of a running step: bounded whatever the step prints. */
@@ -47,6 +48,8 @@ export class StepOutput {
      * the step's secret values become `***` (activities/secrets.ts masker).
      */
     private readonly mask: (line: string) => string = (line) => line,
+    /** Where the lines also go while the step runs (livelog.ts), bounded there. */
+    private readonly live?: LiveLog,
   ) {
     this.log = createWriteStream(join(dir, 'log.txt'));
   }
@@ -56,6 +59,7 @@ export class StepOutput {
     this.lines += 1;
     this.last = line;
     this.log.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}\n`);
+    this.live?.write(`${stream === 'stderr' ? 'E ' : 'O '}${line}`);
     if (stream !== 'stdout') return;
     const m = readMetricLine(line);
     if (m === undefined) return;
@@ -88,6 +92,7 @@ export class StepOutput {
 
   /** Closes the files without storing them (a runner that gives up); safe after finish(). */
   async close(): Promise<void> {
+    await this.live?.close();
     await closeStream(this.log);
     if (this.series) await closeStream(this.series);
   }

@@ -17,13 +17,13 @@ import { findProject, snapshot } from './project.js';
 import { choosePipeline } from './run.js';
 import { UsageError } from './errors.js';
 
-export const EXPLAIN_USAGE = 'trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]...';
+export const EXPLAIN_USAGE = 'trainyard explain STEP [-C DIR] [--pipeline NAME] [--param k=v]... [--json]';
 
 /** Parses `explain`'s arguments, prints the explanation; returns the exit code (0, or 2 for pipeline errors). */
 export async function explainCommand(argv: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv, strict: true, allowPositionals: true,
-    options: { dir: { type: 'string', short: 'C', default: '.' }, pipeline: { type: 'string', short: 'p' }, param: { type: 'string', multiple: true, default: [] } },
+    options: { dir: { type: 'string', short: 'C', default: '.' }, pipeline: { type: 'string', short: 'p' }, param: { type: 'string', multiple: true, default: [] }, json: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 1) throw new UsageError(`usage: ${EXPLAIN_USAGE}`);
   const cfg = loadEngineConfig();
@@ -44,7 +44,7 @@ export async function explainCommand(argv: string[], out: NodeJS.WritableStream 
   // The same image resolution as the run's prepare (by local image id), when a container CLI answers.
   const cli = await resolveContainerCli().catch(() => undefined);
   const e = await explainStep({ store: createStore(cfg.store), sources, ...(cli ? { cli } : {}) }, { pipeline, step: positionals[0]!, source, params });
-  out.write(formatExplanation(e, snap.dirtyBase));
+  out.write(values.json ? `${JSON.stringify({ ...e, ...(snap.dirtyBase ? { dirtyBase: snap.dirtyBase } : {}) }, null, 2)}\n` : formatExplanation(e, snap.dirtyBase));
   return 0;
 }
 

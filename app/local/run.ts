@@ -25,6 +25,7 @@ import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun 
 import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { UsageError } from './errors.js';
 import { phase } from './phases.js';
+import { currentBranch } from './branch.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
@@ -39,6 +40,7 @@ export interface RunArgs {
   quiet: boolean;
 }
 
+/** Re-exported for the modules that import it from here. */
 export { UsageError };
 
 export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
@@ -69,6 +71,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const { values, errors } = resolveParams(pipeline, given);
   if (argErrors.length || errors.length) throw new UsageError([...argErrors, ...errors].join('\n'));
   await resolveContainerCli(); // fails early with how to install docker/podman
+  const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
   const run = new InterruptibleRun(cfg);
@@ -92,7 +95,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
         pipeline,
         params: values,
         source: { kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir, ...(snap.dirtyBase ? { dirtyBase: snap.dirtyBase } : {}) },
-        trigger: { kind: 'cli', user: safeUser() },
+        trigger: { kind: 'cli', user: safeUser(), ...(branch ? { branch } : {}) },
         status: { kind: 'none' },
         options: defaultRunOptions({ noCache: args.noCache, parallelism: args.parallelism ?? cfg.parallelism, heartbeatTimeoutMs: cfg.heartbeatTimeoutMs }),
       };

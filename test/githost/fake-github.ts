@@ -53,12 +53,14 @@ function fakeSha(seed: string): string {
 export class FakeGitHub extends FakeServer {
   readonly calls: RecordedCall[] = [];
   readonly checkRuns = new Map<number, CheckRunState>();
-  readonly comments: { id: number; issue: number; body: string; repo: string }[] = [];
+  /** `edits`: how many times the comment was edited (PATCH). */
+  readonly comments: { id: number; issue: number; body: string; repo: string; edits?: number }[] = [];
   readonly reactions: { commentId: number; content: string }[] = [];
   private readonly reactionIds = new Map<string, number>();
   /** username → role_name */
   readonly roles = new Map<string, string>();
-  readonly pulls = new Map<number, { headSha: string; headRepoId: number }>();
+  /** PR number → head commit and repository; base branch (main) and its commit, head branch (feature) when given. */
+  readonly pulls = new Map<number, { headSha: string; headRepoId: number; baseRef?: string; baseSha?: string; headRef?: string }>();
   /** `org/team-slug` → username → membership state (`active` or `pending`). */
   readonly teams = new Map<string, Map<string, string>>();
   /** One check suite per head commit: this fake serves one app. */
@@ -156,6 +158,8 @@ export class FakeGitHub extends FakeServer {
         if (!this.commits.has(ref)) return send(404, { message: 'Not Found' });
         return send(302, undefined, { location: `${this.url}/_codeload/${repo.owner}/${repo.name}/${ref}.tar.gz` });
       }
+      // GitHub's description has both templates for the one endpoint; either may match.
+      case 'GET /compare/{base}...{head}':
       case 'GET /compare/{basehead}': {
         const [base, head] = m(/^\/compare\/(.+)$/)![1]!.split('...') as [string, string];
         const a = this.commits.get(base) ?? (base === 'main' ? this.commits.get([...this.commits.keys()][0]!) : undefined);
@@ -163,7 +167,9 @@ export class FakeGitHub extends FakeServer {
         if (!a || !b) return send(404, { message: 'Not Found' });
         const names = new Set([...Object.keys(a), ...Object.keys(b)]);
         const files = [...names].filter((n) => a[n] !== b[n]).map((filename) => ({ filename, status: !(filename in a) ? 'added' : !(filename in b) ? 'removed' : 'modified' }));
-        return send(200, { status: 'ahead', ahead_by: 1, behind_by: 0, total_commits: 1, commits: [], files });
+        // This fake keeps no history: the base commit stands for the merge base.
+        const mergeBase = this.commits.has(base) ? base : [...this.commits.keys()][0]!;
+        return send(200, { status: 'ahead', ahead_by: 1, behind_by: 0, total_commits: 1, commits: [], files, merge_base_commit: { sha: mergeBase } });
       }
       case 'POST /check-runs':
         return send(201, this.createCheckRun(body as Record<string, unknown>, `${repo.owner}/${repo.name}`));
@@ -208,6 +214,13 @@ export class FakeGitHub extends FakeServer {
         this.comments.push({ id, issue, body: (body as { body: string }).body, repo: `${repo.owner}/${repo.name}` });
         return send(201, { id, body: (body as { body: string }).body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${id}` });
       }
+      case 'PATCH /issues/comments/{comment_id}': {
+        const c = this.comments.find((x) => x.id === Number(m(/^\/issues\/comments\/(\d+)$/)![1]) && x.repo === `${repo.owner}/${repo.name}`);
+        if (!c) return send(404, { message: 'Not Found' });
+        c.body = (body as { body: string }).body;
+        c.edits = (c.edits ?? 0) + 1;
+        return send(200, { id: c.id, body: c.body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${c.issue}#issuecomment-${c.id}` });
+      }
       case 'GET /issues/{issue_number}/comments': {
         const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
         const all = this.comments.filter((c) => c.issue === issue && c.repo === `${repo.owner}/${repo.name}`);
@@ -222,7 +235,7 @@ export class FakeGitHub extends FakeServer {
         const pr = this.pulls.get(n);
         if (!pr) return send(404, { message: 'Not Found' });
         const repoJson = (id: number) => ({ id, full_name: id === repo.id ? `${repo.owner}/${repo.name}` : `fork-${id}/${repo.name}` });
-        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: fakeSha('base'), ref: 'main', repo: repoJson(repo.id) } });
+        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: pr.headRef ?? 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: pr.baseSha ?? fakeSha('base'), ref: pr.baseRef ?? 'main', repo: repoJson(repo.id) } });
       }
       default:
         return send(404, { message: `fake GitHub does not serve ${route}` });
