@@ -92,5 +92,5 @@ out=$("$cli" run --rm $(run_flags "$cli") --entrypoint trainyard-pod-agent "$ima
 case "$out" in *"TRAINYARD_POD_PLAN is not set"*) ;; *) die "$image was built but trainyard-pod-agent does not run in it: $out" ;; esac
 # shellcheck disable=SC2046
 out=$("$cli" run --rm $(run_flags "$cli") "$image" help 2>&1 || true)
-case "$out" in *"trainyard serve"*) ;; *) die "$image was built but trainyard does not run in it: $out" ;; esac
+case "$out" in *"Usage: trainyard"*) ;; *) die "$image was built but trainyard does not run in it: $out" ;; esac
 echo "built $image"
