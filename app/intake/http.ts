@@ -148,7 +148,36 @@ export function refuse(res: ServerResponse, status: number, error: string, heade
   const text = JSON.stringify({ error });
   res.shouldKeepAlive = false;
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close', ...headers });
-  res.end(text, () => res.req.socket?.destroy());
+  res.end(text, () => lingeringClose(res));
+}
+
+/** How long, and for how many more body bytes, a refused request's connection stays open. */
+const LINGER = { ms: 1000, bytes: 4 * 1024 * 1024 } as const;
+
+/**
+ * Closes a refused request's connection without losing the answer: destroying a socket with
+ * unread incoming bytes makes the kernel send a RST, and a client still writing its body then
+ * loses the answer it had not read yet (nginx's lingering_close solves the same). The rest of
+ * the body is read and dropped for at most LINGER.ms and LINGER.bytes, then the socket goes.
+ */
+function lingeringClose(res: ServerResponse): void {
+  const socket = res.req.socket;
+  if (!socket || socket.destroyed) return;
+  let dropped = 0;
+  const done = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(done, LINGER.ms);
+  timer.unref();
+  res.req.on('data', (d: Buffer) => {
+    dropped += d.length;
+    if (dropped > LINGER.bytes) done();
+  });
+  res.req.on('end', done);
+  res.req.on('error', done);
+  res.req.resume();
+  socket.end();
 }
 
 /** The answer to a BodyResult that is not ok. */
