@@ -65,7 +65,16 @@ async function startWithAttributes(client: Client, options: StartOptions, search
   try {
     return await client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', { ...options, searchAttributes });
   } catch (err) {
-    if (!/search attribute/i.test((err as Error).message ?? '')) throw err;
+    // The SDK wraps the server's INVALID_ARGUMENT ("… has no mapping defined for search
+    // attribute …") in a ServiceError "Failed to start Workflow": look through the causes.
+    if (!mentionsSearchAttribute(err)) throw err;
     return client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', options);
   }
+}
+
+function mentionsSearchAttribute(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (/search attribute/i.test(e.message)) return true;
+  }
+  return false;
 }
