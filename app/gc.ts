@@ -27,10 +27,13 @@ export function parseDuration(flag: string, text: string): number {
  * a run cannot be queried (no worker on its control queue) or such an activity is still
  * running after `deadlineMs`: gc then deletes no blob.
  */
-export async function openRunReferences(client: Client, since: number, deadlineMs = 120_000): Promise<unknown[]> {
+export async function openRunReferences(client: Client, since: number, deadlineMs = 120_000, controlQueue?: string): Promise<unknown[]> {
   const out: unknown[] = [];
   const deadline = Date.now() + deadlineMs;
-  for await (const w of client.workflow.list({ query: `WorkflowType = 'pipelineRun' AND ExecutionStatus = 'Running'` })) {
+  if (controlQueue !== undefined && !/^[A-Za-z0-9._:-]{1,200}$/.test(controlQueue)) throw new Error(`gc: not a task queue name: ${JSON.stringify(controlQueue)}`);
+  // `controlQueue`: only the runs of one deployment (its control queue), when several share a namespace.
+  const scope = controlQueue === undefined ? '' : ` AND TaskQueue = '${controlQueue}'`;
+  for await (const w of client.workflow.list({ query: `WorkflowType = 'pipelineRun' AND ExecutionStatus = 'Running'${scope}` })) {
     const handle = client.workflow.getHandle(w.workflowId, w.runId);
     for (;;) {
       const desc = await handle.describe();

@@ -34,11 +34,18 @@ async function sdkRegion(): Promise<string> {
  * AWS chain unless `overrides` names them. With an S3-compatible endpoint (MinIO, moto: see
  * s3EndpointFromEnv) addressing is path-style, which such servers need.
  */
+/** Connection timeout, and the longest silence on an open request (NodeHttpHandler's socket timeout), ms. */
+export const S3_TIMEOUTS_MS = { connect: 10_000, idle: 15_000 } as const;
+
 export function resolveS3Config(overrides?: S3ClientConfig): S3ClientConfig {
   const endpoint = s3EndpointFromEnv();
   return {
     region: sdkRegion,
     ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    // The SDK waits on a silent connection forever by default: a stalled S3 (or S3-compatible)
+    // endpoint would hang a runner or a pod's upload agent until something kills it. A socket
+    // silent this long fails the request, which the SDK then retries (up to 3 attempts).
+    requestHandler: { connectionTimeout: S3_TIMEOUTS_MS.connect, requestTimeout: S3_TIMEOUTS_MS.idle },
     ...overrides,
   };
 }
