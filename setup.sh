@@ -18,6 +18,8 @@ command -v git >/dev/null || need_apt+=(git)
 command -v tar >/dev/null || need_apt+=(tar)
 # The hosts' spot watch reads instance metadata with curl; its test runs it here.
 command -v curl >/dev/null || need_apt+=(curl)
+# The run page's browser test (test/page/) drives Debian's headless Chromium with puppeteer-core.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (Debian packages)"
   $SUDO apt-get update -qq
