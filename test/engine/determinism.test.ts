@@ -25,7 +25,7 @@ export function forbiddenImports(source: string): string[] {
 it('workflow files import only the workflow API, each other, and types', () => {
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
   expect(files.length).toBeGreaterThan(3);
-  const report = Object.fromEntries(files.map((f) => [f, forbiddenImports(readFileSync(join(dir, f), 'utf8'))]).filter(([, b]) => b.length > 0));
+  const report = Object.fromEntries(files.map((f) => [f, forbiddenImports(readFileSync(join(dir, f), 'utf8'))] as const).filter(([, b]) => b.length > 0));
   expect(report).toEqual({});
 });
 
