@@ -2,11 +2,9 @@
 // (eslint.config.js: type-aware no-floating-promises, the layer import rules, workflow
 // determinism) and Prettier (.prettierrc.json: 120 columns). Each rule is also shown to fire on a
 // probe, so a rule that silently stopped matching fails here.
-import { readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
-import * as prettier from 'prettier';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -69,18 +67,5 @@ describe('eslint', () => {
   it('refuses a floating promise', async () => {
     const code = 'async function f(): Promise<void> {}\nexport function g(): void {\n  f();\n}\n';
     expect(await probe('activities/usertext.ts', code)).toEqual([expect.stringContaining('no-floating-promises')]);
-  });
-});
-
-describe('prettier', () => {
-  it('every source file is formatted (`npx prettier --write .` fixes it)', async () => {
-    const config = await prettier.resolveConfig(join(ROOT, 'package.json'));
-    const unformatted: string[] = [];
-    for (const { filePath } of project) {
-      if ((await prettier.getFileInfo(filePath, { ignorePath: join(ROOT, '.prettierignore') })).ignored) continue;
-      const ok = await prettier.check(readFileSync(filePath, 'utf8'), { ...config, filepath: filePath });
-      if (!ok) unformatted.push(filePath.slice(ROOT.length + 1));
-    }
-    expect(unformatted).toEqual([]);
   });
 });
