@@ -194,9 +194,16 @@ export function formatResults(results: CheckResult[]): string {
   return results.map((r) => `${r.status.padEnd(4)}  ${r.name}: ${r.detail}\n`).join('');
 }
 
-/** `trainyard doctor`: prints the checks; 0 when none failed, 1 otherwise. */
-export async function doctorCommand(env: Env = process.env, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+/**
+ * `trainyard doctor [--json]`: prints the checks, one line each, or with `json` one object
+ * `{ ok, checks: [{ name, status: 'ok'|'FAIL'|'skip', ok, message }] }` (`ok` is false only
+ * for FAIL: a skipped check is one not configured). Returns 0 when none failed, 1 otherwise.
+ */
+export async function doctorCommand(env: Env = process.env, out: NodeJS.WritableStream = process.stdout, opts: { json?: boolean } = {}): Promise<number> {
   const results = await runDoctor(env);
-  out.write(formatResults(results));
+  if (opts.json) {
+    const checks = results.map((r) => ({ name: r.name, status: r.status, ok: r.status !== 'FAIL', message: r.detail }));
+    out.write(`${JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2)}\n`);
+  } else out.write(formatResults(results));
   return results.some((r) => r.status === 'FAIL') ? 1 : 0;
 }
