@@ -10,6 +10,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lineageRunId, type RunEvent } from '../../activities/lineage/openlineage.js';
 import { loadOpenLineageConfig } from '../../app/openlineage.js';
+import { LineageFacts } from '../../workflows/openlineage.js';
+import type { StepStatus } from '../../workflows/types.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from '../engine/harness.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'openlineage');
@@ -223,6 +225,34 @@ steps:
     expect(warnings[0]!.msg).toMatch(/OpenLineage endpoint did not take the events; the run goes on/);
     expect(warnings[0]!.error).toMatch(why);
     expect(logLines.join('')).not.toContain(KEY);
+  });
+});
+
+describe('the events a run owes', () => {
+  const art = (d: string) => ({ digest: `sha256:${d.repeat(64)}`, size: 1, kind: 'file' as const, uri: `file:///s/${d}` });
+  const at = (n: number) => `2026-01-01T00:00:0${n}.000Z`;
+  const events = (facts: ReturnType<LineageFacts['take']>) => facts.map((f) => `${f.step ?? 'run'} ${f.eventType} ${f.eventTime.slice(18, 19)}`);
+
+  it('a step answered from the cache starts and completes at once; one that never started sends nothing; one that failed unstarted sends START and FAIL', () => {
+    const steps: StepStatus[] = [
+      { name: 'hit', state: 'cached', finishedAt: at(2), inputs: { x: { artifact: art('a'), origin: { kind: 'uri', uri: 's3://b/x' } } }, outcome: { state: 'succeeded', outputs: { y: art('b') }, attempts: [], producedBy: { runId: 'r0', commit: 'c', step: 'hit', pipeline: 'p', finishedAt: at(1) } } },
+      { name: 'blocked', state: 'skipped', message: 'skipped: x failed' },
+      { name: 'never', state: 'cancelled', message: 'run cancelled' },
+      { name: 'nohost', state: 'failed', finishedAt: at(3), message: 'no host' },
+    ];
+    const facts = new LineageFacts(false);
+    const got = facts.take(steps, at(0));
+    expect(events(got)).toEqual(['run START 0', 'hit START 2', 'hit COMPLETE 2', 'nohost START 3', 'nohost FAIL 3']);
+    expect(got[2]).toMatchObject({ inputs: { x: art('a') }, outputs: { y: art('b') } });
+    // Sent once only.
+    expect(facts.take(steps, at(0))).toEqual([]);
+  });
+
+  it('after a continue-as-new, a step running before it is not started again but still ends', () => {
+    const running: StepStatus = { name: 'long', state: 'running', startedAt: at(1) };
+    const facts = new LineageFacts(true, { long: running, done: { name: 'done', state: 'succeeded', startedAt: at(0), finishedAt: at(1) } });
+    expect(facts.take([running], at(0))).toEqual([]);
+    expect(events(facts.take([{ ...running, state: 'failed', finishedAt: at(5) }], at(0)))).toEqual(['long FAIL 5']);
   });
 });
 
