@@ -12,7 +12,8 @@ import {
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
-import { SEARCH_ATTRIBUTES } from './searchattributes.js';
+import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
+import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import {
@@ -31,9 +32,13 @@ export interface PipelineCarry {
   startedAt: string;
   continuedAsNew: number;
   pool?: HostPoolState;
+  /** Whether the run sends OpenLineage events (the control worker had an endpoint); absent = no. */
+  openLineage?: boolean;
 }
 
 const PREPARE_BATCH = 200;
+/** OpenLineage facts per activity call: a few KiB each, far under Temporal's payload limit. */
+const LINEAGE_BATCH = 100;
 /** Quiet time after which the run checks its executions directly. */
 const PROBE_AFTER_MS = 5 * 60_000;
 
@@ -54,6 +59,15 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
+  // Best effort and off the run's path: the activity never throws, and bounds its own HTTP time.
+  const lineage = proxyActivities<Pick<ControlActivities, 'emitOpenLineage'>>({
+    taskQueue: options.controlQueue,
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 2 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+  // patched: histories recorded before OpenLineage events replay unchanged (no activity call).
+  const lineagePatched = patched('openlineage-events');
 
   const steps: StepRecords = carry?.steps ?? initialSteps(pipeline);
   const waiting: Record<string, string[]> = carry?.waiting ?? {};
@@ -72,6 +86,10 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let runState: RunStatus['state'] = 'running';
   let lineageKey: string | undefined;
   let reportKey: string | undefined;
+  // OpenLineage: unknown until the first send answers whether the worker has an endpoint.
+  let lineageOn: boolean | undefined = !lineagePatched ? false : carry ? carry.openLineage === true : undefined;
+  const lineageFacts = new LineageFacts(Boolean(carry), carry?.steps);
+  let lineageSending: Promise<void> | undefined;
 
   const kubernetesMachine = (step: string) => kubernetesMachineOf(pipeline, step);
   // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
@@ -102,6 +120,34 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let lastNews = Date.now();
   setHandler(stepFinishedSignal, (f) => { finished.push(f); lastNews = Date.now(); });
 
+  /**
+   * Sends the OpenLineage facts owed since the last send, unless a send is still going (its
+   * end wakes the loop, which sends the rest). Never blocks the run and never fails it.
+   */
+  const sendLineage = (extra: LineageFact[] = []): void => {
+    if (lineageOn === false || lineageSending) return;
+    const facts = [...lineageFacts.take(pipeline.order.map((n) => steps[n]!), startedAt), ...extra];
+    if (facts.length === 0) return;
+    const request = { workflowId: myId, runId: input.runId, repository: repositoryOf(input.source) + (input.source.subdir ? `/${input.source.subdir}` : ''), pipeline: pipeline.name };
+    lineageSending = CancellationScope.nonCancellable(async () => {
+      for (let i = 0; i < facts.length && lineageOn !== false; i += LINEAGE_BATCH) {
+        try {
+          lineageOn = (await lineage.emitOpenLineage({ ...request, facts: facts.slice(i, i + LINEAGE_BATCH) })).enabled;
+        } catch (err) {
+          log.warn('OpenLineage events were not sent; the run goes on', { error: String(err) });
+        }
+      }
+    }).finally(() => {
+      lineageSending = undefined;
+      wake = true;
+    });
+  };
+  /** Waits for the send going on, then sends (and waits for) everything owed. */
+  const drainLineage = async (extra: LineageFact[] = []): Promise<void> => {
+    while (lineageSending) await lineageSending;
+    sendLineage(extra);
+    while (lineageSending) await lineageSending;
+  };
 
   let lastPublish = 0;
   let dirty = true;
@@ -266,10 +312,14 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         if (ready.length === 0) return;
       }
       await publish(false);
+      sendLineage();
       if (shouldContinueAsNew()) {
+        // The next execution takes every fact up to here as sent.
+        await drainLineage();
         await continueAsNew<typeof pipelineRun>(input, {
           steps, waiting, attemptOffset, startedAt, continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
           ...(pool ? { pool: pool.state() } : {}),
+          ...(lineageOn ? { openLineage: true } : {}),
         });
       }
       const woke = await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS));
@@ -302,6 +352,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     }
   }
   await publish(true);
+  sendLineage();
   try {
     await mainLoop();
   } catch (err) {
@@ -321,6 +372,9 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         // The group has closed (this run was superseded and a newer one released it).
       }
     }
+    // Every step's last event, then the run's; sent while the lineage and the report are written.
+    while (lineageSending) await lineageSending;
+    sendLineage([runEnd(runState, new Date().toISOString())]);
     const recorded = await control.recordRunLineage({ input, status: snapshot() });
     lineageKey = recorded.lineageKey;
     reportKey = recorded.reportKey;
@@ -343,6 +397,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         log.error('final status publication failed', { error: String(err) });
       }
     }
+    await drainLineage();
     return snapshot();
   });
 

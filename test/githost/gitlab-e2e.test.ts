@@ -14,6 +14,7 @@ import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitLab } from './fake-gitlab.js';
 import { startServe, type ServeProcess } from './serve-process.js';
+import { sample } from '../service/promtext.js';
 
 const TOKEN = 'glpat-test-token';
 const SECRET = 'gitlab-hook-secret';
@@ -286,5 +287,42 @@ steps:
     expect(await workflowsFor(`push:gitlab:${PROJECT}:${commit}:`)).toEqual([`push:gitlab:${PROJECT}:${commit}:release`]);
     expect(gl.statuses.filter((st) => st.sha === 'a'.repeat(40))).toEqual([]);
     expect(gl.violations).toEqual([]);
+  });
+
+  it('counts its GitLab API calls by status on /metrics, and the rate-limit budget GitLab reports', async () => {
+    const before = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'm1' });
+    const after = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'm2' });
+    const hook = adapt(example('push'));
+    Object.assign(hook, { before, after, checkout_sha: after });
+    gl.conflictsToSend = 1;
+    expect(await post('Push Hook', hook)).toBe(200);
+    await waitFor('final status', () => ['success', 'failed', 'canceled'].includes(gl.latest(after, 'trainyard/tiny')?.state ?? ''));
+    await client.workflow.getHandle(`push:gitlab:${PROJECT}:${after}:tiny`).result();
+    await serve.idle();
+
+    // Every call the fake answered, by status, is what serve counted (the counter moves once
+    // serve has read the answer, a moment after the fake recorded it).
+    const answered = () => {
+      const n = new Map<string, number>();
+      for (const c of gl.calls) n.set(String(c.status), (n.get(String(c.status)) ?? 0) + 1);
+      return n;
+    };
+    let text = '';
+    const counted = (status: string) => sample(text, 'trainyard_githost_api_calls_total', { host: 'gitlab', status });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      text = await (await fetch(`${serve.url}/metrics`)).text();
+      if ([...answered()].every(([status, n]) => counted(status) === n) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(Object.fromEntries([...answered()].map(([status]) => [status, counted(status)]))).toEqual(Object.fromEntries(answered()));
+    expect(answered().get('409')).toBeGreaterThan(0);
+    expect(answered().get('200')).toBeGreaterThan(0);
+    // The archive download (repository/archive) is a call too.
+    expect(gl.calls.some((c) => c.path.endsWith('/repository/archive.tar.gz'))).toBe(true);
+
+    const remaining = sample(text, 'trainyard_githost_rate_limit_remaining', { host: 'gitlab', resource: 'throttle_authenticated_api' });
+    expect(remaining).toBeLessThan(gl.rateLimit.limit);
+    expect(gl.rateLimitRemaining.slice(-10)).toContain(remaining);
   });
 });

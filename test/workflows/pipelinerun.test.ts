@@ -64,6 +64,7 @@ const stubs: ControlActivities = {
   },
   async publishStatus() {},
   async claimConcurrency() {},
+  async emitOpenLineage() { return { enabled: false }; },
 };
 
 function input(yaml: string): RunInput {
