@@ -212,10 +212,13 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         seenPod = true;
         const podName = pod.metadata!.name!;
         const st = pod.status ?? {};
-        if (pod.metadata?.deletionTimestamp && !deleting) {
-          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} was deleted (not by Trainyard)` });
-        }
+        // Kubernetes marks a pod it is about to remove for a reason of its own (an eviction through
+        // the API as `kubectl drain` does, preemption, a taint): that reason is the one to report.
         const disruption = st.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+        if (pod.metadata?.deletionTimestamp && !deleting) {
+          const why = disruption?.reason === 'EvictionByEvictionAPI' ? 'was evicted' : 'was deleted (not by Trainyard)';
+          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason}${disruption.message ? `: ${disruption.message}` : ''})` : ''}` });
+        }
         if (st.reason === 'Evicted' || (st.phase === 'Failed' && !terminated(st.containerStatuses, CONTAINER.step))) {
           const why = st.reason === 'Evicted' ? `evicted: ${st.message ?? 'node pressure'}` : `${st.reason ?? 'failed'}${st.message ? `: ${st.message}` : ''}`;
           await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason})` : ''}` });
