@@ -72,7 +72,9 @@ steps:
     repo.commit();
     const { workflowId } = await e.start(repo, '.trainyard/evict.yaml');
     const pod = await eventually(runningPod, 'the first attempt running');
-    await e.kube.core.createNamespacedPodEviction({ namespace: e.namespace, name: pod, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod, namespace: e.namespace } } });
+    // As `kubectl drain --grace-period=1`: with the pod's own grace (the class's uploadGraceSeconds)
+    // the kubelet, already stopping the sleeping step, lets it run to that end.
+    await e.kube.core.createNamespacedPodEviction({ namespace: e.namespace, name: pod, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod, namespace: e.namespace }, deleteOptions: { gracePeriodSeconds: 1 } } });
     const s = await e.result(workflowId);
     const work = stepOf(s, 'work');
     expect([work.state, work.message]).toEqual(['succeeded', undefined]);
