@@ -51,6 +51,10 @@ export interface RunListing {
   durationMs?: number;
   /** The run's lineage document in the store (`trainyard lineage <runId>`); absent while running. */
   lineageKey?: string;
+  /** `sha256:<hex>` of that document as stored (runs finished by this version on). */
+  lineageDigest?: string;
+  /** Compute cost in USD from the lineage totals; absent when nothing was priced or still running. */
+  costUsd?: number;
 }
 
 const STATUSES = new Set(['running', 'succeeded', 'failed', 'cancelled']);
@@ -94,7 +98,9 @@ function listingOf(w: WorkflowExecutionInfo): RunListing {
     status,
     startedAt: w.startTime.toISOString(),
     ...(closedAt ? { closedAt, durationMs: w.closeTime!.getTime() - w.startTime.getTime() } : {}),
-    ...(conclusion && runId ? { lineageKey: `runs/${runId}/lineage` } : {}),
+    ...(typeof w.memo?.lineageKey === 'string' ? { lineageKey: w.memo.lineageKey } : conclusion && runId ? { lineageKey: `runs/${runId}/lineage` } : {}),
+    ...(typeof w.memo?.lineageDigest === 'string' ? { lineageDigest: w.memo.lineageDigest } : {}),
+    ...(typeof w.memo?.costUsd === 'number' && Number.isFinite(w.memo.costUsd) ? { costUsd: w.memo.costUsd } : {}),
   };
 }
 
@@ -118,9 +124,19 @@ const duration = (ms: number | undefined): string => {
   return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 };
 
-/** One line of `trainyard runs`. */
+const cost = (usd: number | undefined): string => (usd === undefined ? '-' : usd > 0 && usd < 0.01 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`);
+
+/**
+ * One line of `trainyard runs`: start, conclusion, duration, cost (USD, `-` when nothing was
+ * priced), pipeline, commit, branch, trigger:requester, the lineage document's digest (first
+ * 12 hex digits; `-` while running) and the run id.
+ */
 export function formatRun(r: RunListing): string {
-  return [r.startedAt.replace(/\.\d+Z$/, 'Z'), r.status.padEnd(9), duration(r.durationMs).padStart(7), (r.pipeline ?? '-').padEnd(12), (r.commit ?? '-').slice(0, 12), (r.branch ?? '-').padEnd(10), `${r.trigger ?? '-'}:${r.requester ?? '-'}`, r.runId ?? r.workflowId].join('  ');
+  return [
+    r.startedAt.replace(/\.\d+Z$/, 'Z'), r.status.padEnd(9), duration(r.durationMs).padStart(7), cost(r.costUsd).padStart(8),
+    (r.pipeline ?? '-').padEnd(12), (r.commit ?? '-').slice(0, 12), (r.branch ?? '-').padEnd(10), `${r.trigger ?? '-'}:${r.requester ?? '-'}`,
+    r.lineageDigest ? r.lineageDigest.slice(0, 19) : '-'.padEnd(19), r.runId ?? r.workflowId,
+  ].join('  ');
 }
 
 async function connect(): Promise<{ client: Client; connection: Connection; namespace: string }> {

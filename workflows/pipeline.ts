@@ -4,7 +4,7 @@
 // terminated and detached executions stopped even when the run is cancelled or fails.
 import {
   ActivityCancellationType, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle,
-  isCancellation, log, patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  isCancellation, log, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
 import {
@@ -382,6 +382,10 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     // (the run started with them); patched: histories recorded before this replay unchanged.
     if (workflowInfo().searchAttributes?.[SEARCH_ATTRIBUTES.pipeline] && patched('conclusion-search-attribute')) {
       upsertSearchAttributes({ [SEARCH_ATTRIBUTES.conclusion]: [runState] });
+    }
+    // Cost and the lineage document's digest for `trainyard runs`, read back from visibility's memo.
+    if (patched('run-memo-lineage')) {
+      upsertMemo({ lineageKey: recorded.lineageKey, ...(recorded.lineageDigest ? { lineageDigest: recorded.lineageDigest } : {}), ...(recorded.costUsd !== undefined ? { costUsd: recorded.costUsd } : {}) });
     }
     if (input.status.kind !== 'none') {
       const conclusion = checkConclusion(pipeline, steps, outcome);

@@ -1,6 +1,7 @@
 // The activity the pipeline workflow calls once a run ends: lineage document, indexes and
 // report, all in the artifact store. Register with a worker as
 // `activities: { ...createLineageActivities({ store }) }`.
+import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
 import type { RunInput, RunStatus } from '../../workflows/types.js';
 import { buildLineage, type LineageConclusion, type LineageDoc } from './document.js';
@@ -28,6 +29,10 @@ export interface RecordedLineage {
   failedStep?: { name: string; logDigest?: string };
   /** Metrics against the base run (compare.ts), when there is one: the report's section, for the PR comment too. */
   comparison?: { baseRunId: string; markdown: string };
+  /** `sha256:<hex>` of the lineage document's JSON as stored at `lineageKey`: what `trainyard runs` lists to pin a run's record. */
+  lineageDigest?: string;
+  /** The run's compute cost in USD (lineage totals); absent when nothing was priced. */
+  costUsd?: number;
 }
 
 export function createLineageActivities(deps: { store: ArtifactStore; now?: () => Date }) {
@@ -53,8 +58,11 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
       const title = `${doc.pipeline.name} ${doc.conclusion}: ${t.ran} ran, ${t.cached} cached, ${t.failed} failed, ${t.skipped} skipped`;
       const failed = doc.steps.find((s) => s.state === 'failed');
       const failedStep = failed ? { name: failed.name, ...(failed.logDigest ? { logDigest: failed.logDigest } : {}) } : undefined;
+      // The same serialisation the stores write (putRecord: JSON.stringify), so the digest can be checked against the record.
+      const lineageDigest = `sha256:${createHash('sha256').update(JSON.stringify(doc)).digest('hex')}`;
       return {
-        ...saved, conclusion: doc.conclusion, title, ...(failedStep ? { failedStep } : {}),
+        ...saved, conclusion: doc.conclusion, title, ...(failedStep ? { failedStep } : {}), lineageDigest,
+        ...(t.costUsd !== null ? { costUsd: t.costUsd } : {}),
         ...(comparison ? { comparison: { baseRunId: comparison.baseRunId, markdown: comparison.lines.join('\n') } } : {}),
       };
     },

@@ -1,5 +1,6 @@
 // The audit view: runs carry their search attributes (set at start, the conclusion at the
 // end), `trainyard runs` filters them straight from Temporal visibility.
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
@@ -54,7 +55,11 @@ steps:
   const okRow = byCommit.find((r) => r.runId === ok.runId)!;
   expect(okRow).toMatchObject({ pipeline: name, commit, repository: repo.path, trigger: 'cli', requester: 'test', lineageKey: `runs/${ok.runId}/lineage` });
   expect(okRow.durationMs).toBeGreaterThan(0);
-  expect(await engine.store.getRecord(okRow.lineageKey!)).toMatchObject({ runId: ok.runId });
+  const doc = await engine.store.getRecord(okRow.lineageKey!);
+  expect(doc).toMatchObject({ runId: ok.runId });
+  // The listed digest pins the stored document; local steps are not priced, so no cost.
+  expect(okRow.lineageDigest).toBe(`sha256:${createHash('sha256').update(JSON.stringify(doc)).digest('hex')}`);
+  expect(okRow.costUsd).toBeUndefined();
 
   const failed = await listed({ pipeline: name, status: 'failed' }, 1);
   expect(failed.map((r) => r.runId)).toEqual([bad.runId]);
@@ -66,6 +71,7 @@ steps:
   expect(text.trim().split('\n')).toHaveLength(2);
   expect(text).toContain(`succeeded`);
   expect(text).toContain(ok.runId);
+  expect(text.split('\n').find((l) => l.includes(ok.runId))).toContain(okRow.lineageDigest!.slice(0, 19));
   const json = (await exec(process.execPath, ['bin/trainyard.js', 'runs', '--pipeline', name, '--status', 'succeeded', '--json'], { env })).stdout;
   expect(json.trim().split('\n').map((l) => (JSON.parse(l) as RunListing).runId)).toEqual([ok.runId]);
 });
