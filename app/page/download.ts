@@ -19,10 +19,15 @@ export function safeFilename(name: string, fallback: string): string {
   return s === '' ? fallback : s;
 }
 
-/** Passes bytes through and fails the stream when they are not `size` bytes with this SHA-256. */
+/**
+ * Passes bytes through and fails the stream when they are not `size` bytes with this SHA-256.
+ * The last chunk is held back until the hash is known: with Content-Length set, a client
+ * that got every byte would take a damaged file for a whole one.
+ */
 class Verify extends Transform {
   private readonly hash = createHash('sha256');
   private seen = 0;
+  private held: Buffer | null = null;
   constructor(private readonly digest: string, private readonly size: number) {
     super();
   }
@@ -30,11 +35,15 @@ class Verify extends Transform {
     this.seen += chunk.length;
     if (this.seen > this.size) return done(new Error(`blob ${this.digest} is longer than its recorded ${this.size} bytes`));
     this.hash.update(chunk);
-    done(null, chunk);
+    const out = this.held;
+    this.held = chunk;
+    done(null, out ?? undefined);
   }
   override _flush(done: TransformCallback): void {
     const got = `sha256:${this.hash.digest('hex')}`;
-    done(got === this.digest && this.seen === this.size ? null : new Error(`blob ${this.digest} does not match its digest (got ${got}, ${this.seen} bytes)`));
+    if (got !== this.digest || this.seen !== this.size) return done(new Error(`blob ${this.digest} does not match its digest (got ${got}, ${this.seen} bytes)`));
+    if (this.held) this.push(this.held);
+    done();
   }
 }
 

@@ -4,7 +4,7 @@
 // whose page is opened: header, steps, the Mermaid graph, charts with the base overlaid,
 // outputs that download, parameters and logs — with hostile text shown as text.
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import type { Browser } from 'puppeteer-core';
@@ -164,6 +164,18 @@ describe('the run page in Chromium', () => {
     const other = hrefs[1]![1]!.replace(/sha256:[0-9a-f]{64}/, logDigest);
     expect((await fetch(other)).status).toBe(404);
     expect((await fetch(hrefs[1]![1]!.replace(/sha256:[0-9a-f]{64}/, '..%2F..%2Fetc%2Fpasswd'))).status).toBe(404);
+
+    // A blob damaged in the store is not handed out as if it were the output: the transfer breaks off.
+    const hex = stepOf(head.status, 'train').outcome!.outputs.model!.digest.slice('sha256:'.length);
+    const blob = join(engine.root, 'store', 'blobs', 'sha256', hex.slice(0, 2), hex);
+    const good = readFileSync(blob);
+    chmodSync(blob, 0o644);
+    writeFileSync(blob, Buffer.from(good.toString().replace('rows', 'ROWS')));
+    try {
+      await expect(fetch(hrefs[1]![1]!).then((r) => r.arrayBuffer())).rejects.toThrow();
+    } finally {
+      writeFileSync(blob, good);
+    }
   });
 
   it('an unsigned or wrongly signed link gets 404: the page, its data and its downloads', async () => {
