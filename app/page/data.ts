@@ -157,8 +157,8 @@ function seriesOf(doc: LineageDoc, base: LineageDoc | undefined): PageSeries[] {
   const out: PageSeries[] = [];
   for (const s of doc.steps) {
     for (const m of s.metrics?.metrics ?? []) {
-      // A counter (epoch, step) is the x axis of the others, not a curve worth a chart.
-      if (m.points.length === 0 || m.counter || out.length >= MAX_CHARTED) continue;
+      // A counter (epoch, step) is the x axis of the others, and one value is no curve: neither is charted.
+      if (m.points.length < 2 || m.counter || out.length >= MAX_CHARTED) continue;
       const b = basePoints.get(`${s.name}\n${m.name}`);
       // By position, not time: a run and its base are compared sample for sample, whenever each started.
       const nth = (p: [number, number][]): [number, number][] => p.map(([, v], i) => [i + 1, v]);

@@ -3,21 +3,17 @@
 // A first run on main records the base; a second with another learning rate is the run
 // whose page is opened: header, steps, the Mermaid graph, charts with the base overlaid,
 // outputs that download, parameters and logs — with hostile text shown as text.
-import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { pino } from 'pino';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunLinks } from '../../activities/githost/links.js';
-import { loadServeConfig } from '../../app/intake/config.js';
-import { startServer, type RunningServer } from '../../app/serve.js';
+import type { RunLinks } from '../../activities/githost/links.js';
+import type { RunningServer } from '../../app/serve.js';
 import type { RunStatus } from '../../workflows/types.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from '../engine/harness.js';
-import { temporalAddress } from '../setup/services.js';
 import { launchChromium, watchedPage } from './browser.js';
+import { startPageServer, type PageServer } from './serve.js';
 
-const LINK_SECRET = 'run-page-test-link-secret';
 const HOSTILE = '<img src=x onerror=alert(1)>';
 export const SCREENSHOT = resolve(import.meta.dirname, '../../test-results/run-page.png');
 
@@ -49,21 +45,14 @@ let engine: Engine;
 let server: RunningServer;
 let browser: Browser;
 let repo: GitRepo;
-const links = new RunLinks(null, LINK_SECRET);
-const pageUrl = (workflowId: string, sig = links.sign(workflowId)) => `${server.url}/runs/${encodeURIComponent(workflowId)}?sig=${sig}`;
+let links: RunLinks;
+let pageUrl: PageServer['pageUrl'];
 
 let head: { workflowId: string; status: RunStatus };
 
 beforeAll(async () => {
   engine = await startEngine();
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  // A replica: it serves pages from the store and Temporal; the GitHub settings are only there because serve needs a git host.
-  const cfg = loadServeConfig({
-    GITHUB_APP_ID: '1', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: 'unused-webhook-secret', GITHUB_API_URL: 'http://127.0.0.1:9',
-    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(engine.root, 'store'), TRAINYARD_WORKERS: 'none',
-    TRAINYARD_LINK_SECRET: LINK_SECRET, TRAINYARD_PUBLIC_URL: 'none', TRAINYARD_PORT: '0', TRAINYARD_BIND: '127.0.0.1',
-  });
-  server = await startServer(cfg, pino({ level: 'silent' }));
+  ({ server, links, pageUrl } = await startPageServer(engine));
   browser = await launchChromium();
   repo = engine.repo().write({ '.trainyard/fit.yaml': pipeline(engine.salt) });
   repo.commit('base');
