@@ -20,8 +20,10 @@ import { sendText as sendRaw } from './http.js';
 /** Everything on a run page can quote users: neutralised on the way out. */
 const sendText = (res: ServerResponse, status: number, text: string): void => sendRaw(res, status, neutraliseBidi(text));
 
+/** The page's data; bidirectional controls in it (names, params, log lines) are shown as `[U+202E]`, as on every run page. */
 function sendPageJson(res: ServerResponse, body: unknown): void {
-  const text = JSON.stringify(body);
+  // The replacement has no quote or backslash: the JSON stays valid.
+  const text = neutraliseBidi(JSON.stringify(body));
   res.writeHead(200, { ...pageHeaders('application/json; charset=utf-8', Buffer.byteLength(text)), 'cache-control': 'no-store' });
   res.end(text);
 }
