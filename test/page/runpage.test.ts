@@ -26,7 +26,7 @@ params:
 steps:
   prepare:
     image: ${BUSYBOX_IMAGE}
-    run: echo '${HOSTILE}'; echo "rows for $SALT" > /outputs/data
+    run: echo '${HOSTILE}'; printf 'ok\\342\\200\\256gnp.exe\\n'; echo "rows for $SALT" > /outputs/data
     env: { SALT: "${salt}" }
     outputs: [data]
     params: []
@@ -124,6 +124,9 @@ describe('the run page in Chromium', () => {
     // Hostile text is text: shown verbatim, no element made of it, no script ran.
     const log = await page.$eval('details.log[data-step="prepare"] pre', (e) => e.textContent ?? '');
     expect(log).toContain(HOSTILE);
+    // A right-to-left override in a log line is shown, not obeyed.
+    expect(log).toContain('ok[U+202E]gnp.exe');
+    expect(log).not.toMatch(/\p{Bidi_Control}/u);
     expect(await page.$eval('details.log[data-step="train"] .stderr', (e) => e.textContent)).toBe('trained\n');
     expect(await page.$$eval('main img', (imgs) => imgs.length)).toBe(0);
     expect(dialogs).toEqual([]);
