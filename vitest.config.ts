@@ -16,11 +16,7 @@ export default defineConfig({
       { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: [CLUSTER_TESTS] } },
       // A project of its own so its global setup (a real local Kubernetes, test/setup/k8s.ts)
       // runs only when a test file that needs it is part of the run.
-      // retry: 1 is a stopgap: on a loaded 2-core CI machine the upload sidecar of a step pod
-      // has twice been SIGKILLed at the end of its grace time (exit 137) before storing a
-      // finished step's outputs, cause not yet found (see issue 12's note). A behaviour that is
-      // broken still fails both attempts.
-      { extends: true, test: { name: 'k8s', include: [CLUSTER_TESTS], globalSetup: ['test/setup/k8s.ts'], retry: 1 } },
+      { extends: true, test: { name: 'k8s', include: [CLUSTER_TESTS], globalSetup: ['test/setup/k8s.ts'] } },
     ],
   },
 });

@@ -7,10 +7,12 @@ import {
   attachSignal, claimSignal, stepExecWorkflowId, type ClaimRequest, type CachedResult, type StepFinished, type PrepareRequest, type Prepared,
   type RunStepRequest, type RunStepResult, type StartRequest,
 } from '../workflows/contracts.js';
+import type { LineageEmitRequest, LineageEmitResult } from '../workflows/openlineage.js';
 import type { PublishRequest, StepOutcome } from '../workflows/types.js';
 import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
+import { createEmitOpenLineage, type OpenLineageConfig } from './lineage/openlineage.js';
 import { createPrepareSteps } from './prepare.js';
 import { createRunStep, type RunnerDeps } from './step.js';
 import type { SourceProvider } from './source/types.js';
@@ -27,6 +29,8 @@ export interface ControlActivities {
   publishStatus(req: PublishRequest): Promise<void>;
   /** Claims the run's concurrency group, starting the group's workflow if it is not running. */
   claimConcurrency(req: ClaimRequest): Promise<void>;
+  /** Sends the run's OpenLineage events when this worker has an endpoint; never throws (activities/lineage/openlineage.ts). */
+  emitOpenLineage(req: LineageEmitRequest): Promise<LineageEmitResult>;
 }
 
 export interface HostActivities {
@@ -40,6 +44,8 @@ export interface ControlDeps {
   cli?: ContainerCliConfig;
   s3?: S3ClientConfig;
   publishStatus?: (req: PublishRequest) => Promise<void>;
+  /** Where OpenLineage events go; absent = nowhere. */
+  openLineage?: OpenLineageConfig;
 }
 
 export function createControlActivities(deps: ControlDeps): ControlActivities {
@@ -83,6 +89,7 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
         workflowId: groupId, taskQueue: controlQueue, args: [], signal: claimSignal, signalArgs: [claim],
       });
     },
+    emitOpenLineage: createEmitOpenLineage(deps.openLineage),
     publishStatus: deps.publishStatus ?? (async (req: PublishRequest) => {
       if (req.target.kind !== 'none') throw new Error(`this worker cannot publish to ${req.target.kind}: no git-host credentials configured`);
     }),

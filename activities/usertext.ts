@@ -31,7 +31,6 @@ export function escapeBidiInJson(json: string): string {
  * which could move the cursor or fake output) become spaces, bidirectional controls visible.
  */
 export function terminalText(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return neutraliseBidi(text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' '));
 }
 

@@ -53,10 +53,11 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .option('--parallelism <n>', 'most steps running at once', positiveInt('--parallelism'))
     .option('--report <file>', 'also write the report here')
     .option('-q, --quiet', 'no live table, no report on stdout')
-    .action(async (o: { dir: string; pipeline?: string; param: string[]; cache: boolean; parallelism?: number; report?: string; quiet?: boolean }) => {
+    .addOption(new Option('--json', 'at the end, print the run (status --json\'s shape, with conclusion, cost and report file) as JSON on stdout instead of the report; progress stays on stderr'))
+    .action(async (o: { dir: string; pipeline?: string; param: string[]; cache: boolean; parallelism?: number; report?: string; quiet?: boolean; json?: boolean }) => {
       const { runCommand } = await import('./local/run.js');
       setCode(await runCommand({
-        dir: o.dir, params: o.param, noCache: !o.cache, quiet: !!o.quiet,
+        dir: o.dir, params: o.param, noCache: !o.cache, quiet: !!o.quiet, json: !!o.json,
         ...(o.pipeline ? { pipeline: o.pipeline } : {}), ...(o.parallelism ? { parallelism: o.parallelism } : {}),
         ...(o.report ? { reportFile: resolve(o.report) } : {}),
       }));
@@ -152,8 +153,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .argument('<run>', 'run id (run-…) or workflow id')
     .argument('[step]', 'step name')
     .option('-f, --follow', 'keep printing while the step runs, until it ends')
-    .action(async (run: string, step: string | undefined, o: { follow?: boolean }) => {
-      setCode(await (await import('./local/logs.js')).logsCommand(run, step, { follow: !!o.follow }));
+    .addOption(new Option('--json', 'one JSON object per line (NDJSON): step, attempt, stream, line'))
+    .action(async (run: string, step: string | undefined, o: { follow?: boolean; json?: boolean }) => {
+      setCode(await (await import('./local/logs.js')).logsCommand(run, step, { follow: !!o.follow, json: !!o.json }));
     });
 
   program.command('get')
@@ -209,8 +211,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
 
   program.command('doctor')
     .description('Check the settings, Temporal, the store, the git hosts, AWS and Kubernetes, and say in plain words what is wrong (exit 1 when a check fails).')
-    .action(async () => {
-      setCode(await (await import('./doctor.js')).doctorCommand());
+    .addOption(new Option('--json', 'print the checks as JSON: {ok, checks: [{name, status, ok, message}]}'))
+    .action(async (o: { json?: boolean }) => {
+      setCode(await (await import('./doctor.js')).doctorCommand(process.env, process.stdout, { json: !!o.json }));
     });
 
   program.command('gc')

@@ -9,6 +9,7 @@ import { ProbotOctokit } from 'probot';
 import { createAwsClients } from '../activities/ec2/client.js';
 import { createKubeClients } from '../activities/k8s/client.js';
 import { createStore } from '../activities/store/factory.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from './config.js';
 import { githubConfig, gitlabConfig, type GithubConfig, type GitlabConfig } from './intake/config.js';
@@ -56,14 +57,33 @@ async function temporalCheck(cfg: EngineConfig): Promise<CheckResult> {
       await withTimeout(`Temporal at ${address}`, conn.workflowService.describeNamespace({ namespace: cfg.temporalNamespace })).catch((e: unknown) => {
         throw new Error(`connected to ${address}, but namespace ${cfg.temporalNamespace} cannot be described: ${reason(e)}`);
       });
-      return `${address}, namespace ${cfg.temporalNamespace}${cfg.temporalTls ? ', TLS' : ''}${cfg.temporalApiKey ? ', API key' : ''}`;
+      const attributes = await searchAttributesNote(conn, cfg.temporalNamespace);
+      return `${address}, namespace ${cfg.temporalNamespace}${cfg.temporalTls ? ', TLS' : ''}${cfg.temporalApiKey ? ', API key' : ''}${attributes}`;
     } catch (e) {
-      if (reason(e).startsWith('connected to')) throw e;
+      if (reason(e).startsWith('connected')) throw e;
       throw new Error(`cannot reach ${address} (TEMPORAL_ADDRESS): ${reason(e)}`);
     } finally {
       await connection?.close();
     }
   });
+}
+
+/**
+ * '' when the namespace has the run search attributes; throws when it lacks some (runs then
+ * start without them and `trainyard runs` cannot list them: docs/operations.md, *Audit view*);
+ * a note when the server does not let this key list them (ListSearchAttributes refused).
+ */
+async function searchAttributesNote(conn: Connection, namespace: string): Promise<string> {
+  let have: Set<string>;
+  try {
+    const listed = await withTimeout('Temporal', conn.operatorService.listSearchAttributes({ namespace }));
+    have = new Set(Object.keys(listed.customAttributes ?? {}));
+  } catch (e) {
+    return ` (run search attributes not checked: ${reason(e)})`;
+  }
+  const missing = Object.values(SEARCH_ATTRIBUTES).filter((n) => !have.has(n));
+  if (missing.length === 0) return '';
+  throw new Error(`connected, but namespace ${namespace} lacks the run search attributes ${missing.join(', ')}: runs start without them and \`trainyard runs\` does not list them; run \`trainyard setup-temporal\` once (Temporal Cloud: add them as Keyword in the web UI or with tcld)`);
 }
 
 async function storeCheck(cfg: EngineConfig): Promise<CheckResult> {
@@ -154,7 +174,7 @@ async function kubernetesCheck(compute: ComputeConfig): Promise<CheckResult> {
 
 /**
  * Runs every check against `env` and returns the results in order: configuration, Temporal
- * (connect and DescribeNamespace), store (write and read a probe record), GitHub App
+ * (connect, DescribeNamespace and the run search attributes), store (write and read a probe record), GitHub App
  * (GET /app with the App's JWT), GitLab (GET /user), AWS EC2 (DescribeRegions) and
  * Kubernetes (SelfSubjectAccessReview for creating Jobs) — the last four when configured.
  */
@@ -194,9 +214,16 @@ export function formatResults(results: CheckResult[]): string {
   return results.map((r) => `${r.status.padEnd(4)}  ${r.name}: ${r.detail}\n`).join('');
 }
 
-/** `trainyard doctor`: prints the checks; 0 when none failed, 1 otherwise. */
-export async function doctorCommand(env: Env = process.env, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+/**
+ * `trainyard doctor [--json]`: prints the checks, one line each, or with `json` one object
+ * `{ ok, checks: [{ name, status: 'ok'|'FAIL'|'skip', ok, message }] }` (`ok` is false only
+ * for FAIL: a skipped check is one not configured). Returns 0 when none failed, 1 otherwise.
+ */
+export async function doctorCommand(env: Env = process.env, out: NodeJS.WritableStream = process.stdout, opts: { json?: boolean } = {}): Promise<number> {
   const results = await runDoctor(env);
-  out.write(formatResults(results));
+  if (opts.json) {
+    const checks = results.map((r) => ({ name: r.name, status: r.status, ok: r.status !== 'FAIL', message: r.detail }));
+    out.write(`${JSON.stringify({ ok: checks.every((c) => c.ok), checks }, null, 2)}\n`);
+  } else out.write(formatResults(results));
   return results.some((r) => r.status === 'FAIL') ? 1 : 0;
 }

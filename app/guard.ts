@@ -12,7 +12,14 @@ export interface Guard {
   exited: Promise<{ expected: boolean; detail: string }>;
   /** From now on, tells the watchdog about every container this process starts and removes. */
   followContainers(): void;
-  /** Stops what it guards and waits until the watchdog is gone (10 s, then SIGKILL of its process group). */
+  /**
+   * From now on, ends process group `pgid` (a child spawned `detached`) when this process
+   * ends in any way: SIGTERM, then SIGKILL after `graceMs` (default 15 s) if any of it is left.
+   */
+  followGroup(pgid: number, graceMs?: number): void;
+  /** Forgets that group (every process of it has exited). */
+  unfollowGroup(pgid: number): void;
+  /** Stops what it guards and waits until the watchdog is gone (10 s or the longest group grace + 6 s, then SIGKILL of its process group). */
   close(): Promise<void>;
 }
 
@@ -33,6 +40,8 @@ export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
     child.once('error', (err) => resolve({ expected: false, detail: err.message }));
   });
   let unwatch: (() => void) | undefined;
+  // close() must not cut short a followed group's grace time (guard.mjs: grace, then up to 5 s).
+  let closeWaitMs = 10_000;
   const send = (line: string[]): void => {
     if (line.some((f) => /[\t\n\r]/.test(f)) || !child.stdin?.writable) return;
     child.stdin.write(`${line.join('\t')}\n`);
@@ -42,13 +51,21 @@ export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
     followContainers() {
       unwatch ??= watchContainers({ started: (name, cli) => send(['started', cli.command, name]), removed: (name) => send(['removed', name]) });
     },
+    followGroup(pgid, graceMs) {
+      const grace = Math.max(0, Math.round(graceMs ?? 15_000));
+      closeWaitMs = Math.max(closeWaitMs, grace + 6_000);
+      send(['group', String(pgid), String(grace)]);
+    },
+    unfollowGroup(pgid) {
+      send(['ungroup', String(pgid)]);
+    },
     async close() {
       closing = true;
       unwatch?.();
       child.stdin?.end();
       const t = setTimeout(() => {
         try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
-      }, 10_000);
+      }, closeWaitMs);
       await exited;
       clearTimeout(t);
     },

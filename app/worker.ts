@@ -19,6 +19,8 @@ import type { KubeClients } from '../activities/k8s/client.js';
 import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
 import { disabledComputeActivities, disabledKubernetesActivities } from './compute/disabled.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
+import type { OpenLineageConfig } from '../activities/lineage/openlineage.js';
+import { loadOpenLineageConfig } from './openlineage.js';
 import { cachedWorkflowBundle } from './bundlecache.js';
 import { dataConverter } from './codec.js';
 import { setting } from './settings/read.js';
@@ -122,6 +124,8 @@ export interface WorkersConfig {
   shutdownGraceMs?: number;
   /** Where the runner fetches step secrets (default: TRAINYARD_SECRETS_* of this process's environment). */
   secrets?: SecretSource;
+  /** Where runs send OpenLineage events (default: TRAINYARD_OPENLINEAGE_* of this process's environment; null: nowhere). */
+  openLineage?: OpenLineageConfig | null;
 }
 
 export interface RunningWorkers {
@@ -156,6 +160,7 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const compute = cfg.compute ?? loadComputeConfig(process.env);
+  const openLineage = cfg.openLineage === undefined ? loadOpenLineageConfig(process.env) : (cfg.openLineage ?? undefined);
   // The EC2 and Kubernetes clients are loaded only where they are configured.
   const kube = compute.kubernetes ? (cfg.kube ?? (await import('../activities/k8s/client.js')).createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
@@ -176,7 +181,7 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     // Send those heartbeats as they come (the default spaces them 80 % of the timeout apart,
     // which leaves a busy host 4 s of slack before a live activity counts as lost).
     maxHeartbeatThrottleInterval: '3 seconds',
-    activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}) }) },
+    activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}), ...(openLineage ? { openLineage } : {}) }) },
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });

@@ -12,28 +12,42 @@ import {
   type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
-import { SEARCH_ATTRIBUTES } from './searchattributes.js';
+import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
+import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
-import type { KubernetesMachineSpec } from '../pipeline/types.js';
-import type { AttemptRecord, Conclusion, ResolvedInput, RunInput, RunStatus, StepStatus, SupersededBy } from './types.js';
+import {
+  applyCacheHit, cancelUnfinished, chargeKubernetes, checkConclusion, failSteps, failWithheld, initialSteps,
+  kubernetesMachineOf, lostItsHost, markStarted, needsHostPool, pendingOnMachine, readySteps, runOutcome, runningCount,
+  settleStep, skipBlocked, upstreamOf, type StepRecords,
+} from './scheduler.js';
+import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from './types.js';
 
 /** State carried across continue-as-new. */
 export interface PipelineCarry {
-  steps: Record<string, StepStatus>;
+  steps: StepRecords;
   /** cache key → the steps of this run waiting for that execution. */
   waiting: Record<string, string[]>;
   attemptOffset: Record<string, number>;
   startedAt: string;
   continuedAsNew: number;
   pool?: HostPoolState;
+  /** Whether the run sends OpenLineage events (the control worker had an endpoint); absent = no. */
+  openLineage?: boolean;
 }
 
 const PREPARE_BATCH = 200;
+/** OpenLineage facts per activity call: a few KiB each, far under Temporal's payload limit. */
+const LINEAGE_BATCH = 100;
 /** Quiet time after which the run checks its executions directly. */
 const PROBE_AFTER_MS = 5 * 60_000;
-const DONE = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled']);
 
+/**
+ * The pipeline run workflow: the loop around the pure scheduler (workflows/scheduler.ts) —
+ * prepare ready steps (cache lookups), start executions, apply their results as they signal
+ * back, publish status — then clean-up, lineage and the final status, even when cancelled.
+ * Continues as new (carrying `PipelineCarry`) when the history grows past `historyEventLimit`.
+ */
 export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promise<RunStatus> {
   const { pipeline, options } = input;
   const myId = workflowInfo().workflowId;
@@ -45,8 +59,17 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
+  // Best effort and off the run's path: the activity never throws, and bounds its own HTTP time.
+  const lineage = proxyActivities<Pick<ControlActivities, 'emitOpenLineage'>>({
+    taskQueue: options.controlQueue,
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 2 },
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+  // patched: histories recorded before OpenLineage events replay unchanged (no activity call).
+  const lineagePatched = patched('openlineage-events');
 
-  const steps: Record<string, StepStatus> = carry?.steps ?? Object.fromEntries(pipeline.order.map((n) => [n, { name: n, state: 'pending' as const }]));
+  const steps: StepRecords = carry?.steps ?? initialSteps(pipeline);
   const waiting: Record<string, string[]> = carry?.waiting ?? {};
   const attemptOffset: Record<string, number> = carry?.attemptOffset ?? {};
   const earlierAttempts: Record<string, AttemptRecord[]> = {};
@@ -63,15 +86,14 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let runState: RunStatus['state'] = 'running';
   let lineageKey: string | undefined;
   let reportKey: string | undefined;
+  // OpenLineage: unknown until the first send answers whether the worker has an endpoint.
+  let lineageOn: boolean | undefined = !lineagePatched ? false : carry ? carry.openLineage === true : undefined;
+  const lineageFacts = new LineageFacts(Boolean(carry), carry?.steps);
+  let lineageSending: Promise<void> | undefined;
 
-  const kubernetesMachine = (step: string) => {
-    const m = pipeline.steps[step]!.machine;
-    const spec = m ? pipeline.machines[m] : undefined;
-    return spec && 'kubernetes' in spec ? { name: m!, spec: spec as KubernetesMachineSpec } : undefined;
-  };
+  const kubernetesMachine = (step: string) => kubernetesMachineOf(pipeline, step);
   // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
-  const needsPool = Object.values(pipeline.steps).some((s) => s.machine && !kubernetesMachine(s.name));
-  const pool = needsPool
+  const pool = needsHostPool(pipeline)
     ? new HostPool({
         runId: input.runId, workflowId: myId, machines: pipeline.machines,
         stepTimeoutSeconds: Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.timeoutSeconds])),
@@ -98,13 +120,34 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   let lastNews = Date.now();
   setHandler(stepFinishedSignal, (f) => { finished.push(f); lastNews = Date.now(); });
 
-  const depsOf = (name: string): string[] => {
-    const s = pipeline.steps[name]!;
-    const fromInputs = Object.values(s.inputs).flatMap((i) => (i.kind === 'step' ? [i.step] : []));
-    return [...new Set([...s.needs, ...fromInputs])];
+  /**
+   * Sends the OpenLineage facts owed since the last send, unless a send is still going (its
+   * end wakes the loop, which sends the rest). Never blocks the run and never fails it.
+   */
+  const sendLineage = (extra: LineageFact[] = []): void => {
+    if (lineageOn === false || lineageSending) return;
+    const facts = [...lineageFacts.take(pipeline.order.map((n) => steps[n]!), startedAt), ...extra];
+    if (facts.length === 0) return;
+    const request = { workflowId: myId, runId: input.runId, repository: repositoryOf(input.source) + (input.source.subdir ? `/${input.source.subdir}` : ''), pipeline: pipeline.name };
+    lineageSending = CancellationScope.nonCancellable(async () => {
+      for (let i = 0; i < facts.length && lineageOn !== false; i += LINEAGE_BATCH) {
+        try {
+          lineageOn = (await lineage.emitOpenLineage({ ...request, facts: facts.slice(i, i + LINEAGE_BATCH) })).enabled;
+        } catch (err) {
+          log.warn('OpenLineage events were not sent; the run goes on', { error: String(err) });
+        }
+      }
+    }).finally(() => {
+      lineageSending = undefined;
+      wake = true;
+    });
   };
-  const pendingNeeding = (machine: string): number =>
-    pipeline.order.filter((n) => steps[n]!.state === 'pending' && pipeline.steps[n]!.machine === machine).length;
+  /** Waits for the send going on, then sends (and waits for) everything owed. */
+  const drainLineage = async (extra: LineageFact[] = []): Promise<void> => {
+    while (lineageSending) await lineageSending;
+    sendLineage(extra);
+    while (lineageSending) await lineageSending;
+  };
 
   let lastPublish = 0;
   let dirty = true;
@@ -129,73 +172,24 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const spec = pipeline.steps[name]!;
       const host = hostOf.get(name);
       hostOf.delete(name);
-      const last = f.outcome.attempts[f.outcome.attempts.length - 1];
-      const hostLost = f.outcome.state === 'failed' && last?.outcome === 'host_lost';
+      const last = f.outcome.attempts.at(-1);
+      const hostLost = lostItsHost(f.outcome);
       // Real GPU samples make the idle-GPU accounting exact.
       if (host && last?.gpu) host.gpu = last.gpu;
       if (host?.kind === 'kubernetes') chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
-      if (pool && host && host.kind === 'ec2') await pool.release(host, pendingNeeding(spec.machine!) + (hostLost ? 1 : 0), hostLost);
-      // The lost attempt says what EC2 said of its host (a spot interruption notice, an
-      // instance gone): the host record that carries it is replaced by the retry's.
-      const attempts = hostLost && host?.lostReason
-        ? f.outcome.attempts.map((a, k, all) => (k === all.length - 1 ? { ...a, message: `${a.message ?? 'host lost'}: ${host.lostReason}` } : a))
-        : f.outcome.attempts;
-      // Attempts of earlier executions (lost hosts) count against the retries too.
-      const used = (attemptOffset[name] ?? 0) + attempts.length;
-      if (hostLost && spec.machine && !kubernetesMachine(name) && used < spec.retries + 1 && !cancelRequested) {
-        // The host died under the step: try again on a new one.
-        attemptOffset[name] = used;
-        (earlierAttempts[name] ??= []).push(...attempts);
-        st.state = 'pending';
-        st.message = `attempt ${used} lost its host; retrying on a new one`;
-        continue;
-      }
-      const ranElsewhere = f.outcome.producedBy.runId !== input.runId;
-      st.outcome = { ...f.outcome, attempts: [...(earlierAttempts[name] ?? []), ...attempts] };
-      st.finishedAt = new Date().toISOString();
-      if (host) st.host = host;
-      if (f.outcome.state === 'succeeded') {
-        st.state = 'succeeded';
-        if (ranElsewhere && st.cache && st.cache.decision === 'miss') {
-          st.cache = { ...st.cache, decision: 'joined', reason: `${st.cache.reason}; executed once for this run and run ${f.outcome.producedBy.runId}`, source: f.outcome.producedBy };
-        }
-      } else if (f.outcome.state === 'cancelled') {
-        st.state = 'cancelled';
-        st.message = f.outcome.message;
-      } else {
-        st.state = 'failed';
-        st.message = f.outcome.message ?? 'failed';
+      if (pool && host && host.kind === 'ec2') await pool.release(host, pendingOnMachine(pipeline, steps, spec.machine!) + (hostLost ? 1 : 0), hostLost);
+      const settled = settleStep(st, {
+        runId: input.runId, outcome: f.outcome, ...(host ? { host } : {}), earlierAttempts: earlierAttempts[name] ?? [],
+        attemptOffset: attemptOffset[name] ?? 0, retries: spec.retries,
+        mayRetryOnNewHost: Boolean(spec.machine) && !kubernetesMachine(name) && !cancelRequested, now: new Date().toISOString(),
+      });
+      if (settled.kind === 'retry') {
+        // The host died under the step: it goes back to pending and asks for a new one.
+        attemptOffset[name] = settled.attemptOffset;
+        (earlierAttempts[name] ??= []).push(...settled.attempts);
       }
     }
     dirty = true;
-  };
-
-  const skipBlocked = (): void => {
-    let changed = true;
-    while (changed) {
-      changed = false;
-      for (const name of pipeline.order) {
-        const st = steps[name]!;
-        if (st.state !== 'pending') continue;
-        const bad = depsOf(name).find((d) => ['failed', 'skipped', 'cancelled'].includes(steps[d]!.state));
-        if (bad) {
-          st.state = 'skipped';
-          st.message = `skipped: ${bad} ${steps[bad]!.state}`;
-          changed = dirty = true;
-        }
-      }
-    }
-  };
-
-  const upstreamOf = (name: string): Record<string, ResolvedInput> => {
-    const out: Record<string, ResolvedInput> = {};
-    for (const [inName, src] of Object.entries(pipeline.steps[name]!.inputs)) {
-      if (src.kind !== 'step') continue;
-      const art = steps[src.step]!.outcome?.outputs[src.output];
-      if (!art) throw new Error(`step ${src.step} finished without its output ${src.output}`);
-      out[inName] = { artifact: art, origin: { kind: 'step', step: src.step, output: src.output } };
-    }
-    return out;
   };
 
   const startPrepared = async (items: Prepared[]): Promise<void> => {
@@ -205,11 +199,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const spec = pipeline.steps[p.step]!;
       const st = steps[p.step]!;
       const joined = waiting[p.key] ?? (byKey.has(p.key) ? [] : undefined);
-      st.state = 'running';
-      st.startedAt = new Date().toISOString();
-      st.cache = p.decision;
-      st.inputs = p.inputs;
-      st.image = p.spec.image;
+      markStarted(st, p, new Date().toISOString());
       if (joined !== undefined) {
         // Same key as a step already running in this run: one execution serves both.
         (waiting[p.key] ??= []).push(p.step);
@@ -252,7 +242,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
             if (isCancellation(err)) { cancelRequested = true; return; }
             const names = waiting[p.key] ?? [p.step];
             delete waiting[p.key];
-            for (const n of names) Object.assign(steps[n]!, { state: 'failed', message: `no host: ${failureMessage(err)}`, finishedAt: new Date().toISOString() });
+            failSteps(steps, names, `no host: ${failureMessage(err)}`, new Date().toISOString());
           } finally {
             acquiring--;
             notStarted.delete(p.key);
@@ -275,17 +265,12 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   const mainLoop = async (): Promise<void> => {
     for (;;) {
       while (finished.length > 0) await applyFinished(finished.shift()!);
-      skipBlocked();
+      if (skipBlocked(pipeline, steps)) dirty = true;
       if (cancelRequested) return;
-      const ready = pipeline.order.filter((n) => steps[n]!.state === 'pending' && depsOf(n).every((d) => ['succeeded', 'cached'].includes(steps[d]!.state)));
-      const running = pipeline.order.filter((n) => steps[n]!.state === 'running').length;
+      const ready = readySteps(pipeline, steps);
+      const running = runningCount(pipeline, steps);
       const slots = options.parallelism - running;
-      const withheld = input.secretsWithheld ? ready.filter((n) => (pipeline.steps[n]!.secrets ?? []).length > 0) : [];
-      if (withheld.length > 0) {
-        // Before its cache lookup too: a fork's run is not handed what a secret produced either.
-        for (const n of withheld) {
-          Object.assign(steps[n]!, { state: 'failed', message: `not started: it needs secrets (${pipeline.steps[n]!.secrets!.join(', ')}), and ${input.secretsWithheld}`, finishedAt: new Date().toISOString() });
-        }
+      if (failWithheld(pipeline, steps, ready, input.secretsWithheld, new Date().toISOString()).length > 0) {
         dirty = true;
         continue;
       }
@@ -294,7 +279,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         if (toPrepare.length > 0) {
           const items: PrepareItem[] = toPrepare.map((n) => {
             const m = pipeline.steps[n]!.machine;
-            return { step: n, spec: pipeline.steps[n]!, upstream: upstreamOf(n), gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false };
+            return { step: n, spec: pipeline.steps[n]!, upstream: upstreamOf(pipeline, steps, n), gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false };
           });
           let results: Prepared[];
           try {
@@ -302,19 +287,13 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
           } catch (err) {
             if (isCancellation(err)) throw err;
             const why = failureMessage(err);
-            for (const n of toPrepare) Object.assign(steps[n]!, { state: 'failed', message: `could not prepare the step: ${why}`, finishedAt: new Date().toISOString() });
+            failSteps(steps, toPrepare, `could not prepare the step: ${why}`, new Date().toISOString());
             dirty = true;
             continue;
           }
           for (const r of results) {
             if (r.hit) {
-              const st = steps[r.step]!;
-              st.state = 'cached';
-              st.cache = r.decision;
-              st.inputs = r.inputs;
-              st.image = r.spec.image;
-              st.finishedAt = new Date().toISOString();
-              st.outcome = { state: 'succeeded', outputs: r.hit.outputs, attempts: r.hit.attempts, ...(r.hit.metrics ? { metrics: r.hit.metrics } : {}), logDigest: r.hit.logDigest, producedBy: r.hit.source };
+              applyCacheHit(steps[r.step]!, { ...r, hit: r.hit }, new Date().toISOString());
               dirty = true;
             } else {
               prepared.set(r.step, r);
@@ -333,10 +312,14 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         if (ready.length === 0) return;
       }
       await publish(false);
+      sendLineage();
       if (shouldContinueAsNew()) {
+        // The next execution takes every fact up to here as sent.
+        await drainLineage();
         await continueAsNew<typeof pipelineRun>(input, {
           steps, waiting, attemptOffset, startedAt, continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
           ...(pool ? { pool: pool.state() } : {}),
+          ...(lineageOn ? { openLineage: true } : {}),
         });
       }
       const woke = await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS));
@@ -369,6 +352,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     }
   }
   await publish(true);
+  sendLineage();
   try {
     await mainLoop();
   } catch (err) {
@@ -379,8 +363,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   return await CancellationScope.nonCancellable(async () => {
     if (cancelRequested) await cancelEverything();
     if (pool) await pool.shutdownAll();
-    const failed = pipeline.order.some((n) => steps[n]!.state === 'failed');
-    runState = cancelRequested ? 'cancelled' : failed || pipeline.order.some((n) => !DONE.has(steps[n]!.state)) ? 'failed' : 'succeeded';
+    const outcome = runOutcome(pipeline, steps, cancelRequested);
+    runState = outcome;
     if (input.concurrency) {
       try {
         await getExternalWorkflowHandle(input.concurrency.groupId).signal(releaseSignal, myId);
@@ -388,6 +372,9 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         // The group has closed (this run was superseded and a newer one released it).
       }
     }
+    // Every step's last event, then the run's; sent while the lineage and the report are written.
+    while (lineageSending) await lineageSending;
+    sendLineage([runEnd(runState, new Date().toISOString())]);
     const recorded = await control.recordRunLineage({ input, status: snapshot() });
     lineageKey = recorded.lineageKey;
     reportKey = recorded.reportKey;
@@ -397,8 +384,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       upsertSearchAttributes({ [SEARCH_ATTRIBUTES.conclusion]: [runState] });
     }
     if (input.status.kind !== 'none') {
-      const timedOut = pipeline.order.some((n) => steps[n]!.outcome?.attempts.at(-1)?.outcome === 'timed_out' && steps[n]!.state === 'failed');
-      const conclusion: Conclusion = runState === 'succeeded' ? 'success' : runState === 'cancelled' ? 'cancelled' : timedOut ? 'timed_out' : 'failure';
+      const conclusion = checkConclusion(pipeline, steps, outcome);
       try {
         await control.publishStatus({
           target: input.status, runId: input.runId, workflowId: myId, status: snapshot(),
@@ -411,6 +397,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         log.error('final status publication failed', { error: String(err) });
       }
     }
+    await drainLineage();
     return snapshot();
   });
 
@@ -426,31 +413,8 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     // Each execution answers once its container is gone (or says another run still needs it).
     await condition(() => keys.every((k) => !waiting[k] || finished.some((f) => f.key === k)), '3 minutes');
     while (finished.length > 0) await applyFinished(finished.shift()!);
-    for (const name of pipeline.order) {
-      const st = steps[name]!;
-      if (!DONE.has(st.state)) {
-        st.state = 'cancelled';
-        st.message ??= supersededBy ? `superseded by ${supersededBy.sha.slice(0, 12)} (run ${supersededBy.runId})` : 'run cancelled';
-      }
-    }
+    cancelUnfinished(pipeline, steps, supersededBy);
   }
-}
-
-/** A Kubernetes step's bill: every attempt's pod time at its class's rate (failed and lost ones too). */
-function chargeKubernetes(host: HostRecord, attempts: AttemptRecord[]): void {
-  const billed = attempts.flatMap((a) => (a.compute ? [a.compute] : []));
-  if (billed.length === 0) return;
-  const last = billed[billed.length - 1]!;
-  host.billedSeconds = Math.round(billed.reduce((n, c) => n + c.billedSeconds, 0) * 1000) / 1000;
-  host.costUsd = Math.round(billed.reduce((n, c) => n + c.costUsd, 0) * 1e6) / 1e6;
-  host.pricePerHourUsd = last.pricePerHourUsd;
-  host.gpus = last.gpus;
-  host.namespace = last.namespace;
-  host.job = last.job;
-  if (last.pod) host.pod = last.pod;
-  if (last.node) host.node = last.node;
-  // Without GPU samples from the pod, requested GPU time counts as used (idle time is unknown, not zero).
-  if (host.gpu) host.idleGpuSeconds = Math.round(host.gpus * host.billedSeconds * host.gpu.idleFraction * 1000) / 1000;
 }
 
 function failureMessage(err: unknown): string {

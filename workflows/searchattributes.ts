@@ -2,7 +2,7 @@
 // Keyword: exact-match filters. Registered by `trainyard setup-temporal` (app/visibility.ts),
 // the CLI's embedded dev server and the test setup; set when a run starts, the conclusion when
 // it ends. Types only from elsewhere: this file is part of the workflow bundle.
-import type { RunInput } from './types.js';
+import type { RunInput, SourceRef } from './types.js';
 
 export const SEARCH_ATTRIBUTES = {
   repository: 'TrainyardRepository',
@@ -22,7 +22,7 @@ export const SEARCH_ATTRIBUTES = {
  */
 export function runSearchAttributes(input: RunInput): Record<string, string[]> {
   const s = input.source;
-  const repository = s.kind === 'remote' ? s.cloneUrl.replace(/\.git$/, '').replace(/^[a-z]+:\/\/[^/]+\//, '') : s.repoPath;
+  const repository = repositoryOf(s);
   const t = input.trigger;
   const branch = t.kind === 'push' && t.ref.startsWith('refs/heads/') ? t.ref.slice('refs/heads/'.length) : undefined;
   const requester = t.kind === 'cli' ? t.user : t.actor;
@@ -35,4 +35,9 @@ export function runSearchAttributes(input: RunInput): Record<string, string[]> {
   };
   if (branch) out[SEARCH_ATTRIBUTES.branch] = [branch];
   return out;
+}
+
+/** `owner/repo` from a git host's clone URL, or the local repository's path. */
+export function repositoryOf(s: SourceRef): string {
+  return s.kind === 'remote' ? s.cloneUrl.replace(/\.git$/, '').replace(/^[a-z]+:\/\/[^/]+\//, '') : s.repoPath;
 }

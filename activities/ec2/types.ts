@@ -42,6 +42,13 @@ export interface AgentSettings {
   idlePoweroffSeconds: number;
   /** How often the host asks IMDSv2 for a spot interruption notice. */
   spotPollSeconds: number;
+  /**
+   * Where the host's agent reads step secrets: the server's AWS SSM Parameter Store source
+   * (TRAINYARD_SECRETS_SSM_PREFIX / _REGION / _ENDPOINT), read on the host with the instance
+   * profile (which then needs ssm:GetParameters on the prefix). Absent = the host has no
+   * secret source, and a step with `secrets` fails there with the missing-secret message.
+   */
+  secretsSsm?: { prefix: string; region: string; endpoint?: string };
 }
 
 /** Server-side EC2 placement and limits. A pipeline file can never set these. */

@@ -54,6 +54,12 @@ export function renderUserData(p: UserDataParams): string {
     TRAINYARD_SPOT_POLL_SECONDS: String(p.agent.spotPollSeconds),
   };
   if (p.agent.temporalApiKeySsmParameter) env.TRAINYARD_TEMPORAL_API_KEY_SSM = p.agent.temporalApiKeySsmParameter;
+  // Step secrets: only where to find them; the agent reads the values with the instance profile.
+  if (p.agent.secretsSsm) {
+    env.TRAINYARD_SECRETS_SSM_PREFIX = p.agent.secretsSsm.prefix;
+    if (p.agent.secretsSsm.region) env.TRAINYARD_SECRETS_SSM_REGION = p.agent.secretsSsm.region;
+    if (p.agent.secretsSsm.endpoint) env.TRAINYARD_SECRETS_SSM_ENDPOINT = p.agent.secretsSsm.endpoint;
+  }
   for (const [k, v] of Object.entries(env)) {
     if (!SAFE.test(v)) throw new Error(`user data: ${k} value ${JSON.stringify(v)} has characters outside [A-Za-z0-9@%+=:,./_~^-]`);
   }

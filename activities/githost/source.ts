@@ -9,7 +9,7 @@ import type { SourceRef } from '../../workflows/types.js';
 import { COMMIT_ID, OncePerKey, fillOnce } from '../source/once.js';
 import type { SourceProvider } from '../source/types.js';
 import { ownerRepoFromCloneUrl, type GitHubClients } from './github-client.js';
-import type { GitLabCredentials } from './gitlab-client.js';
+import { countGitLabResponse, type GitLabCredentials } from './gitlab-client.js';
 
 export interface RemoteSourceConfig {
   cacheRoot: string;
@@ -57,6 +57,8 @@ export class RemoteSourceProvider implements SourceProvider {
     // fetch drops the authorization header when a redirect leaves the origin (GitHub sends
     // the download to codeload with a token of its own in the URL).
     const res = await fetch(url, { headers, redirect: 'follow' });
+    // The archive is a GitLab API call too (GitHub's tarball is not counted: not made through Octokit).
+    if (source.host === 'gitlab') countGitLabResponse(res.status, (n) => res.headers.get(n));
     if (!res.ok || !res.body) throw new Error(`fetching the archive of ${source.commit} from ${source.host} failed: HTTP ${res.status}`);
     return res;
   }

@@ -1,7 +1,8 @@
 // Text for check runs, commit statuses and notes: live step tables, size limits.
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
-import { reasonBeside, stepDetail } from '../report/statetext.js';
-import { neutraliseBidi } from '../usertext.js';
+import { mdCode, mdText } from '../report/escape.js';
+import { humanDuration } from '../report/markdown.js';
+import { reasonBeside, STATE_EMOJI, stepDetail, stepElapsedMs } from '../report/statetext.js';
 
 /** GitHub's limit for a check run's summary and text, in bytes. */
 export const CHECK_TEXT_MAX = 65_535;
@@ -42,20 +43,6 @@ function truncateFromStart(text: string, maxBytes: number): string {
   return bytes.subarray(start).toString('utf8');
 }
 
-const ICON: Record<StepStatus['state'], string> = {
-  pending: '⏳', running: '🏃', succeeded: '✅', cached: '♻️', failed: '❌', skipped: '⏭️', cancelled: '🚫',
-};
-
-function duration(step: StepStatus, now: number): string {
-  if (!step.startedAt) return '';
-  const end = step.finishedAt ? Date.parse(step.finishedAt) : now;
-  const s = Math.max(0, Math.round((end - Date.parse(step.startedAt)) / 1000));
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `${Math.floor(s / 60)}m${s % 60}s` : `${s}s`;
-}
-
-function cell(text: string): string {
-  return neutraliseBidi(text.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ')).slice(0, 160);
-}
 
 export interface StepCounts {
   total: number;
@@ -93,7 +80,8 @@ export function stepTable(status: RunStatus, now = Date.now(), maxRows = 250): s
   const rows = status.steps.map((s) => {
     const why = s.cache ? reasonBeside(s.state, s.cache.reason) : stepDetail(s.state, s.message);
     const where = s.host ? (s.host.instanceType ?? s.host.kind) : '';
-    return `| ${ICON[s.state]} | \`${cell(s.name)}\` | ${s.state} | ${duration(s, now)} | ${cell(where)} | ${cell(why)} |`;
+    const elapsed = stepElapsedMs(s, now);
+    return `| ${STATE_EMOJI[s.state]} | ${mdCode(s.name, 160)} | ${s.state} | ${elapsed === null ? '' : humanDuration(elapsed)} | ${mdText(where, 160)} | ${mdText(why, 160)} |`;
   });
   let shown = rows;
   if (rows.length > maxRows) {

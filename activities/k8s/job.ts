@@ -104,6 +104,10 @@ export function buildJob(r: JobRequest): V1Job {
     { name: 'AWS_REGION', value: r.settings.s3Region },
     // Node's and the AWS SDK's version notices would crowd out the agent's own failure messages.
     { name: 'NODE_NO_WARNINGS', value: '1' },
+    // Carried on the agent's log lines.
+    { name: 'TRAINYARD_JOB', value: name },
+    { name: 'TRAINYARD_RUN_ID', value: r.runId },
+    { name: 'TRAINYARD_RUN_STEP', value: r.step },
     ...(r.settings.s3Endpoint ? [{ name: 'TRAINYARD_S3_ENDPOINT', value: r.settings.s3Endpoint }] : []),
   ];
   const agent = (cname: string, arg: string, mounts: [string, string, boolean][]): V1Container => ({

@@ -5,6 +5,8 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { pinoTextHooks } from '../usertext.js';
 import { createStore } from '../store/factory.js';
 import type { ArtifactStore } from '../store/types.js';
 import type { ArtifactRef } from '../../workflows/types.js';
@@ -36,23 +38,33 @@ export async function fetchInputs(plan: PodPlan, store: ArtifactStore, mounts = 
   await writeFile(join(mounts.meta, 'params.json'), JSON.stringify(plan.params, null, 2));
 }
 
-/** `upload`: each declared output found under /outputs is stored; the result goes to the plan's record. */
-export async function uploadOutputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT): Promise<UploadResult> {
+/**
+ * `upload`: each declared output found under /outputs is stored; the result goes to the plan's
+ * record. `log` gets a line per output (name, digest, bytes, ms): the container's own log is what
+ * the runner quotes when this agent is killed before it finishes (activities/k8s/runner.ts).
+ */
+export async function uploadOutputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT, log?: Logger): Promise<UploadResult> {
   const result: UploadResult = { outputs: {}, missing: [], refused: {} };
   for (const name of plan.outputs) {
     const p = join(mounts.outputs, name);
     if (!(await lstat(p).catch(() => undefined))) {
       result.missing.push(name);
+      log?.info({ output: name }, 'output missing');
       continue;
     }
+    const t0 = Date.now();
     try {
       const ref: ArtifactRef = await store.putPath(p);
       result.outputs[name] = ref;
+      log?.info({ output: name, digest: ref.digest, bytes: ref.size, ms: Date.now() - t0 }, 'output stored');
     } catch (e) {
       result.refused[name] = (e as Error).message;
+      log?.warn({ output: name, error: (e as Error).message, ms: Date.now() - t0 }, 'output refused');
     }
   }
+  const t0 = Date.now();
   await store.putRecord(plan.resultKey, result);
+  log?.info({ ms: Date.now() - t0 }, 'result recorded');
   return result;
 }
 
@@ -84,12 +96,15 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
       return 0;
     }
     if (mode === 'upload') {
+      // Synchronous writes: the process exits right after its last line.
+      const log = pino({ name: 'trainyard-pod-agent', base: { mode, job: env.TRAINYARD_JOB, runId: env.TRAINYARD_RUN_ID, step: env.TRAINYARD_RUN_STEP }, hooks: pinoTextHooks }, pino.destination({ dest: 1, sync: true }));
       // A native sidecar: it runs beside the step and is told to stop (SIGTERM) once the step exits.
       // A signal listener does not keep Node alive: a timer does, until the signal comes.
       const told = new Promise<void>((resolve) => {
         const alive = setInterval(() => undefined, 60_000);
-        const stop = () => {
+        const stop = (signal: NodeJS.Signals) => {
           clearInterval(alive);
+          log.info({ signal, outputs: plan.outputs }, 'told to stop: storing the outputs');
           resolve();
         };
         process.once('SIGTERM', stop);
@@ -100,9 +115,10 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
       // the kubelet starts the step container only after it (activities/k8s/job.ts).
       await mkdir(AGENT_MOUNT.scratch, { recursive: true });
       await writeFile(UPLOAD_READY_FILE, 'listening for SIGTERM\n');
+      log.info('listening for SIGTERM');
       await told;
-      const r = await uploadOutputs(plan, store);
-      process.stdout.write(`${JSON.stringify({ stored: Object.keys(r.outputs), missing: r.missing, refused: Object.keys(r.refused) })}\n`);
+      const r = await uploadOutputs(plan, store, AGENT_MOUNT, log);
+      log.info({ stored: Object.keys(r.outputs), missing: r.missing, refused: Object.keys(r.refused) }, 'done');
       return 0;
     }
     throw new Error(`usage: trainyard-pod-agent fetch|upload (got ${JSON.stringify(mode)})`);

@@ -4,9 +4,10 @@
 // scheduling, image pull, the step container's log into the log store, exit status — and
 // turns what happened into the same result or failure the local runner gives, with a reason
 // a person understands (Unschedulable, ImagePullBackOff, OOMKilled, Evicted, pod deleted).
-// Whatever happens, the Job and its pod are deleted before the activity returns.
+// Whatever happens, the Job and its pod are deleted before the activity returns (unless a newer
+// attempt of the same step, started by Temporal after late heartbeats, has adopted the Job).
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
+import type { V1ContainerStateTerminated, V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -117,6 +118,37 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     let pod: V1Pod | undefined;
     let deleting = false;
     const compute = (): AttemptCompute => billing(cls, gpus, ns, name, pod);
+    // Heartbeats on a timer of their own, not only between polls: an API call, the wait for the
+    // log's end or for a deletion can take longer than the heartbeat timeout on a loaded
+    // cluster, and Temporal would then start a second attempt of the step on the same Job while
+    // this one still runs (they used to delete the Job under each other: an upload sidecar
+    // SIGKILLed mid-upload, exit 137). The SDK sends at most one per 0.8 × heartbeatTimeout.
+    let progress: unknown = { job: name, phase: 'creating' };
+    const beat = setInterval(() => ctx.heartbeat(progress), Math.max(500, Math.min(5000, req.heartbeatTimeoutMs / 4)));
+    // Cancelled because Temporal gave the step to a newer attempt (this one's heartbeats were
+    // late) rather than because the run was cancelled: that attempt adopts the Job by name, so
+    // this one leaves it alone (stops following, deletes nothing).
+    const superseded = (): boolean => {
+      const d = ctx.cancellationSignal.aborted ? ctx.cancellationDetails : undefined;
+      return !!d && (d.timedOut || d.notFound) && !d.cancelRequested;
+    };
+    let handedBack = false;
+    /** Sleeps one poll interval (less when cancelled), with `detail` as the heartbeats' progress. */
+    const wait = (detail: unknown): Promise<void> => {
+      progress = detail;
+      ctx.heartbeat(detail);
+      return pause(ctx, pollMs);
+    };
+    const onCancel = async (follow?: { abort: () => void }): Promise<never> => {
+      follow?.abort();
+      if (superseded()) {
+        handedBack = true;
+        throw new CancelledFailure(`attempt superseded by a newer one (heartbeats late); Job ${name} left to it`);
+      }
+      deleting = true;
+      await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true);
+      throw new CancelledFailure('step cancelled; Job and pod deleted');
+    };
 
     const fail = async (f: Failure): Promise<never> => {
       splitter.end();
@@ -156,7 +188,8 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
       job.metadata!.annotations![RUN_WORKFLOW_ANNOTATION] = execRunId;
       job.spec!.template.metadata!.annotations![RUN_WORKFLOW_ANNOTATION] = execRunId;
       await createOrAdopt(kube, ns, name, job, execRunId);
-      ctx.heartbeat({ job: name, phase: 'created' });
+      progress = { job: name, phase: 'created' };
+      ctx.heartbeat(progress);
 
       let unschedulableSince: number | undefined;
       let imageTroubleSince: number | undefined;
@@ -167,25 +200,25 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
 
       for (;;) {
         if (ctx.cancellationSignal.aborted) {
-          deleting = true;
-          follow?.abort();
-          await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true);
-          throw new CancelledFailure('step cancelled; Job and pod deleted');
+          await onCancel(follow);
         }
         pod = await findPod(kube, ns, name);
         if (!pod) {
           const why = await jobGone(kube, ns, name);
           if (why) await fail({ type: 'StepHostLost', exitCode: null, message: seenPod ? `pod lost: ${why}` : why });
-          await pause(ctx, pollMs, { job: name, phase: 'waiting for the pod' });
+          await wait({ job: name, phase: 'waiting for the pod' });
           continue;
         }
         seenPod = true;
         const podName = pod.metadata!.name!;
         const st = pod.status ?? {};
-        if (pod.metadata?.deletionTimestamp && !deleting) {
-          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} was deleted (not by Trainyard)` });
-        }
+        // Kubernetes marks a pod it is about to remove for a reason of its own (an eviction through
+        // the API as `kubectl drain` does, preemption, a taint): that reason is the one to report.
         const disruption = st.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
+        if (pod.metadata?.deletionTimestamp && !deleting) {
+          const why = disruption?.reason === 'EvictionByEvictionAPI' ? 'was evicted' : 'was deleted (not by Trainyard)';
+          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason}${disruption.message ? `: ${disruption.message}` : ''})` : ''}` });
+        }
         if (st.reason === 'Evicted' || (st.phase === 'Failed' && !terminated(st.containerStatuses, CONTAINER.step))) {
           const why = st.reason === 'Evicted' ? `evicted: ${st.message ?? 'node pressure'}` : `${st.reason ?? 'failed'}${st.message ? `: ${st.message}` : ''}`;
           await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason})` : ''}` });
@@ -223,6 +256,7 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         const done = main?.state?.terminated;
         if (done) {
           // The follow ends when the container does; a bounded wait covers a slow last chunk.
+          progress = { job: name, phase: 'reading the end of the log', ...out.progress() };
           const streamed = await Promise.race([follow!.done, sleepMs(10_000).then(() => false)]);
           if (!streamed && out.progress().lines === 0) await readWholeLog(kube, ns, podName, splitter);
           const code = done.exitCode;
@@ -233,7 +267,8 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
               : `exited with code ${code}${out.lastLine ? `: ${out.lastLine}` : ''}`;
             await fail({ type: 'StepFailed', exitCode: code, message });
           }
-          const upload = await waitForUpload(kube, ns, name, cls, ctx, pollMs);
+          const upload = await waitForUpload(kube, ns, name, cls, ctx, wait);
+          if (upload.aborted) await onCancel();
           pod = upload.pod ?? pod;
           if (upload.error) await fail({ type: 'StepFailed', exitCode: 0, message: `outputs could not be stored: ${upload.error}` });
           const result = await deps.store.getRecord<UploadResult>(plan.resultKey);
@@ -251,13 +286,18 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         if (runningAt !== undefined && Date.now() - runningAt > timeoutMs) {
           await fail({ type: 'StepTimedOut', exitCode: null, message: `timed out after ${spec.timeoutSeconds}s; Job deleted` });
         }
-        await pause(ctx, pollMs, { job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), ...out.progress() });
+        await wait({ job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), ...out.progress() });
       }
     } finally {
       splitter.end();
       await out.close();
       // Finished pods go at once; a running one (failure paths) gets the class's short grace.
-      await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true).catch((e) => ctx.log.warn('could not delete the Job; the reaper will', { job: name, error: String(e) }));
+      // Not when a newer attempt of this step owns the Job now.
+      progress = { job: name, phase: 'deleting the Job' };
+      if (!handedBack && !superseded()) {
+        await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true).catch((e) => ctx.log.warn('could not delete the Job; the reaper will', { job: name, error: String(e) }));
+      }
+      clearInterval(beat);
       await rm(outDir, { recursive: true, force: true });
     }
   };
@@ -345,16 +385,49 @@ export async function deleteJob(kube: KubeClients, ns: string, name: string, gra
   throw new Error(`pods of Job ${ns}/${name} still there ${graceSeconds + 60}s after their deletion`);
 }
 
-/** Waits for the upload sidecar to stop after the step container exited. */
-async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: KubernetesClass, ctx: Context, pollMs: number): Promise<{ error?: string; pod?: V1Pod }> {
+/** Waits for the upload sidecar to stop after the step container exited, or for the activity's cancellation (`aborted`). */
+async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: KubernetesClass, ctx: Context, wait: (progress: unknown) => Promise<void>): Promise<{ error?: string; pod?: V1Pod; aborted?: true }> {
   const deadline = Date.now() + (cls.uploadGraceSeconds + 60) * 1000;
   for (;;) {
+    if (ctx.cancellationSignal.aborted) return { aborted: true };
     const pod = await findPod(kube, ns, name);
     if (!pod) return { error: 'the pod disappeared while its outputs were being stored' };
     const up = pod.status?.initContainerStatuses?.find((c) => c.name === CONTAINER.upload)?.state?.terminated;
-    if (up) return up.exitCode === 0 ? { pod } : { pod, error: `the upload agent exited with code ${up.exitCode}${up.reason ? ` (${up.reason})` : ''}${up.message?.trim() ? `: ${up.message.trim().split('\n').slice(-3).join(' ')}` : ''}` };
+    if (up) return up.exitCode === 0 ? { pod } : { pod, error: await uploadFailure(kube, ns, pod, up) };
     if (Date.now() > deadline) return { pod, error: `the upload agent did not finish within ${cls.uploadGraceSeconds}s` };
-    await pause(ctx, pollMs, { job: name, phase: 'storing outputs' });
+    await wait({ job: name, phase: 'storing outputs' });
+  }
+}
+
+/**
+ * Why the upload sidecar failed, in words that explain a flake by themselves: its exit code and
+ * reason, how long after the step container it ended (a SIGKILL at the grace time's end, or
+ * sooner), whether the pod was being deleted and with what grace, and its own last log lines
+ * (the agent logs when it was told to stop and each output it stored).
+ */
+async function uploadFailure(kube: KubeClients, ns: string, pod: V1Pod, up: V1ContainerStateTerminated): Promise<string> {
+  const parts = [`the upload agent exited with code ${up.exitCode}${up.reason ? ` (${up.reason})` : ''}`];
+  const stepEnd = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER.step)?.state?.terminated?.finishedAt;
+  if (stepEnd && up.finishedAt) parts.push(`${Math.round((new Date(up.finishedAt).getTime() - new Date(stepEnd).getTime()) / 1000)}s after the step container ended (grace ${pod.spec?.terminationGracePeriodSeconds ?? '?'}s)`);
+  if (pod.metadata?.deletionTimestamp) parts.push(`the pod was being deleted (grace ${pod.metadata.deletionGracePeriodSeconds ?? '?'}s)`);
+  if (pod.status?.reason) parts.push(`pod ${pod.status.reason}${pod.status.message ? `: ${pod.status.message}` : ''}`);
+  const text = await kube.core.readNamespacedPodLog({ namespace: ns, name: pod.metadata!.name!, container: CONTAINER.upload, tailLines: 12 }).then(String, () => '');
+  const lines = text.split('\n').filter((l) => l.trim()).map(agentLine);
+  const fallback = up.message?.trim() ? up.message.trim().split('\n').slice(-3).join(' ') : '';
+  parts.push(lines.length ? `its log: ${lines.join(' | ')}` : fallback ? `its message: ${fallback}` : 'it logged nothing');
+  return parts.join('; ');
+}
+
+/** A pod agent's pino line as `HH:MM:SS.mmm msg (output)`; any other line as it is. */
+function agentLine(line: string): string {
+  try {
+    const j = JSON.parse(line) as { time?: number; msg?: string; output?: string; signal?: string; error?: string };
+    if (typeof j.msg !== 'string') return line;
+    const at = typeof j.time === 'number' ? `${new Date(j.time).toISOString().slice(11, 23)} ` : '';
+    const extra = [j.output, j.signal, j.error].filter((x) => typeof x === 'string');
+    return `${at}${j.msg}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+  } catch {
+    return line;
   }
 }
 
@@ -383,8 +456,7 @@ async function readWholeLog(kube: KubeClients, ns: string, pod: string, splitter
   splitter.push(Buffer.from(typeof text === 'string' ? text : String(text)));
 }
 
-async function pause(ctx: Context, ms: number, detail: unknown): Promise<void> {
-  ctx.heartbeat(detail);
+async function pause(ctx: Context, ms: number): Promise<void> {
   if (ctx.cancellationSignal.aborted) return;
   // One listener per pause, removed after it: a long step polls thousands of times.
   await new Promise<void>((resolve) => {

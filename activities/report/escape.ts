@@ -6,7 +6,6 @@
 import { neutraliseBidi } from '../usertext.js';
 
 const LINE_BREAKS = /\r\n|[\r\n\u2028\u2029]/g;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
 
 export function clip(s: string, max: number): string {

@@ -6,7 +6,7 @@ import type { MetricValue, StepState, Trigger } from '../../workflows/types.js';
 import { metricValueText } from '../container/metrics.js';
 import { MAX_SUMMARISED_METRICS, SUMMARY_POINTS, type MetricSeriesSummary } from '../runner/summary.js';
 import { mdCode, mdLink, mdText, mermaidLabel, mermaidTitle } from './escape.js';
-import { outcomeNote, stepDetail } from './statetext.js';
+import { outcomeNote, STATE_EMOJI, stepDetail } from './statetext.js';
 
 export interface ReportOptions {
   /** Where the full report / run page lives (shown in the footer and when rows are cut). */
@@ -25,16 +25,6 @@ const MAX_CHARTS = 6;
 const CHART_POINTS = 60;
 const SPARK_POINTS = 24;
 const SPARK = '▁▂▃▄▅▆▇█';
-
-const STATE_EMOJI: Record<StepState, string> = {
-  succeeded: '✅',
-  cached: '♻️',
-  failed: '❌',
-  skipped: '⏭️',
-  cancelled: '🚫',
-  pending: '⏳',
-  running: '🏃',
-};
 
 const CONCLUSION_EMOJI = { succeeded: '✅', failed: '❌', cancelled: '🚫' } as const;
 

@@ -1,7 +1,25 @@
 // The words next to a step's state, shared by every place that shows one (the report's step
 // table, the CLI's live table, the check run's progress table, `trainyard lineage`), so that
 // none of them says a state twice: not `❌ failed (failed)`, not `skipped — skipped: …`.
-import type { RunStatus, StepState } from '../../workflows/types.js';
+import type { RunStatus, StepState, StepStatus } from '../../workflows/types.js';
+
+/** The emoji of each step state, as GitHub renders it in check runs, comments and the report. */
+export const STATE_EMOJI: Readonly<Record<StepState, string>> = {
+  succeeded: '✅',
+  cached: '♻️',
+  failed: '❌',
+  skipped: '⏭️',
+  cancelled: '🚫',
+  pending: '⏳',
+  running: '🏃',
+};
+
+/** How long a step has run (until `now`, epoch ms, while it runs), in ms; null before it started. */
+export function stepElapsedMs(step: Pick<StepStatus, 'startedAt' | 'finishedAt'>, now: number): number | null {
+  if (!step.startedAt) return null;
+  const end = step.finishedAt ? Date.parse(step.finishedAt) : now;
+  return Math.max(0, end - Date.parse(step.startedAt));
+}
 
 /**
  * A step's message as shown beside its state: the message without a leading `<state>:`

@@ -103,7 +103,7 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
     if (!isAmiReference(ami)) problems.push(`TRAINYARD_EC2_AMI: "${ami}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`);
     const deployment = r.get('TRAINYARD_EC2_DEPLOYMENT') ?? 'default';
     const idleSeconds = r.get('TRAINYARD_EC2_IDLE_SECONDS') ?? 600;
-    const agent = loadAgentSettings(env, r, problems, warnings);
+    const agent = loadAgentSettings(env, r, problems, warnings, region ?? '');
     if (agent.idlePoweroffSeconds < idleSeconds + 300) {
       problems.push(`TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: ${agent.idlePoweroffSeconds} must be at least TRAINYARD_EC2_IDLE_SECONDS + 300 (${idleSeconds + 300}): it is the host's last resort, after the run's own idle timeout`);
     }
@@ -137,7 +137,7 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
   return { ec2, kubernetes, policy, prices, warnings };
 }
 
-function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: string[]): AgentSettings {
+function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: string[], ec2Region: string): AgentSettings {
   const address = isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS') ? r.get('TRAINYARD_AGENT_TEMPORAL_ADDRESS') : r.get('TEMPORAL_ADDRESS');
   if (!address && !isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS') && !isSet(env, 'TEMPORAL_ADDRESS')) problems.push('TRAINYARD_AGENT_TEMPORAL_ADDRESS: not set (nor TEMPORAL_ADDRESS); hosts need the Temporal frontend address they can reach');
   else if (address && /^(127\.|localhost|0\.0\.0\.0)/.test(address)) warnings.push(`TRAINYARD_AGENT_TEMPORAL_ADDRESS is ${address}: an EC2 host cannot reach this machine's loopback`);
@@ -157,6 +157,10 @@ function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: st
   if (pkgSha && !pkg) problems.push('TRAINYARD_AGENT_PACKAGE_SHA256: set without TRAINYARD_AGENT_PACKAGE');
   if (pkgFile && !isAbsolute(pkgFile)) problems.push(`TRAINYARD_AGENT_PACKAGE_FILE: "${pkgFile}" must be an absolute path`);
   const node = r.get('TRAINYARD_AGENT_NODE_VERSION') ?? 'v20.18.1';
+  // The server's SSM secret source, handed to its hosts (the same Parameter Store as its own runner's).
+  const secretsPrefix = r.get('TRAINYARD_SECRETS_SSM_PREFIX');
+  const secretsRegion = r.get('TRAINYARD_SECRETS_SSM_REGION') ?? (isSet(env, 'AWS_REGION') ? r.get('AWS_REGION') : undefined) ?? (env.AWS_DEFAULT_REGION?.trim() || ec2Region);
+  const secretsEndpoint = r.get('TRAINYARD_SECRETS_SSM_ENDPOINT');
   return {
     temporalAddress: address ?? '',
     temporalNamespace: r.get('TRAINYARD_AGENT_TEMPORAL_NAMESPACE') ?? r.get('TEMPORAL_NAMESPACE') ?? 'default',
@@ -169,6 +173,7 @@ function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: st
     nodeVersion: node,
     idlePoweroffSeconds: r.get('TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS') ?? 1800,
     spotPollSeconds: r.get('TRAINYARD_AGENT_SPOT_POLL_SECONDS') ?? 5,
+    ...(secretsPrefix ? { secretsSsm: { prefix: secretsPrefix, region: secretsRegion, ...(secretsEndpoint ? { endpoint: secretsEndpoint } : {}) } } : {}),
   };
 }
 

@@ -15,6 +15,8 @@ export interface IamVars {
   INSTANCE_ROLE_NAME: string;
   /** SSM parameter holding a Temporal API key; empty = no such statement. */
   TEMPORAL_API_KEY_PARAMETER?: string;
+  /** TRAINYARD_SECRETS_SSM_PREFIX (`/trainyard/secrets/`): the hosts' agents read step secrets under it; empty = no such statement. */
+  SECRETS_SSM_PREFIX?: string;
 }
 
 interface PolicyDoc {
@@ -31,20 +33,26 @@ const CHECKS: Record<keyof IamVars, RegExp> = {
   STORE_PREFIX: /^(?!\.{1,2}(\/|$))[A-Za-z0-9._-]+(\/(?!\.{1,2}(\/|$))[A-Za-z0-9._-]+)*$/,
   INSTANCE_ROLE_NAME: /^[\w+=,.@-]{1,64}$/,
   TEMPORAL_API_KEY_PARAMETER: /^(\/[A-Za-z0-9_.-]+)+$/,
+  SECRETS_SSM_PREFIX: /^(\/[A-Za-z0-9_.-]+)+\/$/,
 };
+
+/** Variables whose statement is left out when they are not given. */
+const OPTIONAL: Partial<Record<keyof IamVars, string>> = { TEMPORAL_API_KEY_PARAMETER: 'ReadTemporalApiKey', SECRETS_SSM_PREFIX: 'ReadStepSecrets' };
 
 export function renderIamPolicy(name: PolicyName, vars: IamVars): PolicyDoc {
   for (const [k, re] of Object.entries(CHECKS) as [keyof IamVars, RegExp][]) {
     const v = vars[k];
     if (v === undefined || v === '') {
-      if (k === 'TEMPORAL_API_KEY_PARAMETER') continue;
+      if (OPTIONAL[k]) continue;
       throw new Error(`${k} is required`);
     }
     if (!re.test(v)) throw new Error(`${k}: ${JSON.stringify(v)} is not valid`);
   }
   const text = readFileSync(fileURLToPath(new URL(`../../deploy/iam/${name}-policy.json`, import.meta.url)), 'utf8');
   const doc = JSON.parse(text) as PolicyDoc;
-  if (!vars.TEMPORAL_API_KEY_PARAMETER) doc.Statement = doc.Statement.filter((s) => s.Sid !== 'ReadTemporalApiKey');
+  for (const [k, sid] of Object.entries(OPTIONAL) as [keyof IamVars, string][]) {
+    if (!vars[k]) doc.Statement = doc.Statement.filter((s) => s.Sid !== sid);
+  }
   // Our placeholders are upper-case; IAM's own policy variables (${aws:…}) are left alone.
   const rendered = JSON.stringify(doc).replace(/\$\{([A-Z_]+)\}/g, (_, k: string) => {
     const v = vars[k as keyof IamVars];
@@ -57,7 +65,7 @@ export function renderIamPolicy(name: PolicyName, vars: IamVars): PolicyDoc {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [name, ...pairs] = process.argv.slice(2);
   if (name !== 'orchestrator' && name !== 'instance' && name !== 'instance-trust') {
-    process.stderr.write('usage: npx tsx app/compute/iam.ts orchestrator|instance|instance-trust AWS_REGION=… ACCOUNT_ID=… DEPLOYMENT=… STORE_BUCKET=… STORE_PREFIX=… INSTANCE_ROLE_NAME=… [TEMPORAL_API_KEY_PARAMETER=/…]\n');
+    process.stderr.write('usage: npx tsx app/compute/iam.ts orchestrator|instance|instance-trust AWS_REGION=… ACCOUNT_ID=… DEPLOYMENT=… STORE_BUCKET=… STORE_PREFIX=… INSTANCE_ROLE_NAME=… [TEMPORAL_API_KEY_PARAMETER=/…] [SECRETS_SSM_PREFIX=/…/]\n');
     process.exit(2);
   }
   const vars = Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) as unknown as IamVars;

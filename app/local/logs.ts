@@ -15,6 +15,8 @@ type Out = NodeJS.WritableStream;
 
 export interface LogsOptions {
   follow: boolean;
+  /** NDJSON: one LogRecord per line instead of the text. */
+  json?: boolean;
   /** Poll interval while following, ms. */
   pollMs?: number;
 }
@@ -25,21 +27,56 @@ function logDigestOf(s: StepStatus): string | undefined {
 }
 
 /**
+ * One line of `logs --json` (NDJSON). `stream`: the step's stdout or stderr, or `trainyard`
+ * for a note of Trainyard's own in the log (a "truncated" marker). `attempt`: the step's
+ * attempt (1-based) the line belongs to. Lines carry no time: steps' output is stored without
+ * timestamps.
+ */
+export interface LogRecord {
+  step: string;
+  attempt: number | null;
+  stream: 'stdout' | 'stderr' | 'trainyard';
+  line: string;
+}
+
+/** How a reader writes a step's log lines (each as stored: `O text` / `E text` / a note). */
+type LineSink = (stored: string[]) => void;
+
+function sinkFor(out: Out, opts: LogsOptions, step: string, attempt: number | null): LineSink {
+  if (!opts.json) return (lines) => { if (lines.length) out.write(`${lines.map(unmark).join('\n')}\n`); };
+  return (lines) => {
+    if (!lines.length) return;
+    out.write(lines.map((l) => `${JSON.stringify({
+      step, attempt,
+      stream: l.startsWith('O ') ? 'stdout' : l.startsWith('E ') ? 'stderr' : 'trainyard',
+      line: unmark(l),
+    } satisfies LogRecord)}\n`).join(''));
+  };
+}
+
+/**
  * Writes a stored log (lines `O text` / `E text`, as activities/runner/output.ts writes
  * them) without the stream marks, streaming.
  */
 export async function writeStoredLog(store: ArtifactStore, digest: string, out: Out): Promise<void> {
+  await readStoredLog(store, digest, sinkFor(out, { follow: false }, '', null));
+}
+
+async function readStoredLog(store: ArtifactStore, digest: string, sink: LineSink): Promise<void> {
   let rest = '';
   for await (const chunk of (await store.openRead(digest)) as AsyncIterable<Buffer>) {
     const text = rest + chunk.toString('utf8');
     const lines = text.split('\n');
     rest = lines.pop() ?? '';
-    if (lines.length) out.write(`${lines.map(unmark).join('\n')}\n`);
+    sink(lines);
   }
-  if (rest) out.write(`${unmark(rest)}\n`);
+  if (rest) sink([rest]);
 }
 
 const unmark = (line: string): string => (line.startsWith('O ') || line.startsWith('E ') ? line.slice(2) : line);
+
+/** The step attempt of a live log's attempt folder (`a0002-t001` → 2). */
+const attemptOfLive = (folder: string): number => Number(folder.slice(1, 5));
 
 function pickSteps(status: RunStatus, step: string | undefined): StepStatus[] {
   if (step === undefined) return status.steps;
@@ -54,15 +91,19 @@ const FINISHED = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled
  * Prints a step's live log from its chunks; with `follow`, keeps polling until the attempt's
  * end record appears or the step is over. Returns whether anything was found.
  */
-async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts: LogsOptions, stepDone: () => Promise<boolean>): Promise<boolean> {
+async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts: LogsOptions, step: string, stepDone: () => Promise<boolean>): Promise<boolean> {
   let attempt: string | undefined;
+  let sink: LineSink | undefined;
   let seq = 0;
   let polls = 0;
+  // Chunks hold whole lines, each ending in a newline.
+  const write = (chunks: { text: string }[]) => { for (const c of chunks) sink!(c.text.split('\n').slice(0, -1)); };
   for (;;) {
     attempt ??= await latestLiveAttempt(store, execId);
     if (attempt) {
+      sink ??= sinkFor(out, opts, step, attemptOfLive(attempt));
       const { chunks, end } = await readLiveChunks(store, execId, attempt, seq);
-      for (const c of chunks) out.write(c.text.split('\n').map((l, i, all) => (i === all.length - 1 ? l : unmark(l))).join('\n'));
+      write(chunks);
       seq += chunks.length;
       if (end && chunks.length === 0) return true;
     }
@@ -70,8 +111,7 @@ async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts
     // A newer attempt (a retry) starts its own live log: switch once the step says so.
     if (++polls % 5 === 0 && (await stepDone())) {
       if (!attempt) return false;
-      const { chunks } = await readLiveChunks(store, execId, attempt, seq);
-      for (const c of chunks) out.write(c.text.split('\n').map((l, i, all) => (i === all.length - 1 ? l : unmark(l))).join('\n'));
+      write((await readLiveChunks(store, execId, attempt, seq)).chunks);
       return true;
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 1000));
@@ -84,20 +124,21 @@ export async function logsCommand(run: string, step: string | undefined, opts: L
   const { status } = await findRun(cfg, store, run);
   let code = 0;
   for (const s of pickSteps(status, step)) {
-    if (step === undefined) out.write(`==> ${terminalText(s.name)} (${s.state}) <==\n`);
+    if (step === undefined && !opts.json) out.write(`==> ${terminalText(s.name)} (${s.state}) <==\n`);
     const digest = logDigestOf(s);
     if (digest && FINISHED.has(s.state)) {
-      await writeStoredLog(store, digest, out);
+      await readStoredLog(store, digest, sinkFor(out, opts, s.name, s.outcome?.attempts.at(-1)?.attempt ?? null));
       continue;
     }
     const live = s.cache?.key
-      ? await writeLiveLog(store, stepExecWorkflowId(s.cache.key), out, opts, async () => {
+      ? await writeLiveLog(store, stepExecWorkflowId(s.cache.key), out, opts, s.name, async () => {
           const now = (await findRun(cfg, store, run)).status.steps.find((x) => x.name === s.name);
           return !now || FINISHED.has(now.state);
         })
       : false;
     if (!live) {
-      out.write(`(no log: step ${terminalText(s.name)} is ${s.state})\n`);
+      // With --json, stdout stays NDJSON of log lines: the note goes to stderr.
+      (opts.json ? process.stderr : out).write(`(no log: step ${terminalText(s.name)} is ${s.state})\n`);
       if (step !== undefined) code = 1;
     }
   }

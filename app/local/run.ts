@@ -29,6 +29,8 @@ import { currentBranch } from './branch.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
 import { LiveTable } from './table.js';
+import { runStatusJson } from './runcmds.js';
+import type { LineageDoc } from '../../activities/lineage/document.js';
 
 export interface RunArgs {
   dir: string;
@@ -38,6 +40,8 @@ export interface RunArgs {
   parallelism?: number;
   reportFile?: string;
   quiet: boolean;
+  /** Print one JSON object on stdout at the end (runStatusJson plus lineage, cost and report file) instead of the report. */
+  json?: boolean;
 }
 
 /** Re-exported for the modules that import it from here. */
@@ -119,9 +123,19 @@ export async function runCommand(args: RunArgs): Promise<number> {
       if (report) {
         await mkdir(join(reportFile, '..'), { recursive: true });
         await writeFile(reportFile, report.markdown);
-        if (!args.quiet) process.stdout.write(`\n${report.markdown}\n`);
+        if (!args.quiet && !args.json) process.stdout.write(`\n${report.markdown}\n`);
       }
       process.stderr.write(`${final.state}: report ${report ? reportFile : '(not written)'}; lineage: trainyard lineage ${runId}\n`);
+      if (args.json) {
+        const doc = final.lineageKey ? await store.getRecord<LineageDoc>(final.lineageKey) : undefined;
+        process.stdout.write(`${JSON.stringify({
+          ...runStatusJson(final, workflowId),
+          conclusion: doc?.conclusion ?? null,
+          costUsd: doc?.totals.costUsd ?? null,
+          totals: doc?.totals ?? null,
+          reportFile: report ? reportFile : null,
+        }, null, 2)}\n`);
+      }
       phase('run finished');
       if (run.interrupted) return 130;
       return final.state === 'succeeded' ? 0 : final.state === 'cancelled' ? 130 : 1;

@@ -76,7 +76,7 @@ function statusFromLineage(doc: LineageDoc): RunStatus {
       ...(s.state === 'succeeded' || s.state === 'failed' || s.state === 'cancelled' || s.state === 'cached'
         ? {
             outcome: {
-              state: s.state === 'cached' ? 'succeeded' : s.state, outputs: {}, attempts: s.attempts,
+              state: s.state === 'cached' ? 'succeeded' : s.state, outputs: { ...s.outputs }, attempts: s.attempts,
               ...(s.logDigest ? { logDigest: s.logDigest } : {}),
               producedBy: s.producedBy ?? { runId: doc.runId, commit: doc.source.commit, step: s.name, pipeline: doc.pipeline.name, finishedAt: doc.finishedAt },
             },
@@ -119,12 +119,35 @@ export async function findRun(cfg: EngineConfig, store: ArtifactStore, run: stri
   throw new UsageError(`no run ${JSON.stringify(run)} ${cfg.temporalAddress ? `in Temporal at ${cfg.temporalAddress} nor ` : ''}in ${store.location}${cfg.temporalAddress ? '' : ' (set TEMPORAL_ADDRESS to see running runs)'}`);
 }
 
+const msBetween = (start: string | undefined, end: string | undefined): number | null => {
+  const ms = start && end ? Date.parse(end) - Date.parse(start) : NaN;
+  return Number.isFinite(ms) && ms >= 0 ? ms : null;
+};
+
+/**
+ * What `status --json` and `run --json` print for a run: the run's status (RunStatus, as the
+ * workflow's query answers it) with its workflow id, and on each step also `cached` (reused,
+ * not run), `durationMs` (start to end, null while unknown) and `outputs` (output name →
+ * sha256 digest, for `trainyard get`).
+ */
+export function runStatusJson(status: RunStatus, workflowId: string | null): Record<string, unknown> {
+  return {
+    workflowId, ...status,
+    steps: status.steps.map((s) => ({
+      ...s,
+      cached: s.state === 'cached',
+      durationMs: msBetween(s.startedAt, s.finishedAt),
+      outputs: Object.fromEntries(Object.entries(s.outcome?.outputs ?? {}).map(([name, a]) => [name, a.digest])),
+    })),
+  };
+}
+
 /** `trainyard status RUN [--json]`: the step table of a running or finished run. */
 export async function statusCommand(run: string, opts: { json: boolean }, out: Out = process.stdout): Promise<number> {
   const cfg = loadEngineConfig();
   const { status, workflowId } = await findRun(cfg, createStore(cfg.store), run);
   if (opts.json) {
-    out.write(`${JSON.stringify({ workflowId, ...status }, null, 2)}\n`);
+    out.write(`${JSON.stringify(runStatusJson(status, workflowId), null, 2)}\n`);
     return 0;
   }
   out.write(`${renderTable(status).join('\n')}\n`);

@@ -1,6 +1,7 @@
 // The live step table of `trainyard run`: redrawn in place on a terminal, one line per
 // change otherwise (CI logs).
-import { reasonBeside, stepDetail } from '../../activities/report/statetext.js';
+import { humanDuration } from '../../activities/report/markdown.js';
+import { reasonBeside, stepDetail, stepElapsedMs } from '../../activities/report/statetext.js';
 import { terminalText } from '../../activities/usertext.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 
@@ -9,10 +10,8 @@ const ICON: Record<StepStatus['state'], string> = {
 };
 
 function duration(s: StepStatus, now: number): string {
-  if (!s.startedAt) return '';
-  const end = s.finishedAt ? Date.parse(s.finishedAt) : now;
-  const ms = Math.max(0, end - Date.parse(s.startedAt));
-  return ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`;
+  const ms = stepElapsedMs(s, now);
+  return ms === null ? '' : humanDuration(ms);
 }
 
 /** Step messages can quote the step's own output: one plain line, whatever it printed. */

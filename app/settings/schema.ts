@@ -9,7 +9,7 @@ import type { Kind } from './kinds.js';
 export type Command = 'run' | 'worker' | 'agent' | 'serve';
 
 /** Docs tables: `<!-- settings:NAME -->` … `<!-- /settings -->` (see doc.ts for the files). */
-export type Table = 'common' | 'serve' | 'ec2' | 'policy' | 'deploy' | 'kubernetes';
+export type Table = 'common' | 'serve' | 'ec2' | 'policy' | 'deploy' | 'kubernetes' | 'openlineage';
 
 /** Another name accepted for a setting; both set and different is refused, naming both. */
 export interface Alias {
@@ -105,6 +105,12 @@ export const SETTINGS = {
   TRAINYARD_HEALTH_BIND: s({ kind: k.text('an address to listen on'), default: '0.0.0.0', defaultText: '`0.0.0.0`', description: 'address of that health endpoint', commands: ['worker', 'agent'], tables: ['deploy'] }),
   TRAINYARD_TEMPORAL_METRICS_PORT: s({ kind: k.port, defaultText: 'off', description: 'the Temporal SDK serves its own Prometheus metrics there (on `TRAINYARD_HEALTH_BIND`); Trainyard\'s own series are at `/metrics` of `serve` and of the health port', commands: ['worker', 'agent', 'serve'], tables: ['deploy'] }),
   TRAINYARD_WORKFLOW_BUNDLE: s({ kind: k.absPath, defaultText: 'built at start from `workflows/`', description: 'a workflow bundle built ahead; the image sets it', commands: ['run', 'worker', 'serve'], tables: ['deploy'] }),
+
+  // OpenLineage events (operations.md): sent by whatever runs the control activities.
+  TRAINYARD_OPENLINEAGE_URL: s({ kind: k.httpUrl, defaultText: 'unset (no events)', description: 'base URL of an OpenLineage HTTP endpoint (Marquez: `http://marquez:5000`); each run and step sends its RunEvents there', commands: ['run', 'worker', 'serve'], tables: ['openlineage'] }),
+  TRAINYARD_OPENLINEAGE_ENDPOINT: s({ kind: k.matching(/^[A-Za-z0-9._~\-/]{1,200}$/, 'a URL path such as api/v1/lineage'), default: 'api/v1/lineage', defaultText: '`api/v1/lineage`', description: 'path under that URL the events are POSTed to (the OpenLineage clients\' `OPENLINEAGE_ENDPOINT`)', commands: ['run', 'worker', 'serve'], tables: ['openlineage'] }),
+  TRAINYARD_OPENLINEAGE_NAMESPACE: s({ kind: k.matching(/^[A-Za-z0-9._:\/-]{1,200}$/, 'a namespace of letters, digits, . _ : / -'), default: 'trainyard', defaultText: '`trainyard`', description: 'namespace of the jobs (`<repo>/<pipeline>`, `<repo>/<pipeline>.<step>`)', commands: ['run', 'worker', 'serve'], tables: ['openlineage'] }),
+  TRAINYARD_OPENLINEAGE_API_KEY: s({ kind: k.text('an API key'), defaultText: 'unset', description: 'sent as `Authorization: Bearer <key>`; never logged', commands: ['run', 'worker', 'serve'], tables: ['openlineage'], secret: true }),
 
   // EC2 (aws.md).
   TRAINYARD_EC2_SUBNETS: s({ kind: k.list(/^subnet-[0-9a-f]{8,17}$/, 'subnet ids (subnet-…)'), defaultText: '— (EC2 off)', description: 'comma-separated subnet ids, one per AZ you want to use, in preference order', commands: CONTROL, tables: ['ec2'] }),

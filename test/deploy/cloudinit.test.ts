@@ -203,7 +203,7 @@ describe('cloud-init on a host', () => {
     // Someone with write access to the bucket swaps the object behind the digest's key.
     const tampered = `s3://${storeLocation.slice(5).split('/')[0]}/store/agent/tampered.tar.gz`;
     const body = readFileSync(packageFile);
-    body[body.length - 100] ^= 0xff;
+    body.writeUInt8(body.readUInt8(body.length - 100) ^ 0xff, body.length - 100);
     await new S3Client(s3ClientConfig()).send(new PutObjectCommand({ Bucket: tampered.slice(5).split('/')[0]!, Key: 'store/agent/tampered.tar.gz', Body: body }));
     const queue = `trainyard-host-${randomUUID().slice(0, 8)}`;
     const userData = renderUserData({ queue, region: REGION, agent: agentSettings({ uri: tampered, sha256: pkg.sha256 }) });

@@ -24,9 +24,9 @@ let bucket = '';
 let env: Record<string, string> = {};
 
 // Asynchronous: the fake git hosts answer from this process while the command runs.
-async function doctor(over: Record<string, string | undefined>) {
+async function doctor(over: Record<string, string | undefined>, flags: string[] = []) {
   const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'doctor'], {
+    execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'doctor', ...flags], {
       encoding: 'utf8', timeout: 120_000, cwd: scratch,
       env: { PATH: process.env.PATH, HOME: scratch, ...env, ...over },
     }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }));
@@ -99,6 +99,18 @@ describe('trainyard doctor', () => {
     expect(r.lines.configuration).toBe('FAIL TRAINYARD_PARALLELISM: must be a whole number from 1 to 1024, got "lots"');
     expect(r.lines.Temporal).toBe('skip not checked: its configuration is wrong (above)');
     expect(r.lines['GitHub App']).toMatch(/^ok /);
+    expect(r.code).toBe(1);
+  });
+
+  it('--json prints every check with name, status, ok and message, and exits as the text does', async () => {
+    const r = await doctor({ GITLAB_TOKEN: 'revoked' }, ['--json']);
+    const parsed = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string; ok: boolean; message: string }[] };
+    expect(parsed.ok).toBe(false);
+    expect(parsed.checks.map((c) => c.name)).toEqual(['configuration', 'Temporal', 'store', 'GitHub App', 'GitLab', 'AWS EC2', 'Kubernetes']);
+    const by = Object.fromEntries(parsed.checks.map((c) => [c.name, c]));
+    expect(by.GitLab).toEqual({ name: 'GitLab', status: 'FAIL', ok: false, message: `${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked` });
+    expect(by.Temporal).toEqual({ name: 'Temporal', status: 'ok', ok: true, message: `${temporalAddress()}, namespace default` });
+    expect(by.Kubernetes).toEqual({ name: 'Kubernetes', status: 'skip', ok: true, message: 'TRAINYARD_K8S_CONFIG is not set' });
     expect(r.code).toBe(1);
   });
 

@@ -79,6 +79,14 @@ describe('compute configuration', () => {
     expect(problems({ ...base, TRAINYARD_EC2_IDLE_SECONDS: '1200', TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: '1300' })[0]).toMatch(/^TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: 1300 must be at least TRAINYARD_EC2_IDLE_SECONDS \+ 300/);
   });
 
+  it('hands the hosts the server\'s SSM secret source, in its region (else the EC2 region)', () => {
+    expect(loadComputeConfig(base).ec2!.agent.secretsSsm).toBeUndefined();
+    expect(loadComputeConfig({ ...base, TRAINYARD_SECRETS_SSM_PREFIX: '/trainyard/secrets/' }).ec2!.agent.secretsSsm).toEqual({ prefix: '/trainyard/secrets/', region: 'eu-west-1' });
+    expect(loadComputeConfig({ ...base, TRAINYARD_SECRETS_SSM_PREFIX: '/trainyard/secrets/', TRAINYARD_SECRETS_SSM_REGION: 'us-east-2', TRAINYARD_SECRETS_SSM_ENDPOINT: 'http://127.0.0.1:5000' }).ec2!.agent.secretsSsm)
+      .toEqual({ prefix: '/trainyard/secrets/', region: 'us-east-2', endpoint: 'http://127.0.0.1:5000' });
+    expect(problems({ ...base, TRAINYARD_SECRETS_SSM_PREFIX: 'secrets' })[0]).toMatch(/^TRAINYARD_SECRETS_SSM_PREFIX: /);
+  });
+
   it('takes a named agent package only with its SHA-256, as an s3:// or https:// URL', () => {
     const sha = 'ab'.repeat(32);
     const cfg = loadComputeConfig({ ...base, TRAINYARD_AGENT_PACKAGE: 's3://ml-artifacts/agent/trainyard-agent.tar.gz', TRAINYARD_AGENT_PACKAGE_SHA256: sha.toUpperCase() });
@@ -213,5 +221,10 @@ describe('IAM policies', () => {
     const withKey = renderIamPolicy('instance', { ...vars, TEMPORAL_API_KEY_PARAMETER: '/trainyard/temporal-api-key' }).Statement as unknown as Stmt[];
     expect(withKey.find((s) => s.Sid === 'ReadTemporalApiKey')!.Resource).toBe('arn:aws:ssm:eu-west-1:123456789012:parameter/trainyard/temporal-api-key');
     expect(() => renderIamPolicy('instance', { ...vars, STORE_PREFIX: '../other' })).toThrow(/STORE_PREFIX/);
+    // Step secrets on hosts: GetParameters under the prefix only, when a prefix is named.
+    const withSecrets = renderIamPolicy('instance', { ...vars, SECRETS_SSM_PREFIX: '/trainyard/secrets/' }).Statement as unknown as Stmt[];
+    const read = withSecrets.find((s) => s.Sid === 'ReadStepSecrets')!;
+    expect([actions(read), read.Resource]).toEqual([['ssm:GetParameters'], 'arn:aws:ssm:eu-west-1:123456789012:parameter/trainyard/secrets/*']);
+    expect(() => renderIamPolicy('instance', { ...vars, SECRETS_SSM_PREFIX: '/trainyard/*' })).toThrow(/SECRETS_SSM_PREFIX/);
   });
 });

@@ -3,6 +3,8 @@
 // simulated instance) and real podman containers, with EC2 served by moto. Whatever happens
 // to the run — a spot host reclaimed mid-step, a failed step, a cancel — it ends with no
 // instance pending or running, as DescribeInstances tells.
+import { randomUUID } from 'node:crypto';
+import { DeleteParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRunStatus } from '../../app/engine.js';
 import { setTags } from '../../activities/ec2/instances.js';
@@ -11,11 +13,20 @@ import { createStore } from '../../activities/store/factory.js';
 import { lineageSchemaErrors } from '../lineage/schema.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 import { BUSYBOX_IMAGE } from '../fixtures/images/images.js';
+import { s3Endpoint } from '../setup/services.js';
 import { liveIds, startEc2Engine, waitUntil, type Ec2Engine } from './harness.js';
+import { CREDENTIALS, REGION } from './moto.js';
 
+// The server's step-secret source: SSM Parameter Store on moto, under a prefix of this file's own.
+const SECRETS_PREFIX = `/trainyard-test-${randomUUID().slice(0, 8)}/`;
+const ssm = new SSMClient({ region: REGION, endpoint: s3Endpoint(), credentials: CREDENTIALS });
 let ec2: Ec2Engine;
-beforeAll(async () => { ec2 = await startEc2Engine(); });
-afterAll(async () => { await ec2?.stop(); });
+beforeAll(async () => { ec2 = await startEc2Engine({ env: { TRAINYARD_SECRETS_SSM_PREFIX: SECRETS_PREFIX, TRAINYARD_SECRETS_SSM_ENDPOINT: s3Endpoint() } }); });
+afterAll(async () => {
+  await ec2?.stop();
+  await ssm.send(new DeleteParameterCommand({ Name: `${SECRETS_PREFIX}HF_TOKEN` })).catch(() => undefined);
+  ssm.destroy();
+});
 
 const stepsOf = (s: RunStatus): Record<string, StepStatus> => Object.fromEntries(s.steps.map((x) => [x.name, x]));
 
@@ -119,6 +130,36 @@ ${[1, 2, 3].map((i) => `  train${i}:
     expect(new Set(final.steps.filter((s) => s.host?.kind === 'ec2').map((s) => s.host!.instanceId))).toEqual(new Set(instances.map((i) => i.InstanceId)));
     expect(liveIds(instances)).toEqual([]);
   }, 240_000);
+});
+
+describe('step secrets on EC2 hosts', () => {
+  it('a machine step receives its secret from SSM Parameter Store, read by the agent its host\'s user data set up; the value is masked in the log', async () => {
+    const value = `hf_${randomUUID().replace(/-/g, '')}`;
+    await ssm.send(new PutParameterCommand({ Name: `${SECRETS_PREFIX}HF_TOKEN`, Value: value, Type: 'SecureString', Overwrite: true }));
+    const workflowId = await ec2.start(`name: secretive
+machines:
+  box: { instance: [m5.large], gpus: 0, spot: false, disk_gb: 20 }
+steps:
+  upload:
+    image: ${BUSYBOX_IMAGE}
+    machine: box
+    secrets: [HF_TOKEN]
+    run: 'echo "uploading with token=$HF_TOKEN"; printf %s "$HF_TOKEN" > /outputs/proof'
+    outputs: [proof]
+    timeout: 5m
+`);
+    const final = await ec2.result(workflowId, 240_000);
+    const upload = stepsOf(final).upload!;
+    expect([final.state, upload.message]).toEqual(['succeeded', undefined]);
+    expect(upload.host!.kind).toBe('ec2');
+    const store = createStore(ec2.storeDir);
+    // The step had the value (its output is it); its log has it masked.
+    expect((await store.getBytes(upload.outcome!.outputs.proof!.digest)).toString()).toBe(value);
+    const log = (await store.getBytes(upload.outcome!.logDigest!)).toString();
+    expect(log).toContain('uploading with token=***');
+    expect(log).not.toContain(value);
+    expect(liveIds(await ec2.instancesOf(workflowId))).toEqual([]);
+  }, 300_000);
 });
 
 describe('clean-up at the end of a run', () => {

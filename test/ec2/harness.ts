@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import { parse as parseYaml } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { resolveContainerCli } from '../../activities/container/cli.js';
@@ -83,6 +84,26 @@ export class HostSimulator {
     if (ids.length > 0) await new Promise((resolve) => execFile(cli, ['rm', '-f', ...ids], () => resolve(null)));
   }
 
+  /**
+   * What a booted host's agent gets from its user data (/etc/trainyard/agent.env) that these
+   * simulated agents honour: the step-secret source (TRAINYARD_SECRETS_SSM_*), with the
+   * instance profile's credentials (moto's) to read it. The rest (queue, store, Temporal)
+   * the test's agent command sets for this machine.
+   */
+  private async secretSettingsOf(instanceId: string): Promise<Record<string, string>> {
+    const ud = await this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }));
+    const text = Buffer.from(ud.UserData?.Value ?? '', 'base64').toString('utf8');
+    const doc = parseYaml(text.replace(/^#cloud-config\n/, '')) as { write_files?: { path: string; content: string }[] } | null;
+    const envFile = doc?.write_files?.find((f) => f.path === '/etc/trainyard/agent.env')?.content ?? '';
+    const out: Record<string, string> = {};
+    for (const line of envFile.split('\n')) {
+      const m = /^(TRAINYARD_SECRETS_SSM_[A-Z]+)=(.*)$/.exec(line);
+      if (m) out[m[1]!] = m[2]!;
+    }
+    if (Object.keys(out).length > 0) Object.assign(out, { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
+    return out;
+  }
+
   private async tick(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
@@ -92,7 +113,8 @@ export class HostSimulator {
         const known = this.booted.find((b) => b.instanceId === i.instanceId);
         if (!known && i.state === 'running' && i.queue) {
           const { command, args, env } = this.agent(i.queue);
-          const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+          const fromUserData = await this.secretSettingsOf(i.instanceId);
+          const child = spawn(command, args, { env: { ...process.env, ...fromUserData, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
           child.stdout?.on('data', (d: Buffer) => this.log(`[${i.instanceId}] ${d.toString().trimEnd()}`));
           child.stderr?.on('data', (d: Buffer) => this.log(`[${i.instanceId}] ${d.toString().trimEnd()}`));
           const h = { instanceId: i.instanceId, queue: i.queue, agent: child, bootedAt: Date.now() };

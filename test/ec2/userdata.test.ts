@@ -77,6 +77,17 @@ describe('user data', () => {
     expect(text).not.toMatch(/TEMPORAL_API_KEY=(?!\$\(aws ssm get-parameter)/);
   });
 
+  it('names the server\'s SSM secret source for step secrets, never a value; without one, none', () => {
+    const withSecrets = renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, secretsSsm: { prefix: '/trainyard/secrets/', region: 'eu-central-1', endpoint: 'https://ssm.eu-central-1.amazonaws.com' } } });
+    const env = (parse(withSecrets) as CloudConfig).write_files.find((f) => f.path === '/etc/trainyard/agent.env')!.content;
+    expect(env).toContain('TRAINYARD_SECRETS_SSM_PREFIX=/trainyard/secrets/\n');
+    expect(env).toContain('TRAINYARD_SECRETS_SSM_REGION=eu-central-1\n');
+    expect(env).toContain('TRAINYARD_SECRETS_SSM_ENDPOINT=https://ssm.eu-central-1.amazonaws.com\n');
+    expect(env).not.toContain('TRAINYARD_SECRETS_FROM_ENV');
+    expect(rendered().text).not.toContain('TRAINYARD_SECRETS_');
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, secretsSsm: { prefix: '/x/$(id)/', region: 'eu-west-1' } } })).toThrow(/TRAINYARD_SECRETS_SSM_PREFIX value/);
+  });
+
   it('refuses values that could break out of the environment file or the shell', () => {
     for (const queue of ['q; rm -rf /', 'q$(reboot)', 'q\nTEMPORAL_ADDRESS=evil:1', 'q`id`', "q'x", 'q"x', 'q x']) {
       expect(() => renderUserData({ queue, region: 'eu-west-1', agent })).toThrow(/TRAINYARD_AGENT_QUEUE value .* has characters outside/);

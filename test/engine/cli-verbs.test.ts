@@ -155,22 +155,41 @@ describe('runs, status, cancel, logs and get on real runs', () => {
     expect((await trainyardAsync(['cancel', 'run-nope'])).code).toBe(2);
   });
 
-  it('logs prints a step\'s output; get downloads an output by run/step/name and by digest, checked, never over an existing path', async () => {
-    const { repo } = project(`  make:\n    image: ${BUSYBOX_IMAGE}\n    run: "echo making-${salt}; printf 'weights-${salt}' > /outputs/model"\n    outputs: [model]\n`);
-    const r = await trainyardAsync(['run', '-C', repo.path, '-q']);
+  it('run --json prints the finished run as one JSON object; logs (--json too) prints a step\'s output; get downloads an output by run/step/name and by digest, checked, never over an existing path', async () => {
+    const { repo, name } = project(`  make:\n    image: ${BUSYBOX_IMAGE}\n    run: "echo making-${salt}; echo warning-${salt} >&2; printf 'weights-${salt}' > /outputs/model"\n    outputs: [model]\n`);
+    const r = await trainyardAsync(['run', '-C', repo.path, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const runId = /lineage: trainyard lineage (\S+)/.exec(r.stderr)![1]!;
+    const digest = `sha256:${createHash('sha256').update(`weights-${salt}`).digest('hex')}`;
+    // stdout is the JSON alone (no report); progress went to stderr.
+    const ran = JSON.parse(r.stdout) as { steps: { durationMs: number | null; finishedAt: string }[]; reportFile: string };
+    expect(ran).toMatchObject({
+      runId, workflowId: `cli:${name}:${runId}`, pipeline: name, state: 'succeeded', conclusion: 'succeeded', costUsd: null,
+      lineageKey: `runs/${runId}/lineage`, totals: { steps: 1, ran: 1, cached: 0 },
+      steps: [{ name: 'make', state: 'succeeded', cached: false, outputs: { model: digest } }],
+    });
+    expect(ran.steps[0]!.durationMs).toBeGreaterThan(0);
+    expect(readFileSync(ran.reportFile, 'utf8')).toContain(runId);
+    expect(r.stderr).toMatch(/make\s+✅ succeeded|make: succeeded/);
+    // status --json has the same shape for the same run.
+    const st = await trainyardAsync(['status', runId, '--json']);
+    expect(JSON.parse(st.stdout)).toMatchObject({ runId, state: 'succeeded', steps: [{ name: 'make', cached: false, outputs: { model: digest } }] });
 
     const logs = await trainyardAsync(['logs', runId, 'make']);
     expect(logs.code, logs.stderr).toBe(0);
     expect(logs.stdout).toContain(`making-${salt}`);
     expect((await trainyardAsync(['logs', runId, 'nosuch'])).stderr).toContain('has no step "nosuch"; its steps: make');
+    const nd = await trainyardAsync(['logs', runId, '--json']);
+    expect(nd.code, nd.stderr).toBe(0);
+    expect(nd.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown)).toEqual([
+      { step: 'make', attempt: 1, stream: 'stdout', line: `making-${salt}` },
+      { step: 'make', attempt: 1, stream: 'stderr', line: `warning-${salt}` },
+    ]);
 
     const dest = join(root, `model-${salt}`);
     const got = await trainyardAsync(['get', runId, 'make', 'model', '-o', dest, '--json']);
     expect(got.code, got.stderr).toBe(0);
     expect(readFileSync(dest, 'utf8')).toBe(`weights-${salt}`);
-    const digest = `sha256:${createHash('sha256').update(`weights-${salt}`).digest('hex')}`;
     expect(JSON.parse(got.stdout)).toMatchObject({ digest, kind: 'file', path: dest });
 
     writeFileSync(dest, 'mine');
@@ -232,14 +251,22 @@ describe('runs, status, cancel, logs and get on real runs', () => {
     commands.push(p);
     const id = (await p.waitFor(/run (run-\S+): pipeline/))[1]!;
     const follow = startTrainyard(['logs', id, 'work', '-f'], { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') });
-    commands.push(follow);
+    const followJson = startTrainyard(['logs', id, 'work', '-f', '--json'], { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') });
+    commands.push(follow, followJson);
     await follow.waitFor(new RegExp(`tick-1-${salt}`), 180_000);
+    await followJson.waitFor(new RegExp(`tick-1-${salt}`), 180_000);
     let runEnded = false;
     void p.exited.then(() => (runEnded = true));
     expect(runEnded).toBe(false);
     expect(follow.output()).not.toContain(`tick-2-${salt}`);
     expect((await follow.exited).code).toBe(0);
     expect(follow.output()).toContain(`tick-2-${salt}`);
+    expect((await followJson.exited).code).toBe(0);
+    const records = followJson.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as unknown);
+    expect(records).toEqual([
+      { step: 'work', attempt: 1, stream: 'stdout', line: `tick-1-${salt}` },
+      { step: 'work', attempt: 1, stream: 'stdout', line: `tick-2-${salt}` },
+    ]);
     expect((await p.exited).code).toBe(0);
   });
 });

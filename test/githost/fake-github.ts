@@ -42,7 +42,8 @@ export interface FakeRepo {
   name: string;
 }
 
-const TOKEN = 'ghs_faketoken0123456789';
+/** The installation token this fake hands out and accepts. */
+export const TOKEN = 'ghs_faketoken0123456789';
 const RUN_NONCE = randomUUID();
 let openapi: GitHubOpenApi | undefined;
 

@@ -37,6 +37,13 @@ export class FakeGitLab extends FakeServer {
   readonly members = new Map<number, number>();
   readonly mergeRequests = new Map<number, { sha: string; sourceProjectId: number }>();
   conflictsToSend = 0;
+  /**
+   * GitLab's rate-limit headers (RateLimit-Limit, -Name, -Observed, -Remaining, -Reset) on
+   * every answer, as GitLab sends them for requests under its user and IP rate limits: one
+   * request of the window used per call. `rateLimitRemaining`: every value sent, in order.
+   */
+  readonly rateLimit = { limit: 2000, name: 'throttle_authenticated_api' };
+  readonly rateLimitRemaining: number[] = [];
   /** Archives served instead of the commit's files (hostile archives in tests). */
   readonly archives = new Map<string, Buffer>();
   private readonly commits = new Map<string, Record<string, string>>();
@@ -70,12 +77,18 @@ export class FakeGitLab extends FakeServer {
     this.calls.push(call);
     const send = (status: number, data?: unknown, type = 'application/json') => {
       call.status = status;
+      const remaining = Math.max(0, this.rateLimit.limit - this.calls.length);
+      this.rateLimitRemaining.push(remaining);
+      const limits = {
+        'ratelimit-limit': String(this.rateLimit.limit), 'ratelimit-name': this.rateLimit.name, 'ratelimit-observed': String(this.calls.length),
+        'ratelimit-remaining': String(remaining), 'ratelimit-reset': String(Math.ceil(Date.now() / 60_000) * 60),
+      };
       if (Buffer.isBuffer(data)) {
-        res.writeHead(status, { 'content-type': type, 'content-length': data.length });
+        res.writeHead(status, { 'content-type': type, 'content-length': data.length, ...limits });
         res.end(data);
         return;
       }
-      res.writeHead(status, { 'content-type': type });
+      res.writeHead(status, { 'content-type': type, ...limits });
       res.end(data === undefined ? '' : JSON.stringify(data));
     };
     const problem = (text: string) => {

@@ -10,14 +10,15 @@ export abstract class FakeServer {
 
   protected abstract handle(req: IncomingMessage, res: ServerResponse, body: unknown, raw: string): Promise<void> | void;
 
-  async start(): Promise<void> {
+  /** Listens on loopback: a free port, or `port` (the standalone fake-github-server.ts). */
+  async start(port = 0): Promise<void> {
     this.server = createServer((req, res) => {
       this.receive(req, res).catch((err: unknown) => {
         this.violations.push(`fake crashed on ${req.method} ${req.url}: ${(err as Error).stack}`);
         if (!res.headersSent) res.writeHead(500).end();
       });
     });
-    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => this.server!.listen(port, '127.0.0.1', () => r()));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 

@@ -7,10 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveContainerCli } from '../../activities/container/cli.js';
+import { listContainers } from '../../activities/container/run.js';
+import { cancelPipelineRun } from '../../app/engine.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitLab } from './fake-gitlab.js';
 import { startServe, type ServeProcess } from './serve-process.js';
+import { sample } from '../service/promtext.js';
 
 const TOKEN = 'glpat-test-token';
 const SECRET = 'gitlab-hook-secret';
@@ -25,6 +29,14 @@ steps:
   hello:
     image: ${BUSYBOX_IMAGE}
     run: 'echo "hello n=$PARAM_N"'
+`;
+const slow = `name: slow
+on:
+  comment: true
+steps:
+  wait:
+    image: ${BUSYBOX_IMAGE}
+    run: 'echo started; sleep 600'
 `;
 const gl = new FakeGitLab(TOKEN, PROJECT);
 let serve: ServeProcess;
@@ -50,10 +62,10 @@ async function post(event: string, body: unknown, token: string | null = SECRET,
   return res.status;
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false, ms = 90_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 90_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
-    const v = probe();
+    const v = await probe();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -64,6 +76,11 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, ms =
 const visible = (sha: string, mr: number) => JSON.stringify({
   statuses: gl.statuses.filter((st) => st.sha === sha), notes: [...gl.notes.values()].filter((n) => n.mr === mr),
 });
+
+/** Step containers of this server's runner, asked of whichever container CLI this host uses. */
+async function leftoverContainers(): Promise<string[]> {
+  return (await listContainers(await resolveContainerCli(), { 'trainyard.queue': `${queue}-host` })).map((c) => c.name);
+}
 
 async function workflowsFor(prefix: string): Promise<string[]> {
   const ids: string[] = [];
@@ -199,6 +216,53 @@ describe('GitLab end to end', () => {
     await say(10, NOTE_BASE + 6004, '/train tiny');
     await waitFor('fork run', () => gl.latest(head, 'trainyard/tiny')?.state === 'success');
   });
+  it('cancels the running `/train` run of a merge request when a newer `/train` of it starts; the older commit status says "Superseded by <sha>" and its container is gone', async () => {
+    const first = gl.commit({ '.trainyard/slow.yaml': slow, 'src/a.txt': 'mr-7' });
+    gl.mergeRequests.set(7, { sha: first, sourceProjectId: PROJECT });
+    gl.members.set(12, 30);
+    const note = adapt(example('note-merge-request'));
+    note.merge_request.iid = 7;
+    note.user.id = 12;
+    note.user.username = 'dev7';
+    note.object_attributes.id = NOTE_BASE + 7001;
+    note.object_attributes.note = '/train slow';
+    expect(await post('Note Hook', note)).toBe(200);
+    await waitFor('first run running', () => gl.latest(first, 'trainyard/slow')?.state === 'running');
+    const firstContainers = await waitFor('the first run\'s container', async () => {
+      const names = await leftoverContainers();
+      return names.length === 1 && names;
+    });
+    // A push to the merge request, then `/train` again: the first run is of an older commit.
+    const second = gl.commit({ '.trainyard/slow.yaml': slow, 'src/a.txt': 'mr-7b' });
+    gl.mergeRequests.set(7, { sha: second, sourceProjectId: PROJECT });
+    note.object_attributes.id = NOTE_BASE + 7002;
+    expect(await post('Note Hook', note)).toBe(200);
+    const old = await waitFor('the first run superseded', () => {
+      const st = gl.latest(first, 'trainyard/slow');
+      return st?.state === 'canceled' && st;
+    });
+    expect(old.description).toMatch(new RegExp(`^Superseded by ${second.slice(0, 12)}: .* — run `));
+    // The merge request's one report note says it too (posted after the status).
+    const report = await waitFor('the report note', () => [...gl.notes.values()].find((n) => n.mr === 7 && n.body.includes('trainyard/slow: Superseded')));
+    expect(report.body).toContain(`of commit \`${second}\` is newer in this run's concurrency group`);
+    await waitFor('second run running', () => gl.latest(second, 'trainyard/slow')?.state === 'running');
+    // Only the newer run's container is left.
+    const secondContainers = await waitFor('the newer run\'s container alone', async () => {
+      const names = await leftoverContainers();
+      return names.length === 1 && !firstContainers.includes(names[0]!) && names;
+    });
+    expect(secondContainers).toHaveLength(1);
+    // GitLab has no Cancel button on a commit status: cancel it as `trainyard cancel` does, to end clean.
+    await cancelPipelineRun(client, `comment:gitlab:${PROJECT}:${NOTE_BASE + 7002}:slow`);
+    const cancelled = await waitFor('the newer run cancelled', () => {
+      const st = gl.latest(second, 'trainyard/slow');
+      return st?.state === 'canceled' && st;
+    });
+    expect(cancelled.description).toMatch(/^Cancelled/);
+    await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
+    expect(gl.violations).toEqual([]);
+  });
+
   it('runs a Tag Push Hook on the commit the tag points at (checkout_sha), for pipelines whose tag filter matches', async () => {
     const release = `name: release
 on:
@@ -223,5 +287,42 @@ steps:
     expect(await workflowsFor(`push:gitlab:${PROJECT}:${commit}:`)).toEqual([`push:gitlab:${PROJECT}:${commit}:release`]);
     expect(gl.statuses.filter((st) => st.sha === 'a'.repeat(40))).toEqual([]);
     expect(gl.violations).toEqual([]);
+  });
+
+  it('counts its GitLab API calls by status on /metrics, and the rate-limit budget GitLab reports', async () => {
+    const before = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'm1' });
+    const after = gl.commit({ '.trainyard/tiny.yaml': pipeline, 'src/a.txt': 'm2' });
+    const hook = adapt(example('push'));
+    Object.assign(hook, { before, after, checkout_sha: after });
+    gl.conflictsToSend = 1;
+    expect(await post('Push Hook', hook)).toBe(200);
+    await waitFor('final status', () => ['success', 'failed', 'canceled'].includes(gl.latest(after, 'trainyard/tiny')?.state ?? ''));
+    await client.workflow.getHandle(`push:gitlab:${PROJECT}:${after}:tiny`).result();
+    await serve.idle();
+
+    // Every call the fake answered, by status, is what serve counted (the counter moves once
+    // serve has read the answer, a moment after the fake recorded it).
+    const answered = () => {
+      const n = new Map<string, number>();
+      for (const c of gl.calls) n.set(String(c.status), (n.get(String(c.status)) ?? 0) + 1);
+      return n;
+    };
+    let text = '';
+    const counted = (status: string) => sample(text, 'trainyard_githost_api_calls_total', { host: 'gitlab', status });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      text = await (await fetch(`${serve.url}/metrics`)).text();
+      if ([...answered()].every(([status, n]) => counted(status) === n) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(Object.fromEntries([...answered()].map(([status]) => [status, counted(status)]))).toEqual(Object.fromEntries(answered()));
+    expect(answered().get('409')).toBeGreaterThan(0);
+    expect(answered().get('200')).toBeGreaterThan(0);
+    // The archive download (repository/archive) is a call too.
+    expect(gl.calls.some((c) => c.path.endsWith('/repository/archive.tar.gz'))).toBe(true);
+
+    const remaining = sample(text, 'trainyard_githost_rate_limit_remaining', { host: 'gitlab', resource: 'throttle_authenticated_api' });
+    expect(remaining).toBeLessThan(gl.rateLimit.limit);
+    expect(gl.rateLimitRemaining.slice(-10)).toContain(remaining);
   });
 });

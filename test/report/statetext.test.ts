@@ -67,7 +67,7 @@ describe('state texts never repeat themselves', () => {
     const r = run();
     const small = r.status.steps.find((s) => s.name === 'train_small')!;
     Object.assign(small, { state: 'running', message: undefined, cache: { decision: 'miss', key: 'k', reason: 'ran: code changed (train.py)' } });
-    expect(lineOf(renderTable(r.status, 400).join('\n'), 'train_small')).toMatch(/running\s+\S+\s+code changed \(train\.py\)$/);
+    expect(lineOf(renderTable(r.status, 400).join('\n'), 'train_small')).toMatch(/running\s+\d+m \d+s\s+code changed \(train\.py\)$/);
     expect(lineOf(stepTable(r.status), '`train_small`')).toMatch(/\| running \|.*\| code changed \(train\.py\) \|$/);
     const out = new PassThrough();
     let written = '';

@@ -24,7 +24,7 @@ import type { RunStatus } from '../../workflows/types.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type FakeRepo } from '../githost/fake-github.js';
 import { commentPayload, pushPayload } from '../githost/payloads.js';
-import { freePort, processesWith, seededRandom, TemporalServer, trainyard, type Proc } from './cluster.js';
+import { closeProcessGuard, freePort, processesWith, seededRandom, TemporalServer, trainyard, type Proc } from './cluster.js';
 
 const seedText = process.env.TRAINYARD_CHAOS_SEED?.trim();
 if (seedText !== undefined && !/^\d{1,10}$/.test(seedText)) throw new Error(`TRAINYARD_CHAOS_SEED must be a whole number, got ${JSON.stringify(seedText)}`);
@@ -135,6 +135,7 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
     const rough: string[] = [];
     for (const p of procs) if (!(await p.stop())) rough.push(p.name);
     if (temporal && !(await temporal.proc.stop())) rough.push('temporal');
+    await closeProcessGuard();
     await connection?.close().catch(() => undefined);
     await gh.stop();
     leftovers = {

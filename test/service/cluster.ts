@@ -3,14 +3,46 @@
 // `node bin/trainyard.js …` of its own. Every process can be SIGKILLed and started again on
 // the same port / queue; every one carries a tag in its environment so a test can prove
 // afterwards that none of them (nor anything they spawned) is left.
+//
+// Each process runs in a process group of its own, followed by the watchdog of the CLI's own
+// dev server (app/guard.mjs): should the test runner die without stopping them — SIGKILLed,
+// Ctrl-C'ed, out of memory — the watchdog's pipe closes and it ends every group (SIGTERM,
+// then SIGKILL after the process's shutdown grace), so no Temporal server, replica, worker or
+// agent outlives the test. A group of its own also keeps a terminal's Ctrl-C from reaching
+// them before the runner has stopped them itself.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { freePort, temporalBinary } from '../../app/devserver.js';
+import { spawnGuard, type Guard } from '../../app/guard.js';
 import { REPO_ROOT } from '../githost/serve-process.js';
 
 export { freePort };
+
+let guard: Guard | undefined;
+
+/** The watchdog of this test process, started with the first Proc. */
+function processGuard(): Guard {
+  return (guard ??= spawnGuard());
+}
+
+/** Stops the watchdog once every Proc has stopped (it ends any group still there first); the next Proc starts a new one. */
+export async function closeProcessGuard(): Promise<void> {
+  const g = guard;
+  guard = undefined;
+  await g?.close();
+}
+
+/** Whether any process of group `pgid` is left. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** One supervised process: started, killed, restarted with the same command and environment. */
 export class Proc {
@@ -47,7 +79,18 @@ export class Proc {
     if (this.running) throw new Error(`${this.name} is running already`);
     this.starts++;
     this.tail = '';
-    const child = spawn(this.command, this.args, { cwd: REPO_ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // detached: a process group (and session) of its own, which the watchdog ends should this process die.
+    const child = spawn(this.command, this.args, { cwd: REPO_ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const pgid = child.pid;
+    if (pgid !== undefined) {
+      // The process's own shutdown grace (TRAINYARD_SHUTDOWN_GRACE_SECONDS, default 20 s) and 5 s to exit.
+      const graceMs = (Number(this.env.TRAINYARD_SHUTDOWN_GRACE_SECONDS) || 20) * 1000 + 5000;
+      const g = processGuard();
+      g.followGroup(pgid, graceMs);
+      child.once('exit', () => {
+        if (!groupAlive(pgid)) g.unfollowGroup(pgid);
+      });
+    }
     const keep = (d: Buffer) => {
       this.tail = (this.tail + d.toString()).slice(-200_000);
       this.log.write(d);

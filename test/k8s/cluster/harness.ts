@@ -33,7 +33,8 @@ export function testClass(name: string, namespace: string, over: Partial<Kuberne
 }
 
 /** `kubeconfig`: run the runner with these credentials instead of the cluster admin's. */
-export async function startKubeEngine(opts: { classes?: (ns: string) => Record<string, KubernetesClass>; kubeconfig?: KubeConfig; namespace?: string } = {}): Promise<KubeEngine> {
+/** `podS3Endpoint`: where the pods reach the store (default: the test run's moto, as the runner does). */
+export async function startKubeEngine(opts: { classes?: (ns: string) => Record<string, KubernetesClass>; kubeconfig?: KubeConfig; namespace?: string; podS3Endpoint?: string } = {}): Promise<KubeEngine> {
   const admin = new KubeConfig();
   admin.loadFromFile(inject('kubeconfig'));
   const adminClients = createKubeClients({ kubeconfig: admin });
@@ -53,7 +54,7 @@ export async function startKubeEngine(opts: { classes?: (ns: string) => Record<s
   const settings: KubernetesSettings = {
     source: 'test', agentImage: inject('podAgentImage'), agentImagePullPolicy: 'IfNotPresent',
     agentResources: { requests: { cpu: '10m', memory: '64Mi' }, limits: {} },
-    store: store.location, s3Endpoint: endpoint, s3Region: 'us-east-1', storeSecret: 'trainyard-store', deployment: `t-${salt}`, classes,
+    store: store.location, s3Endpoint: opts.podS3Endpoint ?? endpoint, s3Region: 'us-east-1', storeSecret: 'trainyard-store', deployment: `t-${salt}`, classes,
   };
   const compute: ComputeConfig = { ...loadComputeConfig({}), kubernetes: settings };
   const kube = opts.kubeconfig ? createKubeClients({ kubeconfig: opts.kubeconfig }) : createKubeClients({ kubeconfig: admin });
