@@ -93,6 +93,15 @@ export function createKeyParts(deps: PrepareDeps) {
   };
 }
 
+/**
+ * The execution key of a step that runs without the cache (`--no-cache`, `cache: false`):
+ * its own execution, shared with nobody, so the run id and step name are part of it. The
+ * status's cache decision keeps the real key; this finds the execution (and its live log).
+ */
+export function uncachedExecKey(realKey: string, runId: string, step: string): string {
+  return sha256Bytes(`${realKey}\n${runId}\n${step}`);
+}
+
 export function createPrepareSteps(deps: PrepareDeps) {
   const keyParts = createKeyParts(deps);
 
@@ -113,7 +122,7 @@ export function createPrepareSteps(deps: PrepareDeps) {
     };
     if (!useCache) {
       // Its own execution, shared with nobody.
-      const key = sha256Bytes(`${realKey}\n${req.runId}\n${item.step}`);
+      const key = uncachedExecKey(realKey, req.runId, item.step);
       const decision: CacheDecision = { decision: 'disabled', key: realKey, reason: spec.cache ? 'ran: cache disabled for this run (--no-cache)' : 'ran: cache disabled for this step (cache: false)' };
       if (spec.cache) await keepListing(deps.store, code);
       return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision };

@@ -31,6 +31,7 @@ import { ConfigError, loadServeConfig, type ServeConfig } from './intake/config.
 import { answerDelivery, temporalDeliveries, type DeliveryRecorder } from './intake/deliveries.js';
 import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { runPageHandler } from './intake/runpage.js';
+import { ASSETS_PREFIX, assetHandler } from './page/assets.js';
 import { gitHostWorkerParts } from './intake/workers.js';
 
 export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
@@ -123,7 +124,9 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
           ? serveMetrics(res)
           : path.startsWith('/runs/') && req.method === 'GET'
             ? runPage(req, res)
-            : Promise.resolve(sendText(res, 404, 'not found\n'));
+            : path.startsWith(ASSETS_PREFIX) && req.method === 'GET'
+              ? assetHandler(res, path)
+              : Promise.resolve(sendText(res, 404, 'not found\n'));
     handled.catch((err: unknown) => {
       log.error({ err, path }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
@@ -160,7 +163,7 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
 const USAGE = `usage: trainyard serve [--port N]
 
 Serves the GitHub App webhook (${GITHUB_WEBHOOK_PATH}), the GitLab webhook
-(${GITLAB_WEBHOOK_PATH}), run pages (/runs/…) and /healthz. Configured from the
+(${GITLAB_WEBHOOK_PATH}), run pages (/runs/…, their scripts under /assets/) and /healthz. Configured from the
 environment: see docs/githost.md.`;
 
 export async function serveCommand(argv: string[]): Promise<void> {

@@ -1,7 +1,7 @@
 // The run report: Markdown for a person, for a local file and for a GitHub check run's
 // summary (which GitHub cuts off at 65,535). It is rendered from the lineage document
 // alone so any stored run can be re-rendered later.
-import type { LineageDoc, LineageStep } from '../lineage/document.js';
+import type { LineageDoc, LineageEdge, LineageStep } from '../lineage/document.js';
 import type { MetricValue, StepState, Trigger } from '../../workflows/types.js';
 import { metricValueText } from '../container/metrics.js';
 import { MAX_SUMMARISED_METRICS, SUMMARY_POINTS, type MetricSeriesSummary } from '../runner/summary.js';
@@ -170,7 +170,22 @@ function stepTable(doc: LineageDoc, shown: LineageStep[]): string[] {
   return rows;
 }
 
-function graphLines(doc: LineageDoc): string[] | string {
+/** What the graph needs of a run: its steps' names, states and edges. */
+export interface GraphSteps {
+  steps: { name: string; state: StepState; upstream: Pick<LineageEdge, 'from' | 'input'>[] }[];
+}
+
+/**
+ * The step graph as Mermaid `graph LR` source (without the fence), one node per step in
+ * pipeline order (ids s0, s1, …, labels escaped by mermaidLabel), classed by state; or a
+ * sentence saying why it is not drawn (past Mermaid's default maxEdges / maxTextSize).
+ */
+export function mermaidGraph(doc: GraphSteps): string | { notDrawn: string } {
+  const g = graphLines(doc);
+  return typeof g === 'string' ? { notDrawn: g } : g.slice(1, -1).join('\n');
+}
+
+function graphLines(doc: GraphSteps): string[] | string {
   const ids = new Map(doc.steps.map((s, i) => [s.name, `s${i}`]));
   const edges: string[] = [];
   for (const s of doc.steps) {

@@ -17,7 +17,7 @@ import { startWorkers, type RunningWorkers, type WorkersConfig } from '../../app
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
-import type { RunInput, RunOptions, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunOptions, RunStatus, Trigger } from '../../workflows/types.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 
@@ -73,6 +73,8 @@ export interface StartOptions {
   workflowId?: string;
   /** RunInput.secretsWithheld: the run gets no secrets (a fork's pull request). */
   secretsWithheld?: string;
+  /** Default: a local run by `test` on no branch. */
+  trigger?: Trigger;
 }
 
 export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {}): Promise<Engine> {
@@ -103,7 +105,7 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
       const input: RunInput = {
         runId, pipeline, params: values,
         source: { kind: 'git', repoPath: repo.path, commit, subdir: '' },
-        trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' },
+        trigger: o.trigger ?? { kind: 'cli', user: 'test' }, status: { kind: 'none' },
         options: { ...options, noCache: o.noCache ?? false, ...o.options },
         ...(o.secretsWithheld ? { secretsWithheld: o.secretsWithheld } : {}),
       };

@@ -196,6 +196,10 @@ describe('git-host surfaces, over HTTP to the fake hosts', () => {
       const page = await (await fetch(url)).text();
       expect(page).toContain('Refused ok[U+202E]gnp.exe');
       expect(page).not.toMatch(BIDI);
+      // A browser gets the same as HTML.
+      const html = await (await fetch(url, { headers: { accept: 'text/html' } })).text();
+      expect(html).toContain('<h1>Refused ok[U+202E]gnp.exe');
+      expect(html).not.toMatch(BIDI);
     } finally {
       await new Promise((r) => server.close(r));
     }
