@@ -10,6 +10,7 @@ import type { RunStatus, StepStatus } from '../../workflows/types.js';
 import { loadEngineConfig, type EngineConfig } from '../config.js';
 import { findRun } from './runcmds.js';
 import { UsageError } from './errors.js';
+import { uncachedExecKey } from '../../activities/prepare.js';
 
 type Out = NodeJS.WritableStream;
 
@@ -130,8 +131,10 @@ export async function logsCommand(run: string, step: string | undefined, opts: L
       await readStoredLog(store, digest, sinkFor(out, opts, s.name, s.outcome?.attempts.at(-1)?.attempt ?? null));
       continue;
     }
-    const live = s.cache?.key
-      ? await writeLiveLog(store, stepExecWorkflowId(s.cache.key), out, opts, s.name, async () => {
+    // A step run without the cache (--no-cache, cache: false) has an execution key of its own.
+    const execKey = s.cache ? (s.cache.decision === 'disabled' ? uncachedExecKey(s.cache.key, status.runId, s.name) : s.cache.key) : undefined;
+    const live = execKey
+      ? await writeLiveLog(store, stepExecWorkflowId(execKey), out, opts, s.name, async () => {
           const now = (await findRun(cfg, store, run)).status.steps.find((x) => x.name === s.name);
           return !now || FINISHED.has(now.state);
         })
