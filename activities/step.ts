@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { RunStepRequest, RunStepResult } from '../workflows/contracts.js';
 import type { ArtifactRef } from '../workflows/types.js';
-import { paramEnvName } from '../pipeline/names.js';
+import { stepEnvironment } from './runner/env.js';
 import { GpuSampler } from './container/gpu.js';
 import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
 import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
@@ -120,19 +120,7 @@ export function createRunStep(deps: RunnerDeps) {
         throw stepFailure('StepInvalid', (err as Error).message, null, { startedAt, host: deps.hostName });
       }
 
-      const env: Record<string, string> = {
-        ...spec.env,
-        // The parser keeps secret names apart from env, PARAM_* and TRAINYARD_* names.
-        ...secrets,
-        TRAINYARD_RUN_STEP: spec.step,
-        TRAINYARD_PIPELINE: spec.pipeline,
-        TRAINYARD_COMMIT: spec.source.commit,
-        TRAINYARD_ATTEMPT: String(req.attempt),
-        TRAINYARD_PARAMS_FILE: '/trainyard/params.json',
-        TRAINYARD_INPUTS: '/inputs',
-        TRAINYARD_OUTPUTS: '/outputs',
-      };
-      for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
+      const env = stepEnvironment(spec, req.attempt, secrets);
 
       const out = new StepOutput(runDir, () => Date.now() - t0, masker(Object.values(secrets)), new LiveLog(deps.store, `${liveLogPrefix(req.execId)}${liveAttemptKey(req.attempt, ctx.info.attempt)}/`));
       output = out;

@@ -1,13 +1,14 @@
 // The compute activities, run on the control worker (they need AWS credentials; hosts
 // never do). Plain functions over the EC2 layer, with Temporal's failure types so the
 // workflow can tell "retry later" from "give up".
-import { ApplicationFailure, Context, getClient, heartbeat, log, sleep } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { ApplicationFailure, getClient, heartbeat, log, sleep } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import type { AgentPackageRef } from './agentpackage.js';
 import type { AwsClients } from './client.js';
 import { describeInstance, describeManaged, setTags, terminateManaged } from './instances.js';
 import { ProvisionError, provisionHost } from './provision.js';
 import { TAG } from './tags.js';
+import { workflowStates } from '../workflowstates.js';
 import type {
   Ec2Settings,
   ManagedInstance,
@@ -163,19 +164,7 @@ export function createComputeActivities(deps: ComputeActivityDeps) {
     },
 
     async computeWorkflowStates(input: { workflowIds: string[] }): Promise<Record<string, WorkflowState>> {
-      const c = client();
-      const out: Record<string, WorkflowState> = {};
-      for (const id of new Set(input.workflowIds)) {
-        Context.current().heartbeat();
-        try {
-          const d = await c.workflow.getHandle(id).describe();
-          out[id] = d.status.name === 'RUNNING' ? 'open' : 'closed';
-        } catch (e) {
-          if (e instanceof WorkflowNotFoundError) out[id] = 'unknown';
-          else throw e;
-        }
-      }
-      return out;
+      return workflowStates(client(), input.workflowIds);
     },
   };
 }

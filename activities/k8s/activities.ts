@@ -2,11 +2,12 @@
 // deployment in the classes' namespaces, tell which owning workflows are still open, delete
 // Jobs (pods first, with a short grace period).
 import { Context, getClient } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { WorkflowState } from '../ec2/types.js';
 import type { KubeClients } from './client.js';
 import { deleteJob } from './runner.js';
 import { K8S_ANNOTATION, K8S_LABEL, MANAGED_BY, type KubernetesSettings, type ManagedJob } from './types.js';
+import { workflowStates } from '../workflowstates.js';
 
 export interface KubernetesActivities {
   kubernetesListJobs(): Promise<ManagedJob[]>;
@@ -37,19 +38,7 @@ export function createKubernetesActivities(deps: { settings: KubernetesSettings;
       return out;
     },
     async kubernetesWorkflowStates({ workflowIds }): Promise<Record<string, WorkflowState>> {
-      const c = deps.client ?? getClient();
-      const out: Record<string, WorkflowState> = {};
-      for (const id of new Set(workflowIds)) {
-        Context.current().heartbeat();
-        try {
-          const d = await c.workflow.getHandle(id).describe();
-          out[id] = d.status.name === 'RUNNING' ? 'open' : 'closed';
-        } catch (e) {
-          if (e instanceof WorkflowNotFoundError) out[id] = 'unknown';
-          else throw e;
-        }
-      }
-      return out;
+      return workflowStates(deps.client ?? getClient(), workflowIds);
     },
     async kubernetesDeleteJobs({ jobs, reason }): Promise<string[]> {
       const done: string[] = [];

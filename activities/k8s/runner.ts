@@ -22,7 +22,7 @@ import { failureDetails, stepResult } from '../runner/result.js';
 import type { SourceProvider } from '../source/types.js';
 import { sha256Bytes } from '../store/digest.js';
 import type { ArtifactStore } from '../store/types.js';
-import { paramEnvName } from '../../pipeline/names.js';
+import { stepEnvironment } from '../runner/env.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
@@ -169,17 +169,7 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         outputs: spec.outputs,
         resultKey: `kubernetes/results/${name}/${execRunId}`,
       };
-      const env: Record<string, string> = {
-        ...spec.env,
-        TRAINYARD_RUN_STEP: spec.step,
-        TRAINYARD_PIPELINE: spec.pipeline,
-        TRAINYARD_COMMIT: spec.source.commit,
-        TRAINYARD_ATTEMPT: String(req.attempt),
-        TRAINYARD_PARAMS_FILE: '/trainyard/params.json',
-        TRAINYARD_INPUTS: '/inputs',
-        TRAINYARD_OUTPUTS: '/outputs',
-      };
-      for (const [k, v] of Object.entries(spec.params)) env[paramEnvName(k)] = String(v);
+      const env = stepEnvironment(spec, req.attempt);
       const job = buildJob({
         settings, cls, execId: req.execId, attempt: req.attempt, runId: req.runId ?? '', pipeline: spec.pipeline, step: spec.step,
         commit: spec.source.commit, image: spec.image, command: spec.command, env, gpus, plan,
