@@ -24,6 +24,7 @@ import { sha256Bytes } from '../store/digest.js';
 import type { ArtifactStore } from '../store/types.js';
 import { stepEnvironment } from '../runner/env.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
+import { startDcgmSampler } from './dcgm.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
 
@@ -117,6 +118,8 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     const splitter = new LineSplitter((line) => out.onLine('stdout', line));
     let pod: V1Pod | undefined;
     let deleting = false;
+    /** Scrapes of the node's dcgm-exporter, from the step container's start to its end. */
+    let dcgm: ReturnType<typeof startDcgmSampler> | undefined;
     const compute = (): AttemptCompute => billing(cls, gpus, ns, name, pod);
     // Heartbeats on a timer of their own, not only between polls: an API call, the wait for the
     // log's end or for a deletion can take longer than the heartbeat timeout on a loaded
@@ -242,9 +245,20 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         if (main?.state?.running || main?.state?.terminated) {
           runningAt ??= main.state.running?.startedAt ? new Date(main.state.running.startedAt).getTime() : Date.now();
           follow ??= followLog(kube, ns, podName, splitter);
+          // GPU utilisation from the node's dcgm-exporter while the step container runs.
+          if (main.state.running && gpus > 0 && cls.dcgmExporterUrl && !dcgm) {
+            dcgm = startDcgmSampler({
+              urlTemplate: cls.dcgmExporterUrl, target: { namespace: ns, pod: podName },
+              node: { ...(st.hostIP ? { hostIP: st.hostIP } : {}), ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}) },
+              intervalSeconds: cls.dcgmScrapeSeconds ?? 5,
+              onFirstError: (error, url) => ctx.log.warn('dcgm-exporter scrape failed; GPU utilisation may go unmeasured, the step goes on', { job: name, pod: podName, url, error }),
+            });
+          }
         }
         const done = main?.state?.terminated;
         if (done) {
+          const gpuSummary = await dcgm?.stop();
+          dcgm = undefined;
           // The follow ends when the container does; a bounded wait covers a slow last chunk.
           progress = { job: name, phase: 'reading the end of the log', ...out.progress() };
           const streamed = await Promise.race([follow!.done, sleepMs(10_000).then(() => false)]);
@@ -271,7 +285,8 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
           splitter.end();
           const stored = await out.finish(deps.store);
           const facts = { startedAt, finishedAt: new Date().toISOString(), host: hostName, stored };
-          return { ...stepResult({ outputs: result!.outputs, facts, activityAttempt: ctx.info.attempt }), compute: compute() };
+          const gpu = gpuSummary ? { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } : undefined;
+          return { ...stepResult({ outputs: result!.outputs, facts, activityAttempt: ctx.info.attempt, ...(gpu ? { gpu } : {}) }), compute: compute() };
         }
         if (runningAt !== undefined && Date.now() - runningAt > timeoutMs) {
           await fail({ type: 'StepTimedOut', exitCode: null, message: `timed out after ${spec.timeoutSeconds}s; Job deleted` });
@@ -279,6 +294,7 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         await wait({ job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), ...out.progress() });
       }
     } finally {
+      await dcgm?.stop(); // failure paths: no scrape outlives the attempt
       splitter.end();
       await out.close();
       // Finished pods go at once; a running one (failure paths) gets the class's short grace.

@@ -39,6 +39,14 @@ export interface KubernetesClass {
   hourlyRateUsd: number;
   /** USD per hour of each requested GPU, added to hourlyRateUsd. */
   gpuHourlyRateUsd: number;
+  /**
+   * NVIDIA dcgm-exporter metrics URL on the pod's node, `{hostIP}` / `{node}` filled from the pod
+   * (e.g. `http://{hostIP}:9400/metrics`): when set, a GPU step's utilisation is scraped from it
+   * (activities/k8s/dcgm.ts). Unset: utilisation is not measured.
+   */
+  dcgmExporterUrl?: string;
+  /** Seconds between scrapes of dcgmExporterUrl (default 5). */
+  dcgmScrapeSeconds?: number;
 }
 
 /** Server-side Kubernetes settings (TRAINYARD_K8S_CONFIG). A pipeline file can never set these. */

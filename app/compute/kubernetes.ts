@@ -15,12 +15,15 @@ const QUALIFIED = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z
 const LABEL_VALUE = /^(([A-Za-z0-9][A-Za-z0-9_.-]{0,61})?[A-Za-z0-9])?$/;
 /** A Kubernetes resource quantity (`500m`, `2`, `16Gi`, `1e3`). */
 const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$/;
+/** http(s) URL whose only braces are the {hostIP} / {node} placeholders. */
+const DCGM_URL = /^https?:\/\/([^\s{}]|\{hostIP\}|\{node\})+$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/;
 
 const TOP_KEYS = ['context', 'agentImage', 'agentImagePullPolicy', 'agentResources', 'store', 's3Endpoint', 's3Region', 'storeSecret', 'deployment', 'classes'];
 const CLASS_KEYS = [
   'namespace', 'nodeSelector', 'tolerations', 'gpu', 'resources', 'serviceAccountName', 'imagePullSecrets', 'priorityClassName',
   'terminationGracePeriodSeconds', 'uploadGraceSeconds', 'unschedulableTimeoutSeconds', 'podTemplatePatch', 'hourlyRateUsd', 'gpuHourlyRateUsd',
+  'dcgmExporterUrl', 'dcgmScrapeSeconds',
 ];
 const TOLERATION_KEYS = ['key', 'operator', 'value', 'effect', 'tolerationSeconds'];
 
@@ -171,6 +174,8 @@ function readClass(v: Checker, raw: unknown, path: Path, name: string): Kubernet
     ...opt('podTemplatePatch', patch),
     hourlyRateUsd: v.num(c, [...path, 'hourlyRateUsd']) ?? 0,
     gpuHourlyRateUsd: v.num(c, [...path, 'gpuHourlyRateUsd']) ?? 0,
+    ...opt('dcgmExporterUrl', v.str(c, [...path, 'dcgmExporterUrl'], { optional: true, pattern: DCGM_URL, what: 'an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod\'s node (e.g. http://{hostIP}:9400/metrics)' })),
+    ...opt('dcgmScrapeSeconds', c.dcgmScrapeSeconds === undefined ? undefined : v.int(c, [...path, 'dcgmScrapeSeconds'], 5, 1, 300)),
   };
 }
 

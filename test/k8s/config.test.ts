@@ -28,6 +28,7 @@ classes:
     priorityClassName: ml-high
     hourlyRateUsd: 1.5
     gpuHourlyRateUsd: 2.5
+    dcgmExporterUrl: "http://{hostIP}:9400/metrics"
   cpu-small:
     namespace: ml-jobs
     resources: { requests: { cpu: 500m, memory: 1Gi } }
@@ -59,6 +60,28 @@ describe('Kubernetes settings', () => {
       resources: { requests: { cpu: '8', memory: '64Gi' }, limits: { memory: '64Gi' } }, imagePullSecrets: ['regcred'], terminationGracePeriodSeconds: 5, unschedulableTimeoutSeconds: 600,
     });
     expect(k.classes['cpu-small']).toMatchObject({ gpu: { resource: 'nvidia.com/gpu', count: 0 }, hourlyRateUsd: 0, nodeSelector: {} });
+    expect(k.classes.a100!.dcgmExporterUrl).toBe('http://{hostIP}:9400/metrics');
+    expect(k.classes['cpu-small']!.dcgmExporterUrl).toBeUndefined();
+  });
+
+  it('refuses a dcgm-exporter URL that is not http(s) or has unknown placeholders, and a scrape interval out of range', () => {
+    const path = file('dcgm.yaml', `agentImage: img
+store: s3://ml-artifacts/trainyard
+classes:
+  a:
+    namespace: ml
+    dcgmExporterUrl: "http://{pod}:9400/metrics"
+    dcgmScrapeSeconds: 0
+  b:
+    namespace: ml
+    dcgmExporterUrl: file:///etc/passwd
+`);
+    const what = 'an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod\'s node (e.g. http://{hostIP}:9400/metrics)';
+    expect(problems({ TRAINYARD_K8S_CONFIG: path })).toEqual([
+      `${path}:6:22: "dcgmExporterUrl" must be ${what}, got "http://{pod}:9400/metrics"`,
+      `${path}:7:24: "dcgmScrapeSeconds" must be a whole number between 1 and 300, got 0`,
+      `${path}:10:22: "dcgmExporterUrl" must be ${what}, got "file:///etc/passwd"`,
+    ]);
   });
 
   it('reports every mistake in the file with its line and column', () => {
@@ -77,7 +100,7 @@ classes:
     expect(problems({ TRAINYARD_K8S_CONFIG: path })).toEqual([
       `${path}:2:8: "store" must be an s3://bucket/prefix artifact store (default TRAINYARD_STORE, which is /var/lib/store): pods cannot read a folder on this machine`,
       `${path}:4:3: class name "A100" must be lower-case letters, digits and "-" (a DNS label), so pipelines can name it`,
-      `${path}:11:5: unknown key "terminationGracePeriod" in class "a100"; the keys allowed here are namespace, nodeSelector, tolerations, gpu, resources, serviceAccountName, imagePullSecrets, priorityClassName, terminationGracePeriodSeconds, uploadGraceSeconds, unschedulableTimeoutSeconds, podTemplatePatch, hourlyRateUsd, gpuHourlyRateUsd`,
+      `${path}:11:5: unknown key "terminationGracePeriod" in class "a100"; the keys allowed here are namespace, nodeSelector, tolerations, gpu, resources, serviceAccountName, imagePullSecrets, priorityClassName, terminationGracePeriodSeconds, uploadGraceSeconds, unschedulableTimeoutSeconds, podTemplatePatch, hourlyRateUsd, gpuHourlyRateUsd, dcgmExporterUrl, dcgmScrapeSeconds`,
       `${path}:7:16: "namespace" must be a namespace name, got "ML"`,
       `${path}:10:39: "operator" must be one of Exists, Equal, got "Maybe"`,
       `${path}:8:22: "resource" must be an extended resource name like nvidia.com/gpu, got "nvidia gpu"`,
