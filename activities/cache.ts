@@ -39,7 +39,10 @@ export async function keepListing(store: ArtifactStore, code: StepCode): Promise
  * What a recorded execution's code was, as `path → what the step read there`; undefined when
  * its listing is not in the store (cleared, or recorded before listings were kept).
  */
-export async function loadListing(store: ArtifactStore, latest: LatestRecord): Promise<Record<string, string> | undefined> {
+export async function loadListing(
+  store: ArtifactStore,
+  latest: LatestRecord,
+): Promise<Record<string, string> | undefined> {
   const bytes = await store.getBytes(latest.parts.code).catch(() => undefined);
   const entries = bytes && parseListing(bytes);
   if (entries) return describeEntries(entries);
@@ -95,13 +98,19 @@ export function changedFiles(before: Record<string, string>, after: Record<strin
   return union(before, after).filter((f) => before[f] !== after[f]);
 }
 
-const union = (a: Record<string, unknown>, b: Record<string, unknown>): string[] => [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+const union = (a: Record<string, unknown>, b: Record<string, unknown>): string[] =>
+  [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
 
 /**
  * Plain sentence: what part of the key differs from the last execution of this step.
  * `nowCode` is the step's code listing now; `prevCode` that of the last execution when known.
  */
-export function whyMiss(now: CacheKeyParts, nowCode: TreeEntry[], prev: LatestRecord | undefined, prevCode?: Record<string, string>): string {
+export function whyMiss(
+  now: CacheKeyParts,
+  nowCode: TreeEntry[],
+  prev: LatestRecord | undefined,
+  prevCode?: Record<string, string>,
+): string {
   if (!prev) return 'ran: first execution of this step';
   const why: string[] = [];
   const changes = changedParts(now, prev.parts);
@@ -116,7 +125,10 @@ export function whyMiss(now: CacheKeyParts, nowCode: TreeEntry[], prev: LatestRe
       const files = prevCode ? changedFiles(prevCode, describeEntries(nowCode)) : [];
       const list = files.length > 5 ? `${files.slice(0, 5).join(', ')} and ${files.length - 5} more` : files.join(', ');
       why.push(files.length ? `code changed (${list})` : 'code changed');
-    } else if (c.part.startsWith('input ')) why.push(`${c.part} changed (${c.before === 'none' ? 'none' : short(c.before)} → ${c.after === 'none' ? 'none' : short(c.after)})`);
+    } else if (c.part.startsWith('input '))
+      why.push(
+        `${c.part} changed (${c.before === 'none' ? 'none' : short(c.before)} → ${c.after === 'none' ? 'none' : short(c.after)})`,
+      );
     else if (c.part === 'outputs') why.push('declared outputs changed');
     else if (c.part === 'secrets') why.push(`secret names changed (${c.before} → ${c.after})`);
   }

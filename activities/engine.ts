@@ -4,8 +4,17 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import {
-  attachSignal, claimSignal, stepExecWorkflowId, type ClaimRequest, type CachedResult, type StepFinished, type PrepareRequest, type Prepared,
-  type RunStepRequest, type RunStepResult, type StartRequest,
+  attachSignal,
+  claimSignal,
+  stepExecWorkflowId,
+  type ClaimRequest,
+  type CachedResult,
+  type StepFinished,
+  type PrepareRequest,
+  type Prepared,
+  type RunStepRequest,
+  type RunStepResult,
+  type StartRequest,
 } from '../workflows/contracts.js';
 import type { LineageEmitRequest, LineageEmitResult } from '../workflows/openlineage.js';
 import type { PublishRequest, StepOutcome } from '../workflows/types.js';
@@ -86,13 +95,20 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     async claimConcurrency({ groupId, controlQueue, claim }): Promise<void> {
       // Atomic in Temporal: the signal reaches the running group, or a group started for it.
       await deps.client.workflow.signalWithStart('concurrencyGroup', {
-        workflowId: groupId, taskQueue: controlQueue, args: [], signal: claimSignal, signalArgs: [claim],
+        workflowId: groupId,
+        taskQueue: controlQueue,
+        args: [],
+        signal: claimSignal,
+        signalArgs: [claim],
       });
     },
     emitOpenLineage: createEmitOpenLineage(deps.openLineage),
-    publishStatus: deps.publishStatus ?? (async (req: PublishRequest) => {
-      if (req.target.kind !== 'none') throw new Error(`this worker cannot publish to ${req.target.kind}: no git-host credentials configured`);
-    }),
+    publishStatus:
+      deps.publishStatus ??
+      (async (req: PublishRequest) => {
+        if (req.target.kind !== 'none')
+          throw new Error(`this worker cannot publish to ${req.target.kind}: no git-host credentials configured`);
+      }),
   };
 }
 

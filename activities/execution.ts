@@ -42,19 +42,32 @@ class Execution<Res> {
   private staleTimer: NodeJS.Timeout | undefined;
 
   /** `forget` drops the execution from the registry: once an owner has its outcome, or when a stale one's window is over. */
-  constructor(ctx: Context, private readonly forget: () => void) {
+  constructor(
+    ctx: Context,
+    private readonly forget: () => void,
+  ) {
     this.owner = ctx;
     const owner = (): Context => this.owner;
     const shutdown = (): boolean => this.shutdown;
     this.view = {
-      get info() { return { attempt: owner().info.attempt }; },
+      get info() {
+        return { attempt: owner().info.attempt };
+      },
       heartbeat: (d) => {
         // A stale owner's activity is over: nobody is listening until the next attempt takes over.
-        try { owner().heartbeat(d); } catch { /* ignored */ }
+        try {
+          owner().heartbeat(d);
+        } catch {
+          /* ignored */
+        }
       },
       cancellationSignal: this.stop.signal,
-      get log() { return owner().log; },
-      get workerShutdown() { return shutdown(); },
+      get log() {
+        return owner().log;
+      },
+      get workerShutdown() {
+        return shutdown();
+      },
     };
   }
 
@@ -81,7 +94,11 @@ class Execution<Res> {
             this.stop.abort();
             this.forget();
           }, window).unref();
-          reject(new CancelledFailure(`Temporal gave this attempt up (${why}); the container keeps running for the next attempt to take over`));
+          reject(
+            new CancelledFailure(
+              `Temporal gave this attempt up (${why}); the container keeps running for the next attempt to take over`,
+            ),
+          );
           return;
         }
         this.shutdown = why === 'WORKER_SHUTDOWN' || ctx.cancellationDetails?.workerShutdown === true;
@@ -92,7 +109,16 @@ class Execution<Res> {
       const delivered = (): void => {
         if (ctx === this.owner && this.staleTimer === undefined) this.forget();
       };
-      this.result.then((v) => { delivered(); resolve(v); }, (e: unknown) => { delivered(); reject(e); });
+      this.result.then(
+        (v) => {
+          delivered();
+          resolve(v);
+        },
+        (e: unknown) => {
+          delivered();
+          reject(e);
+        },
+      );
     });
   }
 }
@@ -102,7 +128,10 @@ class Execution<Res> {
  * arriving while this process still runs an earlier one takes the running one over instead of
  * starting again. `body` gets an AttemptContext in place of Context.current().
  */
-export function takeOverStaleAttempts<Req, Res>(keyOf: (req: Req) => string, body: (req: Req, ctx: AttemptContext) => Promise<Res>): (req: Req) => Promise<Res> {
+export function takeOverStaleAttempts<Req, Res>(
+  keyOf: (req: Req) => string,
+  body: (req: Req, ctx: AttemptContext) => Promise<Res>,
+): (req: Req) => Promise<Res> {
   const running = new Map<string, Execution<Res>>();
   return (req: Req) => {
     const ctx = Context.current();
@@ -113,7 +142,9 @@ export function takeOverStaleAttempts<Req, Res>(keyOf: (req: Req) => string, bod
       ctx.log.info('took over the running execution of an earlier attempt', { attempt: ctx.info.attempt });
       return current.outcomeFor(ctx);
     }
-    const ex: Execution<Res> = new Execution<Res>(ctx, () => { if (running.get(key) === ex) running.delete(key); });
+    const ex: Execution<Res> = new Execution<Res>(ctx, () => {
+      if (running.get(key) === ex) running.delete(key);
+    });
     ex.result = body(req, ex.view);
     // Nobody waits on the result of a stale execution until an attempt takes it over.
     ex.result.catch(() => undefined);

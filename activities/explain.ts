@@ -3,8 +3,15 @@
 // store anyway (repository inputs, the code listing); needs no Temporal and runs nothing.
 import type { CacheKeyParts, CacheSource, ParamValue, Pipeline, ResolvedInput, SourceRef } from '../workflows/types.js';
 import {
-  cacheKey, changedFiles, changedParts, keepListing, latestRecordKey, loadListing, lookup,
-  type LatestRecord, type PartChange,
+  cacheKey,
+  changedFiles,
+  changedParts,
+  keepListing,
+  latestRecordKey,
+  loadListing,
+  lookup,
+  type LatestRecord,
+  type PartChange,
 } from './cache.js';
 import { createKeyParts, type PrepareDeps } from './prepare.js';
 import { describeEntries, type StepCode } from './source/files.js';
@@ -45,7 +52,10 @@ export interface Explanation {
  */
 export async function explainStep(deps: PrepareDeps, req: ExplainRequest): Promise<Explanation> {
   const { pipeline, step } = req;
-  if (!pipeline.steps[step]) throw new Error(`no step ${JSON.stringify(step)} in pipeline ${pipeline.name}; its steps: ${pipeline.order.join(', ')}`);
+  if (!pipeline.steps[step])
+    throw new Error(
+      `no step ${JSON.stringify(step)} in pipeline ${pipeline.name}; its steps: ${pipeline.order.join(', ')}`,
+    );
   const keyParts = createKeyParts(deps);
   const checkout = await deps.sources.checkout(req.source);
   const needed = upstreamOf(pipeline, step);
@@ -73,12 +83,26 @@ export async function explainStep(deps: PrepareDeps, req: ExplainRequest): Promi
     let last: Explanation['last'];
     if (record) {
       const prevFiles = await loadListing(deps.store, record);
-      const changes = changedParts(k.parts, record.parts).filter((c) => !(c.part.startsWith('input ') && pending[c.part.slice(6)]));
-      last = { record, changes, ...(prevFiles ? { files: changedFiles(prevFiles, describeEntries(k.code.entries)) } : {}) };
+      const changes = changedParts(k.parts, record.parts).filter(
+        (c) => !(c.part.startsWith('input ') && pending[c.part.slice(6)]),
+      );
+      last = {
+        record,
+        changes,
+        ...(prevFiles ? { files: changedFiles(prevFiles, describeEntries(k.code.entries)) } : {}),
+      };
     }
     return {
-      pipeline: pipeline.name, step, commit: req.source.commit, ...(key ? { key } : {}), parts: k.parts, code: k.code,
-      inputs: k.inputs, pending, ...(hit ? { cached: hit.source } : {}), ...(last ? { last } : {}),
+      pipeline: pipeline.name,
+      step,
+      commit: req.source.commit,
+      ...(key ? { key } : {}),
+      parts: k.parts,
+      code: k.code,
+      inputs: k.inputs,
+      pending,
+      ...(hit ? { cached: hit.source } : {}),
+      ...(last ? { last } : {}),
     };
   }
   throw new Error(`step ${step} is not in the pipeline's order`);

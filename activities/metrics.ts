@@ -95,6 +95,7 @@ export const gitHostRateLimitRemaining = new Gauge({
 /** `ran: code changed (src/x.py)` → `code`; the reason kind, never the free text (bounded label values). */
 export function missReason(reason: string | undefined): string {
   const r = (reason ?? '').replace(/^ran: /, '');
-  const m = /^(first execution|code|parameter|input|image|command|env|cache_version|outputs|cache disabled|--no-cache)/.exec(r);
+  const m =
+    /^(first execution|code|parameter|input|image|command|env|cache_version|outputs|cache disabled|--no-cache)/.exec(r);
   return m ? m[1]!.replace(' ', '_') : 'other';
 }

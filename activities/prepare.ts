@@ -6,7 +6,16 @@ import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
 import type { PrepareItem, PrepareRequest, Prepared } from '../workflows/contracts.js';
 import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../workflows/types.js';
-import { cacheKey, keepListing, latestRecordKey, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
+import {
+  cacheKey,
+  keepListing,
+  latestRecordKey,
+  loadListing,
+  lookup,
+  whyHit,
+  whyMiss,
+  type LatestRecord,
+} from './cache.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { stepCode, type StepCode } from './source/files.js';
@@ -71,9 +80,15 @@ export function createKeyParts(deps: PrepareDeps) {
         const what = `input ${name} of step ${item.step}`;
         const { real, rel } = await insideCheckout(checkout, src.path, what);
         const commit = req.source.commit;
-        inputs[name] = { artifact: await putRepoInput(deps.store, real, rel, src.path, what), origin: { kind: 'repo', path: src.path, commit } };
+        inputs[name] = {
+          artifact: await putRepoInput(deps.store, real, rel, src.path, what),
+          origin: { kind: 'repo', path: src.path, commit },
+        };
       } else if (src.kind === 'uri') {
-        inputs[name] = { artifact: await ingestUri(deps.store, src.uri, deps.s3), origin: { kind: 'uri', uri: src.uri } };
+        inputs[name] = {
+          artifact: await ingestUri(deps.store, src.uri, deps.s3),
+          origin: { kind: 'uri', uri: src.uri },
+        };
       } else if (!inputs[name]) {
         missing.push(name);
       }
@@ -84,7 +99,12 @@ export function createKeyParts(deps: PrepareDeps) {
     const command = typeof spec.run === 'string' ? ['sh', '-c', spec.run] : spec.run;
     const image = await resolveImage(spec.image);
     const parts: CacheKeyParts = {
-      image, command, env: spec.env, cacheVersion: spec.cacheVersion ?? null, params, code: code.digest,
+      image,
+      command,
+      env: spec.env,
+      cacheVersion: spec.cacheVersion ?? null,
+      params,
+      code: code.digest,
       inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact.digest])),
       outputs: [...spec.outputs].sort(),
       ...(spec.secrets?.length ? { secrets: [...spec.secrets].sort() } : {}),
@@ -115,26 +135,65 @@ export function createPrepareSteps(deps: PrepareDeps) {
     const realKey = cacheKey(parts);
     const useCache = spec.cache && !req.noCache;
     const spec2 = {
-      pipeline: req.pipeline, step: item.step, image: spec.image, command, env: spec.env, params,
-      inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact])) as Record<string, ArtifactRef>,
-      outputs: spec.outputs, source: req.source, timeoutSeconds: spec.timeoutSeconds, gpus: item.gpus,
+      pipeline: req.pipeline,
+      step: item.step,
+      image: spec.image,
+      command,
+      env: spec.env,
+      params,
+      inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, v.artifact])) as Record<
+        string,
+        ArtifactRef
+      >,
+      outputs: spec.outputs,
+      source: req.source,
+      timeoutSeconds: spec.timeoutSeconds,
+      gpus: item.gpus,
       ...(spec.secrets?.length ? { secrets: spec.secrets } : {}),
     };
     if (!useCache) {
       // Its own execution, shared with nobody.
       const key = uncachedExecKey(realKey, req.runId, item.step);
-      const decision: CacheDecision = { decision: 'disabled', key: realKey, reason: spec.cache ? 'ran: cache disabled for this run (--no-cache)' : 'ran: cache disabled for this step (cache: false)' };
+      const decision: CacheDecision = {
+        decision: 'disabled',
+        key: realKey,
+        reason: spec.cache
+          ? 'ran: cache disabled for this run (--no-cache)'
+          : 'ran: cache disabled for this step (cache: false)',
+      };
       if (spec.cache) await keepListing(deps.store, code);
-      return { step: item.step, key, useCache, ...(spec.cache ? { recordKey: realKey } : {}), parts, inputs, spec: spec2, decision };
+      return {
+        step: item.step,
+        key,
+        useCache,
+        ...(spec.cache ? { recordKey: realKey } : {}),
+        parts,
+        inputs,
+        spec: spec2,
+        decision,
+      };
     }
     const hit = await lookup(deps.store, realKey);
     if (hit) {
-      return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, hit, decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source } };
+      return {
+        step: item.step,
+        key: realKey,
+        useCache,
+        parts,
+        inputs,
+        spec: spec2,
+        hit,
+        decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source },
+      };
     }
     // Kept so the next miss (or `trainyard explain`) can name the files that changed.
     await keepListing(deps.store, code);
     const latest = await deps.store.getRecord<LatestRecord>(latestRecordKey(req.pipeline, item.step));
-    const decision: CacheDecision = { decision: 'miss', key: realKey, reason: whyMiss(parts, code.entries, latest, latest && (await loadListing(deps.store, latest))) };
+    const decision: CacheDecision = {
+      decision: 'miss',
+      key: realKey,
+      reason: whyMiss(parts, code.entries, latest, latest && (await loadListing(deps.store, latest))),
+    };
     return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision };
   }
 
@@ -166,7 +225,8 @@ export async function insideCheckout(root: string, rel: string, what: string): P
   } catch {
     throw new StepInvalid(`${what}: ${rel} does not exist at this commit`);
   }
-  if (real !== realRoot && !real.startsWith(realRoot + sep)) throw new StepInvalid(`${what}: ${rel} points outside the project`);
+  if (real !== realRoot && !real.startsWith(realRoot + sep))
+    throw new StepInvalid(`${what}: ${rel} points outside the project`);
   return { real, rel: relative(realRoot, real).split(sep).join('/') };
 }
 
@@ -174,7 +234,13 @@ export async function insideCheckout(root: string, rel: string, what: string): P
  * Store a repository file or folder input. A folder holding a symbolic link (or anything but
  * files and folders) is refused, naming the input and the link by its path in the project.
  */
-export async function putRepoInput(store: ArtifactStore, real: string, realRel: string, declared: string, what: string): Promise<ArtifactRef> {
+export async function putRepoInput(
+  store: ArtifactStore,
+  real: string,
+  realRel: string,
+  declared: string,
+  what: string,
+): Promise<ArtifactRef> {
   try {
     return await store.putPath(real);
   } catch (err) {

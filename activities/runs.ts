@@ -2,7 +2,13 @@
 // (through app/engine.ts) and by the intake activities that start runs for webhooks.
 import { runSearchAttributes } from '../workflows/searchattributes.js';
 import { runsStarted } from './metrics.js';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowExecutionAlreadyStartedError, type Client, type WorkflowStartOptions } from '@temporalio/client';
+import {
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type WorkflowStartOptions,
+} from '@temporalio/client';
 import { cancelSignal, statusQuery } from '../workflows/contracts.js';
 import type { RunInput, RunStatus } from '../workflows/types.js';
 
@@ -18,16 +24,27 @@ export interface StartedRun {
  * same id is not started again either (Temporal's WorkflowIdReusePolicy, for as long as
  * the namespace retains the closed run).
  */
-export async function startPipelineRun(client: Client, input: RunInput, opts: { workflowId: string; reuse: 'reject-duplicate' | 'allow-duplicate' }): Promise<StartedRun> {
+export async function startPipelineRun(
+  client: Client,
+  input: RunInput,
+  opts: { workflowId: string; reuse: 'reject-duplicate' | 'allow-duplicate' },
+): Promise<StartedRun> {
   try {
-    const handle = await startWithAttributes(client, {
-      workflowId: opts.workflowId,
-      taskQueue: input.options.controlQueue,
-      args: [input],
-      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-      workflowIdReusePolicy: opts.reuse === 'reject-duplicate' ? WorkflowIdReusePolicy.REJECT_DUPLICATE : WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-      memo: { pipeline: input.pipeline.name, runId: input.runId },
-    }, runSearchAttributes(input));
+    const handle = await startWithAttributes(
+      client,
+      {
+        workflowId: opts.workflowId,
+        taskQueue: input.options.controlQueue,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        workflowIdReusePolicy:
+          opts.reuse === 'reject-duplicate'
+            ? WorkflowIdReusePolicy.REJECT_DUPLICATE
+            : WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        memo: { pipeline: input.pipeline.name, runId: input.runId },
+      },
+      runSearchAttributes(input),
+    );
     const first = handle.firstExecutionRunId;
     // USE_EXISTING answers with the running execution's id when one was there already.
     const desc = await handle.describe();
@@ -63,7 +80,10 @@ type StartOptions = Omit<WorkflowStartOptions<(input: RunInput) => Promise<RunSt
  */
 async function startWithAttributes(client: Client, options: StartOptions, searchAttributes: Record<string, string[]>) {
   try {
-    return await client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', { ...options, searchAttributes });
+    return await client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', {
+      ...options,
+      searchAttributes,
+    });
   } catch (err) {
     // The SDK wraps the server's INVALID_ARGUMENT ("… has no mapping defined for search
     // attribute …") in a ServiceError "Failed to start Workflow": look through the causes.

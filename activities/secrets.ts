@@ -30,7 +30,12 @@ export interface SecretSourceSettings {
   /** The environment those names are read from, when the attempt starts. */
   env: Record<string, string | undefined>;
   /** AWS SSM Parameter Store: `<prefix><NAME>`, a SecureString (or String) parameter. */
-  ssm?: { prefix: string; region: string; endpoint?: string; credentials?: { accessKeyId: string; secretAccessKey: string } };
+  ssm?: {
+    prefix: string;
+    region: string;
+    endpoint?: string;
+    credentials?: { accessKeyId: string; secretAccessKey: string };
+  };
 }
 
 /** GetParameters takes at most 10 names per call (AWS SSM API reference). */
@@ -45,12 +50,16 @@ export function createSecretSource(settings: SecretSourceSettings): SecretSource
   const allowed = new Set(settings.fromEnv);
   let ssm: SSMClient | undefined;
   const places = (name: string): string => {
-    const where = [allowed.size > 0
-      ? `this runner's environment (TRAINYARD_SECRETS_FROM_ENV allows ${allowed.has(name) ? `${name}, but it is unset or empty` : `only ${[...allowed].join(', ')}`})`
-      : "this runner's environment (TRAINYARD_SECRETS_FROM_ENV is not set, so none is passed on)"];
-    where.push(settings.ssm
-      ? `AWS SSM Parameter Store (no parameter ${settings.ssm.prefix}${name} in ${settings.ssm.region})`
-      : 'AWS SSM Parameter Store (TRAINYARD_SECRETS_SSM_PREFIX is not set)');
+    const where = [
+      allowed.size > 0
+        ? `this runner's environment (TRAINYARD_SECRETS_FROM_ENV allows ${allowed.has(name) ? `${name}, but it is unset or empty` : `only ${[...allowed].join(', ')}`})`
+        : "this runner's environment (TRAINYARD_SECRETS_FROM_ENV is not set, so none is passed on)",
+    ];
+    where.push(
+      settings.ssm
+        ? `AWS SSM Parameter Store (no parameter ${settings.ssm.prefix}${name} in ${settings.ssm.region})`
+        : 'AWS SSM Parameter Store (TRAINYARD_SECRETS_SSM_PREFIX is not set)',
+    );
     return where.join(' and ');
   };
   return {
@@ -64,13 +73,20 @@ export function createSecretSource(settings: SecretSourceSettings): SecretSource
       }
       if (rest.length > 0 && settings.ssm) {
         const s = settings.ssm;
-        ssm ??= new SSMClient({ region: s.region, ...(s.endpoint ? { endpoint: s.endpoint } : {}), ...(s.credentials ? { credentials: s.credentials } : {}) });
+        ssm ??= new SSMClient({
+          region: s.region,
+          ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+          ...(s.credentials ? { credentials: s.credentials } : {}),
+        });
         for (let i = 0; i < rest.length; i += SSM_BATCH) {
           const batch = rest.slice(i, i + SSM_BATCH);
-          const r = await ssm.send(new GetParametersCommand({ Names: batch.map((n) => `${s.prefix}${n}`), WithDecryption: true }));
+          const r = await ssm.send(
+            new GetParametersCommand({ Names: batch.map((n) => `${s.prefix}${n}`), WithDecryption: true }),
+          );
           for (const p of r.Parameters ?? []) {
             const name = p.Name?.slice(s.prefix.length);
-            if (name !== undefined && batch.includes(name) && p.Value !== undefined && p.Value !== '') out[name] = p.Value;
+            if (name !== undefined && batch.includes(name) && p.Value !== undefined && p.Value !== '')
+              out[name] = p.Value;
           }
         }
       }
@@ -95,19 +111,28 @@ export function createSecretSource(settings: SecretSourceSettings): SecretSource
  *   VPC endpoints): `TRAINYARD_SECRETS_SSM_ENDPOINT`. Credentials: the default AWS chain.
  */
 export function secretSourceFromEnv(env: Record<string, string | undefined>): SecretSource {
-  const fromEnv = (env.TRAINYARD_SECRETS_FROM_ENV ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const fromEnv = (env.TRAINYARD_SECRETS_FROM_ENV ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const n of fromEnv) {
-    if (!SECRET_NAME.test(n)) throw new Error(`TRAINYARD_SECRETS_FROM_ENV: ${JSON.stringify(n)} is not a secret name; ${SECRET_NAME_RULE}`);
+    if (!SECRET_NAME.test(n))
+      throw new Error(`TRAINYARD_SECRETS_FROM_ENV: ${JSON.stringify(n)} is not a secret name; ${SECRET_NAME_RULE}`);
   }
   const rawPrefix = env.TRAINYARD_SECRETS_SSM_PREFIX?.trim();
   let ssm: SecretSourceSettings['ssm'];
   if (rawPrefix) {
     // Parameter Store names: letters, digits and . - _ / ; a path starts with "/".
     if (!/^\/[A-Za-z0-9_.\/-]{0,900}$/.test(rawPrefix)) {
-      throw new Error(`TRAINYARD_SECRETS_SSM_PREFIX: must be a Parameter Store path such as /trainyard/secrets/, got ${JSON.stringify(rawPrefix)}`);
+      throw new Error(
+        `TRAINYARD_SECRETS_SSM_PREFIX: must be a Parameter Store path such as /trainyard/secrets/, got ${JSON.stringify(rawPrefix)}`,
+      );
     }
     const region = env.TRAINYARD_SECRETS_SSM_REGION?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim();
-    if (!region) throw new Error('TRAINYARD_SECRETS_SSM_REGION: the AWS region of the Parameter Store is needed with TRAINYARD_SECRETS_SSM_PREFIX (or set AWS_REGION)');
+    if (!region)
+      throw new Error(
+        'TRAINYARD_SECRETS_SSM_REGION: the AWS region of the Parameter Store is needed with TRAINYARD_SECRETS_SSM_PREFIX (or set AWS_REGION)',
+      );
     const endpoint = env.TRAINYARD_SECRETS_SSM_ENDPOINT?.trim();
     ssm = { prefix: rawPrefix.endsWith('/') ? rawPrefix : `${rawPrefix}/`, region, ...(endpoint ? { endpoint } : {}) };
   }
@@ -123,7 +148,9 @@ export const MASK = '***';
  * that contains another is masked whole.
  */
 export function masker(values: readonly string[]): (line: string) => string {
-  const parts = [...new Set(values.flatMap((v) => v.split(/\r?\n/)).filter((v) => v.length > 0))].sort((a, b) => b.length - a.length);
+  const parts = [...new Set(values.flatMap((v) => v.split(/\r?\n/)).filter((v) => v.length > 0))].sort(
+    (a, b) => b.length - a.length,
+  );
   if (parts.length === 0) return (line) => line;
   return (line) => {
     let out = line;

@@ -10,7 +10,13 @@ import type { RunStepRequest, RunStepResult } from '../workflows/contracts.js';
 import type { ArtifactRef } from '../workflows/types.js';
 import { stepEnvironment } from './runner/env.js';
 import { GpuSampler } from './container/gpu.js';
-import { ensureImage, listContainersWithLabel, removeContainerIds, removeContainers, runContainer } from './container/run.js';
+import {
+  ensureImage,
+  listContainersWithLabel,
+  removeContainerIds,
+  removeContainers,
+  runContainer,
+} from './container/run.js';
 import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
 import { LiveLog, liveAttemptKey, liveLogPrefix } from './runner/livelog.js';
 import { StepOutput } from './runner/output.js';
@@ -70,126 +76,174 @@ export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise
   return orphans.map((c) => c.name);
 }
 
-
 export function createRunStep(deps: RunnerDeps) {
   const secretSource = deps.secrets ?? secretSourceFromEnv({});
   // A later Temporal attempt that finds this process still running the execution (Temporal
   // was down longer than the heartbeat timeout) takes it over rather than running it twice.
-  return takeOverStaleAttempts((req: RunStepRequest) => `${req.execId}#${req.attempt}`, async function runStep(req: RunStepRequest, ctx: AttemptContext): Promise<RunStepResult> {
-    const { spec } = req;
-    const execTag = sha256Bytes(req.execId).slice(7, 31);
-    const labels = {
-      'trainyard.exec': execTag, 'trainyard.queue': deps.queue, 'trainyard.step': spec.step, 'trainyard.pipeline': spec.pipeline,
-      [AGENT_HOST_LABEL]: hostname(), [AGENT_LABEL]: `${hostname()}:${process.pid}`,
-    };
-    // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
-    if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
-    const dir = join(deps.workRoot, 'exec', execTag);
-    await rm(dir, { recursive: true, force: true });
-    const startedAt = new Date().toISOString();
-    const t0 = Date.now();
-    // Before anything else: a step whose secrets cannot be found never starts.
-    let secrets: Record<string, string> = {};
-    if (spec.secrets?.length) {
-      try {
-        secrets = await secretSource.fetch(spec.secrets);
-      } catch (err) {
-        if (!(err instanceof SecretsMissing)) throw err;
-        throw stepFailure('StepInvalid', `step ${spec.step} did not start: ${err.message}`, null, { startedAt, host: deps.hostName });
-      }
-    }
-    const gpu = spec.gpus ? new GpuSampler() : undefined;
-    let output: StepOutput | undefined;
-    // From the start: a checkout or a large input can take longer than the heartbeat timeout.
-    const beat = setInterval(() => ctx.heartbeat(output?.progress() ?? { lines: 0, lastLine: 'preparing inputs' }), Math.max(1000, Math.min(5000, req.heartbeatTimeoutMs / 3)));
-    try {
-      const checkout = await deps.sources.checkout(spec.source);
-      const inputsDir = join(dir, 'inputs');
-      const outputsDir = join(dir, 'outputs');
-      const metaDir = join(dir, 'meta');
-      await mkdir(inputsDir, { recursive: true });
-      await mkdir(outputsDir, { recursive: true, mode: 0o777 });
-      await mkdir(metaDir, { recursive: true });
-      const runDir = join(dir, 'run');
-      await mkdir(runDir, { recursive: true });
-      for (const [name, ref] of Object.entries(spec.inputs)) await deps.store.materialize(ref, join(inputsDir, name));
-      await writeFile(join(metaDir, 'params.json'), JSON.stringify(spec.params, null, 2));
-      try {
-        await imageReady(deps.cli, spec.image);
-      } catch (err) {
-        throw stepFailure('StepInvalid', (err as Error).message, null, { startedAt, host: deps.hostName });
-      }
-
-      const env = stepEnvironment(spec, req.attempt, secrets);
-
-      const out = new StepOutput(runDir, () => Date.now() - t0, masker(Object.values(secrets)), new LiveLog(deps.store, `${liveLogPrefix(req.execId)}${liveAttemptKey(req.attempt, ctx.info.attempt)}/`));
-      output = out;
-      const abort = new AbortController();
-      ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
-      gpu?.start(2000);
-      ctx.heartbeat({ lines: 0, lastLine: 'starting' });
-      const result = await runContainer(deps.cli, {
-        // Per runner process too: two Temporal servers (two test runs, two deployments) may run
-        // the same step on one engine at once, and names are unique per engine.
-        name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}-${process.pid}`,
-        labels,
-        image: spec.image,
-        command: spec.command,
-        env,
-        mounts: [
-          { host: checkout, container: '/workspace', readOnly: true },
-          { host: inputsDir, container: '/inputs', readOnly: true },
-          { host: outputsDir, container: '/outputs', readOnly: false },
-          { host: metaDir, container: '/trainyard', readOnly: true },
-        ],
-        workdir: '/workspace',
-        gpus: spec.gpus,
-        timeoutMs: spec.timeoutSeconds * 1000,
-        signal: abort.signal,
-        onLine: (stream, line) => out.onLine(stream, line),
-      });
-      const gpuSummary = await gpu?.stop();
-      const stored = await out.finish(deps.store);
-      const facts = { startedAt, finishedAt: new Date().toISOString(), host: deps.hostName, stored };
-      if (result.cancelled) {
-        // A stopping worker's grace time is up: hand the attempt back as a retryable failure,
-        // so Temporal retries it on another runner now, not after the heartbeat timeout.
-        if (ctx.workerShutdown) throw ApplicationFailure.retryable(`the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`, 'RunnerShutdown');
-        throw new CancelledFailure('step cancelled; container removed');
-      }
-      if (result.timedOut) throw stepFailure('StepTimedOut', `timed out after ${spec.timeoutSeconds}s; container killed`, null, facts);
-      if (result.exitCode !== 0) {
-        const lastLine = out.lastLine;
-        throw stepFailure('StepFailed', `exited with code ${result.exitCode}${lastLine ? `: ${lastLine}` : ''}`, result.exitCode, facts);
-      }
-      const outputs: Record<string, ArtifactRef> = {};
-      for (const name of spec.outputs) {
-        const p = join(outputsDir, name);
-        const st = await lstat(p).catch(() => undefined);
-        if (!st) {
-          throw stepFailure('StepFailed', `declared output "${name}" was not written (expected /outputs/${name})`, 0, facts);
-        }
-        try {
-          outputs[name] = await deps.store.putPath(p);
-        } catch (err) {
-          throw stepFailure('StepFailed', `output "${name}" refused: ${outputRefusal(name, err)}`, 0, facts);
-        }
-        ctx.heartbeat({ ...out.progress(), lastLine: `stored output ${name}` });
-      }
-      const extra = (await readdir(outputsDir)).filter((n) => !spec.outputs.includes(n));
-      // A listing the step controls: a count and the first few names only.
-      if (extra.length) ctx.log.warn('undeclared outputs ignored', { step: spec.step, count: extra.length, first: extra.slice(0, 10).map(terminalText) });
-      return stepResult({
-        outputs, facts, activityAttempt: ctx.info.attempt,
-        ...(gpuSummary ? { gpu: { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } } : {}),
-      });
-    } finally {
-      clearInterval(beat);
-      await gpu?.stop().catch(() => undefined);
-      await output?.close();
+  return takeOverStaleAttempts(
+    (req: RunStepRequest) => `${req.execId}#${req.attempt}`,
+    async function runStep(req: RunStepRequest, ctx: AttemptContext): Promise<RunStepResult> {
+      const { spec } = req;
+      const execTag = sha256Bytes(req.execId).slice(7, 31);
+      const labels = {
+        'trainyard.exec': execTag,
+        'trainyard.queue': deps.queue,
+        'trainyard.step': spec.step,
+        'trainyard.pipeline': spec.pipeline,
+        [AGENT_HOST_LABEL]: hostname(),
+        [AGENT_LABEL]: `${hostname()}:${process.pid}`,
+      };
+      // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
+      if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
+      const dir = join(deps.workRoot, 'exec', execTag);
       await rm(dir, { recursive: true, force: true });
-    }
-  });
+      const startedAt = new Date().toISOString();
+      const t0 = Date.now();
+      // Before anything else: a step whose secrets cannot be found never starts.
+      let secrets: Record<string, string> = {};
+      if (spec.secrets?.length) {
+        try {
+          secrets = await secretSource.fetch(spec.secrets);
+        } catch (err) {
+          if (!(err instanceof SecretsMissing)) throw err;
+          throw stepFailure('StepInvalid', `step ${spec.step} did not start: ${err.message}`, null, {
+            startedAt,
+            host: deps.hostName,
+          });
+        }
+      }
+      const gpu = spec.gpus ? new GpuSampler() : undefined;
+      let output: StepOutput | undefined;
+      // From the start: a checkout or a large input can take longer than the heartbeat timeout.
+      const beat = setInterval(
+        () => ctx.heartbeat(output?.progress() ?? { lines: 0, lastLine: 'preparing inputs' }),
+        Math.max(1000, Math.min(5000, req.heartbeatTimeoutMs / 3)),
+      );
+      try {
+        const checkout = await deps.sources.checkout(spec.source);
+        const inputsDir = join(dir, 'inputs');
+        const outputsDir = join(dir, 'outputs');
+        const metaDir = join(dir, 'meta');
+        await mkdir(inputsDir, { recursive: true });
+        await mkdir(outputsDir, { recursive: true, mode: 0o777 });
+        await mkdir(metaDir, { recursive: true });
+        const runDir = join(dir, 'run');
+        await mkdir(runDir, { recursive: true });
+        for (const [name, ref] of Object.entries(spec.inputs)) await deps.store.materialize(ref, join(inputsDir, name));
+        await writeFile(join(metaDir, 'params.json'), JSON.stringify(spec.params, null, 2));
+        try {
+          await imageReady(deps.cli, spec.image);
+        } catch (err) {
+          throw stepFailure('StepInvalid', (err as Error).message, null, { startedAt, host: deps.hostName });
+        }
+
+        const env = stepEnvironment(spec, req.attempt, secrets);
+
+        const out = new StepOutput(
+          runDir,
+          () => Date.now() - t0,
+          masker(Object.values(secrets)),
+          new LiveLog(deps.store, `${liveLogPrefix(req.execId)}${liveAttemptKey(req.attempt, ctx.info.attempt)}/`),
+        );
+        output = out;
+        const abort = new AbortController();
+        ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
+        gpu?.start(2000);
+        ctx.heartbeat({ lines: 0, lastLine: 'starting' });
+        const result = await runContainer(deps.cli, {
+          // Per runner process too: two Temporal servers (two test runs, two deployments) may run
+          // the same step on one engine at once, and names are unique per engine.
+          name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}-${process.pid}`,
+          labels,
+          image: spec.image,
+          command: spec.command,
+          env,
+          mounts: [
+            { host: checkout, container: '/workspace', readOnly: true },
+            { host: inputsDir, container: '/inputs', readOnly: true },
+            { host: outputsDir, container: '/outputs', readOnly: false },
+            { host: metaDir, container: '/trainyard', readOnly: true },
+          ],
+          workdir: '/workspace',
+          gpus: spec.gpus,
+          timeoutMs: spec.timeoutSeconds * 1000,
+          signal: abort.signal,
+          onLine: (stream, line) => out.onLine(stream, line),
+        });
+        const gpuSummary = await gpu?.stop();
+        const stored = await out.finish(deps.store);
+        const facts = { startedAt, finishedAt: new Date().toISOString(), host: deps.hostName, stored };
+        if (result.cancelled) {
+          // A stopping worker's grace time is up: hand the attempt back as a retryable failure,
+          // so Temporal retries it on another runner now, not after the heartbeat timeout.
+          if (ctx.workerShutdown)
+            throw ApplicationFailure.retryable(
+              `the runner on ${deps.hostName} was shut down mid-step; container removed, the step is retried`,
+              'RunnerShutdown',
+            );
+          throw new CancelledFailure('step cancelled; container removed');
+        }
+        if (result.timedOut)
+          throw stepFailure('StepTimedOut', `timed out after ${spec.timeoutSeconds}s; container killed`, null, facts);
+        if (result.exitCode !== 0) {
+          const lastLine = out.lastLine;
+          throw stepFailure(
+            'StepFailed',
+            `exited with code ${result.exitCode}${lastLine ? `: ${lastLine}` : ''}`,
+            result.exitCode,
+            facts,
+          );
+        }
+        const outputs: Record<string, ArtifactRef> = {};
+        for (const name of spec.outputs) {
+          const p = join(outputsDir, name);
+          const st = await lstat(p).catch(() => undefined);
+          if (!st) {
+            throw stepFailure(
+              'StepFailed',
+              `declared output "${name}" was not written (expected /outputs/${name})`,
+              0,
+              facts,
+            );
+          }
+          try {
+            outputs[name] = await deps.store.putPath(p);
+          } catch (err) {
+            throw stepFailure('StepFailed', `output "${name}" refused: ${outputRefusal(name, err)}`, 0, facts);
+          }
+          ctx.heartbeat({ ...out.progress(), lastLine: `stored output ${name}` });
+        }
+        const extra = (await readdir(outputsDir)).filter((n) => !spec.outputs.includes(n));
+        // A listing the step controls: a count and the first few names only.
+        if (extra.length)
+          ctx.log.warn('undeclared outputs ignored', {
+            step: spec.step,
+            count: extra.length,
+            first: extra.slice(0, 10).map(terminalText),
+          });
+        return stepResult({
+          outputs,
+          facts,
+          activityAttempt: ctx.info.attempt,
+          ...(gpuSummary
+            ? {
+                gpu: {
+                  samples: gpuSummary.samples,
+                  meanUtilisation: gpuSummary.meanUtilisation,
+                  maxMemoryMiB: gpuSummary.maxMemoryMiB,
+                  idleFraction: gpuSummary.idleFraction,
+                },
+              }
+            : {}),
+        });
+      } finally {
+        clearInterval(beat);
+        await gpu?.stop().catch(() => undefined);
+        await output?.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 }
 
 /** Why an output could not be stored, naming the entry by its path under /outputs rather than a scratch path. */

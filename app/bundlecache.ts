@@ -23,7 +23,9 @@ export function bundleCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 /** `./x.js` from `from` → the .ts (or .js, or folder index) file it names, as webpack resolves it. */
 async function resolveModule(from: string, spec: string): Promise<string | undefined> {
   const base = resolve(dirname(from), spec);
-  const candidates = spec.endsWith('.js') ? [base.replace(/\.js$/, '.ts'), base] : [base, `${base}.ts`, `${base}.js`, join(base, 'index.ts'), join(base, 'index.js')];
+  const candidates = spec.endsWith('.js')
+    ? [base.replace(/\.js$/, '.ts'), base]
+    : [base, `${base}.ts`, `${base}.js`, join(base, 'index.ts'), join(base, 'index.js')];
   for (const c of candidates) {
     if ((await stat(c).catch(() => undefined))?.isFile()) return c;
   }
@@ -35,7 +37,10 @@ async function resolveModule(from: string, spec: string): Promise<string | undef
  * ones too: a little more rebuilding, never less), each by path relative to the entry's
  * project and content, plus `extra` (the lock file's bytes, the SDK version).
  */
-export async function workflowSourceDigest(entry: string, extra: string[] = []): Promise<{ digest: string; files: string[] }> {
+export async function workflowSourceDigest(
+  entry: string,
+  extra: string[] = [],
+): Promise<{ digest: string; files: string[] }> {
   const root = dirname(dirname(entry));
   const seen = new Map<string, string>();
   const queue = [entry];

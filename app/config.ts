@@ -36,7 +36,12 @@ export const DEFAULT_LOCAL_QUEUE = SETTINGS.TRAINYARD_LOCAL_QUEUE.default;
  * agent, serve): 0 to 3600, default 20 — under Kubernetes' default 30 s
  * terminationGracePeriodSeconds, which leaves time to stop containers before SIGKILL.
  */
-export const SHUTDOWN_GRACE = { variable: 'TRAINYARD_SHUTDOWN_GRACE_SECONDS', defaultSeconds: 20, min: 0, max: 3600 } as const;
+export const SHUTDOWN_GRACE = {
+  variable: 'TRAINYARD_SHUTDOWN_GRACE_SECONDS',
+  defaultSeconds: 20,
+  min: 0,
+  max: 3600,
+} as const;
 
 /** How a process reaches Temporal, the same for every command and both connections. */
 export interface TemporalSecurity {
@@ -73,15 +78,24 @@ export function loadTemporalSecurity(env: Env = process.env): TemporalSecurity {
   const key = setting(env, 'TEMPORAL_TLS_CLIENT_KEY_PATH');
   const ca = setting(env, 'TEMPORAL_TLS_SERVER_CA_CERT_PATH');
   const serverName = setting(env, 'TEMPORAL_TLS_SERVER_NAME');
-  if (cert && !key) throw new SettingError('TEMPORAL_TLS_CLIENT_KEY_PATH', 'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH: the private key of the client certificate (PEM file)');
-  if (key && !cert) throw new SettingError('TEMPORAL_TLS_CLIENT_CERT_PATH', 'must be set with TEMPORAL_TLS_CLIENT_KEY_PATH: the client certificate (PEM file)');
+  if (cert && !key)
+    throw new SettingError(
+      'TEMPORAL_TLS_CLIENT_KEY_PATH',
+      'must be set with TEMPORAL_TLS_CLIENT_CERT_PATH: the private key of the client certificate (PEM file)',
+    );
+  if (key && !cert)
+    throw new SettingError(
+      'TEMPORAL_TLS_CLIENT_CERT_PATH',
+      'must be set with TEMPORAL_TLS_CLIENT_KEY_PATH: the client certificate (PEM file)',
+    );
   const tlsConfig: TLSConfig = {
     ...(cert && key ? { clientCertPair: { crt: cert.bytes, key: key.bytes } } : {}),
     ...(ca ? { serverRootCACertificate: ca.bytes } : {}),
     ...(serverName ? { serverNameOverride: serverName } : {}),
   };
   const hasOptions = Object.keys(tlsConfig).length > 0;
-  if (tls === false && hasOptions) throw new SettingError('TEMPORAL_TLS', 'is false but TLS certificate settings are set; remove one or the other');
+  if (tls === false && hasOptions)
+    throw new SettingError('TEMPORAL_TLS', 'is false but TLS certificate settings are set; remove one or the other');
   return {
     temporalTls: tls ?? (apiKey !== undefined || hasOptions),
     ...(apiKey ? { temporalApiKey: apiKey } : {}),
@@ -119,7 +133,11 @@ export interface TemporalConnectOptions {
  */
 export function temporalConnectOptions(cfg: TemporalSecurity, address: string): TemporalConnectOptions {
   const tls = cfg.temporalTlsConfig ?? (cfg.temporalTls ? true : undefined);
-  return { address, ...(cfg.temporalTls && tls ? { tls } : {}), ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}) };
+  return {
+    address,
+    ...(cfg.temporalTls && tls ? { tls } : {}),
+    ...(cfg.temporalApiKey ? { apiKey: cfg.temporalApiKey } : {}),
+  };
 }
 
 function dataHome(env: Env): string {

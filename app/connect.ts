@@ -9,7 +9,11 @@ import type { Logger } from 'pino';
 export const TEMPORAL_WAIT_MS = 5 * 60_000;
 
 /** Resolves once the frontend answers GetSystemInfo; throws the last error after `waitMs`. */
-export async function waitForTemporal(options: ConnectionOptions, log: Logger, waitMs = TEMPORAL_WAIT_MS): Promise<void> {
+export async function waitForTemporal(
+  options: ConnectionOptions,
+  log: Logger,
+  waitMs = TEMPORAL_WAIT_MS,
+): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -23,7 +27,11 @@ export async function waitForTemporal(options: ConnectionOptions, log: Logger, w
       return;
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      if (attempt === 1 || attempt % 10 === 0) log.warn({ address: options.address, attempt, err: (err as Error).message }, 'Temporal unreachable; waiting for it');
+      if (attempt === 1 || attempt % 10 === 0)
+        log.warn(
+          { address: options.address, attempt, err: (err as Error).message },
+          'Temporal unreachable; waiting for it',
+        );
       await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * attempt)));
     }
   }

@@ -55,10 +55,23 @@ export interface DevServer {
  * the server's stderr when it exits or does not answer within 60 s.
  */
 export async function startDevServer(opts: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
-  const port = opts.port ?? await freePort();
-  const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--http-port', String(await freePort()), '--metrics-port', String(await freePort()), '--log-level', 'error',
-    ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`])];
+  const port = opts.port ?? (await freePort());
+  const args = [
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(await freePort()),
+    '--log-level',
+    'error',
+    ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+  ];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   const guard = spawnGuard({ binary: temporalBinary(), args });
   let stopping = false;
@@ -82,7 +95,8 @@ export async function startDevServer(opts: { dbFile?: string; port?: number } = 
         await c.close();
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${(err as Error).message}`);
+        if (Date.now() > deadline)
+          throw new Error(`temporal dev server did not answer on ${address} within 60 s: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }

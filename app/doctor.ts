@@ -28,7 +28,10 @@ const CHECK_TIMEOUT_MS = 15_000;
 function withTimeout<T>(what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_r, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from ${what} within ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no answer from ${what} within ${CHECK_TIMEOUT_MS / 1000} s`)),
+      CHECK_TIMEOUT_MS,
+    );
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
@@ -47,15 +50,29 @@ async function check(name: string, run: () => Promise<string>): Promise<CheckRes
 }
 
 async function temporalCheck(cfg: EngineConfig): Promise<CheckResult> {
-  if (!cfg.temporalAddress) return { name: 'Temporal', status: 'skip', detail: 'TEMPORAL_ADDRESS is not set (`trainyard run` starts a dev server itself; worker, agent and serve need it)' };
+  if (!cfg.temporalAddress)
+    return {
+      name: 'Temporal',
+      status: 'skip',
+      detail:
+        'TEMPORAL_ADDRESS is not set (`trainyard run` starts a dev server itself; worker, agent and serve need it)',
+    };
   const address = cfg.temporalAddress;
   return check('Temporal', async () => {
     let connection: Connection | undefined;
     try {
-      connection = await withTimeout(`Temporal at ${address}`, Connection.connect({ ...temporalConnectOptions(cfg, address), connectTimeout: 5_000 }));
+      connection = await withTimeout(
+        `Temporal at ${address}`,
+        Connection.connect({ ...temporalConnectOptions(cfg, address), connectTimeout: 5_000 }),
+      );
       const conn = connection;
-      await withTimeout(`Temporal at ${address}`, conn.workflowService.describeNamespace({ namespace: cfg.temporalNamespace })).catch((e: unknown) => {
-        throw new Error(`connected to ${address}, but namespace ${cfg.temporalNamespace} cannot be described: ${reason(e)}`);
+      await withTimeout(
+        `Temporal at ${address}`,
+        conn.workflowService.describeNamespace({ namespace: cfg.temporalNamespace }),
+      ).catch((e: unknown) => {
+        throw new Error(
+          `connected to ${address}, but namespace ${cfg.temporalNamespace} cannot be described: ${reason(e)}`,
+        );
       });
       const attributes = await searchAttributesNote(conn, cfg.temporalNamespace);
       return `${address}, namespace ${cfg.temporalNamespace}${cfg.temporalTls ? ', TLS' : ''}${cfg.temporalApiKey ? ', API key' : ''}${attributes}`;
@@ -83,7 +100,9 @@ async function searchAttributesNote(conn: Connection, namespace: string): Promis
   }
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((n) => !have.has(n));
   if (missing.length === 0) return '';
-  throw new Error(`connected, but namespace ${namespace} lacks the run search attributes ${missing.join(', ')}: runs start without them and \`trainyard runs\` does not list them; run \`trainyard setup-temporal\` once (Temporal Cloud: add them as Keyword in the web UI or with tcld)`);
+  throw new Error(
+    `connected, but namespace ${namespace} lacks the run search attributes ${missing.join(', ')}: runs start without them and \`trainyard runs\` does not list them; run \`trainyard setup-temporal\` once (Temporal Cloud: add them as Keyword in the web UI or with tcld)`,
+  );
 }
 
 async function storeCheck(cfg: EngineConfig): Promise<CheckResult> {
@@ -99,21 +118,31 @@ async function storeCheck(cfg: EngineConfig): Promise<CheckResult> {
     } catch (e) {
       throw new Error(`${store.location} (TRAINYARD_STORE): ${reason(e)}`);
     }
-    if (back?.nonce !== nonce) throw new Error(`${store.location} (TRAINYARD_STORE): a record written could not be read back`);
+    if (back?.nonce !== nonce)
+      throw new Error(`${store.location} (TRAINYARD_STORE): a record written could not be read back`);
     return `${store.location}: wrote and read back a record`;
   });
 }
 
 async function githubCheck(gh: GithubConfig): Promise<CheckResult> {
   return check('GitHub App', async () => {
-    const octokit = new ProbotOctokit({ auth: { appId: gh.appId, privateKey: gh.privateKey }, baseUrl: gh.apiUrl, retry: { enabled: false }, throttle: { enabled: false } });
+    const octokit = new ProbotOctokit({
+      auth: { appId: gh.appId, privateKey: gh.privateKey },
+      baseUrl: gh.apiUrl,
+      retry: { enabled: false },
+      throttle: { enabled: false },
+    });
     try {
       const { data } = await withTimeout(`GitHub at ${gh.apiUrl}`, octokit.request('GET /app'));
       return `app ${data?.slug ?? gh.appId} (id ${gh.appId}) at ${gh.apiUrl}`;
     } catch (e) {
       const status = (e as { status?: number }).status;
-      if (status === 401) throw new Error(`${gh.apiUrl} refused the App's token (401): GITHUB_APP_ID ${gh.appId} and the private key do not belong together, or the machine clock is off`);
-      if (status === 404) throw new Error(`${gh.apiUrl} has no app ${gh.appId} (404): check GITHUB_APP_ID and GITHUB_API_URL`);
+      if (status === 401)
+        throw new Error(
+          `${gh.apiUrl} refused the App's token (401): GITHUB_APP_ID ${gh.appId} and the private key do not belong together, or the machine clock is off`,
+        );
+      if (status === 404)
+        throw new Error(`${gh.apiUrl} has no app ${gh.appId} (404): check GITHUB_APP_ID and GITHUB_API_URL`);
       throw new Error(`cannot reach ${gh.apiUrl} (GITHUB_API_URL): ${reason(e)}`);
     }
   });
@@ -123,11 +152,15 @@ async function gitlabCheck(gl: GitlabConfig): Promise<CheckResult> {
   return check('GitLab', async () => {
     let res: Response;
     try {
-      res = await withTimeout(`GitLab at ${gl.url}`, fetch(`${gl.url}/api/v4/user`, { headers: { 'PRIVATE-TOKEN': gl.token } }));
+      res = await withTimeout(
+        `GitLab at ${gl.url}`,
+        fetch(`${gl.url}/api/v4/user`, { headers: { 'PRIVATE-TOKEN': gl.token } }),
+      );
     } catch (e) {
       throw new Error(`cannot reach ${gl.url} (GITLAB_URL): ${reason(e)}`);
     }
-    if (res.status === 401) throw new Error(`${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked`);
+    if (res.status === 401)
+      throw new Error(`${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked`);
     if (!res.ok) throw new Error(`${gl.url}/api/v4/user answered ${res.status}: check GITLAB_URL and GITLAB_TOKEN`);
     const user = (await res.json()) as { username?: string };
     return `token of ${user.username ?? 'a user'} at ${gl.url}`;
@@ -140,11 +173,16 @@ async function awsCheck(compute: ComputeConfig): Promise<CheckResult> {
   return check('AWS EC2', async () => {
     const clients = createAwsClients({ region: ec2.region, ...(ec2.endpoint ? { endpoint: ec2.endpoint } : {}) });
     try {
-      const r = await withTimeout('AWS EC2', clients.ec2.send(new DescribeRegionsCommand({ RegionNames: [ec2.region] })));
+      const r = await withTimeout(
+        'AWS EC2',
+        clients.ec2.send(new DescribeRegionsCommand({ RegionNames: [ec2.region] })),
+      );
       if (!r.Regions?.length) throw new Error(`region ${ec2.region} is not available to these credentials`);
       return `region ${ec2.region}, credentials accepted`;
     } catch (e) {
-      throw new Error(`EC2 in ${ec2.region}: ${reason(e)} (credentials come from the AWS chain: AWS_ACCESS_KEY_ID…, AWS_PROFILE, the instance or pod role)`);
+      throw new Error(
+        `EC2 in ${ec2.region}: ${reason(e)} (credentials come from the AWS chain: AWS_ACCESS_KEY_ID…, AWS_PROFILE, the instance or pod role)`,
+      );
     } finally {
       clients.ec2.destroy();
       clients.ec2Launch.destroy();
@@ -162,12 +200,22 @@ async function kubernetesCheck(compute: ComputeConfig): Promise<CheckResult> {
     const namespaces = [...new Set(Object.values(k8s.classes).map((c) => c.namespace))];
     const denied: string[] = [];
     for (const namespace of namespaces) {
-      const r = await withTimeout(`Kubernetes at ${kc.getCurrentCluster()?.server ?? 'the cluster'}`, auth.createSelfSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { namespace, verb: 'create', group: 'batch', resource: 'jobs' } } },
-      }));
+      const r = await withTimeout(
+        `Kubernetes at ${kc.getCurrentCluster()?.server ?? 'the cluster'}`,
+        auth.createSelfSubjectAccessReview({
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SelfSubjectAccessReview',
+            spec: { resourceAttributes: { namespace, verb: 'create', group: 'batch', resource: 'jobs' } },
+          },
+        }),
+      );
       if (!r.status?.allowed) denied.push(namespace);
     }
-    if (denied.length) throw new Error(`may not create Jobs in namespace(s) ${denied.join(', ')} (${k8s.source}): grant the RBAC in deploy/k8s`);
+    if (denied.length)
+      throw new Error(
+        `may not create Jobs in namespace(s) ${denied.join(', ')} (${k8s.source}): grant the RBAC in deploy/k8s`,
+      );
     return `${kc.getCurrentCluster()?.server ?? 'cluster'}: may create Jobs in ${namespaces.join(', ') || 'no namespace (no classes)'}`;
   });
 }
@@ -196,14 +244,30 @@ export async function runDoctor(env: Env): Promise<CheckResult[]> {
   attempt(() => (gh = githubConfig(env)));
   attempt(() => (gl = gitlabConfig(env)));
   attempt(() => (compute = loadComputeConfig(env)));
-  results.push(problems.length ? { name: 'configuration', status: 'FAIL', detail: problems.join('; ') } : { name: 'configuration', status: 'ok', detail: 'every setting is valid' });
-  const skipped = (name: string) => ({ name, status: 'skip' as const, detail: 'not checked: its configuration is wrong (above)' });
+  results.push(
+    problems.length
+      ? { name: 'configuration', status: 'FAIL', detail: problems.join('; ') }
+      : { name: 'configuration', status: 'ok', detail: 'every setting is valid' },
+  );
+  const skipped = (name: string) => ({
+    name,
+    status: 'skip' as const,
+    detail: 'not checked: its configuration is wrong (above)',
+  });
   results.push(cfg ? await temporalCheck(cfg) : skipped('Temporal'));
   results.push(cfg ? await storeCheck(cfg) : skipped('store'));
   const github = gh as GithubConfig | null;
   const gitlab = gl as GitlabConfig | null;
-  results.push(github ? await githubCheck(github) : { name: 'GitHub App', status: 'skip', detail: 'not configured (GITHUB_APP_ID unset)' });
-  results.push(gitlab ? await gitlabCheck(gitlab) : { name: 'GitLab', status: 'skip', detail: 'not configured (GITLAB_TOKEN unset)' });
+  results.push(
+    github
+      ? await githubCheck(github)
+      : { name: 'GitHub App', status: 'skip', detail: 'not configured (GITHUB_APP_ID unset)' },
+  );
+  results.push(
+    gitlab
+      ? await gitlabCheck(gitlab)
+      : { name: 'GitLab', status: 'skip', detail: 'not configured (GITLAB_TOKEN unset)' },
+  );
   results.push(compute ? await awsCheck(compute) : skipped('AWS EC2'));
   results.push(compute ? await kubernetesCheck(compute) : skipped('Kubernetes'));
   return results;
@@ -219,7 +283,11 @@ export function formatResults(results: CheckResult[]): string {
  * `{ ok, checks: [{ name, status: 'ok'|'FAIL'|'skip', ok, message }] }` (`ok` is false only
  * for FAIL: a skipped check is one not configured). Returns 0 when none failed, 1 otherwise.
  */
-export async function doctorCommand(env: Env = process.env, out: NodeJS.WritableStream = process.stdout, opts: { json?: boolean } = {}): Promise<number> {
+export async function doctorCommand(
+  env: Env = process.env,
+  out: NodeJS.WritableStream = process.stdout,
+  opts: { json?: boolean } = {},
+): Promise<number> {
   const results = await runDoctor(env);
   if (opts.json) {
     const checks = results.map((r) => ({ name: r.name, status: r.status, ok: r.status !== 'FAIL', message: r.detail }));

@@ -33,9 +33,14 @@ export function defaultRunOptions(overrides: Partial<RunOptions> = {}): RunOptio
  * queue every runner agent polls (TRAINYARD_LOCAL_QUEUE), whichever host it is on, so no
  * process's hostname is baked into a run.
  */
-export function serviceRunOptions(s: Pick<ServiceSettings, 'controlQueue' | 'localQueue' | 'statusIntervalMs' | 'parallelism' | 'heartbeatTimeoutMs'>): RunOptions {
+export function serviceRunOptions(
+  s: Pick<ServiceSettings, 'controlQueue' | 'localQueue' | 'statusIntervalMs' | 'parallelism' | 'heartbeatTimeoutMs'>,
+): RunOptions {
   return defaultRunOptions({
-    controlQueue: s.controlQueue, localHostQueue: s.localQueue, statusIntervalMs: s.statusIntervalMs,
-    parallelism: s.parallelism, heartbeatTimeoutMs: s.heartbeatTimeoutMs,
+    controlQueue: s.controlQueue,
+    localHostQueue: s.localQueue,
+    statusIntervalMs: s.statusIntervalMs,
+    parallelism: s.parallelism,
+    heartbeatTimeoutMs: s.heartbeatTimeoutMs,
   });
 }

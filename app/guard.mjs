@@ -42,15 +42,23 @@ if (binary) {
   });
   serverExited = new Promise((resolve) => server.once('exit', resolve));
   // A server that stops on its own ends the watchdog with its status; trainyard notices.
-  server.once('exit', (code, signal) => { if (!stopping) void stop(code ?? (signal ? 1 : 0)); });
+  server.once('exit', (code, signal) => {
+    if (!stopping) void stop(code ?? (signal ? 1 : 0));
+  });
 }
 
 function run(cli, argv) {
   return new Promise((resolve) => {
     const p = spawn(cli, argv, { stdio: 'ignore' });
     const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.once('error', () => { clearTimeout(t); resolve(); });
-    p.once('exit', () => { clearTimeout(t); resolve(); });
+    p.once('error', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
   });
 }
 
@@ -65,7 +73,11 @@ function groupAlive(pgid) {
 }
 
 function signalGroup(pgid, signal) {
-  try { process.kill(-pgid, signal); } catch { /* gone */ }
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    /* gone */
+  }
 }
 
 /** SIGTERM, so that a process can remove what it started; SIGKILL after the grace time. */
@@ -107,7 +119,8 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   if (verb === 'started' && a && b && NAME.test(b)) containers.set(b, a);
   else if (verb === 'removed' && a) containers.delete(a);
   // A group id is a pid; 0 and 1 would signal this watchdog's own group or every process.
-  else if (verb === 'group' && /^\d+$/.test(a ?? '') && Number(a) > 1 && Number(a) !== process.pid) groups.set(Number(a), /^\d+$/.test(b ?? '') ? Number(b) : DEFAULT_GROUP_GRACE_MS);
+  else if (verb === 'group' && /^\d+$/.test(a ?? '') && Number(a) > 1 && Number(a) !== process.pid)
+    groups.set(Number(a), /^\d+$/.test(b ?? '') ? Number(b) : DEFAULT_GROUP_GRACE_MS);
   else if (verb === 'ungroup' && a) groups.delete(Number(a));
 });
 process.stdin.once('end', () => void stop());

@@ -29,14 +29,19 @@ export interface Guard {
  * of and stop `server` — a command it starts, with its stderr passed on to exited's detail.
  */
 export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
-  const child = spawn(process.execPath, [SCRIPT, ...(server ? [server.binary, ...server.args] : [])], { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [SCRIPT, ...(server ? [server.binary, ...server.args] : [])], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    detached: true,
+  });
   // The pipe must not crash this process when the watchdog is gone.
   child.stdin?.on('error', () => undefined);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   let closing = false;
   const exited = new Promise<{ expected: boolean; detail: string }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ expected: closing, detail: `exit ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}` }));
+    child.once('exit', (code, signal) =>
+      resolve({ expected: closing, detail: `exit ${code ?? signal}${stderr.trim() ? `: ${stderr.trim()}` : ''}` }),
+    );
     child.once('error', (err) => resolve({ expected: false, detail: err.message }));
   });
   let unwatch: (() => void) | undefined;
@@ -49,7 +54,10 @@ export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
   return {
     exited,
     followContainers() {
-      unwatch ??= watchContainers({ started: (name, cli) => send(['started', cli.command, name]), removed: (name) => send(['removed', name]) });
+      unwatch ??= watchContainers({
+        started: (name, cli) => send(['started', cli.command, name]),
+        removed: (name) => send(['removed', name]),
+      });
     },
     followGroup(pgid, graceMs) {
       const grace = Math.max(0, Math.round(graceMs ?? 15_000));
@@ -64,7 +72,11 @@ export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
       unwatch?.();
       child.stdin?.end();
       const t = setTimeout(() => {
-        try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }, closeWaitMs);
       await exited;
       clearTimeout(t);

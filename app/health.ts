@@ -20,7 +20,10 @@ export interface HealthServer {
  * stopping() was called. Resolves to undefined when the variable is unset. Throws SettingError
  * naming the variable when it is not a port, and the listen error when the port is taken.
  */
-export async function startHealthServer(env: Record<string, string | undefined>, info: { role: string; queues: string[] }): Promise<HealthServer | undefined> {
+export async function startHealthServer(
+  env: Record<string, string | undefined>,
+  info: { role: string; queues: string[] },
+): Promise<HealthServer | undefined> {
   const port = setting(env, 'TRAINYARD_HEALTH_PORT');
   if (port === undefined) return undefined;
   const bind = setting(env, 'TRAINYARD_HEALTH_BIND');
@@ -36,8 +39,19 @@ export async function startHealthServer(env: Record<string, string | undefined>,
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    const body = JSON.stringify({ ok: !draining, role: info.role, queues: info.queues, since, ...(draining ? { stopping: true } : {}) });
-    res.writeHead(draining ? 503 : 200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    const body = JSON.stringify({
+      ok: !draining,
+      role: info.role,
+      queues: info.queues,
+      since,
+      ...(draining ? { stopping: true } : {}),
+    });
+    res
+      .writeHead(draining ? 503 : 200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+      })
+      .end(body);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -49,9 +63,10 @@ export async function startHealthServer(env: Record<string, string | undefined>,
     stopping: () => {
       draining = true;
     },
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
 }

@@ -14,7 +14,16 @@ export async function serveMetrics(res: ServerResponse): Promise<void> {
 
 // Event names are sender-controlled and read before the signature is checked: only names
 // Trainyard knows become label values, so a stranger cannot mint series.
-const GITHUB_EVENTS = new Set(['push', 'issue_comment', 'pull_request', 'check_run', 'check_suite', 'installation', 'installation_repositories', 'ping']);
+const GITHUB_EVENTS = new Set([
+  'push',
+  'issue_comment',
+  'pull_request',
+  'check_run',
+  'check_suite',
+  'installation',
+  'installation_repositories',
+  'ping',
+]);
 const GITLAB_EVENTS = new Set(['Push Hook', 'Tag Push Hook', 'Note Hook', 'Merge Request Hook', 'System Hook']);
 
 /**

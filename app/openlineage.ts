@@ -9,7 +9,8 @@ import { setting, type Env } from './settings/read.js';
 /** This version's home, the `producer` of every event (OpenLineage: "a git url with a given tag or sha"). */
 export const PRODUCER_BASE = 'https://github.com/trainyard/trainyard';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 /**
  * The endpoint configuration, or undefined when TRAINYARD_OPENLINEAGE_URL is unset. Events
@@ -28,6 +29,11 @@ export function loadOpenLineageConfig(env: Env = process.env, log?: Logger): Ope
     namespace,
     ...(apiKey ? { apiKey } : {}),
     producer: `${PRODUCER_BASE}/tree/v${VERSION}`,
-    log: log ?? pino({ level: setting(env, 'TRAINYARD_LOG_LEVEL'), name: 'trainyard-openlineage', hooks: pinoTextHooks }, pino.destination(2)),
+    log:
+      log ??
+      pino(
+        { level: setting(env, 'TRAINYARD_LOG_LEVEL'), name: 'trainyard-openlineage', hooks: pinoTextHooks },
+        pino.destination(2),
+      ),
   };
 }

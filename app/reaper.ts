@@ -17,7 +17,10 @@ export interface ReaperScheduleOptions {
 
 export const DEFAULT_REAPER_SCHEDULE_ID = 'trainyard-reaper';
 
-export async function ensureReaperSchedule(client: Client, opts: ReaperScheduleOptions = {}): Promise<{ scheduleId: string; created: boolean }> {
+export async function ensureReaperSchedule(
+  client: Client,
+  opts: ReaperScheduleOptions = {},
+): Promise<{ scheduleId: string; created: boolean }> {
   const scheduleId = opts.scheduleId ?? DEFAULT_REAPER_SCHEDULE_ID;
   const every = `${opts.intervalSeconds ?? 300} seconds`;
   const action = {

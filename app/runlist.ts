@@ -59,7 +59,11 @@ export async function listPipelineRuns(client: Client, opts: ListRunsOptions = {
  * The workflow id of a run given by its run id (`run-…`) or its workflow id. Looks at the
  * newest `scanLimit` pipeline runs; undefined when none matches.
  */
-export async function findRunWorkflow(client: Client, run: string, scanLimit = 2000): Promise<{ workflowId: string; runId: string | null } | undefined> {
+export async function findRunWorkflow(
+  client: Client,
+  run: string,
+  scanLimit = 2000,
+): Promise<{ workflowId: string; runId: string | null } | undefined> {
   let n = 0;
   for await (const wf of client.workflow.list({ query: `WorkflowType = '${RUN_WORKFLOW_TYPE}'` })) {
     const memoRun = typeof wf.memo?.runId === 'string' ? wf.memo.runId : null;

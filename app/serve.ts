@@ -44,7 +44,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: DeliveryRecorder, ackOnly: boolean, budget: ByteBudget, log: Logger): Handler {
+function githubHandler(
+  cfg: NonNullable<ServeConfig['github']>,
+  deliveries: DeliveryRecorder,
+  ackOnly: boolean,
+  budget: ByteBudget,
+  log: Logger,
+): Handler {
   return async (req, res) => {
     if (req.method !== 'POST') return refuse(res, 405, 'use POST');
     const delivery = header(req, 'x-github-delivery');
@@ -54,7 +60,11 @@ function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: Deli
     const r = await readSignedBody(req, cfg.webhookSecret, sig, { budget, res });
     if (r.kind === 'bad-signature') return refuse(res, 401, 'missing or wrong X-Hub-Signature-256');
     if (r.kind !== 'ok') {
-      if (r.kind === 'busy') log.warn({ delivery, unverifiedBytes: budget.inUse, limit: budget.limit }, 'webhook refused: unverified body budget spent (503)');
+      if (r.kind === 'busy')
+        log.warn(
+          { delivery, unverifiedBytes: budget.inUse, limit: budget.limit },
+          'webhook refused: unverified body budget spent (503)',
+        );
       else log.info({ delivery, refused: r.kind }, 'webhook body refused');
       return refuseBody(res, r);
     }
@@ -71,7 +81,11 @@ function githubHandler(cfg: NonNullable<ServeConfig['github']>, deliveries: Deli
   };
 }
 
-export async function startServer(cfg: ServeConfig, log: Logger, env: Record<string, string | undefined> = process.env): Promise<RunningServer> {
+export async function startServer(
+  cfg: ServeConfig,
+  log: Logger,
+  env: Record<string, string | undefined> = process.env,
+): Promise<RunningServer> {
   const store = createStore(cfg.store);
   const connectOptions = temporalConnectOptions(cfg, cfg.temporalAddress);
   // Lazy: a replica starts, and answers 503, while Temporal is down; it reconnects by itself.
@@ -97,7 +111,9 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
       controlQueue: cfg.controlQueue,
       shutdownGraceMs: cfg.shutdownGraceMs,
       ...gitHostWorkerParts(env, store, cfg.workRoot, log, {
-        ...(github ? { github } : {}), links: { publicUrl: cfg.publicUrl, secret: cfg.linkSecret }, policy: cfg.policy,
+        ...(github ? { github } : {}),
+        links: { publicUrl: cfg.publicUrl, secret: cfg.linkSecret },
+        policy: cfg.policy,
         runOptions: () => serviceRunOptions(cfg),
       }),
     });
@@ -108,7 +124,10 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
   const unverified = new ByteBudget(cfg.unverifiedBodyBytes);
   if (cfg.github) routes.set(GITHUB_WEBHOOK_PATH, githubHandler(cfg.github, deliveries, cfg.ackOnly, unverified, log));
   if (cfg.gitlab) {
-    routes.set(GITLAB_WEBHOOK_PATH, gitlabWebhookHandler({ secret: cfg.gitlab.webhookSecret, deliveries, ackOnly: cfg.ackOnly, log }));
+    routes.set(
+      GITLAB_WEBHOOK_PATH,
+      gitlabWebhookHandler({ secret: cfg.gitlab.webhookSecret, deliveries, ackOnly: cfg.ackOnly, log }),
+    );
   }
   const runPage = runPageHandler({ records: new GitHostRecords(store), starter: temporalStarter(client) }, links);
 
@@ -119,7 +138,16 @@ export async function startServer(cfg: ServeConfig, log: Logger, env: Record<str
     const handled = route
       ? route(req, res)
       : path === '/healthz'
-        ? Promise.resolve(sendJson(res, 200, { ok: true, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly, unverifiedBytes: unverified.inUse }))
+        ? Promise.resolve(
+            sendJson(res, 200, {
+              ok: true,
+              github: Boolean(cfg.github),
+              gitlab: Boolean(cfg.gitlab),
+              workers: cfg.workers,
+              ackOnly: cfg.ackOnly,
+              unverifiedBytes: unverified.inUse,
+            }),
+          )
         : path === METRICS_PATH && req.method === 'GET'
           ? serveMetrics(res)
           : path.startsWith('/runs/') && req.method === 'GET'
@@ -188,14 +216,26 @@ export async function serveCommand(argv: string[]): Promise<void> {
   quietTemporalRuntime();
   const running = await startServer(cfg, log, env);
   process.stdout.write(`trainyard serve: listening on ${running.url}\n`);
-  log.info({ url: running.url, github: Boolean(cfg.github), gitlab: Boolean(cfg.gitlab), workers: cfg.workers, ackOnly: cfg.ackOnly }, 'serving');
+  log.info(
+    {
+      url: running.url,
+      github: Boolean(cfg.github),
+      gitlab: Boolean(cfg.gitlab),
+      workers: cfg.workers,
+      ackOnly: cfg.ackOnly,
+    },
+    'serving',
+  );
   // SIGTERM (a Kubernetes rollout) or SIGINT: stop taking webhooks, let queued intake jobs
   // and running steps finish within the grace time, hand back the rest, then return (exit 0).
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
-        log.warn({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'already shutting down: running steps are handed back when the grace time is up');
+        log.warn(
+          { signal, graceSeconds: cfg.shutdownGraceMs / 1000 },
+          'already shutting down: running steps are handed back when the grace time is up',
+        );
         return;
       }
       stopping = true;

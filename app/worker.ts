@@ -1,7 +1,14 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode, makeTelemetryFilterString, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  makeTelemetryFilterString,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,20 +48,37 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   const prebuilt = process.env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
   bundle ??= prebuilt
     ? readFile(prebuilt, 'utf8').then(
-      (code) => ({ code, sourceMap: '' }),
-      (e: Error) => { throw new Error(`TRAINYARD_WORKFLOW_BUNDLE: cannot read ${prebuilt}: ${e.message}`); },
-    )
+        (code) => ({ code, sourceMap: '' }),
+        (e: Error) => {
+          throw new Error(`TRAINYARD_WORKFLOW_BUNDLE: cannot read ${prebuilt}: ${e.message}`);
+        },
+      )
     : (async () => {
-      // The bundled SDK's version: the lock file pins it, the installed package says it.
-      const extra = await Promise.all(['package-lock.json', 'node_modules/@temporalio/workflow/package.json'].map((f) => readFile(join(here, '..', f), 'utf8').catch(() => '')));
-      const { code } = await cachedWorkflowBundle(WORKFLOWS_PATH, () => bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }), { extra });
-      return { code, sourceMap: '' };
-    })();
+        // The bundled SDK's version: the lock file pins it, the installed package says it.
+        const extra = await Promise.all(
+          ['package-lock.json', 'node_modules/@temporalio/workflow/package.json'].map((f) =>
+            readFile(join(here, '..', f), 'utf8').catch(() => ''),
+          ),
+        );
+        const { code } = await cachedWorkflowBundle(
+          WORKFLOWS_PATH,
+          () => bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }),
+          { extra },
+        );
+        return { code, sourceMap: '' };
+      })();
   return bundle;
 }
 
 const noop = (): void => undefined;
-const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => console.error(m), log: noop };
+const quietBundlerLogger = {
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: (m: string) => console.error(m),
+  log: noop,
+};
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
 
@@ -88,7 +112,14 @@ export function quietTemporalRuntime(): void {
       // cache) on a port of their own: the Rust core serves them, not our HTTP server.
       ...(temporalMetricsAddress() ? { metrics: { prometheus: { bindAddress: temporalMetricsAddress()! } } } : {}),
     },
-    logger: { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: (m: string) => process.stderr.write(`temporal: ${m}\n`) },
+    logger: {
+      log: noop,
+      trace: noop,
+      debug: noop,
+      info: noop,
+      warn: noop,
+      error: (m: string) => process.stderr.write(`temporal: ${m}\n`),
+    },
   });
 }
 
@@ -156,21 +187,37 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli().catch(() => undefined);
   // Lazy: Temporal may restart between the worker's own connection and this one.
-  const client = new Client({ connection: Connection.lazy({ address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233', ...cfg.connectOptions }), namespace: cfg.namespace ?? 'default', dataConverter });
+  const client = new Client({
+    connection: Connection.lazy({
+      address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+      ...cfg.connectOptions,
+    }),
+    namespace: cfg.namespace ?? 'default',
+    dataConverter,
+  });
   // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
   // fail with a message saying what to configure.
   const compute = cfg.compute ?? loadComputeConfig(process.env);
-  const openLineage = cfg.openLineage === undefined ? loadOpenLineageConfig(process.env) : (cfg.openLineage ?? undefined);
+  const openLineage =
+    cfg.openLineage === undefined ? loadOpenLineageConfig(process.env) : (cfg.openLineage ?? undefined);
   // The EC2 and Kubernetes clients are loaded only where they are configured.
-  const kube = compute.kubernetes ? (cfg.kube ?? (await import('../activities/k8s/client.js')).createKubeClients(compute.kubernetes.context ? { context: compute.kubernetes.context } : {})) : undefined;
+  const kube = compute.kubernetes
+    ? (cfg.kube ??
+      (await import('../activities/k8s/client.js')).createKubeClients(
+        compute.kubernetes.context ? { context: compute.kubernetes.context } : {},
+      ))
+    : undefined;
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
   const wiring = compute.ec2 || compute.kubernetes ? await import('./compute/activities.js') : undefined;
   const extra = {
     ...(wiring ? wiring.computeActivitiesFor(compute, { client }) : disabledComputeActivities()),
-    ...(wiring ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) }) : disabledKubernetesActivities()),
+    ...(wiring
+      ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) })
+      : disabledKubernetesActivities()),
     ...(own ?? {}),
   };
-  const publish = (extra as Record<string, unknown>).publishStatus as ((r: PublishRequest) => Promise<void>) | undefined;
+  const publish = (extra as Record<string, unknown>).publishStatus as
+    ((r: PublishRequest) => Promise<void>) | undefined;
   const control = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',
@@ -181,11 +228,30 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
     // Send those heartbeats as they come (the default spaces them 80 % of the timeout apart,
     // which leaves a busy host 4 s of slack before a live activity counts as lost).
     maxHeartbeatThrottleInterval: '3 seconds',
-    activities: { ...extra, ...createControlActivities({ store: cfg.store, sources, client, ...(cli ? { cli } : {}), ...(publish ? { publishStatus: publish } : {}), ...(openLineage ? { openLineage } : {}) }) },
+    activities: {
+      ...extra,
+      ...createControlActivities({
+        store: cfg.store,
+        sources,
+        client,
+        ...(cli ? { cli } : {}),
+        ...(publish ? { publishStatus: publish } : {}),
+        ...(openLineage ? { openLineage } : {}),
+      }),
+    },
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
-  const kubeRunner = compute.kubernetes && kube ? await startKubernetesWorker({ ...cfg, settings: compute.kubernetes, kube, sources, queue: cfg.kubernetesQueue ?? DEFAULT_K8S_QUEUE }) : undefined;
+  const kubeRunner =
+    compute.kubernetes && kube
+      ? await startKubernetesWorker({
+          ...cfg,
+          settings: compute.kubernetes,
+          kube,
+          sources,
+          queue: cfg.kubernetesQueue ?? DEFAULT_K8S_QUEUE,
+        })
+      : undefined;
   const controlRun = runUntilShutdown(control);
   return {
     async shutdown() {
@@ -198,9 +264,21 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
  * The Kubernetes runner: creates and follows the Jobs of `kubernetes:` steps routed to `queue`.
  * Throws when the worker's store is not the s3:// store the pods are configured to use.
  */
-export async function startKubernetesWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sources: SourceProvider; settings: KubernetesSettings; kube: KubeClients; shutdownGraceMs?: number }): Promise<RunningWorkers> {
+export async function startKubernetesWorker(cfg: {
+  connection: NativeConnection;
+  namespace?: string;
+  queue: string;
+  store: ArtifactStore;
+  workRoot: string;
+  sources: SourceProvider;
+  settings: KubernetesSettings;
+  kube: KubeClients;
+  shutdownGraceMs?: number;
+}): Promise<RunningWorkers> {
   if (cfg.store.location !== cfg.settings.store.replace(/\/+$/, '')) {
-    throw new Error(`${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`);
+    throw new Error(
+      `${cfg.settings.source}: the pods' store ${cfg.settings.store} is not this worker's store ${cfg.store.location} (TRAINYARD_STORE); steps on Kubernetes would not find their inputs`,
+    );
   }
   const { createKubernetesRunStep } = await import('../activities/k8s/runner.js');
   const worker = await Worker.create({
@@ -208,7 +286,15 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
     namespace: cfg.namespace ?? 'default',
     dataConverter,
     taskQueue: cfg.queue,
-    activities: { runStep: createKubernetesRunStep({ store: cfg.store, sources: cfg.sources, settings: cfg.settings, kube: cfg.kube, workRoot: cfg.workRoot }) },
+    activities: {
+      runStep: createKubernetesRunStep({
+        store: cfg.store,
+        sources: cfg.sources,
+        settings: cfg.settings,
+        kube: cfg.kube,
+        workRoot: cfg.workRoot,
+      }),
+    },
     maxHeartbeatThrottleInterval: '2 seconds',
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
@@ -221,10 +307,22 @@ export async function startKubernetesWorker(cfg: { connection: NativeConnection;
 }
 
 /** The runner agent: runs step containers for the workflows that route steps to `queue`. */
-export async function startHostWorker(cfg: { connection: NativeConnection; namespace?: string; queue: string; store: ArtifactStore; workRoot: string; sourceProviders?: { remote?: SourceProvider }; sources?: SourceProvider; hostName?: string; shutdownGraceMs?: number; secrets?: SecretSource }): Promise<RunningWorkers> {
+export async function startHostWorker(cfg: {
+  connection: NativeConnection;
+  namespace?: string;
+  queue: string;
+  store: ArtifactStore;
+  workRoot: string;
+  sourceProviders?: { remote?: SourceProvider };
+  sources?: SourceProvider;
+  hostName?: string;
+  shutdownGraceMs?: number;
+  secrets?: SecretSource;
+}): Promise<RunningWorkers> {
   // Read (and checked) before polling: a bad TRAINYARD_SECRETS_* setting stops the agent at start.
   const secrets = cfg.secrets ?? secretSourceFromEnv(process.env);
-  const sources = cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
+  const sources =
+    cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
   const cli = await resolveContainerCli();
   // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
   await removeOrphanedContainers(cli);
@@ -233,7 +331,15 @@ export async function startHostWorker(cfg: { connection: NativeConnection; names
     namespace: cfg.namespace ?? 'default',
     dataConverter,
     taskQueue: cfg.queue,
-    activities: createHostActivities({ store: cfg.store, sources, cli, workRoot: cfg.workRoot, hostName: cfg.hostName ?? cfg.queue, queue: cfg.queue, secrets }),
+    activities: createHostActivities({
+      store: cfg.store,
+      sources,
+      cli,
+      workRoot: cfg.workRoot,
+      hostName: cfg.hostName ?? cfg.queue,
+      queue: cfg.queue,
+      secrets,
+    }),
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.
     maxHeartbeatThrottleInterval: '2 seconds',
     // A step still running when the grace time is up gets WORKER_SHUTDOWN cancellation: the

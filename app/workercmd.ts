@@ -31,7 +31,8 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
     ...(flags.queue !== undefined ? { TRAINYARD_LOCAL_QUEUE: flags.queue, TRAINYARD_HOST_QUEUE: undefined } : {}),
     ...(flags.controlQueue !== undefined ? { TRAINYARD_CONTROL_QUEUE: flags.controlQueue } : {}),
   });
-  if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
+  if (!cfg.temporalAddress)
+    throw new EnvError('TEMPORAL_ADDRESS', `is required for \`trainyard ${cmd}\` (host:port of the Temporal frontend)`);
   quietTemporalRuntime();
   const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
   await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
@@ -40,27 +41,71 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
   let running;
   if (cmd === 'agent') {
     const sources = gitHostSources(process.env, cfg.workRoot, log);
-    running = await startHostWorker({ connection, namespace: cfg.temporalNamespace, queue: cfg.localQueue, store, workRoot: cfg.workRoot, shutdownGraceMs: cfg.shutdownGraceMs, ...(sources ? { sourceProviders: sources } : {}) });
+    running = await startHostWorker({
+      connection,
+      namespace: cfg.temporalNamespace,
+      queue: cfg.localQueue,
+      store,
+      workRoot: cfg.workRoot,
+      shutdownGraceMs: cfg.shutdownGraceMs,
+      ...(sources ? { sourceProviders: sources } : {}),
+    });
     log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
   } else {
-    const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
-    running = await startWorkers({ connection, address: cfg.temporalAddress, connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress), namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: cfg.localQueue, controlQueue: cfg.controlQueue, noHost: flags.noHost, shutdownGraceMs: cfg.shutdownGraceMs, ...extra });
+    const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () =>
+      serviceRunOptions(cfg),
+    );
+    running = await startWorkers({
+      connection,
+      address: cfg.temporalAddress,
+      connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress),
+      namespace: cfg.temporalNamespace,
+      store,
+      workRoot: cfg.workRoot,
+      hostQueue: cfg.localQueue,
+      controlQueue: cfg.controlQueue,
+      noHost: flags.noHost,
+      shutdownGraceMs: cfg.shutdownGraceMs,
+      ...extra,
+    });
     if (process.env.TRAINYARD_EC2_SUBNETS || process.env.TRAINYARD_K8S_CONFIG) {
       const { Client, Connection } = await import('@temporalio/client');
-      const client = new Client({ connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)), namespace: cfg.temporalNamespace, dataConverter: (await import('./codec.js')).dataConverter });
-      const r = await (await import('./reaper.js')).ensureReaperSchedule(client, { input: { kubernetes: !!process.env.TRAINYARD_K8S_CONFIG } });
+      const client = new Client({
+        connection: await Connection.connect(temporalConnectOptions(cfg, cfg.temporalAddress)),
+        namespace: cfg.temporalNamespace,
+        dataConverter: (await import('./codec.js')).dataConverter,
+      });
+      const r = await (
+        await import('./reaper.js')
+      ).ensureReaperSchedule(client, { input: { kubernetes: !!process.env.TRAINYARD_K8S_CONFIG } });
       log.info(r, 'reaper schedule in place (EC2 instances, Kubernetes Jobs)');
     }
-    log.info({ controlQueue: cfg.controlQueue, localQueue: flags.noHost ? undefined : cfg.localQueue, store: store.location }, 'worker ready');
+    log.info(
+      { controlQueue: cfg.controlQueue, localQueue: flags.noHost ? undefined : cfg.localQueue, store: store.location },
+      'worker ready',
+    );
   }
-  const health = await startHealthServer(process.env, { role: cmd, queues: cmd === 'agent' ? [cfg.localQueue] : [cfg.controlQueue, ...(flags.noHost ? [] : [cfg.localQueue])] });
+  const health = await startHealthServer(process.env, {
+    role: cmd,
+    queues: cmd === 'agent' ? [cfg.localQueue] : [cfg.controlQueue, ...(flags.noHost ? [] : [cfg.localQueue])],
+  });
   // SIGTERM (every Kubernetes rollout) or SIGINT: stop polling, let running steps finish
   // within the grace time, then stop their containers and hand them back for a retry.
-  const signal = await new Promise<NodeJS.Signals>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
-  const again = (s: NodeJS.Signals) => log.warn({ signal: s, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'already stopping: running steps are handed back when the grace time is up');
+  const signal = await new Promise<NodeJS.Signals>((r) => {
+    process.once('SIGINT', r);
+    process.once('SIGTERM', r);
+  });
+  const again = (s: NodeJS.Signals) =>
+    log.warn(
+      { signal: s, graceSeconds: cfg.shutdownGraceMs / 1000 },
+      'already stopping: running steps are handed back when the grace time is up',
+    );
   process.on('SIGINT', again);
   process.on('SIGTERM', again);
-  log.info({ signal, graceSeconds: cfg.shutdownGraceMs / 1000 }, 'stopping: no new tasks; running steps may finish within the grace time');
+  log.info(
+    { signal, graceSeconds: cfg.shutdownGraceMs / 1000 },
+    'stopping: no new tasks; running steps may finish within the grace time',
+  );
   health?.stopping();
   await running.shutdown();
   await health?.close();

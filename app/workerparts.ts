@@ -12,7 +12,13 @@ import { gitHostWorkerParts, type GitHostWorkerParts } from './intake/workers.js
  * its run-page settings: with a git host configured it needs TRAINYARD_PUBLIC_URL (or
  * `none`) and, with a public URL, TRAINYARD_LINK_SECRET.
  */
-export function workerParts(env: Record<string, string | undefined>, store: ArtifactStore, workRoot: string, log: Logger, runOptions: () => RunOptions): GitHostWorkerParts {
+export function workerParts(
+  env: Record<string, string | undefined>,
+  store: ArtifactStore,
+  workRoot: string,
+  log: Logger,
+  runOptions: () => RunOptions,
+): GitHostWorkerParts {
   const hasGitHost = githubConfig(env) !== null || gitlabConfig(env) !== null;
   const links = linkSettings(env, { split: true, requireUrl: hasGitHost });
   return gitHostWorkerParts(env, store, workRoot, log, { links, policy: loadPolicy(env), runOptions });

@@ -20,17 +20,24 @@ export interface Spawned {
 }
 
 /** Runs `node ARGS` from the checkout and measures it; with `phases`, the CLI's phase marks. */
-export async function timeNode(args: string[], env: Record<string, string | undefined> = {}, phases = false): Promise<Spawned> {
+export async function timeNode(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  phases = false,
+): Promise<Spawned> {
   const dir = phases ? mkdtempSync(join(tmpdir(), 'trainyard-bench-phases-')) : undefined;
   const file = dir ? join(dir, 'phases.json') : undefined;
   try {
     const spawnedAt = Date.now();
     const t0 = performance.now();
     const childEnv: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, ...env, ...(file ? { TRAINYARD_PHASES_FILE: file } : {}) })) if (v !== undefined) childEnv[k] = v;
+    for (const [k, v] of Object.entries({ ...process.env, ...env, ...(file ? { TRAINYARD_PHASES_FILE: file } : {}) }))
+      if (v !== undefined) childEnv[k] = v;
     const child = spawn(process.execPath, args, { cwd: REPO, env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
     const code = await new Promise<number | null>((r) => child.on('close', r));
     const wallMs = performance.now() - t0;
     const phasesRead = file ? (JSON.parse(readFileSync(file, 'utf8')) as PhaseFile) : undefined;
@@ -62,16 +69,27 @@ export interface CachedRunFigures {
 export async function cachedExampleRun(dir: string, root: string): Promise<CachedRunFigures> {
   const project = mkdtempSync(join(root, 'example-'));
   cpSync(dir, project, { recursive: true });
-  const git = (...a: string[]) => new Promise<void>((res, rej) => spawn('git', ['-C', project, ...a], { stdio: 'ignore' }).on('close', (c) => (c === 0 ? res() : rej(new Error(`git ${a.join(' ')}: ${c}`)))));
+  const git = (...a: string[]) =>
+    new Promise<void>((res, rej) =>
+      spawn('git', ['-C', project, ...a], { stdio: 'ignore' }).on('close', (c) =>
+        c === 0 ? res() : rej(new Error(`git ${a.join(' ')}: ${c}`)),
+      ),
+    );
   await git('init', '-q', '-b', 'main');
   await git('-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'add', '-A');
   await git('-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'commit', '-q', '-m', 'bench');
-  const env = { TRAINYARD_STORE: join(root, 'cli-store'), TRAINYARD_HOME: join(root, 'cli-home'), TRAINYARD_WORK_DIR: join(root, 'cli-work'), TEMPORAL_ADDRESS: undefined };
+  const env = {
+    TRAINYARD_STORE: join(root, 'cli-store'),
+    TRAINYARD_HOME: join(root, 'cli-home'),
+    TRAINYARD_WORK_DIR: join(root, 'cli-work'),
+    TEMPORAL_ADDRESS: undefined,
+  };
   const args = ['bin/trainyard.js', 'run', '-C', project, '--quiet'];
   const first = await timeNode(args, env);
   if (first.code !== 0) throw new Error(`trainyard run (filling the cache) exited ${first.code}: ${first.stderr}`);
   const again = await timeNode(args, env, true);
-  if (again.code !== 0 || !again.phases) throw new Error(`trainyard run (all cached) exited ${again.code}: ${again.stderr}`);
+  if (again.code !== 0 || !again.phases)
+    throw new Error(`trainyard run (all cached) exited ${again.code}: ${again.stderr}`);
   if (!/succeeded/.test(again.stderr)) throw new Error(`trainyard run did not succeed: ${again.stderr}`);
   const p = again.phases;
   const at = (name: string): number => {
@@ -87,6 +105,9 @@ export async function cachedExampleRun(dir: string, root: string): Promise<Cache
     ['run (all cached) + report', at('run finished')],
     ['shutdown (workers, server)', again.wallMs],
   ];
-  const breakdown: Array<[string, number]> = points.map(([name, t], i) => [name, t - (i === 0 ? 0 : points[i - 1]![1])]);
+  const breakdown: Array<[string, number]> = points.map(([name, t], i) => [
+    name,
+    t - (i === 0 ? 0 : points[i - 1]![1]),
+  ]);
   return { wallMs: again.wallMs, maxRssKb: p.maxRssKb, breakdown };
 }

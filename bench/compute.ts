@@ -98,7 +98,16 @@ function simulate(steps: SimStep[], reuse: boolean): ComputeSummary & { wallSeco
     }
     if (core.active('gpu') >= LIMIT) return false;
     const h = core.addProvisioning('gpu', `q${++hostSeq}`, 1);
-    core.launched(h, { instanceId: `i-${hostSeq}`, instanceType: TYPE, market: 'spot', imageId: '', launchedAt: new Date(ms(now)).toISOString(), pricePerHourUsd: PRICE, attempts: [], found: false });
+    core.launched(h, {
+      instanceId: `i-${hostSeq}`,
+      instanceType: TYPE,
+      market: 'spot',
+      imageId: '',
+      launchedAt: new Date(ms(now)).toISOString(),
+      pricePerHourUsd: PRICE,
+      attempts: [],
+      found: false,
+    });
     at(now + BOOT_S, () => runOn(h, step, true));
     return true;
   };
@@ -133,10 +142,13 @@ const steps = pipeline();
 const on = simulate(steps, true);
 const off = simulate(steps, false);
 const gpuSteps = steps.filter((s) => s.gpu).length;
-const row = (label: string, a: string | number, b: string | number) => `${label.padEnd(28)}${String(a).padStart(12)}${String(b).padStart(12)}`;
+const row = (label: string, a: string | number, b: string | number) =>
+  `${label.padEnd(28)}${String(a).padStart(12)}${String(b).padStart(12)}`;
 const usd = (x: number) => `$${x.toFixed(2)}`;
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-console.log(`Compute simulation: ${steps.length} steps, ${gpuSteps} on one GPU class (${TYPE} spot, $${PRICE}/h, 1 GPU), at most ${LIMIT} hosts at once;`);
+console.log(
+  `Compute simulation: ${steps.length} steps, ${gpuSteps} on one GPU class (${TYPE} spot, $${PRICE}/h, 1 GPU), at most ${LIMIT} hosts at once;`,
+);
 console.log(`boot ${BOOT_S} s to a ready agent, idle timeout ${IDLE_S} s, per-second billing with a 60 s minimum.\n`);
 console.log(row('', 'reuse on', 'reuse off'));
 console.log(row('instances booted', on.instancesBooted, off.instancesBooted));

@@ -39,9 +39,15 @@ const run = promisify(execFile);
 const IMAGE = 'localhost/trainyard-busybox:1';
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '50' }, big: { type: 'string', default: '1000' }, huge: { type: 'string', default: '0' },
-    parallelism: { type: 'string', default: '4' }, 'cli-runs': { type: 'string', default: '5' }, example: { type: 'string', default: 'examples/blobs' },
-    'webhook-latency': { type: 'string', default: '100' }, 'webhook-burst': { type: 'string', default: '300' }, 'no-webhooks': { type: 'boolean', default: false },
+    steps: { type: 'string', default: '50' },
+    big: { type: 'string', default: '1000' },
+    huge: { type: 'string', default: '0' },
+    parallelism: { type: 'string', default: '4' },
+    'cli-runs': { type: 'string', default: '5' },
+    example: { type: 'string', default: 'examples/blobs' },
+    'webhook-latency': { type: 'string', default: '100' },
+    'webhook-burst': { type: 'string', default: '300' },
+    'no-webhooks': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.steps);
@@ -81,27 +87,64 @@ async function main(): Promise<void> {
   const client = new Client({ connection: await Connection.connect({ address: dev.address }), dataConverter });
   const salt = String(Date.now());
   const store = new LocalStore(join(root, 'store'));
-  const workers = await startWorkers({ connection: native, address: dev.address, store, workRoot: join(root, 'work'), hostQueue: 'bench-host', controlQueue: 'bench-control' });
+  const workers = await startWorkers({
+    connection: native,
+    address: dev.address,
+    store,
+    workRoot: join(root, 'work'),
+    hostQueue: 'bench-host',
+    controlQueue: 'bench-control',
+  });
   const bare = await Worker.create({
-    connection: native, taskQueue: 'bench-bare',
-    workflowBundle: { code: (await cachedWorkflowBundle(BARE_WORKFLOWS, () => bundleWorkflowCode({ workflowsPath: BARE_WORKFLOWS, logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} } }))).code },
-    activities: { runBare: async () => { await run(cli.command, ['run', '--rm', ...cli.runFlags, IMAGE, 'true']); } },
+    connection: native,
+    taskQueue: 'bench-bare',
+    workflowBundle: {
+      code: (
+        await cachedWorkflowBundle(BARE_WORKFLOWS, () =>
+          bundleWorkflowCode({
+            workflowsPath: BARE_WORKFLOWS,
+            logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+          }),
+        )
+      ).code,
+    },
+    activities: {
+      runBare: async () => {
+        await run(cli.command, ['run', '--rm', ...cli.runFlags, IMAGE, 'true']);
+      },
+    },
   });
   const bareRunning = bare.run();
   const repo = new GitRepo(root);
   const rows: Row[] = [];
   let breakdown: CachedRunFigures | undefined;
   let peakRss = 0;
-  const rssTimer = setInterval(() => { peakRss = Math.max(peakRss, process.memoryUsage().rss); }, 250);
+  const rssTimer = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 250);
   try {
-    const runTrainyard = async (name: string, n: number, noCache: boolean, par: number): Promise<{ ms: number; status: RunStatus; history: number }> => {
+    const runTrainyard = async (
+      name: string,
+      n: number,
+      noCache: boolean,
+      par: number,
+    ): Promise<{ ms: number; status: RunStatus; history: number }> => {
       repo.write({ [`.trainyard/${name}.yaml`]: pipelineYaml(name, n, salt) });
       const commit = repo.commit(name);
       const { pipeline } = parsePipeline(pipelineYaml(name, n, salt), `.trainyard/${name}.yaml`);
       const input: RunInput = {
-        runId: `bench-${name}-${Date.now()}`, pipeline: pipeline!, params: {},
-        source: { kind: 'git', repoPath: repo.path, commit, subdir: '' }, trigger: { kind: 'cli', user: 'bench' }, status: { kind: 'none' },
-        options: defaultRunOptions({ controlQueue: 'bench-control', localHostQueue: 'bench-host', parallelism: par, noCache }),
+        runId: `bench-${name}-${Date.now()}`,
+        pipeline: pipeline!,
+        params: {},
+        source: { kind: 'git', repoPath: repo.path, commit, subdir: '' },
+        trigger: { kind: 'cli', user: 'bench' },
+        status: { kind: 'none' },
+        options: defaultRunOptions({
+          controlQueue: 'bench-control',
+          localHostQueue: 'bench-host',
+          parallelism: par,
+          noCache,
+        }),
       };
       const t0 = performance.now();
       await startPipelineRun(client, input, { workflowId: input.runId, reuse: 'allow-duplicate' });
@@ -113,7 +156,11 @@ async function main(): Promise<void> {
     };
     const runBare = async (n: number): Promise<number> => {
       const t0 = performance.now();
-      await client.workflow.execute('bareDag', { taskQueue: 'bench-bare', workflowId: `bare-${Date.now()}`, args: [shape(n), PAR] });
+      await client.workflow.execute('bareDag', {
+        taskQueue: 'bench-bare',
+        workflowId: `bare-${Date.now()}`,
+        args: [shape(n), PAR],
+      });
       return performance.now() - t0;
     };
     // Warm-up: image cache, bundles, first checkout.
@@ -123,33 +170,91 @@ async function main(): Promise<void> {
     // 1. Executed steps against the bare workflow.
     const bareMs = await runBare(N);
     const ty = await runTrainyard('dag', N, true, PAR);
-    rows.push([`executed step, ${N}-step DAG of \`true\`, parallelism ${PAR}`, `per step (own overhead ${fmt((ty.ms - bareMs) / N)})`, fmt(ty.ms / N), `${fmt(bareMs / N)} bare Temporal workflow`, `${(ty.ms / bareMs).toFixed(2)}×`, '≤ 1.2× (≤ 30 ms own)']);
+    rows.push([
+      `executed step, ${N}-step DAG of \`true\`, parallelism ${PAR}`,
+      `per step (own overhead ${fmt((ty.ms - bareMs) / N)})`,
+      fmt(ty.ms / N),
+      `${fmt(bareMs / N)} bare Temporal workflow`,
+      `${(ty.ms / bareMs).toFixed(2)}×`,
+      '≤ 1.2× (≤ 30 ms own)',
+    ]);
 
     // 2. Cached re-run on the warm engine.
     const first = await runTrainyard('big', BIG, false, 16);
     const again = await runTrainyard('big', BIG, false, 16);
     const cached = again.status.steps.filter((s) => s.state === 'cached').length;
-    rows.push([`fully cached re-run of ${BIG} steps, warm engine`, `wall (${cached}/${BIG} cached; ${fmt(again.ms / BIG)} per step)`, fmt(again.ms), `${fmt(first.ms)} first run`, (again.ms / first.ms).toFixed(3), '< 1 s (1,000 steps)']);
+    rows.push([
+      `fully cached re-run of ${BIG} steps, warm engine`,
+      `wall (${cached}/${BIG} cached; ${fmt(again.ms / BIG)} per step)`,
+      fmt(again.ms),
+      `${fmt(first.ms)} first run`,
+      (again.ms / first.ms).toFixed(3),
+      '< 1 s (1,000 steps)',
+    ]);
 
     // 3. `trainyard run`, everything cached, a new process.
     breakdown = await cachedExampleRun(resolve(REPO, values.example!), root);
-    rows.push([`\`trainyard run\` of ${values.example}, all cached, new process, embedded Temporal`, 'wall / peak RSS', `${fmt(breakdown.wallMs)} / ${mb(breakdown.maxRssKb)}`, '', '', '< 1.5 s / < 200 MB']);
+    rows.push([
+      `\`trainyard run\` of ${values.example}, all cached, new process, embedded Temporal`,
+      'wall / peak RSS',
+      `${fmt(breakdown.wallMs)} / ${mb(breakdown.maxRssKb)}`,
+      '',
+      '',
+      '< 1.5 s / < 200 MB',
+    ]);
 
     // 4. `trainyard --help` against the process start alone.
     const help = await median(CLI_RUNS, () => timeNode(['bin/trainyard.js', '--help']));
     const nodeOnly = await median(CLI_RUNS, () => timeNode(['-e', '0']));
-    rows.push(['`trainyard --help`', `wall (median of ${CLI_RUNS})`, fmt(help.wallMs), `${fmt(nodeOnly.wallMs)} \`node -e 0\``, `${(help.wallMs / nodeOnly.wallMs).toFixed(2)}×`, '< 150 ms']);
-    const validate = await median(CLI_RUNS, () => timeNode(['bin/trainyard.js', 'validate', '-C', resolve(REPO, values.example!)]));
-    rows.push(['`trainyard validate`', `wall (median of ${CLI_RUNS})`, fmt(validate.wallMs), `${fmt(nodeOnly.wallMs)} \`node -e 0\``, `${(validate.wallMs / nodeOnly.wallMs).toFixed(2)}×`, '']);
+    rows.push([
+      '`trainyard --help`',
+      `wall (median of ${CLI_RUNS})`,
+      fmt(help.wallMs),
+      `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
+      `${(help.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
+      '< 150 ms',
+    ]);
+    const validate = await median(CLI_RUNS, () =>
+      timeNode(['bin/trainyard.js', 'validate', '-C', resolve(REPO, values.example!)]),
+    );
+    rows.push([
+      '`trainyard validate`',
+      `wall (median of ${CLI_RUNS})`,
+      fmt(validate.wallMs),
+      `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
+      `${(validate.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
+      '',
+    ]);
 
     // 5. Webhooks: the intake benchmark in its own process, against a bare client's start rate.
     if (!values['no-webhooks']) {
       const bareRate = await bareStartRate(client, Number(values['webhook-burst']));
       const w = await webhookFigures(dev.address, Number(values['webhook-latency']), Number(values['webhook-burst']));
-      rows.push(['webhook answer, durable intake, dev server', 'ack p99 (sequential)', `${w.ackP99.toFixed(1)} ms`, `${w.bareAckP99.toFixed(1)} ms acknowledge only`, `${(w.ackP99 / w.bareAckP99).toFixed(2)}×`, 'p99 < 100 ms']);
-      rows.push(['', 'runs started per second (burst)', w.perSecond.toFixed(1), `${bareRate.toFixed(1)} bare client starts/s`, `${(w.perSecond / bareRate).toFixed(2)}×`, '≥ 0.8×']);
+      rows.push([
+        'webhook answer, durable intake, dev server',
+        'ack p99 (sequential)',
+        `${w.ackP99.toFixed(1)} ms`,
+        `${w.bareAckP99.toFixed(1)} ms acknowledge only`,
+        `${(w.ackP99 / w.bareAckP99).toFixed(2)}×`,
+        'p99 < 100 ms',
+      ]);
+      rows.push([
+        '',
+        'runs started per second (burst)',
+        w.perSecond.toFixed(1),
+        `${bareRate.toFixed(1)} bare client starts/s`,
+        `${(w.perSecond / bareRate).toFixed(2)}×`,
+        '≥ 0.8×',
+      ]);
     } else {
-      rows.push(['webhook answer, durable intake, dev server', 'not run (--no-webhooks)', '', '', '', 'p99 < 100 ms; ≥ 0.8× bare']);
+      rows.push([
+        'webhook answer, durable intake, dev server',
+        'not run (--no-webhooks)',
+        '',
+        '',
+        '',
+        'p99 < 100 ms; ≥ 0.8× bare',
+      ]);
     }
 
     // 6. Many distinct steps.
@@ -158,10 +263,31 @@ async function main(): Promise<void> {
       const h1 = await runTrainyard('huge', HUGE, false, 16);
       const rss = peakRss;
       const h2 = await runTrainyard('huge', HUGE, false, 16);
-      rows.push([`${HUGE} distinct steps (\`true\`), parallelism 16`, 'first run / bench+worker peak RSS', `${fmt(h1.ms)} / ${mb(rss / 1024)}`, '', '', 'completes; RSS < 1 GB']);
-      rows.push(['', 'cached re-run / last run\'s history events', `${fmt(h2.ms)} / ${h2.history}`, '', '', '< 10 s; ≤ 51,200 events']);
+      rows.push([
+        `${HUGE} distinct steps (\`true\`), parallelism 16`,
+        'first run / bench+worker peak RSS',
+        `${fmt(h1.ms)} / ${mb(rss / 1024)}`,
+        '',
+        '',
+        'completes; RSS < 1 GB',
+      ]);
+      rows.push([
+        '',
+        "cached re-run / last run's history events",
+        `${fmt(h2.ms)} / ${h2.history}`,
+        '',
+        '',
+        '< 10 s; ≤ 51,200 events',
+      ]);
     } else {
-      rows.push(['10,000 distinct steps (`true`), parallelism 16', 'not run (--huge 10000; hours on 2 cores)', '', '', '', 'completes; RSS < 1 GB; re-run < 10 s']);
+      rows.push([
+        '10,000 distinct steps (`true`), parallelism 16',
+        'not run (--huge 10000; hours on 2 cores)',
+        '',
+        '',
+        '',
+        'completes; RSS < 1 GB; re-run < 10 s',
+      ]);
     }
   } finally {
     clearInterval(rssTimer);
@@ -175,7 +301,10 @@ async function main(): Promise<void> {
   printTable(['measure', 'what', 'Trainyard', 'baseline (same run)', 'ratio', 'target'], rows);
   if (breakdown) {
     console.log(`\n\`trainyard run\` all cached: where its ${fmt(breakdown.wallMs)} go\n`);
-    printTable(['phase', 'wall'], breakdown.breakdown.map(([p, ms]) => [p, fmt(ms)]));
+    printTable(
+      ['phase', 'wall'],
+      breakdown.breakdown.map(([p, ms]) => [p, fmt(ms)]),
+    );
   }
 }
 
@@ -190,31 +319,52 @@ async function bareStartRate(client: Client, n: number): Promise<number> {
   const ids: string[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: 32 }, async () => {
-    while (next < n) {
-      const id = `bare-start-${process.pid}-${next++}`;
-      await client.workflow.start('bareDag', { taskQueue: 'bench-nobody', workflowId: id, args: [{}, 1] });
-      ids.push(id);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < n) {
+        const id = `bare-start-${process.pid}-${next++}`;
+        await client.workflow.start('bareDag', { taskQueue: 'bench-nobody', workflowId: id, args: [{}, 1] });
+        ids.push(id);
+      }
+    }),
+  );
   const rate = n / ((performance.now() - t0) / 1000);
-  for (const id of ids) await client.workflow.getHandle(id).terminate('benchmark over').catch(() => undefined);
+  for (const id of ids)
+    await client.workflow
+      .getHandle(id)
+      .terminate('benchmark over')
+      .catch(() => undefined);
   return rate;
 }
 
 /** bench/webhooks.ts against `address`, its table read back. */
-async function webhookFigures(address: string, latency: number, burst: number): Promise<{ ackP99: number; bareAckP99: number; perSecond: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/webhooks.ts', '--latency', String(latency), '--burst', String(burst)], { cwd: REPO, env: { ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['ignore', 'pipe', 'pipe'] });
+async function webhookFigures(
+  address: string,
+  latency: number,
+  burst: number,
+): Promise<{ ackP99: number; bareAckP99: number; perSecond: number }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/webhooks.ts', '--latency', String(latency), '--burst', String(burst)],
+    { cwd: REPO, env: { ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err = (err + d.toString()).slice(-4000);
+  });
   const code = await new Promise<number | null>((r) => child.on('close', r));
   if (code !== 0) throw new Error(`bench/webhooks.ts exited ${code}: ${err}`);
   const row = (mode: string): string[] => {
     const l = out.split('\n').find((x) => x.startsWith(`| ${mode} |`));
     if (!l) throw new Error(`bench/webhooks.ts printed no "${mode}" row:\n${out}`);
-    return l.split('|').slice(1, -1).map((c) => c.trim());
+    return l
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
   };
   const ack = row('acknowledge only');
   const start = row('start runs');

@@ -22,7 +22,8 @@ import { BUSYBOX_IMAGE, ensureTestImages } from '../test/fixtures/images/images.
 const exec = promisify(execFile);
 const i = process.argv.indexOf('--repeat');
 const REPEAT = i >= 0 ? Number(process.argv[i + 1]) : 5;
-if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 100) throw new Error('--repeat must be a whole number from 1 to 100');
+if (!Number.isInteger(REPEAT) || REPEAT < 1 || REPEAT > 100)
+  throw new Error('--repeat must be a whole number from 1 to 100');
 
 function stats(ms: number[]): [string, string] {
   const s = [...ms].sort((a, b) => a - b);
@@ -43,9 +44,18 @@ async function timed(n: number, f: () => Promise<number | void> | number | void)
 function request(over: Partial<ContainerRunRequest>): ContainerRunRequest {
   const name = `ty-bench-${randomBytes(5).toString('hex')}`;
   return {
-    name, labels: { 'trainyard.bench': 'latency', 'trainyard.exec': name }, image: BUSYBOX_IMAGE, command: ['sleep', '30'],
-    env: {}, mounts: [], workdir: '/workspace', gpus: false, timeoutMs: 60_000, onLine: () => undefined,
-    signal: new AbortController().signal, ...over,
+    name,
+    labels: { 'trainyard.bench': 'latency', 'trainyard.exec': name },
+    image: BUSYBOX_IMAGE,
+    command: ['sleep', '30'],
+    env: {},
+    mounts: [],
+    workdir: '/workspace',
+    gpus: false,
+    timeoutMs: 60_000,
+    onLine: () => undefined,
+    signal: new AbortController().signal,
+    ...over,
   };
 }
 
@@ -55,36 +65,60 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
 
   const big = `name: big\nsteps:\n  a: { image: busybox, run: x }\n# ${'x'.repeat(MAX_PIPELINE_BYTES)}\n`;
-  rows.push(['parse a 257 KiB pipeline file (refused)', ...stats(await timed(REPEAT * 10, () => void parsePipeline(big, 'big.yaml')))]);
+  rows.push([
+    'parse a 257 KiB pipeline file (refused)',
+    ...stats(await timed(REPEAT * 10, () => void parsePipeline(big, 'big.yaml'))),
+  ]);
   const levels = ['a: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-  for (let l = 1; l <= 12; l++) levels.push(`l${l}: &l${l} [${Array.from({ length: 10 }, () => `*l${l - 1}`).join(',')}]`);
+  for (let l = 1; l <= 12; l++)
+    levels.push(`l${l}: &l${l} [${Array.from({ length: 10 }, () => `*l${l - 1}`).join(',')}]`);
   const lol = `name: lol\n${levels.join('\n')}\nsteps:\n  a: { image: busybox, run: x, env: { X: *l12 } }\n`;
-  rows.push(['parse a billion-laughs file (refused)', ...stats(await timed(REPEAT * 10, () => void parsePipeline(lol, 'lol.yaml')))]);
+  rows.push([
+    'parse a billion-laughs file (refused)',
+    ...stats(await timed(REPEAT * 10, () => void parsePipeline(lol, 'lol.yaml'))),
+  ]);
 
-  rows.push(['container past a 1 s timeout: deadline → gone', ...stats(await timed(REPEAT, async () => {
-    const t0 = performance.now();
-    const r = await runContainer(cli, request({ timeoutMs: 1000 }));
-    if (!r.timedOut) throw new Error('the container was not timed out');
-    return performance.now() - t0 - 1000;
-  }))]);
-  rows.push(['container aborted once running: abort → gone', ...stats(await timed(REPEAT, async () => {
-    const controller = new AbortController();
-    let abortedAt = 0;
-    const r = await runContainer(cli, request({
-      command: ['sh', '-c', 'echo started; sleep 30'], signal: controller.signal,
-      onLine: (_s, line) => {
-        if (line === 'started') {
-          abortedAt = performance.now();
-          controller.abort();
-        }
-      },
-    }));
-    if (!r.cancelled) throw new Error('the container was not cancelled');
-    return performance.now() - abortedAt;
-  }))]);
+  rows.push([
+    'container past a 1 s timeout: deadline → gone',
+    ...stats(
+      await timed(REPEAT, async () => {
+        const t0 = performance.now();
+        const r = await runContainer(cli, request({ timeoutMs: 1000 }));
+        if (!r.timedOut) throw new Error('the container was not timed out');
+        return performance.now() - t0 - 1000;
+      }),
+    ),
+  ]);
+  rows.push([
+    'container aborted once running: abort → gone',
+    ...stats(
+      await timed(REPEAT, async () => {
+        const controller = new AbortController();
+        let abortedAt = 0;
+        const r = await runContainer(
+          cli,
+          request({
+            command: ['sh', '-c', 'echo started; sleep 30'],
+            signal: controller.signal,
+            onLine: (_s, line) => {
+              if (line === 'started') {
+                abortedAt = performance.now();
+                controller.abort();
+              }
+            },
+          }),
+        );
+        if (!r.cancelled) throw new Error('the container was not cancelled');
+        return performance.now() - abortedAt;
+      }),
+    ),
+  ]);
 
   const build = fileURLToPath(new URL('../examples/image/build.sh', import.meta.url));
-  rows.push(['examples/image/build.sh, image up to date', ...stats(await timed(REPEAT, async () => void (await exec('bash', [build, cli.command]))))]);
+  rows.push([
+    'examples/image/build.sh, image up to date',
+    ...stats(await timed(REPEAT, async () => void (await exec('bash', [build, cli.command])))),
+  ]);
 
   const head = ['what', 'median', 'worst'];
   const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));

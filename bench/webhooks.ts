@@ -63,18 +63,47 @@ interface ModeResult {
   burst: number;
 }
 
-async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address: string, privateKey: string): Promise<ModeResult> {
+async function runMode(
+  ackOnly: boolean,
+  gh: FakeGitHub,
+  client: Client,
+  address: string,
+  privateKey: string,
+): Promise<ModeResult> {
   const store = mkdtempSync(join(tmpdir(), 'trainyard-bench-'));
   const serve = await startServe({
-    GITHUB_APP_ID: String(gh.appId), GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
-    TEMPORAL_ADDRESS: address, TRAINYARD_STORE: store, TRAINYARD_WORK_ROOT: join(store, 'work'), TRAINYARD_WORKERS: 'none',
-    TRAINYARD_ACK_ONLY: ackOnly ? '1' : '0', TRAINYARD_LOG_LEVEL: 'warn', TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`,
+    GITHUB_APP_ID: String(gh.appId),
+    GITHUB_PRIVATE_KEY: privateKey,
+    GITHUB_WEBHOOK_SECRET: SECRET,
+    GITHUB_API_URL: gh.url,
+    TEMPORAL_ADDRESS: address,
+    TRAINYARD_STORE: store,
+    TRAINYARD_WORK_ROOT: join(store, 'work'),
+    TRAINYARD_WORKERS: 'none',
+    TRAINYARD_ACK_ONLY: ackOnly ? '1' : '0',
+    TRAINYARD_LOG_LEVEL: 'warn',
+    TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`,
   });
-  const worker = ackOnly ? undefined : trainyard('bench-worker', ['worker', '--no-host'], {
-    ...(process.env as Record<string, string>), GITHUB_APP_ID: String(gh.appId), GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET,
-    GITHUB_API_URL: gh.url, TEMPORAL_ADDRESS: address, TRAINYARD_STORE: store, TRAINYARD_WORK_DIR: join(store, 'worker'),
-    TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`, TRAINYARD_PUBLIC_URL: 'none', TRAINYARD_LOG_LEVEL: 'info',
-  }, store);
+  const worker = ackOnly
+    ? undefined
+    : trainyard(
+        'bench-worker',
+        ['worker', '--no-host'],
+        {
+          ...(process.env as Record<string, string>),
+          GITHUB_APP_ID: String(gh.appId),
+          GITHUB_PRIVATE_KEY: privateKey,
+          GITHUB_WEBHOOK_SECRET: SECRET,
+          GITHUB_API_URL: gh.url,
+          TEMPORAL_ADDRESS: address,
+          TRAINYARD_STORE: store,
+          TRAINYARD_WORK_DIR: join(store, 'worker'),
+          TRAINYARD_CONTROL_QUEUE: `bench-${process.pid}`,
+          TRAINYARD_PUBLIC_URL: 'none',
+          TRAINYARD_LOG_LEVEL: 'info',
+        },
+        store,
+      );
   worker?.start();
   await worker?.ready(/worker ready/);
   const started: string[] = [];
@@ -82,7 +111,12 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
     const before = gh.commit({ '.trainyard/bench.yaml': PIPELINE, 'src/x.txt': `${ackOnly}-${i}-a` });
     const after = gh.commit({ '.trainyard/bench.yaml': PIPELINE, 'src/x.txt': `${ackOnly}-${i}-b` });
     const sentAt = Date.now();
-    const r = await deliver(serve.url, SECRET, 'push', pushPayload(repo, gh.installationId, gh.url, { before, after, changed: { modified: ['src/x.txt'] } }));
+    const r = await deliver(
+      serve.url,
+      SECRET,
+      'push',
+      pushPayload(repo, gh.installationId, gh.url, { before, after, changed: { modified: ['src/x.txt'] } }),
+    );
     if (r.status !== 200) throw new Error(`delivery answered ${r.status}`);
     const id = `push:github:${repo.owner}/${repo.name}:${after}:bench`;
     started.push(id);
@@ -93,7 +127,8 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
       try {
         return (await client.workflow.getHandle(id).describe()).startTime.getTime();
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`run ${id} was not started within the deadline: ${(err as Error).message}`);
+        if (Date.now() > deadline)
+          throw new Error(`run ${id} was not started within the deadline: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 5));
       }
     }
@@ -113,25 +148,35 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
     const t0 = performance.now();
     const ids: string[] = [];
     let next = 0;
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      while (next < BURST_N) {
-        const i = LATENCY_N + next++;
-        ids.push((await send(i)).id);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < BURST_N) {
+          const i = LATENCY_N + next++;
+          ids.push((await send(i)).id);
+        }
+      }),
+    );
     if (!ackOnly) {
       const deadline = Date.now() + 300_000;
       for (const id of ids) await startedAt(id, deadline);
     }
     const seconds = (performance.now() - t0) / 1000;
     return {
-      mode: ackOnly ? 'acknowledge only' : 'start runs', ackP50: pct(acks, 50), ackP99: pct(acks, 99),
-      ...(ackOnly ? {} : { startP50: pct(starts, 50), startP99: pct(starts, 99) }), perSecond: BURST_N / seconds, burst: BURST_N,
+      mode: ackOnly ? 'acknowledge only' : 'start runs',
+      ackP50: pct(acks, 50),
+      ackP99: pct(acks, 99),
+      ...(ackOnly ? {} : { startP50: pct(starts, 50), startP99: pct(starts, 99) }),
+      perSecond: BURST_N / seconds,
+      burst: BURST_N,
     };
   } finally {
     await serve.stop();
     if (!ackOnly) {
-      for (const id of started) await client.workflow.getHandle(id).terminate('benchmark over').catch(() => undefined);
+      for (const id of started)
+        await client.workflow
+          .getHandle(id)
+          .terminate('benchmark over')
+          .catch(() => undefined);
     }
     await worker?.stop();
     await worker?.close();
@@ -141,7 +186,9 @@ async function runMode(ackOnly: boolean, gh: FakeGitHub, client: Client, address
 
 async function main(): Promise<void> {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
   const t = await temporal();
   const gh = new FakeGitHub(4242, publicKey, repo, 99);
@@ -149,13 +196,21 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: t.address });
   const client = new Client({ connection });
   try {
-    const results = [await runMode(true, gh, client, t.address, privateKey), await runMode(false, gh, client, t.address, privateKey)];
+    const results = [
+      await runMode(true, gh, client, t.address, privateKey),
+      await runMode(false, gh, client, t.address, privateKey),
+    ];
     if (gh.violations.length) throw new Error(`fake GitHub saw bad requests:\n${gh.violations.join('\n')}`);
     const f = (x: number | undefined) => (x === undefined ? '—' : x.toFixed(1));
-    console.log(`\nwebhook intake, loopback, ${LATENCY_N} sequential deliveries for latency, ${BURST_N} at concurrency ${CONCURRENCY} for throughput\n`);
+    console.log(
+      `\nwebhook intake, loopback, ${LATENCY_N} sequential deliveries for latency, ${BURST_N} at concurrency ${CONCURRENCY} for throughput\n`,
+    );
     console.log('| mode | ack p50 ms | ack p99 ms | webhook→start p50 ms | webhook→start p99 ms | deliveries/s |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of results) console.log(`| ${r.mode} | ${f(r.ackP50)} | ${f(r.ackP99)} | ${f(r.startP50)} | ${f(r.startP99)} | ${r.perSecond.toFixed(1)} |`);
+    for (const r of results)
+      console.log(
+        `| ${r.mode} | ${f(r.ackP50)} | ${f(r.ackP99)} | ${f(r.startP50)} | ${f(r.startP99)} | ${r.perSecond.toFixed(1)} |`,
+      );
   } finally {
     await connection.close();
     await gh.stop();

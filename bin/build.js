@@ -29,21 +29,30 @@ export async function buildCompiled(root = ROOT) {
   const tmp = `${dest}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   try {
-    await Promise.all(Object.keys(stamp.files).map(async (rel) => {
-      const src = join(root, rel);
-      let out = await readFile(src, 'utf8');
-      let outRel = rel;
-      if (rel.endsWith('.ts')) {
-        outRel = rel.replace(/\.ts$/, '.js');
-        out = (await esbuild.transform(out, {
-          loader: 'ts', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', sourcefile: src,
-          // The expression, not its text: a string that mentions it (a banner) stays as it is.
-          define: { 'import.meta.url': JSON.stringify(pathToFileURL(src).href) },
-        })).code;
-      }
-      await mkdir(dirname(join(tmp, outRel)), { recursive: true });
-      await writeFile(join(tmp, outRel), out);
-    }));
+    await Promise.all(
+      Object.keys(stamp.files).map(async (rel) => {
+        const src = join(root, rel);
+        let out = await readFile(src, 'utf8');
+        let outRel = rel;
+        if (rel.endsWith('.ts')) {
+          outRel = rel.replace(/\.ts$/, '.js');
+          out = (
+            await esbuild.transform(out, {
+              loader: 'ts',
+              format: 'esm',
+              platform: 'node',
+              target: 'node20',
+              sourcemap: 'inline',
+              sourcefile: src,
+              // The expression, not its text: a string that mentions it (a banner) stays as it is.
+              define: { 'import.meta.url': JSON.stringify(pathToFileURL(src).href) },
+            })
+          ).code;
+        }
+        await mkdir(dirname(join(tmp, outRel)), { recursive: true });
+        await writeFile(join(tmp, outRel), out);
+      }),
+    );
     // The stamp last: a build that did not finish is never taken for current.
     await writeFile(join(tmp, 'package.json'), '{ "type": "module", "private": true }\n');
     await writeFile(join(tmp, 'stamp.json'), `${JSON.stringify(stamp)}\n`);
@@ -60,7 +69,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const t0 = performance.now();
   try {
     const n = await buildCompiled();
-    process.stdout.write(`trainyard build: ${n} files compiled to ${BUILD}/ in ${Math.round(performance.now() - t0)} ms\n`);
+    process.stdout.write(
+      `trainyard build: ${n} files compiled to ${BUILD}/ in ${Math.round(performance.now() - t0)} ms\n`,
+    );
   } catch (err) {
     process.stderr.write(`trainyard build: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);

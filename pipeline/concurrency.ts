@@ -28,9 +28,12 @@ const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 /** What is wrong with a group template, as sentences; empty when it is fine. */
 export function groupProblems(template: string): string[] {
   const out: string[] = [];
-  if (template.length > MAX_GROUP_CHARS) out.push(`is ${template.length} characters long; a group may have at most ${MAX_GROUP_CHARS}`);
+  if (template.length > MAX_GROUP_CHARS)
+    out.push(`is ${template.length} characters long; a group may have at most ${MAX_GROUP_CHARS}`);
   if (template.includes('${{')) {
-    out.push(`uses a GitHub Actions expression (\${{ … }}), which Trainyard does not evaluate; write ${GROUP_VARIABLES.map((v) => `{{${v}}}`).join(', ')} instead`);
+    out.push(
+      `uses a GitHub Actions expression (\${{ … }}), which Trainyard does not evaluate; write ${GROUP_VARIABLES.map((v) => `{{${v}}}`).join(', ')} instead`,
+    );
     return out;
   }
   for (const m of template.matchAll(PLACEHOLDER)) {

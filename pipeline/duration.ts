@@ -14,7 +14,10 @@ export function parseDuration(text: string): number | undefined {
   if (m === null || t === '') return undefined;
   const [, d, h, min, s] = m;
   return (
-    Number(d ?? 0) * UNIT_SECONDS.d + Number(h ?? 0) * UNIT_SECONDS.h + Number(min ?? 0) * UNIT_SECONDS.m + Number(s ?? 0) * UNIT_SECONDS.s
+    Number(d ?? 0) * UNIT_SECONDS.d +
+    Number(h ?? 0) * UNIT_SECONDS.h +
+    Number(min ?? 0) * UNIT_SECONDS.m +
+    Number(s ?? 0) * UNIT_SECONDS.s
   );
 }
 

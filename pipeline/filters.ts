@@ -33,18 +33,27 @@ export const MAX_PATTERN_LENGTH = 1024;
 
 const ANY = (): boolean => true;
 const NOT_SLASH = (c: string): boolean => c !== '/';
-const RANGE_CLASSES: [string, string][] = [['a', 'z'], ['A', 'Z'], ['0', '9']];
-const inClass = (c: string): [string, string] | undefined => RANGE_CLASSES.find(([lo, hi]) => c >= lo && c <= hi && c.length === 1);
+const RANGE_CLASSES: [string, string][] = [
+  ['a', 'z'],
+  ['A', 'Z'],
+  ['0', '9'],
+];
+const inClass = (c: string): [string, string] | undefined =>
+  RANGE_CLASSES.find(([lo, hi]) => c >= lo && c <= hi && c.length === 1);
 
 // One character (`repeat`: once, `?` zero or one, `+` one or more), a `*` or `**` run, or `**/`.
-type Atom = { kind: 'char'; test: (c: string) => boolean; repeat: '1' | '?' | '+' } | { kind: 'star'; test: (c: string) => boolean } | { kind: 'dirs' };
+type Atom =
+  | { kind: 'char'; test: (c: string) => boolean; repeat: '1' | '?' | '+' }
+  | { kind: 'star'; test: (c: string) => boolean }
+  | { kind: 'dirs' };
 
 /**
  * Compiles one pattern. Throws an Error whose message is a sentence about the pattern (an
  * unclosed `[`, a range outside a-z/A-Z/0-9, a `+` or `?` after a wildcard, a trailing `\`).
  */
 export function compileFilterPattern(source: string): FilterPattern {
-  if (source.length > MAX_PATTERN_LENGTH) throw new Error(`is ${source.length} characters long; patterns may be at most ${MAX_PATTERN_LENGTH}`);
+  if (source.length > MAX_PATTERN_LENGTH)
+    throw new Error(`is ${source.length} characters long; patterns may be at most ${MAX_PATTERN_LENGTH}`);
   const negative = source.startsWith('!');
   const body = negative ? source.slice(1) : source;
   if (negative && body === '') throw new Error('is "!" with nothing after it to exclude');
@@ -76,7 +85,9 @@ export function compileFilterPattern(source: string): FilterPattern {
         continue;
       }
       if (prev.kind !== 'char' || prev.repeat !== '1') {
-        throw new Error(`has "${c}" at position ${i + (negative ? 2 : 1)} right after a wildcard, where it repeats nothing; write "\\${c}" for the character itself`);
+        throw new Error(
+          `has "${c}" at position ${i + (negative ? 2 : 1)} right after a wildcard, where it repeats nothing; write "\\${c}" for the character itself`,
+        );
       }
       prev.repeat = c;
       i += 1;
@@ -106,7 +117,8 @@ function bracket(body: string, start: number, offset: number): { test: (c: strin
   const close = body.indexOf(']', start + 1);
   if (close < 0) throw new Error(`opens "[" at position ${start + 1 + offset} and never closes it`);
   const inside = body.slice(start + 1, close);
-  if (inside === '') throw new Error(`has empty brackets "[]" at position ${start + 1 + offset}; list at least one character`);
+  if (inside === '')
+    throw new Error(`has empty brackets "[]" at position ${start + 1 + offset}; list at least one character`);
   const singles = new Set<string>();
   const ranges: [string, string][] = [];
   for (let j = 0; j < inside.length; j++) {
@@ -115,7 +127,9 @@ function bracket(body: string, start: number, offset: number): { test: (c: strin
       const b = inside[j + 2]!;
       const cls = inClass(a);
       if (cls === undefined || inClass(b) !== cls || a > b) {
-        throw new Error(`has the range "${a}-${b}" in [${inside}]; ranges can only run within a-z, A-Z or 0-9, low to high`);
+        throw new Error(
+          `has the range "${a}-${b}" in [${inside}]; ranges can only run within a-z, A-Z or 0-9, low to high`,
+        );
       }
       ranges.push([a, b]);
       j += 2;

@@ -22,7 +22,8 @@ export function repoPath(text: string): { ok: true; path: string } | { ok: false
   const parts = text.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) return { ok: false, problem: 'contains "..", which would leave the repository' };
   if (parts.length === 0) return { ok: false, problem: 'names no file or folder' };
-  if (parts[0]!.startsWith('-') || parts[0]!.startsWith(':')) return { ok: false, problem: `starts with "${parts[0]![0]}"` };
+  if (parts[0]!.startsWith('-') || parts[0]!.startsWith(':'))
+    return { ok: false, problem: `starts with "${parts[0]![0]}"` };
   return { ok: true, path: parts.join('/') };
 }
 
@@ -38,12 +39,14 @@ export function parseInput(text: string): InputParse {
   }
   const scheme = SCHEME.exec(t);
   if (scheme !== null) {
-    if (scheme[1] !== 's3') return { ok: false, problem: `uses "${scheme[1]}://", which is not supported; an input is ${INPUT_FORMS}` };
+    if (scheme[1] !== 's3')
+      return { ok: false, problem: `uses "${scheme[1]}://", which is not supported; an input is ${INPUT_FORMS}` };
     const rest = t.slice('s3://'.length);
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
     const key = slash < 0 ? '' : rest.slice(slash + 1);
-    if (!S3_BUCKET.test(bucket) || bucket.includes('..')) return { ok: false, problem: `names the S3 bucket "${bucket}", which is not a valid bucket name` };
+    if (!S3_BUCKET.test(bucket) || bucket.includes('..'))
+      return { ok: false, problem: `names the S3 bucket "${bucket}", which is not a valid bucket name` };
     if (key === '' || key.includes('\0')) return { ok: false, problem: 'names no object; write s3://bucket/key' };
     return { ok: true, source: { kind: 'uri', uri: t } };
   }

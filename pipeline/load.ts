@@ -25,7 +25,12 @@ export function loadPipelineTexts(files: { file: string; text: string }[]): Load
     if (p === undefined) continue;
     const first = seen.get(p.name);
     if (first !== undefined) {
-      errors.push({ file: p.file, line: 1, column: 1, message: `pipeline "${p.name}" is already defined in ${first.file}; each pipeline name may be used once` });
+      errors.push({
+        file: p.file,
+        line: 1,
+        column: 1,
+        message: `pipeline "${p.name}" is already defined in ${first.file}; each pipeline name may be used once`,
+      });
       continue;
     }
     seen.set(p.name, p);
@@ -41,7 +46,8 @@ export async function loadPipelines(projectRoot: string): Promise<LoadResult> {
   try {
     names = (await readdir(dir)).filter((n) => PIPELINE_FILE.test(n)).sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return { pipelines: [], errors: [] };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return { pipelines: [], errors: [] };
     throw e;
   }
   const root = await realpath(projectRoot);
@@ -65,12 +71,18 @@ export async function loadPipelines(projectRoot: string): Promise<LoadResult> {
       continue;
     }
     const text = await readLimited(real);
-    if (text === 'too large') refuse(`the file is larger than ${MAX_PIPELINE_BYTES / 1024} KiB, the limit for a pipeline file`);
+    if (text === 'too large')
+      refuse(`the file is larger than ${MAX_PIPELINE_BYTES / 1024} KiB, the limit for a pipeline file`);
     else if (text === 'not utf-8') refuse('the file is not valid UTF-8 text');
     else texts.push({ file, text });
   }
   const loaded = loadPipelineTexts(texts);
-  return { pipelines: loaded.pipelines, errors: [...errors, ...loaded.errors].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column)) };
+  return {
+    pipelines: loaded.pipelines,
+    errors: [...errors, ...loaded.errors].sort((a, b) =>
+      a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.column - b.column,
+    ),
+  };
 }
 
 /** Reads at most one byte past the limit, so a huge file is refused without loading it. */

@@ -11,8 +11,10 @@ export const NAME = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
  * become keys of plain objects.) */
 export const ENV_NAME = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
-export const NAME_RULE = 'names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)';
-export const PIPELINE_NAME_RULE = 'pipeline names use lowercase letters, digits, "_" and "-", start with a letter or digit, and are at most 63 characters';
+export const NAME_RULE =
+  'names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)';
+export const PIPELINE_NAME_RULE =
+  'pipeline names use lowercase letters, digits, "_" and "-", start with a letter or digit, and are at most 63 characters';
 
 /** True when `text` is a step, parameter, machine, input or output name: the one grammar that
  * the pipeline file, `--param`, `/train` comments and GitLab notes all accept. */
@@ -46,7 +48,8 @@ export const RESERVED_ENV_PREFIX = 'TRAINYARD_';
  * arrives (PARAM_*), checked by the parser.
  */
 export const SECRET_NAME = /^(?!__proto__$)(?!TRAINYARD_)(?!PARAM_)[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-export const SECRET_NAME_RULE = 'secret names are environment variable names: letters, digits and "_", not starting with a digit, at most 128 characters, and not starting with TRAINYARD_ or PARAM_ (Trainyard sets those)';
+export const SECRET_NAME_RULE =
+  'secret names are environment variable names: letters, digits and "_", not starting with a digit, at most 128 characters, and not starting with TRAINYARD_ or PARAM_ (Trainyard sets those)';
 
 /** True when `text` may name a secret. */
 export function isSecretName(text: string): boolean {
@@ -55,21 +58,60 @@ export function isSecretName(text: string): boolean {
 
 /** Words people bring from other tools, mapped to ours. */
 const SYNONYMS: Record<string, string> = {
-  command: 'run', cmd: 'run', script: 'run', args: 'run',
-  container: 'image', docker: 'image',
-  environment: 'env', variables: 'env', vars: 'env',
-  depends_on: 'needs', 'depends-on': 'needs', dependencies: 'needs', after: 'needs', need: 'needs',
-  input: 'inputs', output: 'outputs', artifacts: 'outputs',
-  parameters: 'params', param: 'params', arguments: 'params',
-  timeout_minutes: 'timeout', 'timeout-minutes': 'timeout', time_limit: 'timeout',
-  retry: 'retries', attempts: 'retries',
-  instance_type: 'instance', instances: 'instance', instance_types: 'instance',
-  gpu: 'gpus', disk: 'disk_gb', disk_size: 'disk_gb',
-  int: 'integer', float: 'number', double: 'number', bool: 'boolean', str: 'string', choice: 'enum',
-  choices: 'values', options: 'values', enum: 'values',
-  jobs: 'steps', stages: 'steps', tasks: 'steps', runner: 'machine', 'runs-on': 'machine', runs_on: 'machine',
-  triggers: 'on', trigger: 'on', default_value: 'default', minimum: 'min', maximum: 'max',
-  branch: 'branches', path: 'paths', comments: 'comment',
+  command: 'run',
+  cmd: 'run',
+  script: 'run',
+  args: 'run',
+  container: 'image',
+  docker: 'image',
+  environment: 'env',
+  variables: 'env',
+  vars: 'env',
+  depends_on: 'needs',
+  'depends-on': 'needs',
+  dependencies: 'needs',
+  after: 'needs',
+  need: 'needs',
+  input: 'inputs',
+  output: 'outputs',
+  artifacts: 'outputs',
+  parameters: 'params',
+  param: 'params',
+  arguments: 'params',
+  timeout_minutes: 'timeout',
+  'timeout-minutes': 'timeout',
+  time_limit: 'timeout',
+  retry: 'retries',
+  attempts: 'retries',
+  instance_type: 'instance',
+  instances: 'instance',
+  instance_types: 'instance',
+  gpu: 'gpus',
+  disk: 'disk_gb',
+  disk_size: 'disk_gb',
+  int: 'integer',
+  float: 'number',
+  double: 'number',
+  bool: 'boolean',
+  str: 'string',
+  choice: 'enum',
+  choices: 'values',
+  options: 'values',
+  enum: 'values',
+  jobs: 'steps',
+  stages: 'steps',
+  tasks: 'steps',
+  runner: 'machine',
+  'runs-on': 'machine',
+  runs_on: 'machine',
+  triggers: 'on',
+  trigger: 'on',
+  default_value: 'default',
+  minimum: 'min',
+  maximum: 'max',
+  branch: 'branches',
+  path: 'paths',
+  comments: 'comment',
 };
 
 /** The closest candidate to `word`, when it is close enough to be a likely typo. */

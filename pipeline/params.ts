@@ -26,19 +26,28 @@ function parseValue(spec: ParamSpec, text: string): ParamValue | undefined {
   }
 }
 
-export function resolveParams(pipeline: Pipeline, given: Record<string, string>): { values: Record<string, ParamValue>; errors: string[] } {
+export function resolveParams(
+  pipeline: Pipeline,
+  given: Record<string, string>,
+): { values: Record<string, ParamValue>; errors: string[] } {
   const values: Record<string, ParamValue> = {};
   const errors: string[] = [];
   const declared = Object.keys(pipeline.params);
   for (const [name, text] of Object.entries(given)) {
     const spec = Object.hasOwn(pipeline.params, name) ? pipeline.params[name] : undefined;
     if (spec === undefined) {
-      const hint = didYouMean(name, declared) || (declared.length === 0 ? `; pipeline "${pipeline.name}" declares no parameters` : `; its parameters are ${declared.join(', ')}`);
+      const hint =
+        didYouMean(name, declared) ||
+        (declared.length === 0
+          ? `; pipeline "${pipeline.name}" declares no parameters`
+          : `; its parameters are ${declared.join(', ')}`);
       errors.push(`unknown parameter ${quote(name)} for pipeline "${pipeline.name}"${hint}`);
       continue;
     }
     if (text.length > MAX_PARAM_VALUE_LENGTH) {
-      errors.push(`parameter "${name}" is ${text.length} characters long; values may be at most ${MAX_PARAM_VALUE_LENGTH}`);
+      errors.push(
+        `parameter "${name}" is ${text.length} characters long; values may be at most ${MAX_PARAM_VALUE_LENGTH}`,
+      );
       continue;
     }
     const value = parseValue(spec, text.trim() === text || spec.type === 'string' ? text : text.trim());
@@ -51,7 +60,10 @@ export function resolveParams(pipeline: Pipeline, given: Record<string, string>)
   for (const [name, spec] of Object.entries(pipeline.params)) {
     if (Object.hasOwn(values, name) || Object.hasOwn(given, name)) continue;
     if (spec.default !== undefined) values[name] = spec.default;
-    else errors.push(`parameter "${name}" (${describeParamType(spec)}) has no default and must be given, like ${name}=<value>`);
+    else
+      errors.push(
+        `parameter "${name}" (${describeParamType(spec)}) has no default and must be given, like ${name}=<value>`,
+      );
   }
   return { values, errors };
 }
@@ -79,7 +91,12 @@ export function parseParamArgs(args: string[]): { given: Record<string, string>;
       continue;
     }
     // defineProperty: a plain assignment to `__proto__` would be swallowed instead of reported as unknown.
-    Object.defineProperty(given, name, { value: arg.slice(eq + 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(given, name, {
+      value: arg.slice(eq + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return { given, errors };
 }

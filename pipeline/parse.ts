@@ -1,9 +1,43 @@
 // `.trainyard/<name>.yaml` → Pipeline, or every mistake in the file with its line and
 // column. Pure: no I/O, no Temporal, so the app, the CLI and activities can all use it.
 import { createHash } from 'node:crypto';
-import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, visit, type Alias, type Document, type Node } from 'yaml';
-import type { Ec2MachineSpec, KubernetesMachineSpec, MachineSpec, ParamSpec, ParamType, ParamValue, Pipeline, PipelineError, PushTrigger, StepSpec, Triggers } from './types.js';
-import { ENV_NAME, NAME, NAME_RULE, PIPELINE_NAME, PIPELINE_NAME_RULE, RESERVED_ENV_PREFIX, SECRET_NAME, SECRET_NAME_RULE, didYouMean, paramEnvName, quote } from './names.js';
+import {
+  LineCounter,
+  isMap,
+  isScalar,
+  isSeq,
+  parseAllDocuments,
+  visit,
+  type Alias,
+  type Document,
+  type Node,
+} from 'yaml';
+import type {
+  Ec2MachineSpec,
+  KubernetesMachineSpec,
+  MachineSpec,
+  ParamSpec,
+  ParamType,
+  ParamValue,
+  Pipeline,
+  PipelineError,
+  PushTrigger,
+  StepSpec,
+  Triggers,
+} from './types.js';
+import {
+  ENV_NAME,
+  NAME,
+  NAME_RULE,
+  PIPELINE_NAME,
+  PIPELINE_NAME_RULE,
+  RESERVED_ENV_PREFIX,
+  SECRET_NAME,
+  SECRET_NAME_RULE,
+  didYouMean,
+  paramEnvName,
+  quote,
+} from './names.js';
 import { NodeReader, describe, scalarText, type Entry, type Value } from './yamlnodes.js';
 import { DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS, formatDuration, parseDuration } from './duration.js';
 import { parseInput, repoPath } from './inputs.js';
@@ -25,7 +59,20 @@ export const MACHINE_KEYS = ['instance', 'kubernetes', 'gpus', 'spot', 'on_deman
 /** The keys of an EC2 machine that a `kubernetes:` machine may not have. */
 const EC2_ONLY_KEYS = ['instance', 'spot', 'on_demand_fallback', 'disk_gb', 'ami'] as const;
 export const STEP_KEYS = [
-  'image', 'run', 'code', 'env', 'secrets', 'inputs', 'outputs', 'needs', 'machine', 'timeout', 'retries', 'cache', 'cache_version', 'params',
+  'image',
+  'run',
+  'code',
+  'env',
+  'secrets',
+  'inputs',
+  'outputs',
+  'needs',
+  'machine',
+  'timeout',
+  'retries',
+  'cache',
+  'cache_version',
+  'params',
 ] as const;
 
 const MAX_RETRIES = 10;
@@ -74,22 +121,36 @@ export function parsePipeline(text: string, file: string): { pipeline?: Pipeline
   const bytes = new TextEncoder().encode(text);
   const refuse = (message: string, line = 1, column = 1) => ({ errors: [{ file, line, column, message }] });
   if (bytes.length > MAX_PIPELINE_BYTES) {
-    return refuse(`the file is ${Math.ceil(bytes.length / 1024)} KiB; pipeline files may be at most ${MAX_PIPELINE_BYTES / 1024} KiB`);
+    return refuse(
+      `the file is ${Math.ceil(bytes.length / 1024)} KiB; pipeline files may be at most ${MAX_PIPELINE_BYTES / 1024} KiB`,
+    );
   }
 
   const lines = new LineCounter();
   let docs: Document.Parsed[];
   try {
-    const parsed = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: true, version: '1.2', schema: 'core' });
+    const parsed = parseAllDocuments(text, {
+      lineCounter: lines,
+      uniqueKeys: false,
+      prettyErrors: true,
+      version: '1.2',
+      schema: 'core',
+    });
     docs = Array.isArray(parsed) ? parsed : [];
   } catch (e) {
     // The YAML composer recurses per nesting level; thousands of `[[[[` exhaust the stack.
-    return refuse(`the file could not be read as YAML (${e instanceof RangeError ? 'it is nested too deeply' : String(e)})`);
+    return refuse(
+      `the file could not be read as YAML (${e instanceof RangeError ? 'it is nested too deeply' : String(e)})`,
+    );
   }
   if (docs.length === 0) return refuse('the file is empty; a pipeline needs at least "name" and "steps"');
   if (docs.length > 1) {
     const p = lines.linePos(docs[1]!.range[0]);
-    return refuse('the file holds more than one YAML document ("---"); put each pipeline in a file of its own', p.line, p.col);
+    return refuse(
+      'the file holds more than one YAML document ("---"); put each pipeline in a file of its own',
+      p.line,
+      p.col,
+    );
   }
   const doc = docs[0]!;
   if (doc.errors.length > 0) {
@@ -123,7 +184,9 @@ export function parsePipeline(text: string, file: string): { pipeline?: Pipeline
       },
     });
   } catch (e) {
-    return refuse(`the file could not be read as YAML (${e instanceof RangeError ? 'it is nested too deeply' : String(e)})`);
+    return refuse(
+      `the file could not be read as YAML (${e instanceof RangeError ? 'it is nested too deeply' : String(e)})`,
+    );
   }
   if (tooMany !== undefined) {
     const p = lines.linePos(tooMany.range?.[0] ?? 0);
@@ -137,12 +200,16 @@ export function parsePipeline(text: string, file: string): { pipeline?: Pipeline
   const r = new NodeReader(doc, lines, file);
   // The YAML library leaves an alias to a missing anchor unresolved without complaint.
   for (const alias of aliases) {
-    if (alias.resolve(doc) === undefined) r.error(alias, `the alias *${alias.source} refers to no anchor &${alias.source} defined before it`);
+    if (alias.resolve(doc) === undefined)
+      r.error(alias, `the alias *${alias.source} refers to no anchor &${alias.source} defined before it`);
   }
   if (r.errors.length > 0) return { errors: r.sortedErrors() };
   const top = r.resolve(doc.contents);
   if (!isMap(top)) {
-    r.error(doc.contents ?? null, `the top level of a pipeline file must be a mapping with "name" and "steps", got ${describe(top)}`);
+    r.error(
+      doc.contents ?? null,
+      `the top level of a pipeline file must be a mapping with "name" and "steps", got ${describe(top)}`,
+    );
     return { errors: r.sortedErrors() };
   }
   const pipeline = new PipelineReader(r, file).read(top, bytes);
@@ -172,11 +239,26 @@ class PipelineReader {
     if (steps === undefined) return undefined;
     this.checkReferences(steps, params, machines);
     const order = this.order(steps);
-    if (name === undefined || on === undefined || concurrency === null || params === undefined || machines === undefined || order === undefined) return undefined;
+    if (
+      name === undefined ||
+      on === undefined ||
+      concurrency === null ||
+      params === undefined ||
+      machines === undefined ||
+      order === undefined
+    )
+      return undefined;
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     return {
-      name, file: this.file, digest, on, params, machines, ...(concurrency ? { concurrency } : {}),
-      steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])), order,
+      name,
+      file: this.file,
+      digest,
+      on,
+      params,
+      machines,
+      ...(concurrency ? { concurrency } : {}),
+      steps: Object.fromEntries(steps.map((s) => [s.spec.name, s.spec])),
+      order,
     };
   }
 
@@ -193,7 +275,10 @@ class PipelineReader {
     expected = 'a mapping',
   ): Map<string, Entry> | undefined {
     if (!isMap(value)) {
-      this.r.error(at, `${s.subject === TOP.subject ? 'the pipeline' : s.subject} must be ${expected}, got ${describe(value)}`);
+      this.r.error(
+        at,
+        `${s.subject === TOP.subject ? 'the pipeline' : s.subject} must be ${expected}, got ${describe(value)}`,
+      );
       return undefined;
     }
     const out = new Map<string, Entry>();
@@ -256,14 +341,21 @@ class PipelineReader {
     if (e === undefined) return undefined;
     const v = isScalar(e.value) ? e.value.value : undefined;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      this.r.error(e.at, `${this.label(e.key, s)} must be a whole number between ${min} and ${max}, got ${describe(e.value)}`);
+      this.r.error(
+        e.at,
+        `${this.label(e.key, s)} must be a whole number between ${min} and ${max}, got ${describe(e.value)}`,
+      );
       return undefined;
     }
     return v;
   }
 
   /** A list of strings; `single` also accepts one string for the list of one. */
-  private stringList(e: Entry | undefined, s: Scope, opts: { single?: boolean; nonEmpty?: boolean; item?: string } = {}): { text: string; node: Node }[] | undefined {
+  private stringList(
+    e: Entry | undefined,
+    s: Scope,
+    opts: { single?: boolean; nonEmpty?: boolean; item?: string } = {},
+  ): { text: string; node: Node }[] | undefined {
     if (e === undefined) return undefined;
     const what = this.label(e.key, s);
     if (opts.single && isScalar(e.value) && typeof e.value.value === 'string') {
@@ -271,7 +363,10 @@ class PipelineReader {
       return t === undefined ? undefined : [{ text: t, node: e.at }];
     }
     if (!isSeq(e.value)) {
-      this.r.error(e.at, `${what} must be a list${opts.single ? ' or a string' : ''}${opts.item ? ` of ${opts.item}` : ''}, got ${describe(e.value)}`);
+      this.r.error(
+        e.at,
+        `${what} must be a list${opts.single ? ' or a string' : ''}${opts.item ? ` of ${opts.item}` : ''}, got ${describe(e.value)}`,
+      );
       return undefined;
     }
     if (opts.nonEmpty && e.value.items.length === 0) {
@@ -296,14 +391,22 @@ class PipelineReader {
   }
 
   /** Names that must follow NAME and not repeat. */
-  private nameList(e: Entry | undefined, s: Scope, kind: string, opts: { single?: boolean } = {}): { text: string; node: Node }[] | undefined {
+  private nameList(
+    e: Entry | undefined,
+    s: Scope,
+    kind: string,
+    opts: { single?: boolean } = {},
+  ): { text: string; node: Node }[] | undefined {
     const list = this.stringList(e, s, { single: opts.single, item: `${kind} names` });
     if (list === undefined) return undefined;
     const seen = new Set<string>();
     let ok = true;
     for (const item of list) {
       if (!NAME.test(item.text)) {
-        this.r.error(item.node, `${kind} name ${quote(item.text)} in ${this.label(e!.key, s)} is not allowed; ${NAME_RULE}`);
+        this.r.error(
+          item.node,
+          `${kind} name ${quote(item.text)} in ${this.label(e!.key, s)} is not allowed; ${NAME_RULE}`,
+        );
         ok = false;
       } else if (seen.has(item.text)) {
         this.r.error(item.node, `${kind} ${quote(item.text)} is listed twice in ${this.label(e!.key, s)}`);
@@ -319,12 +422,21 @@ class PipelineReader {
    * systems of macOS and Windows hosts (Docker Desktop bind mounts) `Model` and `model` are one
    * file. Reports item `i` when it differs from an earlier item only in case; false then.
    */
-  private caseClash(items: readonly { text: string; node: Node }[], i: number, kind: string, s: Scope, folder: string): boolean {
+  private caseClash(
+    items: readonly { text: string; node: Node }[],
+    i: number,
+    kind: string,
+    s: Scope,
+    folder: string,
+  ): boolean {
     const item = items[i]!;
     const lower = item.text.toLowerCase();
     const earlier = items.slice(0, i).find((o) => o.text !== item.text && o.text.toLowerCase() === lower);
     if (earlier === undefined) return true;
-    this.r.error(item.node, `${kind} ${quote(item.text)}${s.of} and ${kind} ${quote(earlier.text)} (${this.where(earlier.node)}) differ only in case, and ${folder}/${earlier.text} and ${folder}/${item.text} are one file where names ignore case (macOS, Windows); rename one of them`);
+    this.r.error(
+      item.node,
+      `${kind} ${quote(item.text)}${s.of} and ${kind} ${quote(earlier.text)} (${this.where(earlier.node)}) differ only in case, and ${folder}/${earlier.text} and ${folder}/${item.text} are one file where names ignore case (macOS, Windows); rename one of them`,
+    );
     return false;
   }
 
@@ -338,7 +450,8 @@ class PipelineReader {
 
   private pipelineName(e: Entry | undefined): string | undefined {
     // `name: 2024` is a number to YAML but a fine name for 2024.yaml.
-    const numeric = e !== undefined && isScalar(e.value) && typeof e.value.value === 'number' ? scalarText(e.value) : undefined;
+    const numeric =
+      e !== undefined && isScalar(e.value) && typeof e.value.value === 'number' ? scalarText(e.value) : undefined;
     const name = numeric ?? this.string(e, TOP);
     if (name === undefined || e === undefined) return undefined;
     if (!PIPELINE_NAME.test(name)) {
@@ -348,7 +461,10 @@ class PipelineReader {
     const base = this.file.split('/').pop() ?? this.file;
     const stem = base.replace(/\.ya?ml$/, '');
     if (stem !== name) {
-      this.r.error(e.at, `pipeline name ${quote(name)} does not match its file name ${quote(base)}; the name must be the file name without .yaml`);
+      this.r.error(
+        e.at,
+        `pipeline name ${quote(name)} does not match its file name ${quote(base)}; the name must be the file name without .yaml`,
+      );
       return undefined;
     }
     return name;
@@ -370,7 +486,10 @@ class PipelineReader {
         const pf = this.fields(p.value, p.at, p.keyNode, ps, PUSH_KEYS, []);
         push = pf === undefined ? undefined : this.pushFilters(pf, ps);
       } else {
-        this.r.error(p.at, `"push" of "on" must be true, false, or a mapping of filters (branches, tags, paths and their -ignore forms), got ${describe(p.value)}`);
+        this.r.error(
+          p.at,
+          `"push" of "on" must be true, false, or a mapping of filters (branches, tags, paths and their -ignore forms), got ${describe(p.value)}`,
+        );
         push = undefined;
       }
     }
@@ -394,11 +513,17 @@ class PipelineReader {
       const select = pf.get(k.key);
       const ignore = pf.get(k.ignore);
       if (select !== undefined && ignore !== undefined) {
-        this.r.error(ignore.keyNode, `"${k.ignore}"${ps.of} cannot be used together with "${k.key}" (${this.where(select.keyNode)}), as on GitHub; to leave some ${k.key} out, list them in "${k.key}" with a leading "!"`);
+        this.r.error(
+          ignore.keyNode,
+          `"${k.ignore}"${ps.of} cannot be used together with "${k.key}" (${this.where(select.keyNode)}), as on GitHub; to leave some ${k.key} out, list them in "${k.key}" with a leading "!"`,
+        );
         ok = false;
         continue;
       }
-      for (const [entry, field, isIgnore] of [[select, k.field, false], [ignore, k.ignoreField, true]] as const) {
+      for (const [entry, field, isIgnore] of [
+        [select, k.field, false],
+        [ignore, k.ignoreField, true],
+      ] as const) {
         if (entry === undefined) continue;
         const list = this.stringList(entry, ps, { single: true, nonEmpty: true, item: `${k.what} patterns` });
         if (list === undefined) {
@@ -410,7 +535,10 @@ class PipelineReader {
           try {
             compileFilterPattern(item.text);
           } catch (err) {
-            this.r.error(item.node, `pattern ${quote(item.text)} in ${this.label(entry.key, ps)} ${(err as Error).message}`);
+            this.r.error(
+              item.node,
+              `pattern ${quote(item.text)} in ${this.label(entry.key, ps)} ${(err as Error).message}`,
+            );
             patternsOk = false;
           }
         }
@@ -419,7 +547,10 @@ class PipelineReader {
           continue;
         }
         if (!isIgnore && list.every((item) => item.text.startsWith('!'))) {
-          this.r.error(entry.at, `${this.label(entry.key, ps)} has only "!" patterns, which leave out ${k.key} but select none, so no push would match (GitHub refuses it too); to run on every ${k.what} but these, use "${k.ignore}" with the same patterns without the "!"`);
+          this.r.error(
+            entry.at,
+            `${this.label(entry.key, ps)} has only "!" patterns, which leave out ${k.key} but select none, so no push would match (GitHub refuses it too); to run on every ${k.what} but these, use "${k.ignore}" with the same patterns without the "!"`,
+          );
           ok = false;
           continue;
         }
@@ -433,7 +564,15 @@ class PipelineReader {
   private concurrency(e: Entry | undefined): ConcurrencySpec | undefined | null {
     if (e === undefined) return undefined;
     const s = scope('"concurrency"');
-    const f = this.fields(e.value, e.at, e.keyNode, s, CONCURRENCY_KEYS, ['group'], 'a mapping like { group: "{{pipeline}}-{{branch}}", cancel-in-progress: true }');
+    const f = this.fields(
+      e.value,
+      e.at,
+      e.keyNode,
+      s,
+      CONCURRENCY_KEYS,
+      ['group'],
+      'a mapping like { group: "{{pipeline}}-{{branch}}", cancel-in-progress: true }',
+    );
     if (f === undefined) return null;
     const ge = f.get('group');
     const group = this.string(ge, s);
@@ -448,11 +587,17 @@ class PipelineReader {
   }
 
   private params(e: Entry | undefined): Record<string, ParamSpec> | undefined {
-    const params = this.declarations(e, 'params', 'parameter', (pe) => this.param(pe), (pe, first) => {
-      const env = paramEnvName(pe.key);
-      if (paramEnvName(first.key) !== env) return undefined;
-      return `parameter ${quote(pe.key)} and parameter ${quote(first.key)} (${this.where(first.keyNode)}) both arrive in the container as ${env}; rename one of them`;
-    });
+    const params = this.declarations(
+      e,
+      'params',
+      'parameter',
+      (pe) => this.param(pe),
+      (pe, first) => {
+        const env = paramEnvName(pe.key);
+        if (paramEnvName(first.key) !== env) return undefined;
+        return `parameter ${quote(pe.key)} and parameter ${quote(first.key)} (${this.where(first.keyNode)}) both arrive in the container as ${env}; rename one of them`;
+      },
+    );
     if (params !== undefined) for (const name of Object.keys(params)) this.paramEnv.set(paramEnvName(name), name);
     return params;
   }
@@ -476,7 +621,10 @@ class PipelineReader {
   ): Record<string, T> | undefined {
     if (e === undefined) return {};
     if (!isMap(e.value)) {
-      this.r.error(e.at, `"${section}" must be a mapping of ${kind} names to their declarations, got ${describe(e.value)}`);
+      this.r.error(
+        e.at,
+        `"${section}" must be a mapping of ${kind} names to their declarations, got ${describe(e.value)}`,
+      );
       return undefined;
     }
     const out: Record<string, T> = {};
@@ -487,7 +635,8 @@ class PipelineReader {
         ok = false;
         continue;
       }
-      const problem = clash === undefined ? undefined : named.map((earlier) => clash(entry, earlier)).find((m) => m !== undefined);
+      const problem =
+        clash === undefined ? undefined : named.map((earlier) => clash(entry, earlier)).find((m) => m !== undefined);
       named.push(entry);
       if (problem !== undefined) {
         this.r.error(entry.keyNode, problem);
@@ -502,14 +651,25 @@ class PipelineReader {
 
   private param(pe: Entry): ParamSpec | undefined {
     const s = scope(`parameter "${pe.key}"`);
-    const f = this.fields(pe.value, pe.at, pe.keyNode, s, PARAM_KEYS, ['type'], 'a mapping like { type: integer, default: 3 }');
+    const f = this.fields(
+      pe.value,
+      pe.at,
+      pe.keyNode,
+      s,
+      PARAM_KEYS,
+      ['type'],
+      'a mapping like { type: integer, default: 3 }',
+    );
     if (f === undefined) return undefined;
     const typeEntry = f.get('type');
     const typeText = this.string(typeEntry, s);
     if (typeText === undefined) return undefined;
     if (!(PARAM_TYPES as readonly string[]).includes(typeText)) {
       const hint = didYouMean(typeText, PARAM_TYPES);
-      this.r.error(typeEntry!.at, `"type"${s.of} must be one of ${PARAM_TYPES.join(', ')}, got ${quote(typeText)}${hint}`);
+      this.r.error(
+        typeEntry!.at,
+        `"type"${s.of} must be one of ${PARAM_TYPES.join(', ')}, got ${quote(typeText)}${hint}`,
+      );
       return undefined;
     }
     const type = typeText as ParamType;
@@ -520,13 +680,19 @@ class PipelineReader {
       const be = f.get(bound);
       if (be === undefined) continue;
       if (!numeric) {
-        this.r.error(be.keyNode, `"${bound}" only applies to integer and number parameters; ${s.subject} is ${type === 'enum' ? 'an' : 'a'} ${type}`);
+        this.r.error(
+          be.keyNode,
+          `"${bound}" only applies to integer and number parameters; ${s.subject} is ${type === 'enum' ? 'an' : 'a'} ${type}`,
+        );
         ok = false;
         continue;
       }
       const v = isScalar(be.value) ? be.value.value : undefined;
       if (typeof v !== 'number' || !Number.isFinite(v) || (type === 'integer' && !Number.isSafeInteger(v))) {
-        this.r.error(be.at, `"${bound}"${s.of} must be ${type === 'integer' ? 'an integer' : 'a number'}, got ${describe(be.value)}`);
+        this.r.error(
+          be.at,
+          `"${bound}"${s.of} must be ${type === 'integer' ? 'an integer' : 'a number'}, got ${describe(be.value)}`,
+        );
         ok = false;
         continue;
       }
@@ -547,7 +713,10 @@ class PipelineReader {
         else spec.values = values;
       }
     } else if (ve !== undefined) {
-      this.r.error(ve.keyNode, `"values" only applies to enum parameters; ${s.subject} is ${type === 'integer' ? 'an' : 'a'} ${type}`);
+      this.r.error(
+        ve.keyNode,
+        `"values" only applies to enum parameters; ${s.subject} is ${type === 'integer' ? 'an' : 'a'} ${type}`,
+      );
       ok = false;
     }
     const de = f.get('description');
@@ -577,7 +746,10 @@ class PipelineReader {
       const node = (item ?? raw ?? ve.at) as Node;
       const text = isScalar(item) ? scalarText(item) : undefined;
       if (text === undefined || text.includes('\0') || text === '') {
-        this.r.error(node, `each entry of "values"${s.of} must be a non-empty string, number or boolean, got ${describe(item)}`);
+        this.r.error(
+          node,
+          `each entry of "values"${s.of} must be a non-empty string, number or boolean, got ${describe(item)}`,
+        );
         ok = false;
       } else if (out.includes(text)) {
         this.r.error(node, `${quote(text)} is listed twice in "values"${s.of}`);
@@ -612,11 +784,22 @@ class PipelineReader {
 
   private machine(me: Entry): MachineSpec | undefined {
     const s = scope(`machine "${me.key}"`);
-    const f = this.fields(me.value, me.at, me.keyNode, s, MACHINE_KEYS, [], 'a mapping like { instance: g5.xlarge, gpus: 1 } or { kubernetes: a100, gpus: 1 }');
+    const f = this.fields(
+      me.value,
+      me.at,
+      me.keyNode,
+      s,
+      MACHINE_KEYS,
+      [],
+      'a mapping like { instance: g5.xlarge, gpus: 1 } or { kubernetes: a100, gpus: 1 }',
+    );
     if (f === undefined) return undefined;
     if (f.has('kubernetes')) return this.kubernetesMachine(f, s);
     if (!f.has('instance')) {
-      this.r.error(me.keyNode, `${s.subject} needs "instance" (EC2 instance types) or "kubernetes" (a Kubernetes machine class of this server)`);
+      this.r.error(
+        me.keyNode,
+        `${s.subject} needs "instance" (EC2 instance types) or "kubernetes" (a Kubernetes machine class of this server)`,
+      );
       return undefined;
     }
     return this.ec2Machine(f, s);
@@ -628,14 +811,20 @@ class PipelineReader {
     for (const k of EC2_ONLY_KEYS) {
       const e = f.get(k);
       if (e === undefined) continue;
-      const what = k === 'instance' ? '"instance" and "kubernetes" exclude each other: a machine is either EC2 or Kubernetes' : `"${k}" only applies to EC2 machines (instance:); ${s.subject} is a Kubernetes machine`;
+      const what =
+        k === 'instance'
+          ? '"instance" and "kubernetes" exclude each other: a machine is either EC2 or Kubernetes'
+          : `"${k}" only applies to EC2 machines (instance:); ${s.subject} is a Kubernetes machine`;
       this.r.error(e.keyNode, what);
       ok = false;
     }
     const ke = f.get('kubernetes')!;
     const cls = this.string(ke, s);
     if (cls !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cls)) {
-      this.r.error(ke.at, `"kubernetes"${s.of} must name a Kubernetes machine class of this server (lower-case letters, digits and "-"), got ${quote(cls)}`);
+      this.r.error(
+        ke.at,
+        `"kubernetes"${s.of} must name a Kubernetes machine class of this server (lower-case letters, digits and "-"), got ${quote(cls)}`,
+      );
       ok = false;
     }
     const ge = f.get('gpus');
@@ -646,7 +835,11 @@ class PipelineReader {
 
   private ec2Machine(f: Map<string, Entry>, s: Scope): Ec2MachineSpec | undefined {
     let ok = true;
-    const instances = this.stringList(f.get('instance'), s, { single: true, nonEmpty: true, item: 'EC2 instance types' });
+    const instances = this.stringList(f.get('instance'), s, {
+      single: true,
+      nonEmpty: true,
+      item: 'EC2 instance types',
+    });
     if (instances === undefined) ok = false;
     for (const i of instances ?? []) {
       if (!INSTANCE_TYPE.test(i.text) || i.text.length > 64) {
@@ -668,16 +861,29 @@ class PipelineReader {
     const spot = read('spot', (x) => this.boolean(x, s), false);
     const onDemandFallback = read('on_demand_fallback', (x) => this.boolean(x, s), true);
     const diskGb = read('disk_gb', (x) => this.integer(x, s, 1, MAX_DISK_GB), DEFAULT_DISK_GB);
-    const ami = read<string | undefined>('ami', (x) => {
-      const t = this.string(x, s);
-      if (t !== undefined && !AMI.test(t)) {
-        this.r.error(x.at, `"ami"${s.of} must be an AMI id like ami-0123456789abcdef0 or an SSM parameter name like /aws/service/…, got ${quote(t)}`);
-        return undefined;
-      }
-      return t;
-    }, undefined);
+    const ami = read<string | undefined>(
+      'ami',
+      (x) => {
+        const t = this.string(x, s);
+        if (t !== undefined && !AMI.test(t)) {
+          this.r.error(
+            x.at,
+            `"ami"${s.of} must be an AMI id like ami-0123456789abcdef0 or an SSM parameter name like /aws/service/…, got ${quote(t)}`,
+          );
+          return undefined;
+        }
+        return t;
+      },
+      undefined,
+    );
     if (!ok || instances === undefined) return undefined;
-    const spec: Ec2MachineSpec = { instance: instances.map((i) => i.text), gpus, spot, on_demand_fallback: onDemandFallback, disk_gb: diskGb };
+    const spec: Ec2MachineSpec = {
+      instance: instances.map((i) => i.text),
+      gpus,
+      spot,
+      on_demand_fallback: onDemandFallback,
+      disk_gb: diskGb,
+    };
     if (ami !== undefined) spec.ami = ami;
     return spec;
   }
@@ -705,17 +911,37 @@ class PipelineReader {
    * so that references to this step are still checked. */
   private step(se: Entry): { spec: StepSpec; keyNode: Node; outputsOk: boolean } | undefined {
     const s = scope(`step "${se.key}"`);
-    const f = this.fields(se.value, se.at, se.keyNode, s, STEP_KEYS, ['image', 'run'], 'a mapping with at least "image" and "run"');
+    const f = this.fields(
+      se.value,
+      se.at,
+      se.keyNode,
+      s,
+      STEP_KEYS,
+      ['image', 'run'],
+      'a mapping with at least "image" and "run"',
+    );
     const spec: StepSpec = {
-      name: se.key, image: '', run: '', env: {}, inputs: {}, outputs: [], needs: [],
-      timeoutSeconds: DEFAULT_TIMEOUT_SECONDS, retries: 0, cache: true, line: this.r.line(se.keyNode),
+      name: se.key,
+      image: '',
+      run: '',
+      env: {},
+      inputs: {},
+      outputs: [],
+      needs: [],
+      timeoutSeconds: DEFAULT_TIMEOUT_SECONDS,
+      retries: 0,
+      cache: true,
+      line: this.r.line(se.keyNode),
     };
     if (f === undefined) return { spec, keyNode: se.keyNode, outputsOk: false };
 
     const image = this.string(f.get('image'), s);
     if (image !== undefined) {
       if (image.length > 512 || !IMAGE_REF.test(image)) {
-        this.r.error(f.get('image')!.at, `"image"${s.of} is not a container image reference like python:3.12-slim or ghcr.io/org/image@sha256:…; got ${quote(image)}`);
+        this.r.error(
+          f.get('image')!.at,
+          `"image"${s.of} is not a container image reference like python:3.12-slim or ghcr.io/org/image@sha256:…; got ${quote(image)}`,
+        );
       } else spec.image = image;
     }
     const runEntry = f.get('run');
@@ -725,7 +951,10 @@ class PipelineReader {
       } else if (isSeq(runEntry.value)) {
         spec.run = (this.stringList(runEntry, s, { nonEmpty: true }) ?? []).map((x) => x.text);
       } else {
-        this.r.error(runEntry.at, `"run"${s.of} must be a command string or a list of arguments, got ${describe(runEntry.value)}`);
+        this.r.error(
+          runEntry.at,
+          `"run"${s.of} must be a command string or a list of arguments, got ${describe(runEntry.value)}`,
+        );
       }
     }
     const code = this.stringList(f.get('code'), s, { item: 'repository paths' });
@@ -741,7 +970,9 @@ class PipelineReader {
     this.secrets(f.get('secrets'), s, spec);
     this.inputs(f.get('inputs'), s, spec);
     const outputs = this.nameList(f.get('outputs'), s, 'output');
-    const outputsOk = outputs !== undefined && outputs.map((_, i) => this.caseClash(outputs, i, 'output', s, '/outputs')).every(Boolean);
+    const outputsOk =
+      outputs !== undefined &&
+      outputs.map((_, i) => this.caseClash(outputs, i, 'output', s, '/outputs')).every(Boolean);
     if (outputsOk) spec.outputs = outputs.map((o) => o.text);
     for (const n of this.nameList(f.get('needs'), s, 'step', { single: true }) ?? []) {
       spec.needs.push(n.text);
@@ -752,7 +983,13 @@ class PipelineReader {
     if (machine !== undefined) {
       spec.machine = machine;
       const secretsKey = f.get('secrets')?.keyNode;
-      this.refs.push({ from: se.key, node: me!.at, kind: 'machine', target: machine, ...(secretsKey ? { secretsNode: secretsKey } : {}) });
+      this.refs.push({
+        from: se.key,
+        node: me!.at,
+        kind: 'machine',
+        target: machine,
+        ...(secretsKey ? { secretsNode: secretsKey } : {}),
+      });
     }
     this.timeout(f.get('timeout'), s, spec);
     spec.retries = this.integer(f.get('retries'), s, 0, MAX_RETRIES) ?? 0;
@@ -760,7 +997,8 @@ class PipelineReader {
     const cv = f.get('cache_version');
     if (cv !== undefined) {
       const text = isScalar(cv.value) ? scalarText(cv.value) : undefined;
-      if (text === undefined || text.includes('\0')) this.r.error(cv.at, `"cache_version"${s.of} must be a string or a number, got ${describe(cv.value)}`);
+      if (text === undefined || text.includes('\0'))
+        this.r.error(cv.at, `"cache_version"${s.of} must be a string or a number, got ${describe(cv.value)}`);
       else spec.cacheVersion = text;
     }
     const params = this.nameList(f.get('params'), s, 'parameter');
@@ -779,23 +1017,35 @@ class PipelineReader {
     }
     for (const ve of this.r.entries(e.value, `in "env"${s.of}`)) {
       if (!ENV_NAME.test(ve.key)) {
-        this.r.error(ve.keyNode, `environment variable name ${quote(ve.key)}${s.of} is not allowed; use letters, digits and "_", not starting with a digit`);
+        this.r.error(
+          ve.keyNode,
+          `environment variable name ${quote(ve.key)}${s.of} is not allowed; use letters, digits and "_", not starting with a digit`,
+        );
         continue;
       }
       // Trainyard sets these after the step's own env, so the step's value would be lost silently.
       if (ve.key.startsWith(RESERVED_ENV_PREFIX)) {
-        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is not allowed; Trainyard sets the ${RESERVED_ENV_PREFIX}* variables itself`);
+        this.r.error(
+          ve.keyNode,
+          `environment variable ${quote(ve.key)}${s.of} is not allowed; Trainyard sets the ${RESERVED_ENV_PREFIX}* variables itself`,
+        );
         continue;
       }
       const param = this.paramEnv.get(ve.key);
       if (param !== undefined) {
-        this.r.error(ve.keyNode, `environment variable ${quote(ve.key)}${s.of} is where parameter ${quote(param)} arrives; the parameter's value would replace it, so rename the variable or the parameter`);
+        this.r.error(
+          ve.keyNode,
+          `environment variable ${quote(ve.key)}${s.of} is where parameter ${quote(param)} arrives; the parameter's value would replace it, so rename the variable or the parameter`,
+        );
         continue;
       }
       const text = isScalar(ve.value) ? scalarText(ve.value) : undefined;
       if (text === undefined) {
         const hint = ve.value === null ? '; write "" for an empty value' : '';
-        this.r.error(ve.at, `environment variable "${ve.key}"${s.of} must be a string, number or boolean, got ${describe(ve.value)}${hint}`);
+        this.r.error(
+          ve.at,
+          `environment variable "${ve.key}"${s.of} must be a string, number or boolean, got ${describe(ve.value)}${hint}`,
+        );
       } else if (text.includes('\0')) {
         this.r.error(ve.at, `environment variable "${ve.key}"${s.of} must not contain a NUL character`);
       } else spec.env[ve.key] = text;
@@ -817,7 +1067,10 @@ class PipelineReader {
       } else if (names.includes(item.text)) {
         this.r.error(item.node, `secret ${quote(item.text)} is listed twice in "secrets"${s.of}`);
       } else if (Object.hasOwn(spec.env, item.text)) {
-        this.r.error(item.node, `secret ${quote(item.text)}${s.of} is also set in "env"; the secret arrives in the environment variable of its name, so remove one of them`);
+        this.r.error(
+          item.node,
+          `secret ${quote(item.text)}${s.of} is also set in "env"; the secret arrives in the environment variable of its name, so remove one of them`,
+        );
       } else names.push(item.text);
     }
     if (names.length === list.length && names.length > 0) spec.secrets = names;
@@ -835,7 +1088,10 @@ class PipelineReader {
       named.push({ text: ie.key, node: ie.keyNode });
       if (!this.caseClash(named, named.length - 1, 'input', s, '/inputs')) continue;
       if (!isScalar(ie.value) || typeof ie.value.value !== 'string') {
-        this.r.error(ie.at, `input "${ie.key}"${s.of} must be a string (steps.<step>.outputs.<output>, s3://bucket/key, or a repository path), got ${describe(ie.value)}`);
+        this.r.error(
+          ie.at,
+          `input "${ie.key}"${s.of} must be a string (steps.<step>.outputs.<output>, s3://bucket/key, or a repository path), got ${describe(ie.value)}`,
+        );
         continue;
       }
       const parsed = parseInput(ie.value.value);
@@ -845,7 +1101,14 @@ class PipelineReader {
       }
       spec.inputs[ie.key] = parsed.source;
       if (parsed.source.kind === 'step') {
-        this.refs.push({ from: spec.name, node: ie.at, kind: 'input', target: parsed.source.step, input: ie.key, output: parsed.source.output });
+        this.refs.push({
+          from: spec.name,
+          node: ie.at,
+          kind: 'input',
+          target: parsed.source.step,
+          input: ie.key,
+          output: parsed.source.output,
+        });
       }
     }
   }
@@ -853,11 +1116,24 @@ class PipelineReader {
   private timeout(e: Entry | undefined, s: Scope, spec: StepSpec): void {
     if (e === undefined) return;
     const v = isScalar(e.value) ? e.value.value : undefined;
-    const seconds = typeof v === 'number' ? (Number.isSafeInteger(v) ? v : undefined) : typeof v === 'string' ? parseDuration(v) : undefined;
+    const seconds =
+      typeof v === 'number'
+        ? Number.isSafeInteger(v)
+          ? v
+          : undefined
+        : typeof v === 'string'
+          ? parseDuration(v)
+          : undefined;
     if (seconds === undefined) {
-      this.r.error(e.at, `"timeout"${s.of} must be a duration like 90s, 30m, 2h or 1h30m, or a number of seconds; got ${describe(e.value)}`);
+      this.r.error(
+        e.at,
+        `"timeout"${s.of} must be a duration like 90s, 30m, 2h or 1h30m, or a number of seconds; got ${describe(e.value)}`,
+      );
     } else if (seconds <= 0 || seconds > MAX_TIMEOUT_SECONDS) {
-      this.r.error(e.at, `"timeout"${s.of} must be more than 0 and at most ${formatDuration(MAX_TIMEOUT_SECONDS)}; got ${describe(e.value)}`);
+      this.r.error(
+        e.at,
+        `"timeout"${s.of} must be more than 0 and at most ${formatDuration(MAX_TIMEOUT_SECONDS)}; got ${describe(e.value)}`,
+      );
     } else spec.timeoutSeconds = seconds;
   }
 
@@ -876,36 +1152,61 @@ class PipelineReader {
         case 'machine':
           if (machines !== undefined && !Object.hasOwn(machines, ref.target)) {
             const names = Object.keys(machines);
-            const hint = didYouMean(ref.target, names) || (names.length === 0 ? '; declare it under "machines"' : `; the machines are ${names.join(', ')}`);
+            const hint =
+              didYouMean(ref.target, names) ||
+              (names.length === 0 ? '; declare it under "machines"' : `; the machines are ${names.join(', ')}`);
             this.r.error(ref.node, `${where} uses machine ${quote(ref.target)}, which is not declared${hint}`);
           } else if (machines !== undefined && ref.secretsNode !== undefined && 'kubernetes' in machines[ref.target]!) {
-            this.r.error(ref.secretsNode, `${where} runs on Kubernetes machine ${quote(ref.target)}, where "secrets" are not supported yet; run the step on this host or an EC2 machine, or give the pod a Secret through the server's Kubernetes class (pod template patch)`);
+            this.r.error(
+              ref.secretsNode,
+              `${where} runs on Kubernetes machine ${quote(ref.target)}, where "secrets" are not supported yet; run the step on this host or an EC2 machine, or give the pod a Secret through the server's Kubernetes class (pod template patch)`,
+            );
           }
           break;
         case 'param':
           if (params !== undefined && !Object.hasOwn(params, ref.target)) {
             const names = Object.keys(params);
-            const hint = didYouMean(ref.target, names) || (names.length === 0 ? '; declare it under "params"' : `; the parameters are ${names.join(', ')}`);
+            const hint =
+              didYouMean(ref.target, names) ||
+              (names.length === 0 ? '; declare it under "params"' : `; the parameters are ${names.join(', ')}`);
             this.r.error(ref.node, `${where} lists parameter ${quote(ref.target)}, which is not declared${hint}`);
           }
           break;
         case 'needs':
         case 'input': {
-          const subject = ref.kind === 'needs' ? `${where} needs step ${quote(ref.target)}` : `input "${ref.input}" of ${where} refers to step ${quote(ref.target)}`;
+          const subject =
+            ref.kind === 'needs'
+              ? `${where} needs step ${quote(ref.target)}`
+              : `input "${ref.input}" of ${where} refers to step ${quote(ref.target)}`;
           if (ref.target === ref.from) {
-            this.r.error(ref.node, ref.kind === 'needs' ? `${where} lists itself in "needs"; a step cannot wait for itself` : `input "${ref.input}" of ${where} refers to the step itself; a step cannot use its own outputs`);
+            this.r.error(
+              ref.node,
+              ref.kind === 'needs'
+                ? `${where} lists itself in "needs"; a step cannot wait for itself`
+                : `input "${ref.input}" of ${where} refers to the step itself; a step cannot use its own outputs`,
+            );
             break;
           }
           const target = byName.get(ref.target);
           if (target === undefined) {
-            const hint = didYouMean(ref.target, stepNames.filter((n) => n !== ref.from));
+            const hint = didYouMean(
+              ref.target,
+              stepNames.filter((n) => n !== ref.from),
+            );
             this.r.error(ref.node, `${subject}, which does not exist${hint}`);
             break;
           }
           if (ref.kind === 'input' && target.outputsOk && !target.spec.outputs.includes(ref.output!)) {
             const outs = target.spec.outputs;
-            const hint = didYouMean(ref.output!, outs) || (outs.length === 0 ? `; step "${ref.target}" declares no outputs` : `; its outputs are ${outs.join(', ')}`);
-            this.r.error(ref.node, `input "${ref.input}" of ${where} wants output ${quote(ref.output!)} of step "${ref.target}", which that step does not declare${hint}`);
+            const hint =
+              didYouMean(ref.output!, outs) ||
+              (outs.length === 0
+                ? `; step "${ref.target}" declares no outputs`
+                : `; its outputs are ${outs.join(', ')}`);
+            this.r.error(
+              ref.node,
+              `input "${ref.input}" of ${where} wants output ${quote(ref.output!)} of step "${ref.target}", which that step does not declare${hint}`,
+            );
           }
         }
       }
@@ -925,7 +1226,10 @@ class PipelineReader {
     }
     const cycles = findCycles(names, deps);
     for (const c of cycles) {
-      this.r.error(edgeNode.get(`${c[0]}\0${c[1]}`), `cycle: ${c.join(' → ')} (each step needs the one after it, so none can start)`);
+      this.r.error(
+        edgeNode.get(`${c[0]}\0${c[1]}`),
+        `cycle: ${c.join(' → ')} (each step needs the one after it, so none can start)`,
+      );
     }
     return cycles.length > 0 ? undefined : topologicalOrder(names, deps);
   }
@@ -933,5 +1237,11 @@ class PipelineReader {
 
 /** Exposed for the schema test: the parser's own notion of each level's keys. */
 export const PIPELINE_KEYS = {
-  top: TOP_KEYS, on: ON_KEYS, concurrency: CONCURRENCY_KEYS, push: PUSH_KEYS, param: PARAM_KEYS, machine: MACHINE_KEYS, step: STEP_KEYS,
+  top: TOP_KEYS,
+  on: ON_KEYS,
+  concurrency: CONCURRENCY_KEYS,
+  push: PUSH_KEYS,
+  param: PARAM_KEYS,
+  machine: MACHINE_KEYS,
+  step: STEP_KEYS,
 } as const;

@@ -73,9 +73,7 @@ export type MachineSpec = Ec2MachineSpec | KubernetesMachineSpec;
 export const isKubernetesMachine = (m: MachineSpec): m is KubernetesMachineSpec => 'kubernetes' in m;
 
 export type InputSource =
-  | { kind: 'step'; step: string; output: string }
-  | { kind: 'uri'; uri: string }
-  | { kind: 'repo'; path: string };
+  { kind: 'step'; step: string; output: string } | { kind: 'uri'; uri: string } | { kind: 'repo'; path: string };
 
 export interface StepSpec {
   name: string;

@@ -1,7 +1,19 @@
 // Reading a parsed YAML document node by node, so that every error can point at the exact
 // key or value it is about. The document is never turned into plain JS (no toJS), so an
 // alias is followed only where the pipeline format reads a value, never expanded blindly.
-import { isAlias, isMap, isScalar, isSeq, type Alias, type Document, type LineCounter, type Node, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
+import {
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  type Alias,
+  type Document,
+  type LineCounter,
+  type Node,
+  type Scalar,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml';
 import type { PipelineError } from './types.js';
 import { quote } from './names.js';
 
@@ -54,7 +66,12 @@ export class NodeReader {
     const sorted = [...this.errors].sort((a, b) => a.line - b.line || a.column - b.column);
     if (this.truncated) {
       const last = sorted[sorted.length - 1];
-      sorted.push({ file: this.file, line: last?.line ?? 1, column: last?.column ?? 1, message: `too many errors; only the first ${MAX_ERRORS} are shown` });
+      sorted.push({
+        file: this.file,
+        line: last?.line ?? 1,
+        column: last?.column ?? 1,
+        message: `too many errors; only the first ${MAX_ERRORS} are shown`,
+      });
     }
     return sorted;
   }
@@ -92,7 +109,11 @@ export class NodeReader {
       const keyNode = (pair.key ?? map) as Node;
       const key = this.resolve(pair.key);
       if (!isScalar(key) || typeof key.value === 'object') {
-        if (report) this.error(keyNode, `keys ${scope} must be plain names, not ${key === null ? 'empty' : isMap(key) ? 'mappings' : 'lists'}`);
+        if (report)
+          this.error(
+            keyNode,
+            `keys ${scope} must be plain names, not ${key === null ? 'empty' : isMap(key) ? 'mappings' : 'lists'}`,
+          );
         continue;
       }
       const name = String(key.value);
@@ -102,7 +123,11 @@ export class NodeReader {
       }
       const first = explicit.get(name);
       if (first !== undefined) {
-        if (report) this.error(keyNode, `duplicate key ${quote(name)} ${scope} (first given on line ${this.line(first.keyNode)})`);
+        if (report)
+          this.error(
+            keyNode,
+            `duplicate key ${quote(name)} ${scope} (first given on line ${this.line(first.keyNode)})`,
+          );
         continue;
       }
       const value = this.resolve(pair.value);
@@ -128,7 +153,8 @@ export class NodeReader {
     for (const ref of refs) {
       const target = this.resolve(ref);
       if (isAlias(ref) && isMap(target)) maps.push(target);
-      else if (report) this.error(keyNode, `the merge key "<<" ${scope} must name mappings by alias, like <<: *defaults`);
+      else if (report)
+        this.error(keyNode, `the merge key "<<" ${scope} must name mappings by alias, like <<: *defaults`);
     }
     return maps;
   }
@@ -150,7 +176,8 @@ export function describe(value: Value | null): string {
 export function scalarText(value: Scalar): string | undefined {
   const v = value.value;
   if (typeof v === 'string') return v;
-  if (typeof v === 'number' || typeof v === 'bigint') return value.type === 'PLAIN' && value.source ? value.source : String(v);
+  if (typeof v === 'number' || typeof v === 'bigint')
+    return value.type === 'PLAIN' && value.source ? value.source : String(v);
   if (typeof v === 'boolean') return String(v);
   return undefined;
 }

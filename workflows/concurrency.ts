@@ -32,7 +32,11 @@ export async function concurrencyGroup(state: GroupState = { superseded: [] }): 
     superseded.push(old.workflowId);
     if (superseded.length > REMEMBERED) superseded.splice(0, superseded.length - REMEMBERED);
     try {
-      await getExternalWorkflowHandle(old.workflowId).signal(supersedeSignal, { workflowId: by.workflowId, runId: by.runId, sha: by.sha });
+      await getExternalWorkflowHandle(old.workflowId).signal(supersedeSignal, {
+        workflowId: by.workflowId,
+        runId: by.runId,
+        sha: by.sha,
+      });
     } catch {
       // It has ended meanwhile: nothing to stop.
     }

@@ -3,8 +3,20 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { AttemptCompute, HostRecord } from './hosttypes.js';
 import type {
-  ArtifactRef, AttemptRecord, CacheDecision, CacheKeyParts, CacheSource, Digest, ParamValue,
-  ResolvedInput, RunStatus, SourceRef, StepMetrics, StepOutcome, StepSpec, SupersededBy,
+  ArtifactRef,
+  AttemptRecord,
+  CacheDecision,
+  CacheKeyParts,
+  CacheSource,
+  Digest,
+  ParamValue,
+  ResolvedInput,
+  RunStatus,
+  SourceRef,
+  StepMetrics,
+  StepOutcome,
+  StepSpec,
+  SupersededBy,
 } from './types.js';
 
 /** What a step execution runs: everything resolved, nothing left to look up. */

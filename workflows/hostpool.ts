@@ -92,14 +92,17 @@ export class PoolCore {
   pickIdle(machine: string): PoolHost | undefined {
     let best: PoolHost | undefined;
     for (const h of this.hosts) {
-      if (h.machine === machine && h.state === 'idle' && (!best || (h.idleSinceMs ?? 0) > (best.idleSinceMs ?? 0))) best = h;
+      if (h.machine === machine && h.state === 'idle' && (!best || (h.idleSinceMs ?? 0) > (best.idleSinceMs ?? 0)))
+        best = h;
     }
     return best;
   }
 
   /** Hosts that count against the class limit. */
   active(machine: string): number {
-    return this.hosts.filter((h) => h.machine === machine && (h.state === 'provisioning' || h.state === 'idle' || h.state === 'busy')).length;
+    return this.hosts.filter(
+      (h) => h.machine === machine && (h.state === 'provisioning' || h.state === 'idle' || h.state === 'busy'),
+    ).length;
   }
 
   idleCount(machine: string, except?: PoolHost): number {
@@ -113,12 +116,22 @@ export class PoolCore {
    * starts at once and picks the most recently idle host.
    */
   surplusIdle(machine: string, needed: number, limit: number): PoolHost[] {
-    const idle = this.hosts.filter((h) => h.machine === machine && h.state === 'idle').sort((a, b) => (a.idleSinceMs ?? 0) - (b.idleSinceMs ?? 0));
+    const idle = this.hosts
+      .filter((h) => h.machine === machine && h.state === 'idle')
+      .sort((a, b) => (a.idleSinceMs ?? 0) - (b.idleSinceMs ?? 0));
     return idle.slice(0, Math.max(0, idle.length - Math.min(needed, limit)));
   }
 
   addProvisioning(machine: string, queue: string, gpus: number): PoolHost {
-    const h: PoolHost = { queue, machine, gpus, state: 'provisioning', record: { kind: 'ec2', queue, machineClass: machine, gpus, provisioning: [] }, chargedSeconds: 0, idleGen: 0 };
+    const h: PoolHost = {
+      queue,
+      machine,
+      gpus,
+      state: 'provisioning',
+      record: { kind: 'ec2', queue, machineClass: machine, gpus, provisioning: [] },
+      chargedSeconds: 0,
+      idleGen: 0,
+    };
     this.hosts.push(h);
     return h;
   }
@@ -262,7 +275,12 @@ const provisioning = proxyActivities<ComputeActivities>({
   startToCloseTimeout: '5 minutes',
   // Retries cover throttling and the deployment-wide instance limit; the rest is final.
   scheduleToCloseTimeout: '1 hour',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: ['Ec2CapacityExhausted', 'Ec2ConfigError'] },
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    nonRetryableErrorTypes: ['Ec2CapacityExhausted', 'Ec2ConfigError'],
+  },
   cancellationType: ActivityCancellationType.TRY_CANCEL,
 });
 
@@ -285,11 +303,25 @@ export class HostPool {
   /** A ready host of that class for this step (see the class comment). */
   async acquire(machineName: string, step: string, attempt: number): Promise<HostRecord> {
     const spec = this.opts.machines[machineName];
-    if (!spec) throw ApplicationFailure.nonRetryable(`step ${step} asks for machine class "${machineName}", which the pipeline does not define`, 'UnknownMachineClass');
-    if ('kubernetes' in spec) throw ApplicationFailure.nonRetryable(`machine class "${machineName}" is a Kubernetes class; its steps run as Jobs, not on pool hosts`, 'UnknownMachineClass');
+    if (!spec)
+      throw ApplicationFailure.nonRetryable(
+        `step ${step} asks for machine class "${machineName}", which the pipeline does not define`,
+        'UnknownMachineClass',
+      );
+    if ('kubernetes' in spec)
+      throw ApplicationFailure.nonRetryable(
+        `machine class "${machineName}" is a Kubernetes class; its steps run as Jobs, not on pool hosts`,
+        'UnknownMachineClass',
+      );
     if (this.closed) throw ApplicationFailure.nonRetryable('the host pool is shut down', 'HostPoolClosed');
     const settings = await this.poolSettings();
-    const limit = Math.max(1, Math.min(this.opts.maxPerClass?.[machineName] ?? Infinity, settings.maxPerClass[machineName] ?? settings.defaultMaxPerClass));
+    const limit = Math.max(
+      1,
+      Math.min(
+        this.opts.maxPerClass?.[machineName] ?? Infinity,
+        settings.maxPerClass[machineName] ?? settings.defaultMaxPerClass,
+      ),
+    );
 
     for (;;) {
       const idle = this.core.pickIdle(machineName);
@@ -302,7 +334,9 @@ export class HostPool {
       if (this.core.active(machineName) < limit) break;
       this.waiting.set(machineName, (this.waiting.get(machineName) ?? 0) + 1);
       try {
-        await condition(() => this.closed || this.core.pickIdle(machineName) !== undefined || this.core.active(machineName) < limit);
+        await condition(
+          () => this.closed || this.core.pickIdle(machineName) !== undefined || this.core.active(machineName) < limit,
+        );
       } finally {
         this.waiting.set(machineName, (this.waiting.get(machineName) ?? 1) - 1);
       }
@@ -313,7 +347,10 @@ export class HostPool {
       const h = await this.boot(machineName, spec, step, attempt, boot, settings);
       if (h) return this.core.startStep(h, Date.now(), true);
       if (boot + 1 >= MAX_BOOTS) {
-        throw ApplicationFailure.nonRetryable(`no ready host of class ${machineName} for step ${step} after ${MAX_BOOTS} boots`, 'Ec2HostNotReady');
+        throw ApplicationFailure.nonRetryable(
+          `no ready host of class ${machineName} for step ${step} after ${MAX_BOOTS} boots`,
+          'Ec2HostNotReady',
+        );
       }
     }
   }
@@ -352,7 +389,12 @@ export class HostPool {
     for (const h of live) h.state = 'terminating';
     const ids = live.map((h) => h.record.instanceId).filter((id): id is string => !!id);
     await CancellationScope.nonCancellable(() =>
-      cleanup.computeTerminateRunHosts({ runId: this.opts.runId, workflowId: this.opts.workflowId, instanceIds: ids, reason: 'run finished' }),
+      cleanup.computeTerminateRunHosts({
+        runId: this.opts.runId,
+        workflowId: this.opts.workflowId,
+        instanceIds: ids,
+        reason: 'run finished',
+      }),
     );
     const now = Date.now();
     for (const h of live) this.core.terminated(h, now);
@@ -378,13 +420,28 @@ export class HostPool {
   }
 
   /** One boot; undefined when the host never became ready (it is terminated then). */
-  private async boot(machine: string, spec: Ec2MachineSpec, step: string, attempt: number, boot: number, settings: PoolSettings): Promise<PoolHost | undefined> {
+  private async boot(
+    machine: string,
+    spec: Ec2MachineSpec,
+    step: string,
+    attempt: number,
+    boot: number,
+    settings: PoolSettings,
+  ): Promise<PoolHost | undefined> {
     const queue = `trainyard-host-${fnv(`${this.opts.workflowId}/${this.opts.runId}`)}-${machine.replace(/[^A-Za-z0-9_-]/g, '_')}-${++this.seq}`;
     const h = this.core.addProvisioning(machine, queue, spec.gpus);
     const leaseUntil = this.leaseUntil(step, settings);
     try {
       const r = await provisioning.computeProvisionHost({
-        runId: this.opts.runId, workflowId: this.opts.workflowId, step, attempt, boot, machineClass: machine, spec, queue, leaseUntil,
+        runId: this.opts.runId,
+        workflowId: this.opts.workflowId,
+        step,
+        attempt,
+        boot,
+        machineClass: machine,
+        spec,
+        queue,
+        leaseUntil,
       });
       this.core.launched(h, r);
     } catch (e) {
@@ -393,7 +450,12 @@ export class HostPool {
       this.core.provisionFailed(h, attempts, cause?.message ?? (e as Error).message);
       // The pool was told to stop, or the run is cancelled: the run's clean-up terminates by tag.
       if (isCancellation(e) || !cause) throw e;
-      throw ApplicationFailure.create({ message: cause.message, type: cause.type ?? 'Ec2ProvisionFailed', nonRetryable: true, details: [attempts] });
+      throw ApplicationFailure.create({
+        message: cause.message,
+        type: cause.type ?? 'Ec2ProvisionFailed',
+        nonRetryable: true,
+        details: [attempts],
+      });
     }
     if (this.closed) {
       await this.terminate(h, 'the pool shut down while the host was launching');
@@ -402,11 +464,19 @@ export class HostPool {
     const wait = proxyActivities<ComputeActivities>({
       startToCloseTimeout: `${settings.readyTimeoutSeconds + 60} seconds`,
       heartbeatTimeout: '30 seconds',
-      retry: { initialInterval: '2 seconds', maximumAttempts: 3, nonRetryableErrorTypes: ['Ec2HostNotReady', 'Ec2HostLost'] },
+      retry: {
+        initialInterval: '2 seconds',
+        maximumAttempts: 3,
+        nonRetryableErrorTypes: ['Ec2HostNotReady', 'Ec2HostLost'],
+      },
       cancellationType: ActivityCancellationType.TRY_CANCEL,
     });
     try {
-      await wait.computeWaitHostReady({ queue, instanceId: h.record.instanceId!, timeoutSeconds: settings.readyTimeoutSeconds });
+      await wait.computeWaitHostReady({
+        queue,
+        instanceId: h.record.instanceId!,
+        timeoutSeconds: settings.readyTimeoutSeconds,
+      });
       return h;
     } catch (e) {
       if (isCancellation(e)) throw e;
@@ -420,7 +490,9 @@ export class HostPool {
 
   private leaseUntil(step: string, settings: PoolSettings): string {
     const timeout = this.opts.stepTimeoutSeconds?.[step] ?? DEFAULT_STEP_TIMEOUT_S;
-    return new Date(Date.now() + (timeout + settings.leaseSlackSeconds + settings.readyTimeoutSeconds) * 1000).toISOString();
+    return new Date(
+      Date.now() + (timeout + settings.leaseSlackSeconds + settings.readyTimeoutSeconds) * 1000,
+    ).toISOString();
   }
 
   private async extendLease(h: PoolHost, step: string): Promise<void> {
@@ -465,7 +537,8 @@ export class HostPool {
       if (h.state === 'idle' && h.idleGen === gen) await this.terminate(h, `idle for ${idleSeconds}s`);
     } catch (e) {
       // Cancelled with the run: its shutdownAll terminates the host.
-      if (!isCancellation(e)) log.error('idle host clean-up failed; the reaper will terminate it', { queue: h.queue, error: String(e) });
+      if (!isCancellation(e))
+        log.error('idle host clean-up failed; the reaper will terminate it', { queue: h.queue, error: String(e) });
     }
   }
 }

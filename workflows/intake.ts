@@ -14,7 +14,13 @@ export async function intakeDelivery(delivery: Delivery): Promise<DeliveryOutcom
     // Control activities heartbeat every 3 s (activities/liveness.ts): a killed worker is noticed in seconds.
     heartbeatTimeout: '20 seconds',
     // About an hour of attempts: a git-host outage or a worker fleet restart is waited out.
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 40, nonRetryableErrorTypes: ['IntakeUnconfigured'] },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '2 minutes',
+      maximumAttempts: 40,
+      nonRetryableErrorTypes: ['IntakeUnconfigured'],
+    },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
   return handleDelivery(delivery);

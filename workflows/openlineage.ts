@@ -36,7 +36,10 @@ export interface LineageEmitResult {
 }
 
 const TERMINAL: Partial<Record<StepStatus['state'], LineageEventType>> = {
-  succeeded: 'COMPLETE', cached: 'COMPLETE', failed: 'FAIL', cancelled: 'ABORT',
+  succeeded: 'COMPLETE',
+  cached: 'COMPLETE',
+  failed: 'FAIL',
+  cancelled: 'ABORT',
 };
 
 /**
@@ -76,16 +79,26 @@ export class LineageFacts {
         this.sent.set(st.name, 'done');
         continue;
       }
-      const inputs = st.inputs ? Object.fromEntries(Object.entries(st.inputs).map(([k, v]) => [k, v.artifact])) : undefined;
+      const inputs = st.inputs
+        ? Object.fromEntries(Object.entries(st.inputs).map(([k, v]) => [k, v.artifact]))
+        : undefined;
       if (!started) {
-        out.push({ eventType: 'START', eventTime: st.startedAt ?? st.finishedAt ?? runStartedAt, step: st.name, ...(inputs ? { inputs } : {}) });
+        out.push({
+          eventType: 'START',
+          eventTime: st.startedAt ?? st.finishedAt ?? runStartedAt,
+          step: st.name,
+          ...(inputs ? { inputs } : {}),
+        });
         this.sent.set(st.name, 'started');
       }
       if (end) {
         const outputs = end === 'COMPLETE' ? st.outcome?.outputs : undefined;
         out.push({
-          eventType: end, eventTime: st.finishedAt ?? st.startedAt ?? runStartedAt, step: st.name,
-          ...(inputs ? { inputs } : {}), ...(outputs ? { outputs } : {}),
+          eventType: end,
+          eventTime: st.finishedAt ?? st.startedAt ?? runStartedAt,
+          step: st.name,
+          ...(inputs ? { inputs } : {}),
+          ...(outputs ? { outputs } : {}),
         });
         this.sent.set(st.name, 'done');
       } else if (st.state === 'skipped') {

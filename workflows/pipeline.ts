@@ -3,13 +3,33 @@
 // lost their host on a new one, reports live status, and always cleans up: instances are
 // terminated and detached executions stopped even when the run is cancelled or fails.
 import {
-  ActivityCancellationType, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle,
-  isCancellation, log, patched, proxyActivities, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo,
+  ActivityCancellationType,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
 import {
-  cancelSignal, detachSignal, releaseSignal, statusQuery, stepExecWorkflowId, stepFinishedSignal, supersedeSignal,
-  type PrepareItem, type Prepared, type StepExecInput, type StepFinished,
+  cancelSignal,
+  detachSignal,
+  releaseSignal,
+  statusQuery,
+  stepExecWorkflowId,
+  stepFinishedSignal,
+  supersedeSignal,
+  type PrepareItem,
+  type Prepared,
+  type StepExecInput,
+  type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
 import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
@@ -17,9 +37,25 @@ import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
 import type { HostRecord } from './hosttypes.js';
 import {
-  applyCacheHit, cancelUnfinished, chargeKubernetes, checkConclusion, failSteps, failWithheld, initialSteps,
-  kubernetesMachineOf, lostItsHost, markStarted, needsHostPool, pendingOnMachine, readySteps, runOutcome, runningCount,
-  settleStep, skipBlocked, upstreamOf, type StepRecords,
+  applyCacheHit,
+  cancelUnfinished,
+  chargeKubernetes,
+  checkConclusion,
+  failSteps,
+  failWithheld,
+  initialSteps,
+  kubernetesMachineOf,
+  lostItsHost,
+  markStarted,
+  needsHostPool,
+  pendingOnMachine,
+  readySteps,
+  runOutcome,
+  runningCount,
+  settleStep,
+  skipBlocked,
+  upstreamOf,
+  type StepRecords,
 } from './scheduler.js';
 import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from './types.js';
 
@@ -95,22 +131,30 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
   const pool = needsHostPool(pipeline)
     ? new HostPool({
-        runId: input.runId, workflowId: myId, machines: pipeline.machines,
+        runId: input.runId,
+        workflowId: myId,
+        machines: pipeline.machines,
         stepTimeoutSeconds: Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.timeoutSeconds])),
         ...(carry?.pool ? { restore: carry.pool } : {}),
       })
     : undefined;
 
   const snapshot = (): RunStatus => ({
-    runId: input.runId, pipeline: pipeline.name, state: runState, startedAt,
+    runId: input.runId,
+    pipeline: pipeline.name,
+    state: runState,
+    startedAt,
     ...(runState !== 'running' ? { finishedAt: new Date().toISOString() } : {}),
     steps: pipeline.order.map((n) => steps[n]!),
-    ...(lineageKey ? { lineageKey } : {}), ...(reportKey ? { reportKey } : {}),
+    ...(lineageKey ? { lineageKey } : {}),
+    ...(reportKey ? { reportKey } : {}),
     continuedAsNew: carry?.continuedAsNew ?? 0,
     ...(supersededBy ? { supersededBy } : {}),
   });
 
-  setHandler(cancelSignal, () => { cancelRequested = true; });
+  setHandler(cancelSignal, () => {
+    cancelRequested = true;
+  });
   // A newer run of the same concurrency group started: stop as a Cancel would, and say why.
   setHandler(supersedeSignal, (by) => {
     supersededBy ??= by;
@@ -118,7 +162,10 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
   });
   setHandler(statusQuery, snapshot);
   let lastNews = Date.now();
-  setHandler(stepFinishedSignal, (f) => { finished.push(f); lastNews = Date.now(); });
+  setHandler(stepFinishedSignal, (f) => {
+    finished.push(f);
+    lastNews = Date.now();
+  });
 
   /**
    * Sends the OpenLineage facts owed since the last send, unless a send is still going (its
@@ -126,9 +173,20 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
    */
   const sendLineage = (extra: LineageFact[] = []): void => {
     if (lineageOn === false || lineageSending) return;
-    const facts = [...lineageFacts.take(pipeline.order.map((n) => steps[n]!), startedAt), ...extra];
+    const facts = [
+      ...lineageFacts.take(
+        pipeline.order.map((n) => steps[n]!),
+        startedAt,
+      ),
+      ...extra,
+    ];
     if (facts.length === 0) return;
-    const request = { workflowId: myId, runId: input.runId, repository: repositoryOf(input.source) + (input.source.subdir ? `/${input.source.subdir}` : ''), pipeline: pipeline.name };
+    const request = {
+      workflowId: myId,
+      runId: input.runId,
+      repository: repositoryOf(input.source) + (input.source.subdir ? `/${input.source.subdir}` : ''),
+      pipeline: pipeline.name,
+    };
     lineageSending = CancellationScope.nonCancellable(async () => {
       for (let i = 0; i < facts.length && lineageOn !== false; i += LINEAGE_BATCH) {
         try {
@@ -176,12 +234,19 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const hostLost = lostItsHost(f.outcome);
       // Real GPU samples make the idle-GPU accounting exact.
       if (host && last?.gpu) host.gpu = last.gpu;
-      if (host?.kind === 'kubernetes') chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
-      if (pool && host && host.kind === 'ec2') await pool.release(host, pendingOnMachine(pipeline, steps, spec.machine!) + (hostLost ? 1 : 0), hostLost);
+      if (host?.kind === 'kubernetes')
+        chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
+      if (pool && host && host.kind === 'ec2')
+        await pool.release(host, pendingOnMachine(pipeline, steps, spec.machine!) + (hostLost ? 1 : 0), hostLost);
       const settled = settleStep(st, {
-        runId: input.runId, outcome: f.outcome, ...(host ? { host } : {}), earlierAttempts: earlierAttempts[name] ?? [],
-        attemptOffset: attemptOffset[name] ?? 0, retries: spec.retries,
-        mayRetryOnNewHost: Boolean(spec.machine) && !kubernetesMachine(name) && !cancelRequested, now: new Date().toISOString(),
+        runId: input.runId,
+        outcome: f.outcome,
+        ...(host ? { host } : {}),
+        earlierAttempts: earlierAttempts[name] ?? [],
+        attemptOffset: attemptOffset[name] ?? 0,
+        retries: spec.retries,
+        mayRetryOnNewHost: Boolean(spec.machine) && !kubernetesMachine(name) && !cancelRequested,
+        now: new Date().toISOString(),
       });
       if (settled.kind === 'retry') {
         // The host died under the step: it goes back to pending and asks for a new one.
@@ -206,8 +271,20 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         continue;
       }
       const execFor = (host: HostRecord): StepExecInput => ({
-        key: p.key, useCache: p.useCache, ...(p.recordKey ? { recordKey: p.recordKey } : {}), spec: p.spec, parts: p.parts, hostQueue: host.queue, host,
-        producedBy: { runId: input.runId, commit: input.source.commit, step: p.step, pipeline: pipeline.name, finishedAt: '' },
+        key: p.key,
+        useCache: p.useCache,
+        ...(p.recordKey ? { recordKey: p.recordKey } : {}),
+        spec: p.spec,
+        parts: p.parts,
+        hostQueue: host.queue,
+        host,
+        producedBy: {
+          runId: input.runId,
+          commit: input.source.commit,
+          step: p.step,
+          pipeline: pipeline.name,
+          finishedAt: '',
+        },
         retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
         heartbeatTimeoutMs: options.heartbeatTimeoutMs,
         // Local steps go to a shared queue: a lost runner (killed agent, a Temporal outage
@@ -219,7 +296,13 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
       const kube = kubernetesMachine(p.step);
       if (kube) {
         // A Job per attempt, created and watched by the Kubernetes runner: no host to wait for.
-        const host: HostRecord = { kind: 'kubernetes', queue: options.kubernetesQueue ?? 'trainyard-kubernetes', machineClass: kube.name, kubernetesClass: kube.spec.kubernetes, gpus: kube.spec.gpus };
+        const host: HostRecord = {
+          kind: 'kubernetes',
+          queue: options.kubernetesQueue ?? 'trainyard-kubernetes',
+          machineClass: kube.name,
+          kubernetesClass: kube.spec.kubernetes,
+          gpus: kube.spec.gpus,
+        };
         hostOf.set(p.step, host);
         st.host = host;
         const exec = { ...execFor(host), retries: spec.retries, sameHostRetries: 2, attemptOffset: 0 };
@@ -236,10 +319,17 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
             const host = await pool.acquire(spec.machine!, p.step, (attemptOffset[p.step] ?? 0) + 1);
             hostOf.set(p.step, host);
             st.host = host;
-            await control.startSteps({ runWorkflowId: myId, controlQueue: options.controlQueue, execs: [execFor(host)] });
+            await control.startSteps({
+              runWorkflowId: myId,
+              controlQueue: options.controlQueue,
+              execs: [execFor(host)],
+            });
             notStarted.delete(p.key);
           } catch (err) {
-            if (isCancellation(err)) { cancelRequested = true; return; }
+            if (isCancellation(err)) {
+              cancelRequested = true;
+              return;
+            }
             const names = waiting[p.key] ?? [p.step];
             delete waiting[p.key];
             failSteps(steps, names, `no host: ${failureMessage(err)}`, new Date().toISOString());
@@ -279,11 +369,23 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         if (toPrepare.length > 0) {
           const items: PrepareItem[] = toPrepare.map((n) => {
             const m = pipeline.steps[n]!.machine;
-            return { step: n, spec: pipeline.steps[n]!, upstream: upstreamOf(pipeline, steps, n), gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false };
+            return {
+              step: n,
+              spec: pipeline.steps[n]!,
+              upstream: upstreamOf(pipeline, steps, n),
+              gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false,
+            };
           });
           let results: Prepared[];
           try {
-            results = await control.prepareSteps({ runId: input.runId, pipeline: pipeline.name, source: input.source, params: input.params, noCache: options.noCache, items });
+            results = await control.prepareSteps({
+              runId: input.runId,
+              pipeline: pipeline.name,
+              source: input.source,
+              params: input.params,
+              noCache: options.noCache,
+              items,
+            });
           } catch (err) {
             if (isCancellation(err)) throw err;
             const why = failureMessage(err);
@@ -317,12 +419,19 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
         // The next execution takes every fact up to here as sent.
         await drainLineage();
         await continueAsNew<typeof pipelineRun>(input, {
-          steps, waiting, attemptOffset, startedAt, continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
+          steps,
+          waiting,
+          attemptOffset,
+          startedAt,
+          continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
           ...(pool ? { pool: pool.state() } : {}),
           ...(lineageOn ? { openLineage: true } : {}),
         });
       }
-      const woke = await condition(() => finished.length > 0 || cancelRequested || wake, input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS));
+      const woke = await condition(
+        () => finished.length > 0 || cancelRequested || wake,
+        input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS),
+      );
       wake = false;
       if (!woke && Date.now() - lastNews >= PROBE_AFTER_MS && Object.keys(waiting).length > 0) {
         // Nothing heard for a while: ask whether an execution closed without its signal reaching us.
@@ -344,11 +453,16 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     const c = input.concurrency;
     try {
       await control.claimConcurrency({
-        groupId: c.groupId, controlQueue: options.controlQueue,
+        groupId: c.groupId,
+        controlQueue: options.controlQueue,
         claim: { workflowId: myId, runId: input.runId, sha: input.source.commit, requestedAt: c.requestedAt },
       });
     } catch (err) {
-      if (!isCancellation(err)) log.warn('could not claim the concurrency group; this run supersedes nothing', { group: c.group, error: String(err) });
+      if (!isCancellation(err))
+        log.warn('could not claim the concurrency group; this run supersedes nothing', {
+          group: c.group,
+          error: String(err),
+        });
     }
   }
   await publish(true);
@@ -385,16 +499,33 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     }
     // Cost and the lineage document's digest for `trainyard runs`, read back from visibility's memo.
     if (patched('run-memo-lineage')) {
-      upsertMemo({ lineageKey: recorded.lineageKey, ...(recorded.lineageDigest ? { lineageDigest: recorded.lineageDigest } : {}), ...(recorded.costUsd !== undefined ? { costUsd: recorded.costUsd } : {}) });
+      upsertMemo({
+        lineageKey: recorded.lineageKey,
+        ...(recorded.lineageDigest ? { lineageDigest: recorded.lineageDigest } : {}),
+        ...(recorded.costUsd !== undefined ? { costUsd: recorded.costUsd } : {}),
+      });
     }
     if (input.status.kind !== 'none') {
       const conclusion = checkConclusion(pipeline, steps, outcome);
       try {
         await control.publishStatus({
-          target: input.status, runId: input.runId, workflowId: myId, status: snapshot(),
+          target: input.status,
+          runId: input.runId,
+          workflowId: myId,
+          status: snapshot(),
           final: {
-            conclusion, reportMarkdown: recorded.reportMarkdown, lineageKey: recorded.lineageKey, ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}),
-            ...(recorded.comparison ? { comparison: { markdown: recorded.comparison.markdown, ...(input.trigger.kind === 'comment' ? { pullRequest: input.trigger.pr } : {}) } } : {}),
+            conclusion,
+            reportMarkdown: recorded.reportMarkdown,
+            lineageKey: recorded.lineageKey,
+            ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}),
+            ...(recorded.comparison
+              ? {
+                  comparison: {
+                    markdown: recorded.comparison.markdown,
+                    ...(input.trigger.kind === 'comment' ? { pullRequest: input.trigger.pr } : {}),
+                  },
+                }
+              : {}),
           },
         });
       } catch (err) {

@@ -58,12 +58,22 @@ const kube = proxyActivities<KubernetesActivities>({
 });
 
 /** Jobs whose owning step execution is closed, or unknown once older than the grace period. */
-export function decideReapJobs(jobs: ManagedJob[], states: Record<string, WorkflowState>, nowMs: number, graceSeconds: number): ReapedJob[] {
+export function decideReapJobs(
+  jobs: ManagedJob[],
+  states: Record<string, WorkflowState>,
+  nowMs: number,
+  graceSeconds: number,
+): ReapedJob[] {
   const out: ReapedJob[] = [];
   for (const j of jobs) {
     const state = j.workflowId ? (states[j.workflowId] ?? 'unknown') : 'unknown';
     const age = j.createdAt ? (nowMs - Date.parse(j.createdAt)) / 1000 : Number.POSITIVE_INFINITY;
-    const base = { namespace: j.namespace, name: j.name, ...(j.workflowId ? { workflowId: j.workflowId } : {}), ...(j.runId ? { runId: j.runId } : {}) };
+    const base = {
+      namespace: j.namespace,
+      name: j.name,
+      ...(j.workflowId ? { workflowId: j.workflowId } : {}),
+      ...(j.runId ? { runId: j.runId } : {}),
+    };
     if (state === 'closed') out.push({ ...base, reason: 'run-closed' });
     else if (state === 'unknown' && age >= graceSeconds) out.push({ ...base, reason: 'run-unknown' });
   }
@@ -104,7 +114,10 @@ export async function reapOrphans(input: ReaperInput = {}): Promise<ReaperReport
     state: i.state,
   }));
   if (!input.dryRun && terminated.length > 0) {
-    const results = await acts.computeTerminateHosts({ instanceIds: terminated.map((t) => t.instanceId), reason: 'reaper' });
+    const results = await acts.computeTerminateHosts({
+      instanceIds: terminated.map((t) => t.instanceId),
+      reason: 'reaper',
+    });
     const after = new Map(results.map((r) => [r.instanceId, r.state]));
     terminated = terminated.map((t) => ({ ...t, state: after.get(t.instanceId) ?? t.state }));
   }
@@ -115,8 +128,15 @@ export async function reapOrphans(input: ReaperInput = {}): Promise<ReaperReport
     const owners = [...new Set(jobs.map((j) => j.workflowId).filter((w): w is string => !!w))];
     const jobStates = owners.length > 0 ? await kube.kubernetesWorkflowStates({ workflowIds: owners }) : {};
     deletedJobs = decideReapJobs(jobs, jobStates, Date.now(), input.graceSeconds ?? 600);
-    if (!input.dryRun && deletedJobs.length > 0) await kube.kubernetesDeleteJobs({ jobs: deletedJobs, reason: 'reaper' });
+    if (!input.dryRun && deletedJobs.length > 0)
+      await kube.kubernetesDeleteJobs({ jobs: deletedJobs, reason: 'reaper' });
     for (const j of deletedJobs) log.warn(input.dryRun ? 'reaper would delete Job' : 'reaper deleted Job', { ...j });
   }
-  return { checkedAt: new Date().toISOString(), checked: instances.length, terminated, deletedJobs, dryRun: !!input.dryRun };
+  return {
+    checkedAt: new Date().toISOString(),
+    checked: instances.length,
+    terminated,
+    deletedJobs,
+    dryRun: !!input.dryRun,
+  };
 }

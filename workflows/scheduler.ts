@@ -6,13 +6,27 @@
 import type { KubernetesMachineSpec, Pipeline } from '../pipeline/types.js';
 import type { Prepared } from './contracts.js';
 import type { HostRecord } from './hosttypes.js';
-import type { AttemptRecord, Conclusion, ResolvedInput, RunStatus, StepOutcome, StepStatus, SupersededBy } from './types.js';
+import type {
+  AttemptRecord,
+  Conclusion,
+  ResolvedInput,
+  RunStatus,
+  StepOutcome,
+  StepStatus,
+  SupersededBy,
+} from './types.js';
 
 /** Step name → its live record, as `pipelineRun` keeps it (and carries across continue-as-new). */
 export type StepRecords = Record<string, StepStatus>;
 
 /** States a step does not leave. */
-export const FINAL_STATES: ReadonlySet<StepStatus['state']> = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled']);
+export const FINAL_STATES: ReadonlySet<StepStatus['state']> = new Set([
+  'succeeded',
+  'cached',
+  'failed',
+  'skipped',
+  'cancelled',
+]);
 const BLOCKING: ReadonlySet<StepStatus['state']> = new Set(['failed', 'skipped', 'cancelled']);
 const SATISFIED: ReadonlySet<StepStatus['state']> = new Set(['succeeded', 'cached']);
 
@@ -84,7 +98,10 @@ export function upstreamOf(pipeline: Pipeline, steps: StepRecords, name: string)
 }
 
 /** The Kubernetes machine `step` asks for, or undefined (local, or an EC2 machine). */
-export function kubernetesMachineOf(pipeline: Pipeline, step: string): { name: string; spec: KubernetesMachineSpec } | undefined {
+export function kubernetesMachineOf(
+  pipeline: Pipeline,
+  step: string,
+): { name: string; spec: KubernetesMachineSpec } | undefined {
   const m = pipeline.steps[step]!.machine;
   const spec = m ? pipeline.machines[m] : undefined;
   return m && spec && 'kubernetes' in spec ? { name: m, spec } : undefined;
@@ -100,7 +117,13 @@ export function needsHostPool(pipeline: Pipeline): boolean {
  * set, e.g. a pull request from a fork): they fail before their cache lookup, since a cached
  * output of a secret is withheld too.
  */
-export function failWithheld(pipeline: Pipeline, steps: StepRecords, ready: string[], withheldBecause: string | undefined, now: string): string[] {
+export function failWithheld(
+  pipeline: Pipeline,
+  steps: StepRecords,
+  ready: string[],
+  withheldBecause: string | undefined,
+  now: string,
+): string[] {
   if (!withheldBecause) return [];
   const withheld = ready.filter((n) => (pipeline.steps[n]!.secrets ?? []).length > 0);
   for (const n of withheld) {
@@ -222,22 +245,34 @@ export function cancelUnfinished(pipeline: Pipeline, steps: StepRecords, superse
     const st = steps[name]!;
     if (FINAL_STATES.has(st.state)) continue;
     st.state = 'cancelled';
-    st.message ??= supersededBy ? `superseded by ${supersededBy.sha.slice(0, 12)} (run ${supersededBy.runId})` : 'run cancelled';
+    st.message ??= supersededBy
+      ? `superseded by ${supersededBy.sha.slice(0, 12)} (run ${supersededBy.runId})`
+      : 'run cancelled';
   }
 }
 
 /** The run's final state: cancelled when asked, failed when a step failed or never finished, else succeeded. */
-export function runOutcome(pipeline: Pipeline, steps: StepRecords, cancelled: boolean): Exclude<RunStatus['state'], 'running'> {
+export function runOutcome(
+  pipeline: Pipeline,
+  steps: StepRecords,
+  cancelled: boolean,
+): Exclude<RunStatus['state'], 'running'> {
   if (cancelled) return 'cancelled';
   const failed = pipeline.order.some((n) => steps[n]!.state === 'failed');
   return failed || pipeline.order.some((n) => !FINAL_STATES.has(steps[n]!.state)) ? 'failed' : 'succeeded';
 }
 
 /** The check-run conclusion of a final state (GitHub's names): `timed_out` when a failed step's last attempt timed out. */
-export function checkConclusion(pipeline: Pipeline, steps: StepRecords, state: Exclude<RunStatus['state'], 'running'>): Conclusion {
+export function checkConclusion(
+  pipeline: Pipeline,
+  steps: StepRecords,
+  state: Exclude<RunStatus['state'], 'running'>,
+): Conclusion {
   if (state === 'succeeded') return 'success';
   if (state === 'cancelled') return 'cancelled';
-  const timedOut = pipeline.order.some((n) => steps[n]!.outcome?.attempts.at(-1)?.outcome === 'timed_out' && steps[n]!.state === 'failed');
+  const timedOut = pipeline.order.some(
+    (n) => steps[n]!.outcome?.attempts.at(-1)?.outcome === 'timed_out' && steps[n]!.state === 'failed',
+  );
   return timedOut ? 'timed_out' : 'failure';
 }
 

@@ -4,13 +4,30 @@
 // last waiter detaches (its run was cancelled) the container is stopped; while any other
 // run still waits, it keeps going.
 import {
-  ActivityCancellationType, ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure,
-  condition, getExternalWorkflowHandle, isCancellation, patched, proxyActivities, proxyLocalActivities, setHandler, sleep, workflowInfo,
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlActivities, HostActivities } from '../activities/engine.js';
 import {
-  attachSignal, detachSignal, execStateQuery, stepFinishedSignal,
-  type RunStepResult, type StepExecInput, type StepFailureDetails,
+  attachSignal,
+  detachSignal,
+  execStateQuery,
+  stepFinishedSignal,
+  type RunStepResult,
+  type StepExecInput,
+  type StepFailureDetails,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
 import type { AttemptRecord, StepMetrics, StepOutcome } from './types.js';
@@ -30,13 +47,13 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   const control: Pick<ControlActivities, 'lookupCache' | 'recordCache'> = patched('cache-local-activities')
     ? proxyLocalActivities<ControlActivities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 5 } })
     : proxyActivities<ControlActivities>({
-      taskQueue: workflowInfo().taskQueue,
-      startToCloseTimeout: '2 minutes',
-      // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
-      heartbeatTimeout: '20 seconds',
-      retry: { maximumAttempts: 5 },
-      cancellationType: ActivityCancellationType.TRY_CANCEL,
-    });
+        taskQueue: workflowInfo().taskQueue,
+        startToCloseTimeout: '2 minutes',
+        // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
+        heartbeatTimeout: '20 seconds',
+        retry: { maximumAttempts: 5 },
+        cancellationType: ActivityCancellationType.TRY_CANCEL,
+      });
 
   const notify = async (w: string, outcome: StepOutcome): Promise<void> => {
     notified.add(w);
@@ -59,7 +76,10 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
       return;
     }
     await notify(w, {
-      state: 'cancelled', outputs: {}, attempts: [...attempts], producedBy: input.producedBy,
+      state: 'cancelled',
+      outputs: {},
+      attempts: [...attempts],
+      producedBy: input.producedBy,
       message: `left running: still needed by ${[...waiters].join(', ')}`,
     });
   });
@@ -70,14 +90,23 @@ export async function stepExecution(input: StepExecInput): Promise<StepOutcome> 
   // Abandoned: every run that wanted the result was cancelled.
   const abandoned = condition(() => everAttached && waiters.size === 0);
   let outcome: StepOutcome;
-  const first = await Promise.race([running.then(() => 'done' as const, () => 'done' as const), abandoned.then(() => 'abandoned' as const)]);
+  const first = await Promise.race([
+    running.then(
+      () => 'done' as const,
+      () => 'done' as const,
+    ),
+    abandoned.then(() => 'abandoned' as const),
+  ]);
   if (first === 'abandoned') work.cancel();
   try {
     outcome = await running;
   } catch (err) {
     if (!isCancellation(err)) throw err;
     outcome = {
-      state: 'cancelled', outputs: {}, attempts, producedBy: input.producedBy,
+      state: 'cancelled',
+      outputs: {},
+      attempts,
+      producedBy: input.producedBy,
       message: 'cancelled: no run needs this step any more',
     };
   }
@@ -101,7 +130,14 @@ async function execute(
     setPhase('cache-lookup');
     const hit = await control.lookupCache(input.key);
     if (hit) {
-      return { state: 'succeeded', outputs: hit.outputs, attempts: hit.attempts, ...(hit.metrics ? { metrics: hit.metrics } : {}), logDigest: hit.logDigest, producedBy: hit.source };
+      return {
+        state: 'succeeded',
+        outputs: hit.outputs,
+        attempts: hit.attempts,
+        ...(hit.metrics ? { metrics: hit.metrics } : {}),
+        logDigest: hit.logDigest,
+        producedBy: hit.source,
+      };
     }
   }
   const host = proxyActivities<HostActivities>({
@@ -129,26 +165,70 @@ async function execute(
     const startedAt = new Date().toISOString();
     try {
       const r: RunStepResult = await host.runStep({
-        execId: workflowInfo().workflowId, attempt, spec: input.spec, heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+        execId: workflowInfo().workflowId,
+        attempt,
+        spec: input.spec,
+        heartbeatTimeoutMs: input.heartbeatTimeoutMs,
         ...(input.host.kind === 'kubernetes' ? { host: input.host, runId: input.producedBy.runId } : {}),
       });
       // Earlier Temporal attempts of this activity were workers lost mid-step.
       for (let lost = 1; lost < r.activityAttempt; lost++) {
-        attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: input.host.queue, startedAt, finishedAt: r.startedAt, exitCode: null, outcome: 'host_lost', message: 'the runner stopped heartbeating (worker lost); retried' });
+        attempts.push({
+          attempt: attempts.length + input.attemptOffset + 1,
+          host: input.host.queue,
+          startedAt,
+          finishedAt: r.startedAt,
+          exitCode: null,
+          outcome: 'host_lost',
+          message: 'the runner stopped heartbeating (worker lost); retried',
+        });
       }
-      attempts.push({ attempt: attempts.length + input.attemptOffset + 1, host: r.host, startedAt: r.startedAt, finishedAt: r.finishedAt, exitCode: r.exitCode, outcome: 'succeeded', logDigest: r.logDigest, ...(r.gpu ? { gpu: r.gpu } : {}), ...(r.compute ? { compute: r.compute } : {}) });
-      const outcome: StepOutcome = { state: 'succeeded', outputs: r.outputs, attempts, ...(r.metrics ? { metrics: r.metrics } : {}), logDigest: r.logDigest, producedBy: { ...input.producedBy, finishedAt: r.finishedAt } };
+      attempts.push({
+        attempt: attempts.length + input.attemptOffset + 1,
+        host: r.host,
+        startedAt: r.startedAt,
+        finishedAt: r.finishedAt,
+        exitCode: r.exitCode,
+        outcome: 'succeeded',
+        logDigest: r.logDigest,
+        ...(r.gpu ? { gpu: r.gpu } : {}),
+        ...(r.compute ? { compute: r.compute } : {}),
+      });
+      const outcome: StepOutcome = {
+        state: 'succeeded',
+        outputs: r.outputs,
+        attempts,
+        ...(r.metrics ? { metrics: r.metrics } : {}),
+        logDigest: r.logDigest,
+        producedBy: { ...input.producedBy, finishedAt: r.finishedAt },
+      };
       const recordKey = input.recordKey ?? (input.useCache ? input.key : undefined);
       if (recordKey) {
         setPhase('recording');
-        await control.recordCache({ key: recordKey, outputs: r.outputs, ...(r.metrics ? { metrics: r.metrics } : {}), logDigest: r.logDigest, attempts, source: { ...input.producedBy, finishedAt: r.finishedAt }, parts: input.parts });
+        await control.recordCache({
+          key: recordKey,
+          outputs: r.outputs,
+          ...(r.metrics ? { metrics: r.metrics } : {}),
+          logDigest: r.logDigest,
+          attempts,
+          source: { ...input.producedBy, finishedAt: r.finishedAt },
+          parts: input.parts,
+        });
       }
       return outcome;
     } catch (err) {
       if (isCancellation(err)) throw err;
       const rec = attemptFromFailure(err, attempts.length + input.attemptOffset + 1, input.host.queue, startedAt);
       attempts.push(rec.attempt);
-      last = { state: 'failed', outputs: {}, attempts, ...(rec.metrics ? { metrics: rec.metrics } : {}), logDigest: rec.attempt.logDigest, producedBy: input.producedBy, ...(rec.attempt.message !== undefined ? { message: rec.attempt.message } : {}) };
+      last = {
+        state: 'failed',
+        outputs: {},
+        attempts,
+        ...(rec.metrics ? { metrics: rec.metrics } : {}),
+        logDigest: rec.attempt.logDigest,
+        producedBy: input.producedBy,
+        ...(rec.attempt.message !== undefined ? { message: rec.attempt.message } : {}),
+      };
       // A machine step's host is gone: the run must get it a new one.
       if (rec.final || (rec.attempt.outcome === 'host_lost' && input.host.kind === 'ec2')) break;
       // A Kubernetes pod lost (evicted, deleted, its node gone) is retried on a new pod without
@@ -162,7 +242,12 @@ async function execute(
   return last!;
 }
 
-function attemptFromFailure(err: unknown, attempt: number, queue: string, startedAt: string): { attempt: AttemptRecord; metrics: StepMetrics | undefined; final: boolean } {
+function attemptFromFailure(
+  err: unknown,
+  attempt: number,
+  queue: string,
+  startedAt: string,
+): { attempt: AttemptRecord; metrics: StepMetrics | undefined; final: boolean } {
   const now = new Date().toISOString();
   const base: AttemptRecord = { attempt, host: queue, startedAt, finishedAt: now, exitCode: null, outcome: 'failed' };
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
@@ -180,7 +265,15 @@ function attemptFromFailure(err: unknown, attempt: number, queue: string, starte
     return { attempt: a, metrics: d?.metrics, final: cause.type === 'StepInvalid' };
   }
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
-    return { attempt: { ...base, outcome: 'host_lost' as const, message: `the host stopped answering (${String(err.cause.timeoutType).toLowerCase().replace(/_/g, '-')} timeout)` }, metrics: undefined, final: false };
+    return {
+      attempt: {
+        ...base,
+        outcome: 'host_lost' as const,
+        message: `the host stopped answering (${String(err.cause.timeoutType).toLowerCase().replace(/_/g, '-')} timeout)`,
+      },
+      metrics: undefined,
+      final: false,
+    };
   }
   const message = boundMessage(err instanceof Error ? err.message : String(err));
   return { attempt: { ...base, message }, metrics: undefined, final: false };

@@ -35,7 +35,16 @@ export type Trigger =
    * `baseRef`/`baseSha`: the PR's base branch and the merge base of head and base (when the
    * host said), `headRef`: its head branch; they choose the run the metrics are compared with.
    */
-  | { kind: 'comment'; pr: number; actor: string; commentId: number; commentUrl?: string; baseRef?: string; baseSha?: string; headRef?: string }
+  | {
+      kind: 'comment';
+      pr: number;
+      actor: string;
+      commentId: number;
+      commentUrl?: string;
+      baseRef?: string;
+      baseSha?: string;
+      headRef?: string;
+    }
   | { kind: 'rerun'; actor: string; previousRunId?: string };
 
 /** Where live status and the final report go (none for local runs). */

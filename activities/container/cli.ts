@@ -112,7 +112,9 @@ export async function resolveContainerCli(env: NodeJS.ProcessEnv = process.env):
     if (docker && (await dockerEngineAnswers(docker, env))) command = docker;
     else command = await findOnPath('podman', env);
     if (!command) {
-      const why = docker ? 'the docker CLI is installed but no Docker engine answers `docker info`, and podman is not installed' : 'neither docker nor podman is installed';
+      const why = docker
+        ? 'the docker CLI is installed but no Docker engine answers `docker info`, and podman is not installed'
+        : 'neither docker nor podman is installed';
       throw new ContainerCliUnavailableError(`No container CLI can run steps: ${why}. ${INSTALL_HINT}`);
     }
   }
@@ -120,7 +122,9 @@ export async function resolveContainerCli(env: NodeJS.ProcessEnv = process.env):
   if (!kind) {
     const r = await execQuiet(command, ['--version'], { env, timeoutMs: 15_000 });
     const detail = r.spawnError?.message ?? lastLine(r.stderr);
-    throw new ContainerCliUnavailableError(`${command} --version failed (${detail || `exit ${r.code}`}). ${INSTALL_HINT}`);
+    throw new ContainerCliUnavailableError(
+      `${command} --version failed (${detail || `exit ${r.code}`}). ${INSTALL_HINT}`,
+    );
   }
   const runFlags = [...(kind === 'podman' ? await podmanFlags(env) : []), ...extraFlags(env)];
   return { command, runFlags, kind };

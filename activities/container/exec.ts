@@ -22,7 +22,12 @@ export function execQuiet(command: string, args: readonly string[], opts: ExecOp
     const child = execFile(
       command,
       [...args],
-      { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' },
+      {
+        env: opts.env ?? process.env,
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+        killSignal: 'SIGKILL',
+      },
       (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { code?: string | number }) | null;
         if (e && typeof e.code === 'string') {
@@ -40,6 +45,9 @@ export function execQuiet(command: string, args: readonly string[], opts: ExecOp
 
 /** The last non-empty line of a CLI's stderr: usually the one that says what went wrong. */
 export function lastLine(text: string): string {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   return lines[lines.length - 1] ?? '';
 }

@@ -33,7 +33,8 @@ export function parseMetricLine(line: string): MetricValues | undefined {
 export function readMetricLine(line: string): MetricLine | undefined {
   const text = line.trim();
   if (text.length < 2 || !text.startsWith('{') || !text.endsWith('}')) return undefined;
-  if (text.length > METRIC_LIMITS.lineChars) return rejected(`the line is longer than ${METRIC_LIMITS.lineChars} characters`);
+  if (text.length > METRIC_LIMITS.lineChars)
+    return rejected(`the line is longer than ${METRIC_LIMITS.lineChars} characters`);
   try {
     return { kind: 'sample', values: new FlatObjectReader(text).read() };
   } catch (err) {
@@ -49,8 +50,12 @@ class NotASample extends Error {}
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
 const WORDS: [string, MetricValue][] = [
-  ['true', true], ['false', false], ['null', null],
-  ['NaN', { number: 'NaN' }], ['Infinity', { number: 'Infinity' }], ['-Infinity', { number: '-Infinity' }],
+  ['true', true],
+  ['false', false],
+  ['null', null],
+  ['NaN', { number: 'NaN' }],
+  ['Infinity', { number: 'Infinity' }],
+  ['-Infinity', { number: '-Infinity' }],
 ];
 
 /** A JSON object of scalars (plus the three words Python writes), read without losing digits. */
@@ -66,10 +71,12 @@ class FlatObjectReader {
     for (;;) {
       this.ws();
       const keyAt = this.i;
-      if (this.s[this.i] !== '"') throw this.fail('a key must be a double-quoted string (print the sample with json.dumps)');
+      if (this.s[this.i] !== '"')
+        throw this.fail('a key must be a double-quoted string (print the sample with json.dumps)');
       const key = this.string();
       if (key.length === 0) throw this.fail('a key is empty', keyAt);
-      if (key.length > METRIC_LIMITS.keyChars) throw this.fail(`a key is longer than ${METRIC_LIMITS.keyChars} characters`, keyAt);
+      if (key.length > METRIC_LIMITS.keyChars)
+        throw this.fail(`a key is longer than ${METRIC_LIMITS.keyChars} characters`, keyAt);
       this.ws();
       this.expect(':');
       this.ws();
@@ -94,10 +101,14 @@ class FlatObjectReader {
     if (c === '"') {
       const at = this.i;
       const v = this.string();
-      if (v.length > METRIC_LIMITS.stringChars) throw this.fail(`the value of "${short(key)}" is longer than ${METRIC_LIMITS.stringChars} characters`, at);
+      if (v.length > METRIC_LIMITS.stringChars)
+        throw this.fail(`the value of "${short(key)}" is longer than ${METRIC_LIMITS.stringChars} characters`, at);
       return v;
     }
-    if (c === '{' || c === '[') throw this.fail(`the value of "${short(key)}" is an ${c === '{' ? 'object' : 'array'}; a sample holds numbers, strings, booleans and null only`);
+    if (c === '{' || c === '[')
+      throw this.fail(
+        `the value of "${short(key)}" is an ${c === '{' ? 'object' : 'array'}; a sample holds numbers, strings, booleans and null only`,
+      );
     for (const [word, v] of WORDS) {
       if (this.s.startsWith(word, this.i)) {
         this.i += word.length;

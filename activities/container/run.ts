@@ -38,23 +38,31 @@ const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,255}$/;
 const LABEL_KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,254}$/;
 
 /** Variables the CLI process itself depends on; they can only reach a container through the env file. */
-const CLI_OWN_ENV_RE = /^(PATH|HOME|TMPDIR|USER|LOGNAME|SHELL|LANG|LANGUAGE|TZ|LC_.*|XDG_.*|DOCKER_.*|CONTAINERS_.*|CONTAINER_.*|PODMAN_.*|BUILDAH_.*|REGISTRY_.*|STORAGE_.*|LD_.*|NOTIFY_SOCKET|DBUS_.*|SSL_.*|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy)$/;
+const CLI_OWN_ENV_RE =
+  /^(PATH|HOME|TMPDIR|USER|LOGNAME|SHELL|LANG|LANGUAGE|TZ|LC_.*|XDG_.*|DOCKER_.*|CONTAINERS_.*|CONTAINER_.*|PODMAN_.*|BUILDAH_.*|REGISTRY_.*|STORAGE_.*|LD_.*|NOTIFY_SOCKET|DBUS_.*|SSL_.*|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy)$/;
 
 export function assertContainerName(name: string): void {
   if (!NAME_RE.test(name)) {
-    throw new ContainerRequestError(`container name ${JSON.stringify(name)} must be 1-128 of [A-Za-z0-9_.-], starting with a letter or digit`);
+    throw new ContainerRequestError(
+      `container name ${JSON.stringify(name)} must be 1-128 of [A-Za-z0-9_.-], starting with a letter or digit`,
+    );
   }
 }
 
 export function assertImageRef(image: string): void {
   if (!IMAGE_RE.test(image)) {
-    throw new ContainerRequestError(`image reference ${JSON.stringify(image)} is not a valid image name (letters, digits and ._-/:@+ only, not starting with "-")`);
+    throw new ContainerRequestError(
+      `image reference ${JSON.stringify(image)} is not a valid image name (letters, digits and ._-/:@+ only, not starting with "-")`,
+    );
   }
 }
 
 function assertLabels(labels: Record<string, string>): void {
   for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_KEY_RE.test(k)) throw new ContainerRequestError(`label key ${JSON.stringify(k)} must be [A-Za-z0-9_.-/], starting with a letter or digit`);
+    if (!LABEL_KEY_RE.test(k))
+      throw new ContainerRequestError(
+        `label key ${JSON.stringify(k)} must be [A-Za-z0-9_.-/], starting with a letter or digit`,
+      );
     if (/[\0\n\r]/.test(v)) throw new ContainerRequestError(`label ${k} has a value with a newline or NUL`);
   }
 }
@@ -62,8 +70,10 @@ function assertLabels(labels: Record<string, string>): void {
 function assertMountPath(what: string, p: string): void {
   if (!isAbsolute(p)) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must be an absolute path`);
   // ":" separates -v fields; "," would split a --mount spec; both would let a path inject options.
-  if (/[:,\0\n\r]/.test(p)) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ":", ",", NUL or newlines`);
-  if (p.split('/').includes('..')) throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ".." segments`);
+  if (/[:,\0\n\r]/.test(p))
+    throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ":", ",", NUL or newlines`);
+  if (p.split('/').includes('..'))
+    throw new ContainerRequestError(`${what} ${JSON.stringify(p)} must not contain ".." segments`);
 }
 
 interface EnvPlan {
@@ -76,12 +86,20 @@ interface EnvPlan {
 function planEnv(env: Record<string, string>): EnvPlan {
   const plan: EnvPlan = { fileLines: [], passthrough: {} };
   for (const [key, value] of Object.entries(env)) {
-    if (!ENV_KEY_RE.test(key)) throw new ContainerRequestError(`environment variable name ${JSON.stringify(key)} must match [A-Za-z_][A-Za-z0-9_.-]*`);
+    if (!ENV_KEY_RE.test(key))
+      throw new ContainerRequestError(
+        `environment variable name ${JSON.stringify(key)} must match [A-Za-z_][A-Za-z0-9_.-]*`,
+      );
     if (typeof value !== 'string') throw new ContainerRequestError(`environment variable ${key} must be a string`);
-    if (value.includes('\0')) throw new ContainerRequestError(`environment variable ${key} contains a NUL byte, which no process environment can hold`);
+    if (value.includes('\0'))
+      throw new ContainerRequestError(
+        `environment variable ${key} contains a NUL byte, which no process environment can hold`,
+      );
     if (/[\r\n]/.test(value)) {
       if (CLI_OWN_ENV_RE.test(key)) {
-        throw new ContainerRequestError(`environment variable ${key} cannot hold a multi-line value (the container CLI itself reads ${key})`);
+        throw new ContainerRequestError(
+          `environment variable ${key} cannot hold a multi-line value (the container CLI itself reads ${key})`,
+        );
       }
       plan.passthrough[key] = value;
     } else {
@@ -96,7 +114,12 @@ export function gpuFlags(cli: ContainerCliConfig): string[] {
   return cliKind(cli) === 'podman' ? ['--device', 'nvidia.com/gpu=all'] : ['--gpus', 'all'];
 }
 
-function buildRunArgs(cli: ContainerCliConfig, req: ContainerRunRequest, envFile: string, passthrough: string[]): string[] {
+function buildRunArgs(
+  cli: ContainerCliConfig,
+  req: ContainerRunRequest,
+  envFile: string,
+  passthrough: string[],
+): string[] {
   const args = ['run', ...cli.runFlags, '--name', req.name, '--rm', '--pull', 'never'];
   for (const [k, v] of Object.entries(req.labels)) args.push('--label', `${k}=${v}`);
   args.push('--env-file', envFile);
@@ -112,13 +135,15 @@ function validate(req: ContainerRunRequest): EnvPlan {
   assertContainerName(req.name);
   assertImageRef(req.image);
   assertLabels(req.labels);
-  if (!isAbsolute(req.workdir) || /[\0\n\r]/.test(req.workdir)) throw new ContainerRequestError(`workdir ${JSON.stringify(req.workdir)} must be an absolute path`);
+  if (!isAbsolute(req.workdir) || /[\0\n\r]/.test(req.workdir))
+    throw new ContainerRequestError(`workdir ${JSON.stringify(req.workdir)} must be an absolute path`);
   for (const m of req.mounts) {
     assertMountPath('mount source', m.host);
     assertMountPath('mount target', m.container);
     if (!existsSync(m.host)) throw new ContainerRequestError(`mount source ${m.host} does not exist on this host`);
   }
-  if (req.command.some((a) => a.includes('\0'))) throw new ContainerRequestError('command arguments must not contain NUL bytes');
+  if (req.command.some((a) => a.includes('\0')))
+    throw new ContainerRequestError('command arguments must not contain NUL bytes');
   if (!(req.timeoutMs > 0)) throw new ContainerRequestError(`timeoutMs must be positive, got ${req.timeoutMs}`);
   return planEnv(req.env);
 }
@@ -126,7 +151,10 @@ function validate(req: ContainerRunRequest): EnvPlan {
 /** Removes a container whatever its state; quiet when it is already gone. */
 async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void> {
   const r = await execQuiet(cli.command, ['rm', '-f', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  if (r.code !== 0 && !/no such container|no container with name|not found|removal of container .* is already in progress/i.test(r.stderr)) {
+  if (
+    r.code !== 0 &&
+    !/no such container|no container with name|not found|removal of container .* is already in progress/i.test(r.stderr)
+  ) {
     log.warn({ container: name, stderr: lastLine(r.stderr) }, 'could not remove container');
   }
 }
@@ -175,7 +203,11 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
   if (req.signal.aborted) return { exitCode: null, timedOut: false, cancelled: true, durationMs: 0 };
   const imageKey = `${cli.command}\n${req.image}`;
   const seenPresent = (presentImages.get(imageKey) ?? 0) > Date.now();
-  const notPresent = () => new ContainerImageError(`image ${req.image} is not present locally; call ensureImage first (or build it, e.g. examples/image/build.sh)`, req.image);
+  const notPresent = () =>
+    new ContainerImageError(
+      `image ${req.image} is not present locally; call ensureImage first (or build it, e.g. examples/image/build.sh)`,
+      req.image,
+    );
   if (!seenPresent) {
     if (!(await imageId(cli, req.image))) throw notPresent();
     presentImages.set(imageKey, Date.now() + IMAGE_PRESENT_FOR_MS);
@@ -237,7 +269,8 @@ function supervise(
       try {
         req.onLine(stream, line);
       } catch (err) {
-        if (!callbackFailed) log.warn({ err, container: req.name }, 'onLine callback threw; later lines still go to it');
+        if (!callbackFailed)
+          log.warn({ err, container: req.name }, 'onLine callback threw; later lines still go to it');
         callbackFailed = true;
       }
     };
@@ -307,10 +340,17 @@ function labelFilters(labels: Record<string, string>): string[] {
 }
 
 /** Containers (running or not) carrying all of these labels. */
-export async function listContainers(cli: ContainerCliConfig, labels: Record<string, string>): Promise<ContainerSummary[]> {
-  const r = await execQuiet(cli.command, ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}'], {
-    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
-  });
+export async function listContainers(
+  cli: ContainerCliConfig,
+  labels: Record<string, string>,
+): Promise<ContainerSummary[]> {
+  const r = await execQuiet(
+    cli.command,
+    ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}'],
+    {
+      timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+    },
+  );
   if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
   return r.stdout
     .split('\n')
@@ -322,13 +362,28 @@ export async function listContainers(cli: ContainerCliConfig, labels: Record<str
 }
 
 /** Containers carrying all of `labels`, each with the value of the label `key` ('' when unset). */
-export async function listContainersWithLabel(cli: ContainerCliConfig, labels: Record<string, string>, key: string): Promise<(ContainerSummary & { value: string })[]> {
+export async function listContainersWithLabel(
+  cli: ContainerCliConfig,
+  labels: Record<string, string>,
+  key: string,
+): Promise<(ContainerSummary & { value: string })[]> {
   assertLabels({ [key]: '' });
   // podman's template sees Labels as a map; docker's as a string, with a Label method instead.
   const value = cliKind(cli) === 'podman' ? `{{index .Labels "${key}"}}` : `{{.Label "${key}"}}`;
-  const r = await execQuiet(cli.command, ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}\t${value}`], {
-    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
-  });
+  const r = await execQuiet(
+    cli.command,
+    [
+      'ps',
+      '-a',
+      '--no-trunc',
+      ...labelFilters(labels),
+      '--format',
+      `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}\t${value}`,
+    ],
+    {
+      timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+    },
+  );
   if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
   return r.stdout
     .split('\n')
@@ -344,7 +399,11 @@ export async function removeContainerIds(cli: ContainerCliConfig, found: Contain
   if (found.length === 0) return;
   await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
   await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  const left = new Set((await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS })).stdout.split('\n').map((l) => l.trim()));
+  const left = new Set(
+    (await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS })).stdout
+      .split('\n')
+      .map((l) => l.trim()),
+  );
   const stuck = found.filter((c) => left.has(c.id));
   if (stuck.length > 0) throw new Error(`could not remove containers: ${stuck.map((c) => c.name).join(', ')}`);
 }
@@ -356,7 +415,10 @@ function normaliseState(raw: string): string {
 }
 
 /** Force-removes every container with these labels (what a killed worker left behind); returns their names. */
-export async function removeContainers(cli: ContainerCliConfig, labelSelector: Record<string, string>): Promise<string[]> {
+export async function removeContainers(
+  cli: ContainerCliConfig,
+  labelSelector: Record<string, string>,
+): Promise<string[]> {
   const found = await listContainers(cli, labelSelector);
   if (found.length === 0) return [];
   await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
@@ -371,7 +433,9 @@ export async function removeContainers(cli: ContainerCliConfig, labelSelector: R
 /** The local image id ("sha256:…"), or undefined when the image is not present. */
 export async function imageId(cli: ContainerCliConfig, image: string): Promise<string | undefined> {
   assertImageRef(image);
-  const r = await execQuiet(cli.command, ['image', 'inspect', '--format', '{{.Id}}', image], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const r = await execQuiet(cli.command, ['image', 'inspect', '--format', '{{.Id}}', image], {
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
   if (r.spawnError) throw new Error(`could not run ${cli.command}: ${r.spawnError.message}`);
   if (r.code !== 0) return undefined;
   const id = r.stdout.trim().split('\n')[0]?.trim() ?? '';
@@ -380,13 +444,18 @@ export async function imageId(cli: ContainerCliConfig, image: string): Promise<s
 }
 
 /** Makes sure the image is local, pulling it if needed; returns its id. */
-export async function ensureImage(cli: ContainerCliConfig, image: string, opts: { pullTimeoutMs?: number } = {}): Promise<string> {
+export async function ensureImage(
+  cli: ContainerCliConfig,
+  image: string,
+  opts: { pullTimeoutMs?: number } = {},
+): Promise<string> {
   const present = await imageId(cli, image);
   if (present) return present;
   const r = await execQuiet(cli.command, ['pull', image], { timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000 });
   const after = r.code === 0 ? await imageId(cli, image) : undefined;
   if (after) return after;
-  const detail = r.spawnError?.message ?? (lastLine(r.stderr) || (r.code === null ? 'the pull timed out' : `exit ${r.code}`));
+  const detail =
+    r.spawnError?.message ?? (lastLine(r.stderr) || (r.code === null ? 'the pull timed out' : `exit ${r.code}`));
   throw new ContainerImageError(
     `image ${image} is not present locally and could not be pulled: no registry could be reached or it does not have it (${detail}). ` +
       `Build it on this host instead (examples/image/build.sh makes localhost/trainyard-python:3 without a registry) ` +

@@ -83,8 +83,17 @@ export function createComputeActivities(deps: ComputeActivityDeps) {
 
     async computeProvisionHost(input: ProvisionHostInput): Promise<ProvisionHostResult> {
       try {
-        const r = await provisionHost({ clients, settings: await withAgentPackage(settings, deps.agentPackage) }, input);
-        log.info('provisioned host', { instanceId: r.instanceId, instanceType: r.instanceType, market: r.market, found: r.found, queue: input.queue });
+        const r = await provisionHost(
+          { clients, settings: await withAgentPackage(settings, deps.agentPackage) },
+          input,
+        );
+        log.info('provisioned host', {
+          instanceId: r.instanceId,
+          instanceType: r.instanceType,
+          market: r.market,
+          found: r.found,
+          queue: input.queue,
+        });
         return r;
       } catch (e) {
         if (!(e instanceof ProvisionError)) throw e;
@@ -172,9 +181,17 @@ export function createComputeActivities(deps: ComputeActivityDeps) {
 export type ComputeActivities = ReturnType<typeof createComputeActivities>;
 
 /** Settings whose agent package is resolved: the configured one, else the published one. */
-async function withAgentPackage(settings: Ec2Settings, publish: (() => Promise<AgentPackageRef>) | undefined): Promise<Ec2Settings> {
+async function withAgentPackage(
+  settings: Ec2Settings,
+  publish: (() => Promise<AgentPackageRef>) | undefined,
+): Promise<Ec2Settings> {
   if (settings.agent.agentPackage) return settings;
-  if (!publish) throw new ProvisionError('config', 'no agent package: set TRAINYARD_AGENT_PACKAGE (and _SHA256), or let the control worker publish its own', []);
+  if (!publish)
+    throw new ProvisionError(
+      'config',
+      'no agent package: set TRAINYARD_AGENT_PACKAGE (and _SHA256), or let the control worker publish its own',
+      [],
+    );
   const pkg = await publish();
   return { ...settings, agent: { ...settings.agent, agentPackage: pkg.uri, agentPackageSha256: pkg.sha256 } };
 }

@@ -90,7 +90,9 @@ const BANNER = [
  * SHA-256 (hex). Needs esbuild (installed with tsx) and GNU tar and gzip on PATH; throws
  * AgentPackageError naming what is missing or what failed.
  */
-export async function buildAgentPackage(outFile: string): Promise<{ file: string; sha256: string; version: string; bytes: number }> {
+export async function buildAgentPackage(
+  outFile: string,
+): Promise<{ file: string; sha256: string; version: string; bytes: number }> {
   const version = await trainyardVersion();
   const work = await mkdtemp(join(tmpdir(), 'trainyard-agent-pkg-'));
   try {
@@ -103,7 +105,11 @@ export async function buildAgentPackage(outFile: string): Promise<{ file: string
     const stubBundler = {
       name: 'no-workflow-bundler',
       setup(b: import('esbuild').PluginBuild) {
-        b.onResolve({ filter: /\/workflow\/bundler$/ }, (a) => (a.importer.includes('/@temporalio/worker/') ? { path: 'bundler-stub', namespace: 'trainyard-stub' } : undefined));
+        b.onResolve({ filter: /\/workflow\/bundler$/ }, (a) =>
+          a.importer.includes('/@temporalio/worker/')
+            ? { path: 'bundler-stub', namespace: 'trainyard-stub' }
+            : undefined,
+        );
         b.onLoad({ filter: /.*/, namespace: 'trainyard-stub' }, () => ({ contents: BUNDLER_STUB, loader: 'js' }));
       },
     };
@@ -139,7 +145,10 @@ export async function buildAgentPackage(outFile: string): Promise<{ file: string
     const bridge = dirname(createRequire(join(workerLib, 'index.js')).resolve('@temporalio/core-bridge/package.json'));
     for (const target of BRIDGE_TARGETS) {
       await mkdir(join(top, 'lib', 'releases', target), { recursive: true });
-      await copyFile(join(bridge, 'releases', target, 'index.node'), join(top, 'lib', 'releases', target, 'index.node')).catch((e: Error) => {
+      await copyFile(
+        join(bridge, 'releases', target, 'index.node'),
+        join(top, 'lib', 'releases', target, 'index.node'),
+      ).catch((e: Error) => {
         throw new AgentPackageError(`the Temporal Core bridge for ${target} is missing (${e.message}): run \`npm ci\``);
       });
     }
@@ -147,12 +156,32 @@ export async function buildAgentPackage(outFile: string): Promise<{ file: string
       await writeFile(join(top, 'bin', name), WRAPPER(`${name}.mjs`));
       await chmod(join(top, 'bin', name), 0o755);
     }
-    await writeFile(join(top, 'package.json'), `${JSON.stringify({ name: 'trainyard-agent', version, engines: { node: '>=20' } }, null, 2)}\n`);
+    await writeFile(
+      join(top, 'package.json'),
+      `${JSON.stringify({ name: 'trainyard-agent', version, engines: { node: '>=20' } }, null, 2)}\n`,
+    );
     const out = resolve(outFile);
     await mkdir(dirname(out), { recursive: true });
     try {
-      await run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--mode=go-w,a+rX', '--format=gnu',
-        '--use-compress-program=gzip -n', '-C', work, '-cf', out, 'trainyard-agent'], { maxBuffer: 1 << 20 });
+      await run(
+        'tar',
+        [
+          '--sort=name',
+          '--mtime=@0',
+          '--owner=0',
+          '--group=0',
+          '--numeric-owner',
+          '--mode=go-w,a+rX',
+          '--format=gnu',
+          '--use-compress-program=gzip -n',
+          '-C',
+          work,
+          '-cf',
+          out,
+          'trainyard-agent',
+        ],
+        { maxBuffer: 1 << 20 },
+      );
     } catch (e) {
       throw new AgentPackageError(`tar failed (GNU tar and gzip are needed): ${(e as Error).message}`);
     }
@@ -179,7 +208,10 @@ async function digestFile(path: string): Promise<{ sha256: string; bytes: number
  * container image has one, TRAINYARD_AGENT_PACKAGE_FILE); without it the package is built
  * from this checkout first. Throws AgentPackageError, or the store's error.
  */
-export async function publishAgentPackage(store: ArtifactStore, opts: { file?: string } = {}): Promise<AgentPackageRef> {
+export async function publishAgentPackage(
+  store: ArtifactStore,
+  opts: { file?: string } = {},
+): Promise<AgentPackageRef> {
   let file = opts.file;
   let scratch: string | undefined;
   try {
@@ -191,7 +223,8 @@ export async function publishAgentPackage(store: ArtifactStore, opts: { file?: s
       throw new AgentPackageError(`TRAINYARD_AGENT_PACKAGE_FILE: cannot read ${file}: ${e.message}`);
     });
     const ref = await store.putPath(file);
-    if (ref.digest !== `sha256:${sha256}`) throw new AgentPackageError(`the store recorded ${ref.digest} for a package whose SHA-256 is ${sha256}`);
+    if (ref.digest !== `sha256:${sha256}`)
+      throw new AgentPackageError(`the store recorded ${ref.digest} for a package whose SHA-256 is ${sha256}`);
     const version = opts.file ? await versionInside(file) : await trainyardVersion();
     const published: AgentPackageRef = { uri: store.uriOf(ref.digest), sha256, version };
     await store.putRecord(packageRecordKey(version), { ...published, publishedAt: new Date().toISOString() });
@@ -210,5 +243,7 @@ async function versionInside(file: string): Promise<string> {
   } catch {
     // fall through
   }
-  throw new AgentPackageError(`TRAINYARD_AGENT_PACKAGE_FILE: ${file} is not a trainyard agent package (no trainyard-agent/package.json with a version)`);
+  throw new AgentPackageError(
+    `TRAINYARD_AGENT_PACKAGE_FILE: ${file} is not a trainyard agent package (no trainyard-agent/package.json with a version)`,
+  );
 }

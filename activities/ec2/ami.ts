@@ -14,7 +14,8 @@ export function isAmiReference(v: string): boolean {
 
 export async function resolveAmi(ssm: SSMClient, ref: string): Promise<string> {
   if (AMI_ID.test(ref)) return ref;
-  if (!SSM_NAME.test(ref)) throw new Error(`AMI "${ref}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`);
+  if (!SSM_NAME.test(ref))
+    throw new Error(`AMI "${ref}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`);
   const name = ref.replace(/^resolve:ssm:/, '');
   let value: string | undefined;
   const { GetParameterCommand } = await import('@aws-sdk/client-ssm');
@@ -22,7 +23,9 @@ export async function resolveAmi(ssm: SSMClient, ref: string): Promise<string> {
     value = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   } catch (e) {
     const err = e as { name?: string; message?: string };
-    throw new Error(`AMI parameter ${name}: ${err.name === 'ParameterNotFound' ? 'no such SSM parameter in this region' : err.message}`);
+    throw new Error(
+      `AMI parameter ${name}: ${err.name === 'ParameterNotFound' ? 'no such SSM parameter in this region' : err.message}`,
+    );
   }
   if (!value || !AMI_ID.test(value)) throw new Error(`AMI parameter ${name} holds "${value ?? ''}", not an AMI id`);
   return value;

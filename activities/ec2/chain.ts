@@ -9,8 +9,15 @@ export interface LaunchCandidate {
   market: 'spot' | 'on-demand';
 }
 
-export function launchCandidates(spec: Pick<Ec2MachineSpec, 'instance' | 'spot' | 'on_demand_fallback'>, subnetIds: string[]): LaunchCandidate[] {
-  const markets: LaunchCandidate['market'][] = spec.spot ? (spec.on_demand_fallback ? ['spot', 'on-demand'] : ['spot']) : ['on-demand'];
+export function launchCandidates(
+  spec: Pick<Ec2MachineSpec, 'instance' | 'spot' | 'on_demand_fallback'>,
+  subnetIds: string[],
+): LaunchCandidate[] {
+  const markets: LaunchCandidate['market'][] = spec.spot
+    ? spec.on_demand_fallback
+      ? ['spot', 'on-demand']
+      : ['spot']
+    : ['on-demand'];
   const subnets: (string | undefined)[] = subnetIds.length > 0 ? subnetIds : [undefined];
   const out: LaunchCandidate[] = [];
   for (const market of markets) {

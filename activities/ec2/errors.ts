@@ -35,7 +35,15 @@ const TRANSIENT = new Set([
   'RequestTimeout',
   'TimeoutError',
 ]);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+]);
 
 export interface ErrorInfo {
   code: string;
@@ -44,18 +52,32 @@ export interface ErrorInfo {
 }
 
 export function describeAwsError(err: unknown): ErrorInfo {
-  const e = err as { name?: string; Code?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const e = err as {
+    name?: string;
+    Code?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
   const code = e?.Code ?? e?.name ?? e?.code ?? 'Error';
   const message = e?.message ?? String(err);
   return { code, message, kind: classify(code, message, e?.$metadata?.httpStatusCode, e?.code) };
 }
 
-function classify(code: string, message: string, status: number | undefined, sysCode: string | undefined): LaunchErrorKind {
+function classify(
+  code: string,
+  message: string,
+  status: number | undefined,
+  sysCode: string | undefined,
+): LaunchErrorKind {
   if (CAPACITY.has(code)) return 'capacity';
   if (PRICE.has(code)) return 'price';
   if (UNSUPPORTED.has(code)) return 'unsupported';
   // EC2 reports "instance type not supported in this AZ" under a generic code on some paths.
-  if (code === 'InvalidParameterValue' && /not supported in (your requested|the requested|this) availability zone/i.test(message)) {
+  if (
+    code === 'InvalidParameterValue' &&
+    /not supported in (your requested|the requested|this) availability zone/i.test(message)
+  ) {
     return 'unsupported';
   }
   if (TRANSIENT.has(code)) return 'transient';

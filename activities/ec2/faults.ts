@@ -59,7 +59,12 @@ export class Ec2FaultInjector {
   /** Every request a rule applied to, in order. */
   readonly hits: FaultHit[] = [];
   /** Every RunInstances request seen (faulted or not), for asserting the order of candidates. */
-  readonly launches: { instanceType?: string; subnetId?: string; market: 'spot' | 'on-demand'; clientToken?: string }[] = [];
+  readonly launches: {
+    instanceType?: string;
+    subnetId?: string;
+    market: 'spot' | 'on-demand';
+    clientToken?: string;
+  }[] = [];
 
   add(rule: FaultRule): this {
     this.rules.push({ ...rule, left: rule.times ?? Number.POSITIVE_INFINITY });
@@ -83,7 +88,8 @@ export class Ec2FaultInjector {
           action,
           instanceType: params.get('InstanceType') ?? undefined,
           subnetId: params.get('SubnetId') ?? undefined,
-          market: (params.get('InstanceMarketOptions.MarketType') === 'spot' ? 'spot' : 'on-demand') as 'spot' | 'on-demand',
+          market: (params.get('InstanceMarketOptions.MarketType') === 'spot' ? 'spot' : 'on-demand') as
+            'spot' | 'on-demand',
         };
         if (action === 'RunInstances') {
           this.launches.push({ ...seen, clientToken: params.get('ClientToken') ?? undefined });
@@ -94,7 +100,9 @@ export class Ec2FaultInjector {
         if ('dropResponse' in rule.effect) {
           this.hits.push({ ...seen, effect: 'dropResponse' });
           await next(args);
-          throw Object.assign(new Error('socket hang up (fault injected after the request reached EC2)'), { code: 'ECONNRESET' });
+          throw Object.assign(new Error('socket hang up (fault injected after the request reached EC2)'), {
+            code: 'ECONNRESET',
+          });
         }
         const { error } = rule.effect;
         this.hits.push({ ...seen, effect: error });
@@ -115,7 +123,10 @@ export class Ec2FaultInjector {
   }
 }
 
-function matches(r: FaultMatch, seen: { action: string; instanceType?: string; subnetId?: string; market: string }): boolean {
+function matches(
+  r: FaultMatch,
+  seen: { action: string; instanceType?: string; subnetId?: string; market: string },
+): boolean {
   return (
     (r.action ?? 'RunInstances') === seen.action &&
     (r.instanceType === undefined || r.instanceType === seen.instanceType) &&

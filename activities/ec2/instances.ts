@@ -22,11 +22,17 @@ export function managedFilters(deployment: string, extra: Filter[] = []): Filter
   ];
 }
 
-export async function describeManaged(ec2: EC2Client, deployment: string, extra: Filter[] = []): Promise<ManagedInstance[]> {
+export async function describeManaged(
+  ec2: EC2Client,
+  deployment: string,
+  extra: Filter[] = [],
+): Promise<ManagedInstance[]> {
   const out: ManagedInstance[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await ec2.send(new DescribeInstancesCommand({ Filters: managedFilters(deployment, extra), NextToken }));
+    const page = await ec2.send(
+      new DescribeInstancesCommand({ Filters: managedFilters(deployment, extra), NextToken }),
+    );
     for (const r of page.Reservations ?? []) for (const i of r.Instances ?? []) out.push(toManaged(i));
     NextToken = page.NextToken;
   } while (NextToken);
@@ -34,7 +40,11 @@ export async function describeManaged(ec2: EC2Client, deployment: string, extra:
 }
 
 /** Live (not shutting down or terminated) managed instances. */
-export async function describeLive(ec2: EC2Client, deployment: string, extra: Filter[] = []): Promise<ManagedInstance[]> {
+export async function describeLive(
+  ec2: EC2Client,
+  deployment: string,
+  extra: Filter[] = [],
+): Promise<ManagedInstance[]> {
   const live = await describeManaged(ec2, deployment, [...extra, { Name: 'instance-state-name', Values: LIVE_STATES }]);
   if (extra.length === 0) {
     // The whole deployment's live fleet: what the instance gauge shows.
@@ -44,7 +54,11 @@ export async function describeLive(ec2: EC2Client, deployment: string, extra: Fi
   return live;
 }
 
-export async function describeInstance(ec2: EC2Client, deployment: string, instanceId: string): Promise<ManagedInstance | undefined> {
+export async function describeInstance(
+  ec2: EC2Client,
+  deployment: string,
+  instanceId: string,
+): Promise<ManagedInstance | undefined> {
   const found = await describeManaged(ec2, deployment, [{ Name: 'instance-id', Values: [instanceId] }]);
   return found[0];
 }
@@ -82,18 +96,29 @@ export function toManaged(i: Instance): ManagedInstance {
  * Terminates the managed instances among `ids`; ids EC2 no longer knows, or that are not
  * managed by this deployment, are reported as 'unknown' and left alone. Idempotent.
  */
-export async function terminateManaged(ec2: EC2Client, deployment: string, ids: string[], now: () => Date = () => new Date()): Promise<TerminateResult[]> {
+export async function terminateManaged(
+  ec2: EC2Client,
+  deployment: string,
+  ids: string[],
+  now: () => Date = () => new Date(),
+): Promise<TerminateResult[]> {
   const unique = [...new Set(ids.filter((id) => /^i-[0-9a-f]+$/.test(id)))];
   if (unique.length === 0) return [];
   const known = await describeManaged(ec2, deployment, [{ Name: 'instance-id', Values: unique }]);
   const results = new Map<string, TerminateResult>();
   const toStop = known.filter((k) => k.state !== 'terminated').map((k) => k.instanceId);
-  for (const k of known) if (k.state === 'terminated') results.set(k.instanceId, { instanceId: k.instanceId, state: 'terminated', at: now().toISOString() });
+  for (const k of known)
+    if (k.state === 'terminated')
+      results.set(k.instanceId, { instanceId: k.instanceId, state: 'terminated', at: now().toISOString() });
   for (let i = 0; i < toStop.length; i += 500) {
     const out = await ec2.send(new TerminateInstancesCommand({ InstanceIds: toStop.slice(i, i + 500) }));
     for (const t of out.TerminatingInstances ?? []) {
       if (t.InstanceId) {
-        results.set(t.InstanceId, { instanceId: t.InstanceId, state: (t.CurrentState?.Name ?? 'unknown') as InstanceState, at: now().toISOString() });
+        results.set(t.InstanceId, {
+          instanceId: t.InstanceId,
+          state: (t.CurrentState?.Name ?? 'unknown') as InstanceState,
+          at: now().toISOString(),
+        });
       }
     }
   }
@@ -101,5 +126,10 @@ export async function terminateManaged(ec2: EC2Client, deployment: string, ids: 
 }
 
 export async function setTags(ec2: EC2Client, instanceId: string, tags: Record<string, string>): Promise<void> {
-  await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }));
+  await ec2.send(
+    new CreateTagsCommand({
+      Resources: [instanceId],
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    }),
+  );
 }

@@ -72,12 +72,16 @@ export function parsePriceTable(text: string, source: string): PriceTable {
   if (typeof region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
     throw new Error(`${source}: "region" must be an AWS region such as us-east-1`);
   }
-  if (!isObject(doc.prices)) throw new Error(`${source}: "prices" must be an object of instance type → { onDemand, spot }`);
+  if (!isObject(doc.prices))
+    throw new Error(`${source}: "prices" must be an object of instance type → { onDemand, spot }`);
   const prices: Record<string, InstancePrice> = {};
   for (const [type, v] of Object.entries(doc.prices)) {
-    if (!/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/.test(type)) throw new Error(`${source}: prices."${type}" is not an instance type name`);
-    if (!isObject(v) || !isPrice(v.onDemand)) throw new Error(`${source}: prices."${type}".onDemand must be a non-negative number (USD per hour)`);
-    if (v.spot !== undefined && !isPrice(v.spot)) throw new Error(`${source}: prices."${type}".spot must be a non-negative number (USD per hour)`);
+    if (!/^[a-z][a-z0-9-]*\.[a-z0-9-]+$/.test(type))
+      throw new Error(`${source}: prices."${type}" is not an instance type name`);
+    if (!isObject(v) || !isPrice(v.onDemand))
+      throw new Error(`${source}: prices."${type}".onDemand must be a non-negative number (USD per hour)`);
+    if (v.spot !== undefined && !isPrice(v.spot))
+      throw new Error(`${source}: prices."${type}".spot must be a non-negative number (USD per hour)`);
     prices[type] = v.spot === undefined ? { onDemand: v.onDemand } : { onDemand: v.onDemand, spot: v.spot as number };
   }
   return { region, source, prices };

@@ -4,7 +4,12 @@
 // launching a second one — by ClientToken on EC2's side and by the launch-token tag on ours.
 import { ec2Launches } from '../metrics.js';
 import { createHash } from 'node:crypto';
-import { DescribeImagesCommand, RunInstancesCommand, type EC2Client, type RunInstancesCommandInput } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  RunInstancesCommand,
+  type EC2Client,
+  type RunInstancesCommandInput,
+} from '@aws-sdk/client-ec2';
 import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
 import { resolveAmi } from './ami.js';
 import { launchCandidates, type LaunchCandidate } from './chain.js';
@@ -44,7 +49,9 @@ export interface ProvisionDeps {
 }
 
 /** ≤ 64 ASCII characters as EC2 requires; the same for every try of one step attempt's boot. */
-export function launchToken(input: Pick<ProvisionHostInput, 'workflowId' | 'runId' | 'step' | 'attempt' | 'boot' | 'machineClass'>): string {
+export function launchToken(
+  input: Pick<ProvisionHostInput, 'workflowId' | 'runId' | 'step' | 'attempt' | 'boot' | 'machineClass'>,
+): string {
   const h = createHash('sha256')
     .update(JSON.stringify([input.workflowId, input.runId, input.step, input.attempt, input.boot, input.machineClass]))
     .digest('hex');
@@ -64,7 +71,8 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
   if (earlier) return { ...earlier, attempts: [], found: true };
 
   const spec = input.spec;
-  if (spec.instance.length === 0) throw new ProvisionError('config', `machine class ${input.machineClass} lists no instance types`, attempts);
+  if (spec.instance.length === 0)
+    throw new ProvisionError('config', `machine class ${input.machineClass} lists no instance types`, attempts);
   let imageId: string;
   try {
     imageId = await resolveAmi(clients.ssm, spec.ami ?? settings.defaultAmi);
@@ -76,10 +84,16 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
 
   const live = await describeLive(clients.ec2, settings.deployment);
   if (live.length >= settings.maxInstances) {
-    throw new ProvisionError('limit', `${live.length} managed instances are running in deployment ${settings.deployment}; the limit (TRAINYARD_EC2_MAX_INSTANCES) is ${settings.maxInstances}`, attempts);
+    throw new ProvisionError(
+      'limit',
+      `${live.length} managed instances are running in deployment ${settings.deployment}; the limit (TRAINYARD_EC2_MAX_INSTANCES) is ${settings.maxInstances}`,
+      attempts,
+    );
   }
 
-  const userData = Buffer.from(renderUserData({ queue: input.queue, region: settings.region, agent: settings.agent })).toString('base64');
+  const userData = Buffer.from(
+    renderUserData({ queue: input.queue, region: settings.region, agent: settings.agent }),
+  ).toString('base64');
   const candidates = launchCandidates(spec, settings.subnetIds);
   const unsupported = new Set<string>();
 
@@ -87,9 +101,19 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
     if (unsupported.has(`${c.instanceType}/${c.subnetId ?? ''}`)) continue;
     const price = priceFor(settings.prices, c.instanceType, c.market);
     if (price === undefined) {
-      throw new ProvisionError('config', `no price for ${c.instanceType} in the price table (${settings.prices.source}); add it to the file named by TRAINYARD_EC2_PRICES`, attempts);
+      throw new ProvisionError(
+        'config',
+        `no price for ${c.instanceType} in the price table (${settings.prices.source}); add it to the file named by TRAINYARD_EC2_PRICES`,
+        attempts,
+      );
     }
-    const request = runRequest(settings, input, c, { imageId, rootDevice, userData, clientToken: `${token}-${i}`, token });
+    const request = runRequest(settings, input, c, {
+      imageId,
+      rootDevice,
+      userData,
+      clientToken: `${token}-${i}`,
+      token,
+    });
     for (let t = 1; ; t++) {
       try {
         const out = await clients.ec2Launch.send(new RunInstancesCommand(request));
@@ -129,7 +153,11 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
         }
         if (info.kind === 'fatal') {
           attempts.push(attempt(c, 'error', now(), `${info.code}: ${info.message}`));
-          throw new ProvisionError('config', `launching ${c.instanceType}${c.subnetId ? ` in ${c.subnetId}` : ''} failed: ${info.code}: ${info.message}`, attempts);
+          throw new ProvisionError(
+            'config',
+            `launching ${c.instanceType}${c.subnetId ? ` in ${c.subnetId}` : ''} failed: ${info.code}: ${info.message}`,
+            attempts,
+          );
         }
         attempts.push(attempt(c, info.kind, now(), `${info.code}: ${info.message}`));
         if (info.kind === 'unsupported') unsupported.add(`${c.instanceType}/${c.subnetId ?? ''}`);
@@ -137,9 +165,15 @@ export async function provisionHost(deps: ProvisionDeps, input: ProvisionHostInp
       }
     }
   }
-  const tried = attempts.map((a) => `${a.instanceType}${a.subnetId ? `@${a.subnetId}` : ''}/${a.market}: ${a.outcome}`).join(', ');
+  const tried = attempts
+    .map((a) => `${a.instanceType}${a.subnetId ? `@${a.subnetId}` : ''}/${a.market}: ${a.outcome}`)
+    .join(', ');
   const hint = spec.spot && !spec.on_demand_fallback ? ' (the class does not allow falling back to on-demand)' : '';
-  throw new ProvisionError('exhausted', `no capacity for machine class ${input.machineClass} after ${attempts.length} attempts${hint}: ${tried}`, attempts);
+  throw new ProvisionError(
+    'exhausted',
+    `no capacity for machine class ${input.machineClass} after ${attempts.length} attempts${hint}: ${tried}`,
+    attempts,
+  );
 }
 
 function runRequest(
@@ -174,12 +208,25 @@ function runRequest(
     // A host that powers itself off (idle deadline) is gone for good, and stops billing.
     InstanceInitiatedShutdownBehavior: 'terminate',
     // IMDSv2 only; hop limit 2 so processes inside containers can still reach it.
-    MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled', InstanceMetadataTags: 'enabled' },
+    MetadataOptions: {
+      HttpTokens: 'required',
+      HttpPutResponseHopLimit: 2,
+      HttpEndpoint: 'enabled',
+      InstanceMetadataTags: 'enabled',
+    },
     ...(c.market === 'spot'
-      ? { InstanceMarketOptions: { MarketType: 'spot', SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' } } }
+      ? {
+          InstanceMarketOptions: {
+            MarketType: 'spot',
+            SpotOptions: { SpotInstanceType: 'one-time', InstanceInterruptionBehavior: 'terminate' },
+          },
+        }
       : {}),
     BlockDeviceMappings: [
-      { DeviceName: x.rootDevice, Ebs: { VolumeSize: input.spec.disk_gb, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true } },
+      {
+        DeviceName: x.rootDevice,
+        Ebs: { VolumeSize: input.spec.disk_gb, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true },
+      },
     ],
     UserData: x.userData,
     TagSpecifications: [
@@ -189,7 +236,11 @@ function runRequest(
   };
 }
 
-async function findByToken(ec2: EC2Client, settings: Ec2Settings, token: string): Promise<Omit<ProvisionHostResult, 'attempts' | 'found'> | undefined> {
+async function findByToken(
+  ec2: EC2Client,
+  settings: Ec2Settings,
+  token: string,
+): Promise<Omit<ProvisionHostResult, 'attempts' | 'found'> | undefined> {
   const m = (await describeLive(ec2, settings.deployment, [{ Name: `tag:${TAG.launchToken}`, Values: [token] }]))[0];
   if (!m) return undefined;
   return {
@@ -215,7 +266,18 @@ async function rootDeviceName(ec2: EC2Client, imageId: string): Promise<string> 
   }
 }
 
-function attempt(c: LaunchCandidate, outcome: ProvisionAttempt['outcome'], at: Date, message?: string): ProvisionAttempt {
-  return { instanceType: c.instanceType, ...(c.subnetId ? { subnetId: c.subnetId } : {}), market: c.market, outcome, ...(message ? { message } : {}), at: at.toISOString() };
+function attempt(
+  c: LaunchCandidate,
+  outcome: ProvisionAttempt['outcome'],
+  at: Date,
+  message?: string,
+): ProvisionAttempt {
+  return {
+    instanceType: c.instanceType,
+    ...(c.subnetId ? { subnetId: c.subnetId } : {}),
+    market: c.market,
+    outcome,
+    ...(message ? { message } : {}),
+    at: at.toISOString(),
+  };
 }
-

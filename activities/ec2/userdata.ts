@@ -34,9 +34,12 @@ const UNITS = ['trainyard-idle-watch.service', 'trainyard-spot-watch.service', '
  */
 export function renderUserData(p: UserDataParams): string {
   if (!p.agent.agentPackage || !p.agent.agentPackageSha256) {
-    throw new Error('user data: the agent package is not resolved (an s3:// or https:// URL and its SHA-256); publish it first (publishAgentPackage)');
+    throw new Error(
+      'user data: the agent package is not resolved (an s3:// or https:// URL and its SHA-256); publish it first (publishAgentPackage)',
+    );
   }
-  if (!/^[0-9a-f]{64}$/.test(p.agent.agentPackageSha256)) throw new Error(`user data: TRAINYARD_AGENT_PACKAGE_SHA256 "${p.agent.agentPackageSha256}" is not 64 hex digits`);
+  if (!/^[0-9a-f]{64}$/.test(p.agent.agentPackageSha256))
+    throw new Error(`user data: TRAINYARD_AGENT_PACKAGE_SHA256 "${p.agent.agentPackageSha256}" is not 64 hex digits`);
   const env: Record<string, string> = {
     TRAINYARD_AGENT_QUEUE: p.queue,
     TRAINYARD_REGION: p.region,
@@ -61,12 +64,20 @@ export function renderUserData(p: UserDataParams): string {
     if (p.agent.secretsSsm.endpoint) env.TRAINYARD_SECRETS_SSM_ENDPOINT = p.agent.secretsSsm.endpoint;
   }
   for (const [k, v] of Object.entries(env)) {
-    if (!SAFE.test(v)) throw new Error(`user data: ${k} value ${JSON.stringify(v)} has characters outside [A-Za-z0-9@%+=:,./_~^-]`);
+    if (!SAFE.test(v))
+      throw new Error(`user data: ${k} value ${JSON.stringify(v)} has characters outside [A-Za-z0-9@%+=:,./_~^-]`);
   }
-  if (!/^v\d+\.\d+\.\d+$/.test(p.agent.nodeVersion)) throw new Error(`user data: Node.js version "${p.agent.nodeVersion}" must look like v20.18.1`);
+  if (!/^v\d+\.\d+\.\d+$/.test(p.agent.nodeVersion))
+    throw new Error(`user data: Node.js version "${p.agent.nodeVersion}" must look like v20.18.1`);
 
   const files = [
-    { path: '/etc/trainyard/agent.env', permissions: '0644', content: Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join('') },
+    {
+      path: '/etc/trainyard/agent.env',
+      permissions: '0644',
+      content: Object.entries(env)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
+    },
     ...SCRIPTS.map((f) => ({ path: `/opt/trainyard/${f}`, permissions: '0755', content: template(f) })),
     ...UNITS.map((f) => ({ path: `/etc/systemd/system/${f}`, permissions: '0644', content: template(f) })),
   ];

@@ -49,7 +49,11 @@ export interface PushRange {
   paths: string[] | null;
 }
 
-export async function changedPathsOfPush(api: GitHubApi, ref: { owner: string; repo: string }, p: PushRange): Promise<string[] | undefined> {
+export async function changedPathsOfPush(
+  api: GitHubApi,
+  ref: { owner: string; repo: string },
+  p: PushRange,
+): Promise<string[] | undefined> {
   if (p.paths) return p.paths;
   // A new branch: what it changes is its difference from the default branch.
   if (p.created || /^0+$/.test(p.before)) {
@@ -58,9 +62,20 @@ export async function changedPathsOfPush(api: GitHubApi, ref: { owner: string; r
   return compare(api, ref.owner, ref.repo, p.before, p.after);
 }
 
-async function compare(api: GitHubApi, owner: string, repo: string, base: string, head: string): Promise<string[] | undefined> {
+async function compare(
+  api: GitHubApi,
+  owner: string,
+  repo: string,
+  base: string,
+  head: string,
+): Promise<string[] | undefined> {
   try {
-    const { data } = await api.rest.repos.compareCommitsWithBasehead({ owner, repo, basehead: `${base}...${head}`, per_page: 100 });
+    const { data } = await api.rest.repos.compareCommitsWithBasehead({
+      owner,
+      repo,
+      basehead: `${base}...${head}`,
+      per_page: 100,
+    });
     const files = data.files ?? [];
     if (files.length >= COMPARE_FILE_CAP) return undefined;
     const paths = new Set<string>();

@@ -32,11 +32,17 @@ export class GitHubClients {
         log: { debug: () => {}, info: () => {}, warn: (m: string) => log.warn(m), error: (m: string) => log.error(m) },
         throttle: {
           id: `installation-${installationId}`,
-          onRateLimit: (retryAfter: number, options: { method: string; url: string; request: { retryCount: number } }) => {
+          onRateLimit: (
+            retryAfter: number,
+            options: { method: string; url: string; request: { retryCount: number } },
+          ) => {
             log.warn({ retryAfter, route: `${options.method} ${options.url}` }, 'GitHub rate limit');
             return options.request.retryCount < 2;
           },
-          onSecondaryRateLimit: (retryAfter: number, options: { method: string; url: string; request: { retryCount: number } }) => {
+          onSecondaryRateLimit: (
+            retryAfter: number,
+            options: { method: string; url: string; request: { retryCount: number } },
+          ) => {
             log.warn({ retryAfter, route: `${options.method} ${options.url}` }, 'GitHub secondary rate limit');
             return options.request.retryCount < 2;
           },
@@ -54,7 +60,11 @@ function countRequests(client: GitHubApi): void {
   const seen = (status: number, headers: Record<string, string | number | undefined> | undefined): void => {
     gitHostCalls.inc({ host: 'github', status: String(status) });
     const remaining = Number(headers?.['x-ratelimit-remaining']);
-    if (Number.isFinite(remaining)) gitHostRateLimitRemaining.set({ host: 'github', resource: String(headers?.['x-ratelimit-resource'] ?? 'core') }, remaining);
+    if (Number.isFinite(remaining))
+      gitHostRateLimitRemaining.set(
+        { host: 'github', resource: String(headers?.['x-ratelimit-resource'] ?? 'core') },
+        remaining,
+      );
   };
   client.hook.after('request', (response) => seen(response.status, response.headers));
   client.hook.error('request', (error) => {
@@ -66,7 +76,10 @@ function countRequests(client: GitHubApi): void {
 
 /** `https://github.com/o/r.git` (or a GHES URL) → { owner, repo }. */
 export function ownerRepoFromCloneUrl(cloneUrl: string): { owner: string; repo: string } {
-  const parts = new URL(cloneUrl).pathname.replace(/\.git$/, '').split('/').filter(Boolean);
+  const parts = new URL(cloneUrl).pathname
+    .replace(/\.git$/, '')
+    .split('/')
+    .filter(Boolean);
   const owner = parts.at(-2);
   const repo = parts.at(-1);
   if (!owner || !repo) throw new Error(`cannot tell owner and repository from clone URL ${cloneUrl}`);

@@ -9,7 +9,14 @@ import type { GitHubApi } from './github-client.js';
 import type { GitHostRecords } from './records.js';
 import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
-import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
+import type {
+  AccessLevel,
+  ConversationPort,
+  PipelineFileText,
+  PullRequestInfo,
+  RepoPort,
+  Verdict,
+} from '../intake/port.js';
 
 const MAX_PIPELINE_FILES = 100;
 
@@ -74,20 +81,36 @@ export class GitHubRepoPort implements RepoPort {
 
   private async readText(path: string, sha: string): Promise<{ text: string | null; problem?: string }> {
     const { data } = await this.api.rest.repos.getContent({ ...this.ref, path, ref: sha });
-    if (Array.isArray(data) || data.type !== 'file' || !('content' in data)) return { text: null, problem: 'this is not a regular file' };
+    if (Array.isArray(data) || data.type !== 'file' || !('content' in data))
+      return { text: null, problem: 'this is not a regular file' };
     try {
-      return { text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')) };
+      return {
+        text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')),
+      };
     } catch {
       return { text: null, problem: 'the file is not valid UTF-8 text' };
     }
   }
 
   source(sha: string): SourceRef {
-    return { kind: 'remote', cloneUrl: this.info.cloneUrl, commit: sha, subdir: '', host: 'github', installationId: this.info.installationId };
+    return {
+      kind: 'remote',
+      cloneUrl: this.info.cloneUrl,
+      commit: sha,
+      subdir: '',
+      host: 'github',
+      installationId: this.info.installationId,
+    };
   }
 
   statusTarget(sha: string): StatusTarget {
-    return { kind: 'github', installationId: this.info.installationId, owner: this.info.owner, repo: this.info.repo, headSha: sha };
+    return {
+      kind: 'github',
+      installationId: this.info.installationId,
+      owner: this.info.owner,
+      repo: this.info.repo,
+      headSha: sha,
+    };
   }
 
   async postVerdict(pipeline: string, sha: string, externalId: string, verdict: Verdict): Promise<void> {
@@ -101,7 +124,14 @@ const MAX_REPLY_PAGES = 30;
 /** Hidden in the rendered comment; says which command comment a reply answers. */
 export const replyMarker = (commentId: number): string => `<!-- trainyard:reply-to:${commentId} -->`;
 
-const ROLE: Record<string, AccessLevel> = { admin: 'admin', maintain: 'maintain', write: 'write', triage: 'triage', read: 'read', none: 'none' };
+const ROLE: Record<string, AccessLevel> = {
+  admin: 'admin',
+  maintain: 'maintain',
+  write: 'write',
+  triage: 'triage',
+  read: 'read',
+  none: 'none',
+};
 
 export class GitHubConversation implements ConversationPort {
   constructor(
@@ -132,7 +162,10 @@ export class GitHubConversation implements ConversationPort {
       return data.state === 'active';
     } catch (err) {
       if (httpStatus(err) === 404) return false;
-      if (httpStatus(err) === 403) throw new Error(`cannot read membership of ${org}/${team}: the GitHub App needs the organization permission "Members: read" for TRAINYARD_TRUSTED_TEAMS`);
+      if (httpStatus(err) === 403)
+        throw new Error(
+          `cannot read membership of ${org}/${team}: the GitHub App needs the organization permission "Members: read" for TRAINYARD_TRUSTED_TEAMS`,
+        );
       throw err;
     }
   }
@@ -150,13 +183,21 @@ export class GitHubConversation implements ConversationPort {
   async reply(markdown: string): Promise<void> {
     const marker = replyMarker(this.commentId);
     if (await this.replied(marker)) return;
-    await this.api.rest.issues.createComment({ ...this.ref, issue_number: this.issueNumber, body: `${neutraliseBidi(markdown)}\n\n${marker}` });
+    await this.api.rest.issues.createComment({
+      ...this.ref,
+      issue_number: this.issueNumber,
+      body: `${neutraliseBidi(markdown)}\n\n${marker}`,
+    });
   }
 
   private async replied(marker: string): Promise<boolean> {
     let found = false;
     let pages = 0;
-    for await (const page of this.api.paginate.iterator(this.api.rest.issues.listComments, { ...this.ref, issue_number: this.issueNumber, per_page: 100 })) {
+    for await (const page of this.api.paginate.iterator(this.api.rest.issues.listComments, {
+      ...this.ref,
+      issue_number: this.issueNumber,
+      per_page: 100,
+    })) {
       if (page.data.some((c) => c.body?.includes(marker))) found = true;
       if (found || ++pages >= MAX_REPLY_PAGES) break;
     }
@@ -167,13 +208,24 @@ export class GitHubConversation implements ConversationPort {
     const { data } = await this.api.rest.pulls.get({ ...this.ref, pull_number: this.issueNumber });
     // A deleted fork has no head repo: it is certainly not this repository.
     const fromFork = !data.head.repo || data.head.repo.id !== data.base.repo.id;
-    return { number: data.number, headSha: data.head.sha, fromFork, baseRef: data.base.ref, headRef: data.head.ref, ...(await this.mergeBase(data.base.sha, data.head.sha)) };
+    return {
+      number: data.number,
+      headSha: data.head.sha,
+      fromFork,
+      baseRef: data.base.ref,
+      headRef: data.head.ref,
+      ...(await this.mergeBase(data.base.sha, data.head.sha)),
+    };
   }
 
   /** The merge base of the PR (GitHub's compare answers it as merge_base_commit); nothing when it cannot say. */
   private async mergeBase(base: string, head: string): Promise<{ mergeBaseSha?: string }> {
     try {
-      const { data } = await this.api.rest.repos.compareCommitsWithBasehead({ ...this.ref, basehead: `${base}...${head}`, per_page: 1 });
+      const { data } = await this.api.rest.repos.compareCommitsWithBasehead({
+        ...this.ref,
+        basehead: `${base}...${head}`,
+        per_page: 1,
+      });
       return data.merge_base_commit?.sha ? { mergeBaseSha: data.merge_base_commit.sha } : {};
     } catch {
       return {};

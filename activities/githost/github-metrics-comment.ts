@@ -15,13 +15,23 @@ const COMMENT_MAX = 65_536;
  * Creates or edits the PR's metrics comment of `pipeline`. Returns the number of writes
  * made (1), for the caller's write budget. Idempotent: a retry edits what the first try made.
  */
-export async function upsertMetricsComment(api: GitHubApi, repo: RepoRef, pr: number, pipeline: string, markdown: string): Promise<number> {
+export async function upsertMetricsComment(
+  api: GitHubApi,
+  repo: RepoRef,
+  pr: number,
+  pipeline: string,
+  markdown: string,
+): Promise<number> {
   const marker = diffMarker(pipeline);
   const text = neutraliseBidi(markdown);
   const body = `${text.length > COMMENT_MAX - marker.length - 20 ? `${text.slice(0, COMMENT_MAX - marker.length - 40)}\n\n…(cut)` : text}\n\n${marker}`;
   let found: number | undefined;
   let pages = 0;
-  for await (const page of api.paginate.iterator(api.rest.issues.listComments, { ...repo, issue_number: pr, per_page: 100 })) {
+  for await (const page of api.paginate.iterator(api.rest.issues.listComments, {
+    ...repo,
+    issue_number: pr,
+    per_page: 100,
+  })) {
     found = page.data.find((c) => c.body?.includes(marker))?.id;
     if (found !== undefined || ++pages >= MAX_PAGES) break;
   }

@@ -6,7 +6,15 @@ import type { PublishRequest, RunStatus, StatusTarget } from '../../workflows/ty
 import type { ArtifactStore } from '../store/types.js';
 import { checkName } from '../intake/ids.js';
 import type { Annotation } from '../intake/port.js';
-import { CANCEL_ACTION, RERUN_ACTION, createCheckRun, findCheckRun, updateCheckRun, type CheckFields, type RepoRef } from './github-checks.js';
+import {
+  CANCEL_ACTION,
+  RERUN_ACTION,
+  createCheckRun,
+  findCheckRun,
+  updateCheckRun,
+  type CheckFields,
+  type RepoRef,
+} from './github-checks.js';
 import type { GitHubClients } from './github-client.js';
 import type { RunLinks } from './links.js';
 import { readLogTail } from './logtail.js';
@@ -19,7 +27,10 @@ import { supersededSummary, supersededText } from '../report/statetext.js';
 type GitHubTarget = Extract<StatusTarget, { kind: 'github' }>;
 
 const FINAL_TITLE: Record<NonNullable<PublishRequest['final']>['conclusion'], string> = {
-  success: 'Succeeded', failure: 'Failed', cancelled: 'Cancelled', timed_out: 'Timed out',
+  success: 'Succeeded',
+  failure: 'Failed',
+  cancelled: 'Cancelled',
+  timed_out: 'Timed out',
 };
 
 export class GitHubPublisher {
@@ -51,7 +62,11 @@ export class GitHubPublisher {
     if (detailsUrl) fields.detailsUrl = detailsUrl;
     // The run page and the redelivery checks read the record: it is final before the check
     // run says completed, so whoever sees the completed check also finds the report.
-    if (req.final) await this.records.finishRun(req.workflowId, { conclusion: req.final.conclusion, report: req.final.reportMarkdown });
+    if (req.final)
+      await this.records.finishRun(req.workflowId, {
+        conclusion: req.final.conclusion,
+        report: req.final.reportMarkdown,
+      });
     if (id === undefined) {
       const created = await createCheckRun(api, repo, name, target.headSha, req.workflowId, fields);
       for (let i = 0; i < created.writes; i++) this.budget.spend(account);
@@ -81,7 +96,10 @@ export class GitHubPublisher {
         const repoKey = `${target.owner}/${target.repo}`;
         const checkUrl = meta?.checkUrl ?? (await this.records.getRun(req.workflowId))?.checkUrl;
         await this.records.putLastSuccess('github', repoKey, req.status.pipeline, {
-          runId: req.runId, workflowId: req.workflowId, sha: target.headSha, finishedAt: req.status.finishedAt ?? new Date().toISOString(),
+          runId: req.runId,
+          workflowId: req.workflowId,
+          sha: target.headSha,
+          finishedAt: req.status.finishedAt ?? new Date().toISOString(),
           ...(checkUrl || detailsUrl ? { url: (checkUrl || detailsUrl)! } : {}),
         });
       }
@@ -109,7 +127,9 @@ export class GitHubPublisher {
           line: meta.stepLines[failed.name] ?? 1,
           level: 'failure',
           title: `Step ${failed.name} ${step?.state ?? 'failed'}`,
-          message: [step?.outcome?.message ?? step?.message, tailLines(tail, 20, 4000)].filter(Boolean).join('\n\n') || 'the step failed',
+          message:
+            [step?.outcome?.message ?? step?.message, tailLines(tail, 20, 4000)].filter(Boolean).join('\n\n') ||
+            'the step failed',
         });
       }
     }
@@ -120,7 +140,8 @@ export class GitHubPublisher {
       output: {
         title: `${supersededText(req.status) ?? FINAL_TITLE[final.conclusion]}: ${counts}`,
         summary: supersededSummary(req.status) + (final.reportMarkdown || `Run \`${req.runId}\` ${final.conclusion}.`),
-        ...(text ? { text } : {}), annotations,
+        ...(text ? { text } : {}),
+        annotations,
       },
       actions: [RERUN_ACTION],
       ...(this.links.runUrl(req.workflowId) ? { moreLink: this.links.runUrl(req.workflowId)! } : {}),
@@ -132,7 +153,10 @@ function progressFields(status: RunStatus): CheckFields {
   const started = status.steps.some((s) => s.state !== 'pending');
   return {
     status: started ? 'in_progress' : 'queued',
-    output: { title: started ? progressTitle(status) : 'Queued', summary: `Run \`${status.runId}\` of \`${status.pipeline}\`\n\n${stepTable(status)}` },
+    output: {
+      title: started ? progressTitle(status) : 'Queued',
+      summary: `Run \`${status.runId}\` of \`${status.pipeline}\`\n\n${stepTable(status)}`,
+    },
     actions: [CANCEL_ACTION],
   };
 }

@@ -30,7 +30,10 @@ export function countGitLabResponse(status: number, header: (name: string) => st
 }
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
-type Requester = Record<(typeof METHODS)[number], (endpoint: string, options?: unknown) => Promise<{ status: number; headers: Record<string, string> }>>;
+type Requester = Record<
+  (typeof METHODS)[number],
+  (endpoint: string, options?: unknown) => Promise<{ status: number; headers: Record<string, string> }>
+>;
 
 /**
  * Wraps the requester of the client and of each of its resources (gitbeaker has no request
@@ -52,7 +55,8 @@ function countCalls(api: GitLabApi): GitLabApi {
           return res;
         } catch (err) {
           const response = err instanceof GitbeakerRequestError ? err.cause?.response : undefined;
-          const retried = err instanceof GitbeakerRetryError ? /last status code: (\d+)/.exec(err.message)?.[1] : undefined;
+          const retried =
+            err instanceof GitbeakerRetryError ? /last status code: (\d+)/.exec(err.message)?.[1] : undefined;
           countGitLabResponse(response?.status ?? Number(retried ?? 0), (n) => response?.headers.get(n));
           throw err;
         }

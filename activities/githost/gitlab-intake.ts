@@ -8,7 +8,14 @@ import { postCommitStatus, upsertReportNote, type GitLabState } from './gitlab-p
 import type { GitHostRecords } from './records.js';
 import { neutraliseBidi } from '../usertext.js';
 import { checkName } from '../intake/ids.js';
-import type { AccessLevel, ConversationPort, PipelineFileText, PullRequestInfo, RepoPort, Verdict } from '../intake/port.js';
+import type {
+  AccessLevel,
+  ConversationPort,
+  PipelineFileText,
+  PullRequestInfo,
+  RepoPort,
+  Verdict,
+} from '../intake/port.js';
 
 const MAX_PIPELINE_FILES = 100;
 
@@ -20,7 +27,10 @@ export interface GitLabProjectInfo {
 }
 
 const VERDICT_STATE: Record<Verdict['conclusion'], GitLabState> = {
-  success: 'success', neutral: 'success', failure: 'failed', action_required: 'failed',
+  success: 'success',
+  neutral: 'success',
+  failure: 'failed',
+  action_required: 'failed',
 };
 
 export class GitLabRepoPort implements RepoPort {
@@ -42,12 +52,20 @@ export class GitLabRepoPort implements RepoPort {
   async readPipelineFiles(sha: string): Promise<PipelineFileText[]> {
     let tree: { name: string; path: string; type: string; mode: string }[];
     try {
-      tree = await this.api.Repositories.allRepositoryTrees(this.project.projectId, { path: PIPELINE_DIR, ref: sha, perPage: 100, maxPages: 1 });
+      tree = await this.api.Repositories.allRepositoryTrees(this.project.projectId, {
+        path: PIPELINE_DIR,
+        ref: sha,
+        perPage: 100,
+        maxPages: 1,
+      });
     } catch (err) {
       if (gitlabStatus(err) === 404) return [];
       throw err;
     }
-    const entries = tree.filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name)).sort((a, b) => (a.name < b.name ? -1 : 1)).slice(0, MAX_PIPELINE_FILES);
+    const entries = tree
+      .filter((e) => e.type === 'blob' && /\.ya?ml$/.test(e.name))
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .slice(0, MAX_PIPELINE_FILES);
     const out: PipelineFileText[] = [];
     for (const e of entries) {
       const file = `${PIPELINE_DIR}/${e.name}`;
@@ -61,7 +79,10 @@ export class GitLabRepoPort implements RepoPort {
         continue;
       }
       try {
-        out.push({ file, text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')) });
+        out.push({
+          file,
+          text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')),
+        });
       } catch {
         out.push({ file, text: null, problem: 'the file is not valid UTF-8 text' });
       }
@@ -70,11 +91,23 @@ export class GitLabRepoPort implements RepoPort {
   }
 
   source(sha: string): SourceRef {
-    return { kind: 'remote', cloneUrl: this.project.httpUrl, commit: sha, subdir: '', host: 'gitlab', projectId: this.project.projectId };
+    return {
+      kind: 'remote',
+      cloneUrl: this.project.httpUrl,
+      commit: sha,
+      subdir: '',
+      host: 'gitlab',
+      projectId: this.project.projectId,
+    };
   }
 
   statusTarget(sha: string, pr?: number): StatusTarget {
-    return { kind: 'gitlab', projectId: this.project.projectId, sha, ...(pr !== undefined ? { mergeRequestIid: pr } : {}) };
+    return {
+      kind: 'gitlab',
+      projectId: this.project.projectId,
+      sha,
+      ...(pr !== undefined ? { mergeRequestIid: pr } : {}),
+    };
   }
 
   async postVerdict(pipeline: string, sha: string, externalId: string, verdict: Verdict, pr?: number): Promise<void> {
@@ -82,9 +115,19 @@ export class GitLabRepoPort implements RepoPort {
     await this.records.putVerdict(pageId, { title: verdict.title, summary: verdict.summary });
     const targetUrl = this.verdictUrl(pageId);
     await postCommitStatus(this.api, this.project.projectId, sha, VERDICT_STATE[verdict.conclusion], {
-      name: checkName(pipeline), description: verdict.title, ...(targetUrl ? { targetUrl } : {}),
+      name: checkName(pipeline),
+      description: verdict.title,
+      ...(targetUrl ? { targetUrl } : {}),
     });
-    if (pr !== undefined) await upsertReportNote(this.api, this.records, this.project.projectId, pr, pipeline, `### ${checkName(pipeline)}: ${verdict.title}\n\n${verdict.summary}`);
+    if (pr !== undefined)
+      await upsertReportNote(
+        this.api,
+        this.records,
+        this.project.projectId,
+        pr,
+        pipeline,
+        `### ${checkName(pipeline)}: ${verdict.title}\n\n${verdict.summary}`,
+      );
   }
 }
 
@@ -111,7 +154,9 @@ export class GitLabConversation implements ConversationPort {
   async accessLevel(_user: string): Promise<AccessLevel> {
     try {
       // members/all includes members inherited from groups.
-      const member = await this.api.ProjectMembers.show(this.project.projectId, this.userId, { includeInherited: true });
+      const member = await this.api.ProjectMembers.show(this.project.projectId, this.userId, {
+        includeInherited: true,
+      });
       return member.state === 'active' || member.state === undefined ? levelOf(member.access_level) : 'none';
     } catch (err) {
       if (gitlabStatus(err) === 404) return 'none';
@@ -130,9 +175,16 @@ export class GitLabConversation implements ConversationPort {
    */
   async reply(markdown: string): Promise<void> {
     const marker = `<!-- trainyard:reply-to:${this.noteId} -->`;
-    const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, { perPage: 100, maxPages: 30 });
+    const notes = await this.api.MergeRequestNotes.all(this.project.projectId, this.mrIid, {
+      perPage: 100,
+      maxPages: 30,
+    });
     if (notes.some((n) => typeof n.body === 'string' && n.body.includes(marker))) return;
-    await this.api.MergeRequestNotes.create(this.project.projectId, this.mrIid, `${neutraliseBidi(markdown)}\n\n${marker}`);
+    await this.api.MergeRequestNotes.create(
+      this.project.projectId,
+      this.mrIid,
+      `${neutraliseBidi(markdown)}\n\n${marker}`,
+    );
   }
 
   async pullRequest(): Promise<PullRequestInfo> {
@@ -140,8 +192,11 @@ export class GitLabConversation implements ConversationPort {
     // diff_refs.base_sha is the merge base GitLab computed for the MR's diff.
     const mergeBase = (mr.diff_refs as { base_sha?: string } | undefined)?.base_sha;
     return {
-      number: mr.iid, headSha: mr.sha, fromFork: mr.source_project_id !== mr.target_project_id,
-      ...(typeof mr.target_branch === 'string' ? { baseRef: mr.target_branch } : {}), ...(typeof mr.source_branch === 'string' ? { headRef: mr.source_branch } : {}),
+      number: mr.iid,
+      headSha: mr.sha,
+      fromFork: mr.source_project_id !== mr.target_project_id,
+      ...(typeof mr.target_branch === 'string' ? { baseRef: mr.target_branch } : {}),
+      ...(typeof mr.source_branch === 'string' ? { headRef: mr.source_branch } : {}),
       ...(mergeBase ? { mergeBaseSha: mergeBase } : {}),
     };
   }
@@ -153,7 +208,14 @@ export class GitLabConversation implements ConversationPort {
    */
   async announceRun(pipeline: string, workflowId: string, markdown: string): Promise<void> {
     if ((await this.records.getRun(workflowId))?.final) return;
-    await upsertReportNote(this.api, this.records, this.project.projectId, this.mrIid, pipeline, `### ${checkName(pipeline)}: running\n\n${markdown}`);
+    await upsertReportNote(
+      this.api,
+      this.records,
+      this.project.projectId,
+      this.mrIid,
+      pipeline,
+      `### ${checkName(pipeline)}: running\n\n${markdown}`,
+    );
   }
 
   async statusLink(workflowId: string, sha: string): Promise<string | undefined> {
@@ -162,16 +224,27 @@ export class GitLabConversation implements ConversationPort {
 }
 
 /** GitLab lists at most 20 commits in a push hook; beyond that, or for a new branch, compare decides. */
-export function gitlabPayloadPaths(h: { before: string; commits?: { added?: string[]; modified?: string[]; removed?: string[] }[]; total_commits_count?: number }): string[] | null {
+export function gitlabPayloadPaths(h: {
+  before: string;
+  commits?: { added?: string[]; modified?: string[]; removed?: string[] }[];
+  total_commits_count?: number;
+}): string[] | null {
   const commits = h.commits ?? [];
-  if (/^0+$/.test(h.before) || commits.length === 0 || (h.total_commits_count ?? commits.length) > commits.length) return null;
+  if (/^0+$/.test(h.before) || commits.length === 0 || (h.total_commits_count ?? commits.length) > commits.length)
+    return null;
   const paths = new Set<string>();
-  for (const c of commits) for (const f of [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])]) if (typeof f === 'string') paths.add(f);
+  for (const c of commits)
+    for (const f of [...(c.added ?? []), ...(c.modified ?? []), ...(c.removed ?? [])])
+      if (typeof f === 'string') paths.add(f);
   return paths.size > 2000 ? null : [...paths];
 }
 
 /** The push's changed paths: the hook's list when it had one, else GitLab's compare; undefined when neither can say. */
-export async function gitlabChangedPaths(api: GitLabApi, projectId: number, h: { before: string; after: string; defaultBranch?: string; paths: string[] | null }): Promise<string[] | undefined> {
+export async function gitlabChangedPaths(
+  api: GitLabApi,
+  projectId: number,
+  h: { before: string; after: string; defaultBranch?: string; paths: string[] | null },
+): Promise<string[] | undefined> {
   if (h.paths) return h.paths;
   const from = /^0+$/.test(h.before) ? h.defaultBranch : h.before;
   if (!from) return undefined;

@@ -19,10 +19,16 @@ const FIELD_MAX = 255;
 const NOTE_MAX = 999_000;
 
 const FINAL_STATE: Record<NonNullable<PublishRequest['final']>['conclusion'], GitLabState> = {
-  success: 'success', failure: 'failed', cancelled: 'canceled', timed_out: 'failed',
+  success: 'success',
+  failure: 'failed',
+  cancelled: 'canceled',
+  timed_out: 'failed',
 };
 const FINAL_WORD: Record<NonNullable<PublishRequest['final']>['conclusion'], string> = {
-  success: 'Succeeded', failure: 'Failed', cancelled: 'Cancelled', timed_out: 'Timed out',
+  success: 'Succeeded',
+  failure: 'Failed',
+  cancelled: 'Cancelled',
+  timed_out: 'Timed out',
 };
 
 export interface StatusFields {
@@ -32,11 +38,21 @@ export interface StatusFields {
 }
 
 /** Posts a commit status; a repeat of the current state is not an error. */
-export async function postCommitStatus(api: GitLabApi, projectId: number, sha: string, state: GitLabState, f: StatusFields): Promise<void> {
+export async function postCommitStatus(
+  api: GitLabApi,
+  projectId: number,
+  sha: string,
+  state: GitLabState,
+  f: StatusFields,
+): Promise<void> {
   const targetUrl = f.targetUrl && f.targetUrl.length <= FIELD_MAX ? f.targetUrl : undefined;
   try {
     await retryOnConflict(() =>
-      api.Commits.editStatus(projectId, sha, state, { name: f.name, description: clipChars(neutraliseBidi(f.description), FIELD_MAX), ...(targetUrl ? { targetUrl } : {}) }),
+      api.Commits.editStatus(projectId, sha, state, {
+        name: f.name,
+        description: clipChars(neutraliseBidi(f.description), FIELD_MAX),
+        ...(targetUrl ? { targetUrl } : {}),
+      }),
     );
   } catch (err) {
     // GitLab refuses a transition to the state a status already has (e.g. running → running).
@@ -46,7 +62,14 @@ export async function postCommitStatus(api: GitLabApi, projectId: number, sha: s
 }
 
 /** Creates the MR's report note for this pipeline, or edits the one posted before. */
-export async function upsertReportNote(api: GitLabApi, records: GitHostRecords, projectId: number, mr: number, pipeline: string, body: string): Promise<void> {
+export async function upsertReportNote(
+  api: GitLabApi,
+  records: GitHostRecords,
+  projectId: number,
+  mr: number,
+  pipeline: string,
+  body: string,
+): Promise<void> {
   const safe = neutraliseBidi(body);
   const text = safe.length > NOTE_MAX ? `${safe.slice(0, NOTE_MAX)}\n\n…(cut)` : safe;
   const noteId = await records.getReportNote(projectId, mr, pipeline);
@@ -81,7 +104,13 @@ export class GitLabPublisher {
     if (!req.final) {
       const state: GitLabState = req.status.steps.some((s) => s.state !== 'pending') ? 'running' : 'pending';
       if (this.lastState.get(req.workflowId) === state) return;
-      await postCommitStatus(this.api, target.projectId, target.sha, state, fields(`${req.runId}: ${progressTitle(req.status)}`));
+      await postCommitStatus(
+        this.api,
+        target.projectId,
+        target.sha,
+        state,
+        fields(`${req.runId}: ${progressTitle(req.status)}`),
+      );
       this.lastState.set(req.workflowId, state);
       return;
     }
@@ -90,15 +119,32 @@ export class GitLabPublisher {
     const failed = final.failedStep ? ` (step ${final.failedStep.name})` : '';
     // Final in the record before the status says so (see GitHubPublisher.publish).
     await this.records.finishRun(req.workflowId, { conclusion: final.conclusion, report: final.reportMarkdown });
-    await postCommitStatus(this.api, target.projectId, target.sha, FINAL_STATE[final.conclusion],
-      fields(`${supersededText(req.status) ?? FINAL_WORD[final.conclusion]}${failed}: ${progressTitle(req.status)} — run ${req.runId}`));
+    await postCommitStatus(
+      this.api,
+      target.projectId,
+      target.sha,
+      FINAL_STATE[final.conclusion],
+      fields(
+        `${supersededText(req.status) ?? FINAL_WORD[final.conclusion]}${failed}: ${progressTitle(req.status)} — run ${req.runId}`,
+      ),
+    );
     if (target.mergeRequestIid !== undefined) {
       const head = `### ${name}: ${supersededText(req.status) ?? FINAL_WORD[final.conclusion]} on \`${target.sha.slice(0, 12)}\`${targetUrl ? ` — [run page](${targetUrl})` : ''}\n\n${supersededSummary(req.status)}`;
-      await upsertReportNote(this.api, this.records, target.projectId, target.mergeRequestIid, req.status.pipeline, head + final.reportMarkdown);
+      await upsertReportNote(
+        this.api,
+        this.records,
+        target.projectId,
+        target.mergeRequestIid,
+        req.status.pipeline,
+        head + final.reportMarkdown,
+      );
     }
     if (final.conclusion === 'success') {
       await this.records.putLastSuccess('gitlab', String(target.projectId), req.status.pipeline, {
-        runId: req.runId, workflowId: req.workflowId, sha: target.sha, finishedAt: req.status.finishedAt ?? new Date().toISOString(),
+        runId: req.runId,
+        workflowId: req.workflowId,
+        sha: target.sha,
+        finishedAt: req.status.finishedAt ?? new Date().toISOString(),
         ...(targetUrl ? { url: targetUrl } : {}),
       });
     }

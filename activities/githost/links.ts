@@ -30,6 +30,8 @@ export function linkSecretFrom(env: Record<string, string | undefined>): string 
   const explicit = env.TRAINYARD_LINK_SECRET?.trim();
   if (explicit) return explicit;
   return createHash('sha256')
-    .update(`trainyard-run-links\n${env.GITHUB_WEBHOOK_SECRET?.trim() ?? ''}\n${env.GITLAB_WEBHOOK_SECRET?.trim() ?? ''}`)
+    .update(
+      `trainyard-run-links\n${env.GITHUB_WEBHOOK_SECRET?.trim() ?? ''}\n${env.GITLAB_WEBHOOK_SECRET?.trim() ?? ''}`,
+    )
     .digest('hex');
 }

@@ -3,7 +3,12 @@
 import type { ArtifactStore } from '../store/types.js';
 import { tailLines } from './text.js';
 
-export async function readLogTail(store: ArtifactStore, digest: string, maxLines = 80, maxBytes = 60_000): Promise<string> {
+export async function readLogTail(
+  store: ArtifactStore,
+  digest: string,
+  maxLines = 80,
+  maxBytes = 60_000,
+): Promise<string> {
   const stream = await store.openRead(digest);
   let kept = Buffer.alloc(0);
   for await (const chunk of stream as AsyncIterable<Buffer>) {

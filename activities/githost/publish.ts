@@ -34,7 +34,10 @@ export function createPublishStatus(deps: PublishDeps): PublishStatus {
       case 'none':
         return;
       case 'github':
-        if (!github) throw new Error('publishStatus: this worker has no GitHub App configured (GITHUB_APP_ID, GITHUB_PRIVATE_KEY)');
+        if (!github)
+          throw new Error(
+            'publishStatus: this worker has no GitHub App configured (GITHUB_APP_ID, GITHUB_PRIVATE_KEY)',
+          );
         return github.publish(req, target);
       case 'gitlab':
         if (!gitlab) throw new Error('publishStatus: this worker has no GitLab configured (GITLAB_URL, GITLAB_TOKEN)');

@@ -78,11 +78,20 @@ export class GitHostRecords {
     return next;
   }
 
-  async finishRun(workflowId: string, final: { conclusion: string; report: string }, checkUrl?: string): Promise<RunMeta | undefined> {
+  async finishRun(
+    workflowId: string,
+    final: { conclusion: string; report: string },
+    checkUrl?: string,
+  ): Promise<RunMeta | undefined> {
     const meta = await this.getRun(workflowId);
     if (!meta) return undefined;
-    const report = final.report.length > MAX_STORED_REPORT ? `${final.report.slice(0, MAX_STORED_REPORT)}\n\n…(cut)` : final.report;
-    const next: RunMeta = { ...meta, ...(checkUrl ? { checkUrl } : {}), final: { conclusion: final.conclusion, finishedAt: new Date().toISOString(), report } };
+    const report =
+      final.report.length > MAX_STORED_REPORT ? `${final.report.slice(0, MAX_STORED_REPORT)}\n\n…(cut)` : final.report;
+    const next: RunMeta = {
+      ...meta,
+      ...(checkUrl ? { checkUrl } : {}),
+      final: { conclusion: final.conclusion, finishedAt: new Date().toISOString(), report },
+    };
     await this.putRun(next);
     return next;
   }
@@ -105,7 +114,10 @@ export class GitHostRecords {
   }
 
   async trust(host: HostKind, repo: RepoKey, pr: number, sha: string, by: string): Promise<void> {
-    await this.store.putRecord(this.trustKey(host, repo, pr, sha), { by, at: new Date().toISOString() } satisfies Trust);
+    await this.store.putRecord(this.trustKey(host, repo, pr, sha), {
+      by,
+      at: new Date().toISOString(),
+    } satisfies Trust);
   }
 
   async trusted(host: HostKind, repo: RepoKey, pr: number, sha: string): Promise<Trust | undefined> {
@@ -130,7 +142,9 @@ export class GitHostRecords {
   }
 
   async getVerdict(pageId: string): Promise<{ title: string; summary: string } | undefined> {
-    const v = await this.store.getRecord<{ pageId: string; title: string; summary: string }>(`githost/verdicts/${hashed(pageId)}`);
+    const v = await this.store.getRecord<{ pageId: string; title: string; summary: string }>(
+      `githost/verdicts/${hashed(pageId)}`,
+    );
     return v && v.pageId === pageId ? { title: v.title, summary: v.summary } : undefined;
   }
 

@@ -19,7 +19,6 @@ export interface RemoteSourceConfig {
   maxArchiveBytes?: number;
 }
 
-
 export class RemoteSourceProvider implements SourceProvider {
   private readonly once = new OncePerKey();
 
@@ -27,15 +26,21 @@ export class RemoteSourceProvider implements SourceProvider {
 
   async checkout(source: SourceRef): Promise<string> {
     if (source.kind !== 'remote') throw new Error(`RemoteSourceProvider cannot check out a ${source.kind} source`);
-    if (!COMMIT_ID.test(source.commit)) throw new Error(`refusing to fetch ${JSON.stringify(source.commit)}: not a full commit id`);
-    const repoKey = createHash('sha256').update(`${source.host}\n${source.cloneUrl}\n${source.projectId ?? ''}`).digest('hex').slice(0, 16);
+    if (!COMMIT_ID.test(source.commit))
+      throw new Error(`refusing to fetch ${JSON.stringify(source.commit)}: not a full commit id`);
+    const repoKey = createHash('sha256')
+      .update(`${source.host}\n${source.cloneUrl}\n${source.projectId ?? ''}`)
+      .digest('hex')
+      .slice(0, 16);
     const dir = join(this.cfg.cacheRoot, 'remote', source.host, repoKey, source.commit);
     const root = await this.once.run(dir, () => this.fetchOnce(source, dir));
     return projectRoot(root, source.subdir);
   }
 
   private async fetchOnce(source: Extract<SourceRef, { kind: 'remote' }>, dir: string): Promise<string> {
-    return fillOnce(dir, async (tmp) => untar(await this.download(source), tmp, this.cfg.maxArchiveBytes ?? 2 * 1024 ** 3));
+    return fillOnce(dir, async (tmp) =>
+      untar(await this.download(source), tmp, this.cfg.maxArchiveBytes ?? 2 * 1024 ** 3),
+    );
   }
 
   private async download(source: Extract<SourceRef, { kind: 'remote' }>): Promise<Response> {
@@ -43,14 +48,20 @@ export class RemoteSourceProvider implements SourceProvider {
     let headers: Record<string, string>;
     if (source.host === 'github') {
       const gh = this.cfg.github;
-      if (!gh || source.installationId === undefined) throw new Error('cannot fetch a GitHub commit: no GitHub App configured on this worker, or no installation id');
+      if (!gh || source.installationId === undefined)
+        throw new Error('cannot fetch a GitHub commit: no GitHub App configured on this worker, or no installation id');
       const { owner, repo } = ownerRepoFromCloneUrl(source.cloneUrl);
       const auth = (await gh.installation(source.installationId).auth({ type: 'installation' })) as { token: string };
       url = `${gh.creds.apiUrl}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(repo)}/tarball/${source.commit}`;
-      headers = { authorization: `token ${auth.token}`, accept: 'application/vnd.github+json', 'user-agent': 'trainyard' };
+      headers = {
+        authorization: `token ${auth.token}`,
+        accept: 'application/vnd.github+json',
+        'user-agent': 'trainyard',
+      };
     } else {
       const gl = this.cfg.gitlab;
-      if (!gl || source.projectId === undefined) throw new Error('cannot fetch a GitLab commit: no GitLab configured on this worker, or no project id');
+      if (!gl || source.projectId === undefined)
+        throw new Error('cannot fetch a GitLab commit: no GitLab configured on this worker, or no project id');
       url = `${gl.url}/api/v4/projects/${source.projectId}/repository/archive.tar.gz?sha=${source.commit}`;
       headers = { 'private-token': gl.token };
     }
@@ -59,7 +70,8 @@ export class RemoteSourceProvider implements SourceProvider {
     const res = await fetch(url, { headers, redirect: 'follow' });
     // The archive is a GitLab API call too (GitHub's tarball is not counted: not made through Octokit).
     if (source.host === 'gitlab') countGitLabResponse(res.status, (n) => res.headers.get(n));
-    if (!res.ok || !res.body) throw new Error(`fetching the archive of ${source.commit} from ${source.host} failed: HTTP ${res.status}`);
+    if (!res.ok || !res.body)
+      throw new Error(`fetching the archive of ${source.commit} from ${source.host} failed: HTTP ${res.status}`);
     return res;
   }
 }
@@ -83,9 +95,13 @@ async function projectRoot(root: string, subdir: string): Promise<string> {
  * Both hosts wrap the tree in one top folder, which --strip-components removes.
  */
 async function untar(res: Response, dest: string, maxBytes: number): Promise<void> {
-  const tar = spawn('tar', ['-xzf', '-', '-C', dest, '--strip-components=1', '--no-same-owner', '--no-same-permissions'], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
+  const tar = spawn(
+    'tar',
+    ['-xzf', '-', '-C', dest, '--strip-components=1', '--no-same-owner', '--no-same-permissions'],
+    {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    },
+  );
   // tar exiting early (a corrupt archive) must surface as its exit code, not an EPIPE crash.
   tar.stdin.on('error', () => {});
   let stderr = '';

@@ -43,7 +43,6 @@ function truncateFromStart(text: string, maxBytes: number): string {
   return bytes.subarray(start).toString('utf8');
 }
 
-
 export interface StepCounts {
   total: number;
   done: number;
@@ -58,7 +57,14 @@ export function countSteps(status: RunStatus): StepCounts {
     if (s.state === 'running') c.running++;
     if (s.state === 'cached') c.cached++;
     if (s.state === 'failed') c.failed++;
-    if (s.state === 'succeeded' || s.state === 'cached' || s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') c.done++;
+    if (
+      s.state === 'succeeded' ||
+      s.state === 'cached' ||
+      s.state === 'failed' ||
+      s.state === 'skipped' ||
+      s.state === 'cancelled'
+    )
+      c.done++;
   }
   return c;
 }
@@ -85,7 +91,9 @@ export function stepTable(status: RunStatus, now = Date.now(), maxRows = 250): s
   });
   let shown = rows;
   if (rows.length > maxRows) {
-    const active = status.steps.map((s, i) => ({ s, i })).filter(({ s }) => s.state === 'running' || s.state === 'failed');
+    const active = status.steps
+      .map((s, i) => ({ s, i }))
+      .filter(({ s }) => s.state === 'running' || s.state === 'failed');
     shown = [...active.map(({ i }) => rows[i]!), `| | … | ${rows.length - active.length} more steps | | | |`];
   }
   return ['| | step | state | time | machine | why |', '| --- | --- | --- | --- | --- | --- |', ...shown].join('\n');

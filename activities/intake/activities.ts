@@ -46,20 +46,33 @@ export function createIntakeActivities(deps: IntakeDeps): IntakeActivities {
 
 function githubApi(deps: IntakeDeps, installationId: number) {
   if (!deps.github) {
-    throw ApplicationFailure.create({ type: INTAKE_UNCONFIGURED, nonRetryable: true, message: 'this worker has no GitHub App configured (GITHUB_APP_ID, GITHUB_PRIVATE_KEY, GITHUB_WEBHOOK_SECRET)' });
+    throw ApplicationFailure.create({
+      type: INTAKE_UNCONFIGURED,
+      nonRetryable: true,
+      message: 'this worker has no GitHub App configured (GITHUB_APP_ID, GITHUB_PRIVATE_KEY, GITHUB_WEBHOOK_SECRET)',
+    });
   }
   return deps.github.installation(installationId);
 }
 
 function gitlabApi(deps: IntakeDeps): GitLabApi {
   if (!deps.gitlab) {
-    throw ApplicationFailure.create({ type: INTAKE_UNCONFIGURED, nonRetryable: true, message: 'this worker has no GitLab configured (GITLAB_URL, GITLAB_TOKEN, GITLAB_WEBHOOK_SECRET)' });
+    throw ApplicationFailure.create({
+      type: INTAKE_UNCONFIGURED,
+      nonRetryable: true,
+      message: 'this worker has no GitLab configured (GITLAB_URL, GITLAB_TOKEN, GITLAB_WEBHOOK_SECRET)',
+    });
   }
   return deps.gitlab;
 }
 
 const repoPort = (deps: IntakeDeps, r: GitHubRepo) =>
-  new GitHubRepoPort(githubApi(deps, r.installationId), { installationId: r.installationId, owner: r.owner, repo: r.repo, cloneUrl: r.cloneUrl });
+  new GitHubRepoPort(githubApi(deps, r.installationId), {
+    installationId: r.installationId,
+    owner: r.owner,
+    repo: r.repo,
+    cloneUrl: r.cloneUrl,
+  });
 
 async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliveryId: string): Promise<DeliveryOutcome> {
   switch (ev.kind) {
@@ -67,18 +80,41 @@ async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliver
       const api = githubApi(deps, ev.repo.installationId);
       const port = repoPort(deps, ev.repo);
       const o = await handlePush(port, intake, {
-        ref: ev.ref, sha: ev.sha, deleted: false, actor: ev.actor, deliveryId,
-        changedPaths: () => changedPathsOfPush(api, { owner: ev.repo.owner, repo: ev.repo.repo }, {
-          before: ev.before, after: ev.after, created: ev.created, paths: ev.paths, ...(ev.repo.defaultBranch ? { defaultBranch: ev.repo.defaultBranch } : {}),
-        }),
+        ref: ev.ref,
+        sha: ev.sha,
+        deleted: false,
+        actor: ev.actor,
+        deliveryId,
+        changedPaths: () =>
+          changedPathsOfPush(
+            api,
+            { owner: ev.repo.owner, repo: ev.repo.repo },
+            {
+              before: ev.before,
+              after: ev.after,
+              created: ev.created,
+              paths: ev.paths,
+              ...(ev.repo.defaultBranch ? { defaultBranch: ev.repo.defaultBranch } : {}),
+            },
+          ),
       });
       return { kind: ev.kind, runs: o.runs, summary: pushSummary(o) };
     }
     case 'github-comment': {
       const api = githubApi(deps, ev.repo.installationId);
-      const convo = new GitHubConversation(api, { owner: ev.repo.owner, repo: ev.repo.repo }, ev.issue, ev.commentId, ev.issueUrl, deps.records);
+      const convo = new GitHubConversation(
+        api,
+        { owner: ev.repo.owner, repo: ev.repo.repo },
+        ev.issue,
+        ev.commentId,
+        ev.issueUrl,
+        deps.records,
+      );
       const o = await handleComment(repoPort(deps, ev.repo), convo, intake, {
-        commentId: ev.commentId, author: ev.author, command: ev.command, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
+        commentId: ev.commentId,
+        author: ev.author,
+        command: ev.command,
+        ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
       });
       return { kind: ev.kind, runs: o.kind === 'started' ? [o.workflowId] : [], summary: o.kind };
     }
@@ -86,14 +122,35 @@ async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliver
       const api = githubApi(deps, ev.repo.installationId);
       // GitHub shows these buttons to people with write access; the check is repeated here
       // because the server, not the UI, is the authority.
-      const level = await new GitHubConversation(api, { owner: ev.repo.owner, repo: ev.repo.repo }, 0, 0, '', deps.records).accessLevel(ev.actor);
-      if (!atLeast(level, TRAIN_LEVEL)) return { kind: ev.kind, runs: [], summary: `${ev.action} refused: ${ev.actor} has ${level} access, needs write` };
+      const level = await new GitHubConversation(
+        api,
+        { owner: ev.repo.owner, repo: ev.repo.repo },
+        0,
+        0,
+        '',
+        deps.records,
+      ).accessLevel(ev.actor);
+      if (!atLeast(level, TRAIN_LEVEL))
+        return {
+          kind: ev.kind,
+          runs: [],
+          summary: `${ev.action} refused: ${ev.actor} has ${level} access, needs write`,
+        };
       if (ev.action === 'cancel') {
         const cancelled = await cancelFromCheck(intake, ev.externalId);
-        return { kind: ev.kind, runs: [], summary: cancelled ? `cancel requested for ${ev.externalId}` : 'nothing to cancel' };
+        return {
+          kind: ev.kind,
+          runs: [],
+          summary: cancelled ? `cancel requested for ${ev.externalId}` : 'nothing to cancel',
+        };
       }
       const r = await rerun(repoPort(deps, ev.repo), intake, {
-        previousId: ev.externalId, checkName: ev.checkName, sha: ev.headSha, actor: ev.actor, checkRunId: ev.checkRunId, deliveryId,
+        previousId: ev.externalId,
+        checkName: ev.checkName,
+        sha: ev.headSha,
+        actor: ev.actor,
+        checkRunId: ev.checkRunId,
+        deliveryId,
       });
       return { kind: ev.kind, runs: r.workflowId ? [r.workflowId] : [], summary: r.message ?? 're-run started' };
     }
@@ -101,39 +158,70 @@ async function handle(deps: IntakeDeps, intake: Intake, ev: IntakeEvent, deliver
       const api = githubApi(deps, ev.repo.installationId);
       const ref = { owner: ev.repo.owner, repo: ev.repo.repo };
       const level = await new GitHubConversation(api, ref, 0, 0, '', deps.records).accessLevel(ev.actor);
-      if (!atLeast(level, TRAIN_LEVEL)) return { kind: ev.kind, runs: [], summary: `suite re-run refused: ${ev.actor} has ${level} access, needs write` };
+      if (!atLeast(level, TRAIN_LEVEL))
+        return {
+          kind: ev.kind,
+          runs: [],
+          summary: `suite re-run refused: ${ev.actor} has ${level} access, needs write`,
+        };
       const checks = await trainyardChecksOfSuite(api, ref, ev.suiteId);
-      const results = await rerunSuite(repoPort(deps, ev.repo), intake, { checks, sha: ev.headSha, actor: ev.actor, deliveryId });
+      const results = await rerunSuite(repoPort(deps, ev.repo), intake, {
+        checks,
+        sha: ev.headSha,
+        actor: ev.actor,
+        deliveryId,
+      });
       return {
         kind: ev.kind,
         runs: results.flatMap((r) => (r.workflowId ? [r.workflowId] : [])),
-        summary: results.map((r) => `${r.checkName}: ${r.message ?? 're-run started'}`).join('; ') || 'no Trainyard checks in the suite',
+        summary:
+          results.map((r) => `${r.checkName}: ${r.message ?? 're-run started'}`).join('; ') ||
+          'no Trainyard checks in the suite',
       };
     }
     case 'gitlab-push': {
       const api = gitlabApi(deps);
       const port = new GitLabRepoPort(api, ev.project, deps.records, (id) => deps.runUrl(id));
       const o = await handlePush(port, intake, {
-        ref: ev.ref, sha: ev.sha, deleted: false, actor: ev.actor, deliveryId,
-        changedPaths: () => gitlabChangedPaths(api, ev.project.projectId, {
-          before: ev.before, after: ev.after, paths: ev.paths, ...(ev.project.defaultBranch ? { defaultBranch: ev.project.defaultBranch } : {}),
-        }),
+        ref: ev.ref,
+        sha: ev.sha,
+        deleted: false,
+        actor: ev.actor,
+        deliveryId,
+        changedPaths: () =>
+          gitlabChangedPaths(api, ev.project.projectId, {
+            before: ev.before,
+            after: ev.after,
+            paths: ev.paths,
+            ...(ev.project.defaultBranch ? { defaultBranch: ev.project.defaultBranch } : {}),
+          }),
       });
       return { kind: ev.kind, runs: o.runs, summary: pushSummary(o) };
     }
     case 'gitlab-note': {
       const api = gitlabApi(deps);
       const port = new GitLabRepoPort(api, ev.project, deps.records, (id) => deps.runUrl(id));
-      const convo = new GitLabConversation(api, deps.records, ev.project, ev.mrIid, ev.noteId, ev.userId, (id) => deps.runUrl(id));
+      const convo = new GitLabConversation(api, deps.records, ev.project, ev.mrIid, ev.noteId, ev.userId, (id) =>
+        deps.runUrl(id),
+      );
       const o = await handleComment(port, convo, intake, {
-        commentId: ev.noteId, author: ev.author, command: ev.command, ...(ev.noteUrl ? { commentUrl: ev.noteUrl } : {}),
+        commentId: ev.noteId,
+        author: ev.author,
+        command: ev.command,
+        ...(ev.noteUrl ? { commentUrl: ev.noteUrl } : {}),
       });
       return { kind: ev.kind, runs: o.kind === 'started' ? [o.workflowId] : [], summary: o.kind };
     }
   }
 }
 
-function pushSummary(o: { started: string[]; runs: string[]; resultsStand: string[]; invalid: string[]; refused: string[] }): string {
+function pushSummary(o: {
+  started: string[];
+  runs: string[];
+  resultsStand: string[];
+  invalid: string[];
+  refused: string[];
+}): string {
   const parts = [
     o.started.length ? `started ${o.started.join(', ')}` : '',
     o.runs.length > o.started.length ? `${o.runs.length - o.started.length} already started` : '',

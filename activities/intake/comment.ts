@@ -28,23 +28,30 @@ export const TRUST_LEVEL: AccessLevel = 'maintain';
 export const USAGE = 'Usage: `/train [pipeline] [key=value ...]` — values may be quoted, like `note="two words"`.';
 
 export type CommentOutcome =
-  | { kind: 'refused' | 'invalid' | 'trusted' }
-  | { kind: 'started'; workflowId: string; fresh: boolean };
+  { kind: 'refused' | 'invalid' | 'trusted' } | { kind: 'started'; workflowId: string; fresh: boolean };
 
 const code = (s: string) => `\`${s.replace(/`/g, "'").slice(0, 200)}\``;
 
-export async function handleComment(repo: RepoPort, convo: ConversationPort, intake: Intake, ev: CommentEvent): Promise<CommentOutcome> {
+export async function handleComment(
+  repo: RepoPort,
+  convo: ConversationPort,
+  intake: Intake,
+  ev: CommentEvent,
+): Promise<CommentOutcome> {
   const cmd = ev.command;
   await convo.acknowledge();
   const level = await convo.accessLevel(ev.author);
   const who = `@${ev.author}`;
   // Asked only when the repository permission falls short: most commenters cost no extra call.
-  const team = (needed: AccessLevel) => (atLeast(level, needed) ? Promise.resolve(undefined) : trustedTeamOf(repo, convo, intake.policy, ev.author));
+  const team = (needed: AccessLevel) =>
+    atLeast(level, needed) ? Promise.resolve(undefined) : trustedTeamOf(repo, convo, intake.policy, ev.author);
 
   if (cmd.kind === 'ok-to-train') {
     const via = await team(TRUST_LEVEL);
     if (!atLeast(level, TRUST_LEVEL) && via === undefined) {
-      await convo.reply(`${who}: only maintainers or members of a trusted team can approve a fork's commits for \`/train\` (your access: ${level}).`);
+      await convo.reply(
+        `${who}: only maintainers or members of a trusted team can approve a fork's commits for \`/train\` (your access: ${level}).`,
+      );
       return { kind: 'refused' };
     }
     const pr = await convo.pullRequest();
@@ -56,7 +63,9 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
     return { kind: 'trusted' };
   }
   if (!atLeast(level, TRAIN_LEVEL) && (await team(TRAIN_LEVEL)) === undefined) {
-    await convo.reply(`${who}: \`/train\` needs write access to this repository or membership of a team this server trusts (your access: ${level}). Nothing ran.`);
+    await convo.reply(
+      `${who}: \`/train\` needs write access to this repository or membership of a team this server trusts (your access: ${level}). Nothing ran.`,
+    );
     return { kind: 'refused' };
   }
   if (cmd.kind === 'invalid') {
@@ -82,28 +91,51 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
   }
   const params = resolveParams(pick, cmd.params);
   if (params.errors.length > 0) {
-    await convo.reply(`${who}: nothing ran; the parameters do not fit \`${pick.name}\`:\n\n${params.errors.map((e) => `- ${e}`).join('\n')}`);
+    await convo.reply(
+      `${who}: nothing ran; the parameters do not fit \`${pick.name}\`:\n\n${params.errors.map((e) => `- ${e}`).join('\n')}`,
+    );
     return { kind: 'invalid' };
   }
   const violations = intake.policy.violations(repo.repoPath, pick, texts.get(pick.file));
   if (violations.length > 0) {
-    await repo.postVerdict(pick.name, pr.headSha, `policy:${ev.commentId}:${pick.name}`, policyVerdict(pick, violations), pr.number);
-    await convo.reply(`${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v.message}`).join('\n')}`);
+    await repo.postVerdict(
+      pick.name,
+      pr.headSha,
+      `policy:${ev.commentId}:${pick.name}`,
+      policyVerdict(pick, violations),
+      pr.number,
+    );
+    await convo.reply(
+      `${who}: this server's policy refuses \`${pick.name}\`; nothing ran.\n\n${violations.map((v) => `- ${v.message}`).join('\n')}`,
+    );
     return { kind: 'refused' };
   }
 
   const workflowId = commentWorkflowId(repo.host, repo.repoKey, ev.commentId, pick.name);
   const started = await startRun(repo, intake, {
-    pipeline: pick, params: params.values, given: cmd.params, sha: pr.headSha, workflowId, pr: pr.number,
+    pipeline: pick,
+    params: params.values,
+    given: cmd.params,
+    sha: pr.headSha,
+    workflowId,
+    pr: pr.number,
     ...(pr.fromFork && !intake.policy.forkSecrets ? { secretsWithheld: FORK_SECRETS_WITHHELD } : {}),
     // A fork's branch names are not this repository's: `{{branch}}` has no value there.
     ...(!pr.fromFork && pr.headRef ? { branch: pr.headRef } : {}),
     trigger: {
-      kind: 'comment', pr: pr.number, actor: ev.author, commentId: ev.commentId, ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
-      ...(pr.baseRef ? { baseRef: pr.baseRef } : {}), ...(pr.mergeBaseSha ? { baseSha: pr.mergeBaseSha } : {}), ...(pr.headRef ? { headRef: pr.headRef } : {}),
+      kind: 'comment',
+      pr: pr.number,
+      actor: ev.author,
+      commentId: ev.commentId,
+      ...(ev.commentUrl ? { commentUrl: ev.commentUrl } : {}),
+      ...(pr.baseRef ? { baseRef: pr.baseRef } : {}),
+      ...(pr.mergeBaseSha ? { baseSha: pr.mergeBaseSha } : {}),
+      ...(pr.headRef ? { headRef: pr.headRef } : {}),
     },
   });
-  const shown = Object.entries(params.values).map(([k, v]) => code(`${k}=${String(v)}`)).join(' ');
+  const shown = Object.entries(params.values)
+    .map(([k, v]) => code(`${k}=${String(v)}`))
+    .join(' ');
   const link = await convo.statusLink(workflowId, pr.headSha);
   await convo.announceRun(
     pick.name,
@@ -115,7 +147,12 @@ export async function handleComment(repo: RepoPort, convo: ConversationPort, int
 }
 
 /** The trusted team (`org/team`) of this repository's organisation that the user actively belongs to. */
-async function trustedTeamOf(repo: RepoPort, convo: ConversationPort, policy: IntakePolicy, user: string): Promise<string | undefined> {
+async function trustedTeamOf(
+  repo: RepoPort,
+  convo: ConversationPort,
+  policy: IntakePolicy,
+  user: string,
+): Promise<string | undefined> {
   if (repo.host !== 'github' || !convo.teamMember) return undefined;
   for (const t of policy.trustedTeams(repo.repoPath)) {
     if (await convo.teamMember(t.org, t.team, user)) return `${t.org}/${t.team}`;
@@ -123,12 +160,20 @@ async function trustedTeamOf(repo: RepoPort, convo: ConversationPort, policy: In
   return undefined;
 }
 
-function choosePipeline(pipelines: Pipeline[], name: string | undefined, invalid: Map<string, { line: number; column: number; message: string; file: string }[]>): Pipeline | string {
+function choosePipeline(
+  pipelines: Pipeline[],
+  name: string | undefined,
+  invalid: Map<string, { line: number; column: number; message: string; file: string }[]>,
+): Pipeline | string {
   const commentable = pipelines.filter((p) => p.on.comment);
   const broken = [...invalid.values()].flat();
-  const brokenNote = broken.length > 0
-    ? `\n\nThese pipeline files are invalid at this commit:\n${broken.slice(0, 20).map((e) => `- \`${formatPipelineError(e).replace(/`/g, "'")}\``).join('\n')}`
-    : '';
+  const brokenNote =
+    broken.length > 0
+      ? `\n\nThese pipeline files are invalid at this commit:\n${broken
+          .slice(0, 20)
+          .map((e) => `- \`${formatPipelineError(e).replace(/`/g, "'")}\``)
+          .join('\n')}`
+      : '';
   if (name === undefined) {
     if (commentable.length === 1) return commentable[0]!;
     return commentable.length === 0

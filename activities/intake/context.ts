@@ -36,7 +36,8 @@ export interface IntakePolicy {
 }
 
 /** Why a fork's run gets no secrets, as its steps' failure says it. */
-export const FORK_SECRETS_WITHHELD = 'runs of pull requests from forks receive no secrets unless the server allows it (TRAINYARD_FORK_SECRETS=allow)';
+export const FORK_SECRETS_WITHHELD =
+  'runs of pull requests from forks receive no secrets unless the server allows it (TRAINYARD_FORK_SECRETS=allow)';
 
 export interface Intake {
   starter: RunStarter;

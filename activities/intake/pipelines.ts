@@ -20,7 +20,12 @@ export async function pipelinesAt(port: RepoPort, sha: string): Promise<CommitPi
   const errors: PipelineError[] = [];
   for (const f of files) {
     if (f.text === null) {
-      errors.push({ file: f.file, line: 1, column: 1, message: f.problem ?? `the file is larger than ${MAX_PIPELINE_BYTES / 1024} KiB, the limit for a pipeline file` });
+      errors.push({
+        file: f.file,
+        line: 1,
+        column: 1,
+        message: f.problem ?? `the file is larger than ${MAX_PIPELINE_BYTES / 1024} KiB, the limit for a pipeline file`,
+      });
     } else texts.push({ file: f.file, text: f.text });
   }
   const loaded = loadPipelineTexts(texts);
@@ -49,7 +54,8 @@ export function invalidVerdict(file: string, errors: PipelineError[]): Verdict {
   return {
     conclusion: 'failure',
     title: `${file} is invalid (${errors.length} error${errors.length === 1 ? '' : 's'})`,
-    summary: `Nothing ran: \`${file}\` has ${errors.length === 1 ? 'an error' : `${errors.length} errors`}. ` +
+    summary:
+      `Nothing ran: \`${file}\` has ${errors.length === 1 ? 'an error' : `${errors.length} errors`}. ` +
       `\`trainyard validate\` shows the same list locally.\n\n${lines.join('\n')}`,
     annotations,
   };

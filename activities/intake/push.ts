@@ -48,7 +48,8 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
   const outcome: PushOutcome = { runs: [], started: [], resultsStand: [], invalid: [], refused: [] };
   const ref = parseRef(ev.ref);
   const sha = ev.sha;
-  if (ev.deleted || sha === '' || ZERO_SHA.test(sha) || !ev.ref.startsWith('refs/') || ref === undefined) return outcome;
+  if (ev.deleted || sha === '' || ZERO_SHA.test(sha) || !ev.ref.startsWith('refs/') || ref === undefined)
+    return outcome;
   const { pipelines, invalid, texts } = await pipelinesAt(port, sha);
   for (const [file, errors] of invalid) {
     const name = invalidFileCheckName(file);
@@ -58,7 +59,8 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
   // Branch and tag filters first: a pipeline not meant for this ref gets no check at all.
   const forRef = pipelines.filter((p) => p.on.push !== null && refMatches(p.on.push, ev.ref));
   if (forRef.length === 0) return outcome;
-  const changed = ref.kind === 'branch' && forRef.some((p) => hasPathFilter(p.on.push)) ? await ev.changedPaths() : undefined;
+  const changed =
+    ref.kind === 'branch' && forRef.some((p) => hasPathFilter(p.on.push)) ? await ev.changedPaths() : undefined;
   for (const pipeline of forRef) {
     if (!matchesPush(pipeline, ev.ref, changed)) {
       await postResultsStand(port, intake, pipeline, sha);
@@ -73,13 +75,21 @@ export async function handlePush(port: RepoPort, intake: Intake, ev: PushEvent):
     }
     const params = resolveParams(pipeline, {});
     if (params.errors.length > 0) {
-      await port.postVerdict(pipeline.name, sha, `params:${sha}:${pipeline.name}`, paramsVerdict(pipeline, params.errors));
+      await port.postVerdict(
+        pipeline.name,
+        sha,
+        `params:${sha}:${pipeline.name}`,
+        paramsVerdict(pipeline, params.errors),
+      );
       outcome.refused.push(pipeline.name);
       continue;
     }
     const workflowId = pushWorkflowId(port.host, port.repoKey, sha, pipeline.name);
     const started = await startRun(port, intake, {
-      pipeline, params: params.values, given: {}, sha,
+      pipeline,
+      params: params.values,
+      given: {},
+      sha,
       ...(ref.kind === 'branch' ? { branch: ref.name } : {}),
       trigger: { kind: 'push', ref: ev.ref, actor: ev.actor, deliveryId: ev.deliveryId },
       workflowId,
@@ -94,9 +104,10 @@ async function postResultsStand(port: RepoPort, intake: Intake, pipeline: Pipeli
   const last = await intake.records.getLastSuccess(port.host, port.repoKey, pipeline.name);
   const push = pipeline.on.push;
   const list = (ps: string[] | undefined) => (ps ?? []).map((p) => `\`${p}\``).join(', ');
-  const touched = push?.paths !== undefined
-    ? `changed none of the paths \`${pipeline.name}\` watches (${list(push.paths)})`
-    : `changed only paths \`${pipeline.name}\` ignores (${list(push?.pathsIgnore)})`;
+  const touched =
+    push?.paths !== undefined
+      ? `changed none of the paths \`${pipeline.name}\` watches (${list(push.paths)})`
+      : `changed only paths \`${pipeline.name}\` ignores (${list(push?.pathsIgnore)})`;
   const verdict: Verdict = last
     ? {
         conclusion: 'success',

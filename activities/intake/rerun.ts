@@ -22,7 +22,11 @@ export interface RerunRequest {
  * Runs the pipeline again at the same commit with the same parameters as the run the check
  * reported on. A check that had no run (results stand, policy) reruns with the defaults.
  */
-export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): Promise<{ workflowId?: string; message?: string }> {
+export async function rerun(
+  port: RepoPort,
+  intake: Intake,
+  req: RerunRequest,
+): Promise<{ workflowId?: string; message?: string }> {
   const previous = await intake.records.getRun(req.previousId);
   const name = previous?.pipeline ?? req.checkName.replace(/^trainyard\//, '');
   const { pipelines, texts } = await pipelinesAt(port, req.sha);
@@ -42,7 +46,11 @@ export async function rerun(port: RepoPort, intake: Intake, req: RerunRequest): 
   }
   const workflowId = rerunWorkflowId(port.host, port.repoKey, req.checkRunId, req.deliveryId);
   const started = await startRun(port, intake, {
-    pipeline, params: params.values, given, sha: req.sha, workflowId,
+    pipeline,
+    params: params.values,
+    given,
+    sha: req.sha,
+    workflowId,
     ...(previous?.pr !== undefined ? { pr: previous.pr } : {}),
     ...(previous?.secretsWithheld ? { secretsWithheld: previous.secretsWithheld } : {}),
     ...(previous?.branch ? { branch: previous.branch } : {}),
@@ -71,12 +79,19 @@ export interface SuiteCheck {
  * webhook starts nothing twice. One check that can no longer run does not stop the others.
  */
 export async function rerunSuite(
-  port: RepoPort, intake: Intake, req: { checks: SuiteCheck[]; sha: string; actor: string; deliveryId: string },
+  port: RepoPort,
+  intake: Intake,
+  req: { checks: SuiteCheck[]; sha: string; actor: string; deliveryId: string },
 ): Promise<{ checkName: string; workflowId?: string; message?: string }[]> {
   const out: { checkName: string; workflowId?: string; message?: string }[] = [];
   for (const c of req.checks) {
     const r = await rerun(port, intake, {
-      previousId: c.externalId, checkName: c.name, sha: req.sha, actor: req.actor, checkRunId: c.checkRunId, deliveryId: req.deliveryId,
+      previousId: c.externalId,
+      checkName: c.name,
+      sha: req.sha,
+      actor: req.actor,
+      checkRunId: c.checkRunId,
+      deliveryId: req.deliveryId,
     });
     out.push({ checkName: c.name, ...r });
   }

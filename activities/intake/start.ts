@@ -38,18 +38,43 @@ export async function startRun(port: RepoPort, intake: Intake, req: StartRequest
   const runId = runIdFor(workflowId);
   const stepLines = Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.line]));
   const createdAt = new Date().toISOString();
-  const group = supersedingGroup(pipeline.concurrency, { pipeline: pipeline.name, ...(req.branch ? { branch: req.branch } : {}), ...(req.pr !== undefined ? { pr: req.pr } : {}) });
-  const concurrency: RunConcurrency | undefined = group === undefined ? undefined : { group, groupId: concurrencyGroupId(port.host, port.repoKey, group), requestedAt: createdAt };
+  const group = supersedingGroup(pipeline.concurrency, {
+    pipeline: pipeline.name,
+    ...(req.branch ? { branch: req.branch } : {}),
+    ...(req.pr !== undefined ? { pr: req.pr } : {}),
+  });
+  const concurrency: RunConcurrency | undefined =
+    group === undefined
+      ? undefined
+      : { group, groupId: concurrencyGroupId(port.host, port.repoKey, group), requestedAt: createdAt };
   // Written before the start so the first status publication can already annotate and link.
   await intake.records.putRun({
-    workflowId, runId, host: port.host, repoKey: port.repoKey, repoPath: port.repoPath, sha: req.sha,
-    pipeline: pipeline.name, pipelineFile: pipeline.file, stepLines, params: req.params, given: req.given,
-    ...(req.pr !== undefined ? { pr: req.pr } : {}), ...(req.branch ? { branch: req.branch } : {}), trigger: req.trigger, createdAt,
+    workflowId,
+    runId,
+    host: port.host,
+    repoKey: port.repoKey,
+    repoPath: port.repoPath,
+    sha: req.sha,
+    pipeline: pipeline.name,
+    pipelineFile: pipeline.file,
+    stepLines,
+    params: req.params,
+    given: req.given,
+    ...(req.pr !== undefined ? { pr: req.pr } : {}),
+    ...(req.branch ? { branch: req.branch } : {}),
+    trigger: req.trigger,
+    createdAt,
     ...(req.secretsWithheld ? { secretsWithheld: req.secretsWithheld } : {}),
   });
   const result = await intake.starter.start(
     {
-      runId, pipeline, params: req.params, source: port.source(req.sha), trigger: req.trigger, status: target, options: intake.runOptions(),
+      runId,
+      pipeline,
+      params: req.params,
+      source: port.source(req.sha),
+      trigger: req.trigger,
+      status: target,
+      options: intake.runOptions(),
       ...(req.secretsWithheld ? { secretsWithheld: req.secretsWithheld } : {}),
       ...(concurrency ? { concurrency } : {}),
     },

@@ -10,7 +10,14 @@ export function policyVerdict(pipeline: Pipeline, violations: PipelineError[]): 
       `Nothing ran: \`${pipeline.name}\` asks for more than this Trainyard server allows. ` +
       'The limits are set by the server operator, not by the repository.\n\n' +
       violations.map((v) => `- ${v.file}:${v.line}:${v.column}: ${v.message}`).join('\n'),
-    annotations: violations.map((v) => ({ path: v.file, line: Math.max(1, v.line), column: Math.max(1, v.column), level: 'failure', title: 'Refused by server policy', message: v.message })),
+    annotations: violations.map((v) => ({
+      path: v.file,
+      line: Math.max(1, v.line),
+      column: Math.max(1, v.column),
+      level: 'failure',
+      title: 'Refused by server policy',
+      message: v.message,
+    })),
   };
 }
 

@@ -15,7 +15,11 @@ export interface KubernetesActivities {
   kubernetesDeleteJobs(input: { jobs: { namespace: string; name: string }[]; reason: string }): Promise<string[]>;
 }
 
-export function createKubernetesActivities(deps: { settings: KubernetesSettings; kube: KubeClients; client?: Client }): KubernetesActivities {
+export function createKubernetesActivities(deps: {
+  settings: KubernetesSettings;
+  kube: KubeClients;
+  client?: Client;
+}): KubernetesActivities {
   const { settings, kube } = deps;
   const namespaces = [...new Set(Object.values(settings.classes).map((c) => c.namespace))].sort();
   const selector = `${K8S_LABEL.managed}=${MANAGED_BY},${K8S_LABEL.deployment}=${settings.deployment}`;
@@ -26,12 +30,18 @@ export function createKubernetesActivities(deps: { settings: KubernetesSettings;
         const jobs = await kube.batch.listNamespacedJob({ namespace, labelSelector: selector });
         for (const j of jobs.items) {
           const a = j.metadata?.annotations ?? {};
-          const finished = (j.status?.conditions ?? []).some((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+          const finished = (j.status?.conditions ?? []).some(
+            (c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True',
+          );
           out.push({
-            namespace, name: j.metadata!.name!, finished,
+            namespace,
+            name: j.metadata!.name!,
+            finished,
             ...(a[K8S_ANNOTATION.workflowId] ? { workflowId: a[K8S_ANNOTATION.workflowId] } : {}),
             ...(a[K8S_ANNOTATION.runId] ? { runId: a[K8S_ANNOTATION.runId] } : {}),
-            ...(j.metadata?.creationTimestamp ? { createdAt: new Date(j.metadata.creationTimestamp).toISOString() } : {}),
+            ...(j.metadata?.creationTimestamp
+              ? { createdAt: new Date(j.metadata.creationTimestamp).toISOString() }
+              : {}),
           });
         }
       }

@@ -34,6 +34,7 @@ export function apiMessage(e: unknown): string {
       // not JSON
     }
   }
-  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
+  if (body && typeof body === 'object' && typeof (body as { message?: unknown }).message === 'string')
+    return (body as { message: string }).message;
   return e instanceof Error ? e.message : String(e);
 }

@@ -67,7 +67,7 @@ export function parsePromLine(line: string): PromLine | undefined {
       if (!LABEL_NAME.test(key) || line[eq + 1] !== '"' || key in labels || ++count > MAX_LABELS) return undefined;
       let value = '';
       let j = eq + 2;
-      for (;; j++) {
+      for (; ; j++) {
         const c = line[j];
         if (c === undefined) return undefined;
         if (c === '"') break;
@@ -153,7 +153,11 @@ export function exporterUrl(template: string, pod: { hostIP?: string; node?: str
  * error, a timeout, a non-2xx status or a body over MAX_SCRAPE_BYTES.
  */
 export async function scrapeDcgm(url: string, target: DcgmTarget, timeoutMs: number): Promise<GpuSample[]> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'error', headers: { accept: 'text/plain' } });
+  const res = await fetch(url, {
+    signal: AbortSignal.timeout(timeoutMs),
+    redirect: 'error',
+    headers: { accept: 'text/plain' },
+  });
   if (!res.ok || !res.body) {
     await res.body?.cancel().catch(() => undefined);
     throw new Error(`HTTP ${res.status}`);
@@ -198,14 +202,21 @@ export function startDcgmSampler(o: DcgmSamplerOptions): { stop: () => Promise<G
     try {
       return await scrapeDcgm(url, o.target, Math.min(10_000, Math.max(5000, intervalMs)));
     } catch (e) {
-      if (!reported) o.onFirstError(e instanceof Error ? `${e.name === 'TimeoutError' ? 'timed out: ' : ''}${e.message}` : String(e), url);
+      if (!reported)
+        o.onFirstError(
+          e instanceof Error ? `${e.name === 'TimeoutError' ? 'timed out: ' : ''}${e.message}` : String(e),
+          url,
+        );
       reported = true;
       return [];
     }
   });
   if (!url) {
     reported = true;
-    o.onFirstError(`the pod's node (hostIP ${o.node.hostIP ?? 'unknown'}, node ${o.node.node ?? 'unknown'}) cannot fill the URL`, o.urlTemplate);
+    o.onFirstError(
+      `the pod's node (hostIP ${o.node.hostIP ?? 'unknown'}, node ${o.node.node ?? 'unknown'}) cannot fill the URL`,
+      o.urlTemplate,
+    );
   } else sampler.start(intervalMs);
   return { stop: () => sampler.stop() };
 }

@@ -61,7 +61,13 @@ export const CONTAINER = { fetch: 'fetch', upload: 'upload', step: 'step' } as c
 export const AGENT_COMMAND = 'trainyard-pod-agent';
 const MOUNT = { workspace: '/workspace', inputs: '/inputs', outputs: '/outputs', meta: '/trainyard' } as const;
 /** Where the agent containers see the same volumes. */
-export const AGENT_MOUNT = { workspace: '/mnt/workspace', inputs: '/mnt/inputs', outputs: '/mnt/outputs', meta: '/mnt/meta', scratch: '/mnt/scratch' } as const;
+export const AGENT_MOUNT = {
+  workspace: '/mnt/workspace',
+  inputs: '/mnt/inputs',
+  outputs: '/mnt/outputs',
+  meta: '/mnt/meta',
+  scratch: '/mnt/scratch',
+} as const;
 
 /**
  * Written by the upload sidecar once it listens for SIGTERM; its startupProbe checks it, so the
@@ -77,7 +83,10 @@ export function jobName(execId: string, attempt: number): string {
 
 /** Label value: at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends (anything else becomes "_"/trimmed). */
 export function labelValue(s: string): string {
-  const v = s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 63).replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
+  const v = s
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 63)
+    .replace(/^[^A-Za-z0-9]+|[^A-Za-z0-9]+$/g, '');
   return v;
 }
 
@@ -97,7 +106,11 @@ export function buildJob(r: JobRequest): V1Job {
     [K8S_LABEL.runId]: labelValue(r.runId),
     [K8S_LABEL.machineClass]: r.cls.name,
   };
-  const annotations = { [K8S_ANNOTATION.workflowId]: r.execId, [K8S_ANNOTATION.runId]: r.runId, [K8S_ANNOTATION.commit]: r.commit };
+  const annotations = {
+    [K8S_ANNOTATION.workflowId]: r.execId,
+    [K8S_ANNOTATION.runId]: r.runId,
+    [K8S_ANNOTATION.commit]: r.commit,
+  };
   const vol = (n: string): V1Volume => ({ name: n, emptyDir: {} });
   const agentEnv: V1EnvVar[] = [
     { name: 'TRAINYARD_POD_PLAN', value: JSON.stringify(r.plan) },
@@ -145,13 +158,23 @@ export function buildJob(r: JobRequest): V1Job {
     terminationGracePeriodSeconds: r.cls.uploadGraceSeconds,
     ...(Object.keys(r.cls.nodeSelector).length ? { nodeSelector: r.cls.nodeSelector } : {}),
     ...(r.cls.tolerations.length ? { tolerations: r.cls.tolerations } : {}),
-    ...(r.cls.serviceAccountName ? { serviceAccountName: r.cls.serviceAccountName } : { automountServiceAccountToken: false }),
+    ...(r.cls.serviceAccountName
+      ? { serviceAccountName: r.cls.serviceAccountName }
+      : { automountServiceAccountToken: false }),
     ...(r.cls.imagePullSecrets.length ? { imagePullSecrets: r.cls.imagePullSecrets.map((n) => ({ name: n })) } : {}),
     ...(r.cls.priorityClassName ? { priorityClassName: r.cls.priorityClassName } : {}),
     initContainers: [
-      agent(CONTAINER.fetch, 'fetch', [['workspace', AGENT_MOUNT.workspace, false], ['inputs', AGENT_MOUNT.inputs, false], ['meta', AGENT_MOUNT.meta, false], ['scratch', AGENT_MOUNT.scratch, false]]),
+      agent(CONTAINER.fetch, 'fetch', [
+        ['workspace', AGENT_MOUNT.workspace, false],
+        ['inputs', AGENT_MOUNT.inputs, false],
+        ['meta', AGENT_MOUNT.meta, false],
+        ['scratch', AGENT_MOUNT.scratch, false],
+      ]),
       {
-        ...agent(CONTAINER.upload, 'upload', [['outputs', AGENT_MOUNT.outputs, true], ['scratch', AGENT_MOUNT.scratch, false]]),
+        ...agent(CONTAINER.upload, 'upload', [
+          ['outputs', AGENT_MOUNT.outputs, true],
+          ['scratch', AGENT_MOUNT.scratch, false],
+        ]),
         restartPolicy: 'Always',
         // busybox's `test` is in the agent image; a slow start under load gets up to 10 minutes.
         startupProbe: { exec: { command: ['test', '-e', UPLOAD_READY_FILE] }, periodSeconds: 1, failureThreshold: 600 },
@@ -186,7 +209,8 @@ export function buildJob(r: JobRequest): V1Job {
 export function mergePatch(base: unknown, patch: unknown): unknown {
   if (patch === null) return undefined;
   if (Array.isArray(patch)) {
-    const named = (xs: unknown[]): boolean => xs.every((x) => typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string');
+    const named = (xs: unknown[]): boolean =>
+      xs.every((x) => typeof x === 'object' && x !== null && typeof (x as { name?: unknown }).name === 'string');
     if (!Array.isArray(base) || !named(base) || !named(patch)) return patch;
     const out = [...base] as { name: string }[];
     for (const p of patch as { name: string }[]) {
@@ -197,7 +221,8 @@ export function mergePatch(base: unknown, patch: unknown): unknown {
     return out;
   }
   if (typeof patch !== 'object') return patch;
-  const out: Record<string, unknown> = typeof base === 'object' && base !== null && !Array.isArray(base) ? { ...(base as Record<string, unknown>) } : {};
+  const out: Record<string, unknown> =
+    typeof base === 'object' && base !== null && !Array.isArray(base) ? { ...(base as Record<string, unknown>) } : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     const merged = mergePatch(out[k], v);
     if (merged === undefined) delete out[k];

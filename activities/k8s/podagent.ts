@@ -19,7 +19,8 @@ export function readPlan(env: Record<string, string | undefined>): PodPlan {
   const raw = env.TRAINYARD_POD_PLAN;
   if (!raw) throw new Error('TRAINYARD_POD_PLAN is not set');
   const plan = JSON.parse(raw) as PodPlan;
-  if (typeof plan.store !== 'string' || !plan.store.startsWith('s3://')) throw new Error('TRAINYARD_POD_PLAN: store must be s3://…');
+  if (typeof plan.store !== 'string' || !plan.store.startsWith('s3://'))
+    throw new Error('TRAINYARD_POD_PLAN: store must be s3://…');
   for (const n of [...Object.keys(plan.inputs ?? {}), ...(plan.outputs ?? [])]) {
     // Names become paths under /inputs and /outputs: they must stay there.
     if (!NAME.test(n)) throw new Error(`TRAINYARD_POD_PLAN: ${JSON.stringify(n)} is not an input or output name`);
@@ -43,7 +44,12 @@ export async function fetchInputs(plan: PodPlan, store: ArtifactStore, mounts = 
  * record. `log` gets a line per output (name, digest, bytes, ms): the container's own log is what
  * the runner quotes when this agent is killed before it finishes (activities/k8s/runner.ts).
  */
-export async function uploadOutputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT, log?: Logger): Promise<UploadResult> {
+export async function uploadOutputs(
+  plan: PodPlan,
+  store: ArtifactStore,
+  mounts = AGENT_MOUNT,
+  log?: Logger,
+): Promise<UploadResult> {
   const result: UploadResult = { outputs: {}, missing: [], refused: {} };
   for (const name of plan.outputs) {
     const p = join(mounts.outputs, name);
@@ -73,11 +79,15 @@ function untar(file: string, dest: string): Promise<void> {
     // -o: files belong to whoever runs the step, not to the uid recorded in the archive.
     // --no-overwrite-dir: `dest` is a volume's mount point owned by root; the agent runs as
     // the image's non-root user and may not set its mode or times (GNU tar would fail).
-    const tar = spawn('tar', ['-x', '-o', '--no-overwrite-dir', '-f', file, '-C', dest], { stdio: ['ignore', 'inherit', 'pipe'] });
+    const tar = spawn('tar', ['-x', '-o', '--no-overwrite-dir', '-f', file, '-C', dest], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    });
     let err = '';
     tar.stderr.on('data', (d: Buffer) => (err += d.toString()));
     tar.on('error', reject);
-    tar.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`tar could not unpack the commit: ${err.trim() || `exit ${code}`}`))));
+    tar.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`tar could not unpack the commit: ${err.trim() || `exit ${code}`}`)),
+    );
   });
 }
 
@@ -97,7 +107,14 @@ export async function runPodAgent(mode: string | undefined, env = process.env): 
     }
     if (mode === 'upload') {
       // Synchronous writes: the process exits right after its last line.
-      const log = pino({ name: 'trainyard-pod-agent', base: { mode, job: env.TRAINYARD_JOB, runId: env.TRAINYARD_RUN_ID, step: env.TRAINYARD_RUN_STEP }, hooks: pinoTextHooks }, pino.destination({ dest: 1, sync: true }));
+      const log = pino(
+        {
+          name: 'trainyard-pod-agent',
+          base: { mode, job: env.TRAINYARD_JOB, runId: env.TRAINYARD_RUN_ID, step: env.TRAINYARD_RUN_STEP },
+          hooks: pinoTextHooks,
+        },
+        pino.destination({ dest: 1, sync: true }),
+      );
       // A native sidecar: it runs beside the step and is told to stop (SIGTERM) once the step exits.
       // A signal listener does not keep Node alive: a timer does, until the signal comes.
       const told = new Promise<void>((resolve) => {

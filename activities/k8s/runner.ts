@@ -46,7 +46,11 @@ const CONFIG_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerE
 const IMAGE_PULL_GRACE_MS = 20_000;
 const RUN_WORKFLOW_ANNOTATION = 'trainyard.dev/workflow-run-id';
 
-type Failure = { type: 'StepFailed' | 'StepTimedOut' | 'StepInvalid' | 'StepHostLost'; message: string; exitCode: number | null };
+type Failure = {
+  type: 'StepFailed' | 'StepTimedOut' | 'StepInvalid' | 'StepHostLost';
+  message: string;
+  exitCode: number | null;
+};
 
 /**
  * `runStep` for steps whose host is `kind: 'kubernetes'`. Throws ApplicationFailure of type
@@ -75,7 +79,18 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
           // its non-root agent may not chmod, and GNU tar restores the mode of a `./` member
           // even with --no-overwrite-dir.
           const entries = (await readdir(checkout)).sort();
-          await run('tar', ['-C', checkout, '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '-cf', file, ...(entries.length ? ['--', ...entries] : ['-T', '/dev/null'])]);
+          await run('tar', [
+            '-C',
+            checkout,
+            '--sort=name',
+            '--mtime=@0',
+            '--owner=0',
+            '--group=0',
+            '--numeric-owner',
+            '-cf',
+            file,
+            ...(entries.length ? ['--', ...entries] : ['-T', '/dev/null']),
+          ]);
           const ref = await deps.store.putPath(file);
           return { digest: ref.digest, kind: ref.kind };
         } finally {
@@ -97,10 +112,20 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
     const name = jobName(req.execId, req.attempt);
     if (spec.secrets?.length) {
       // The parser refuses `secrets` on Kubernetes machines; this guards older pipeline payloads.
-      throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `step ${spec.step} needs secrets (${spec.secrets.join(', ')}), which Kubernetes machines do not support yet`, details: [failureDetails(null, { startedAt, host: name })] });
+      throw ApplicationFailure.create({
+        type: 'StepInvalid',
+        nonRetryable: true,
+        message: `step ${spec.step} needs secrets (${spec.secrets.join(', ')}), which Kubernetes machines do not support yet`,
+        details: [failureDetails(null, { startedAt, host: name })],
+      });
     }
     if (!cls) {
-      throw ApplicationFailure.create({ type: 'StepInvalid', nonRetryable: true, message: `Kubernetes machine class "${clsName ?? '?'}" is not defined on this server (its classes: ${Object.keys(settings.classes).join(', ') || 'none'})`, details: [failureDetails(null, { startedAt, host: name })] });
+      throw ApplicationFailure.create({
+        type: 'StepInvalid',
+        nonRetryable: true,
+        message: `Kubernetes machine class "${clsName ?? '?'}" is not defined on this server (its classes: ${Object.keys(settings.classes).join(', ') || 'none'})`,
+        details: [failureDetails(null, { startedAt, host: name })],
+      });
     }
     const ns = cls.namespace;
     // Unique per execution of the key (stable across retries of this activity): told apart from a
@@ -157,8 +182,15 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
       splitter.end();
       const stored = await out.finish(deps.store).catch(() => undefined);
       throw ApplicationFailure.create({
-        type: f.type, message: boundMessage(f.message), nonRetryable: true,
-        details: [{ ...failureDetails(f.exitCode, { startedAt, host: hostName, ...(stored ? { stored } : {}) }), compute: compute() }],
+        type: f.type,
+        message: boundMessage(f.message),
+        nonRetryable: true,
+        details: [
+          {
+            ...failureDetails(f.exitCode, { startedAt, host: hostName, ...(stored ? { stored } : {}) }),
+            compute: compute(),
+          },
+        ],
       });
     };
 
@@ -167,15 +199,28 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
       const plan: PodPlan = {
         store: settings.store,
         workspace,
-        inputs: Object.fromEntries(Object.entries(spec.inputs).map(([k, v]) => [k, { digest: v.digest, kind: v.kind }])),
+        inputs: Object.fromEntries(
+          Object.entries(spec.inputs).map(([k, v]) => [k, { digest: v.digest, kind: v.kind }]),
+        ),
         params: spec.params,
         outputs: spec.outputs,
         resultKey: `kubernetes/results/${name}/${execRunId}`,
       };
       const env = stepEnvironment(spec, req.attempt);
       const job = buildJob({
-        settings, cls, execId: req.execId, attempt: req.attempt, runId: req.runId ?? '', pipeline: spec.pipeline, step: spec.step,
-        commit: spec.source.commit, image: spec.image, command: spec.command, env, gpus, plan,
+        settings,
+        cls,
+        execId: req.execId,
+        attempt: req.attempt,
+        runId: req.runId ?? '',
+        pipeline: spec.pipeline,
+        step: spec.step,
+        commit: spec.source.commit,
+        image: spec.image,
+        command: spec.command,
+        env,
+        gpus,
+        plan,
         activeDeadlineSeconds: spec.timeoutSeconds + cls.unschedulableTimeoutSeconds + cls.uploadGraceSeconds + 600,
       });
       job.metadata!.annotations![RUN_WORKFLOW_ANNOTATION] = execRunId;
@@ -210,36 +255,67 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         const disruption = st.conditions?.find((c) => c.type === 'DisruptionTarget' && c.status === 'True');
         if (pod.metadata?.deletionTimestamp && !deleting) {
           const why = disruption?.reason === 'EvictionByEvictionAPI' ? 'was evicted' : 'was deleted (not by Trainyard)';
-          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason}${disruption.message ? `: ${disruption.message}` : ''})` : ''}` });
+          await fail({
+            type: 'StepHostLost',
+            exitCode: null,
+            message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason}${disruption.message ? `: ${disruption.message}` : ''})` : ''}`,
+          });
         }
         if (st.reason === 'Evicted' || (st.phase === 'Failed' && !terminated(st.containerStatuses, CONTAINER.step))) {
-          const why = st.reason === 'Evicted' ? `evicted: ${st.message ?? 'node pressure'}` : `${st.reason ?? 'failed'}${st.message ? `: ${st.message}` : ''}`;
-          await fail({ type: 'StepHostLost', exitCode: null, message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason})` : ''}` });
+          const why =
+            st.reason === 'Evicted'
+              ? `evicted: ${st.message ?? 'node pressure'}`
+              : `${st.reason ?? 'failed'}${st.message ? `: ${st.message}` : ''}`;
+          await fail({
+            type: 'StepHostLost',
+            exitCode: null,
+            message: `pod lost: ${podName} ${why}${disruption ? ` (${disruption.reason})` : ''}`,
+          });
         }
         // Scheduling.
         const sched = st.conditions?.find((c) => c.type === 'PodScheduled');
         if (st.phase === 'Pending' && sched?.status === 'False' && sched.reason === 'Unschedulable') {
           unschedulableSince ??= Date.now();
           if (Date.now() - unschedulableSince >= cls.unschedulableTimeoutSeconds * 1000) {
-            await fail({ type: 'StepInvalid', exitCode: null, message: `Unschedulable for ${cls.unschedulableTimeoutSeconds}s in namespace ${ns} (class ${cls.name}${gpus ? `, ${gpus} × ${cls.gpu.resource}` : ''}): ${sched.message ?? 'no node fits the pod'}` });
+            await fail({
+              type: 'StepInvalid',
+              exitCode: null,
+              message: `Unschedulable for ${cls.unschedulableTimeoutSeconds}s in namespace ${ns} (class ${cls.name}${gpus ? `, ${gpus} × ${cls.gpu.resource}` : ''}): ${sched.message ?? 'no node fits the pod'}`,
+            });
           }
         } else unschedulableSince = undefined;
         // Images and container configuration.
         const all = [...(st.initContainerStatuses ?? []), ...(st.containerStatuses ?? [])];
-        const waitingBad = all.find((c) => c.state?.waiting?.reason && (IMAGE_FAILURES.has(c.state.waiting.reason) || CONFIG_FAILURES.has(c.state.waiting.reason)));
+        const waitingBad = all.find(
+          (c) =>
+            c.state?.waiting?.reason &&
+            (IMAGE_FAILURES.has(c.state.waiting.reason) || CONFIG_FAILURES.has(c.state.waiting.reason)),
+        );
         if (waitingBad) {
           const w = waitingBad.state!.waiting!;
           imageTroubleSince ??= Date.now();
           if (CONFIG_FAILURES.has(w.reason!)) {
-            await fail({ type: 'StepInvalid', exitCode: null, message: `container ${waitingBad.name} could not be created (${w.reason}): ${w.message ?? ''}`.trim() });
+            await fail({
+              type: 'StepInvalid',
+              exitCode: null,
+              message: `container ${waitingBad.name} could not be created (${w.reason}): ${w.message ?? ''}`.trim(),
+            });
           }
           if (w.reason !== 'ErrImagePull' || Date.now() - imageTroubleSince >= IMAGE_PULL_GRACE_MS) {
-            await fail({ type: 'StepInvalid', exitCode: null, message: `image ${waitingBad.image ?? '?'} of container ${waitingBad.name} could not be pulled (${w.reason})${w.message ? `: ${w.message}` : ''}` });
+            await fail({
+              type: 'StepInvalid',
+              exitCode: null,
+              message: `image ${waitingBad.image ?? '?'} of container ${waitingBad.name} could not be pulled (${w.reason})${w.message ? `: ${w.message}` : ''}`,
+            });
           }
         } else imageTroubleSince = undefined;
         const fetch = st.initContainerStatuses?.find((c) => c.name === CONTAINER.fetch)?.state?.terminated;
         if (fetch && fetch.exitCode !== 0) {
-          await fail({ type: 'StepFailed', exitCode: null, message: `the pod could not lay out the commit and inputs (${fetch.reason ?? `exit ${fetch.exitCode}`}): ${(fetch.message ?? '').trim() || 'see the fetch container'}` });
+          await fail({
+            type: 'StepFailed',
+            exitCode: null,
+            message: `the pod could not lay out the commit and inputs (${fetch.reason ?? `exit ${fetch.exitCode}`}): ${(fetch.message ?? '').trim() || 'see the fetch container'}`,
+          });
         }
         const main = st.containerStatuses?.find((c) => c.name === CONTAINER.step);
         if (main?.state?.running || main?.state?.terminated) {
@@ -248,10 +324,20 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
           // GPU utilisation from the node's dcgm-exporter while the step container runs.
           if (main.state.running && gpus > 0 && cls.dcgmExporterUrl && !dcgm) {
             dcgm = startDcgmSampler({
-              urlTemplate: cls.dcgmExporterUrl, target: { namespace: ns, pod: podName },
-              node: { ...(st.hostIP ? { hostIP: st.hostIP } : {}), ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}) },
+              urlTemplate: cls.dcgmExporterUrl,
+              target: { namespace: ns, pod: podName },
+              node: {
+                ...(st.hostIP ? { hostIP: st.hostIP } : {}),
+                ...(pod.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+              },
               intervalSeconds: cls.dcgmScrapeSeconds ?? 5,
-              onFirstError: (error, url) => ctx.log.warn('dcgm-exporter scrape failed; GPU utilisation may go unmeasured, the step goes on', { job: name, pod: podName, url, error }),
+              onFirstError: (error, url) =>
+                ctx.log.warn('dcgm-exporter scrape failed; GPU utilisation may go unmeasured, the step goes on', {
+                  job: name,
+                  pod: podName,
+                  url,
+                  error,
+                }),
             });
           }
         }
@@ -266,30 +352,62 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
           const code = done.exitCode;
           if (code !== 0) {
             const limit = cls.resources.limits.memory;
-            const message = done.reason === 'OOMKilled'
-              ? `killed: out of memory (OOMKilled; memory limit ${limit ?? 'none set'}, exit code ${code})`
-              : `exited with code ${code}${out.lastLine ? `: ${out.lastLine}` : ''}`;
+            const message =
+              done.reason === 'OOMKilled'
+                ? `killed: out of memory (OOMKilled; memory limit ${limit ?? 'none set'}, exit code ${code})`
+                : `exited with code ${code}${out.lastLine ? `: ${out.lastLine}` : ''}`;
             await fail({ type: 'StepFailed', exitCode: code, message });
           }
           const upload = await waitForUpload(kube, ns, name, cls, ctx, wait);
           if (upload.aborted) await onCancel();
           pod = upload.pod ?? pod;
-          if (upload.error) await fail({ type: 'StepFailed', exitCode: 0, message: `outputs could not be stored: ${upload.error}` });
+          if (upload.error)
+            await fail({ type: 'StepFailed', exitCode: 0, message: `outputs could not be stored: ${upload.error}` });
           const result = await deps.store.getRecord<UploadResult>(plan.resultKey);
-          if (!result) await fail({ type: 'StepFailed', exitCode: 0, message: 'outputs could not be stored: the upload agent left no result' });
+          if (!result)
+            await fail({
+              type: 'StepFailed',
+              exitCode: 0,
+              message: 'outputs could not be stored: the upload agent left no result',
+            });
           const missing = spec.outputs.find((o) => result!.missing.includes(o) || !result!.outputs[o]);
           if (missing) {
             const refused = result!.refused[missing];
-            await fail({ type: 'StepFailed', exitCode: 0, message: refused ? `output "${missing}" refused: ${refused}` : `declared output "${missing}" was not written (expected /outputs/${missing})` });
+            await fail({
+              type: 'StepFailed',
+              exitCode: 0,
+              message: refused
+                ? `output "${missing}" refused: ${refused}`
+                : `declared output "${missing}" was not written (expected /outputs/${missing})`,
+            });
           }
           splitter.end();
           const stored = await out.finish(deps.store);
           const facts = { startedAt, finishedAt: new Date().toISOString(), host: hostName, stored };
-          const gpu = gpuSummary ? { samples: gpuSummary.samples, meanUtilisation: gpuSummary.meanUtilisation, maxMemoryMiB: gpuSummary.maxMemoryMiB, idleFraction: gpuSummary.idleFraction } : undefined;
-          return { ...stepResult({ outputs: result!.outputs, facts, activityAttempt: ctx.info.attempt, ...(gpu ? { gpu } : {}) }), compute: compute() };
+          const gpu = gpuSummary
+            ? {
+                samples: gpuSummary.samples,
+                meanUtilisation: gpuSummary.meanUtilisation,
+                maxMemoryMiB: gpuSummary.maxMemoryMiB,
+                idleFraction: gpuSummary.idleFraction,
+              }
+            : undefined;
+          return {
+            ...stepResult({
+              outputs: result!.outputs,
+              facts,
+              activityAttempt: ctx.info.attempt,
+              ...(gpu ? { gpu } : {}),
+            }),
+            compute: compute(),
+          };
         }
         if (runningAt !== undefined && Date.now() - runningAt > timeoutMs) {
-          await fail({ type: 'StepTimedOut', exitCode: null, message: `timed out after ${spec.timeoutSeconds}s; Job deleted` });
+          await fail({
+            type: 'StepTimedOut',
+            exitCode: null,
+            message: `timed out after ${spec.timeoutSeconds}s; Job deleted`,
+          });
         }
         await wait({ job: name, phase: main?.state?.running ? 'running' : (st.phase ?? 'pending'), ...out.progress() });
       }
@@ -301,7 +419,9 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
       // Not when a newer attempt of this step owns the Job now.
       progress = { job: name, phase: 'deleting the Job' };
       if (!handedBack && !superseded()) {
-        await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true).catch((e) => ctx.log.warn('could not delete the Job; the reaper will', { job: name, error: String(e) }));
+        await deleteJob(kube, ns, name, cls.terminationGracePeriodSeconds, true).catch((e) =>
+          ctx.log.warn('could not delete the Job; the reaper will', { job: name, error: String(e) }),
+        );
       }
       clearInterval(beat);
       await rm(outDir, { recursive: true, force: true });
@@ -309,12 +429,17 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
   };
 }
 
-
 /**
  * What the attempt held: from the pod's start on its node to the last container's end (or
  * now), with the class's rate. GPU-seconds are the requested GPUs times that.
  */
-export function billing(cls: KubernetesClass, gpus: number, namespace: string, job: string, pod: V1Pod | undefined): AttemptCompute {
+export function billing(
+  cls: KubernetesClass,
+  gpus: number,
+  namespace: string,
+  job: string,
+  pod: V1Pod | undefined,
+): AttemptCompute {
   const st = pod?.status;
   const start = st?.startTime ? new Date(st.startTime).getTime() : undefined;
   const ends = [...(st?.initContainerStatuses ?? []), ...(st?.containerStatuses ?? [])]
@@ -326,8 +451,17 @@ export function billing(cls: KubernetesClass, gpus: number, namespace: string, j
   const seconds = start === undefined ? 0 : Math.max(0, Math.round((end - start) / 10) / 100);
   const rate = cls.hourlyRateUsd + gpus * cls.gpuHourlyRateUsd;
   return {
-    kind: 'kubernetes', machineClass: cls.name, namespace, job, ...(pod?.metadata?.name ? { pod: pod.metadata.name } : {}), ...(pod?.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
-    gpus, billedSeconds: seconds, gpuSeconds: Math.round(seconds * gpus * 100) / 100, pricePerHourUsd: rate, costUsd: Math.round(((seconds * rate) / 3600) * 1e6) / 1e6,
+    kind: 'kubernetes',
+    machineClass: cls.name,
+    namespace,
+    job,
+    ...(pod?.metadata?.name ? { pod: pod.metadata.name } : {}),
+    ...(pod?.spec?.nodeName ? { node: pod.spec.nodeName } : {}),
+    gpus,
+    billedSeconds: seconds,
+    gpuSeconds: Math.round(seconds * gpus * 100) / 100,
+    pricePerHourUsd: rate,
+    costUsd: Math.round(((seconds * rate) / 3600) * 1e6) / 1e6,
   };
 }
 
@@ -335,7 +469,13 @@ function terminated(statuses: V1ContainerStatus[] | undefined, name: string): bo
   return !!statuses?.find((c) => c.name === name)?.state?.terminated;
 }
 
-async function createOrAdopt(kube: KubeClients, ns: string, name: string, job: Parameters<KubeClients['batch']['createNamespacedJob']>[0]['body'], runId: string): Promise<void> {
+async function createOrAdopt(
+  kube: KubeClients,
+  ns: string,
+  name: string,
+  job: Parameters<KubeClients['batch']['createNamespacedJob']>[0]['body'],
+  runId: string,
+): Promise<void> {
   for (let i = 0; i < 3; i++) {
     try {
       await kube.batch.createNamespacedJob({ namespace: ns, body: job });
@@ -346,7 +486,12 @@ async function createOrAdopt(kube: KubeClients, ns: string, name: string, job: P
     // Same name: this attempt's Job from an earlier try of this activity (adopt it), or a
     // leftover of an earlier execution of the same key (replace it).
     const existing = await kube.batch.readNamespacedJob({ namespace: ns, name }).catch(() => undefined);
-    if (existing && existing.metadata?.annotations?.[RUN_WORKFLOW_ANNOTATION] === runId && !existing.metadata.deletionTimestamp) return;
+    if (
+      existing &&
+      existing.metadata?.annotations?.[RUN_WORKFLOW_ANNOTATION] === runId &&
+      !existing.metadata.deletionTimestamp
+    )
+      return;
     await deleteJob(kube, ns, name, 0, true);
   }
   throw new Error(`could not create Job ${ns}/${name}: a Job of that name keeps coming back`);
@@ -355,7 +500,9 @@ async function createOrAdopt(kube: KubeClients, ns: string, name: string, job: P
 /** The Job's pod (the first one, if the Job controller ever made two). */
 async function findPod(kube: KubeClients, ns: string, name: string): Promise<V1Pod | undefined> {
   const pods = await kube.core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${name}` });
-  return pods.items.sort((a, b) => String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')))[0];
+  return pods.items.sort((a, b) =>
+    String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')),
+  )[0];
 }
 
 /** Why the Job has no pod and never will, or undefined while one may still come. */
@@ -372,15 +519,29 @@ async function jobGone(kube: KubeClients, ns: string, name: string): Promise<str
 }
 
 /** Deletes the Job and its pods; with `wait`, until no pod of it is left (at most grace + 60 s). */
-export async function deleteJob(kube: KubeClients, ns: string, name: string, graceSeconds: number, wait: boolean): Promise<void> {
+export async function deleteJob(
+  kube: KubeClients,
+  ns: string,
+  name: string,
+  graceSeconds: number,
+  wait: boolean,
+): Promise<void> {
   // Pods first, with the grace period: deleting a Job lets the garbage collector delete its
   // pods with their own (long) terminationGracePeriodSeconds instead.
-  await kube.core.deleteCollectionNamespacedPod({ namespace: ns, labelSelector: `job-name=${name}`, gracePeriodSeconds: graceSeconds }).catch((e) => {
-    if (apiStatus(e) !== 404) throw e;
-  });
-  await kube.batch.deleteNamespacedJob({ namespace: ns, name, propagationPolicy: 'Background', gracePeriodSeconds: graceSeconds }).catch((e) => {
-    if (apiStatus(e) !== 404) throw e;
-  });
+  await kube.core
+    .deleteCollectionNamespacedPod({
+      namespace: ns,
+      labelSelector: `job-name=${name}`,
+      gracePeriodSeconds: graceSeconds,
+    })
+    .catch((e) => {
+      if (apiStatus(e) !== 404) throw e;
+    });
+  await kube.batch
+    .deleteNamespacedJob({ namespace: ns, name, propagationPolicy: 'Background', gracePeriodSeconds: graceSeconds })
+    .catch((e) => {
+      if (apiStatus(e) !== 404) throw e;
+    });
   if (!wait) return;
   const deadline = Date.now() + (graceSeconds + 60) * 1000;
   while (Date.now() < deadline) {
@@ -392,7 +553,14 @@ export async function deleteJob(kube: KubeClients, ns: string, name: string, gra
 }
 
 /** Waits for the upload sidecar to stop after the step container exited, or for the activity's cancellation (`aborted`). */
-async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: KubernetesClass, ctx: Context, wait: (progress: unknown) => Promise<void>): Promise<{ error?: string; pod?: V1Pod; aborted?: true }> {
+async function waitForUpload(
+  kube: KubeClients,
+  ns: string,
+  name: string,
+  cls: KubernetesClass,
+  ctx: Context,
+  wait: (progress: unknown) => Promise<void>,
+): Promise<{ error?: string; pod?: V1Pod; aborted?: true }> {
   const deadline = Date.now() + (cls.uploadGraceSeconds + 60) * 1000;
   for (;;) {
     if (ctx.cancellationSignal.aborted) return { aborted: true };
@@ -400,7 +568,8 @@ async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: K
     if (!pod) return { error: 'the pod disappeared while its outputs were being stored' };
     const up = pod.status?.initContainerStatuses?.find((c) => c.name === CONTAINER.upload)?.state?.terminated;
     if (up) return up.exitCode === 0 ? { pod } : { pod, error: await uploadFailure(kube, ns, pod, up) };
-    if (Date.now() > deadline) return { pod, error: `the upload agent did not finish within ${cls.uploadGraceSeconds}s` };
+    if (Date.now() > deadline)
+      return { pod, error: `the upload agent did not finish within ${cls.uploadGraceSeconds}s` };
     await wait({ job: name, phase: 'storing outputs' });
   }
 }
@@ -411,16 +580,32 @@ async function waitForUpload(kube: KubeClients, ns: string, name: string, cls: K
  * sooner), whether the pod was being deleted and with what grace, and its own last log lines
  * (the agent logs when it was told to stop and each output it stored).
  */
-async function uploadFailure(kube: KubeClients, ns: string, pod: V1Pod, up: V1ContainerStateTerminated): Promise<string> {
+async function uploadFailure(
+  kube: KubeClients,
+  ns: string,
+  pod: V1Pod,
+  up: V1ContainerStateTerminated,
+): Promise<string> {
   const parts = [`the upload agent exited with code ${up.exitCode}${up.reason ? ` (${up.reason})` : ''}`];
   const stepEnd = pod.status?.containerStatuses?.find((c) => c.name === CONTAINER.step)?.state?.terminated?.finishedAt;
-  if (stepEnd && up.finishedAt) parts.push(`${Math.round((new Date(up.finishedAt).getTime() - new Date(stepEnd).getTime()) / 1000)}s after the step container ended (grace ${pod.spec?.terminationGracePeriodSeconds ?? '?'}s)`);
-  if (pod.metadata?.deletionTimestamp) parts.push(`the pod was being deleted (grace ${pod.metadata.deletionGracePeriodSeconds ?? '?'}s)`);
+  if (stepEnd && up.finishedAt)
+    parts.push(
+      `${Math.round((new Date(up.finishedAt).getTime() - new Date(stepEnd).getTime()) / 1000)}s after the step container ended (grace ${pod.spec?.terminationGracePeriodSeconds ?? '?'}s)`,
+    );
+  if (pod.metadata?.deletionTimestamp)
+    parts.push(`the pod was being deleted (grace ${pod.metadata.deletionGracePeriodSeconds ?? '?'}s)`);
   if (pod.status?.reason) parts.push(`pod ${pod.status.reason}${pod.status.message ? `: ${pod.status.message}` : ''}`);
-  const text = await kube.core.readNamespacedPodLog({ namespace: ns, name: pod.metadata!.name!, container: CONTAINER.upload, tailLines: 12 }).then(String, () => '');
-  const lines = text.split('\n').filter((l) => l.trim()).map(agentLine);
+  const text = await kube.core
+    .readNamespacedPodLog({ namespace: ns, name: pod.metadata!.name!, container: CONTAINER.upload, tailLines: 12 })
+    .then(String, () => '');
+  const lines = text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map(agentLine);
   const fallback = up.message?.trim() ? up.message.trim().split('\n').slice(-3).join(' ') : '';
-  parts.push(lines.length ? `its log: ${lines.join(' | ')}` : fallback ? `its message: ${fallback}` : 'it logged nothing');
+  parts.push(
+    lines.length ? `its log: ${lines.join(' | ')}` : fallback ? `its message: ${fallback}` : 'it logged nothing',
+  );
   return parts.join('; ');
 }
 
@@ -437,7 +622,12 @@ function agentLine(line: string): string {
   }
 }
 
-function followLog(kube: KubeClients, ns: string, pod: string, splitter: LineSplitter): { done: Promise<boolean>; abort: () => void } {
+function followLog(
+  kube: KubeClients,
+  ns: string,
+  pod: string,
+  splitter: LineSplitter,
+): { done: Promise<boolean>; abort: () => void } {
   let controller: AbortController | undefined;
   const done = new Promise<boolean>((resolve) => {
     const sink = new Writable({
@@ -458,7 +648,9 @@ function followLog(kube: KubeClients, ns: string, pod: string, splitter: LineSpl
 
 /** The whole log at once, when following it failed (the container ended before the follow began). */
 async function readWholeLog(kube: KubeClients, ns: string, pod: string, splitter: LineSplitter): Promise<void> {
-  const text = await kube.core.readNamespacedPodLog({ namespace: ns, name: pod, container: CONTAINER.step }).catch(() => '');
+  const text = await kube.core
+    .readNamespacedPodLog({ namespace: ns, name: pod, container: CONTAINER.step })
+    .catch(() => '');
   splitter.push(Buffer.from(typeof text === 'string' ? text : String(text)));
 }
 
@@ -484,6 +676,8 @@ function run(cmd: string, args: string[]): Promise<void> {
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} failed: ${err.trim() || `exit ${code}`}`))));
+    p.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} failed: ${err.trim() || `exit ${code}`}`)),
+    );
   });
 }

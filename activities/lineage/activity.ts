@@ -48,22 +48,38 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
         metricSummaries,
       });
       const comparison = await compareWithBase(deps.store, doc);
-      const saved = await saveLineage(deps.store, doc, { detailsUrl: args.detailsUrl, maxBytes: args.maxBytes, ...(comparison ? { comparison: comparison.lines } : {}) });
+      const saved = await saveLineage(deps.store, doc, {
+        detailsUrl: args.detailsUrl,
+        maxBytes: args.maxBytes,
+        ...(comparison ? { comparison: comparison.lines } : {}),
+      });
       runsFinished.inc({ trigger: args.input.trigger.kind, conclusion: doc.conclusion });
       for (const s of doc.steps) {
         if (s.durationMs !== null) stepDuration.observe({ state: s.state }, s.durationMs / 1000);
-        if (s.cache) cacheLookups.inc({ decision: s.cache.decision, reason: s.cache.decision === 'miss' ? missReason(s.cache.reason) : '' });
+        if (s.cache)
+          cacheLookups.inc({
+            decision: s.cache.decision,
+            reason: s.cache.decision === 'miss' ? missReason(s.cache.reason) : '',
+          });
       }
       const t = doc.totals;
       const title = `${doc.pipeline.name} ${doc.conclusion}: ${t.ran} ran, ${t.cached} cached, ${t.failed} failed, ${t.skipped} skipped`;
       const failed = doc.steps.find((s) => s.state === 'failed');
-      const failedStep = failed ? { name: failed.name, ...(failed.logDigest ? { logDigest: failed.logDigest } : {}) } : undefined;
+      const failedStep = failed
+        ? { name: failed.name, ...(failed.logDigest ? { logDigest: failed.logDigest } : {}) }
+        : undefined;
       // The same serialisation the stores write (putRecord: JSON.stringify), so the digest can be checked against the record.
       const lineageDigest = `sha256:${createHash('sha256').update(JSON.stringify(doc)).digest('hex')}`;
       return {
-        ...saved, conclusion: doc.conclusion, title, ...(failedStep ? { failedStep } : {}), lineageDigest,
+        ...saved,
+        conclusion: doc.conclusion,
+        title,
+        ...(failedStep ? { failedStep } : {}),
+        lineageDigest,
         ...(t.costUsd !== null ? { costUsd: t.costUsd } : {}),
-        ...(comparison ? { comparison: { baseRunId: comparison.baseRunId, markdown: comparison.lines.join('\n') } } : {}),
+        ...(comparison
+          ? { comparison: { baseRunId: comparison.baseRunId, markdown: comparison.lines.join('\n') } }
+          : {}),
       };
     },
   };
@@ -74,7 +90,10 @@ export function createLineageActivities(deps: { store: ArtifactStore; now?: () =
  * be made (no base, an unreadable document) leaves the report without the section; it
  * never fails the run's lineage.
  */
-async function compareWithBase(store: ArtifactStore, doc: LineageDoc): Promise<{ baseRunId: string; lines: string[] } | undefined> {
+async function compareWithBase(
+  store: ArtifactStore,
+  doc: LineageDoc,
+): Promise<{ baseRunId: string; lines: string[] } | undefined> {
   try {
     const base = await findBaseRun(store, doc);
     const baseDoc = base ? await loadLineage(store, base.runId) : undefined;

@@ -49,8 +49,19 @@ const CONCLUSIONS = new Set<string>(['succeeded', 'failed', 'cancelled']);
 export async function recordBranchRun(store: ArtifactStore, doc: LineageDoc): Promise<void> {
   const branch = branchOf(doc);
   if (!branch || !/^[0-9a-f]{7,64}$/.test(doc.source.commit)) return;
-  const entry: BranchRunEntry = { runId: doc.runId, repo: doc.source.repo, pipeline: doc.pipeline.name, branch, commit: doc.source.commit, conclusion: doc.conclusion, finishedAt: doc.finishedAt };
-  await store.putRecord(`${branchPrefix(doc.source.repo, doc.pipeline.name, branch)}${compactTime(doc.finishedAt)}.${doc.conclusion}.${doc.source.commit}.${doc.runId}`, entry);
+  const entry: BranchRunEntry = {
+    runId: doc.runId,
+    repo: doc.source.repo,
+    pipeline: doc.pipeline.name,
+    branch,
+    commit: doc.source.commit,
+    conclusion: doc.conclusion,
+    finishedAt: doc.finishedAt,
+  };
+  await store.putRecord(
+    `${branchPrefix(doc.source.repo, doc.pipeline.name, branch)}${compactTime(doc.finishedAt)}.${doc.conclusion}.${doc.source.commit}.${doc.runId}`,
+    entry,
+  );
 }
 
 /** A branch run as its index key says it: `finished` is the compact finish time (YYYYMMDDTHHMMSSmmmZ). */
@@ -62,7 +73,12 @@ export interface BranchRunKey {
 }
 
 /** A branch's recorded runs of one pipeline, newest first, from one listing. */
-export async function runsOnBranch(store: ArtifactStore, repo: string, pipeline: string, branch: string): Promise<BranchRunKey[]> {
+export async function runsOnBranch(
+  store: ArtifactStore,
+  repo: string,
+  pipeline: string,
+  branch: string,
+): Promise<BranchRunKey[]> {
   const prefix = branchPrefix(repo, pipeline, branch);
   const out: BranchRunKey[] = [];
   for (const key of await store.listRecords(prefix)) {
@@ -100,15 +116,23 @@ export async function findBaseRun(store: ArtifactStore, doc: LineageDoc): Promis
     const pick = atMergeBase ?? runs[0];
     if (!pick) return undefined;
     return {
-      runId: pick.runId, branch: t.baseRef, commit: pick.commit,
-      why: atMergeBase ? `the run at the merge base ${pick.commit.slice(0, 12)} on ${t.baseRef}` : `the newest successful run on ${t.baseRef}`,
+      runId: pick.runId,
+      branch: t.baseRef,
+      commit: pick.commit,
+      why: atMergeBase
+        ? `the run at the merge base ${pick.commit.slice(0, 12)} on ${t.baseRef}`
+        : `the newest successful run on ${t.baseRef}`,
     };
   }
   const branch = branchOf(doc);
   if (!branch) return undefined;
   const own = compactTime(doc.finishedAt);
-  const pick = (await runsOnBranch(store, doc.source.repo, doc.pipeline.name, branch)).find((r) => ok(r) && r.finished <= own);
-  return pick ? { runId: pick.runId, branch, commit: pick.commit, why: `the previous successful run on ${branch}` } : undefined;
+  const pick = (await runsOnBranch(store, doc.source.repo, doc.pipeline.name, branch)).find(
+    (r) => ok(r) && r.finished <= own,
+  );
+  return pick
+    ? { runId: pick.runId, branch, commit: pick.commit, why: `the previous successful run on ${branch}` }
+    : undefined;
 }
 
 // ---- the table ----
@@ -138,12 +162,14 @@ export interface MetricsDiff {
   metrics: MetricRow[];
 }
 
-const num = (v: MetricValue | undefined): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const num = (v: MetricValue | undefined): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 
 function lastValues(doc: LineageDoc): Map<string, { step: string; metric: string; value: MetricValue }> {
   const out = new Map<string, { step: string; metric: string; value: MetricValue }>();
   for (const s of doc.steps) {
-    for (const m of s.metrics?.metrics ?? []) out.set(`${s.name}\n${m.name}`, { step: s.name, metric: m.name, value: m.last });
+    for (const m of s.metrics?.metrics ?? [])
+      out.set(`${s.name}\n${m.name}`, { step: s.name, metric: m.name, value: m.last });
   }
   return out;
 }
@@ -169,11 +195,20 @@ export function metricsDiff(head: LineageDoc, base: LineageDoc): MetricsDiff {
     const bn = num(b?.value);
     const change = hn !== undefined && bn !== undefined ? hn - bn : null;
     metrics.push({
-      step: (h ?? b)!.step, metric: (h ?? b)!.metric, head: h?.value, base: b?.value, change,
+      step: (h ?? b)!.step,
+      metric: (h ?? b)!.metric,
+      head: h?.value,
+      base: b?.value,
+      change,
       relative: change !== null && bn !== undefined && bn !== 0 ? change / Math.abs(bn) : null,
     });
   }
-  return { head: { runId: head.runId, commit: head.source.commit }, base: { runId: base.runId, commit: base.source.commit }, params, metrics };
+  return {
+    head: { runId: head.runId, commit: head.source.commit },
+    base: { runId: base.runId, commit: base.source.commit },
+    params,
+    metrics,
+  };
 }
 
 /** A value as printed (numbers a double cannot carry are kept as their text). */
@@ -200,14 +235,22 @@ export function changeText(r: Pick<MetricRow, 'change' | 'relative' | 'head' | '
 export const DIFF_MAX_ROWS = 100;
 
 /** The hidden marker of the one PR comment / MR note per pipeline that is edited in place. */
-export const diffMarker = (pipeline: string): string => `<!-- trainyard:metrics-diff pipeline=${encodeURIComponent(pipeline)} -->`;
+export const diffMarker = (pipeline: string): string =>
+  `<!-- trainyard:metrics-diff pipeline=${encodeURIComponent(pipeline)} -->`;
 
 /** The Markdown section of the report, check run and PR comment. */
 export function diffMarkdown(diff: MetricsDiff, base: Pick<BaseRun, 'why'>): string[] {
-  const out = [`### Metrics against the base`, '', `Compared with ${mdText(base.why)}: run ${mdCode(diff.base.runId, 200, false)} at ${mdCode(diff.base.commit.slice(0, 12), 20, false)}.`];
+  const out = [
+    `### Metrics against the base`,
+    '',
+    `Compared with ${mdText(base.why)}: run ${mdCode(diff.base.runId, 200, false)} at ${mdCode(diff.base.commit.slice(0, 12), 20, false)}.`,
+  ];
   if (diff.params.length) {
     out.push('', 'Parameters that differ:', '');
-    for (const p of diff.params.slice(0, DIFF_MAX_ROWS)) out.push(`- ${mdCode(p.name, 100, false)}: ${mdCode(valueText(p.base), 100, false)} → ${mdCode(valueText(p.head), 100, false)}`);
+    for (const p of diff.params.slice(0, DIFF_MAX_ROWS))
+      out.push(
+        `- ${mdCode(p.name, 100, false)}: ${mdCode(valueText(p.base), 100, false)} → ${mdCode(valueText(p.head), 100, false)}`,
+      );
     if (diff.params.length > DIFF_MAX_ROWS) out.push(`- … and ${diff.params.length - DIFF_MAX_ROWS} more`);
   }
   if (diff.metrics.length === 0) {
@@ -216,26 +259,44 @@ export function diffMarkdown(diff: MetricsDiff, base: Pick<BaseRun, 'why'>): str
   }
   out.push('', '| metric | this run | base | change |', '| --- | ---: | ---: | ---: |');
   for (const r of diff.metrics.slice(0, DIFF_MAX_ROWS)) {
-    out.push(`| ${mdCode(`${r.step}.${r.metric}`, 120)} | ${mdText(valueText(r.head), 60)} | ${mdText(valueText(r.base), 60)} | ${mdText(changeText(r), 60)} |`);
+    out.push(
+      `| ${mdCode(`${r.step}.${r.metric}`, 120)} | ${mdText(valueText(r.head), 60)} | ${mdText(valueText(r.base), 60)} | ${mdText(changeText(r), 60)} |`,
+    );
   }
-  if (diff.metrics.length > DIFF_MAX_ROWS) out.push('', `… and ${diff.metrics.length - DIFF_MAX_ROWS} more metrics (\`trainyard diff ${diff.head.runId} ${diff.base.runId}\` shows all).`);
+  if (diff.metrics.length > DIFF_MAX_ROWS)
+    out.push(
+      '',
+      `… and ${diff.metrics.length - DIFF_MAX_ROWS} more metrics (\`trainyard diff ${diff.head.runId} ${diff.base.runId}\` shows all).`,
+    );
   return out;
 }
 
 /** The plain-text table `trainyard diff` prints (every row). */
 export function diffText(diff: MetricsDiff, plain: (s: string) => string = (s) => s): string {
-  const lines = [`${plain(diff.head.runId)} (${diff.head.commit.slice(0, 12)}) vs base ${plain(diff.base.runId)} (${diff.base.commit.slice(0, 12)})`];
+  const lines = [
+    `${plain(diff.head.runId)} (${diff.head.commit.slice(0, 12)}) vs base ${plain(diff.base.runId)} (${diff.base.commit.slice(0, 12)})`,
+  ];
   if (diff.params.length) {
     lines.push('', 'params that differ:');
-    for (const p of diff.params) lines.push(`  ${plain(p.name)}: ${plain(valueText(p.base))} -> ${plain(valueText(p.head))}`);
+    for (const p of diff.params)
+      lines.push(`  ${plain(p.name)}: ${plain(valueText(p.base))} -> ${plain(valueText(p.head))}`);
   }
   lines.push('');
   if (diff.metrics.length === 0) {
     lines.push('no metrics in either run');
     return `${lines.join('\n')}\n`;
   }
-  const rows = [['METRIC', 'THIS RUN', 'BASE', 'CHANGE'], ...diff.metrics.map((r) => [plain(`${r.step}.${r.metric}`), plain(valueText(r.head)), plain(valueText(r.base)), changeText(r)])];
+  const rows = [
+    ['METRIC', 'THIS RUN', 'BASE', 'CHANGE'],
+    ...diff.metrics.map((r) => [
+      plain(`${r.step}.${r.metric}`),
+      plain(valueText(r.head)),
+      plain(valueText(r.base)),
+      changeText(r),
+    ]),
+  ];
   const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(...rows.map((r) => r[i]!.length))));
-  for (const r of rows) lines.push(`${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padStart(widths[1]!)}  ${r[2]!.padStart(widths[2]!)}  ${r[3]}`);
+  for (const r of rows)
+    lines.push(`${r[0]!.padEnd(widths[0]!)}  ${r[1]!.padStart(widths[1]!)}  ${r[2]!.padStart(widths[2]!)}  ${r[3]}`);
   return `${lines.join('\n')}\n`;
 }

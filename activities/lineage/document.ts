@@ -205,7 +205,14 @@ function upstreamOf(spec: StepSpec | undefined): LineageEdge[] {
 function sourceOf(input: RunInput): LineageSource {
   const s = input.source;
   if (s.kind === 'git') {
-    return { kind: 'git', commit: s.commit, dirtyBase: s.dirtyBase ?? null, repo: s.repoPath, subdir: s.subdir, host: null };
+    return {
+      kind: 'git',
+      commit: s.commit,
+      dirtyBase: s.dirtyBase ?? null,
+      repo: s.repoPath,
+      subdir: s.subdir,
+      host: null,
+    };
   }
   return { kind: 'remote', commit: s.commit, dirtyBase: null, repo: s.cloneUrl, subdir: s.subdir, host: s.host };
 }
@@ -215,9 +222,12 @@ function metricsOf(st: StepStatus | undefined, extra: BuildExtra): LineageMetric
   if (!m) return null;
   const loaded = m.summary ? extra.metricSummaries?.[m.summary] : undefined;
   const summary = loaded && 'schema' in loaded && loaded.schema === METRICS_SUMMARY_SCHEMA ? loaded : undefined;
-  const problem = m.samples === 0 || summary
-    ? null
-    : loaded && 'problem' in loaded ? loaded.problem : `the metrics summary ${m.summary ?? '(none)'} was not read`;
+  const problem =
+    m.samples === 0 || summary
+      ? null
+      : loaded && 'problem' in loaded
+        ? loaded.problem
+        : `the metrics summary ${m.summary ?? '(none)'} was not read`;
   return {
     samples: m.samples,
     series: m.series ? { digest: m.series.digest, size: m.series.size, kind: m.series.kind, uri: m.series.uri } : null,
@@ -230,18 +240,33 @@ function metricsOf(st: StepStatus | undefined, extra: BuildExtra): LineageMetric
   };
 }
 
-function stepOf(runId: string, spec: StepSpec | undefined, st: StepStatus | undefined, name: string, extra: BuildExtra): LineageStep {
+function stepOf(
+  runId: string,
+  spec: StepSpec | undefined,
+  st: StepStatus | undefined,
+  name: string,
+  extra: BuildExtra,
+): LineageStep {
   const outcome = st?.outcome;
   const producedBy = outcome?.producedBy ?? null;
   const attempts = outcome?.attempts ?? [];
   const decision = st?.cache?.decision;
   // A hit or a joined execution reports the producing run's attempts; only our own count as run here.
   const executedHere =
-    attempts.length > 0 && decision !== 'hit' && decision !== 'joined' && (producedBy === null || producedBy.runId === runId);
+    attempts.length > 0 &&
+    decision !== 'hit' &&
+    decision !== 'joined' &&
+    (producedBy === null || producedBy.runId === runId);
   const resolved = st?.image ?? null;
   const inputs: Record<string, LineageInput> = {};
   for (const [n, r] of Object.entries(st?.inputs ?? {})) {
-    inputs[n] = { digest: r.artifact.digest, size: r.artifact.size, kind: r.artifact.kind, uri: r.artifact.uri, origin: r.origin };
+    inputs[n] = {
+      digest: r.artifact.digest,
+      size: r.artifact.size,
+      kind: r.artifact.kind,
+      uri: r.artifact.uri,
+      origin: r.origin,
+    };
   }
   const outputs: Record<string, LineageArtifact> = {};
   for (const [n, a] of Object.entries(outcome?.outputs ?? {})) {
@@ -293,13 +318,21 @@ function conclusionOf(status: RunStatus, steps: LineageStep[]): LineageConclusio
 }
 
 function isReused(s: LineageStep, runId: string): boolean {
-  return s.cache?.decision === 'hit' || s.cache?.decision === 'joined' || s.state === 'cached' ||
-    (s.producedBy !== null && s.producedBy.runId !== runId && s.state !== 'failed');
+  return (
+    s.cache?.decision === 'hit' ||
+    s.cache?.decision === 'joined' ||
+    s.state === 'cached' ||
+    (s.producedBy !== null && s.producedBy.runId !== runId && s.state !== 'failed')
+  );
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-function totalsOf(doc: Pick<LineageDoc, 'runId' | 'startedAt' | 'finishedAt'>, steps: LineageStep[], extra: BuildExtra): LineageTotals {
+function totalsOf(
+  doc: Pick<LineageDoc, 'runId' | 'startedAt' | 'finishedAt'>,
+  steps: LineageStep[],
+  extra: BuildExtra,
+): LineageTotals {
   const count = (state: StepState): number => steps.filter((s) => s.state === state).length;
   let costUsd: number | null = null;
   let computeMs = 0;
@@ -333,7 +366,15 @@ function totalsOf(doc: Pick<LineageDoc, 'runId' | 'startedAt' | 'finishedAt'>, s
     computeMs,
     costUsd,
     cacheSavings: savings,
-    ...(gpuSeconds > 0 ? { gpu: { billedGpuSeconds: r3(gpuSeconds), idleGpuSeconds: r3(idleGpuSeconds), idleFraction: r3(Math.min(1, idleGpuSeconds / gpuSeconds)) } } : {}),
+    ...(gpuSeconds > 0
+      ? {
+          gpu: {
+            billedGpuSeconds: r3(gpuSeconds),
+            idleGpuSeconds: r3(idleGpuSeconds),
+            idleFraction: r3(Math.min(1, idleGpuSeconds / gpuSeconds)),
+          },
+        }
+      : {}),
   };
 }
 

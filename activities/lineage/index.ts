@@ -86,12 +86,18 @@ export interface SavedLineage {
 
 function assertRunId(runId: string): void {
   if (!RUN_ID.test(runId)) {
-    throw new Error(`lineage: run id ${JSON.stringify(runId)} is not usable as a store key (letters, digits and ._:- only, starting with a letter or digit)`);
+    throw new Error(
+      `lineage: run id ${JSON.stringify(runId)} is not usable as a store key (letters, digits and ._:- only, starting with a letter or digit)`,
+    );
   }
 }
 
-
-function group<E>(doc: LineageDoc, into: Map<string, DigestIndexEntry<E>>, a: { digest: string; size: number; kind: 'file' | 'dir'; uri: string }, e: E): void {
+function group<E>(
+  doc: LineageDoc,
+  into: Map<string, DigestIndexEntry<E>>,
+  a: { digest: string; size: number; kind: 'file' | 'dir'; uri: string },
+  e: E,
+): void {
   if (!isDigest(a.digest)) return; // nothing else is a content address; never let it shape a key
   let rec = into.get(a.digest);
   if (!rec) {
@@ -154,7 +160,8 @@ export async function saveLineage(
   const writes: [string, unknown][] = [];
   for (const [d, rec] of produced) writes.push([`index/produced/${d}/${doc.runId}`, rec]);
   for (const [d, rec] of consumed) writes.push([`index/consumed/${d}/${doc.runId}`, rec]);
-  for (const d of digests) writes.push([`index/digest-prefix/${hexOf(d).slice(0, MIN_PREFIX_HEX)}/${d}`, { digest: d }]);
+  for (const d of digests)
+    writes.push([`index/digest-prefix/${hexOf(d).slice(0, MIN_PREFIX_HEX)}/${d}`, { digest: d }]);
   // A few at a time: a 2,000-step run means thousands of small PUTs against S3.
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -191,7 +198,9 @@ export async function loadLineage(store: ArtifactStore, runId: string): Promise<
   if (!RUN_ID.test(runId)) return undefined;
   const doc = await store.getRecord<LineageDoc>(lineageKeyOf(runId));
   if (doc && doc.schema !== LINEAGE_SCHEMA_ID) {
-    throw new Error(`lineage: run ${runId} has a document of format ${JSON.stringify(doc.schema)}, this version reads ${LINEAGE_SCHEMA_ID}`);
+    throw new Error(
+      `lineage: run ${runId} has a document of format ${JSON.stringify(doc.schema)}, this version reads ${LINEAGE_SCHEMA_ID}`,
+    );
   }
   return doc;
 }
@@ -211,11 +220,15 @@ export async function listRuns(store: ArtifactStore, filter: { pipeline?: string
  * For each reused step of a finished run, what its original execution took and cost,
  * read from the source run's lineage (so the report can state the cache's savings).
  */
-export async function lookupSourceSteps(store: ArtifactStore, status: RunStatus): Promise<Record<string, SourceStepFacts>> {
+export async function lookupSourceSteps(
+  store: ArtifactStore,
+  status: RunStatus,
+): Promise<Record<string, SourceStepFacts>> {
   const facts: Record<string, SourceStepFacts> = {};
   const docs = new Map<string, LineageDoc | undefined>();
   for (const s of status.steps) {
-    const src = s.cache?.source ?? (s.outcome && s.outcome.producedBy.runId !== status.runId ? s.outcome.producedBy : undefined);
+    const src =
+      s.cache?.source ?? (s.outcome && s.outcome.producedBy.runId !== status.runId ? s.outcome.producedBy : undefined);
     if (!src || src.runId === status.runId) continue;
     if (!docs.has(src.runId)) docs.set(src.runId, await loadLineage(store, src.runId).catch(() => undefined));
     const orig = docs.get(src.runId)?.steps.find((x) => x.name === src.step);
@@ -232,8 +245,13 @@ export async function lookupSourceSteps(store: ArtifactStore, status: RunStatus)
  * The metrics summaries the run's steps refer to (StepMetrics.summary), read from the store
  * a few at a time. One that cannot be read becomes `{ problem }`, which the report shows.
  */
-export async function loadMetricSummaries(store: ArtifactStore, status: RunStatus): Promise<Record<Digest, MetricsSummary | { problem: string }>> {
-  const digests = [...new Set(status.steps.flatMap((s) => (s.outcome?.metrics?.summary ? [s.outcome.metrics.summary] : [])))];
+export async function loadMetricSummaries(
+  store: ArtifactStore,
+  status: RunStatus,
+): Promise<Record<Digest, MetricsSummary | { problem: string }>> {
+  const digests = [
+    ...new Set(status.steps.flatMap((s) => (s.outcome?.metrics?.summary ? [s.outcome.metrics.summary] : []))),
+  ];
   const out: Record<Digest, MetricsSummary | { problem: string }> = {};
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -241,7 +259,10 @@ export async function loadMetricSummaries(store: ArtifactStore, status: RunStatu
       const d = digests[next++]!;
       try {
         const parsed = JSON.parse((await store.getBytes(d)).toString('utf8')) as MetricsSummary;
-        out[d] = parsed.schema === METRICS_SUMMARY_SCHEMA ? parsed : { problem: `the metrics summary ${d} has an unknown format` };
+        out[d] =
+          parsed.schema === METRICS_SUMMARY_SCHEMA
+            ? parsed
+            : { problem: `the metrics summary ${d} has an unknown format` };
       } catch (err) {
         out[d] = { problem: `the metrics summary ${d} could not be read: ${(err as Error).message}` };
       }
@@ -373,7 +394,11 @@ export async function lineageOf(store: ArtifactStore, query: string): Promise<Li
   if (doc) return runAnswer(doc);
   const hex = HEX_PREFIX.exec(q.toLowerCase())?.[1];
   if (hex === undefined || hex.length > 64) {
-    return { kind: 'not_found', query: q, message: `no run ${JSON.stringify(q)} in ${store.location}, and it is not a sha256 digest` };
+    return {
+      kind: 'not_found',
+      query: q,
+      message: `no run ${JSON.stringify(q)} in ${store.location}, and it is not a sha256 digest`,
+    };
   }
   if (hex.length === 64) return artifactAnswer(store, `sha256:${hex}`);
   if (hex.length < MIN_PREFIX_HEX) {
@@ -389,7 +414,11 @@ export async function lineageOf(store: ArtifactStore, query: string): Promise<Li
     .filter((d) => isDigest(d) && hexOf(d).startsWith(hex))
     .sort();
   if (candidates.length === 0) {
-    return { kind: 'not_found', query: q, message: `no run and no artifact matching ${JSON.stringify(q)} in ${store.location}` };
+    return {
+      kind: 'not_found',
+      query: q,
+      message: `no run and no artifact matching ${JSON.stringify(q)} in ${store.location}`,
+    };
   }
   if (candidates.length > 1) return { kind: 'ambiguous', query: q, candidates };
   return artifactAnswer(store, candidates[0]!);
@@ -423,16 +452,24 @@ export function formatLineageAnswer(answer: LineageAnswer): string {
     case 'run': {
       const t = answer.totals;
       lines.push(`run ${plain(answer.runId)}: ${answer.conclusion}`);
-      lines.push(`  pipeline  ${plain(answer.pipeline.name)} (${plain(answer.pipeline.file)}, ${answer.pipeline.digest})`);
-      lines.push(`  commit    ${plain(answer.commit)}${answer.dirtyBase ? ` (dirty snapshot of ${plain(answer.dirtyBase)})` : ''}`);
+      lines.push(
+        `  pipeline  ${plain(answer.pipeline.name)} (${plain(answer.pipeline.file)}, ${answer.pipeline.digest})`,
+      );
+      lines.push(
+        `  commit    ${plain(answer.commit)}${answer.dirtyBase ? ` (dirty snapshot of ${plain(answer.dirtyBase)})` : ''}`,
+      );
       lines.push(`  time      ${plain(answer.startedAt)} → ${plain(answer.finishedAt)}`);
       const params = Object.entries(answer.params).map(([k, v]) => `${plain(k)}=${plain(JSON.stringify(v))}`);
       if (params.length) lines.push(`  params    ${params.join(' ')}`);
       lines.push(`  steps     ${t.steps} (ran ${t.ran}, cached ${t.cached}, failed ${t.failed}, skipped ${t.skipped})`);
       for (const s of answer.steps) {
-        lines.push(`  - ${plain(s.name)}: ${s.state}${s.cacheDecision ? ` [cache ${s.cacheDecision}]` : ''}${s.reason ? ` — ${plain(s.reason)}` : ''}`);
+        lines.push(
+          `  - ${plain(s.name)}: ${s.state}${s.cacheDecision ? ` [cache ${s.cacheDecision}]` : ''}${s.reason ? ` — ${plain(s.reason)}` : ''}`,
+        );
         if (s.producedBy && s.producedBy.runId !== answer.runId) {
-          lines.push(`      reused from run ${plain(s.producedBy.runId)} step ${plain(s.producedBy.step)} @ ${plain(s.producedBy.commit.slice(0, 12))}`);
+          lines.push(
+            `      reused from run ${plain(s.producedBy.runId)} step ${plain(s.producedBy.step)} @ ${plain(s.producedBy.commit.slice(0, 12))}`,
+          );
         }
         for (const [n, d] of Object.entries(s.inputs)) lines.push(`      in  ${plain(n)} ${d}`);
         for (const [n, d] of Object.entries(s.outputs)) lines.push(`      out ${plain(n)} ${d}`);
@@ -440,13 +477,17 @@ export function formatLineageAnswer(answer: LineageAnswer): string {
       return lines.join('\n');
     }
     case 'artifact': {
-      lines.push(`artifact ${answer.digest}${answer.size !== null ? ` (${answer.artifactKind}, ${answer.size} bytes)` : ''}`);
+      lines.push(
+        `artifact ${answer.digest}${answer.size !== null ? ` (${answer.artifactKind}, ${answer.size} bytes)` : ''}`,
+      );
       if (answer.uri) lines.push(`  at ${plain(answer.uri)}`);
       const made = answer.producers.filter((p) => !p.reused);
       const reused = answer.producers.filter((p) => p.reused);
       lines.push(made.length ? 'produced by:' : 'produced by: (no run in this store executed it)');
       for (const p of made) {
-        lines.push(`  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}, ${plain(p.finishedAt)}) step ${plain(p.step)} output ${plain(p.output)}`);
+        lines.push(
+          `  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}, ${plain(p.finishedAt)}) step ${plain(p.step)} output ${plain(p.output)}`,
+        );
         if (p.image) lines.push(`    image ${plain(p.image)}`);
         if (p.inputs.length === 0) lines.push('    from no inputs');
         for (const i of p.inputs) lines.push(`    from ${plain(i.name)} ${i.digest} ← ${originText(i.origin)}`);
@@ -455,12 +496,16 @@ export function formatLineageAnswer(answer: LineageAnswer): string {
         lines.push('reused (cache) by:');
         for (const p of reused) {
           const src = p.producedBy ? ` from run ${plain(p.producedBy.runId)}` : '';
-          lines.push(`  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}) step ${plain(p.step)} output ${plain(p.output)}${src}`);
+          lines.push(
+            `  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}) step ${plain(p.step)} output ${plain(p.output)}${src}`,
+          );
         }
       }
       lines.push(answer.consumers.length ? 'consumed by:' : 'consumed by: (nothing yet)');
       for (const c of answer.consumers) {
-        lines.push(`  run ${plain(c.runId)} (${plain(c.pipeline)} @ ${plain(c.commit.slice(0, 12))}, ${plain(c.finishedAt)}) step ${plain(c.step)} input ${plain(c.input)} [${c.state}]`);
+        lines.push(
+          `  run ${plain(c.runId)} (${plain(c.pipeline)} @ ${plain(c.commit.slice(0, 12))}, ${plain(c.finishedAt)}) step ${plain(c.step)} input ${plain(c.input)} [${c.state}]`,
+        );
       }
       return lines.join('\n');
     }

@@ -14,7 +14,8 @@ import type { ArtifactRef } from '../../workflows/types.js';
 export const RUN_EVENT_SCHEMA_URL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';
 const PARENT_FACET_URL = 'https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet';
 const JOB_TYPE_FACET_URL = 'https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet';
-const VERSION_FACET_URL = 'https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet';
+const VERSION_FACET_URL =
+  'https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet';
 
 export interface OpenLineageConfig {
   /** Where each event is POSTed: the endpoint URL (base URL + `api/v1/lineage` by default). */
@@ -49,8 +50,21 @@ export interface RunEvent {
   eventTime: string;
   producer: string;
   schemaURL: string;
-  run: { runId: string; facets?: { parent: Facet & { run: { runId: string }; job: { namespace: string; name: string }; root: { run: { runId: string }; job: { namespace: string; name: string } } } } };
-  job: { namespace: string; name: string; facets: { jobType: Facet & { processingType: 'BATCH'; integration: 'TRAINYARD'; jobType: 'PIPELINE' | 'STEP' } } };
+  run: {
+    runId: string;
+    facets?: {
+      parent: Facet & {
+        run: { runId: string };
+        job: { namespace: string; name: string };
+        root: { run: { runId: string }; job: { namespace: string; name: string } };
+      };
+    };
+  };
+  job: {
+    namespace: string;
+    name: string;
+    facets: { jobType: Facet & { processingType: 'BATCH'; integration: 'TRAINYARD'; jobType: 'PIPELINE' | 'STEP' } };
+  };
   inputs: Dataset[];
   outputs: Dataset[];
 }
@@ -89,16 +103,47 @@ export function datasetOf(artifact: ArtifactRef, producer: string): Dataset {
 export function runEvents(req: LineageEmitRequest, cfg: Pick<OpenLineageConfig, 'namespace' | 'producer'>): RunEvent[] {
   const pipelineJob = { namespace: cfg.namespace, name: `${req.repository}/${req.pipeline}` };
   const pipelineRun = { runId: lineageRunId(req.workflowId, req.runId) };
-  const jobType = (t: 'PIPELINE' | 'STEP') => ({ jobType: { _producer: cfg.producer, _schemaURL: JOB_TYPE_FACET_URL, processingType: 'BATCH' as const, integration: 'TRAINYARD' as const, jobType: t } });
-  const datasets = (m: Record<string, ArtifactRef> | undefined) => Object.keys(m ?? {}).sort().map((k) => datasetOf(m![k]!, cfg.producer));
+  const jobType = (t: 'PIPELINE' | 'STEP') => ({
+    jobType: {
+      _producer: cfg.producer,
+      _schemaURL: JOB_TYPE_FACET_URL,
+      processingType: 'BATCH' as const,
+      integration: 'TRAINYARD' as const,
+      jobType: t,
+    },
+  });
+  const datasets = (m: Record<string, ArtifactRef> | undefined) =>
+    Object.keys(m ?? {})
+      .sort()
+      .map((k) => datasetOf(m![k]!, cfg.producer));
   return req.facts.map((f) => {
-    const base = { eventType: f.eventType, eventTime: f.eventTime, producer: cfg.producer, schemaURL: RUN_EVENT_SCHEMA_URL };
-    if (f.step === undefined) return { ...base, run: pipelineRun, job: { ...pipelineJob, facets: jobType('PIPELINE') }, inputs: [], outputs: [] };
+    const base = {
+      eventType: f.eventType,
+      eventTime: f.eventTime,
+      producer: cfg.producer,
+      schemaURL: RUN_EVENT_SCHEMA_URL,
+    };
+    if (f.step === undefined)
+      return {
+        ...base,
+        run: pipelineRun,
+        job: { ...pipelineJob, facets: jobType('PIPELINE') },
+        inputs: [],
+        outputs: [],
+      };
     return {
       ...base,
       run: {
         runId: lineageRunId(req.workflowId, req.runId, f.step),
-        facets: { parent: { _producer: cfg.producer, _schemaURL: PARENT_FACET_URL, run: pipelineRun, job: pipelineJob, root: { run: pipelineRun, job: pipelineJob } } },
+        facets: {
+          parent: {
+            _producer: cfg.producer,
+            _schemaURL: PARENT_FACET_URL,
+            run: pipelineRun,
+            job: pipelineJob,
+            root: { run: pipelineRun, job: pipelineJob },
+          },
+        },
       },
       job: { namespace: cfg.namespace, name: `${pipelineJob.name}.${f.step}`, facets: jobType('STEP') },
       inputs: datasets(f.inputs),
@@ -122,7 +167,10 @@ async function post(cfg: OpenLineageConfig, body: string): Promise<{ error: stri
     return { error: `HTTP ${res.status}`, retry: res.status >= 500 || res.status === 408 || res.status === 429 };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
-    return { error: e.name === 'TimeoutError' ? `no answer within ${cfg.timeoutMs ?? 5000} ms` : (e.cause?.code ?? e.message), retry: true };
+    return {
+      error: e.name === 'TimeoutError' ? `no answer within ${cfg.timeoutMs ?? 5000} ms` : (e.cause?.code ?? e.message),
+      retry: true,
+    };
   }
 }
 
@@ -132,7 +180,9 @@ async function post(cfg: OpenLineageConfig, body: string): Promise<{ error: stri
  * never throws. An event the endpoint does not take after its tries ends the batch (the
  * endpoint is down: the rest would wait as long), logged as a warning with the run id.
  */
-export function createEmitOpenLineage(cfg: OpenLineageConfig | undefined): (req: LineageEmitRequest) => Promise<LineageEmitResult> {
+export function createEmitOpenLineage(
+  cfg: OpenLineageConfig | undefined,
+): (req: LineageEmitRequest) => Promise<LineageEmitResult> {
   let quietUntil = 0;
   return async function emitOpenLineage(req) {
     if (!cfg) return { enabled: false };
@@ -148,11 +198,29 @@ export function createEmitOpenLineage(cfg: OpenLineageConfig | undefined): (req:
       if (!failure) continue;
       const ev = events[i]!;
       if (!failure.retry) {
-        cfg.log.warn({ runId: req.runId, workflowId: req.workflowId, job: ev.job.name, eventType: ev.eventType, error: failure.error }, 'OpenLineage endpoint refused an event; the run goes on');
+        cfg.log.warn(
+          {
+            runId: req.runId,
+            workflowId: req.workflowId,
+            job: ev.job.name,
+            eventType: ev.eventType,
+            error: failure.error,
+          },
+          'OpenLineage endpoint refused an event; the run goes on',
+        );
         continue;
       }
       quietUntil = Date.now() + (cfg.quietMs ?? 30_000);
-      cfg.log.warn({ runId: req.runId, workflowId: req.workflowId, endpoint: new URL(cfg.endpoint).origin, undelivered: events.length - i, error: failure.error }, 'OpenLineage endpoint did not take the events; the run goes on without them');
+      cfg.log.warn(
+        {
+          runId: req.runId,
+          workflowId: req.workflowId,
+          endpoint: new URL(cfg.endpoint).origin,
+          undelivered: events.length - i,
+          error: failure.error,
+        },
+        'OpenLineage endpoint did not take the events; the run goes on without them',
+      );
       break;
     }
     return { enabled: true };

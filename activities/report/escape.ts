@@ -54,7 +54,10 @@ const MERMAID_ENTITIES: Record<string, string> = {
 
 /** Text for a quoted Mermaid node or edge label. */
 export function mermaidLabel(s: string, max = 80): string {
-  return clip(neutraliseBidi(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '')), max).replace(/["#&<>[\]|`{}()]/g, (c) => MERMAID_ENTITIES[c] ?? c);
+  return clip(neutraliseBidi(s.replace(LINE_BREAKS, ' ').replace(CONTROL, '')), max).replace(
+    /["#&<>[\]|`{}()]/g,
+    (c) => MERMAID_ENTITIES[c] ?? c,
+  );
 }
 
 /** A double-quoted title for Mermaid chart syntax, which has no entity escapes: drop what could end it. */

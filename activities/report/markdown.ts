@@ -72,7 +72,8 @@ export function humanDuration(ms: number | null): string {
   return h > 0 ? `${h}h ${String(m).padStart(2, '0')}m` : `${m}m ${String(sec).padStart(2, '0')}s`;
 }
 
-const usd = (n: number | null): string => (n === null ? '—' : n < 0.01 && n > 0 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`);
+const usd = (n: number | null): string =>
+  n === null ? '—' : n < 0.01 && n > 0 ? `$${n.toFixed(4)}` : `$${n.toFixed(2)}`;
 const shortDigest = (d: string): string => (d.startsWith('sha256:') ? `sha256:${d.slice(7, 19)}` : d.slice(0, 19));
 const shortCommit = (c: string): string => c.slice(0, 12);
 
@@ -124,7 +125,9 @@ function whyCell(s: LineageStep): string {
   if (s.cache) parts.push(s.cache.reason);
   if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') {
     const last = s.attempts[s.attempts.length - 1];
-    const msg = stepDetail(s.state, s.message ?? last?.message) || (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : '');
+    const msg =
+      stepDetail(s.state, s.message ?? last?.message) ||
+      (s.state === 'skipped' ? 'not run: an upstream step did not succeed' : '');
     if (msg) parts.push(msg);
   }
   return parts.length ? mdText(parts.join(' — '), 400) : '—';
@@ -196,7 +199,8 @@ function graphLines(doc: GraphSteps): string[] | string {
       edges.push(e.input === null ? `  ${from} -.-> ${to}` : `  ${from} -->|"${mermaidLabel(e.input, 40)}"| ${to}`);
     }
   }
-  if (edges.length > GRAPH_MAX_EDGES) return `graph not drawn: ${edges.length} edges is more than GitHub's Mermaid draws (${GRAPH_MAX_EDGES})`;
+  if (edges.length > GRAPH_MAX_EDGES)
+    return `graph not drawn: ${edges.length} edges is more than GitHub's Mermaid draws (${GRAPH_MAX_EDGES})`;
   const cls = (st: StepState): string => (st === 'running' ? 'pending' : st);
   const lines = [
     '```mermaid',
@@ -259,21 +263,34 @@ function metricNotes(steps: LineageStep[], charted: Set<MetricSeriesSummary>): s
     const step = mdCode(s.name, 100, false);
     for (const m of lm.metrics) {
       if (m.nonFinite.length === 0) continue;
-      const kinds = m.nonFinite.map((k) => `${k.kind === 'beyond the double range' ? `${mdText(k.example, 40)} (beyond the double range)` : k.kind} ×${count(k.count)} (first at ${seconds(k.firstT)})`);
-      notes.push(`- ⚠️ ${step} ${mdCode(m.name, 80, false)}: ${kinds.join(', ')}${m.finite === 0 ? '; no finite value' : ''}`);
+      const kinds = m.nonFinite.map(
+        (k) =>
+          `${k.kind === 'beyond the double range' ? `${mdText(k.example, 40)} (beyond the double range)` : k.kind} ×${count(k.count)} (first at ${seconds(k.firstT)})`,
+      );
+      notes.push(
+        `- ⚠️ ${step} ${mdCode(m.name, 80, false)}: ${kinds.join(', ')}${m.finite === 0 ? '; no finite value' : ''}`,
+      );
     }
     const averaged = lm.metrics.filter((m) => m.downsampled && charted.has(m));
     if (averaged.length > 0 || lm.unsummarised > 0) {
-      const where = lm.series ? ` Full series (${humanBytes(lm.series.size)}): ${mdCode(lm.series.uri, 200, false)}` : '';
-      const most = Math.max(0, ...averaged.map((m) => m.finite));
-      const what = averaged.length > 0
-        ? `charts and trends are downsampled: each shows at most ${SUMMARY_POINTS} points, each the mean of consecutive samples (up to ${count(most)} values per metric).`
+      const where = lm.series
+        ? ` Full series (${humanBytes(lm.series.size)}): ${mdCode(lm.series.uri, 200, false)}`
         : '';
-      const names = lm.unsummarised > 0 ? ` ${count(lm.unsummarised)} more metric names are in the series but not summarised here (the first ${MAX_SUMMARISED_METRICS} are).` : '';
+      const most = Math.max(0, ...averaged.map((m) => m.finite));
+      const what =
+        averaged.length > 0
+          ? `charts and trends are downsampled: each shows at most ${SUMMARY_POINTS} points, each the mean of consecutive samples (up to ${count(most)} values per metric).`
+          : '';
+      const names =
+        lm.unsummarised > 0
+          ? ` ${count(lm.unsummarised)} more metric names are in the series but not summarised here (the first ${MAX_SUMMARISED_METRICS} are).`
+          : '';
       notes.push(`- ${step}: ${count(lm.samples)} samples; ${what}${names}${where}`);
     }
     if (lm.rejected) {
-      notes.push(`- ⚠️ ${step}: ${count(lm.rejected.lines)} stdout ${lm.rejected.lines === 1 ? 'line looks' : 'lines look'} like a metrics sample but ${lm.rejected.lines === 1 ? 'was' : 'were'} not read (${mdText(lm.rejected.reason, 300)}); ${lm.rejected.lines === 1 ? 'it is' : 'they are'} in the log.`);
+      notes.push(
+        `- ⚠️ ${step}: ${count(lm.rejected.lines)} stdout ${lm.rejected.lines === 1 ? 'line looks' : 'lines look'} like a metrics sample but ${lm.rejected.lines === 1 ? 'was' : 'were'} not read (${mdText(lm.rejected.reason, 300)}); ${lm.rejected.lines === 1 ? 'it is' : 'they are'} in the log.`,
+      );
     }
     if (lm.problem) notes.push(`- ⚠️ ${step}: ${count(lm.samples)} samples recorded, but ${mdText(lm.problem, 300)}`);
   }
@@ -300,7 +317,10 @@ function metricsSection(steps: LineageStep[], plan: Plan): string[] {
   const lines: string[] = [];
   if (series.length > 0) {
     const trend = plan.sparklines;
-    lines.push(trend ? '| Step | Metric | Last | Trend |' : '| Step | Metric | Last |', trend ? '| --- | --- | --- | --- |' : '| --- | --- | --- |');
+    lines.push(
+      trend ? '| Step | Metric | Last | Trend |' : '| Step | Metric | Last |',
+      trend ? '| --- | --- | --- | --- |' : '| --- | --- | --- |',
+    );
     for (const { step, m } of series) {
       const cells = [mdCode(step, 100), mdText(m.name, 80), mdText(valueText(m.last), 80)];
       if (trend) {
@@ -314,7 +334,10 @@ function metricsSection(steps: LineageStep[], plan: Plan): string[] {
   if (plan.charts) {
     for (const { step, m } of chartsToDraw(series)) {
       charted.add(m);
-      const values = downsample(m.points.map((p) => p[1]), CHART_POINTS);
+      const values = downsample(
+        m.points.map((p) => p[1]),
+        CHART_POINTS,
+      );
       const endS = Math.max(1, Math.round(m.lastT / 1000));
       lines.push(
         '',
@@ -338,11 +361,19 @@ function outputsSection(steps: LineageStep[], runId: string): string[] {
   for (const s of steps) {
     for (const [name, o] of Object.entries(s.outputs)) {
       const note = reusedFromElsewhere(s, runId) ? ' (reused)' : '';
-      rows.push(`| ${mdCode(s.name, 100)} | ${mdCode(name, 80)}${note} | ${mdCode(shortDigest(o.digest))} | ${humanBytes(o.size)} | ${mdCode(o.uri, 200)} |`);
+      rows.push(
+        `| ${mdCode(s.name, 100)} | ${mdCode(name, 80)}${note} | ${mdCode(shortDigest(o.digest))} | ${humanBytes(o.size)} | ${mdCode(o.uri, 200)} |`,
+      );
     }
   }
   if (rows.length === 0) return [];
-  return ['### Outputs', '', '| Step | Output | Digest | Size | Location |', '| --- | --- | --- | --- | --- |', ...rows];
+  return [
+    '### Outputs',
+    '',
+    '| Step | Output | Digest | Size | Location |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+  ];
 }
 
 function paramsSection(doc: LineageDoc): string[] {
@@ -380,7 +411,11 @@ function totalsSection(doc: LineageDoc): string[] {
     `| Wall time | ${humanDuration(t.durationMs)} |`,
     `| Compute time | ${humanDuration(t.computeMs)} |`,
     `| Cost | ${usd(t.costUsd)} |`,
-    ...(t.gpu ? [`| GPU time | ${humanDuration(t.gpu.billedGpuSeconds * 1000)} billed, ${(t.gpu.idleFraction * 100).toFixed(1)}% idle |`] : []),
+    ...(t.gpu
+      ? [
+          `| GPU time | ${humanDuration(t.gpu.billedGpuSeconds * 1000)} billed, ${(t.gpu.idleFraction * 100).toFixed(1)}% idle |`,
+        ]
+      : []),
     `| Cache savings | ${sv.steps} ${sv.steps === 1 ? 'step' : 'steps'} reused, ${humanDuration(sv.durationMs)}, ${usd(sv.costUsd)} |`,
   ];
 }
@@ -392,7 +427,9 @@ function footer(doc: LineageDoc, opts: ReportOptions): string {
 }
 
 function moreLine(hidden: number, doc: LineageDoc, opts: ReportOptions): string {
-  const where = opts.detailsUrl ? mdLink(opts.detailsUrl, opts.detailsUrl) : mdCode(`trainyard lineage ${doc.runId}`, 200, false);
+  const where = opts.detailsUrl
+    ? mdLink(opts.detailsUrl, opts.detailsUrl)
+    : mdCode(`trainyard lineage ${doc.runId}`, 200, false);
   return `… ${hidden} more steps — full report: ${where}`;
 }
 
@@ -409,7 +446,14 @@ function pickSteps(doc: LineageDoc, limit: number | null): LineageStep[] {
 function render(doc: LineageDoc, opts: ReportOptions, plan: Plan): string {
   const shown = pickSteps(doc, plan.stepLimit);
   const hidden = doc.steps.length - shown.length;
-  const out: string[] = [...header(doc), ...(opts.comparison?.length ? ['', ...opts.comparison] : []), '', '### Steps', '', ...stepTable(doc, shown)];
+  const out: string[] = [
+    ...header(doc),
+    ...(opts.comparison?.length ? ['', ...opts.comparison] : []),
+    '',
+    '### Steps',
+    '',
+    ...stepTable(doc, shown),
+  ];
   if (hidden > 0) out.push('', moreLine(hidden, doc, opts));
   if (plan.graph) {
     const g = graphLines(doc);

@@ -9,7 +9,11 @@ import type { ExecSpec } from '../../workflows/contracts.js';
  * env, PARAM_* and TRAINYARD_* names), then Trainyard's own variables and one `PARAM_<NAME>`
  * per param. Paths are those inside the container.
  */
-export function stepEnvironment(spec: ExecSpec, attempt: number, secrets: Record<string, string> = {}): Record<string, string> {
+export function stepEnvironment(
+  spec: ExecSpec,
+  attempt: number,
+  secrets: Record<string, string> = {},
+): Record<string, string> {
   const env: Record<string, string> = {
     ...spec.env,
     ...secrets,

@@ -56,7 +56,11 @@ export class LiveLog {
   private readonly chunk: number;
   private readonly flushMs: number;
 
-  constructor(private readonly store: ArtifactStore, private readonly prefix: string, opts: LiveLogOptions = {}) {
+  constructor(
+    private readonly store: ArtifactStore,
+    private readonly prefix: string,
+    opts: LiveLogOptions = {},
+  ) {
     this.max = opts.maxBytes ?? LIVE_LOG_MAX_BYTES;
     this.chunk = opts.chunkBytes ?? LIVE_LOG_CHUNK_BYTES;
     this.flushMs = opts.flushMs ?? LIVE_LOG_FLUSH_MS;
@@ -97,7 +101,13 @@ export class LiveLog {
     clearTimeout(this.timer);
     await this.inFlight;
     await this.flush();
-    await this.store.putRecord(`${this.prefix}end`, { bytes: this.bytes, lines: this.lines, truncated: this.truncated } satisfies LiveEnd).catch(() => undefined);
+    await this.store
+      .putRecord(`${this.prefix}end`, {
+        bytes: this.bytes,
+        lines: this.lines,
+        truncated: this.truncated,
+      } satisfies LiveEnd)
+      .catch(() => undefined);
   }
 
   /** Says (once) how much a slow store made the live log leave out; empty when nothing. */
@@ -130,11 +140,13 @@ export class LiveLog {
     this.pending = '';
     const seq = this.seq++;
     this.bytes += Buffer.byteLength(text);
-    this.inFlight = this.store.putRecord(`${this.prefix}c${String(seq).padStart(6, '0')}`, { seq, text } satisfies LiveChunk)
+    this.inFlight = this.store
+      .putRecord(`${this.prefix}c${String(seq).padStart(6, '0')}`, { seq, text } satisfies LiveChunk)
       .catch(() => undefined) // a live log is a convenience: a failed write never fails the step
       .finally(() => {
         this.inFlight = undefined;
-        if (this.pending && !this.closed) this.flushSoon(this.pending.length >= this.chunk || this.truncated ? 0 : this.flushMs);
+        if (this.pending && !this.closed)
+          this.flushSoon(this.pending.length >= this.chunk || this.truncated ? 0 : this.flushMs);
       });
     return this.inFlight;
   }
@@ -153,11 +165,20 @@ export async function latestLiveAttempt(store: ArtifactStore, execId: string): P
 }
 
 /** Chunks of one attempt from `fromSeq` on, in order, and whether its end record is there. */
-export async function readLiveChunks(store: ArtifactStore, execId: string, attempt: string, fromSeq: number): Promise<{ chunks: LiveChunk[]; end: LiveEnd | undefined }> {
+export async function readLiveChunks(
+  store: ArtifactStore,
+  execId: string,
+  attempt: string,
+  fromSeq: number,
+): Promise<{ chunks: LiveChunk[]; end: LiveEnd | undefined }> {
   const prefix = `${liveLogPrefix(execId)}${attempt}/`;
   const keys = (await store.listRecords(prefix)).map((k) => (k.startsWith(prefix) ? k.slice(prefix.length) : k));
   const end = keys.includes('end') ? await store.getRecord<LiveEnd>(`${prefix}end`) : undefined;
-  const seqs = keys.filter((k) => /^c\d{6}$/.test(k)).map((k) => Number(k.slice(1))).filter((n) => n >= fromSeq).sort((a, b) => a - b);
+  const seqs = keys
+    .filter((k) => /^c\d{6}$/.test(k))
+    .map((k) => Number(k.slice(1)))
+    .filter((n) => n >= fromSeq)
+    .sort((a, b) => a - b);
   const chunks: LiveChunk[] = [];
   for (const n of seqs) {
     // Chunks are written one at a time in order: a gap means the next one is still being written.

@@ -3,9 +3,7 @@
 // artifact store; only references and bounded summaries are kept for the workflow.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import {
-  clipText, LAST_LINE_MAX_CHARS, LAST_VALUE_MAX_CHARS, LAST_VALUES_MAX,
-} from '../../workflows/bounds.js';
+import { clipText, LAST_LINE_MAX_CHARS, LAST_VALUE_MAX_CHARS, LAST_VALUES_MAX } from '../../workflows/bounds.js';
 import type { ArtifactRef, MetricSample, MetricValue, StepMetrics } from '../../workflows/types.js';
 import { readMetricLine } from '../container/metrics.js';
 import type { ArtifactStore } from '../store/types.js';
@@ -100,15 +98,20 @@ export class StepOutput {
   private async store(store: ArtifactStore): Promise<StoredOutput> {
     await this.close();
     const log = await store.putPath(join(this.dir, 'log.txt'));
-    const rejected = this.rejectedLines > 0 ? { lines: this.rejectedLines, reason: clipText(this.firstRejection, 300) } : undefined;
+    const rejected =
+      this.rejectedLines > 0 ? { lines: this.rejectedLines, reason: clipText(this.firstRejection, 300) } : undefined;
     if (this.summariser.count === 0) {
       return { log, ...(rejected ? { metrics: { samples: 0, names: 0, last: {}, rejected } } : {}) };
     }
     const series = await store.putPath(join(this.dir, 'metrics.jsonl'));
     const summary = await store.putBytes(JSON.stringify(this.summariser.summary()));
     const metrics: StepMetrics = {
-      samples: this.summariser.count, series, summary: summary.digest, names: this.summariser.names,
-      last: boundedLastValues(this.summariser.lastValues()), ...(rejected ? { rejected } : {}),
+      samples: this.summariser.count,
+      series,
+      summary: summary.digest,
+      names: this.summariser.names,
+      last: boundedLastValues(this.summariser.lastValues()),
+      ...(rejected ? { rejected } : {}),
     };
     return { log, metrics };
   }
@@ -121,15 +124,27 @@ export async function storeSamples(store: ArtifactStore, samples: MetricSample[]
   for (const x of samples) summariser.add(x);
   const series = await store.putBytes(samples.map((x) => `${JSON.stringify(x)}\n`).join(''));
   const summary = await store.putBytes(JSON.stringify(summariser.summary()));
-  return { samples: summariser.count, series, summary: summary.digest, names: summariser.names, last: boundedLastValues(summariser.lastValues()) };
+  return {
+    samples: summariser.count,
+    series,
+    summary: summary.digest,
+    names: summariser.names,
+    last: boundedLastValues(summariser.lastValues()),
+  };
 }
 
 /** The first LAST_VALUES_MAX metrics' last values, names and strings clipped. */
 export function boundedLastValues(values: [string, MetricValue][]): Record<string, MetricValue> {
   const clip = (v: MetricValue): MetricValue =>
-    typeof v === 'string' ? clipText(v, LAST_VALUE_MAX_CHARS) : v !== null && typeof v === 'object' ? { number: clipText(v.number, LAST_VALUE_MAX_CHARS) } : v;
+    typeof v === 'string'
+      ? clipText(v, LAST_VALUE_MAX_CHARS)
+      : v !== null && typeof v === 'object'
+        ? { number: clipText(v.number, LAST_VALUE_MAX_CHARS) }
+        : v;
   // fromEntries: a "__proto__" name stays an own property.
-  return Object.fromEntries(values.slice(0, LAST_VALUES_MAX).map(([name, v]) => [clipText(name, LAST_VALUE_MAX_CHARS), clip(v)]));
+  return Object.fromEntries(
+    values.slice(0, LAST_VALUES_MAX).map(([name, v]) => [clipText(name, LAST_VALUE_MAX_CHARS), clip(v)]),
+  );
 }
 
 function closeStream(s: WriteStream): Promise<void> {

@@ -33,8 +33,18 @@ export function failureDetails(exitCode: number | null, facts: AttemptFacts): St
 }
 
 /** A non-retryable failure of the attempt; the message is cut to MESSAGE_MAX_CHARS. */
-export function stepFailure(type: StepFailureType, message: string, exitCode: number | null, facts: AttemptFacts): ApplicationFailure {
-  return ApplicationFailure.create({ type, message: boundMessage(message), nonRetryable: true, details: [failureDetails(exitCode, facts)] });
+export function stepFailure(
+  type: StepFailureType,
+  message: string,
+  exitCode: number | null,
+  facts: AttemptFacts,
+): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message: boundMessage(message),
+    nonRetryable: true,
+    details: [failureDetails(exitCode, facts)],
+  });
 }
 
 export function stepResult(a: {
@@ -46,8 +56,13 @@ export function stepResult(a: {
 }): RunStepResult {
   const { stored } = a.facts;
   return {
-    exitCode: 0, outputs: a.outputs, logDigest: stored.log.digest, startedAt: a.facts.startedAt, finishedAt: a.facts.finishedAt,
-    host: a.facts.host, activityAttempt: a.activityAttempt,
+    exitCode: 0,
+    outputs: a.outputs,
+    logDigest: stored.log.digest,
+    startedAt: a.facts.startedAt,
+    finishedAt: a.facts.finishedAt,
+    host: a.facts.host,
+    activityAttempt: a.activityAttempt,
     ...(stored.metrics ? { metrics: stored.metrics } : {}),
     ...(a.gpu ? { gpu: a.gpu } : {}),
   };

@@ -108,7 +108,8 @@ class SeriesState {
     this.min = this.min === null ? x : Math.min(this.min, x);
     this.max = this.max === null ? x : Math.max(this.max, x);
     const lastBucket = this.buckets.at(-1);
-    if (lastBucket && lastBucket.n < this.span) this.buckets[this.buckets.length - 1] = merge(lastBucket, { n: 1, t, v: x });
+    if (lastBucket && lastBucket.n < this.span)
+      this.buckets[this.buckets.length - 1] = merge(lastBucket, { n: 1, t, v: x });
     else this.buckets.push({ n: 1, t, v: x });
     if (this.buckets.length > SUMMARY_POINTS) this.fold();
   }
@@ -126,8 +127,16 @@ class SeriesState {
 
   summary(): MetricSeriesSummary {
     return {
-      name: this.name, count: this.count, finite: this.finite, firstT: this.firstT, lastT: this.lastT, last: this.last,
-      min: this.min, max: this.max, nonFinite: this.nonFinite.map((k) => ({ ...k })), exactText: this.exactText,
+      name: this.name,
+      count: this.count,
+      finite: this.finite,
+      firstT: this.firstT,
+      lastT: this.lastT,
+      last: this.last,
+      min: this.min,
+      max: this.max,
+      nonFinite: this.nonFinite.map((k) => ({ ...k })),
+      exactText: this.exactText,
       points: this.buckets.map((b) => [Math.round(b.t), b.v]),
       counter: this.finite > 0 && this.counter,
       downsampled: this.buckets.some((b) => b.n > 1),

@@ -63,8 +63,7 @@ const comparePaths = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 :
 
 /** How a step's code scope was chosen, for `explain` and the README's rule. */
 export type CodeScope =
-  | { kind: 'listed'; code: string[] }
-  | { kind: 'default'; ignoreFile: boolean; patterns: readonly string[] };
+  { kind: 'listed'; code: string[] } | { kind: 'default'; ignoreFile: boolean; patterns: readonly string[] };
 
 export interface StepCode {
   /** What goes into the key, sorted by path: the scope's entries plus what their links lead to. */
@@ -128,7 +127,10 @@ async function computeStepCode(root: string, code: string[] | undefined): Promis
 async function readIgnoreFile(root: string, all: TreeEntry[]): Promise<string | undefined> {
   const entry = all.find((e) => e.path === IGNORE_FILE);
   if (!entry) return undefined;
-  if (entry.type !== 'file') throw new Error(`${IGNORE_FILE} must be a regular file with one pattern per line; it is ${entry.type === 'symlink' ? 'a symbolic link' : 'a folder'}`);
+  if (entry.type !== 'file')
+    throw new Error(
+      `${IGNORE_FILE} must be a regular file with one pattern per line; it is ${entry.type === 'symlink' ? 'a symbolic link' : 'a folder'}`,
+    );
   const fh = await open(join(root, IGNORE_FILE), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     return await fh.readFile('utf8');
@@ -209,7 +211,12 @@ export function withLinkTargets(all: TreeEntry[], selected: TreeEntry[], paths: 
  * after a link goes up from where the link led). Returns the checkout path reached ('' = the
  * root), or undefined when it leaves the checkout or loops. Every link passed is pushed to `passed`.
  */
-function resolveInTree(base: string[], target: string, links: Map<string, string>, passed: string[]): string | undefined {
+function resolveInTree(
+  base: string[],
+  target: string,
+  links: Map<string, string>,
+  passed: string[],
+): string | undefined {
   if (target.startsWith('/')) return undefined;
   let cur = [...base];
   let pending = target.split('/');
@@ -240,7 +247,12 @@ function resolveInTree(base: string[], target: string, links: Map<string, string
 export function describeEntries(entries: TreeEntry[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of entries) {
-    out[e.path] = e.type === 'file' ? `${e.digest}${e.executable ? ' (executable)' : ''}` : e.type === 'symlink' ? `symlink → ${e.target}` : 'empty folder';
+    out[e.path] =
+      e.type === 'file'
+        ? `${e.digest}${e.executable ? ' (executable)' : ''}`
+        : e.type === 'symlink'
+          ? `symlink → ${e.target}`
+          : 'empty folder';
   }
   return out;
 }

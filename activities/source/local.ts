@@ -17,7 +17,8 @@ export class LocalGitSource implements SourceProvider {
 
   async checkout(source: SourceRef): Promise<string> {
     if (source.kind !== 'git') throw new Error(`LocalGitSource cannot check out a ${source.kind} source`);
-    if (!COMMIT_ID.test(source.commit)) throw new Error(`refusing to check out ${JSON.stringify(source.commit)}: not a full commit id`);
+    if (!COMMIT_ID.test(source.commit))
+      throw new Error(`refusing to check out ${JSON.stringify(source.commit)}: not a full commit id`);
     if (source.subdir.split('/').some((p) => p === '..') || source.subdir.startsWith('/')) {
       throw new Error(`refusing project directory ${JSON.stringify(source.subdir)}: it must be inside the repository`);
     }
@@ -30,7 +31,9 @@ export class LocalGitSource implements SourceProvider {
     const treeish = source.subdir ? `${source.commit}:${source.subdir}` : source.commit;
     return fillOnce(dir, async (tmp) => {
       await run('git', ['-C', source.repoPath, 'cat-file', '-e', treeish]).catch(() => {
-        throw new Error(`commit ${source.commit.slice(0, 12)} (${source.subdir || 'repository root'}) is not in ${source.repoPath}`);
+        throw new Error(
+          `commit ${source.commit.slice(0, 12)} (${source.subdir || 'repository root'}) is not in ${source.repoPath}`,
+        );
       });
       await pipeArchive(source.repoPath, treeish, tmp);
     });
@@ -49,7 +52,8 @@ function pipeArchive(repo: string, treeish: string, dest: string): Promise<void>
     const codes: number[] = [];
     const finish = (code: number | null) => {
       codes.push(code ?? 1);
-      if (++done === 2) (codes.every((c) => c === 0) ? resolve() : reject(new Error(`git archive ${treeish} failed: ${err.trim()}`)));
+      if (++done === 2)
+        codes.every((c) => c === 0) ? resolve() : reject(new Error(`git archive ${treeish} failed: ${err.trim()}`));
     };
     git.on('close', finish);
     tar.on('close', finish);
@@ -60,11 +64,15 @@ function pipeArchive(repo: string, treeish: string, dest: string): Promise<void>
 
 /** The providers a worker has, by source kind. */
 export class SourceProviders implements SourceProvider {
-  constructor(private readonly git: SourceProvider, private readonly remote?: SourceProvider) {}
+  constructor(
+    private readonly git: SourceProvider,
+    private readonly remote?: SourceProvider,
+  ) {}
 
   checkout(source: SourceRef): Promise<string> {
     if (source.kind === 'git') return this.git.checkout(source);
-    if (!this.remote) throw new Error(`this worker cannot fetch ${source.host} sources: no ${source.host} credentials configured`);
+    if (!this.remote)
+      throw new Error(`this worker cannot fetch ${source.host} sources: no ${source.host} credentials configured`);
     return this.remote.checkout(source);
   }
 }

@@ -42,5 +42,8 @@ export async function fillOnce(dir: string, fill: (tmp: string) => Promise<void>
 }
 
 export async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }

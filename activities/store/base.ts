@@ -56,7 +56,8 @@ export abstract class BlobStoreBase implements ArtifactStore {
   }
 
   async putBytes(data: Uint8Array | string): Promise<ArtifactRef> {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const buf =
+      typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const digest = sha256Bytes(buf);
     if (!(await this.freshen(digest))) await this.storeBytes(buf, digest);
     return { digest, size: buf.length, kind: 'file', uri: this.uriOf(digest) };

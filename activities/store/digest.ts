@@ -79,10 +79,12 @@ export class HashingTap extends Transform {
     this.final = { digest: `sha256:${this.hash.digest('hex')}`, size: this.bytes };
     const want = this.expect;
     if (want && (want.digest !== this.final.digest || (want.size !== undefined && want.size !== this.final.size))) {
-      cb(new Error(
-        `${want.what}: content does not match its digest ` +
-          `(expected ${want.digest}${want.size === undefined ? '' : `, ${want.size} bytes`}; read ${this.final.digest}, ${this.final.size} bytes)`,
-      ));
+      cb(
+        new Error(
+          `${want.what}: content does not match its digest ` +
+            `(expected ${want.digest}${want.size === undefined ? '' : `, ${want.size} bytes`}; read ${this.final.digest}, ${this.final.size} bytes)`,
+        ),
+      );
       return;
     }
     cb();

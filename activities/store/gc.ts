@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteObjectCommand, GetObjectTaggingCommand, HeadObjectCommand, paginateListObjectsV2 } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectTaggingCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+} from '@aws-sdk/client-s3';
 import type { Digest } from '../../workflows/types.js';
 import type { RunIndexEntry } from '../lineage/index.js';
 import { LocalStore } from './local.js';
@@ -43,15 +48,23 @@ export interface GcSummary {
   /** Records deleted (dry run: that would be): expired runs' documents and index entries, expired cache records. */
   records: { deleted: number };
   blobs: {
-    total: number; totalBytes: number;
-    reachable: number; reachableBytes: number;
+    total: number;
+    totalBytes: number;
+    reachable: number;
+    reachableBytes: number;
     /** Unreachable but younger than the grace period. */
-    young: number; youngBytes: number;
-    deleted: number; deletedBytes: number;
+    young: number;
+    youngBytes: number;
+    deleted: number;
+    deletedBytes: number;
   };
 }
 
-interface BlobInfo { digest: Digest; size: number; modifiedMs: number }
+interface BlobInfo {
+  digest: Digest;
+  size: number;
+  modifiedMs: number;
+}
 
 /** The operations gc needs beyond ArtifactStore: listing and deleting. */
 interface Sweepable {
@@ -90,7 +103,9 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
   // (the entry is written last), or was left by an interrupted gc: its own finish time decides.
   const allKeys = await store.listRecords('');
   const runKeys = allKeys.filter((k) => k.startsWith('index/runs/'));
-  const entries = (await mapConcurrent(runKeys, (k) => store.getRecord<RunIndexEntry>(k))).filter((e): e is RunIndexEntry => !!e?.runId);
+  const entries = (await mapConcurrent(runKeys, (k) => store.getRecord<RunIndexEntry>(k))).filter(
+    (e): e is RunIndexEntry => !!e?.runId,
+  );
   const indexed = new Set(entries.map((e) => e.runId));
   const byPipeline = new Map<string, RunIndexEntry[]>();
   for (const e of entries) (byPipeline.get(e.pipeline) ?? byPipeline.set(e.pipeline, []).get(e.pipeline)!).push(e);
@@ -101,7 +116,9 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
       if (i >= keepLast && Date.parse(e.finishedAt) < runCutoff) expired.add(e.runId);
     });
   }
-  const unindexed = allKeys.flatMap((k) => /^runs\/([^/]+)\/lineage$/.exec(k)?.[1] ?? []).filter((r) => !indexed.has(r));
+  const unindexed = allKeys
+    .flatMap((k) => /^runs\/([^/]+)\/lineage$/.exec(k)?.[1] ?? [])
+    .filter((r) => !indexed.has(r));
   await mapConcurrent(unindexed, async (r) => {
     const doc = await store.getRecord<{ finishedAt?: string }>(`runs/${r}/lineage`);
     if (Date.parse(doc?.finishedAt ?? '') < runCutoff) expired.add(r);
@@ -149,7 +166,16 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
   await expandManifests(store, marked, dirs);
 
   // 5. Sweep.
-  const blobs: GcSummary['blobs'] = { total: 0, totalBytes: 0, reachable: 0, reachableBytes: 0, young: 0, youngBytes: 0, deleted: 0, deletedBytes: 0 };
+  const blobs: GcSummary['blobs'] = {
+    total: 0,
+    totalBytes: 0,
+    reachable: 0,
+    reachableBytes: 0,
+    young: 0,
+    youngBytes: 0,
+    deleted: 0,
+    deletedBytes: 0,
+  };
   for await (const b of sweep.listBlobs()) {
     blobs.total++;
     blobs.totalBytes += b.size;
@@ -168,9 +194,19 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
     }
   }
   return {
-    store: store.location, applied: apply,
-    runs: { total: indexed.size + unindexed.length, kept: indexed.size + unindexed.length - expired.size, expired: expired.size, open: open.length },
-    cacheRecords: { total: cacheKeys.length, kept: cacheKeys.length - expiredCache.length, expired: expiredCache.length },
+    store: store.location,
+    applied: apply,
+    runs: {
+      total: indexed.size + unindexed.length,
+      kept: indexed.size + unindexed.length - expired.size,
+      expired: expired.size,
+      open: open.length,
+    },
+    cacheRecords: {
+      total: cacheKeys.length,
+      kept: cacheKeys.length - expiredCache.length,
+      expired: expiredCache.length,
+    },
     records: { deleted: doomed.length },
     blobs,
   };
@@ -206,12 +242,14 @@ async function expandManifests(store: ArtifactStore, marked: Set<string>, dirs: 
 async function mapConcurrent<T, R>(items: readonly T[], fn: (item: T) => Promise<R>, limit = 8): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 
@@ -269,14 +307,18 @@ function s3Sweep(store: S3Store): Sweepable {
       const used = Number(tags.TagSet?.find((t) => t.Key === USED_TAG)?.Value ?? 0);
       return Math.max(head.LastModified?.getTime() ?? 0, Number.isFinite(used) ? used : 0);
     } catch (err) {
-      if ((err as { name?: string }).name === 'NotFound' || (err as { name?: string }).name === 'NoSuchKey') return undefined;
+      if ((err as { name?: string }).name === 'NotFound' || (err as { name?: string }).name === 'NoSuchKey')
+        return undefined;
       throw err;
     }
   };
   return {
     async *listBlobs() {
       const prefix = `${base}blobs/sha256/`;
-      for await (const page of paginateListObjectsV2({ client: store.client }, { Bucket: store.bucket, Prefix: prefix })) {
+      for await (const page of paginateListObjectsV2(
+        { client: store.client },
+        { Bucket: store.bucket, Prefix: prefix },
+      )) {
         for (const o of page.Contents ?? []) {
           const hex = /([0-9a-f]{64})$/.exec(o.Key ?? '')?.[1];
           if (!hex || o.Key !== store.blobKey(`sha256:${hex}`)) continue;

@@ -10,9 +10,7 @@ function badSegment(segment: string): boolean {
 }
 
 export function assertRecordKey(key: unknown): asserts key is string {
-  if (
-    typeof key !== 'string' || key.length > MAX_KEY_LENGTH || !KEY_RE.test(key) || key.split('/').some(badSegment)
-  ) {
+  if (typeof key !== 'string' || key.length > MAX_KEY_LENGTH || !KEY_RE.test(key) || key.split('/').some(badSegment)) {
     throw new Error(
       `invalid record key ${JSON.stringify(key)}: use segments of [A-Za-z0-9._:-] joined by "/", ` +
         `without "." or ".." segments (at most ${MAX_KEY_LENGTH} characters)`,
@@ -26,7 +24,12 @@ export function assertRecordKey(key: unknown): asserts key is string {
  */
 export function assertRecordPrefix(prefix: unknown): asserts prefix is string {
   const whole = typeof prefix === 'string' ? prefix.split('/').slice(0, -1) : [];
-  if (typeof prefix !== 'string' || prefix.length > MAX_KEY_LENGTH || !PREFIX_RE.test(prefix) || whole.some(badSegment)) {
+  if (
+    typeof prefix !== 'string' ||
+    prefix.length > MAX_KEY_LENGTH ||
+    !PREFIX_RE.test(prefix) ||
+    whole.some(badSegment)
+  ) {
     throw new Error(
       `invalid record prefix ${JSON.stringify(prefix)}: use segments of [A-Za-z0-9._:-] joined by "/", ` +
         `without "." or ".." segments`,

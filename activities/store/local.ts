@@ -117,7 +117,11 @@ export class LocalStore extends BlobStoreBase {
     try {
       await this.init();
       const tap = new HashingTap();
-      await pipeline(Buffer.isBuffer(source) ? [source] : source, tap, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }));
+      await pipeline(
+        Buffer.isBuffer(source) ? [source] : source,
+        tap,
+        createWriteStream(tmp, { flags: 'wx', mode: 0o600 }),
+      );
       // (a FileHandle's own write stream with autoClose:false makes close() hang on Node 20,
       // hence the separate handle: fsync on any descriptor flushes the file's data)
       const fh = await open(tmp, 'r');

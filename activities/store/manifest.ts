@@ -129,7 +129,9 @@ export function parseManifest(bytes: Buffer, digest: string): DirManifest {
   }
   const obj = raw as { kind?: unknown; entries?: unknown };
   if (typeof raw !== 'object' || raw === null || obj.kind !== MANIFEST_KIND || !Array.isArray(obj.entries)) {
-    throw new Error(`artifact ${digest} is not a directory manifest (kind must be "${MANIFEST_KIND}" with an entries list)`);
+    throw new Error(
+      `artifact ${digest} is not a directory manifest (kind must be "${MANIFEST_KIND}" with an entries list)`,
+    );
   }
   const entries: ManifestEntry[] = [];
   const seen = new Set<string>();
@@ -137,7 +139,8 @@ export function parseManifest(bytes: Buffer, digest: string): DirManifest {
     const entry = e as Partial<Record<keyof ManifestEntry, unknown>>;
     if (typeof e !== 'object' || e === null) throw new Error(`directory manifest ${digest}: an entry is not an object`);
     assertSafeEntryPath(entry.path);
-    if (!isDigest(entry.digest)) throw new Error(`directory manifest ${digest}: entry ${entry.path} has an invalid digest`);
+    if (!isDigest(entry.digest))
+      throw new Error(`directory manifest ${digest}: entry ${entry.path} has an invalid digest`);
     if (typeof entry.size !== 'number' || !Number.isSafeInteger(entry.size) || entry.size < 0) {
       throw new Error(`directory manifest ${digest}: entry ${entry.path} has an invalid size`);
     }
@@ -149,7 +152,8 @@ export function parseManifest(bytes: Buffer, digest: string): DirManifest {
     entries.push({ path: entry.path, digest: entry.digest, size: entry.size, mode: normaliseMode(entry.mode) });
   }
   const rawDirs = (obj as { dirs?: unknown }).dirs;
-  if (rawDirs !== undefined && !Array.isArray(rawDirs)) throw new Error(`directory manifest ${digest}: dirs must be a list of folder paths`);
+  if (rawDirs !== undefined && !Array.isArray(rawDirs))
+    throw new Error(`directory manifest ${digest}: dirs must be a list of folder paths`);
   const dirs: string[] = [];
   const dirSet = new Set<string>();
   for (const d of (rawDirs ?? []) as unknown[]) {
@@ -163,8 +167,10 @@ export function parseManifest(bytes: Buffer, digest: string): DirManifest {
     const segs = path.split('/');
     for (let i = 1; i < segs.length; i++) {
       const parent = segs.slice(0, i).join('/');
-      if (seen.has(parent)) throw new Error(`directory manifest ${digest}: ${parent} is both a file and the folder of ${path}`);
-      if (dirSet.has(parent)) throw new Error(`directory manifest ${digest}: ${parent} is listed as an empty folder but holds ${path}`);
+      if (seen.has(parent))
+        throw new Error(`directory manifest ${digest}: ${parent} is both a file and the folder of ${path}`);
+      if (dirSet.has(parent))
+        throw new Error(`directory manifest ${digest}: ${parent} is listed as an empty folder but holds ${path}`);
     }
   }
   return { kind: MANIFEST_KIND, entries, ...(dirs.length ? { dirs: dirs.sort(comparePaths) } : {}) };

@@ -119,9 +119,13 @@ export class S3Store extends BlobStoreBase {
     }
     if (Date.now() - modified < FRESHEN_AFTER_MS) return true;
     try {
-      await this.client.send(new PutObjectTaggingCommand({
-        Bucket: this.bucket, Key: this.blobKey(digest), Tagging: { TagSet: [{ Key: USED_TAG, Value: String(Date.now()) }] },
-      }));
+      await this.client.send(
+        new PutObjectTaggingCommand({
+          Bucket: this.bucket,
+          Key: this.blobKey(digest),
+          Tagging: { TagSet: [{ Key: USED_TAG, Value: String(Date.now()) }] },
+        }),
+      );
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

@@ -59,6 +59,7 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
   const slash = rest.indexOf('/');
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const key = slash < 0 ? '' : rest.slice(slash + 1);
-  if (!BUCKET_RE.test(bucket)) throw new Error(`invalid S3 bucket name ${JSON.stringify(bucket)} in ${JSON.stringify(uri)}`);
+  if (!BUCKET_RE.test(bucket))
+    throw new Error(`invalid S3 bucket name ${JSON.stringify(bucket)} in ${JSON.stringify(uri)}`);
   return { bucket, key };
 }

@@ -48,14 +48,18 @@ export class ComputeConfigError extends SettingError {
   constructor(problems: string[]) {
     const first = problems[0] ?? '';
     const variable = /^([A-Z][A-Z0-9_]+):/.exec(first)?.[1] ?? 'TRAINYARD_K8S_CONFIG';
-    super(variable, problems.map((p) => (p.startsWith(`${variable}: `) ? p.slice(variable.length + 2) : p)).join('; '), problems);
+    super(
+      variable,
+      problems.map((p) => (p.startsWith(`${variable}: `) ? p.slice(variable.length + 2) : p)).join('; '),
+      problems,
+    );
     this.name = 'ComputeConfigError';
   }
 }
 
 /** Current Deep Learning Base AMI (NVIDIA driver, Docker, NVIDIA container toolkit), Ubuntu 22.04. */
-export const DEFAULT_AMI_PARAMETER = '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id';
-
+export const DEFAULT_AMI_PARAMETER =
+  '/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id';
 
 export function loadComputeConfig(env: Env = process.env): ComputeConfig {
   const problems: string[] = [];
@@ -89,8 +93,13 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
   if (ec2On) {
     // The hosts are told the region in their user data, so it must be known here: the
     // standard AWS_REGION / AWS_DEFAULT_REGION when TRAINYARD_EC2_REGION does not say.
-    const region = isSet(env, 'TRAINYARD_EC2_REGION') ? r.get('TRAINYARD_EC2_REGION') : isSet(env, 'AWS_REGION') ? r.get('AWS_REGION') : env.AWS_DEFAULT_REGION?.trim() || undefined;
-    if (!region && !isSet(env, 'TRAINYARD_EC2_REGION') && !isSet(env, 'AWS_REGION')) problems.push('TRAINYARD_EC2_REGION: not set (nor AWS_REGION); EC2 needs a region');
+    const region = isSet(env, 'TRAINYARD_EC2_REGION')
+      ? r.get('TRAINYARD_EC2_REGION')
+      : isSet(env, 'AWS_REGION')
+        ? r.get('AWS_REGION')
+        : env.AWS_DEFAULT_REGION?.trim() || undefined;
+    if (!region && !isSet(env, 'TRAINYARD_EC2_REGION') && !isSet(env, 'AWS_REGION'))
+      problems.push('TRAINYARD_EC2_REGION: not set (nor AWS_REGION); EC2 needs a region');
     if (region && prices.region !== region && pricesFile) {
       warnings.push(`TRAINYARD_EC2_PRICES is for ${prices.region} but instances launch in ${region}`);
     }
@@ -100,14 +109,20 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
     const endpoint = checked !== undefined && env.TRAINYARD_EC2_ENDPOINT?.trim() ? checked : undefined;
     const profile = r.get('TRAINYARD_EC2_INSTANCE_PROFILE');
     const ami = r.get('TRAINYARD_EC2_AMI') ?? DEFAULT_AMI_PARAMETER;
-    if (!isAmiReference(ami)) problems.push(`TRAINYARD_EC2_AMI: "${ami}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`);
+    if (!isAmiReference(ami))
+      problems.push(
+        `TRAINYARD_EC2_AMI: "${ami}" is neither an AMI id (ami-…) nor an SSM parameter name (/aws/service/…)`,
+      );
     const deployment = r.get('TRAINYARD_EC2_DEPLOYMENT') ?? 'default';
     const idleSeconds = r.get('TRAINYARD_EC2_IDLE_SECONDS') ?? 600;
     const agent = loadAgentSettings(env, r, problems, warnings, region ?? '');
     if (agent.idlePoweroffSeconds < idleSeconds + 300) {
-      problems.push(`TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: ${agent.idlePoweroffSeconds} must be at least TRAINYARD_EC2_IDLE_SECONDS + 300 (${idleSeconds + 300}): it is the host's last resort, after the run's own idle timeout`);
+      problems.push(
+        `TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS: ${agent.idlePoweroffSeconds} must be at least TRAINYARD_EC2_IDLE_SECONDS + 300 (${idleSeconds + 300}): it is the host's last resort, after the run's own idle timeout`,
+      );
     }
-    if (subnets?.length === 0) problems.push('TRAINYARD_EC2_SUBNETS: empty; list one subnet per Availability Zone you want to use');
+    if (subnets?.length === 0)
+      problems.push('TRAINYARD_EC2_SUBNETS: empty; list one subnet per Availability Zone you want to use');
     ec2 = {
       region: region ?? '',
       ...(endpoint ? { endpoint } : {}),
@@ -126,7 +141,12 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
       prices,
     };
   } else {
-    for (const k of ['TRAINYARD_EC2_REGION', 'TRAINYARD_EC2_SECURITY_GROUPS', 'TRAINYARD_EC2_INSTANCE_PROFILE', 'TRAINYARD_EC2_AMI']) {
+    for (const k of [
+      'TRAINYARD_EC2_REGION',
+      'TRAINYARD_EC2_SECURITY_GROUPS',
+      'TRAINYARD_EC2_INSTANCE_PROFILE',
+      'TRAINYARD_EC2_AMI',
+    ]) {
       if (env[k]) warnings.push(`${k} is set but TRAINYARD_EC2_SUBNETS is not, so EC2 is off`);
     }
   }
@@ -137,29 +157,57 @@ export function loadComputeConfig(env: Env = process.env): ComputeConfig {
   return { ec2, kubernetes, policy, prices, warnings };
 }
 
-function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: string[], ec2Region: string): AgentSettings {
-  const address = isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS') ? r.get('TRAINYARD_AGENT_TEMPORAL_ADDRESS') : r.get('TEMPORAL_ADDRESS');
-  if (!address && !isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS') && !isSet(env, 'TEMPORAL_ADDRESS')) problems.push('TRAINYARD_AGENT_TEMPORAL_ADDRESS: not set (nor TEMPORAL_ADDRESS); hosts need the Temporal frontend address they can reach');
-  else if (address && /^(127\.|localhost|0\.0\.0\.0)/.test(address)) warnings.push(`TRAINYARD_AGENT_TEMPORAL_ADDRESS is ${address}: an EC2 host cannot reach this machine's loopback`);
+function loadAgentSettings(
+  env: Env,
+  r: Reader,
+  problems: string[],
+  warnings: string[],
+  ec2Region: string,
+): AgentSettings {
+  const address = isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS')
+    ? r.get('TRAINYARD_AGENT_TEMPORAL_ADDRESS')
+    : r.get('TEMPORAL_ADDRESS');
+  if (!address && !isSet(env, 'TRAINYARD_AGENT_TEMPORAL_ADDRESS') && !isSet(env, 'TEMPORAL_ADDRESS'))
+    problems.push(
+      'TRAINYARD_AGENT_TEMPORAL_ADDRESS: not set (nor TEMPORAL_ADDRESS); hosts need the Temporal frontend address they can reach',
+    );
+  else if (address && /^(127\.|localhost|0\.0\.0\.0)/.test(address))
+    warnings.push(`TRAINYARD_AGENT_TEMPORAL_ADDRESS is ${address}: an EC2 host cannot reach this machine's loopback`);
   const store = r.get('TRAINYARD_AGENT_STORE') ?? (env.TRAINYARD_STORE?.trim() || undefined);
-  if (!store) problems.push('TRAINYARD_AGENT_STORE: not set (nor TRAINYARD_STORE); EC2 hosts need the S3 artifact store (s3://bucket/prefix)');
+  if (!store)
+    problems.push(
+      'TRAINYARD_AGENT_STORE: not set (nor TRAINYARD_STORE); EC2 hosts need the S3 artifact store (s3://bucket/prefix)',
+    );
   else if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9._\-/]*)?$/.test(store)) {
-    problems.push(`TRAINYARD_AGENT_STORE: "${store}" must be an s3://bucket/prefix store: a host cannot read a folder on this machine`);
+    problems.push(
+      `TRAINYARD_AGENT_STORE: "${store}" must be an s3://bucket/prefix store: a host cannot read a folder on this machine`,
+    );
   }
   const apiKeyParam = r.get('TRAINYARD_AGENT_TEMPORAL_API_KEY_SSM');
   // Unset: the control worker publishes this version's package to the agent store itself.
   const pkg = r.get('TRAINYARD_AGENT_PACKAGE') ?? '';
   const pkgSha = r.get('TRAINYARD_AGENT_PACKAGE_SHA256')?.toLowerCase();
   const pkgFile = r.get('TRAINYARD_AGENT_PACKAGE_FILE');
-  if (pkg && !/^(s3|https):\/\/[A-Za-z0-9%+=:,./_~^-]+$/.test(pkg)) problems.push(`TRAINYARD_AGENT_PACKAGE: "${pkg}" must be an s3:// or https:// URL of a trainyard agent package (.tar.gz), or unset to publish this version's package to the store`);
-  if (pkg && !pkgSha) problems.push('TRAINYARD_AGENT_PACKAGE_SHA256: not set; with TRAINYARD_AGENT_PACKAGE it must give the package\'s SHA-256 (64 hex), which the host checks');
-  if (pkgSha && !/^[0-9a-f]{64}$/.test(pkgSha)) problems.push(`TRAINYARD_AGENT_PACKAGE_SHA256: "${pkgSha}" is not a SHA-256 (64 hex digits)`);
+  if (pkg && !/^(s3|https):\/\/[A-Za-z0-9%+=:,./_~^-]+$/.test(pkg))
+    problems.push(
+      `TRAINYARD_AGENT_PACKAGE: "${pkg}" must be an s3:// or https:// URL of a trainyard agent package (.tar.gz), or unset to publish this version's package to the store`,
+    );
+  if (pkg && !pkgSha)
+    problems.push(
+      "TRAINYARD_AGENT_PACKAGE_SHA256: not set; with TRAINYARD_AGENT_PACKAGE it must give the package's SHA-256 (64 hex), which the host checks",
+    );
+  if (pkgSha && !/^[0-9a-f]{64}$/.test(pkgSha))
+    problems.push(`TRAINYARD_AGENT_PACKAGE_SHA256: "${pkgSha}" is not a SHA-256 (64 hex digits)`);
   if (pkgSha && !pkg) problems.push('TRAINYARD_AGENT_PACKAGE_SHA256: set without TRAINYARD_AGENT_PACKAGE');
-  if (pkgFile && !isAbsolute(pkgFile)) problems.push(`TRAINYARD_AGENT_PACKAGE_FILE: "${pkgFile}" must be an absolute path`);
+  if (pkgFile && !isAbsolute(pkgFile))
+    problems.push(`TRAINYARD_AGENT_PACKAGE_FILE: "${pkgFile}" must be an absolute path`);
   const node = r.get('TRAINYARD_AGENT_NODE_VERSION') ?? 'v20.18.1';
   // The server's SSM secret source, handed to its hosts (the same Parameter Store as its own runner's).
   const secretsPrefix = r.get('TRAINYARD_SECRETS_SSM_PREFIX');
-  const secretsRegion = r.get('TRAINYARD_SECRETS_SSM_REGION') ?? (isSet(env, 'AWS_REGION') ? r.get('AWS_REGION') : undefined) ?? (env.AWS_DEFAULT_REGION?.trim() || ec2Region);
+  const secretsRegion =
+    r.get('TRAINYARD_SECRETS_SSM_REGION') ??
+    (isSet(env, 'AWS_REGION') ? r.get('AWS_REGION') : undefined) ??
+    (env.AWS_DEFAULT_REGION?.trim() || ec2Region);
   const secretsEndpoint = r.get('TRAINYARD_SECRETS_SSM_ENDPOINT');
   return {
     temporalAddress: address ?? '',
@@ -173,7 +221,15 @@ function loadAgentSettings(env: Env, r: Reader, problems: string[], warnings: st
     nodeVersion: node,
     idlePoweroffSeconds: r.get('TRAINYARD_AGENT_IDLE_POWEROFF_SECONDS') ?? 1800,
     spotPollSeconds: r.get('TRAINYARD_AGENT_SPOT_POLL_SECONDS') ?? 5,
-    ...(secretsPrefix ? { secretsSsm: { prefix: secretsPrefix, region: secretsRegion, ...(secretsEndpoint ? { endpoint: secretsEndpoint } : {}) } } : {}),
+    ...(secretsPrefix
+      ? {
+          secretsSsm: {
+            prefix: secretsPrefix,
+            region: secretsRegion,
+            ...(secretsEndpoint ? { endpoint: secretsEndpoint } : {}),
+          },
+        }
+      : {}),
   };
 }
 

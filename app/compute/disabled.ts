@@ -7,7 +7,9 @@ import type { KubernetesActivities } from '../../activities/k8s/activities.js';
 /** EC2 activities that fail saying what to configure; the reaper's find nothing. */
 export function disabledComputeActivities(): ComputeActivities {
   const off = async (): Promise<never> => {
-    throw new Error('EC2 is not configured on this server (TRAINYARD_EC2_SUBNETS is not set), so steps with "machine:" cannot run');
+    throw new Error(
+      'EC2 is not configured on this server (TRAINYARD_EC2_SUBNETS is not set), so steps with "machine:" cannot run',
+    );
   };
   // The reaper still runs on a server without EC2: nothing to list, nothing to terminate.
   return {

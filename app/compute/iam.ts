@@ -37,7 +37,10 @@ const CHECKS: Record<keyof IamVars, RegExp> = {
 };
 
 /** Variables whose statement is left out when they are not given. */
-const OPTIONAL: Partial<Record<keyof IamVars, string>> = { TEMPORAL_API_KEY_PARAMETER: 'ReadTemporalApiKey', SECRETS_SSM_PREFIX: 'ReadStepSecrets' };
+const OPTIONAL: Partial<Record<keyof IamVars, string>> = {
+  TEMPORAL_API_KEY_PARAMETER: 'ReadTemporalApiKey',
+  SECRETS_SSM_PREFIX: 'ReadStepSecrets',
+};
 
 export function renderIamPolicy(name: PolicyName, vars: IamVars): PolicyDoc {
   for (const [k, re] of Object.entries(CHECKS) as [keyof IamVars, RegExp][]) {
@@ -65,10 +68,14 @@ export function renderIamPolicy(name: PolicyName, vars: IamVars): PolicyDoc {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const [name, ...pairs] = process.argv.slice(2);
   if (name !== 'orchestrator' && name !== 'instance' && name !== 'instance-trust') {
-    process.stderr.write('usage: npx tsx app/compute/iam.ts orchestrator|instance|instance-trust AWS_REGION=… ACCOUNT_ID=… DEPLOYMENT=… STORE_BUCKET=… STORE_PREFIX=… INSTANCE_ROLE_NAME=… [TEMPORAL_API_KEY_PARAMETER=/…] [SECRETS_SSM_PREFIX=/…/]\n');
+    process.stderr.write(
+      'usage: npx tsx app/compute/iam.ts orchestrator|instance|instance-trust AWS_REGION=… ACCOUNT_ID=… DEPLOYMENT=… STORE_BUCKET=… STORE_PREFIX=… INSTANCE_ROLE_NAME=… [TEMPORAL_API_KEY_PARAMETER=/…] [SECRETS_SSM_PREFIX=/…/]\n',
+    );
     process.exit(2);
   }
-  const vars = Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) as unknown as IamVars;
+  const vars = Object.fromEntries(
+    pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]),
+  ) as unknown as IamVars;
   try {
     process.stdout.write(`${JSON.stringify(renderIamPolicy(name, vars), null, 2)}\n`);
   } catch (e) {

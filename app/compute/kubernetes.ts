@@ -19,14 +19,37 @@ const QUANTITY = /^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?
 const DCGM_URL = /^https?:\/\/([^\s{}]|\{hostIP\}|\{node\})+$/;
 const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/;
 
-const TOP_KEYS = ['context', 'agentImage', 'agentImagePullPolicy', 'agentResources', 'store', 's3Endpoint', 's3Region', 'storeSecret', 'deployment', 'classes'];
+const TOP_KEYS = [
+  'context',
+  'agentImage',
+  'agentImagePullPolicy',
+  'agentResources',
+  'store',
+  's3Endpoint',
+  's3Region',
+  'storeSecret',
+  'deployment',
+  'classes',
+];
 const CLASS_KEYS = [
-  'namespace', 'nodeSelector', 'tolerations', 'gpu', 'resources', 'serviceAccountName', 'imagePullSecrets', 'priorityClassName',
-  'terminationGracePeriodSeconds', 'uploadGraceSeconds', 'unschedulableTimeoutSeconds', 'podTemplatePatch', 'hourlyRateUsd', 'gpuHourlyRateUsd',
-  'dcgmExporterUrl', 'dcgmScrapeSeconds',
+  'namespace',
+  'nodeSelector',
+  'tolerations',
+  'gpu',
+  'resources',
+  'serviceAccountName',
+  'imagePullSecrets',
+  'priorityClassName',
+  'terminationGracePeriodSeconds',
+  'uploadGraceSeconds',
+  'unschedulableTimeoutSeconds',
+  'podTemplatePatch',
+  'hourlyRateUsd',
+  'gpuHourlyRateUsd',
+  'dcgmExporterUrl',
+  'dcgmScrapeSeconds',
 ];
 const TOLERATION_KEYS = ['key', 'operator', 'value', 'effect', 'tolerationSeconds'];
-
 
 type Env = Record<string, string | undefined>;
 type Path = (string | number)[];
@@ -49,7 +72,12 @@ export function loadKubernetesSettings(env: Env, problems: string[]): Kubernetes
 }
 
 /** The settings in `text` (the file's contents); see loadKubernetesSettings. */
-export function parseKubernetesSettings(text: string, file: string, env: Env, problems: string[]): KubernetesSettings | null {
+export function parseKubernetesSettings(
+  text: string,
+  file: string,
+  env: Env,
+  problems: string[],
+): KubernetesSettings | null {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -84,32 +112,54 @@ export function parseKubernetesSettings(text: string, file: string, env: Env, pr
 
   const store = v.str(top, ['store'], { optional: true }) ?? env.TRAINYARD_STORE;
   if (!store || !/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[A-Za-z0-9._\-/]*)?$/.test(store)) {
-    problems.push(`${at(['store'])}: "store" must be an s3://bucket/prefix artifact store (default TRAINYARD_STORE${store ? `, which is ${store}` : ', not set'}): pods cannot read a folder on this machine`);
+    problems.push(
+      `${at(['store'])}: "store" must be an s3://bucket/prefix artifact store (default TRAINYARD_STORE${store ? `, which is ${store}` : ', not set'}): pods cannot read a folder on this machine`,
+    );
   }
-  const s3Endpoint = v.str(top, ['s3Endpoint'], { optional: true, pattern: /^https?:\/\/[^\s]+$/, what: 'an http(s) URL the pods can reach' }) ?? s3EndpointOf(env, problems);
+  const s3Endpoint =
+    v.str(top, ['s3Endpoint'], {
+      optional: true,
+      pattern: /^https?:\/\/[^\s]+$/,
+      what: 'an http(s) URL the pods can reach',
+    }) ?? s3EndpointOf(env, problems);
   const classesRaw = v.object(top.classes, ['classes'], undefined, '"classes" (a mapping of class names to classes)');
   const classes: Record<string, KubernetesClass> = {};
   for (const [name, raw] of Object.entries(classesRaw ?? {})) {
     if (!DNS_LABEL.test(name)) {
-      problems.push(`${at(['classes', name], true)}: class name "${name}" must be lower-case letters, digits and "-" (a DNS label), so pipelines can name it`);
+      problems.push(
+        `${at(['classes', name], true)}: class name "${name}" must be lower-case letters, digits and "-" (a DNS label), so pipelines can name it`,
+      );
       continue;
     }
     const c = readClass(v, raw, ['classes', name], name);
     if (c) classes[name] = c;
   }
-  if (classesRaw && Object.keys(classesRaw).length === 0) problems.push(`${at(['classes'])}: "classes" is empty; define at least one class`);
+  if (classesRaw && Object.keys(classesRaw).length === 0)
+    problems.push(`${at(['classes'])}: "classes" is empty; define at least one class`);
   const agentImage = v.str(top, ['agentImage'], { pattern: IMAGE, what: 'an image reference' });
   const settings: KubernetesSettings = {
     source: file,
     ...opt('context', v.str(top, ['context'], { optional: true })),
     agentImage: agentImage ?? '',
-    agentImagePullPolicy: (v.oneOf(top, ['agentImagePullPolicy'], ['Always', 'IfNotPresent', 'Never']) ?? 'IfNotPresent') as KubernetesSettings['agentImagePullPolicy'],
-    agentResources: v.resources(top.agentResources, ['agentResources']) ?? { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+    agentImagePullPolicy: (v.oneOf(top, ['agentImagePullPolicy'], ['Always', 'IfNotPresent', 'Never']) ??
+      'IfNotPresent') as KubernetesSettings['agentImagePullPolicy'],
+    agentResources: v.resources(top.agentResources, ['agentResources']) ?? {
+      requests: { cpu: '50m', memory: '128Mi' },
+      limits: { memory: '512Mi' },
+    },
     store: store ?? '',
     ...opt('s3Endpoint', s3Endpoint),
     s3Region: v.str(top, ['s3Region'], { optional: true }) ?? env.AWS_REGION ?? 'us-east-1',
-    ...opt('storeSecret', v.str(top, ['storeSecret'], { optional: true, pattern: DNS_SUBDOMAIN, what: 'a Secret name' })),
-    deployment: v.str(top, ['deployment'], { optional: true, pattern: LABEL_VALUE, what: 'a label value (1-63 of A-Z a-z 0-9 _ . -)' }) ?? 'default',
+    ...opt(
+      'storeSecret',
+      v.str(top, ['storeSecret'], { optional: true, pattern: DNS_SUBDOMAIN, what: 'a Secret name' }),
+    ),
+    deployment:
+      v.str(top, ['deployment'], {
+        optional: true,
+        pattern: LABEL_VALUE,
+        what: 'a label value (1-63 of A-Z a-z 0-9 _ . -)',
+      }) ?? 'default',
     classes,
   };
   return problems.length > before ? null : settings;
@@ -123,10 +173,12 @@ function readClass(v: Checker, raw: unknown, path: Path, name: string): Kubernet
   const c = v.object(raw, path, CLASS_KEYS, `class "${name}"`);
   if (!c) return undefined;
   const namespace = v.str(c, [...path, 'namespace'], { pattern: DNS_LABEL, what: 'a namespace name' });
-  const gpuRaw = c.gpu === undefined ? {} : v.object(c.gpu, [...path, 'gpu'], ['resource', 'count'], `"gpu" of class "${name}"`);
+  const gpuRaw =
+    c.gpu === undefined ? {} : v.object(c.gpu, [...path, 'gpu'], ['resource', 'count'], `"gpu" of class "${name}"`);
   const tolerations: KubeToleration[] = [];
   if (c.tolerations !== undefined) {
-    if (!Array.isArray(c.tolerations)) v.problem([...path, 'tolerations'], `"tolerations" of class "${name}" must be a list of tolerations`);
+    if (!Array.isArray(c.tolerations))
+      v.problem([...path, 'tolerations'], `"tolerations" of class "${name}" must be a list of tolerations`);
     else {
       c.tolerations.forEach((t, i) => {
         const tp = [...path, 'tolerations', i];
@@ -148,34 +200,75 @@ function readClass(v: Checker, raw: unknown, path: Path, name: string): Kubernet
     }
   }
   const nodeSelector: Record<string, string> = {};
-  const ns = c.nodeSelector === undefined ? {} : v.object(c.nodeSelector, [...path, 'nodeSelector'], undefined, `"nodeSelector" of class "${name}"`);
+  const ns =
+    c.nodeSelector === undefined
+      ? {}
+      : v.object(c.nodeSelector, [...path, 'nodeSelector'], undefined, `"nodeSelector" of class "${name}"`);
   for (const [k, val] of Object.entries(ns ?? {})) {
     if (!QUALIFIED.test(k)) v.problem([...path, 'nodeSelector', k], `node label key "${k}" is not a valid label key`);
-    else if (typeof val !== 'string' || !LABEL_VALUE.test(val)) v.problem([...path, 'nodeSelector', k], `node label "${k}" must have a label value (a string of at most 63 of A-Z a-z 0-9 _ . -)`);
+    else if (typeof val !== 'string' || !LABEL_VALUE.test(val))
+      v.problem(
+        [...path, 'nodeSelector', k],
+        `node label "${k}" must have a label value (a string of at most 63 of A-Z a-z 0-9 _ . -)`,
+      );
     else nodeSelector[k] = val;
   }
-  const patch = c.podTemplatePatch === undefined ? undefined : v.object(c.podTemplatePatch, [...path, 'podTemplatePatch'], undefined, `"podTemplatePatch" of class "${name}"`);
+  const patch =
+    c.podTemplatePatch === undefined
+      ? undefined
+      : v.object(c.podTemplatePatch, [...path, 'podTemplatePatch'], undefined, `"podTemplatePatch" of class "${name}"`);
   return {
     name,
     namespace: namespace ?? '',
     nodeSelector,
     tolerations,
     gpu: {
-      resource: (gpuRaw && v.str(gpuRaw, [...path, 'gpu', 'resource'], { optional: true, pattern: QUALIFIED, what: 'an extended resource name like nvidia.com/gpu' })) ?? 'nvidia.com/gpu',
+      resource:
+        (gpuRaw &&
+          v.str(gpuRaw, [...path, 'gpu', 'resource'], {
+            optional: true,
+            pattern: QUALIFIED,
+            what: 'an extended resource name like nvidia.com/gpu',
+          })) ??
+        'nvidia.com/gpu',
       count: (gpuRaw && v.int(gpuRaw, [...path, 'gpu', 'count'], 0, 0, 64)) ?? 0,
     },
     resources: v.resources(c.resources, [...path, 'resources']) ?? { requests: {}, limits: {} },
-    ...opt('serviceAccountName', v.str(c, [...path, 'serviceAccountName'], { optional: true, pattern: DNS_SUBDOMAIN, what: 'a service account name' })),
+    ...opt(
+      'serviceAccountName',
+      v.str(c, [...path, 'serviceAccountName'], {
+        optional: true,
+        pattern: DNS_SUBDOMAIN,
+        what: 'a service account name',
+      }),
+    ),
     imagePullSecrets: v.strList(c, [...path, 'imagePullSecrets'], DNS_SUBDOMAIN, 'a Secret name'),
-    ...opt('priorityClassName', v.str(c, [...path, 'priorityClassName'], { optional: true, pattern: DNS_SUBDOMAIN, what: 'a priority class name' })),
+    ...opt(
+      'priorityClassName',
+      v.str(c, [...path, 'priorityClassName'], {
+        optional: true,
+        pattern: DNS_SUBDOMAIN,
+        what: 'a priority class name',
+      }),
+    ),
     terminationGracePeriodSeconds: v.int(c, [...path, 'terminationGracePeriodSeconds'], 5, 0, 3600) ?? 5,
     uploadGraceSeconds: v.int(c, [...path, 'uploadGraceSeconds'], 600, 10, 86400) ?? 600,
     unschedulableTimeoutSeconds: v.int(c, [...path, 'unschedulableTimeoutSeconds'], 600, 1, 7 * 86400) ?? 600,
     ...opt('podTemplatePatch', patch),
     hourlyRateUsd: v.num(c, [...path, 'hourlyRateUsd']) ?? 0,
     gpuHourlyRateUsd: v.num(c, [...path, 'gpuHourlyRateUsd']) ?? 0,
-    ...opt('dcgmExporterUrl', v.str(c, [...path, 'dcgmExporterUrl'], { optional: true, pattern: DCGM_URL, what: 'an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod\'s node (e.g. http://{hostIP}:9400/metrics)' })),
-    ...opt('dcgmScrapeSeconds', c.dcgmScrapeSeconds === undefined ? undefined : v.int(c, [...path, 'dcgmScrapeSeconds'], 5, 1, 300)),
+    ...opt(
+      'dcgmExporterUrl',
+      v.str(c, [...path, 'dcgmExporterUrl'], {
+        optional: true,
+        pattern: DCGM_URL,
+        what: "an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod's node (e.g. http://{hostIP}:9400/metrics)",
+      }),
+    ),
+    ...opt(
+      'dcgmScrapeSeconds',
+      c.dcgmScrapeSeconds === undefined ? undefined : v.int(c, [...path, 'dcgmScrapeSeconds'], 5, 1, 300),
+    ),
   };
 }
 
@@ -198,7 +291,12 @@ class Checker {
     }
     if (keys) {
       for (const k of Object.keys(raw)) {
-        if (!keys.includes(k)) this.problem([...path, k], `unknown key "${k}" in ${what}; the keys allowed here are ${keys.join(', ')}`, true);
+        if (!keys.includes(k))
+          this.problem(
+            [...path, k],
+            `unknown key "${k}" in ${what}; the keys allowed here are ${keys.join(', ')}`,
+            true,
+          );
       }
     }
     return raw as Obj;
@@ -232,7 +330,8 @@ class Checker {
     }
     const out: string[] = [];
     raw.forEach((x, i) => {
-      if (typeof x !== 'string' || !pattern.test(x)) this.problem([...path, i], `each entry of "${key}" must be ${what}, got ${JSON.stringify(x)}`);
+      if (typeof x !== 'string' || !pattern.test(x))
+        this.problem([...path, i], `each entry of "${key}" must be ${what}, got ${JSON.stringify(x)}`);
       else out.push(x);
     });
     return out;
@@ -249,7 +348,13 @@ class Checker {
     return raw;
   }
 
-  int(o: Obj, path: Path, fallback: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  int(
+    o: Obj,
+    path: Path,
+    fallback: number | undefined,
+    min: number,
+    max = Number.MAX_SAFE_INTEGER,
+  ): number | undefined {
     const key = String(path[path.length - 1]);
     const raw = o[key];
     if (raw === undefined) return fallback;
@@ -271,7 +376,10 @@ class Checker {
     return raw;
   }
 
-  resources(raw: unknown, path: Path): { requests: Record<string, string>; limits: Record<string, string> } | undefined {
+  resources(
+    raw: unknown,
+    path: Path,
+  ): { requests: Record<string, string>; limits: Record<string, string> } | undefined {
     if (raw === undefined) return undefined;
     const r = this.object(raw, path, ['requests', 'limits'], '"resources"');
     if (!r) return undefined;
@@ -281,8 +389,13 @@ class Checker {
       const m = this.object(r[kind], [...path, kind], undefined, `"${kind}"`);
       for (const [res, q] of Object.entries(m ?? {})) {
         const text = typeof q === 'number' ? String(q) : q;
-        if (!QUALIFIED.test(res)) this.problem([...path, kind, res], `"${res}" is not a resource name like cpu, memory or nvidia.com/gpu`);
-        else if (typeof text !== 'string' || !QUANTITY.test(text)) this.problem([...path, kind, res], `${kind} of ${res} must be a Kubernetes quantity like 500m, 4 or 16Gi, got ${JSON.stringify(q)}`);
+        if (!QUALIFIED.test(res))
+          this.problem([...path, kind, res], `"${res}" is not a resource name like cpu, memory or nvidia.com/gpu`);
+        else if (typeof text !== 'string' || !QUANTITY.test(text))
+          this.problem(
+            [...path, kind, res],
+            `${kind} of ${res} must be a Kubernetes quantity like 500m, 4 or 16Gi, got ${JSON.stringify(q)}`,
+          );
         else out[kind][res] = text;
       }
     }

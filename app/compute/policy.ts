@@ -4,7 +4,13 @@
 import picomatch from 'picomatch';
 import { LineCounter, isMap, isSeq, parseDocument, type Node } from 'yaml';
 import { priceFor } from '../../activities/ec2/pricing.js';
-import { isKubernetesMachine, type Ec2MachineSpec, type KubernetesMachineSpec, type Pipeline, type PipelineError } from '../../pipeline/types.js';
+import {
+  isKubernetesMachine,
+  type Ec2MachineSpec,
+  type KubernetesMachineSpec,
+  type Pipeline,
+  type PipelineError,
+} from '../../pipeline/types.js';
 import type { ComputeConfig } from './config.js';
 
 export interface CostEstimate {
@@ -42,7 +48,11 @@ export function kubernetesRate(spec: KubernetesMachineSpec, cfg: ComputeConfig):
 }
 
 function dearestPrice(spec: Ec2MachineSpec, cfg: ComputeConfig): number | undefined {
-  const markets: ('spot' | 'on-demand')[] = spec.spot ? (spec.on_demand_fallback ? ['spot', 'on-demand'] : ['spot']) : ['on-demand'];
+  const markets: ('spot' | 'on-demand')[] = spec.spot
+    ? spec.on_demand_fallback
+      ? ['spot', 'on-demand']
+      : ['spot']
+    : ['on-demand'];
   let max: number | undefined;
   for (const t of spec.instance) {
     for (const m of markets) {
@@ -65,16 +75,18 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
   for (const step of pipeline.order.map((n) => pipeline.steps[n]!)) {
     if (step.machine) used.set(step.machine, [...(used.get(step.machine) ?? []), step.name]);
   }
-  const kind = (name: string): 'kubernetes' | 'ec2' => (pipeline.machines[name] && isKubernetesMachine(pipeline.machines[name]!) ? 'kubernetes' : 'ec2');
+  const kind = (name: string): 'kubernetes' | 'ec2' =>
+    pipeline.machines[name] && isKubernetesMachine(pipeline.machines[name]!) ? 'kubernetes' : 'ec2';
   for (const k of ['ec2', 'kubernetes'] as const) {
     const first = [...used.entries()].find(([cls]) => kind(cls) === k);
     if (!first || (k === 'ec2' ? cfg.ec2 : cfg.kubernetes)) continue;
     const [cls, steps] = first;
     errors.push({
       ...at(['steps', steps[0]!, 'machine']),
-      message: k === 'ec2'
-        ? `step "${steps[0]}" needs machine class "${cls}", but this server has no EC2 configured (TRAINYARD_EC2_SUBNETS is not set); remove "machine" to run it on the local host`
-        : `step "${steps[0]}" needs Kubernetes machine "${cls}", but this server has no Kubernetes configured (TRAINYARD_K8S_CONFIG is not set); remove "machine" to run it on the local host`,
+      message:
+        k === 'ec2'
+          ? `step "${steps[0]}" needs machine class "${cls}", but this server has no EC2 configured (TRAINYARD_EC2_SUBNETS is not set); remove "machine" to run it on the local host`
+          : `step "${steps[0]}" needs Kubernetes machine "${cls}", but this server has no Kubernetes configured (TRAINYARD_K8S_CONFIG is not set); remove "machine" to run it on the local host`,
     });
   }
   if (errors.length > 0) return errors;
@@ -82,10 +94,16 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
   let runGpus = 0;
   for (const [name, spec] of Object.entries(pipeline.machines)) {
     if (policy.allowedClasses && !policy.allowedClasses.includes(name)) {
-      errors.push({ ...at(['machines', name]), message: `machine class "${name}" is not allowed on this server (allowed: ${policy.allowedClasses.join(', ') || 'none'})` });
+      errors.push({
+        ...at(['machines', name]),
+        message: `machine class "${name}" is not allowed on this server (allowed: ${policy.allowedClasses.join(', ') || 'none'})`,
+      });
     }
     if (policy.maxGpusPerMachine !== null && spec.gpus > policy.maxGpusPerMachine) {
-      errors.push({ ...at(['machines', name, 'gpus']), message: `machine class "${name}" asks for ${spec.gpus} GPUs; this server allows at most ${policy.maxGpusPerMachine} per machine` });
+      errors.push({
+        ...at(['machines', name, 'gpus']),
+        message: `machine class "${name}" asks for ${spec.gpus} GPUs; this server allows at most ${policy.maxGpusPerMachine} per machine`,
+      });
     }
     const steps = used.get(name)?.length ?? 0;
     if (isKubernetesMachine(spec)) {
@@ -93,9 +111,15 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
       const cls = classes[spec.kubernetes];
       if (!cls) {
         const known = Object.keys(classes);
-        errors.push({ ...at(['machines', name, 'kubernetes']), message: `Kubernetes machine class "${spec.kubernetes}" (machine "${name}") is not defined on this server (its classes: ${known.join(', ') || 'none'})` });
+        errors.push({
+          ...at(['machines', name, 'kubernetes']),
+          message: `Kubernetes machine class "${spec.kubernetes}" (machine "${name}") is not defined on this server (its classes: ${known.join(', ') || 'none'})`,
+        });
       } else if (spec.gpus > cls.gpu.count) {
-        errors.push({ ...at(['machines', name, 'gpus']), message: `machine "${name}" asks for ${spec.gpus} GPUs; Kubernetes class "${cls.name}" allows at most ${cls.gpu.count} (${cls.gpu.resource})` });
+        errors.push({
+          ...at(['machines', name, 'gpus']),
+          message: `machine "${name}" asks for ${spec.gpus} GPUs; Kubernetes class "${cls.name}" allows at most ${cls.gpu.count} (${cls.gpu.resource})`,
+        });
       }
       // Every step of the class may run at once (there is no per-class pool for Jobs).
       runGpus += spec.gpus * steps;
@@ -103,25 +127,41 @@ export function checkComputePolicy(pipeline: Pipeline, cfg: ComputeConfig, text?
     }
     spec.instance.forEach((t, i) => {
       if (!allowed(t)) {
-        errors.push({ ...at(['machines', name, 'instance', i]), message: `instance type ${t} in machine class "${name}" is not allowed on this server (allowed: ${policy.allowedInstanceTypes.join(', ') || 'none'})` });
+        errors.push({
+          ...at(['machines', name, 'instance', i]),
+          message: `instance type ${t} in machine class "${name}" is not allowed on this server (allowed: ${policy.allowedInstanceTypes.join(', ') || 'none'})`,
+        });
       } else if (priceFor(cfg.prices, t, 'on-demand') === undefined) {
-        errors.push({ ...at(['machines', name, 'instance', i]), message: `instance type ${t} has no price in this server's price table (${cfg.prices.source}), so its cost cannot be bounded` });
+        errors.push({
+          ...at(['machines', name, 'instance', i]),
+          message: `instance type ${t} has no price in this server's price table (${cfg.prices.source}), so its cost cannot be bounded`,
+        });
       }
     });
     if (policy.maxDiskGb !== null && spec.disk_gb > policy.maxDiskGb) {
-      errors.push({ ...at(['machines', name, 'disk_gb']), message: `machine class "${name}" asks for ${spec.disk_gb} GB of disk; this server allows at most ${policy.maxDiskGb}` });
+      errors.push({
+        ...at(['machines', name, 'disk_gb']),
+        message: `machine class "${name}" asks for ${spec.disk_gb} GB of disk; this server allows at most ${policy.maxDiskGb}`,
+      });
     }
     const concurrent = Math.min(steps, policy.maxPerClass[name] ?? policy.maxPerClass['*'] ?? 1);
     runGpus += spec.gpus * concurrent;
   }
   if (policy.maxGpusPerRun !== null && runGpus > policy.maxGpusPerRun) {
-    errors.push({ ...at(['machines']), message: `the run could hold ${runGpus} GPUs at once; this server allows at most ${policy.maxGpusPerRun} per run (lower the classes' gpus or the steps that use them)` });
+    errors.push({
+      ...at(['machines']),
+      message: `the run could hold ${runGpus} GPUs at once; this server allows at most ${policy.maxGpusPerRun} per run (lower the classes' gpus or the steps that use them)`,
+    });
   }
   if (errors.length === 0 && policy.maxCostPerRunUsd !== null) {
     const limitUsd = policy.maxCostPerRunUsd;
     const cost = estimateWorstCaseCost(pipeline, cfg, cfg.ec2?.readyTimeoutSeconds);
     if (cost.worstCaseUsd > limitUsd) {
-      const top = Object.entries(cost.perStep).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([s, u]) => `${s} $${u.toFixed(2)}`).join(', ');
+      const top = Object.entries(cost.perStep)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 3)
+        .map(([s, u]) => `${s} $${u.toFixed(2)}`)
+        .join(', ');
       errors.push({
         ...at(['machines']),
         message: `worst-case compute cost of a run is $${cost.worstCaseUsd.toFixed(2)} (every machine step to its timeout, every retry), over this server's limit of $${limitUsd.toFixed(2)}; largest: ${top}. Lower timeouts or retries, or use cheaper instance types`,

@@ -19,14 +19,17 @@ const obj = (v: unknown, what: string): Json => {
   return v as Json;
 };
 const str = (v: unknown, what: string, max = 1000): string => {
-  if (typeof v !== 'string' || v.length > max) throw new PayloadError(`${what} must be a string of at most ${max} characters`);
+  if (typeof v !== 'string' || v.length > max)
+    throw new PayloadError(`${what} must be a string of at most ${max} characters`);
   return v;
 };
 const int = (v: unknown, what: string): number => {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new PayloadError(`${what} must be a whole number`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new PayloadError(`${what} must be a whole number`);
   return v;
 };
-const optStr = (v: unknown, what: string, max = 1000): string | undefined => (v === undefined || v === null ? undefined : str(v, what, max));
+const optStr = (v: unknown, what: string, max = 1000): string | undefined =>
+  v === undefined || v === null ? undefined : str(v, what, max);
 const SHA = /^[0-9a-f]{40}$/;
 const sha = (v: unknown, what: string): string => {
   const s = str(v, what, 64);
@@ -38,7 +41,8 @@ const sha = (v: unknown, what: string): string => {
 const MAX_COMMAND_LINE = 4096;
 
 function repoOf(p: Json): GitHubRepo | undefined {
-  const installation = p.installation === undefined || p.installation === null ? undefined : obj(p.installation, 'installation');
+  const installation =
+    p.installation === undefined || p.installation === null ? undefined : obj(p.installation, 'installation');
   if (!installation) return undefined;
   const r = obj(p.repository, 'repository');
   const owner = obj(r.owner, 'repository.owner');
@@ -70,15 +74,28 @@ export function githubIntakeEvent(name: string, body: unknown): IntakeEvent | nu
       const headCommit = p.head_commit ? obj(p.head_commit, 'head_commit') : undefined;
       const commit = tag ? (headCommit ? sha(headCommit.id, 'head_commit.id') : undefined) : after;
       if (commit === undefined) return null;
-      const commits = Array.isArray(p.commits) ? (p.commits as Json[]).filter((c) => typeof c === 'object' && c !== null) : [];
+      const commits = Array.isArray(p.commits)
+        ? (p.commits as Json[]).filter((c) => typeof c === 'object' && c !== null)
+        : [];
       const sender = p.sender ? obj(p.sender, 'sender') : undefined;
       const pusher = p.pusher ? obj(p.pusher, 'pusher') : undefined;
       const before = sha(p.before, 'before');
       const created = p.created === true;
       return {
-        kind: 'github-push', repo, ref, before, after, sha: commit, created,
+        kind: 'github-push',
+        repo,
+        ref,
+        before,
+        after,
+        sha: commit,
+        created,
         actor: optStr(sender?.login, 'sender.login', 100) ?? optStr(pusher?.name, 'pusher.name', 100) ?? 'unknown',
-        paths: payloadPaths({ before, created, forced: p.forced === true, commits: commits as { added?: string[]; modified?: string[]; removed?: string[] }[] }),
+        paths: payloadPaths({
+          before,
+          created,
+          forced: p.forced === true,
+          commits: commits as { added?: string[]; modified?: string[]; removed?: string[] }[],
+        }),
       };
     }
     case 'issue_comment': {
@@ -88,21 +105,33 @@ export function githubIntakeEvent(name: string, body: unknown): IntakeEvent | nu
       const user = comment.user ? obj(comment.user, 'comment.user') : undefined;
       if (!issue.pull_request || user?.type === 'Bot') return null;
       // Only the first line is a command (command.ts); the rest of a long comment is never carried.
-      const line = str(comment.body, 'comment.body', 25 * 1024 * 1024).replace(/^\s+/, '').split(/\r?\n/, 1)[0]!.slice(0, MAX_COMMAND_LINE);
+      const line = str(comment.body, 'comment.body', 25 * 1024 * 1024)
+        .replace(/^\s+/, '')
+        .split(/\r?\n/, 1)[0]!
+        .slice(0, MAX_COMMAND_LINE);
       const command = parseCommentCommand(line);
       if (command === null) return null;
       const repo = repoOf(p);
       if (!repo) return null;
       const commentUrl = optStr(comment.html_url, 'comment.html_url', 2000);
       return {
-        kind: 'github-comment', repo, issue: int(issue.number, 'issue.number'), issueUrl: str(issue.html_url, 'issue.html_url', 2000),
-        commentId: int(comment.id, 'comment.id'), author: str(user?.login ?? 'ghost', 'comment.user.login', 100), command,
+        kind: 'github-comment',
+        repo,
+        issue: int(issue.number, 'issue.number'),
+        issueUrl: str(issue.html_url, 'issue.html_url', 2000),
+        commentId: int(comment.id, 'comment.id'),
+        author: str(user?.login ?? 'ghost', 'comment.user.login', 100),
+        command,
         ...(commentUrl ? { commentUrl } : {}),
       };
     }
     case 'check_run': {
-      const identifier = action === 'requested_action' ? optStr(obj(p.requested_action ?? {}, 'requested_action').identifier, 'requested_action.identifier', 20) : undefined;
-      const kind = action === 'rerequested' ? 'rerun' : identifier === 'rerun' || identifier === 'cancel' ? identifier : undefined;
+      const identifier =
+        action === 'requested_action'
+          ? optStr(obj(p.requested_action ?? {}, 'requested_action').identifier, 'requested_action.identifier', 20)
+          : undefined;
+      const kind =
+        action === 'rerequested' ? 'rerun' : identifier === 'rerun' || identifier === 'cancel' ? identifier : undefined;
       if (!kind) return null;
       const run = obj(p.check_run, 'check_run');
       const checkName = str(run.name, 'check_run.name', 300);
@@ -110,8 +139,14 @@ export function githubIntakeEvent(name: string, body: unknown): IntakeEvent | nu
       const repo = repoOf(p);
       if (!repo) return null;
       return {
-        kind: 'github-check-run', repo, action: kind, checkRunId: int(run.id, 'check_run.id'), checkName, headSha: sha(run.head_sha, 'check_run.head_sha'),
-        externalId: optStr(run.external_id, 'check_run.external_id', 1000) ?? '', actor: str(obj(p.sender, 'sender').login, 'sender.login', 100),
+        kind: 'github-check-run',
+        repo,
+        action: kind,
+        checkRunId: int(run.id, 'check_run.id'),
+        checkName,
+        headSha: sha(run.head_sha, 'check_run.head_sha'),
+        externalId: optStr(run.external_id, 'check_run.external_id', 1000) ?? '',
+        actor: str(obj(p.sender, 'sender').login, 'sender.login', 100),
       };
     }
     case 'check_suite': {
@@ -121,7 +156,10 @@ export function githubIntakeEvent(name: string, body: unknown): IntakeEvent | nu
       if (!repo) return null;
       const suite = obj(p.check_suite, 'check_suite');
       return {
-        kind: 'github-check-suite', repo, suiteId: int(suite.id, 'check_suite.id'), headSha: sha(suite.head_sha, 'check_suite.head_sha'),
+        kind: 'github-check-suite',
+        repo,
+        suiteId: int(suite.id, 'check_suite.id'),
+        headSha: sha(suite.head_sha, 'check_suite.head_sha'),
         actor: str(obj(p.sender, 'sender').login, 'sender.login', 100),
       };
     }

@@ -11,7 +11,8 @@ import { readBodyWithin, type BodyResult, type ByteBudget } from '../intake/http
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
 /** True when the header has the only form GitHub sends: `sha256=` and 64 lowercase hex digits. */
-export const signatureWellFormed = (header: string | undefined): header is string => header !== undefined && SIGNATURE.test(header);
+export const signatureWellFormed = (header: string | undefined): header is string =>
+  header !== undefined && SIGNATURE.test(header);
 
 export function signatureValid(secret: string, body: Buffer, header: string | undefined): boolean {
   if (!signatureWellFormed(header)) return false;
@@ -30,7 +31,12 @@ export type SignedBody = BodyResult | { kind: 'bad-signature' };
  * Reads the body of a delivery whose header is well-formed (check signatureWellFormed
  * first), HMAC-ing it as it arrives; `ok` only when the signature matches.
  */
-export async function readSignedBody(req: IncomingMessage, secret: string, header: string, opts: { budget: ByteBudget; limit?: number; res?: ServerResponse }): Promise<SignedBody> {
+export async function readSignedBody(
+  req: IncomingMessage,
+  secret: string,
+  header: string,
+  opts: { budget: ByteBudget; limit?: number; res?: ServerResponse },
+): Promise<SignedBody> {
   const hmac = createHmac('sha256', secret);
   const r = await readBodyWithin(req, { ...opts, onChunk: (c) => hmac.update(c) });
   if (r.kind !== 'ok') return r;

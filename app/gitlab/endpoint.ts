@@ -30,7 +30,8 @@ export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== 'POST') return refuse(res, 405, 'use POST');
     // The token is in a header: checked before a byte of the body is read.
-    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret)) return refuse(res, 401, 'missing or wrong X-Gitlab-Token');
+    if (!tokenMatches(header(req, 'x-gitlab-token'), deps.secret))
+      return refuse(res, 401, 'missing or wrong X-Gitlab-Token');
     const read = await readBodyWithin(req, { res });
     if (read.kind !== 'ok') return refuseBody(res, read);
     let payload: unknown;
@@ -39,7 +40,8 @@ export function gitlabWebhookHandler(deps: GitLabEndpointDeps) {
     } catch {
       payload = undefined;
     }
-    if (typeof payload !== 'object' || payload === null) return sendJson(res, 400, { error: 'body must be a JSON object' });
+    if (typeof payload !== 'object' || payload === null)
+      return sendJson(res, 400, { error: 'body must be a JSON object' });
     let event: IntakeEvent | null;
     try {
       event = gitlabIntakeEvent(header(req, 'x-gitlab-event'), payload as Record<string, unknown>);

@@ -34,19 +34,30 @@ export interface NoteHook {
   user: { id: number; username: string };
   project_id: number;
   project: HookProject;
-  object_attributes: { id: number; note: string; noteable_type: string; url?: string; system?: boolean; action?: string };
+  object_attributes: {
+    id: number;
+    note: string;
+    noteable_type: string;
+    url?: string;
+    system?: boolean;
+    action?: string;
+  };
   merge_request?: { iid: number };
 }
 
 const SHA = /^[0-9a-f]{40}$/;
 
 function projectInfo(p: HookProject): GitLabProjectInfo & { defaultBranch?: string } {
-  if (typeof p !== 'object' || p === null || !Number.isSafeInteger(p.id)) throw new PayloadError('project.id must be a whole number');
+  if (typeof p !== 'object' || p === null || !Number.isSafeInteger(p.id))
+    throw new PayloadError('project.id must be a whole number');
   for (const k of ['path_with_namespace', 'git_http_url', 'web_url'] as const) {
     if (typeof p[k] !== 'string' || p[k].length > 2000) throw new PayloadError(`project.${k} must be a string`);
   }
   return {
-    projectId: p.id, pathWithNamespace: p.path_with_namespace, httpUrl: p.git_http_url, webUrl: p.web_url,
+    projectId: p.id,
+    pathWithNamespace: p.path_with_namespace,
+    httpUrl: p.git_http_url,
+    webUrl: p.web_url,
     ...(typeof p.default_branch === 'string' ? { defaultBranch: p.default_branch } : {}),
   };
 }
@@ -69,25 +80,51 @@ export function gitlabIntakeEvent(event: string | undefined, body: Record<string
       throw new PayloadError('checkout_sha must be a full commit id');
     }
     return {
-      kind: 'gitlab-push', project: projectInfo(h.project), ref: h.ref.slice(0, 1000), before: h.before, after: h.after, sha: commit,
+      kind: 'gitlab-push',
+      project: projectInfo(h.project),
+      ref: h.ref.slice(0, 1000),
+      before: h.before,
+      after: h.after,
+      sha: commit,
       actor: String(h.user_username ?? h.user_name ?? 'unknown').slice(0, 255),
-      paths: gitlabPayloadPaths({ before: h.before, ...(Array.isArray(h.commits) ? { commits: h.commits } : {}), ...(typeof h.total_commits_count === 'number' ? { total_commits_count: h.total_commits_count } : {}) }),
+      paths: gitlabPayloadPaths({
+        before: h.before,
+        ...(Array.isArray(h.commits) ? { commits: h.commits } : {}),
+        ...(typeof h.total_commits_count === 'number' ? { total_commits_count: h.total_commits_count } : {}),
+      }),
     };
   }
   if (event === 'Note Hook' && kind === 'note') {
     const h = body as unknown as NoteHook;
     const a = h.object_attributes;
     if (typeof a !== 'object' || a === null) throw new PayloadError('object_attributes must be an object');
-    if (a.noteable_type !== 'MergeRequest' || a.system || (a.action !== undefined && a.action !== 'create') || !h.merge_request) return null;
+    if (
+      a.noteable_type !== 'MergeRequest' ||
+      a.system ||
+      (a.action !== undefined && a.action !== 'create') ||
+      !h.merge_request
+    )
+      return null;
     if (typeof a.note !== 'string') throw new PayloadError('object_attributes.note must be a string');
     const command = parseCommentCommand(a.note.replace(/^\s+/, '').split(/\r?\n/, 1)[0]!.slice(0, 4096));
     if (command === null) return null;
-    if (!Number.isSafeInteger(h.merge_request.iid) || !Number.isSafeInteger(a.id) || !Number.isSafeInteger(h.user?.id) || typeof h.user.username !== 'string') {
+    if (
+      !Number.isSafeInteger(h.merge_request.iid) ||
+      !Number.isSafeInteger(a.id) ||
+      !Number.isSafeInteger(h.user?.id) ||
+      typeof h.user.username !== 'string'
+    ) {
       throw new PayloadError('merge_request.iid, object_attributes.id and user must be present');
     }
     return {
-      kind: 'gitlab-note', project: projectInfo(h.project), mrIid: h.merge_request.iid, noteId: a.id, userId: h.user.id,
-      author: h.user.username.slice(0, 255), command, ...(typeof a.url === 'string' ? { noteUrl: a.url.slice(0, 2000) } : {}),
+      kind: 'gitlab-note',
+      project: projectInfo(h.project),
+      mrIid: h.merge_request.iid,
+      noteId: a.id,
+      userId: h.user.id,
+      author: h.user.username.slice(0, 255),
+      command,
+      ...(typeof a.url === 'string' ? { noteUrl: a.url.slice(0, 2000) } : {}),
     };
   }
   return null;

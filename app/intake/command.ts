@@ -87,7 +87,8 @@ function readQuoted(line: string, start: number): { value: string; next: number 
     if (c === quote) return { value, next: i + 1 };
     if (quote === '"' && c === '\\') {
       const n = line[i + 1];
-      if (n !== '"' && n !== '\\') return `unknown escape \\${n ?? ''} at column ${i + COL}: only \\" and \\\\ are allowed.`;
+      if (n !== '"' && n !== '\\')
+        return `unknown escape \\${n ?? ''} at column ${i + COL}: only \\" and \\\\ are allowed.`;
       value += n;
       i += 2;
       continue;

@@ -61,11 +61,16 @@ export function githubConfig(env: Env): GithubConfig | null {
   const names = ['GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_FILE', 'GITHUB_WEBHOOK_SECRET'] as const;
   if (!names.some((n) => isSet(env, n))) return null;
   const appId = setting(env, 'GITHUB_APP_ID');
-  if (!appId) throw new ConfigError('GITHUB_APP_ID', 'must be the numeric id of the GitHub App (APP_ID in Probot\'s terms)');
+  if (!appId)
+    throw new ConfigError('GITHUB_APP_ID', "must be the numeric id of the GitHub App (APP_ID in Probot's terms)");
   const keyText = setting(env, 'GITHUB_PRIVATE_KEY')?.replace(/\\n/g, '\n');
   const keyFile = keyText === undefined ? setting(env, 'GITHUB_PRIVATE_KEY_FILE') : undefined;
   const privateKey = keyText ?? keyFile?.bytes.toString('utf8');
-  if (!privateKey) throw new ConfigError('GITHUB_PRIVATE_KEY', 'must be set (PEM text), or GITHUB_PRIVATE_KEY_FILE (a path to the .pem file)');
+  if (!privateKey)
+    throw new ConfigError(
+      'GITHUB_PRIVATE_KEY',
+      'must be set (PEM text), or GITHUB_PRIVATE_KEY_FILE (a path to the .pem file)',
+    );
   if (!/-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/.test(privateKey)) {
     const keyVar = variableOf(env, keyText === undefined ? 'GITHUB_PRIVATE_KEY_FILE' : 'GITHUB_PRIVATE_KEY');
     throw new ConfigError(keyVar, 'must be a PEM private key (the .pem file GitHub generated for the app)');
@@ -80,7 +85,10 @@ function githubApiUrl(env: Env): string {
   const host = setting(env, 'GHE_HOST');
   const fromHost = host ? `https://${host}/api/v3` : undefined;
   if (fromHost && isSet(env, 'GITHUB_API_URL') && setting(env, 'GITHUB_API_URL') !== fromHost) {
-    throw new ConfigError('GHE_HOST', `is Probot's name for GITHUB_API_URL=${fromHost} and GITHUB_API_URL says something else (${setting(env, 'GITHUB_API_URL')}); set one of them`);
+    throw new ConfigError(
+      'GHE_HOST',
+      `is Probot's name for GITHUB_API_URL=${fromHost} and GITHUB_API_URL says something else (${setting(env, 'GITHUB_API_URL')}); set one of them`,
+    );
   }
   return fromHost ?? setting(env, 'GITHUB_API_URL');
 }
@@ -88,9 +96,14 @@ function githubApiUrl(env: Env): string {
 export function gitlabConfig(env: Env): GitlabConfig | null {
   if (!isSet(env, 'GITLAB_TOKEN') && !isSet(env, 'GITLAB_WEBHOOK_SECRET')) return null;
   const token = setting(env, 'GITLAB_TOKEN');
-  if (!token) throw new ConfigError('GITLAB_TOKEN', 'must be set to a token with the api scope (a project, group or bot user token)');
+  if (!token)
+    throw new ConfigError(
+      'GITLAB_TOKEN',
+      'must be set to a token with the api scope (a project, group or bot user token)',
+    );
   const webhookSecret = setting(env, 'GITLAB_WEBHOOK_SECRET');
-  if (!webhookSecret) throw new ConfigError('GITLAB_WEBHOOK_SECRET', 'must be set to the secret token of the GitLab webhook');
+  if (!webhookSecret)
+    throw new ConfigError('GITLAB_WEBHOOK_SECRET', 'must be set to the secret token of the GitLab webhook');
   return { url: setting(env, 'GITLAB_URL'), token, webhookSecret };
 }
 
@@ -98,7 +111,12 @@ export function gitlabConfig(env: Env): GitlabConfig | null {
 export function loadPolicy(env: Env): ServerPolicy {
   const repos = setting(env, 'TRAINYARD_ALLOWED_REPOS');
   const compute: ComputeConfig = loadComputeConfig(env);
-  return { allowedRepos: repos ?? null, compute, trustedTeams: trustedTeams(env), forkSecrets: setting(env, 'TRAINYARD_FORK_SECRETS') === 'allow' };
+  return {
+    allowedRepos: repos ?? null,
+    compute,
+    trustedTeams: trustedTeams(env),
+    forkSecrets: setting(env, 'TRAINYARD_FORK_SECRETS') === 'allow',
+  };
 }
 
 /** TRAINYARD_TRUSTED_TEAMS: comma-separated GitHub `org/team-slug`. */
@@ -118,23 +136,41 @@ export function trustedTeams(env: Env): TrustedTeam[] {
  * from the webhook secrets, and `requireUrl` makes a missing public URL one too (a worker
  * that publishes to a git host; `none` says on purpose that there are no run pages).
  */
-export function linkSettings(env: Env, opts: { split: boolean; requireUrl?: boolean }): { publicUrl: string | null; secret: string } {
+export function linkSettings(
+  env: Env,
+  opts: { split: boolean; requireUrl?: boolean },
+): { publicUrl: string | null; secret: string } {
   const rawUrl = setting(env, 'TRAINYARD_PUBLIC_URL');
   if (rawUrl === undefined && opts.requireUrl) {
-    throw new ConfigError('TRAINYARD_PUBLIC_URL', 'must be set on a worker that publishes to GitHub/GitLab: the URL where `trainyard serve` is reachable (the check runs link their run pages there), or `none` for no run pages');
+    throw new ConfigError(
+      'TRAINYARD_PUBLIC_URL',
+      'must be set on a worker that publishes to GitHub/GitLab: the URL where `trainyard serve` is reachable (the check runs link their run pages there), or `none` for no run pages',
+    );
   }
   const publicUrl = rawUrl === undefined || rawUrl === 'none' ? null : publicUrlOf(rawUrl);
   const explicit = setting(env, 'TRAINYARD_LINK_SECRET');
   if (explicit === undefined && opts.split && publicUrl !== null) {
-    throw new ConfigError('TRAINYARD_LINK_SECRET', 'must be set, to the same value on every serve replica and worker, when they run as separate processes: workers sign the run-page links that replicas verify');
+    throw new ConfigError(
+      'TRAINYARD_LINK_SECRET',
+      'must be set, to the same value on every serve replica and worker, when they run as separate processes: workers sign the run-page links that replicas verify',
+    );
   }
   // The derived secret uses the webhook secrets whichever names (Trainyard's, Probot's) carry them.
-  return { publicUrl, secret: explicit ?? linkSecretFrom({ GITHUB_WEBHOOK_SECRET: setting(env, 'GITHUB_WEBHOOK_SECRET'), GITLAB_WEBHOOK_SECRET: setting(env, 'GITLAB_WEBHOOK_SECRET') }) };
+  return {
+    publicUrl,
+    secret:
+      explicit ??
+      linkSecretFrom({
+        GITHUB_WEBHOOK_SECRET: setting(env, 'GITHUB_WEBHOOK_SECRET'),
+        GITLAB_WEBHOOK_SECRET: setting(env, 'GITLAB_WEBHOOK_SECRET'),
+      }),
+  };
 }
 
 function publicUrlOf(raw: string): string {
   const r = SETTINGS.GITHUB_API_URL.kind.schema.safeParse(raw);
-  if (!r.success) throw new ConfigError('TRAINYARD_PUBLIC_URL', `must be an http(s) URL or none, got ${JSON.stringify(raw)}`);
+  if (!r.success)
+    throw new ConfigError('TRAINYARD_PUBLIC_URL', `must be an http(s) URL or none, got ${JSON.stringify(raw)}`);
   return r.data;
 }
 

@@ -121,7 +121,8 @@ export function readBodyWithin(req: IncomingMessage, opts: ReadOptions = {}): Pr
     };
     const onEnd = (): void => finish({ kind: 'ok', body: Buffer.concat(chunks, size) });
     const onError = (): void => finish({ kind: 'aborted' });
-    const onClose = (): void => finish(req.complete ? { kind: 'ok', body: Buffer.concat(chunks, size) } : { kind: 'aborted' });
+    const onClose = (): void =>
+      finish(req.complete ? { kind: 'ok', body: Buffer.concat(chunks, size) } : { kind: 'aborted' });
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
@@ -147,7 +148,12 @@ export function refuse(res: ServerResponse, status: number, error: string, heade
   }
   const text = JSON.stringify({ error });
   res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    connection: 'close',
+    ...headers,
+  });
   res.end(text, () => lingeringClose(res));
 }
 
@@ -186,7 +192,9 @@ export function refuseBody(res: ServerResponse, r: Exclude<BodyResult, { kind: '
     case 'too-large':
       return refuse(res, 413, `payload larger than ${limit} bytes`);
     case 'busy':
-      return refuse(res, 503, 'too many webhook bodies are being read; retry later', { 'retry-after': String(RETRY_AFTER_SECONDS) });
+      return refuse(res, 503, 'too many webhook bodies are being read; retry later', {
+        'retry-after': String(RETRY_AFTER_SECONDS),
+      });
     case 'aborted':
       res.destroy();
   }
@@ -199,6 +207,10 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 export function sendText(res: ServerResponse, status: number, text: string, type = 'text/plain; charset=utf-8'): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff' });
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+  });
   res.end(text);
 }

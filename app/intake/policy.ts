@@ -36,10 +36,20 @@ export function repoAllowed(policy: ServerPolicy, repoPath: string): boolean {
  * Every way the pipeline breaks the policy, located in its file where possible; empty
  * when it may run. `text` is the file's source, for line numbers.
  */
-export function policyViolations(policy: ServerPolicy, repoPath: string, pipeline: Pipeline, text?: string): PipelineError[] {
+export function policyViolations(
+  policy: ServerPolicy,
+  repoPath: string,
+  pipeline: Pipeline,
+  text?: string,
+): PipelineError[] {
   const out: PipelineError[] = [];
   if (!repoAllowed(policy, repoPath)) {
-    out.push({ file: pipeline.file, line: 1, column: 1, message: `repository ${repoPath} is not in this server's allowed repositories (TRAINYARD_ALLOWED_REPOS)` });
+    out.push({
+      file: pipeline.file,
+      line: 1,
+      column: 1,
+      message: `repository ${repoPath} is not in this server's allowed repositories (TRAINYARD_ALLOWED_REPOS)`,
+    });
   }
   out.push(...checkComputePolicy(pipeline, policy.compute, text));
   return out;

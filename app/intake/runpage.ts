@@ -18,20 +18,27 @@ import { sendArtifact } from '../page/download.js';
 import { sendText as sendRaw } from './http.js';
 
 /** Everything on a run page can quote users: neutralised on the way out. */
-const sendText = (res: ServerResponse, status: number, text: string): void => sendRaw(res, status, neutraliseBidi(text));
+const sendText = (res: ServerResponse, status: number, text: string): void =>
+  sendRaw(res, status, neutraliseBidi(text));
 
 /** The page's data; bidirectional controls in it (names, params, log lines) are shown as `[U+202E]`, as on every run page. */
 function sendPageJson(res: ServerResponse, body: unknown): void {
   // The replacement has no quote or backslash: the JSON stays valid.
   const text = neutraliseBidi(JSON.stringify(body));
-  res.writeHead(200, { ...pageHeaders('application/json; charset=utf-8', Buffer.byteLength(text)), 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    ...pageHeaders('application/json; charset=utf-8', Buffer.byteLength(text)),
+    'cache-control': 'no-store',
+  });
   res.end(text);
 }
 
 /** A Markdown document as a small HTML page (a verdict): markdown-it, raw HTML off; the title is Markdown too. */
 function sendMarkdownPage(res: ServerResponse, markdown: string): void {
   const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>Trainyard</title><link rel="stylesheet" href="/assets/run.css"></head>\n<body><main>${markdownToHtml(markdown)}</main></body></html>\n`;
-  res.writeHead(200, { ...pageHeaders('text/html; charset=utf-8', Buffer.byteLength(html)), 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    ...pageHeaders('text/html; charset=utf-8', Buffer.byteLength(html)),
+    'cache-control': 'no-store',
+  });
   res.end(html);
 }
 
@@ -83,7 +90,8 @@ export function runPageHandler(intake: Pick<Intake, 'records' | 'starter'>, link
     const status = meta?.final ? undefined : await intake.starter.status(id).catch(() => undefined);
     const doc = await lineageFor(store, meta, status);
     if (view === 'data') {
-      const artifactHref = (digest: string): string => `/runs/${encodeURIComponent(id)}/artifacts/${digest}?sig=${encodeURIComponent(sig)}`;
+      const artifactHref = (digest: string): string =>
+        `/runs/${encodeURIComponent(id)}/artifacts/${digest}?sig=${encodeURIComponent(sig)}`;
       const data = await runPageData(id, { store, meta, status, artifactHref }, doc);
       return data ? sendPageJson(res, data) : sendText(res, 404, 'no such run\n');
     }

@@ -37,21 +37,43 @@ export interface GitHostWorkerOptions {
 }
 
 /** Throws ConfigError (naming the variable) when GitHub or GitLab settings are half set. */
-export function gitHostWorkerParts(env: Record<string, string | undefined>, store: ArtifactStore, workRoot: string, log: Logger, opts: GitHostWorkerOptions): GitHostWorkerParts {
+export function gitHostWorkerParts(
+  env: Record<string, string | undefined>,
+  store: ArtifactStore,
+  workRoot: string,
+  log: Logger,
+  opts: GitHostWorkerOptions,
+): GitHostWorkerParts {
   const gh = githubConfig(env);
   const gl = gitlabConfig(env);
   const github = opts.github ?? (gh ? new GitHubClients(gh, log) : undefined);
   const gitlab = gl ? createGitLab(gl) : undefined;
   const links = new RunLinks(opts.links.publicUrl, opts.links.secret);
-  const publishStatus = createPublishStatus({ store, links, log, ...(github ? { github } : {}), ...(gitlab ? { gitlab } : {}) });
-  const remote = new RemoteSourceProvider({ cacheRoot: join(workRoot, 'remote-sources'), ...(github ? { github } : {}), ...(gl ? { gitlab: gl } : {}) });
+  const publishStatus = createPublishStatus({
+    store,
+    links,
+    log,
+    ...(github ? { github } : {}),
+    ...(gitlab ? { gitlab } : {}),
+  });
+  const remote = new RemoteSourceProvider({
+    cacheRoot: join(workRoot, 'remote-sources'),
+    ...(github ? { github } : {}),
+    ...(gl ? { gitlab: gl } : {}),
+  });
   const policy = intakePolicy(opts.policy);
   return {
     extraActivities: (client) => ({
       publishStatus,
       ...createIntakeActivities({
-        starter: temporalStarter(client), records: new GitHostRecords(store), policy, log, runOptions: opts.runOptions,
-        runUrl: (id) => links.runUrl(id), ...(github ? { github } : {}), ...(gitlab ? { gitlab } : {}),
+        starter: temporalStarter(client),
+        records: new GitHostRecords(store),
+        policy,
+        log,
+        runOptions: opts.runOptions,
+        runUrl: (id) => links.runUrl(id),
+        ...(github ? { github } : {}),
+        ...(gitlab ? { gitlab } : {}),
       }),
     }),
     sourceProviders: { remote },
@@ -59,9 +81,19 @@ export function gitHostWorkerParts(env: Record<string, string | undefined>, stor
 }
 
 /** Remote sources for a runner agent: the commit archives of GitHub/GitLab when configured. */
-export function gitHostSources(env: Record<string, string | undefined>, workRoot: string, log: Logger): { remote: SourceProvider } | undefined {
+export function gitHostSources(
+  env: Record<string, string | undefined>,
+  workRoot: string,
+  log: Logger,
+): { remote: SourceProvider } | undefined {
   const gh = githubConfig(env);
   const gl = gitlabConfig(env);
   if (!gh && !gl) return undefined;
-  return { remote: new RemoteSourceProvider({ cacheRoot: join(workRoot, 'remote-sources'), ...(gh ? { github: new GitHubClients(gh, log) } : {}), ...(gl ? { gitlab: gl } : {}) }) };
+  return {
+    remote: new RemoteSourceProvider({
+      cacheRoot: join(workRoot, 'remote-sources'),
+      ...(gh ? { github: new GitHubClients(gh, log) } : {}),
+      ...(gl ? { gitlab: gl } : {}),
+    }),
+  };
 }

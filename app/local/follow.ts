@@ -20,7 +20,11 @@ export function temporalUnreachable(err: unknown): boolean {
 
 /** Thrown by followRun when Temporal stayed unreachable longer than the limit. */
 export class TemporalUnreachableError extends Error {
-  constructor(readonly address: string, readonly seconds: number, cause: unknown) {
+  constructor(
+    readonly address: string,
+    readonly seconds: number,
+    cause: unknown,
+  ) {
     super(`Temporal at ${address} has been unreachable for ${seconds} s`, { cause });
     this.name = 'TemporalUnreachableError';
   }
@@ -54,7 +58,14 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
   let outcome: { ok: RunStatus } | { err: unknown } | undefined;
   let pending: Promise<void> | undefined;
   const arm = (): void => {
-    pending = (handle.result() as Promise<RunStatus>).then((ok) => { outcome = { ok }; }, (err: unknown) => { outcome = { err }; });
+    pending = (handle.result() as Promise<RunStatus>).then(
+      (ok) => {
+        outcome = { ok };
+      },
+      (err: unknown) => {
+        outcome = { err };
+      },
+    );
   };
   let downSince: number | undefined;
   let lastError: unknown;
@@ -62,11 +73,15 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
     lastError = err;
     if (downSince !== undefined) return;
     downSince = Date.now();
-    opts.say(`Temporal unreachable at ${opts.address} (${firstLine(err)}); retrying for up to ${Math.round(opts.unreachableMs / 1000)} s (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS)`);
+    opts.say(
+      `Temporal unreachable at ${opts.address} (${firstLine(err)}); retrying for up to ${Math.round(opts.unreachableMs / 1000)} s (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS)`,
+    );
   };
   const up = (): void => {
     if (downSince === undefined) return;
-    opts.say(`Temporal at ${opts.address} answers again after ${Math.round((Date.now() - downSince) / 1000)} s; the run goes on`);
+    opts.say(
+      `Temporal at ${opts.address} answers again after ${Math.round((Date.now() - downSince) / 1000)} s; the run goes on`,
+    );
     downSince = undefined;
   };
 
@@ -95,14 +110,21 @@ export async function followRun(client: Client, workflowId: string, opts: Follow
     if (downSince !== undefined && Date.now() - downSince >= opts.unreachableMs) {
       throw new TemporalUnreachableError(opts.address, Math.round((Date.now() - downSince) / 1000), lastError);
     }
-    await Promise.race([pending ?? new Promise(() => undefined), new Promise((r) => setTimeout(r, downSince === undefined ? 500 : 2000)), ...(opts.abort ? [opts.abort] : [])]);
+    await Promise.race([
+      pending ?? new Promise(() => undefined),
+      new Promise((r) => setTimeout(r, downSince === undefined ? 500 : 2000)),
+      ...(opts.abort ? [opts.abort] : []),
+    ]);
   }
 }
 
 /** A short reason for the "unreachable" line: gRPC's own words for UNAVAILABLE, else that no answer came in time. */
 function firstLine(err: unknown): string {
   for (let e: unknown = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (isGrpcServiceError(e)) return e.code === 14 ? `UNAVAILABLE: ${e.details.split('\n')[0]!.slice(0, 160)}` : `no answer within ${STATUS_DEADLINE_MS / 1000} s`;
+    if (isGrpcServiceError(e))
+      return e.code === 14
+        ? `UNAVAILABLE: ${e.details.split('\n')[0]!.slice(0, 160)}`
+        : `no answer within ${STATUS_DEADLINE_MS / 1000} s`;
   }
   return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 160);
 }

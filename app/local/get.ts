@@ -34,16 +34,28 @@ export async function getArtifact(what: string[], opts: { output?: string }): Pr
   if (what.length === 3) {
     const [run, step, output] = what as [string, string, string];
     const doc = await loadLineage(store, run);
-    if (!doc) throw new UsageError(`no run ${JSON.stringify(run)} in ${store.location} (finished runs only; see trainyard runs)`);
+    if (!doc)
+      throw new UsageError(
+        `no run ${JSON.stringify(run)} in ${store.location} (finished runs only; see trainyard runs)`,
+      );
     const s = doc.steps.find((x) => x.name === step);
-    if (!s) throw new UsageError(`run ${run} has no step ${JSON.stringify(step)}; its steps: ${doc.steps.map((x) => x.name).join(', ')}`);
+    if (!s)
+      throw new UsageError(
+        `run ${run} has no step ${JSON.stringify(step)}; its steps: ${doc.steps.map((x) => x.name).join(', ')}`,
+      );
     const o = s.outputs[output];
-    if (!o) throw new UsageError(`step ${step} of run ${run} has no output ${JSON.stringify(output)}${Object.keys(s.outputs).length ? `; its outputs: ${Object.keys(s.outputs).join(', ')}` : ` (it is ${s.state})`}`);
+    if (!o)
+      throw new UsageError(
+        `step ${step} of run ${run} has no output ${JSON.stringify(output)}${Object.keys(s.outputs).length ? `; its outputs: ${Object.keys(s.outputs).join(', ')}` : ` (it is ${s.state})`}`,
+      );
     ({ digest, kind, size } = o);
     name = output;
   } else if (what.length === 1) {
     const answer = await lineageOf(store, what[0]!);
-    if (answer.kind === 'ambiguous') throw new UsageError(`${what[0]} matches ${answer.candidates.length} artifacts; give more digits: ${answer.candidates.join(', ')}`);
+    if (answer.kind === 'ambiguous')
+      throw new UsageError(
+        `${what[0]} matches ${answer.candidates.length} artifacts; give more digits: ${answer.candidates.join(', ')}`,
+      );
     if (answer.kind === 'artifact') {
       digest = answer.digest;
       kind = answer.artifactKind ?? 'file';
@@ -53,7 +65,9 @@ export async function getArtifact(what: string[], opts: { output?: string }): Pr
       digest = what[0];
       kind = 'file';
     } else {
-      throw new UsageError(answer.kind === 'not_found' ? answer.message : `${what[0]} is a run, not an artifact: give RUN STEP OUTPUT`);
+      throw new UsageError(
+        answer.kind === 'not_found' ? answer.message : `${what[0]} is a run, not an artifact: give RUN STEP OUTPUT`,
+      );
     }
     name = digest.slice('sha256:'.length, 'sha256:'.length + 12);
   } else {

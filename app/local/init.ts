@@ -25,7 +25,7 @@ const SCHEMA = join(REPO, 'schema', 'pipeline.schema.json');
  * repository with the written file and one without it scope their steps alike.
  */
 export const TRAINYARDIGNORE_TEXT = [
-  '# Paths that no step\'s cache key depends on (.gitignore syntax): editing them re-runs nothing.',
+  "# Paths that no step's cache key depends on (.gitignore syntax): editing them re-runs nothing.",
   '# A step that lists `code:` is keyed on exactly those paths instead. Written by `trainyard init`.',
   ...DEFAULT_IGNORE_PATTERNS,
   '',
@@ -57,7 +57,9 @@ export function renderTemplate(text: string, values: Readonly<Record<string, str
 /** Sets the `# yaml-language-server: $schema=…` line (the first line when there is none). */
 export function withModeline(text: string, schemaPath: string): string {
   const line = `# yaml-language-server: $schema=${schemaPath}`;
-  return /^# yaml-language-server: \$schema=\S*$/m.test(text) ? text.replace(/^# yaml-language-server: \$schema=\S*$/m, line) : `${line}\n${text}`;
+  return /^# yaml-language-server: \$schema=\S*$/m.test(text)
+    ? text.replace(/^# yaml-language-server: \$schema=\S*$/m, line)
+    : `${line}\n${text}`;
 }
 
 /** The modeline's schema path for a pipeline file: relative to that file's folder, as yaml-language-server resolves it. */
@@ -69,11 +71,19 @@ export function modelinePath(pipelineFile: string): string {
 export async function starterImage(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   try {
     const cli = await resolveContainerCli(env);
-    const { stdout } = await promisify(execFile)(cli.command, ['images', '--filter', 'reference=localhost/trainyard-python', '--format', '{{.Repository}}:{{.Tag}}'], { timeout: 15_000 });
-    const tags = stdout.split('\n').map((l) => l.trim().replace(/^localhost\/trainyard-python:/, '')).filter((t) => /^\d+(\.\d+)*$/.test(t));
+    const { stdout } = await promisify(execFile)(
+      cli.command,
+      ['images', '--filter', 'reference=localhost/trainyard-python', '--format', '{{.Repository}}:{{.Tag}}'],
+      { timeout: 15_000 },
+    );
+    const tags = stdout
+      .split('\n')
+      .map((l) => l.trim().replace(/^localhost\/trainyard-python:/, ''))
+      .filter((t) => /^\d+(\.\d+)*$/.test(t));
     tags.sort((a, b) => {
       const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
-      for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? -1) !== (y[i] ?? -1)) return (y[i] ?? -1) - (x[i] ?? -1);
+      for (let i = 0; i < Math.max(x.length, y.length); i++)
+        if ((x[i] ?? -1) !== (y[i] ?? -1)) return (y[i] ?? -1) - (x[i] ?? -1);
       return 0;
     });
     return tags[0] === undefined ? FALLBACK_IMAGE : `localhost/trainyard-python:${tags[0]}`;
@@ -99,11 +109,20 @@ export interface InitResult {
 
 /** A pipeline name from a folder name: `My Project` → `my-project`; `pipeline` when nothing is left. */
 export function defaultName(root: string): string {
-  const name = basename(root).toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63).replace(/-+$/, '');
+  const name = basename(root)
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return name || 'pipeline';
 }
 
-const exists = (p: string) => readFile(p).then(() => true, (e: NodeJS.ErrnoException) => e.code !== 'ENOENT');
+const exists = (p: string) =>
+  readFile(p).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => e.code !== 'ENOENT',
+  );
 
 /**
  * Writes the starter (or `from`, an example of EXAMPLES) into `dir`. Throws UsageError, having
@@ -116,20 +135,31 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
   let pipelineRel: string;
   if (opts.from !== undefined) {
     const source = Object.hasOwn(EXAMPLES, opts.from) ? EXAMPLES[opts.from] : undefined;
-    if (source === undefined) throw new UsageError(`--from ${JSON.stringify(opts.from)} is not an example; the examples are ${Object.keys(EXAMPLES).join(', ')}`);
-    if (opts.name !== undefined) throw new UsageError(`--name does not apply to --from: the example's pipeline is named ${opts.from}`);
+    if (source === undefined)
+      throw new UsageError(
+        `--from ${JSON.stringify(opts.from)} is not an example; the examples are ${Object.keys(EXAMPLES).join(', ')}`,
+      );
+    if (opts.name !== undefined)
+      throw new UsageError(`--name does not apply to --from: the example's pipeline is named ${opts.from}`);
     pipelineRel = `.trainyard/${opts.from}.yaml`;
     for (const rel of await listFiles(source)) {
       const path = join(source, rel);
-      files.set(rel, rel === pipelineRel ? withModeline(await readFile(path, 'utf8'), modelinePath(rel)) : { copyFrom: path });
+      files.set(
+        rel,
+        rel === pipelineRel ? withModeline(await readFile(path, 'utf8'), modelinePath(rel)) : { copyFrom: path },
+      );
     }
     if (!files.has(pipelineRel)) throw new Error(`example ${opts.from} has no ${pipelineRel}`);
   } else {
     const name = opts.name ?? defaultName(root);
-    if (!PIPELINE_NAME.test(name)) throw new UsageError(`--name ${JSON.stringify(name)} is not a pipeline name; ${PIPELINE_NAME_RULE}`);
+    if (!PIPELINE_NAME.test(name))
+      throw new UsageError(`--name ${JSON.stringify(name)} is not a pipeline name; ${PIPELINE_NAME_RULE}`);
     pipelineRel = `.trainyard/${name}.yaml`;
     const template = await readFile(join(STARTER, 'pipeline.yaml'), 'utf8');
-    files.set(pipelineRel, renderTemplate(template, { name, image: await starterImage(opts.env), schema: modelinePath(pipelineRel) }));
+    files.set(
+      pipelineRel,
+      renderTemplate(template, { name, image: await starterImage(opts.env), schema: modelinePath(pipelineRel) }),
+    );
     for (const script of ['prepare.py', 'train.py']) files.set(script, { copyFrom: join(STARTER, script) });
   }
   const pipelineFile = join(root, pipelineRel);
@@ -158,7 +188,9 @@ export async function initProject(opts: InitOptions): Promise<InitResult> {
 
 async function listFiles(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
-  for (const e of (await readdir(join(dir, prefix), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+  for (const e of (await readdir(join(dir, prefix), { withFileTypes: true })).sort((a, b) =>
+    a.name < b.name ? -1 : 1,
+  )) {
     const rel = prefix ? `${prefix}/${e.name}` : e.name;
     if (e.isDirectory()) out.push(...(await listFiles(dir, rel)));
     else if (e.isFile()) out.push(rel);

@@ -44,14 +44,25 @@ export interface LogRecord {
 type LineSink = (stored: string[]) => void;
 
 function sinkFor(out: Out, opts: LogsOptions, step: string, attempt: number | null): LineSink {
-  if (!opts.json) return (lines) => { if (lines.length) out.write(`${lines.map(unmark).join('\n')}\n`); };
+  if (!opts.json)
+    return (lines) => {
+      if (lines.length) out.write(`${lines.map(unmark).join('\n')}\n`);
+    };
   return (lines) => {
     if (!lines.length) return;
-    out.write(lines.map((l) => `${JSON.stringify({
-      step, attempt,
-      stream: l.startsWith('O ') ? 'stdout' : l.startsWith('E ') ? 'stderr' : 'trainyard',
-      line: unmark(l),
-    } satisfies LogRecord)}\n`).join(''));
+    out.write(
+      lines
+        .map(
+          (l) =>
+            `${JSON.stringify({
+              step,
+              attempt,
+              stream: l.startsWith('O ') ? 'stdout' : l.startsWith('E ') ? 'stderr' : 'trainyard',
+              line: unmark(l),
+            } satisfies LogRecord)}\n`,
+        )
+        .join(''),
+    );
   };
 }
 
@@ -82,7 +93,10 @@ const attemptOfLive = (folder: string): number => Number(folder.slice(1, 5));
 function pickSteps(status: RunStatus, step: string | undefined): StepStatus[] {
   if (step === undefined) return status.steps;
   const s = status.steps.find((x) => x.name === step);
-  if (!s) throw new UsageError(`run ${status.runId} has no step ${JSON.stringify(step)}; its steps: ${status.steps.map((x) => x.name).join(', ')}`);
+  if (!s)
+    throw new UsageError(
+      `run ${status.runId} has no step ${JSON.stringify(step)}; its steps: ${status.steps.map((x) => x.name).join(', ')}`,
+    );
   return [s];
 }
 
@@ -92,13 +106,22 @@ const FINISHED = new Set(['succeeded', 'cached', 'failed', 'skipped', 'cancelled
  * Prints a step's live log from its chunks; with `follow`, keeps polling until the attempt's
  * end record appears or the step is over. Returns whether anything was found.
  */
-async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts: LogsOptions, step: string, stepDone: () => Promise<boolean>): Promise<boolean> {
+async function writeLiveLog(
+  store: ArtifactStore,
+  execId: string,
+  out: Out,
+  opts: LogsOptions,
+  step: string,
+  stepDone: () => Promise<boolean>,
+): Promise<boolean> {
   let attempt: string | undefined;
   let sink: LineSink | undefined;
   let seq = 0;
   let polls = 0;
   // Chunks hold whole lines, each ending in a newline.
-  const write = (chunks: { text: string }[]) => { for (const c of chunks) sink!(c.text.split('\n').slice(0, -1)); };
+  const write = (chunks: { text: string }[]) => {
+    for (const c of chunks) sink!(c.text.split('\n').slice(0, -1));
+  };
   for (;;) {
     attempt ??= await latestLiveAttempt(store, execId);
     if (attempt) {
@@ -120,7 +143,13 @@ async function writeLiveLog(store: ArtifactStore, execId: string, out: Out, opts
 }
 
 /** Returns the exit code: 0, or 1 when a step asked for has no log (it never ran). */
-export async function logsCommand(run: string, step: string | undefined, opts: LogsOptions, out: Out = process.stdout, cfg: EngineConfig = loadEngineConfig()): Promise<number> {
+export async function logsCommand(
+  run: string,
+  step: string | undefined,
+  opts: LogsOptions,
+  out: Out = process.stdout,
+  cfg: EngineConfig = loadEngineConfig(),
+): Promise<number> {
   const store = createStore(cfg.store);
   const { status } = await findRun(cfg, store, run);
   let code = 0;
@@ -132,7 +161,11 @@ export async function logsCommand(run: string, step: string | undefined, opts: L
       continue;
     }
     // A step run without the cache (--no-cache, cache: false) has an execution key of its own.
-    const execKey = s.cache ? (s.cache.decision === 'disabled' ? uncachedExecKey(s.cache.key, status.runId, s.name) : s.cache.key) : undefined;
+    const execKey = s.cache
+      ? s.cache.decision === 'disabled'
+        ? uncachedExecKey(s.cache.key, status.runId, s.name)
+        : s.cache.key
+      : undefined;
     const live = execKey
       ? await writeLiveLog(store, stepExecWorkflowId(execKey), out, opts, s.name, async () => {
           const now = (await findRun(cfg, store, run)).status.steps.find((x) => x.name === s.name);

@@ -47,7 +47,8 @@ export interface RunArgs {
 /** Re-exported for the modules that import it from here. */
 export { UsageError };
 
-export const newRunId = (): string => `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+export const newRunId = (): string =>
+  `run-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
 
 /** Re-exported for the tests and benchmarks that import it from here. */
 export { quietTemporalRuntime };
@@ -58,12 +59,29 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const cfg = loadEngineConfig();
   const project = await findProject(args.dir);
   const snap = await snapshot(project);
-  if (snap.dirtyBase) process.stderr.write(`note: uncommitted changes to tracked files are included (snapshot ${snap.commit.slice(0, 12)} of HEAD ${snap.dirtyBase.slice(0, 12)})\n`);
-  if (snap.untracked.length) process.stderr.write(`note: ${snap.untracked.length} untracked file(s) are not part of the run (e.g. ${snap.untracked.slice(0, 3).join(', ')}); git add them to include them\n`);
-  if (snap.conflicted.length) process.stderr.write(`note: ${snap.conflicted.length} file(s) with unresolved merge conflicts are included as they are in the working tree (${snap.conflicted.slice(0, 3).join(', ')})\n`);
-  if (snap.submodules.length) process.stderr.write(`note: submodule(s) ${snap.submodules.slice(0, 3).join(', ')} are not part of the run: steps see an empty folder there\n`);
+  if (snap.dirtyBase)
+    process.stderr.write(
+      `note: uncommitted changes to tracked files are included (snapshot ${snap.commit.slice(0, 12)} of HEAD ${snap.dirtyBase.slice(0, 12)})\n`,
+    );
+  if (snap.untracked.length)
+    process.stderr.write(
+      `note: ${snap.untracked.length} untracked file(s) are not part of the run (e.g. ${snap.untracked.slice(0, 3).join(', ')}); git add them to include them\n`,
+    );
+  if (snap.conflicted.length)
+    process.stderr.write(
+      `note: ${snap.conflicted.length} file(s) with unresolved merge conflicts are included as they are in the working tree (${snap.conflicted.slice(0, 3).join(', ')})\n`,
+    );
+  if (snap.submodules.length)
+    process.stderr.write(
+      `note: submodule(s) ${snap.submodules.slice(0, 3).join(', ')} are not part of the run: steps see an empty folder there\n`,
+    );
 
-  const checkout = await new LocalGitSource(join(cfg.workRoot, 'sources')).checkout({ kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir });
+  const checkout = await new LocalGitSource(join(cfg.workRoot, 'sources')).checkout({
+    kind: 'git',
+    repoPath: project.repoPath,
+    commit: snap.commit,
+    subdir: project.subdir,
+  });
   const loaded = await loadPipelines(checkout);
   if (loaded.errors.length) {
     for (const e of loaded.errors) process.stderr.write(`${terminalText(formatPipelineError(e))}\n`);
@@ -91,23 +109,47 @@ export async function runCommand(args: RunArgs): Promise<number> {
       const store = createStore(cfg.store);
       // Workers stop only once the run is over or Temporal is gone: a step still running then
       // has nobody to report to, so no grace time.
-      run.stopLater(await startWorkers({ connection: native, address, connectOptions, namespace: cfg.temporalNamespace, store, workRoot: cfg.workRoot, hostQueue: localHostQueue(), shutdownGraceMs: 0 }));
+      run.stopLater(
+        await startWorkers({
+          connection: native,
+          address,
+          connectOptions,
+          namespace: cfg.temporalNamespace,
+          store,
+          workRoot: cfg.workRoot,
+          hostQueue: localHostQueue(),
+          shutdownGraceMs: 0,
+        }),
+      );
       phase('workers ready');
       const runId = newRunId();
       const input: RunInput = {
         runId,
         pipeline,
         params: values,
-        source: { kind: 'git', repoPath: project.repoPath, commit: snap.commit, subdir: project.subdir, ...(snap.dirtyBase ? { dirtyBase: snap.dirtyBase } : {}) },
+        source: {
+          kind: 'git',
+          repoPath: project.repoPath,
+          commit: snap.commit,
+          subdir: project.subdir,
+          ...(snap.dirtyBase ? { dirtyBase: snap.dirtyBase } : {}),
+        },
         trigger: { kind: 'cli', user: safeUser(), ...(branch ? { branch } : {}) },
         status: { kind: 'none' },
-        options: defaultRunOptions({ noCache: args.noCache, parallelism: args.parallelism ?? cfg.parallelism, heartbeatTimeoutMs: cfg.heartbeatTimeoutMs }),
+        options: defaultRunOptions({
+          noCache: args.noCache,
+          parallelism: args.parallelism ?? cfg.parallelism,
+          heartbeatTimeoutMs: cfg.heartbeatTimeoutMs,
+        }),
       };
       const workflowId = `cli:${pipeline.name}:${runId}`;
       if (run.interrupted) return run.interruptedBeforeStart();
       await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
       run.started({ client, workflowId, runId, address });
-      if (!args.quiet) process.stderr.write(`run ${runId}: pipeline ${pipeline.name} at ${snap.commit.slice(0, 12)} (store ${store.location})\n`);
+      if (!args.quiet)
+        process.stderr.write(
+          `run ${runId}: pipeline ${pipeline.name} at ${snap.commit.slice(0, 12)} (store ${store.location})\n`,
+        );
       const table = args.quiet ? undefined : new LiveTable(process.stderr);
       const final = await followRun(client, workflowId, {
         address,
@@ -125,16 +167,24 @@ export async function runCommand(args: RunArgs): Promise<number> {
         await writeFile(reportFile, report.markdown);
         if (!args.quiet && !args.json) process.stdout.write(`\n${report.markdown}\n`);
       }
-      process.stderr.write(`${final.state}: report ${report ? reportFile : '(not written)'}; lineage: trainyard lineage ${runId}\n`);
+      process.stderr.write(
+        `${final.state}: report ${report ? reportFile : '(not written)'}; lineage: trainyard lineage ${runId}\n`,
+      );
       if (args.json) {
         const doc = final.lineageKey ? await store.getRecord<LineageDoc>(final.lineageKey) : undefined;
-        process.stdout.write(`${JSON.stringify({
-          ...runStatusJson(final, workflowId),
-          conclusion: doc?.conclusion ?? null,
-          costUsd: doc?.totals.costUsd ?? null,
-          totals: doc?.totals ?? null,
-          reportFile: report ? reportFile : null,
-        }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(
+            {
+              ...runStatusJson(final, workflowId),
+              conclusion: doc?.conclusion ?? null,
+              costUsd: doc?.totals.costUsd ?? null,
+              totals: doc?.totals ?? null,
+              reportFile: report ? reportFile : null,
+            },
+            null,
+            2,
+          )}\n`,
+        );
       }
       phase('run finished');
       if (run.interrupted) return 130;
@@ -177,7 +227,9 @@ class InterruptibleRun {
       return;
     }
     this.interrupted = sig;
-    process.stderr.write(`\n${sig}: cancelling — stopping containers and cleaning up (Ctrl-C again to leave without waiting)\n`);
+    process.stderr.write(
+      `\n${sig}: cancelling — stopping containers and cleaning up (Ctrl-C again to leave without waiting)\n`,
+    );
     void this.retryCancel();
   };
 
@@ -205,7 +257,10 @@ class InterruptibleRun {
       gaveUp = err;
       code = 2;
     } finally {
-      for (const close of this.closers.reverse()) await close().catch((e: unknown) => { if (process.env.TRAINYARD_DEBUG) console.error('close failed', e); });
+      for (const close of this.closers.reverse())
+        await close().catch((e: unknown) => {
+          if (process.env.TRAINYARD_DEBUG) console.error('close failed', e);
+        });
       // Workers that could not hand their steps back (Temporal gone) leave their containers: remove them.
       const left = await removeStartedContainers();
       if (left.length) process.stderr.write(`removed ${left.length} container(s) of this run: ${left.join(', ')}\n`);
@@ -249,7 +304,9 @@ class InterruptibleRun {
   async retryCancel(): Promise<void> {
     if (!this.interrupted || this.cancelSent || !this.run) return;
     try {
-      await this.run.client.withDeadline(Date.now() + 10_000, () => cancelPipelineRun(this.run!.client, this.run!.workflowId));
+      await this.run.client.withDeadline(Date.now() + 10_000, () =>
+        cancelPipelineRun(this.run!.client, this.run!.workflowId),
+      );
       this.cancelSent = true;
     } catch {
       // The next tick tries again.
@@ -257,21 +314,32 @@ class InterruptibleRun {
   }
 
   private async leaveNow(sig: NodeJS.Signals): Promise<void> {
-    process.stderr.write(`\n${sig} again: leaving now — removing this run's containers${this.dev ? ' and stopping the embedded Temporal server' : ''}\n`);
-    const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+    process.stderr.write(
+      `\n${sig} again: leaving now — removing this run's containers${this.dev ? ' and stopping the embedded Temporal server' : ''}\n`,
+    );
+    const bounded = (p: Promise<unknown>) =>
+      Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
     await Promise.all([bounded(removeStartedContainers()), bounded(this.guard?.close() ?? Promise.resolve())]);
     if (this.run && !this.dev) {
-      process.stderr.write(`run ${this.run.runId} may still be cancelling in Temporal at ${this.run.address}; to stop it: ${cancelCommand(this.cfg, this.run)}\n`);
+      process.stderr.write(
+        `run ${this.run.runId} may still be cancelling in Temporal at ${this.run.address}; to stop it: ${cancelCommand(this.cfg, this.run)}\n`,
+      );
     }
     process.exit(130);
   }
 
   private gaveUpMessage(err: TemporalUnreachableError): string {
     const r = this.run;
-    const lines = [`trainyard: ${err.message}: giving up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS=${Math.round(this.cfg.temporalUnreachableMs / 1000)}).`];
+    const lines = [
+      `trainyard: ${err.message}: giving up (TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS=${Math.round(this.cfg.temporalUnreachableMs / 1000)}).`,
+    ];
     if (r) {
-      lines.push(`  Left running: run ${r.runId} (workflow ${r.workflowId}) is still open in Temporal; this command stopped its own workers and removed the containers they ran.`);
-      lines.push('  Another `trainyard run` or `trainyard worker` on this host may pick its steps up when Temporal is back.');
+      lines.push(
+        `  Left running: run ${r.runId} (workflow ${r.workflowId}) is still open in Temporal; this command stopped its own workers and removed the containers they ran.`,
+      );
+      lines.push(
+        '  Another `trainyard run` or `trainyard worker` on this host may pick its steps up when Temporal is back.',
+      );
       lines.push(`  To cancel it when Temporal answers again: ${cancelCommand(this.cfg, r)}`);
     }
     return `${lines.join('\n')}\n`;
@@ -288,13 +356,20 @@ function cancelCommand(cfg: EngineConfig, r: StartedRun): string {
 }
 
 export function choosePipeline(pipelines: Pipeline[], name: string | undefined): Pipeline {
-  if (pipelines.length === 0) throw new UsageError('no pipeline files in .trainyard/ at this commit (trainyard init creates one)');
+  if (pipelines.length === 0)
+    throw new UsageError('no pipeline files in .trainyard/ at this commit (trainyard init creates one)');
   if (name) {
     const p = pipelines.find((x) => x.name === name);
-    if (!p) throw new UsageError(`no pipeline named ${JSON.stringify(name)}; pipelines here: ${pipelines.map((x) => x.name).join(', ')}`);
+    if (!p)
+      throw new UsageError(
+        `no pipeline named ${JSON.stringify(name)}; pipelines here: ${pipelines.map((x) => x.name).join(', ')}`,
+      );
     return p;
   }
-  if (pipelines.length > 1) throw new UsageError(`several pipelines here (${pipelines.map((x) => x.name).join(', ')}): choose one with --pipeline NAME`);
+  if (pipelines.length > 1)
+    throw new UsageError(
+      `several pipelines here (${pipelines.map((x) => x.name).join(', ')}): choose one with --pipeline NAME`,
+    );
   return pipelines[0]!;
 }
 

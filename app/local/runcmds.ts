@@ -28,24 +28,41 @@ async function withClient<T>(cfg: EngineConfig, fn: (c: Client) => Promise<T>): 
   }
 }
 
-const fmtMs = (ms: number): string => (ms < 60_000 ? `${(ms / 1000).toFixed(1)}s` : ms < 3_600_000 ? `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s` : `${Math.floor(ms / 3_600_000)}h${Math.round((ms % 3_600_000) / 60_000)}m`);
+const fmtMs = (ms: number): string =>
+  ms < 60_000
+    ? `${(ms / 1000).toFixed(1)}s`
+    : ms < 3_600_000
+      ? `${Math.floor(ms / 60_000)}m${Math.round((ms % 60_000) / 1000)}s`
+      : `${Math.floor(ms / 3_600_000)}h${Math.round((ms % 3_600_000) / 60_000)}m`;
 
 /** `trainyard runs [--pipeline P] [--limit N] [--json]`: newest first. Returns the exit code. */
-export async function runsCommand(opts: { pipeline?: string; limit: number; json: boolean }, out: Out = process.stdout): Promise<number> {
+export async function runsCommand(
+  opts: { pipeline?: string; limit: number; json: boolean },
+  out: Out = process.stdout,
+): Promise<number> {
   const cfg = loadEngineConfig();
   const store = createStore(cfg.store);
   let rows: RunListEntry[];
   let from: string;
   if (cfg.temporalAddress) {
-    rows = await withClient(cfg, (c) => listPipelineRuns(c, {
-      limit: opts.limit, ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
-      conclusionOf: (runId) => store.getRecord<RunIndexEntry>(`index/runs/${runId}`),
-    }));
+    rows = await withClient(cfg, (c) =>
+      listPipelineRuns(c, {
+        limit: opts.limit,
+        ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
+        conclusionOf: (runId) => store.getRecord<RunIndexEntry>(`index/runs/${runId}`),
+      }),
+    );
     from = `Temporal at ${cfg.temporalAddress} (namespace ${cfg.temporalNamespace})`;
   } else {
     rows = (await listRuns(store, opts.pipeline ? { pipeline: opts.pipeline } : {})).slice(0, opts.limit).map((e) => ({
-      runId: e.runId, workflowId: '', pipeline: e.pipeline, status: 'CLOSED', conclusion: e.conclusion,
-      startedAt: e.startedAt, closedAt: e.finishedAt, durationMs: Math.max(0, Date.parse(e.finishedAt) - Date.parse(e.startedAt)),
+      runId: e.runId,
+      workflowId: '',
+      pipeline: e.pipeline,
+      status: 'CLOSED',
+      conclusion: e.conclusion,
+      startedAt: e.startedAt,
+      closedAt: e.finishedAt,
+      durationMs: Math.max(0, Date.parse(e.finishedAt) - Date.parse(e.startedAt)),
     }));
     from = `${store.location}: finished runs only (set TEMPORAL_ADDRESS to list running ones)`;
   }
@@ -57,9 +74,13 @@ export async function runsCommand(opts: { pipeline?: string; limit: number; json
     out.write(`no runs (${from})\n`);
     return 0;
   }
-  out.write(`${'RUN'.padEnd(30)}  ${'PIPELINE'.padEnd(16)}  ${'STATUS'.padEnd(10)}  ${'CONCLUSION'.padEnd(10)}  ${'STARTED'.padEnd(20)}  DURATION\n`);
+  out.write(
+    `${'RUN'.padEnd(30)}  ${'PIPELINE'.padEnd(16)}  ${'STATUS'.padEnd(10)}  ${'CONCLUSION'.padEnd(10)}  ${'STARTED'.padEnd(20)}  DURATION\n`,
+  );
   for (const r of rows) {
-    out.write(`${terminalText(r.runId ?? r.workflowId).padEnd(30)}  ${terminalText(r.pipeline ?? '?').padEnd(16)}  ${r.status.padEnd(10)}  ${(r.conclusion ?? '').padEnd(10)}  ${r.startedAt.slice(0, 19).padEnd(20)}  ${fmtMs(r.durationMs)}\n`);
+    out.write(
+      `${terminalText(r.runId ?? r.workflowId).padEnd(30)}  ${terminalText(r.pipeline ?? '?').padEnd(16)}  ${r.status.padEnd(10)}  ${(r.conclusion ?? '').padEnd(10)}  ${r.startedAt.slice(0, 19).padEnd(20)}  ${fmtMs(r.durationMs)}\n`,
+    );
   }
   return 0;
 }
@@ -67,18 +88,41 @@ export async function runsCommand(opts: { pipeline?: string; limit: number; json
 /** A finished run's lineage as the status a running one answers with. */
 function statusFromLineage(doc: LineageDoc): RunStatus {
   return {
-    runId: doc.runId, pipeline: doc.pipeline.name, state: doc.conclusion, startedAt: doc.startedAt, finishedAt: doc.finishedAt,
+    runId: doc.runId,
+    pipeline: doc.pipeline.name,
+    state: doc.conclusion,
+    startedAt: doc.startedAt,
+    finishedAt: doc.finishedAt,
     steps: doc.steps.map((s): StepStatus => ({
-      name: s.name, state: s.state,
-      ...(s.startedAt ? { startedAt: s.startedAt } : {}), ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+      name: s.name,
+      state: s.state,
+      ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+      ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
       ...(s.message ? { message: s.message } : {}),
-      ...(s.cache ? { cache: { decision: s.cache.decision, key: s.cache.key, reason: s.cache.reason, ...(s.cache.source ? { source: s.cache.source } : {}) } } : {}),
+      ...(s.cache
+        ? {
+            cache: {
+              decision: s.cache.decision,
+              key: s.cache.key,
+              reason: s.cache.reason,
+              ...(s.cache.source ? { source: s.cache.source } : {}),
+            },
+          }
+        : {}),
       ...(s.state === 'succeeded' || s.state === 'failed' || s.state === 'cancelled' || s.state === 'cached'
         ? {
             outcome: {
-              state: s.state === 'cached' ? 'succeeded' : s.state, outputs: { ...s.outputs }, attempts: s.attempts,
+              state: s.state === 'cached' ? 'succeeded' : s.state,
+              outputs: { ...s.outputs },
+              attempts: s.attempts,
               ...(s.logDigest ? { logDigest: s.logDigest } : {}),
-              producedBy: s.producedBy ?? { runId: doc.runId, commit: doc.source.commit, step: s.name, pipeline: doc.pipeline.name, finishedAt: doc.finishedAt },
+              producedBy: s.producedBy ?? {
+                runId: doc.runId,
+                commit: doc.source.commit,
+                step: s.name,
+                pipeline: doc.pipeline.name,
+                finishedAt: doc.finishedAt,
+              },
             },
           }
         : {}),
@@ -116,7 +160,9 @@ export async function findRun(cfg: EngineConfig, store: ArtifactStore, run: stri
   }
   const doc = await loadLineage(store, run);
   if (doc) return { status: statusFromLineage(doc), workflowId: null };
-  throw new UsageError(`no run ${JSON.stringify(run)} ${cfg.temporalAddress ? `in Temporal at ${cfg.temporalAddress} nor ` : ''}in ${store.location}${cfg.temporalAddress ? '' : ' (set TEMPORAL_ADDRESS to see running runs)'}`);
+  throw new UsageError(
+    `no run ${JSON.stringify(run)} ${cfg.temporalAddress ? `in Temporal at ${cfg.temporalAddress} nor ` : ''}in ${store.location}${cfg.temporalAddress ? '' : ' (set TEMPORAL_ADDRESS to see running runs)'}`,
+  );
 }
 
 const msBetween = (start: string | undefined, end: string | undefined): number | null => {
@@ -132,7 +178,8 @@ const msBetween = (start: string | undefined, end: string | undefined): number |
  */
 export function runStatusJson(status: RunStatus, workflowId: string | null): Record<string, unknown> {
   return {
-    workflowId, ...status,
+    workflowId,
+    ...status,
     steps: status.steps.map((s) => ({
       ...s,
       cached: s.state === 'cached',
@@ -161,19 +208,35 @@ export async function statusCommand(run: string, opts: { json: boolean }, out: O
  */
 export async function cancelCommand(run: string, opts: { json: boolean }, out: Out = process.stdout): Promise<number> {
   const cfg = loadEngineConfig();
-  if (!cfg.temporalAddress) throw new EnvError('TEMPORAL_ADDRESS', 'is required for `trainyard cancel` (host:port of the Temporal frontend that runs the run)');
+  if (!cfg.temporalAddress)
+    throw new EnvError(
+      'TEMPORAL_ADDRESS',
+      'is required for `trainyard cancel` (host:port of the Temporal frontend that runs the run)',
+    );
   return withClient(cfg, async (c) => {
     const wf = await findRunWorkflow(c, run);
     if (!wf) throw new UsageError(`no run ${JSON.stringify(run)} in Temporal at ${cfg.temporalAddress}`);
     const desc = await c.workflow.getHandle(wf.workflowId).describe();
     if (desc.status.name !== 'RUNNING') {
-      if (opts.json) out.write(`${JSON.stringify({ workflowId: wf.workflowId, runId: wf.runId, cancelRequested: false, status: desc.status.name })}\n`);
-      else out.write(`run ${terminalText(wf.runId ?? wf.workflowId)} already ended (${desc.status.name}); nothing to cancel\n`);
+      if (opts.json)
+        out.write(
+          `${JSON.stringify({ workflowId: wf.workflowId, runId: wf.runId, cancelRequested: false, status: desc.status.name })}\n`,
+        );
+      else
+        out.write(
+          `run ${terminalText(wf.runId ?? wf.workflowId)} already ended (${desc.status.name}); nothing to cancel\n`,
+        );
       return 1;
     }
     await cancelPipelineRun(c, wf.workflowId);
-    if (opts.json) out.write(`${JSON.stringify({ workflowId: wf.workflowId, runId: wf.runId, cancelRequested: true, status: desc.status.name })}\n`);
-    else out.write(`cancel requested for run ${terminalText(wf.runId ?? wf.workflowId)} (workflow ${terminalText(wf.workflowId)}); its containers are removed and its report written: trainyard status ${terminalText(wf.runId ?? wf.workflowId)}\n`);
+    if (opts.json)
+      out.write(
+        `${JSON.stringify({ workflowId: wf.workflowId, runId: wf.runId, cancelRequested: true, status: desc.status.name })}\n`,
+      );
+    else
+      out.write(
+        `cancel requested for run ${terminalText(wf.runId ?? wf.workflowId)} (workflow ${terminalText(wf.workflowId)}); its containers are removed and its report written: trainyard status ${terminalText(wf.runId ?? wf.workflowId)}\n`,
+      );
     return 0;
   });
 }

@@ -6,7 +6,13 @@ import { terminalText } from '../../activities/usertext.js';
 import type { RunStatus, StepStatus } from '../../workflows/types.js';
 
 const ICON: Record<StepStatus['state'], string> = {
-  pending: '·', running: '▶', succeeded: '✔', cached: '↺', failed: '✖', skipped: '−', cancelled: '■',
+  pending: '·',
+  running: '▶',
+  succeeded: '✔',
+  cached: '↺',
+  failed: '✖',
+  skipped: '−',
+  cancelled: '■',
 };
 
 function duration(s: StepStatus, now: number): string {
@@ -16,7 +22,8 @@ function duration(s: StepStatus, now: number): string {
 
 /** Step messages can quote the step's own output: one plain line, whatever it printed. */
 function why(s: StepStatus): string {
-  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled') return terminalText(stepDetail(s.state, s.message));
+  if (s.state === 'failed' || s.state === 'skipped' || s.state === 'cancelled')
+    return terminalText(stepDetail(s.state, s.message));
   return terminalText(s.cache ? reasonBeside(s.state, s.cache.reason) : stepDetail(s.state, s.message));
 }
 
@@ -29,7 +36,11 @@ export function renderTable(status: RunStatus, width = 120): string[] {
     lines.push(line.length > width ? `${line.slice(0, width - 1)}…` : line);
   }
   const counts = status.steps.reduce<Record<string, number>>((a, s) => ((a[s.state] = (a[s.state] ?? 0) + 1), a), {});
-  lines.push(`run ${status.runId}: ${status.state} — ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}`);
+  lines.push(
+    `run ${status.runId}: ${status.state} — ${Object.entries(counts)
+      .map(([k, v]) => `${v} ${k}`)
+      .join(', ')}`,
+  );
   return lines;
 }
 
@@ -37,7 +48,10 @@ export class LiveTable {
   private drawn = 0;
   private lastStates = new Map<string, string>();
 
-  constructor(private readonly out: NodeJS.WriteStream, private readonly maxRows = 40) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly maxRows = 40,
+  ) {}
 
   update(status: RunStatus): void {
     if (this.out.isTTY) {
@@ -58,7 +72,9 @@ export class LiveTable {
       this.lastStates.set(s.name, key);
       if (s.state === 'pending') continue;
       const w = why(s);
-      this.out.write(`${new Date().toISOString().slice(11, 19)} ${terminalText(s.name)}: ${s.state}${w ? ` — ${w}` : ''}\n`);
+      this.out.write(
+        `${new Date().toISOString().slice(11, 19)} ${terminalText(s.name)}: ${s.state}${w ? ` — ${w}` : ''}\n`,
+      );
     }
   }
 }

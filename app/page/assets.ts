@@ -16,8 +16,15 @@ export const ASSETS_PREFIX = '/assets/';
  * Inline styles are allowed: Mermaid puts a <style> element in the SVG it draws.
  */
 export const PAGE_CSP = [
-  "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
-  "font-src 'self' data:", "connect-src 'self'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
 ].join('; ');
 
 const require = createRequire(import.meta.url);
@@ -28,9 +35,15 @@ const FILES: Record<string, { path: () => string; type: string }> = {
   'run.html': { path: () => join(here, 'run.html'), type: 'text/html; charset=utf-8' },
   'run.js': { path: () => join(here, 'run.js'), type: 'text/javascript; charset=utf-8' },
   'run.css': { path: () => join(here, 'run.css'), type: 'text/css; charset=utf-8' },
-  'mermaid.min.js': { path: () => require.resolve('mermaid/dist/mermaid.min.js'), type: 'text/javascript; charset=utf-8' },
+  'mermaid.min.js': {
+    path: () => require.resolve('mermaid/dist/mermaid.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
   // chart.js exports no ./dist/* paths: its UMD build sits next to the CommonJS entry.
-  'chart.umd.min.js': { path: () => join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'), type: 'text/javascript; charset=utf-8' },
+  'chart.umd.min.js': {
+    path: () => join(dirname(require.resolve('chart.js')), 'chart.umd.min.js'),
+    type: 'text/javascript; charset=utf-8',
+  },
 };
 
 const cache = new Map<string, Promise<Buffer>>();
@@ -50,8 +63,12 @@ function load(name: string): Promise<Buffer> | undefined {
 /** Headers every page response carries (the shell and the JSON alike). */
 export function pageHeaders(type: string, length: number): Record<string, string | number> {
   return {
-    'content-type': type, 'content-length': length, 'content-security-policy': PAGE_CSP,
-    'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'x-frame-options': 'DENY',
+    'content-type': type,
+    'content-length': length,
+    'content-security-policy': PAGE_CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
   };
 }
 

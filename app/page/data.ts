@@ -104,41 +104,78 @@ function triggerText(t: Trigger): string {
   }
 }
 
-const paramText = (v: unknown): string => (v !== null && typeof v === 'object' && 'number' in v ? String((v as { number: string }).number) : String(v));
+const paramText = (v: unknown): string =>
+  v !== null && typeof v === 'object' && 'number' in v ? String((v as { number: string }).number) : String(v);
 
-function execution(state: StepState, executedHere: boolean, cache: Pick<CacheDecision, 'decision'> | null | undefined): PageStep['execution'] {
-  if (state === 'cached' || cache?.decision === 'joined' || (!executedHere && (state === 'succeeded' || state === 'failed'))) return 'cached';
+function execution(
+  state: StepState,
+  executedHere: boolean,
+  cache: Pick<CacheDecision, 'decision'> | null | undefined,
+): PageStep['execution'] {
+  if (
+    state === 'cached' ||
+    cache?.decision === 'joined' ||
+    (!executedHere && (state === 'succeeded' || state === 'failed'))
+  )
+    return 'cached';
   if (state === 'pending' || state === 'skipped' || (state === 'cancelled' && !executedHere)) return 'not run';
   return 'ran';
 }
 
 function why(state: StepState, reason: string | undefined, message: string | null | undefined): string {
-  const parts = [reason, stepDetail(state, message) || (state === 'skipped' ? 'not run: an upstream step did not succeed' : '')].filter((x): x is string => Boolean(x));
+  const parts = [
+    reason,
+    stepDetail(state, message) || (state === 'skipped' ? 'not run: an upstream step did not succeed' : ''),
+  ].filter((x): x is string => Boolean(x));
   return parts.join(' — ');
 }
 
-function outputsOf(outputs: Record<string, Pick<ArtifactRef, 'digest' | 'size' | 'kind'>>, href: (d: string) => string): PageOutput[] {
-  return Object.entries(outputs).map(([name, o]) => ({ name, digest: o.digest, size: o.size, kind: o.kind, href: o.kind === 'file' ? href(o.digest) : null }));
+function outputsOf(
+  outputs: Record<string, Pick<ArtifactRef, 'digest' | 'size' | 'kind'>>,
+  href: (d: string) => string,
+): PageOutput[] {
+  return Object.entries(outputs).map(([name, o]) => ({
+    name,
+    digest: o.digest,
+    size: o.size,
+    kind: o.kind,
+    href: o.kind === 'file' ? href(o.digest) : null,
+  }));
 }
 
 /** Every artifact digest the page of this run may hand out (its steps' outputs). */
-export function runArtifacts(doc: LineageDoc | undefined, status: RunStatus | undefined): Map<string, { name: string; kind: 'file' | 'dir'; size: number }> {
+export function runArtifacts(
+  doc: LineageDoc | undefined,
+  status: RunStatus | undefined,
+): Map<string, { name: string; kind: 'file' | 'dir'; size: number }> {
   const out = new Map<string, { name: string; kind: 'file' | 'dir'; size: number }>();
-  for (const s of doc?.steps ?? []) for (const [name, o] of Object.entries(s.outputs)) if (!out.has(o.digest)) out.set(o.digest, { name, kind: o.kind, size: o.size });
-  for (const s of status?.steps ?? []) for (const [name, o] of Object.entries(s.outcome?.outputs ?? {})) if (!out.has(o.digest)) out.set(o.digest, { name, kind: o.kind, size: o.size });
+  for (const s of doc?.steps ?? [])
+    for (const [name, o] of Object.entries(s.outputs))
+      if (!out.has(o.digest)) out.set(o.digest, { name, kind: o.kind, size: o.size });
+  for (const s of status?.steps ?? [])
+    for (const [name, o] of Object.entries(s.outcome?.outputs ?? {}))
+      if (!out.has(o.digest)) out.set(o.digest, { name, kind: o.kind, size: o.size });
   return out;
 }
 
 /** The run's lineage document, once it ended: by the status's key, else by the run id. */
-export async function lineageFor(store: ArtifactStore, meta: RunMeta | undefined, status: RunStatus | undefined): Promise<LineageDoc | undefined> {
+export async function lineageFor(
+  store: ArtifactStore,
+  meta: RunMeta | undefined,
+  status: RunStatus | undefined,
+): Promise<LineageDoc | undefined> {
   const runId = status?.runId ?? meta?.runId;
   if (!runId) return undefined;
   if (status && status.state === 'running') return undefined;
-  if (status?.lineageKey && status.lineageKey !== lineageKeyOf(runId)) return store.getRecord<LineageDoc>(status.lineageKey);
+  if (status?.lineageKey && status.lineageKey !== lineageKeyOf(runId))
+    return store.getRecord<LineageDoc>(status.lineageKey);
   return loadLineage(store, runId);
 }
 
-async function comparisonOf(store: ArtifactStore, doc: LineageDoc): Promise<{ compared: RunPageData['comparison']; base: LineageDoc | undefined }> {
+async function comparisonOf(
+  store: ArtifactStore,
+  doc: LineageDoc,
+): Promise<{ compared: RunPageData['comparison']; base: LineageDoc | undefined }> {
   try {
     const base = await findBaseRun(store, doc);
     const baseDoc = base ? await loadLineage(store, base.runId) : undefined;
@@ -153,7 +190,8 @@ async function comparisonOf(store: ArtifactStore, doc: LineageDoc): Promise<{ co
 
 function seriesOf(doc: LineageDoc, base: LineageDoc | undefined): PageSeries[] {
   const basePoints = new Map<string, MetricSeriesSummary>();
-  for (const s of base?.steps ?? []) for (const m of s.metrics?.metrics ?? []) basePoints.set(`${s.name}\n${m.name}`, m);
+  for (const s of base?.steps ?? [])
+    for (const m of s.metrics?.metrics ?? []) basePoints.set(`${s.name}\n${m.name}`, m);
   const out: PageSeries[] = [];
   for (const s of doc.steps) {
     for (const m of s.metrics?.metrics ?? []) {
@@ -162,7 +200,13 @@ function seriesOf(doc: LineageDoc, base: LineageDoc | undefined): PageSeries[] {
       const b = basePoints.get(`${s.name}\n${m.name}`);
       // By position, not time: a run and its base are compared sample for sample, whenever each started.
       const nth = (p: [number, number][]): [number, number][] => p.map(([, v], i) => [i + 1, v]);
-      out.push({ step: s.name, metric: m.name, points: nth(m.points), averaged: m.downsampled || (b?.downsampled ?? false), base: b ? nth(b.points) : null });
+      out.push({
+        step: s.name,
+        metric: m.name,
+        points: nth(m.points),
+        averaged: m.downsampled || (b?.downsampled ?? false),
+        base: b ? nth(b.points) : null,
+      });
     }
   }
   return out;
@@ -172,19 +216,42 @@ function seriesOf(doc: LineageDoc, base: LineageDoc | undefined): PageSeries[] {
 async function finishedData(workflowId: string, doc: LineageDoc, src: PageSources): Promise<RunPageData> {
   const { compared, base } = await comparisonOf(src.store, doc);
   const graph = mermaidGraph(doc);
-  const steps = await Promise.all(doc.steps.map(async (s): Promise<PageStep> => ({
-    name: s.name, state: s.state, startedAt: s.startedAt, durationMs: s.durationMs,
-    execution: execution(s.state, s.executedHere, s.cache),
-    why: why(s.state, s.cache?.reason, s.message ?? s.attempts.at(-1)?.message),
-    costUsd: s.costUsd,
-    outputs: outputsOf(s.outputs, src.artifactHref),
-    log: await logTail(src.store, { runId: doc.runId, name: s.name, state: s.state, logDigest: s.logDigest ?? s.attempts.at(-1)?.logDigest, cache: s.cache }),
-  })));
+  const steps = await Promise.all(
+    doc.steps.map(async (s): Promise<PageStep> => ({
+      name: s.name,
+      state: s.state,
+      startedAt: s.startedAt,
+      durationMs: s.durationMs,
+      execution: execution(s.state, s.executedHere, s.cache),
+      why: why(s.state, s.cache?.reason, s.message ?? s.attempts.at(-1)?.message),
+      costUsd: s.costUsd,
+      outputs: outputsOf(s.outputs, src.artifactHref),
+      log: await logTail(src.store, {
+        runId: doc.runId,
+        name: s.name,
+        state: s.state,
+        logDigest: s.logDigest ?? s.attempts.at(-1)?.logDigest,
+        cache: s.cache,
+      }),
+    })),
+  );
   return {
-    workflowId, runId: doc.runId, pipeline: doc.pipeline.name, repo: doc.source.repo, commit: doc.source.commit,
-    branch: branchOf(doc) ?? null, trigger: triggerText(doc.trigger), state: doc.conclusion, final: true,
-    startedAt: doc.startedAt, finishedAt: doc.finishedAt, durationMs: doc.totals.durationMs, costUsd: doc.totals.costUsd,
-    steps, graph: typeof graph === 'string' ? graph : null, graphNote: typeof graph === 'string' ? null : graph.notDrawn,
+    workflowId,
+    runId: doc.runId,
+    pipeline: doc.pipeline.name,
+    repo: doc.source.repo,
+    commit: doc.source.commit,
+    branch: branchOf(doc) ?? null,
+    trigger: triggerText(doc.trigger),
+    state: doc.conclusion,
+    final: true,
+    startedAt: doc.startedAt,
+    finishedAt: doc.finishedAt,
+    durationMs: doc.totals.durationMs,
+    costUsd: doc.totals.costUsd,
+    steps,
+    graph: typeof graph === 'string' ? graph : null,
+    graphNote: typeof graph === 'string' ? null : graph.notDrawn,
     metrics: seriesOf(doc, base),
     params: Object.entries(doc.params).map(([name, v]) => ({ name, value: paramText(v) })),
     comparison: compared,
@@ -196,33 +263,66 @@ async function finishedData(workflowId: string, doc: LineageDoc, src: PageSource
 /** The page's data for a run that goes on (from Temporal's status): no graph edges, charts or cost yet. */
 async function liveData(workflowId: string, status: RunStatus, src: PageSources): Promise<RunPageData> {
   const now = (src.now ?? Date.now)();
-  const since = (iso: string | undefined, end: string | undefined): number | null => (iso ? Math.max(0, (end ? Date.parse(end) : now) - Date.parse(iso)) : null);
-  const steps = await Promise.all(status.steps.map(async (s): Promise<PageStep> => ({
-    name: s.name, state: s.state, startedAt: s.startedAt ?? null, durationMs: since(s.startedAt, s.finishedAt),
-    execution: execution(s.state, s.outcome ? s.outcome.producedBy.runId === status.runId : s.state === 'running', s.cache),
-    why: why(s.state, s.cache?.reason, s.message ?? s.outcome?.message),
-    costUsd: null,
-    outputs: outputsOf(s.outcome?.outputs ?? {}, src.artifactHref),
-    log: await logTail(src.store, { runId: status.runId, name: s.name, state: s.state, logDigest: s.outcome?.logDigest ?? s.outcome?.attempts.at(-1)?.logDigest, cache: s.cache }),
-  })));
+  const since = (iso: string | undefined, end: string | undefined): number | null =>
+    iso ? Math.max(0, (end ? Date.parse(end) : now) - Date.parse(iso)) : null;
+  const steps = await Promise.all(
+    status.steps.map(async (s): Promise<PageStep> => ({
+      name: s.name,
+      state: s.state,
+      startedAt: s.startedAt ?? null,
+      durationMs: since(s.startedAt, s.finishedAt),
+      execution: execution(
+        s.state,
+        s.outcome ? s.outcome.producedBy.runId === status.runId : s.state === 'running',
+        s.cache,
+      ),
+      why: why(s.state, s.cache?.reason, s.message ?? s.outcome?.message),
+      costUsd: null,
+      outputs: outputsOf(s.outcome?.outputs ?? {}, src.artifactHref),
+      log: await logTail(src.store, {
+        runId: status.runId,
+        name: s.name,
+        state: s.state,
+        logDigest: s.outcome?.logDigest ?? s.outcome?.attempts.at(-1)?.logDigest,
+        cache: s.cache,
+      }),
+    })),
+  );
   const meta = src.meta;
   // Nodes without edges: the status does not carry the graph; the lineage does once the run ends.
   const graph = mermaidGraph({ steps: status.steps.map((s) => ({ name: s.name, state: s.state, upstream: [] })) });
   return {
-    workflowId, runId: status.runId, pipeline: status.pipeline, repo: meta?.repoPath ?? null, commit: meta?.sha ?? null,
-    branch: meta?.branch ?? null, trigger: meta ? triggerText(meta.trigger) : null, state: status.state,
+    workflowId,
+    runId: status.runId,
+    pipeline: status.pipeline,
+    repo: meta?.repoPath ?? null,
+    commit: meta?.sha ?? null,
+    branch: meta?.branch ?? null,
+    trigger: meta ? triggerText(meta.trigger) : null,
+    state: status.state,
     // A closed workflow whose lineage is not (yet) readable: ask again, it is being written.
     final: false,
-    startedAt: status.startedAt, finishedAt: status.finishedAt ?? null, durationMs: since(status.startedAt, status.finishedAt), costUsd: null,
-    steps, graph: typeof graph === 'string' ? graph : null, graphNote: typeof graph === 'string' ? 'the edges are drawn when the run ends' : graph.notDrawn,
+    startedAt: status.startedAt,
+    finishedAt: status.finishedAt ?? null,
+    durationMs: since(status.startedAt, status.finishedAt),
+    costUsd: null,
+    steps,
+    graph: typeof graph === 'string' ? graph : null,
+    graphNote: typeof graph === 'string' ? 'the edges are drawn when the run ends' : graph.notDrawn,
     metrics: [],
     params: Object.entries(meta?.params ?? {}).map(([name, v]) => ({ name, value: paramText(v) })),
-    comparison: null, reportHtml: null, pollMs: PAGE_POLL_MS,
+    comparison: null,
+    reportHtml: null,
+    pollMs: PAGE_POLL_MS,
   };
 }
 
 /** The page's data, or undefined when neither the store nor Temporal knows the run. */
-export async function runPageData(workflowId: string, src: PageSources, doc?: LineageDoc): Promise<RunPageData | undefined> {
+export async function runPageData(
+  workflowId: string,
+  src: PageSources,
+  doc?: LineageDoc,
+): Promise<RunPageData | undefined> {
   const lineage = doc ?? (await lineageFor(src.store, src.meta, src.status));
   if (lineage) return finishedData(workflowId, lineage, src);
   if (src.status) return liveData(workflowId, src.status, src);

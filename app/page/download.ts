@@ -15,7 +15,10 @@ import type { ArtifactStore } from '../../activities/store/types.js';
  * digits, `.`, `_`, `-`; no leading dot; at most 100 characters; `fallback` when nothing is left.
  */
 export function safeFilename(name: string, fallback: string): string {
-  const s = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 100);
+  const s = name
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[._]+/, '')
+    .slice(0, 100);
   return s === '' ? fallback : s;
 }
 
@@ -28,12 +31,16 @@ class Verify extends Transform {
   private readonly hash = createHash('sha256');
   private seen = 0;
   private held: Buffer | null = null;
-  constructor(private readonly digest: string, private readonly size: number) {
+  constructor(
+    private readonly digest: string,
+    private readonly size: number,
+  ) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.seen += chunk.length;
-    if (this.seen > this.size) return done(new Error(`blob ${this.digest} is longer than its recorded ${this.size} bytes`));
+    if (this.seen > this.size)
+      return done(new Error(`blob ${this.digest} is longer than its recorded ${this.size} bytes`));
     this.hash.update(chunk);
     const out = this.held;
     this.held = chunk;
@@ -41,7 +48,8 @@ class Verify extends Transform {
   }
   override _flush(done: TransformCallback): void {
     const got = `sha256:${this.hash.digest('hex')}`;
-    if (got !== this.digest || this.seen !== this.size) return done(new Error(`blob ${this.digest} does not match its digest (got ${got}, ${this.seen} bytes)`));
+    if (got !== this.digest || this.seen !== this.size)
+      return done(new Error(`blob ${this.digest} does not match its digest (got ${got}, ${this.seen} bytes)`));
     if (this.held) this.push(this.held);
     done();
   }
@@ -52,7 +60,11 @@ class Verify extends Transform {
  * the output. Resolves when sent; a damaged blob destroys the response (the client sees a
  * transfer cut short of Content-Length) and rejects with the reason.
  */
-export async function sendArtifact(res: ServerResponse, store: ArtifactStore, art: { digest: string; size: number; name: string }): Promise<void> {
+export async function sendArtifact(
+  res: ServerResponse,
+  store: ArtifactStore,
+  art: { digest: string; size: number; name: string },
+): Promise<void> {
   const body = await store.openRead(art.digest);
   const file = safeFilename(art.name, art.digest.slice('sha256:'.length, 'sha256:'.length + 12));
   res.writeHead(200, {

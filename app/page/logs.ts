@@ -93,7 +93,8 @@ export async function logTail(store: ArtifactStore, step: LoggedStep, max = LOG_
     }
     if (!step.cache || step.state !== 'running') return toPageLog('none', '', 0);
     // A step run without the cache has an execution of its own (activities/prepare.ts).
-    const execKey = step.cache.decision === 'disabled' ? uncachedExecKey(step.cache.key, step.runId, step.name) : step.cache.key;
+    const execKey =
+      step.cache.decision === 'disabled' ? uncachedExecKey(step.cache.key, step.runId, step.name) : step.cache.key;
     const execId = stepExecWorkflowId(execKey);
     const attempt = await latestLiveAttempt(store, execId);
     if (!attempt) return toPageLog('none', '', 0);

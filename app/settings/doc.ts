@@ -8,7 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { SETTINGS, type Setting, type Table } from './schema.js';
 
 /** The files holding settings tables, relative to the repository root. */
-export const DOC_FILES = ['README.md', 'docs/githost.md', 'docs/aws.md', 'docs/deploying.md', 'docs/kubernetes.md', 'docs/operations.md'] as const;
+export const DOC_FILES = [
+  'README.md',
+  'docs/githost.md',
+  'docs/aws.md',
+  'docs/deploying.md',
+  'docs/kubernetes.md',
+  'docs/operations.md',
+] as const;
 
 const BLOCK = /<!-- settings:([a-z0-9-]+) -->\n[\s\S]*?<!-- \/settings -->/g;
 

@@ -9,7 +9,11 @@
  */
 export class SettingError extends Error {
   readonly problems: string[];
-  constructor(readonly variable: string, message: string, problems?: string[]) {
+  constructor(
+    readonly variable: string,
+    message: string,
+    problems?: string[],
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'SettingError';
     this.problems = problems ?? [`${variable}: ${message}`];

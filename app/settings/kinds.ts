@@ -17,22 +17,42 @@ function kind<T>(expects: string, schema: z.ZodType<T, string>): Kind<T> {
 
 /** A whole number from `min` to `max`, inclusive. */
 export function int(min: number, max: number): Kind<number> {
-  return kind(`a whole number from ${min} to ${max}`, z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max)));
+  return kind(
+    `a whole number from ${min} to ${max}`,
+    z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max)),
+  );
 }
 
 /** A non-negative decimal number. */
 export function decimal(what: string): Kind<number> {
-  return kind(`a non-negative number (${what})`, z.string().regex(/^\d+(\.\d+)?$/).transform(Number));
+  return kind(
+    `a non-negative number (${what})`,
+    z
+      .string()
+      .regex(/^\d+(\.\d+)?$/)
+      .transform(Number),
+  );
 }
 
-export const port: Kind<number> = kind('a port number from 1 to 65535', z.string().regex(/^\d{1,5}$/).transform(Number).pipe(z.number().min(1).max(65535)));
+export const port: Kind<number> = kind(
+  'a port number from 1 to 65535',
+  z
+    .string()
+    .regex(/^\d{1,5}$/)
+    .transform(Number)
+    .pipe(z.number().min(1).max(65535)),
+);
 
 const TRUE = ['1', 'true', 'yes', 'on'];
 const FALSE = ['0', 'false', 'no', 'off'];
 /** The one boolean spelling of every setting: 1/0, true/false, yes/no, on/off, any case. */
 export const bool: Kind<boolean> = kind(
   'true or false (1/0, yes/no, on/off)',
-  z.string().toLowerCase().pipe(z.enum([...TRUE, ...FALSE])).transform((v) => TRUE.includes(v)),
+  z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum([...TRUE, ...FALSE]))
+    .transform((v) => TRUE.includes(v)),
 );
 
 export function oneOf<const V extends readonly [string, ...string[]]>(values: V): Kind<V[number]> {
@@ -50,9 +70,15 @@ export function matching(re: RegExp, expects: string): Kind<string> {
 }
 
 /** An http(s) URL; trailing slashes are dropped. */
-export const httpUrl: Kind<string> = kind('an http(s) URL', z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')));
+export const httpUrl: Kind<string> = kind(
+  'an http(s) URL',
+  z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+);
 
-export const absPath: Kind<string> = kind('an absolute path', z.string().refine((p) => isAbsolute(p)));
+export const absPath: Kind<string> = kind(
+  'an absolute path',
+  z.string().refine((p) => isAbsolute(p)),
+);
 
 /**
  * A file read at start: an absolute or relative path that can be read now; the value is the
@@ -64,7 +90,12 @@ export const readableFile: Kind<{ path: string; bytes: Buffer }> = kind(
     try {
       return { path, bytes: readFileSync(path) };
     } catch (e) {
-      ctx.issues.push({ code: 'custom', message: (e as Error).message, input: path, params: { detail: (e as NodeJS.ErrnoException).code ?? (e as Error).message } });
+      ctx.issues.push({
+        code: 'custom',
+        message: (e as Error).message,
+        input: path,
+        params: { detail: (e as NodeJS.ErrnoException).code ?? (e as Error).message },
+      });
       return z.NEVER;
     }
   }),
@@ -74,13 +105,24 @@ export const readableFile: Kind<{ path: string; bytes: Buffer }> = kind(
 export const hostPort: Kind<string> = matching(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'host:port');
 
 /** A Temporal task queue name. */
-export const queue: Kind<string> = matching(/^[A-Za-z0-9._:-]{1,200}$/, 'a task queue name of letters, digits, . _ : - (at most 200)');
+export const queue: Kind<string> = matching(
+  /^[A-Za-z0-9._:-]{1,200}$/,
+  'a task queue name of letters, digits, . _ : - (at most 200)',
+);
 
 /** A comma-separated list whose every item matches `item`; empty items are dropped. */
 export function list(item: RegExp, what: string): Kind<string[]> {
   return kind(
     `a comma-separated list of ${what}`,
-    z.string().transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0)).pipe(z.array(z.string().regex(item))),
+    z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s.length > 0),
+      )
+      .pipe(z.array(z.string().regex(item))),
   );
 }
 

@@ -28,14 +28,19 @@ export function rawSetting(env: Env, name: SettingName): { variable: string; tex
   if (other) {
     const alias = spec.aliases?.find((a) => a.name === other.variable);
     const values = spec.secret ? '' : ` (${other.text} vs ${first.text})`;
-    throw new SettingError(other.variable, `is ${alias?.is ?? 'another name'} of ${name} and ${first.variable} says something else${values}; set one of them`);
+    throw new SettingError(
+      other.variable,
+      `is ${alias?.is ?? 'another name'} of ${name} and ${first.variable} says something else${values}; set one of them`,
+    );
   }
   return first;
 }
 
 /** Whether the setting (or one of its other names) is set to something non-empty. */
 export function isSet(env: Env, name: SettingName): boolean {
-  return [name, ...(SETTINGS[name] as Setting).aliases?.map((a) => a.name) ?? []].some((v) => rawOf(env, v) !== undefined);
+  return [name, ...((SETTINGS[name] as Setting).aliases?.map((a) => a.name) ?? [])].some(
+    (v) => rawOf(env, v) !== undefined,
+  );
 }
 
 /**

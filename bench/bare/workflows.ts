@@ -15,7 +15,13 @@ export async function bareDag(deps: Record<string, string[]>, parallelism: numbe
     for (const n of names) {
       if (running.size >= parallelism) break;
       if (done.has(n) || running.has(n) || !deps[n]!.every((d) => done.has(d))) continue;
-      running.set(n, runBare(n).then(() => { done.add(n); running.delete(n); }));
+      running.set(
+        n,
+        runBare(n).then(() => {
+          done.add(n);
+          running.delete(n);
+        }),
+      );
     }
     await Promise.race(running.values());
   }

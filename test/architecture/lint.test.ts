@@ -2,9 +2,11 @@
 // (eslint.config.js: type-aware no-floating-promises, the layer import rules, workflow
 // determinism) and Prettier (.prettierrc.json: 120 columns). Each rule is also shown to fire on a
 // probe, so a rule that silently stopped matching fails here.
+import { readFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ESLint } from 'eslint';
+import * as prettier from 'prettier';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,37 +37,52 @@ describe('eslint', () => {
   });
 
   it('refuses an import of app/ from activities/ (lower layers never import upper ones)', async () => {
-    expect(await probe('activities/usertext.ts', "import { main } from '../app/cli.js';\nexport const x = main;\n")).toEqual([
-      expect.stringContaining('activities/ and workflows/ never import app/'),
-    ]);
+    expect(
+      await probe('activities/usertext.ts', "import { main } from '../app/cli.js';\nexport const x = main;\n"),
+    ).toEqual([expect.stringContaining('activities/ and workflows/ never import app/')]);
     expect(await probe('activities/usertext.ts', "export const x = () => import('../app/cli.js');\n")).toEqual([
       expect.stringContaining('never import app/'),
     ]);
   });
 
   it('refuses any other layer in pipeline/', async () => {
-    expect(await probe('pipeline/types.ts', "import { x } from '../activities/usertext.js';\nexport const y = x;\n")).toEqual([
-      expect.stringContaining('pipeline/ (the file format) imports no other layer'),
-    ]);
+    expect(
+      await probe('pipeline/types.ts', "import { x } from '../activities/usertext.js';\nexport const y = x;\n"),
+    ).toEqual([expect.stringContaining('pipeline/ (the file format) imports no other layer')]);
   });
 
   it('lets workflows/ name activity types but not load activity code, Node built-ins or non-deterministic globals', async () => {
     const file = 'workflows/types.ts';
-    expect(await probe(file, "import type { RunnerDeps } from '../activities/step.js';\nexport type X = RunnerDeps;\n")).toEqual([]);
-    expect(await probe(file, "import { createRunStep } from '../activities/step.js';\nexport const x = createRunStep;\n")).toEqual([
-      expect.stringContaining('names activity types only'),
-    ]);
+    expect(
+      await probe(file, "import type { RunnerDeps } from '../activities/step.js';\nexport type X = RunnerDeps;\n"),
+    ).toEqual([]);
+    expect(
+      await probe(file, "import { createRunStep } from '../activities/step.js';\nexport const x = createRunStep;\n"),
+    ).toEqual([expect.stringContaining('names activity types only')]);
     expect(await probe(file, "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toEqual([
       expect.stringContaining('no Node built-ins'),
     ]);
-    expect(await probe(file, "import { Connection } from '@temporalio/client';\nexport const x = Connection;\n")).toEqual([
-      expect.stringContaining('only @temporalio/workflow and @temporalio/common'),
-    ]);
+    expect(
+      await probe(file, "import { Connection } from '@temporalio/client';\nexport const x = Connection;\n"),
+    ).toEqual([expect.stringContaining('only @temporalio/workflow and @temporalio/common')]);
     expect(await probe(file, 'export const x = process.env.HOME;\n')).toEqual([expect.stringContaining('no process')]);
   });
 
   it('refuses a floating promise', async () => {
     const code = 'async function f(): Promise<void> {}\nexport function g(): void {\n  f();\n}\n';
     expect(await probe('activities/usertext.ts', code)).toEqual([expect.stringContaining('no-floating-promises')]);
+  });
+});
+
+describe('prettier', () => {
+  it('every source file is formatted (`npx prettier --write .` fixes it)', async () => {
+    const config = await prettier.resolveConfig(join(ROOT, 'package.json'));
+    const unformatted: string[] = [];
+    for (const { filePath } of project) {
+      if ((await prettier.getFileInfo(filePath, { ignorePath: join(ROOT, '.prettierignore') })).ignored) continue;
+      const ok = await prettier.check(readFileSync(filePath, 'utf8'), { ...config, filepath: filePath });
+      if (!ok) unformatted.push(filePath.slice(ROOT.length + 1));
+    }
+    expect(unformatted).toEqual([]);
   });
 });

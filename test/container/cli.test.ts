@@ -5,7 +5,11 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ContainerCliUnavailableError, describeContainerCli, resolveContainerCli } from '../../activities/container/cli.js';
+import {
+  ContainerCliUnavailableError,
+  describeContainerCli,
+  resolveContainerCli,
+} from '../../activities/container/cli.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'trainyard-cli-test-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -14,7 +18,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const FAKES = {
   podman: '#!/bin/sh\n[ "$1" = --version ] && echo "podman version 4.3.1" && exit 0\nexit 0\n',
   runc: '#!/bin/sh\necho "runc version 1.1.5"\n',
-  'docker-with-engine': '#!/bin/sh\ncase "$1" in --version) echo "Docker version 27.3.1, build ce12230";; info) echo "Server Version: 27.3.1";; esac\nexit 0\n',
+  'docker-with-engine':
+    '#!/bin/sh\ncase "$1" in --version) echo "Docker version 27.3.1, build ce12230";; info) echo "Server Version: 27.3.1";; esac\nexit 0\n',
   'docker-without-engine':
     '#!/bin/sh\ncase "$1" in --version) echo "Docker version 27.3.1, build ce12230"; exit 0;; info) echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1;; esac\nexit 0\n',
 } as const;
@@ -74,7 +79,9 @@ describe('resolveContainerCli', () => {
   it('says how to install one when no CLI is usable', async () => {
     const empty = mkdtempSync(join(scratch, 'empty-'));
     await expect(resolveContainerCli({ PATH: empty })).rejects.toThrow(ContainerCliUnavailableError);
-    await expect(resolveContainerCli({ PATH: empty })).rejects.toThrow(/neither docker nor podman is installed.*apt-get install podman runc.*Docker Engine/);
+    await expect(resolveContainerCli({ PATH: empty })).rejects.toThrow(
+      /neither docker nor podman is installed.*apt-get install podman runc.*Docker Engine/,
+    );
     await expect(resolveContainerCli({ PATH: empty, TRAINYARD_CONTAINER_CLI: '/nonexistent/podman' })).rejects.toThrow(
       /TRAINYARD_CONTAINER_CLI="\/nonexistent\/podman" is not an executable.*apt-get install podman runc/,
     );

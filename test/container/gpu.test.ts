@@ -2,7 +2,13 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { GpuSampler, NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, sampleGpus, summariseGpuSamples } from '../../activities/container/gpu.js';
+import {
+  GpuSampler,
+  NVIDIA_SMI_ARGS,
+  parseNvidiaSmiCsv,
+  sampleGpus,
+  summariseGpuSamples,
+} from '../../activities/container/gpu.js';
 
 // Output of `nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total --format=csv,noheader,nounits`
 // on an 8×H100 80GB node mid-training, and on a g5.xlarge (A10G) idling after data loading.
@@ -37,8 +43,18 @@ describe('parseNvidiaSmiCsv', () => {
 describe('GPU summary', () => {
   it('averages utilisation, keeps peak memory and counts idle readings', () => {
     const s = summariseGpuSamples([parseNvidiaSmiCsv(H100_NODE), parseNvidiaSmiCsv(H100_NODE)]);
-    expect(s).toEqual({ samples: 16, gpus: 8, meanUtilisation: (97 + 98 + 96 + 0 + 99 + 97 + 98 + 96) / 8, maxMemoryMiB: 71301, idleFraction: 1 / 8 });
-    expect(summariseGpuSamples([parseNvidiaSmiCsv(A10G_IDLE)])).toMatchObject({ idleFraction: 1, meanUtilisation: 0, maxMemoryMiB: 21780 });
+    expect(s).toEqual({
+      samples: 16,
+      gpus: 8,
+      meanUtilisation: (97 + 98 + 96 + 0 + 99 + 97 + 98 + 96) / 8,
+      maxMemoryMiB: 71301,
+      idleFraction: 1 / 8,
+    });
+    expect(summariseGpuSamples([parseNvidiaSmiCsv(A10G_IDLE)])).toMatchObject({
+      idleFraction: 1,
+      meanUtilisation: 0,
+      maxMemoryMiB: 21780,
+    });
     expect(summariseGpuSamples([])).toBeUndefined();
   });
 
@@ -48,7 +64,9 @@ describe('GPU summary', () => {
     try {
       const readings = [A10G_IDLE, '0, 88, 22000, 23028\n', '0, 91, 22100, 23028\n'];
       let calls = 0;
-      const sampler = new GpuSampler(async () => parseNvidiaSmiCsv(readings[Math.min(calls++, readings.length - 1)] ?? ''));
+      const sampler = new GpuSampler(async () =>
+        parseNvidiaSmiCsv(readings[Math.min(calls++, readings.length - 1)] ?? ''),
+      );
       sampler.start(100);
       await vi.advanceTimersByTimeAsync(450);
       const summary = await sampler.stop();
@@ -73,7 +91,10 @@ describe('reading nvidia-smi', () => {
     // A stand-in nvidia-smi that answers only the exact query Trainyard documents.
     const smi = join(scratch, 'nvidia-smi');
     writeFileSync(join(scratch, 'h100.csv'), H100_NODE);
-    writeFileSync(smi, `#!/bin/sh\n[ "$*" = ${JSON.stringify(NVIDIA_SMI_ARGS.join(' '))} ] || exit 9\ncat ${JSON.stringify(join(scratch, 'h100.csv'))}\n`);
+    writeFileSync(
+      smi,
+      `#!/bin/sh\n[ "$*" = ${JSON.stringify(NVIDIA_SMI_ARGS.join(' '))} ] || exit 9\ncat ${JSON.stringify(join(scratch, 'h100.csv'))}\n`,
+    );
     chmodSync(smi, 0o755);
     const samples = await sampleGpus(smi);
     expect(samples).toEqual(parseNvidiaSmiCsv(H100_NODE));
@@ -85,7 +106,10 @@ describe('reading nvidia-smi', () => {
 
   it('gives nothing, and a sampler that stops polling, where nvidia-smi is missing or fails', async () => {
     const failing = join(scratch, 'nvidia-smi-failing');
-    writeFileSync(failing, '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver." >&2\nexit 9\n');
+    writeFileSync(
+      failing,
+      '#!/bin/sh\necho "NVIDIA-SMI has failed because it couldn\'t communicate with the NVIDIA driver." >&2\nexit 9\n',
+    );
     chmodSync(failing, 0o755);
     expect(await sampleGpus(join(scratch, 'absent', 'nvidia-smi'))).toBeUndefined();
     expect(await sampleGpus(failing)).toBeUndefined();

@@ -38,7 +38,11 @@ async function run(image: string, command: string[]): Promise<{ exitCode: number
 
 /** The minor version of the python3 the image is built from (this host's, whatever it is). */
 const hostPython = (): string =>
-  execFileSync(process.env.TRAINYARD_HOST_PYTHON ?? '/usr/bin/python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' }).trim();
+  execFileSync(
+    process.env.TRAINYARD_HOST_PYTHON ?? '/usr/bin/python3',
+    ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+    { encoding: 'utf8' },
+  ).trim();
 
 describe(PYTHON_IMAGE, () => {
   it('runs the standard library a training script needs, with busybox around it', async () => {
@@ -48,8 +52,18 @@ describe(PYTHON_IMAGE, () => {
       '"mean": statistics.mean([1, 2, 3]), "cwd": os.getcwd(), "path": os.environ["PATH"]}))';
     const r = await run(PYTHON_IMAGE, ['python3', '-c', program]);
     expect(r.exitCode, r.out.join('\n')).toBe(0);
-    expect(JSON.parse(r.out[0] ?? '{}')).toEqual({ py: hostPython(), sha: 'ba7816bf8f01', mean: 2, cwd: '/workspace', path: '/usr/local/bin:/usr/bin:/bin' });
-    const sh = await run(PYTHON_IMAGE, ['sh', '-c', 'echo "$(basename "$(readlink /bin/sh)")" && ls /usr/bin/env && python --version']);
+    expect(JSON.parse(r.out[0] ?? '{}')).toEqual({
+      py: hostPython(),
+      sha: 'ba7816bf8f01',
+      mean: 2,
+      cwd: '/workspace',
+      path: '/usr/local/bin:/usr/bin:/bin',
+    });
+    const sh = await run(PYTHON_IMAGE, [
+      'sh',
+      '-c',
+      'echo "$(basename "$(readlink /bin/sh)")" && ls /usr/bin/env && python --version',
+    ]);
     expect(sh.out).toHaveLength(3);
     expect(sh.out.slice(0, 2)).toEqual(['busybox', '/usr/bin/env']);
     expect(sh.out[2]).toMatch(new RegExp(`^Python ${hostPython().replace('.', '\\.')}\\.\\d+$`));
@@ -64,10 +78,18 @@ describe(PYTHON_IMAGE, () => {
   });
 
   it('says which package to install when python3 or busybox is missing', async () => {
-    const noPython = exec('bash', [buildPython, cli.command], { env: { ...process.env, TRAINYARD_HOST_PYTHON: '/nonexistent/python3' } });
-    await expect(noPython).rejects.toMatchObject({ stderr: expect.stringMatching(/\/nonexistent\/python3 is missing: apt-get install python3 busybox-static/) });
-    const noBusybox = exec('bash', [buildBusybox, cli.command], { env: { ...process.env, TRAINYARD_HOST_BUSYBOX: '/nonexistent/busybox' } });
-    await expect(noBusybox).rejects.toMatchObject({ stderr: expect.stringMatching(/\/nonexistent\/busybox is missing: apt-get install busybox-static/) });
+    const noPython = exec('bash', [buildPython, cli.command], {
+      env: { ...process.env, TRAINYARD_HOST_PYTHON: '/nonexistent/python3' },
+    });
+    await expect(noPython).rejects.toMatchObject({
+      stderr: expect.stringMatching(/\/nonexistent\/python3 is missing: apt-get install python3 busybox-static/),
+    });
+    const noBusybox = exec('bash', [buildBusybox, cli.command], {
+      env: { ...process.env, TRAINYARD_HOST_BUSYBOX: '/nonexistent/busybox' },
+    });
+    await expect(noBusybox).rejects.toMatchObject({
+      stderr: expect.stringMatching(/\/nonexistent\/busybox is missing: apt-get install busybox-static/),
+    });
   });
 });
 

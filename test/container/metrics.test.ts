@@ -14,30 +14,57 @@ describe('parseMetricLine', () => {
   });
 
   it('reads strings with every JSON escape, and whitespace anywhere JSON allows it', () => {
-    expect(parseMetricLine('{ "a\\"b" :\t"x\\\\y\\n\\u00e9\\/" , "c":-0.5e-3 }')).toEqual({ 'a"b': 'x\\y\né/', c: -0.0005 });
+    expect(parseMetricLine('{ "a\\"b" :\t"x\\\\y\\n\\u00e9\\/" , "c":-0.5e-3 }')).toEqual({
+      'a"b': 'x\\y\né/',
+      c: -0.0005,
+    });
   });
 
   it("keeps what Python's json.dumps writes for a diverging loss: NaN, Infinity, -Infinity", () => {
     expect(parseMetricLine('{"loss": NaN, "grad": Infinity, "lr": -Infinity, "step": 7}')).toEqual({
-      loss: { number: 'NaN' }, grad: { number: 'Infinity' }, lr: { number: '-Infinity' }, step: 7,
+      loss: { number: 'NaN' },
+      grad: { number: 'Infinity' },
+      lr: { number: '-Infinity' },
+      step: 7,
     });
   });
 
   it('keeps every digit: numbers a double would change stay as printed, the rest stay numbers', () => {
-    const s = parseMetricLine('{"big": 1e400, "neg": -1e400, "tiny": 1e-400, "id": 12345678901234567890, "odd": 9007199254740993, "fine": 9007199254740992, "pi": 3.141592653589793238462643, "a": 0.1, "b": 1.0, "c": 1E3, "d": 0.30000000000000004, "z": -0}');
+    const s = parseMetricLine(
+      '{"big": 1e400, "neg": -1e400, "tiny": 1e-400, "id": 12345678901234567890, "odd": 9007199254740993, "fine": 9007199254740992, "pi": 3.141592653589793238462643, "a": 0.1, "b": 1.0, "c": 1E3, "d": 0.30000000000000004, "z": -0}',
+    );
     expect(s).toEqual({
-      big: { number: '1e400' }, neg: { number: '-1e400' }, tiny: { number: '1e-400' },
-      id: { number: '12345678901234567890' }, odd: { number: '9007199254740993' }, fine: 9007199254740992,
-      pi: { number: '3.141592653589793238462643' }, a: 0.1, b: 1, c: 1000, d: 0.30000000000000004, z: -0,
+      big: { number: '1e400' },
+      neg: { number: '-1e400' },
+      tiny: { number: '1e-400' },
+      id: { number: '12345678901234567890' },
+      odd: { number: '9007199254740993' },
+      fine: 9007199254740992,
+      pi: { number: '3.141592653589793238462643' },
+      a: 0.1,
+      b: 1,
+      c: 1000,
+      d: 0.30000000000000004,
+      z: -0,
     });
     // Whatever is kept as a number writes back as the same value.
-    for (const v of Object.values(s!)) if (typeof v === 'number') expect(JSON.parse(JSON.stringify(v))).toBe(v === 0 ? 0 : v);
+    for (const v of Object.values(s!))
+      if (typeof v === 'number') expect(JSON.parse(JSON.stringify(v))).toBe(v === 0 ? 0 : v);
     expect(exactNumber('123456789012345678')).toEqual({ number: '123456789012345678' });
     expect(exactNumber('1.5e2')).toBe(150);
   });
 
   it('ignores lines that are not {…}: ordinary log lines', () => {
-    for (const line of ['epoch 3 loss 0.1', '', '{', '[1, 2]', '"text"', '42', 'prefix {"a": 1}', '{"a": 1} trailing']) {
+    for (const line of [
+      'epoch 3 loss 0.1',
+      '',
+      '{',
+      '[1, 2]',
+      '"text"',
+      '42',
+      'prefix {"a": 1}',
+      '{"a": 1} trailing',
+    ]) {
       expect(readMetricLine(line), line).toBeUndefined();
     }
   });
@@ -66,11 +93,23 @@ describe('parseMetricLine', () => {
 
   it('bounds the size of a sample, and says so', () => {
     const many = Object.fromEntries(Array.from({ length: METRIC_LIMITS.keys + 1 }, (_, i) => [`k${i}`, i]));
-    expect(readMetricLine(JSON.stringify(many))).toMatchObject({ kind: 'rejected', reason: expect.stringMatching(/more than 256 keys/) });
-    expect(readMetricLine(JSON.stringify({ s: 'x'.repeat(METRIC_LIMITS.stringChars + 1) }))).toMatchObject({ kind: 'rejected' });
-    expect(parseMetricLine(JSON.stringify({ s: 'x'.repeat(METRIC_LIMITS.stringChars) }))).toEqual({ s: 'x'.repeat(METRIC_LIMITS.stringChars) });
-    expect(readMetricLine(JSON.stringify({ ['k'.repeat(METRIC_LIMITS.keyChars + 1)]: 1 }))).toMatchObject({ kind: 'rejected' });
-    expect(readMetricLine(`{"a": "${'x'.repeat(METRIC_LIMITS.lineChars)}"}`)).toMatchObject({ kind: 'rejected', reason: expect.stringMatching(/longer than 16384/) });
+    expect(readMetricLine(JSON.stringify(many))).toMatchObject({
+      kind: 'rejected',
+      reason: expect.stringMatching(/more than 256 keys/),
+    });
+    expect(readMetricLine(JSON.stringify({ s: 'x'.repeat(METRIC_LIMITS.stringChars + 1) }))).toMatchObject({
+      kind: 'rejected',
+    });
+    expect(parseMetricLine(JSON.stringify({ s: 'x'.repeat(METRIC_LIMITS.stringChars) }))).toEqual({
+      s: 'x'.repeat(METRIC_LIMITS.stringChars),
+    });
+    expect(readMetricLine(JSON.stringify({ ['k'.repeat(METRIC_LIMITS.keyChars + 1)]: 1 }))).toMatchObject({
+      kind: 'rejected',
+    });
+    expect(readMetricLine(`{"a": "${'x'.repeat(METRIC_LIMITS.lineChars)}"}`)).toMatchObject({
+      kind: 'rejected',
+      reason: expect.stringMatching(/longer than 16384/),
+    });
     // 100 keys of ordinary numbers is well within bounds.
     const hundred = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`metric_${i}`, i / 7]));
     expect(parseMetricLine(JSON.stringify(hundred))).toEqual(hundred);
@@ -90,7 +129,15 @@ describe('the metrics summary', () => {
     const n = 200_000;
     for (let i = 0; i < n; i += 1) s.add({ t: i, values: { loss: 1 / (1 + i / 1000), step: i } });
     const loss = s.summary().metrics.find((m) => m.name === 'loss')!;
-    expect(loss).toMatchObject({ count: n, finite: n, min: 1 / (1 + (n - 1) / 1000), max: 1, last: 1 / (1 + (n - 1) / 1000), downsampled: true, counter: false });
+    expect(loss).toMatchObject({
+      count: n,
+      finite: n,
+      min: 1 / (1 + (n - 1) / 1000),
+      max: 1,
+      last: 1 / (1 + (n - 1) / 1000),
+      downsampled: true,
+      counter: false,
+    });
     expect(loss.points.length).toBeGreaterThan(SUMMARY_POINTS / 2);
     expect(loss.points.length).toBeLessThanOrEqual(SUMMARY_POINTS);
     // Monotone decreasing input stays monotone decreasing; the means lie within the range.
@@ -103,7 +150,14 @@ describe('the metrics summary', () => {
 
   it('does not downsample a short series', () => {
     const sum = summariseSamples([1, 2, 3].map((k) => ({ t: k, values: { loss: 1 / k } })));
-    expect(sum.metrics[0]).toMatchObject({ points: [[1, 1], [2, 0.5], [3, 1 / 3]], downsampled: false });
+    expect(sum.metrics[0]).toMatchObject({
+      points: [
+        [1, 1],
+        [2, 0.5],
+        [3, 1 / 3],
+      ],
+      downsampled: false,
+    });
   });
 
   it('counts non-finite values by kind, with the time of the first, and never charts them', () => {
@@ -116,7 +170,10 @@ describe('the metrics summary', () => {
       { t: 60, values: { loss: { number: '12345678901234567890' } } },
     ]);
     expect(sum.metrics[0]).toMatchObject({
-      count: 6, finite: 2, exactText: 1, last: { number: '12345678901234567890' },
+      count: 6,
+      finite: 2,
+      exactText: 1,
+      last: { number: '12345678901234567890' },
       nonFinite: [
         { kind: 'NaN', count: 2, firstT: 20, example: 'NaN' },
         { kind: 'Infinity', count: 1, firstT: 30, example: 'Infinity' },

@@ -20,10 +20,26 @@ afterAll(async () => {
 });
 
 function startContainer(name: string, host: string, pid: number): void {
-  execFileSync(cli.command, [
-    'run', ...cli.runFlags, '-d', '--name', name, '--label', `trainyard.queue=${queue}`,
-    '--label', `${AGENT_HOST_LABEL}=${host}`, '--label', `${AGENT_LABEL}=${host}:${pid}`, BUSYBOX_IMAGE, 'sleep', '600',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    cli.command,
+    [
+      'run',
+      ...cli.runFlags,
+      '-d',
+      '--name',
+      name,
+      '--label',
+      `trainyard.queue=${queue}`,
+      '--label',
+      `${AGENT_HOST_LABEL}=${host}`,
+      '--label',
+      `${AGENT_LABEL}=${host}:${pid}`,
+      BUSYBOX_IMAGE,
+      'sleep',
+      '600',
+    ],
+    { stdio: 'ignore' },
+  );
 }
 
 it('removes the containers of runner processes of this host that no longer exist, and no other', async () => {

@@ -40,7 +40,10 @@ interface Captured {
   stderr: string[];
 }
 
-function request(overrides: Partial<ContainerRunRequest>, captured: Captured = { stdout: [], stderr: [] }): ContainerRunRequest {
+function request(
+  overrides: Partial<ContainerRunRequest>,
+  captured: Captured = { stdout: [], stderr: [] },
+): ContainerRunRequest {
   const name = `ty-test-${randomBytes(5).toString('hex')}`;
   return {
     name,
@@ -60,7 +63,14 @@ function request(overrides: Partial<ContainerRunRequest>, captured: Captured = {
 
 /** Names of containers with this exec label, asked of the CLI directly (not through our code). */
 async function containersLabelled(name: string): Promise<string[]> {
-  const { stdout } = await exec(cli.command, ['ps', '-a', '--filter', `label=trainyard.exec=${name}`, '--format', '{{.Names}}']);
+  const { stdout } = await exec(cli.command, [
+    'ps',
+    '-a',
+    '--filter',
+    `label=trainyard.exec=${name}`,
+    '--format',
+    '{{.Names}}',
+  ]);
   return stdout.split('\n').filter((l) => l.trim());
 }
 
@@ -94,7 +104,12 @@ describe('runContainer', () => {
       {
         image: PYTHON_IMAGE,
         env,
-        command: ['python3', '-c', `import json, os, sys; print(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))`, ...Object.keys(env)],
+        command: [
+          'python3',
+          '-c',
+          `import json, os, sys; print(json.dumps({k: os.environ.get(k) for k in sys.argv[1:]}))`,
+          ...Object.keys(env),
+        ],
       },
       captured,
     );
@@ -198,7 +213,10 @@ describe('runContainer', () => {
   it('kills the container on abort, resolves, and leaves no container behind', async () => {
     const controller = new AbortController();
     const captured: Captured = { stdout: [], stderr: [] };
-    const req = request({ command: ['sh', '-c', 'echo started; sleep 30; echo finished'], signal: controller.signal }, captured);
+    const req = request(
+      { command: ['sh', '-c', 'echo started; sleep 30; echo finished'], signal: controller.signal },
+      captured,
+    );
     req.onLine = (stream, line) => {
       captured[stream].push(line);
       if (line === 'started') controller.abort();
@@ -235,7 +253,9 @@ describe('runContainer', () => {
       await exec(cli.command, ['rmi', image]);
     }
     const again = request({ image });
-    await expect(runContainer(cli, again)).rejects.toThrow(new RegExp(`${image.replace(/[.:/-]/g, '\\$&')} is not present locally`));
+    await expect(runContainer(cli, again)).rejects.toThrow(
+      new RegExp(`${image.replace(/[.:/-]/g, '\\$&')} is not present locally`),
+    );
     expect(await containersLabelled(again.name)).toEqual([]);
   });
 
@@ -254,11 +274,27 @@ describe('removeContainers', () => {
     const name = `ty-orphan-${randomBytes(5).toString('hex')}`;
     const worker = spawn(
       cli.command,
-      ['run', ...cli.runFlags, '--name', name, '--label', `trainyard.test=${runLabel}`, '--label', 'trainyard.worker=w1', BUSYBOX_IMAGE, 'sleep', '300'],
+      [
+        'run',
+        ...cli.runFlags,
+        '--name',
+        name,
+        '--label',
+        `trainyard.test=${runLabel}`,
+        '--label',
+        'trainyard.worker=w1',
+        BUSYBOX_IMAGE,
+        'sleep',
+        '300',
+      ],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 30_000;
-    while (!(await listContainers(cli, { 'trainyard.test': runLabel, 'trainyard.worker': 'w1' })).some((c) => c.name === name && c.state === 'running')) {
+    while (
+      !(await listContainers(cli, { 'trainyard.test': runLabel, 'trainyard.worker': 'w1' })).some(
+        (c) => c.name === name && c.state === 'running',
+      )
+    ) {
       if (Date.now() > deadline) throw new Error('orphan container never started');
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -294,7 +330,9 @@ describe('images', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(ContainerImageError);
-    expect(String(err)).toMatch(/image localhost\/trainyard-no-such-image:2 is not present locally and could not be pulled/);
+    expect(String(err)).toMatch(
+      /image localhost\/trainyard-no-such-image:2 is not present locally and could not be pulled/,
+    );
     expect(String(err)).toMatch(/no registry could be reached/);
     expect(String(err)).toMatch(/examples\/image\/build\.sh/);
   });

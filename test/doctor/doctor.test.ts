@@ -14,7 +14,12 @@ import { FakeGitLab } from '../githost/fake-gitlab.js';
 import { s3ClientConfig, s3Endpoint, temporalAddress } from '../setup/services.js';
 import { createTestBucket, deleteTestBucket } from '../store/backends.js';
 
-const pair = () => generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const pair = () =>
+  generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
 const app = pair();
 const gh = new FakeGitHub(77, app.publicKey, { id: 1001, owner: 'octo-org', name: 'models' }, 42);
 const gl = new FakeGitLab('gl-token', 15);
@@ -26,15 +31,28 @@ let env: Record<string, string> = {};
 // Asynchronous: the fake git hosts answer from this process while the command runs.
 async function doctor(over: Record<string, string | undefined>, flags: string[] = []) {
   const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'doctor', ...flags], {
-      encoding: 'utf8', timeout: 120_000, cwd: scratch,
-      env: { PATH: process.env.PATH, HOME: scratch, ...env, ...over },
-    }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }));
+    execFile(
+      process.execPath,
+      [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'doctor', ...flags],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+        cwd: scratch,
+        env: { PATH: process.env.PATH, HOME: scratch, ...env, ...over },
+      },
+      (err, stdout, stderr) =>
+        resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr }),
+    );
   });
-  const lines = Object.fromEntries(r.stdout.trim().split('\n').map((l) => {
-    const m = /^(ok|FAIL|skip)\s+([^:]+): (.*)$/.exec(l);
-    return m ? [m[2]!, `${m[1]} ${m[3]}`] : [l, l];
-  }));
+  const lines = Object.fromEntries(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const m = /^(ok|FAIL|skip)\s+([^:]+): (.*)$/.exec(l);
+        return m ? [m[2]!, `${m[1]} ${m[3]}`] : [l, l];
+      }),
+  );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, lines };
 }
 
@@ -49,9 +67,16 @@ beforeAll(async () => {
     TEMPORAL_ADDRESS: temporalAddress(),
     TRAINYARD_STORE: `s3://${bucket}/store`,
     AWS_ENDPOINT_URL_S3: s3Endpoint(),
-    AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1',
-    GITHUB_APP_ID: '77', GITHUB_PRIVATE_KEY: app.privateKey, GITHUB_WEBHOOK_SECRET: 'hook', GITHUB_API_URL: gh.url,
-    GITLAB_TOKEN: 'gl-token', GITLAB_WEBHOOK_SECRET: 'gl-hook', GITLAB_URL: gl.url,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    GITHUB_APP_ID: '77',
+    GITHUB_PRIVATE_KEY: app.privateKey,
+    GITHUB_WEBHOOK_SECRET: 'hook',
+    GITHUB_API_URL: gh.url,
+    GITLAB_TOKEN: 'gl-token',
+    GITLAB_WEBHOOK_SECRET: 'gl-hook',
+    GITLAB_URL: gl.url,
     ...motoEnv(subnets, deploymentName()),
   };
 });
@@ -88,7 +113,9 @@ describe('trainyard doctor', () => {
     });
     expect(r.lines.Temporal).toMatch(/^FAIL cannot reach 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\): /);
     expect(r.lines.store).toMatch(new RegExp(`^FAIL s3://${bucket}-missing/store \\(TRAINYARD_STORE\\): `));
-    expect(r.lines['GitHub App']).toBe(`FAIL ${gh.url} refused the App's token (401): GITHUB_APP_ID 77 and the private key do not belong together, or the machine clock is off`);
+    expect(r.lines['GitHub App']).toBe(
+      `FAIL ${gh.url} refused the App's token (401): GITHUB_APP_ID 77 and the private key do not belong together, or the machine clock is off`,
+    );
     expect(r.lines.GitLab).toBe(`FAIL ${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked`);
     expect(r.lines['AWS EC2']).toMatch(/^ok /);
     expect(r.code).toBe(1);
@@ -104,18 +131,52 @@ describe('trainyard doctor', () => {
 
   it('--json prints every check with name, status, ok and message, and exits as the text does', async () => {
     const r = await doctor({ GITLAB_TOKEN: 'revoked' }, ['--json']);
-    const parsed = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string; ok: boolean; message: string }[] };
+    const parsed = JSON.parse(r.stdout) as {
+      ok: boolean;
+      checks: { name: string; status: string; ok: boolean; message: string }[];
+    };
     expect(parsed.ok).toBe(false);
-    expect(parsed.checks.map((c) => c.name)).toEqual(['configuration', 'Temporal', 'store', 'GitHub App', 'GitLab', 'AWS EC2', 'Kubernetes']);
+    expect(parsed.checks.map((c) => c.name)).toEqual([
+      'configuration',
+      'Temporal',
+      'store',
+      'GitHub App',
+      'GitLab',
+      'AWS EC2',
+      'Kubernetes',
+    ]);
     const by = Object.fromEntries(parsed.checks.map((c) => [c.name, c]));
-    expect(by.GitLab).toEqual({ name: 'GitLab', status: 'FAIL', ok: false, message: `${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked` });
-    expect(by.Temporal).toEqual({ name: 'Temporal', status: 'ok', ok: true, message: `${temporalAddress()}, namespace default` });
-    expect(by.Kubernetes).toEqual({ name: 'Kubernetes', status: 'skip', ok: true, message: 'TRAINYARD_K8S_CONFIG is not set' });
+    expect(by.GitLab).toEqual({
+      name: 'GitLab',
+      status: 'FAIL',
+      ok: false,
+      message: `${gl.url} refused GITLAB_TOKEN (401): the token is wrong, expired or revoked`,
+    });
+    expect(by.Temporal).toEqual({
+      name: 'Temporal',
+      status: 'ok',
+      ok: true,
+      message: `${temporalAddress()}, namespace default`,
+    });
+    expect(by.Kubernetes).toEqual({
+      name: 'Kubernetes',
+      status: 'skip',
+      ok: true,
+      message: 'TRAINYARD_K8S_CONFIG is not set',
+    });
     expect(r.code).toBe(1);
   });
 
   it('checks a local store too', async () => {
-    const r = await doctor({ TRAINYARD_STORE: join(scratch, 'local-store'), GITHUB_APP_ID: '', GITHUB_PRIVATE_KEY: '', GITHUB_WEBHOOK_SECRET: '', GITLAB_TOKEN: '', GITLAB_WEBHOOK_SECRET: '', TRAINYARD_EC2_SUBNETS: '' });
+    const r = await doctor({
+      TRAINYARD_STORE: join(scratch, 'local-store'),
+      GITHUB_APP_ID: '',
+      GITHUB_PRIVATE_KEY: '',
+      GITHUB_WEBHOOK_SECRET: '',
+      GITLAB_TOKEN: '',
+      GITLAB_WEBHOOK_SECRET: '',
+      TRAINYARD_EC2_SUBNETS: '',
+    });
     expect(r.lines.store).toBe(`ok file://${join(scratch, 'local-store')}: wrote and read back a record`);
     expect(r.lines['GitHub App']).toBe('skip not configured (GITHUB_APP_ID unset)');
     expect(r.lines['AWS EC2']).toBe('skip EC2 is not configured (TRAINYARD_EC2_SUBNETS unset)');

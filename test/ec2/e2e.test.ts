@@ -21,7 +21,11 @@ import { CREDENTIALS, REGION } from './moto.js';
 const SECRETS_PREFIX = `/trainyard-test-${randomUUID().slice(0, 8)}/`;
 const ssm = new SSMClient({ region: REGION, endpoint: s3Endpoint(), credentials: CREDENTIALS });
 let ec2: Ec2Engine;
-beforeAll(async () => { ec2 = await startEc2Engine({ env: { TRAINYARD_SECRETS_SSM_PREFIX: SECRETS_PREFIX, TRAINYARD_SECRETS_SSM_ENDPOINT: s3Endpoint() } }); });
+beforeAll(async () => {
+  ec2 = await startEc2Engine({
+    env: { TRAINYARD_SECRETS_SSM_PREFIX: SECRETS_PREFIX, TRAINYARD_SECRETS_SSM_ENDPOINT: s3Endpoint() },
+  });
+});
 afterAll(async () => {
   await ec2?.stop();
   await ssm.send(new DeleteParameterCommand({ Name: `${SECRETS_PREFIX}HF_TOKEN` })).catch(() => undefined);
@@ -65,7 +69,12 @@ describe('a pipeline with machine steps on EC2 (moto) and real agents', () => {
       if (reclaimed) return;
       reclaimed = b.instanceId;
       void (async () => {
-        await waitUntil(async () => (await ec2.containersOn(b.queue)).length > 0, `a step container on ${b.queue}`, 90_000, ec2.logs);
+        await waitUntil(
+          async () => (await ec2.containersOn(b.queue)).length > 0,
+          `a step container on ${b.queue}`,
+          90_000,
+          ec2.logs,
+        );
         await setTags(ec2.ec2, b.instanceId, { [TAG.interruption]: notice });
         await ec2.sim.kill(b.instanceId);
       })();
@@ -115,27 +124,40 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: echo rows > /outputs/data
     outputs: [data]
-${[1, 2, 3].map((i) => `  train${i}:
+${[1, 2, 3]
+  .map(
+    (i) => `  train${i}:
     image: ${BUSYBOX_IMAGE}
     machine: box
     run: sleep 2 && echo ${i} > /outputs/model
     inputs: { data: steps.prepare.outputs.data }
     outputs: [model]
-`).join('')}`;
+`,
+  )
+  .join('')}`;
     const workflowId = await ec2.start(fanout);
     const final = await ec2.result(workflowId, 180_000);
     expect(final.state).toBe('succeeded');
     const instances = await ec2.instancesOf(workflowId);
     expect(instances).toHaveLength(2);
-    expect(new Set(final.steps.filter((s) => s.host?.kind === 'ec2').map((s) => s.host!.instanceId))).toEqual(new Set(instances.map((i) => i.InstanceId)));
+    expect(new Set(final.steps.filter((s) => s.host?.kind === 'ec2').map((s) => s.host!.instanceId))).toEqual(
+      new Set(instances.map((i) => i.InstanceId)),
+    );
     expect(liveIds(instances)).toEqual([]);
   }, 240_000);
 });
 
 describe('step secrets on EC2 hosts', () => {
-  it('a machine step receives its secret from SSM Parameter Store, read by the agent its host\'s user data set up; the value is masked in the log', async () => {
+  it("a machine step receives its secret from SSM Parameter Store, read by the agent its host's user data set up; the value is masked in the log", async () => {
     const value = `hf_${randomUUID().replace(/-/g, '')}`;
-    await ssm.send(new PutParameterCommand({ Name: `${SECRETS_PREFIX}HF_TOKEN`, Value: value, Type: 'SecureString', Overwrite: true }));
+    await ssm.send(
+      new PutParameterCommand({
+        Name: `${SECRETS_PREFIX}HF_TOKEN`,
+        Value: value,
+        Type: 'SecureString',
+        Overwrite: true,
+      }),
+    );
     const workflowId = await ec2.start(`name: secretive
 machines:
   box: { instance: [m5.large], gpus: 0, spot: false, disk_gb: 20 }
@@ -212,10 +234,15 @@ steps:
 `;
     const booted = ec2.sim.booted.length;
     const workflowId = await ec2.start(long);
-    await waitUntil(async () => {
-      const host = ec2.sim.booted[booted];
-      return host !== undefined && (await ec2.containersOn(host.queue)).length > 0;
-    }, 'the step container running on its host', 180_000, ec2.logs);
+    await waitUntil(
+      async () => {
+        const host = ec2.sim.booted[booted];
+        return host !== undefined && (await ec2.containersOn(host.queue)).length > 0;
+      },
+      'the step container running on its host',
+      180_000,
+      ec2.logs,
+    );
     const host = ec2.sim.booted[booted]!;
     expect(liveIds(await ec2.instancesOf(workflowId))).toEqual([host.instanceId]);
     await ec2.client.workflow.getHandle(workflowId).signal('cancel');

@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstanceAttributeCommand,
+  DescribeInstancesCommand,
+  type EC2Client,
+  type Instance,
+} from '@aws-sdk/client-ec2';
 import { parse as parseYaml } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -79,7 +84,9 @@ export class HostSimulator {
     const cli = this.containerCli;
     if (!cli) return;
     const ids = await new Promise<string[]>((resolve) =>
-      execFile(cli, ['ps', '-aq', '--filter', `label=trainyard.queue=${queue}`], (err, out) => resolve(err ? [] : out.split('\n').filter(Boolean))),
+      execFile(cli, ['ps', '-aq', '--filter', `label=trainyard.queue=${queue}`], (err, out) =>
+        resolve(err ? [] : out.split('\n').filter(Boolean)),
+      ),
     );
     if (ids.length > 0) await new Promise((resolve) => execFile(cli, ['rm', '-f', ...ids], () => resolve(null)));
   }
@@ -91,16 +98,24 @@ export class HostSimulator {
    * the test's agent command sets for this machine.
    */
   private async secretSettingsOf(instanceId: string): Promise<Record<string, string>> {
-    const ud = await this.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }));
+    const ud = await this.ec2.send(
+      new DescribeInstanceAttributeCommand({ InstanceId: instanceId, Attribute: 'userData' }),
+    );
     const text = Buffer.from(ud.UserData?.Value ?? '', 'base64').toString('utf8');
-    const doc = parseYaml(text.replace(/^#cloud-config\n/, '')) as { write_files?: { path: string; content: string }[] } | null;
+    const doc = parseYaml(text.replace(/^#cloud-config\n/, '')) as {
+      write_files?: { path: string; content: string }[];
+    } | null;
     const envFile = doc?.write_files?.find((f) => f.path === '/etc/trainyard/agent.env')?.content ?? '';
     const out: Record<string, string> = {};
     for (const line of envFile.split('\n')) {
       const m = /^(TRAINYARD_SECRETS_SSM_[A-Z]+)=(.*)$/.exec(line);
       if (m) out[m[1]!] = m[2]!;
     }
-    if (Object.keys(out).length > 0) Object.assign(out, { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey });
+    if (Object.keys(out).length > 0)
+      Object.assign(out, {
+        AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      });
     return out;
   }
 
@@ -114,13 +129,21 @@ export class HostSimulator {
         if (!known && i.state === 'running' && i.queue) {
           const { command, args, env } = this.agent(i.queue);
           const fromUserData = await this.secretSettingsOf(i.instanceId);
-          const child = spawn(command, args, { env: { ...process.env, ...fromUserData, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+          const child = spawn(command, args, {
+            env: { ...process.env, ...fromUserData, ...env },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
           child.stdout?.on('data', (d: Buffer) => this.log(`[${i.instanceId}] ${d.toString().trimEnd()}`));
           child.stderr?.on('data', (d: Buffer) => this.log(`[${i.instanceId}] ${d.toString().trimEnd()}`));
           const h = { instanceId: i.instanceId, queue: i.queue, agent: child, bootedAt: Date.now() };
           this.booted.push(h);
           this.onBoot?.(h);
-        } else if (known && (i.state === 'terminated' || i.state === 'shutting-down') && known.agent.exitCode === null && known.agent.signalCode === null) {
+        } else if (
+          known &&
+          (i.state === 'terminated' || i.state === 'shutting-down') &&
+          known.agent.exitCode === null &&
+          known.agent.signalCode === null
+        ) {
           void this.kill(known.instanceId);
         }
       }
@@ -173,7 +196,9 @@ export interface Ec2Engine {
 export const liveIds = (instances: Instance[]): string[] =>
   instances.filter((i) => i.State?.Name === 'pending' || i.State?.Name === 'running').map((i) => i.InstanceId!);
 
-export async function startEc2Engine(opts: { env?: Record<string, string>; faults?: Ec2FaultInjector } = {}): Promise<Ec2Engine> {
+export async function startEc2Engine(
+  opts: { env?: Record<string, string>; faults?: Ec2FaultInjector } = {},
+): Promise<Ec2Engine> {
   quietTemporalRuntime();
   await ensureTestImages();
   const cliCommand = (await resolveContainerCli()).command;
@@ -186,14 +211,21 @@ export async function startEc2Engine(opts: { env?: Record<string, string>; fault
   const storeDir = join(scratch, 'store');
   const repo = join(scratch, 'repo');
   mkdirSync(join(repo, '.trainyard'), { recursive: true });
-  const git = (...args: string[]) => exec('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
+  const git = (...args: string[]) =>
+    exec('git', ['-C', repo, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args]);
   await git('init', '-q');
 
   const subnets = await motoSubnets(clients.ec2);
   const connection = await Connection.connect({ address: temporalAddress() });
   const client = new Client({ connection, dataConverter });
   const native = await NativeConnection.connect({ address: temporalAddress() });
-  const cfg = loadComputeConfig(motoEnv(subnets, deployment, { TRAINYARD_EC2_READY_TIMEOUT_SECONDS: '120', TRAINYARD_EC2_MAX_PER_CLASS: '2', ...opts.env }));
+  const cfg = loadComputeConfig(
+    motoEnv(subnets, deployment, {
+      TRAINYARD_EC2_READY_TIMEOUT_SECONDS: '120',
+      TRAINYARD_EC2_MAX_PER_CLASS: '2',
+      ...opts.env,
+    }),
+  );
   const workers = await startWorkers({
     connection: native,
     address: temporalAddress(),
@@ -201,19 +233,40 @@ export async function startEc2Engine(opts: { env?: Record<string, string>; fault
     workRoot: join(scratch, 'control'),
     hostQueue: localQueue,
     controlQueue,
-    extraActivities: computeActivitiesFor(cfg, { client, credentials: CREDENTIALS, pollMs: 500, ...(opts.faults ? { faults: opts.faults } : {}) }),
+    extraActivities: computeActivitiesFor(cfg, {
+      client,
+      credentials: CREDENTIALS,
+      pollMs: 500,
+      ...(opts.faults ? { faults: opts.faults } : {}),
+    }),
   });
   let hosts = 0;
-  const sim = new HostSimulator(clients.ec2, deployment, (queue) => ({
-    command: process.execPath,
-    args: ['--import', 'tsx', REPO_CLI, 'agent', '--queue', queue],
-    env: { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: storeDir, TRAINYARD_WORK_DIR: join(scratch, `host-${++hosts}`), TRAINYARD_LOG_LEVEL: 'warn' },
-  }), (l) => logs.push(l), cliCommand);
+  const sim = new HostSimulator(
+    clients.ec2,
+    deployment,
+    (queue) => ({
+      command: process.execPath,
+      args: ['--import', 'tsx', REPO_CLI, 'agent', '--queue', queue],
+      env: {
+        TEMPORAL_ADDRESS: temporalAddress(),
+        TRAINYARD_STORE: storeDir,
+        TRAINYARD_WORK_DIR: join(scratch, `host-${++hosts}`),
+        TRAINYARD_LOG_LEVEL: 'warn',
+      },
+    }),
+    (l) => logs.push(l),
+    cliCommand,
+  );
   sim.start();
 
   let runs = 0;
   const engine: Ec2Engine = {
-    client, ec2: clients.ec2, deployment, sim, storeDir, logs,
+    client,
+    ec2: clients.ec2,
+    deployment,
+    sim,
+    storeDir,
+    logs,
     async start(yaml) {
       const name = /^name: (\S+)$/m.exec(yaml)?.[1] ?? 'unnamed';
       const file = `.trainyard/${name}.yaml`;
@@ -226,10 +279,18 @@ export async function startEc2Engine(opts: { env?: Record<string, string>; fault
       const runId = `${name}-${deployment}-${++runs}`;
       const workflowId = `ec2-test:${runId}`;
       const input: RunInput = {
-        runId, pipeline: parsed.pipeline, params: {},
+        runId,
+        pipeline: parsed.pipeline,
+        params: {},
         source: { kind: 'git', repoPath: repo, commit, subdir: '' },
-        trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' },
-        options: defaultRunOptions({ controlQueue, localHostQueue: localQueue, heartbeatTimeoutMs: 5000, noCache: true }),
+        trigger: { kind: 'cli', user: 'test' },
+        status: { kind: 'none' },
+        options: defaultRunOptions({
+          controlQueue,
+          localHostQueue: localQueue,
+          heartbeatTimeoutMs: 5000,
+          noCache: true,
+        }),
       };
       await startPipelineRun(client, input, { workflowId, reuse: 'allow-duplicate' });
       return workflowId;
@@ -239,7 +300,12 @@ export async function startEc2Engine(opts: { env?: Record<string, string>; fault
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           void getRunStatus(client, workflowId).then(
-            (st) => reject(new Error(`run not finished after ${ms / 1000}s: ${JSON.stringify(st.steps.map((x) => [x.name, x.state, x.message, x.host?.instanceId]))}\nhosts: ${sim.booted.map((b) => b.instanceId).join(', ')}\n${logs.slice(-30).join('\n')}`)),
+            (st) =>
+              reject(
+                new Error(
+                  `run not finished after ${ms / 1000}s: ${JSON.stringify(st.steps.map((x) => [x.name, x.state, x.message, x.host?.instanceId]))}\nhosts: ${sim.booted.map((b) => b.instanceId).join(', ')}\n${logs.slice(-30).join('\n')}`,
+                ),
+              ),
             (e: unknown) => reject(e as Error),
           );
         }, ms);
@@ -253,7 +319,9 @@ export async function startEc2Engine(opts: { env?: Record<string, string>; fault
     instancesOf: (workflowId) => instancesTagged(clients.ec2, TAG.workflowId, workflowId),
     async containersOn(queue) {
       return new Promise((resolve) =>
-        execFile(cliCommand, ['ps', '-q', '--filter', `label=trainyard.queue=${queue}`], (err, out) => resolve(err ? [] : out.split('\n').filter(Boolean))),
+        execFile(cliCommand, ['ps', '-q', '--filter', `label=trainyard.queue=${queue}`], (err, out) =>
+          resolve(err ? [] : out.split('\n').filter(Boolean)),
+        ),
       );
     },
     async stop() {
@@ -272,7 +340,9 @@ export async function instancesTagged(ec2: EC2Client, key: string, value: string
   const out: Instance[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${key}`, Values: [value] }], NextToken }));
+    const page = await ec2.send(
+      new DescribeInstancesCommand({ Filters: [{ Name: `tag:${key}`, Values: [value] }], NextToken }),
+    );
     out.push(...(page.Reservations ?? []).flatMap((r) => r.Instances ?? []));
     NextToken = page.NextToken;
   } while (NextToken);
@@ -280,7 +350,12 @@ export async function instancesTagged(ec2: EC2Client, key: string, value: string
 }
 
 /** Polls `check` until it holds; fails after `ms` with what the agents said last. */
-export async function waitUntil(check: () => Promise<boolean>, what: string, ms: number, logs: string[] = []): Promise<void> {
+export async function waitUntil(
+  check: () => Promise<boolean>,
+  what: string,
+  ms: number,
+  logs: string[] = [],
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;

@@ -1,7 +1,13 @@
 // moto-backed EC2 fixtures for the compute tests: a VPC with subnets in two AZs, settings
 // scoped to a deployment name of their own (test files share one moto server).
 import { randomUUID } from 'node:crypto';
-import { CreateSubnetCommand, CreateVpcCommand, DescribeInstancesCommand, type EC2Client, type Instance } from '@aws-sdk/client-ec2';
+import {
+  CreateSubnetCommand,
+  CreateVpcCommand,
+  DescribeInstancesCommand,
+  type EC2Client,
+  type Instance,
+} from '@aws-sdk/client-ec2';
 import { createAwsClients, type AwsClients } from '../../activities/ec2/client.js';
 import type { Ec2FaultInjector } from '../../activities/ec2/faults.js';
 import { EMBEDDED_PRICES } from '../../activities/ec2/pricing.js';
@@ -23,7 +29,9 @@ export async function motoSubnets(ec2: EC2Client): Promise<string[]> {
   const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: `10.${octet}.0.0/16` }));
   const ids: string[] = [];
   for (const [i, az] of ['us-east-1a', 'us-east-1b'].entries()) {
-    const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: `10.${octet}.${i + 1}.0/24`, AvailabilityZone: az }));
+    const s = await ec2.send(
+      new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: `10.${octet}.${i + 1}.0/24`, AvailabilityZone: az }),
+    );
     ids.push(s.Subnet!.SubnetId!);
   }
   return ids;
@@ -34,7 +42,11 @@ export function deploymentName(): string {
 }
 
 /** Environment for loadComputeConfig pointing at moto. */
-export function motoEnv(subnets: string[], deployment: string, extra: Record<string, string> = {}): Record<string, string> {
+export function motoEnv(
+  subnets: string[],
+  deployment: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return {
     TRAINYARD_EC2_REGION: REGION,
     TRAINYARD_EC2_ENDPOINT: s3Endpoint(),
@@ -81,7 +93,9 @@ export function settings(subnets: string[], deployment: string, over: Partial<Ec
 }
 
 export async function deploymentInstances(ec2: EC2Client, deployment: string): Promise<Instance[]> {
-  const out = await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.deployment}`, Values: [deployment] }] }));
+  const out = await ec2.send(
+    new DescribeInstancesCommand({ Filters: [{ Name: `tag:${TAG.deployment}`, Values: [deployment] }] }),
+  );
   return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
 

@@ -22,14 +22,22 @@ import { temporalAddress } from '../setup/services.js';
 import { instancesTagged, liveIds, startEc2Engine, waitUntil, type Ec2Engine } from './harness.js';
 import { CREDENTIALS, deploymentName, motoClients, motoEnv, motoSubnets, settings } from './moto.js';
 
-const gpu: MachineSpec = { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 100 };
+const gpu: MachineSpec = {
+  instance: ['g5.xlarge', 'g6.xlarge'],
+  gpus: 1,
+  spot: true,
+  on_demand_fallback: true,
+  disk_gb: 100,
+};
 const faults = new Ec2FaultInjector();
 let ec2: Ec2Engine;
 
 beforeAll(async () => {
   ec2 = await startEc2Engine({ env: { TRAINYARD_EC2_IDLE_SECONDS: '4' }, faults });
 });
-afterAll(async () => { await ec2?.stop(); });
+afterAll(async () => {
+  await ec2?.stop();
+});
 
 describe('host pool, in the pipeline workflow', () => {
   it('terminates a warm host after the idle timeout instead of keeping it for a step far away', async () => {
@@ -127,9 +135,25 @@ describe('reaper', () => {
   it('terminates orphans (run unknown or closed, lease expired) and leaves a live run’s host alone', async () => {
     const s = settings(subnets, deployment);
     const launch = (workflowId: string, step: string, leaseUntil = new Date(Date.now() + 3_600_000).toISOString()) =>
-      provisionHost({ clients, settings: s }, { runId: `r-${step}`, workflowId, step, attempt: 1, boot: 0, machineClass: 'gpu', spec: gpu, queue: `q-${step}`, leaseUntil });
+      provisionHost(
+        { clients, settings: s },
+        {
+          runId: `r-${step}`,
+          workflowId,
+          step,
+          attempt: 1,
+          boot: 0,
+          machineClass: 'gpu',
+          spec: gpu,
+          queue: `q-${step}`,
+          leaseUntil,
+        },
+      );
     const open = await client.workflow.start('stayOpen', { taskQueue, workflowId: `open-${randomUUID().slice(0, 8)}` });
-    const closed = await client.workflow.start('stayOpen', { taskQueue, workflowId: `closed-${randomUUID().slice(0, 8)}` });
+    const closed = await client.workflow.start('stayOpen', {
+      taskQueue,
+      workflowId: `closed-${randomUUID().slice(0, 8)}`,
+    });
     await closed.terminate('test: run is over');
     const orphan = await launch(`gone-${randomUUID().slice(0, 8)}`, 'orphan');
     const ofClosed = await launch(closed.workflowId, 'closed');
@@ -137,28 +161,52 @@ describe('reaper', () => {
     const expired = await launch(open.workflowId, 'expired');
     await setTags(clients.ec2, expired.instanceId, { [TAG.leaseUntil]: new Date(Date.now() - 1000).toISOString() });
 
-    const schedule = await ensureReaperSchedule(client, { scheduleId: `reaper-${deployment}`, taskQueue, intervalSeconds: 3600, input: { graceSeconds: 0 } });
+    const schedule = await ensureReaperSchedule(client, {
+      scheduleId: `reaper-${deployment}`,
+      taskQueue,
+      intervalSeconds: 3600,
+      input: { graceSeconds: 0 },
+    });
     expect(schedule.created).toBe(true);
-    expect((await ensureReaperSchedule(client, { scheduleId: schedule.scheduleId, taskQueue, intervalSeconds: 1800, input: { graceSeconds: 0 } })).created).toBe(false);
+    expect(
+      (
+        await ensureReaperSchedule(client, {
+          scheduleId: schedule.scheduleId,
+          taskQueue,
+          intervalSeconds: 1800,
+          input: { graceSeconds: 0 },
+        })
+      ).created,
+    ).toBe(false);
     const handle = client.schedule.getHandle(schedule.scheduleId);
     try {
       const desc = await handle.describe();
       expect(desc.spec.intervals?.[0]?.every).toBe(1_800_000);
       await handle.trigger();
       let runId: string | undefined;
-      await waitUntil(async () => {
-        runId = (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId;
-        return runId !== undefined;
-      }, 'the schedule to start the reaper', 60_000);
+      await waitUntil(
+        async () => {
+          runId = (await handle.describe()).info.recentActions[0]?.action.workflow.workflowId;
+          return runId !== undefined;
+        },
+        'the schedule to start the reaper',
+        60_000,
+      );
       const report = (await client.workflow.getHandle(runId!).result()) as ReaperReport;
       const byId = Object.fromEntries(report.terminated.map((t) => [t.instanceId, t.reason]));
-      expect(byId).toEqual({ [orphan.instanceId]: 'run-unknown', [ofClosed.instanceId]: 'run-closed', [expired.instanceId]: 'lease-expired' });
+      expect(byId).toEqual({
+        [orphan.instanceId]: 'run-unknown',
+        [ofClosed.instanceId]: 'run-closed',
+        [expired.instanceId]: 'lease-expired',
+      });
       const live = liveIds(await instancesTagged(clients.ec2, TAG.deployment, deployment));
       expect(live).toEqual([kept.instanceId]);
     } finally {
       await handle.delete();
       await open.terminate('test over');
-      await client.workflow.start('reapOrphans', { taskQueue, workflowId: `reap-${deployment}`, args: [{ graceSeconds: 0 }] }).then((h) => h.result());
+      await client.workflow
+        .start('reapOrphans', { taskQueue, workflowId: `reap-${deployment}`, args: [{ graceSeconds: 0 }] })
+        .then((h) => h.result());
     }
     expect(liveIds(await instancesTagged(clients.ec2, TAG.deployment, deployment))).toEqual([]);
   });

@@ -15,7 +15,9 @@ function launch(price: number, atSec = 0): ProvisionHostResult {
     imageId: 'ami-0123456789abcdef0',
     launchedAt: new Date(s(atSec)).toISOString(),
     pricePerHourUsd: price,
-    attempts: [{ instanceType: 'g5.xlarge', market: 'spot', outcome: 'launched', at: new Date(s(atSec)).toISOString() }],
+    attempts: [
+      { instanceType: 'g5.xlarge', market: 'spot', outcome: 'launched', at: new Date(s(atSec)).toISOString() },
+    ],
     found: false,
   };
 }
@@ -49,7 +51,14 @@ describe('PoolCore', () => {
     expect(h.record.costUsd).toBe(0.48);
     expect(h.record.terminatedAt).toBe(new Date(s(480)).toISOString());
     expect((a.billedSeconds ?? 0) + (b.billedSeconds ?? 0)).toBe(h.record.billedSeconds);
-    expect(core.summary()).toEqual({ instancesBooted: 1, billedSeconds: 480, costUsd: 0.48, gpuSeconds: 480, idleGpuSeconds: 280, idleFraction: 0.583333 });
+    expect(core.summary()).toEqual({
+      instancesBooted: 1,
+      billedSeconds: 480,
+      costUsd: 0.48,
+      gpuSeconds: 480,
+      idleGpuSeconds: 280,
+      idleFraction: 0.583333,
+    });
     expect(core.active('gpu')).toBe(0);
   });
 

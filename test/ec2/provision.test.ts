@@ -1,6 +1,11 @@
 // Provisioning against moto's EC2: what a launched instance looks like, idempotency under a
 // lost response, and the fallback chain under injected capacity errors.
-import { DescribeImagesCommand, DescribeInstanceAttributeCommand, DescribeVolumesCommand, RunInstancesCommand } from '@aws-sdk/client-ec2';
+import {
+  DescribeImagesCommand,
+  DescribeInstanceAttributeCommand,
+  DescribeVolumesCommand,
+  RunInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { parse } from 'yaml';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -10,14 +15,28 @@ import { ProvisionError, launchToken, provisionHost } from '../../activities/ec2
 import { TAG } from '../../activities/ec2/tags.js';
 import type { ProvisionHostInput } from '../../activities/ec2/types.js';
 import type { Ec2MachineSpec } from '../../pipeline/types.js';
-import { PUBLIC_AMI_PARAMETER, deploymentInstances, deploymentName, motoClients, motoSubnets, settings, tag } from './moto.js';
+import {
+  PUBLIC_AMI_PARAMETER,
+  deploymentInstances,
+  deploymentName,
+  motoClients,
+  motoSubnets,
+  settings,
+  tag,
+} from './moto.js';
 
 const faults = new Ec2FaultInjector();
 const clients = motoClients(faults);
 let subnets: string[] = [];
 const noWait = async (): Promise<void> => {};
 
-const gpu: Ec2MachineSpec = { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 120 };
+const gpu: Ec2MachineSpec = {
+  instance: ['g5.xlarge', 'g6.xlarge'],
+  gpus: 1,
+  spot: true,
+  on_demand_fallback: true,
+  disk_gb: 120,
+};
 
 function input(over: Partial<ProvisionHostInput> = {}): ProvisionHostInput {
   return {
@@ -55,19 +74,32 @@ describe('a launched host', () => {
     expect(tag(inst!, TAG.attempt)).toBe('1');
     expect(tag(inst!, TAG.queue)).toBe('trainyard-host-test-gpu-1');
     expect(tag(inst!, TAG.launchToken)).toBe(launchToken(input()));
-    expect(inst!.MetadataOptions).toMatchObject({ HttpTokens: 'required', HttpPutResponseHopLimit: 2, HttpEndpoint: 'enabled' });
+    expect(inst!.MetadataOptions).toMatchObject({
+      HttpTokens: 'required',
+      HttpPutResponseHopLimit: 2,
+      HttpEndpoint: 'enabled',
+    });
     expect(inst!.InstanceLifecycle).toBe('spot');
     expect(inst!.InstanceType).toBe('g5.xlarge');
     expect(inst!.SubnetId).toBe(subnets[0]);
     expect(inst!.ClientToken).toBe(`${launchToken(input())}-0`);
 
-    const shutdown = await clients.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: r.instanceId, Attribute: 'instanceInitiatedShutdownBehavior' }));
+    const shutdown = await clients.ec2.send(
+      new DescribeInstanceAttributeCommand({
+        InstanceId: r.instanceId,
+        Attribute: 'instanceInitiatedShutdownBehavior',
+      }),
+    );
     expect(shutdown.InstanceInitiatedShutdownBehavior?.Value).toBe('terminate');
-    const ud = await clients.ec2.send(new DescribeInstanceAttributeCommand({ InstanceId: r.instanceId, Attribute: 'userData' }));
+    const ud = await clients.ec2.send(
+      new DescribeInstanceAttributeCommand({ InstanceId: r.instanceId, Attribute: 'userData' }),
+    );
     const text = Buffer.from(ud.UserData!.Value!, 'base64').toString('utf8');
     expect(Buffer.byteLength(text)).toBeLessThan(16 * 1024);
     expect(text.startsWith('#cloud-config\n')).toBe(true);
-    const env = (parse(text) as { write_files: { path: string; content: string }[] }).write_files.find((f) => f.path === '/etc/trainyard/agent.env');
+    const env = (parse(text) as { write_files: { path: string; content: string }[] }).write_files.find(
+      (f) => f.path === '/etc/trainyard/agent.env',
+    );
     expect(env?.content).toContain('TRAINYARD_AGENT_QUEUE=trainyard-host-test-gpu-1\n');
     expect(text).not.toMatch(/AKIA|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|secretAccessKey/i);
 
@@ -150,9 +182,16 @@ describe('fallback chain', () => {
       .add({ market: 'spot', effect: { error: 'MaxSpotInstanceCountExceeded' } });
     const r = await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input());
     expect(r.market).toBe('on-demand');
-    expect(r.attempts.filter((x) => x.market === 'spot').map((x) => x.outcome)).toEqual(['unsupported', 'capacity', 'capacity', 'capacity']);
+    expect(r.attempts.filter((x) => x.market === 'spot').map((x) => x.outcome)).toEqual([
+      'unsupported',
+      'capacity',
+      'capacity',
+      'capacity',
+    ]);
     // g5.xlarge is unsupported in subnet a whatever the market, so on-demand starts in subnet b.
-    expect(r.attempts.filter((x) => x.market === 'on-demand').map((x) => [x.instanceType, x.subnetId, x.outcome])).toEqual([['g5.xlarge', subnets[1], 'launched']]);
+    expect(
+      r.attempts.filter((x) => x.market === 'on-demand').map((x) => [x.instanceType, x.subnetId, x.outcome]),
+    ).toEqual([['g5.xlarge', subnets[1], 'launched']]);
     expect(r.pricePerHourUsd).toBe(1.006);
     const live = await describeLive(clients.ec2, deployment);
     expect(live.map((l) => l.market)).toEqual(['on-demand']);
@@ -163,20 +202,34 @@ describe('fallback chain', () => {
     const deployment = deploymentName();
     faults.add({ effect: { error: 'InsufficientInstanceCapacity' } });
     const spotOnly: Ec2MachineSpec = { ...gpu, on_demand_fallback: false };
-    const err = await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input({ spec: spotOnly })).catch((e: unknown) => e);
+    const err = await provisionHost(
+      { clients, settings: settings(subnets, deployment), sleep: noWait },
+      input({ spec: spotOnly }),
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProvisionError);
     const pe = err as ProvisionError;
     expect(pe.kind).toBe('exhausted');
     expect(pe.attempts).toHaveLength(4);
     expect(pe.attempts.every((x) => x.outcome === 'capacity' && x.market === 'spot')).toBe(true);
-    expect(pe.message).toMatch(/no capacity for machine class gpu after 4 attempts \(the class does not allow falling back to on-demand\)/);
+    expect(pe.message).toMatch(
+      /no capacity for machine class gpu after 4 attempts \(the class does not allow falling back to on-demand\)/,
+    );
     expect(await describeLive(clients.ec2, deployment)).toHaveLength(0);
   });
 
   it('stops at once on a configuration error instead of trying other candidates', async () => {
     const deployment = deploymentName();
-    faults.add({ effect: { error: 'UnauthorizedOperation', message: 'You are not authorized to perform this operation.', status: 403 } });
-    const err = (await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input()).catch((e: unknown) => e)) as ProvisionError;
+    faults.add({
+      effect: {
+        error: 'UnauthorizedOperation',
+        message: 'You are not authorized to perform this operation.',
+        status: 403,
+      },
+    });
+    const err = (await provisionHost(
+      { clients, settings: settings(subnets, deployment), sleep: noWait },
+      input(),
+    ).catch((e: unknown) => e)) as ProvisionError;
     expect(err.kind).toBe('config');
     expect(err.attempts).toHaveLength(1);
     expect(err.message).toContain('UnauthorizedOperation');
@@ -184,7 +237,10 @@ describe('fallback chain', () => {
 
   it('refuses an AMI parameter that does not exist, naming it', async () => {
     const deployment = deploymentName();
-    const err = (await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input({ spec: { ...gpu, ami: '/aws/service/nope/ami-id' } })).catch((e: unknown) => e)) as ProvisionError;
+    const err = (await provisionHost(
+      { clients, settings: settings(subnets, deployment), sleep: noWait },
+      input({ spec: { ...gpu, ami: '/aws/service/nope/ami-id' } }),
+    ).catch((e: unknown) => e)) as ProvisionError;
     expect(err.kind).toBe('config');
     expect(err.message).toContain('/aws/service/nope/ami-id');
   });
@@ -193,7 +249,9 @@ describe('fallback chain', () => {
     const deployment = deploymentName();
     const s = settings(subnets, deployment, { maxInstances: 1 });
     const one = await provisionHost({ clients, settings: s, sleep: noWait }, input());
-    const err = (await provisionHost({ clients, settings: s, sleep: noWait }, input({ step: 'eval' })).catch((e: unknown) => e)) as ProvisionError;
+    const err = (await provisionHost({ clients, settings: s, sleep: noWait }, input({ step: 'eval' })).catch(
+      (e: unknown) => e,
+    )) as ProvisionError;
     expect(err.kind).toBe('limit');
     expect(err.message).toContain('TRAINYARD_EC2_MAX_INSTANCES');
     await terminateManaged(clients.ec2, deployment, [one.instanceId]);
@@ -204,7 +262,9 @@ describe('terminate', () => {
   it('terminates only instances managed by this deployment', async () => {
     const deployment = deploymentName();
     const mine = await provisionHost({ clients, settings: settings(subnets, deployment), sleep: noWait }, input());
-    const foreign = await clients.ec2.send(new RunInstancesCommand({ ImageId: mine.imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.medium' }));
+    const foreign = await clients.ec2.send(
+      new RunInstancesCommand({ ImageId: mine.imageId, MinCount: 1, MaxCount: 1, InstanceType: 't3.medium' }),
+    );
     const foreignId = foreign.Instances![0]!.InstanceId!;
     const out = await terminateManaged(clients.ec2, deployment, [mine.instanceId, foreignId, 'i-0000000000000dead']);
     expect(out.find((o) => o.instanceId === mine.instanceId)?.state).toMatch(/shutting-down|terminated/);

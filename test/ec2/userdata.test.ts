@@ -28,7 +28,8 @@ const agent: AgentSettings = {
   temporalTls: true,
   temporalApiKeySsmParameter: '/trainyard/temporal-api-key',
   storeLocation: 's3://ml-artifacts/trainyard',
-  agentPackage: 's3://ml-artifacts/trainyard/blobs/sha256/1d/1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b',
+  agentPackage:
+    's3://ml-artifacts/trainyard/blobs/sha256/1d/1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b',
   agentPackageSha256: '1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b',
   nodeVersion: 'v20.18.1',
   idlePoweroffSeconds: 1800,
@@ -40,7 +41,11 @@ interface CloudConfig {
   runcmd: string[][];
 }
 
-function rendered(queue = 'trainyard-host-0badf00d-gpu-1'): { text: string; doc: CloudConfig; file: (p: string) => string } {
+function rendered(queue = 'trainyard-host-0badf00d-gpu-1'): {
+  text: string;
+  doc: CloudConfig;
+  file: (p: string) => string;
+} {
   const text = renderUserData({ queue, region: 'eu-west-1', agent });
   const doc = parse(text) as CloudConfig;
   const file = (p: string): string => {
@@ -62,8 +67,12 @@ describe('user data', () => {
     expect(env).toContain('TEMPORAL_NAMESPACE=ml-prod\n');
     expect(env).toContain('TRAINYARD_STORE=s3://ml-artifacts/trainyard\n');
     expect(env).toContain('TRAINYARD_TEMPORAL_API_KEY_SSM=/trainyard/temporal-api-key\n');
-    expect(env).toContain('TRAINYARD_AGENT_PACKAGE_SHA256=1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b\n');
-    expect(file('/opt/trainyard/run-agent.sh')).toContain('exec /opt/trainyard/agent/bin/trainyard agent --queue "$TRAINYARD_AGENT_QUEUE"');
+    expect(env).toContain(
+      'TRAINYARD_AGENT_PACKAGE_SHA256=1d06007da983c0b9a7a9e18c0e3c9d8971a167abfb6ad9ca712c607edb43d06b\n',
+    );
+    expect(file('/opt/trainyard/run-agent.sh')).toContain(
+      'exec /opt/trainyard/agent/bin/trainyard agent --queue "$TRAINYARD_AGENT_QUEUE"',
+    );
     expect(file('/etc/systemd/system/trainyard-agent.service')).toContain('ExecStart=/opt/trainyard/run-agent.sh');
     const enable = doc.runcmd.find((c) => c[1] === 'enable')!;
     expect(enable.indexOf('trainyard-idle-watch.service')).toBeLessThan(enable.indexOf('trainyard-agent.service'));
@@ -72,35 +81,72 @@ describe('user data', () => {
 
   it('carries no credentials: the API key is only named, to be read through the instance profile', () => {
     const { text } = rendered();
-    expect(text).not.toMatch(/AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|BEGIN [A-Z ]*PRIVATE KEY/);
+    expect(text).not.toMatch(
+      /AKIA[0-9A-Z]{16}|aws_secret_access_key|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|BEGIN [A-Z ]*PRIVATE KEY/,
+    );
     // Only ever assigned from the SSM lookup on the host, never a literal.
     expect(text).not.toMatch(/TEMPORAL_API_KEY=(?!\$\(aws ssm get-parameter)/);
   });
 
-  it('names the server\'s SSM secret source for step secrets, never a value; without one, none', () => {
-    const withSecrets = renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, secretsSsm: { prefix: '/trainyard/secrets/', region: 'eu-central-1', endpoint: 'https://ssm.eu-central-1.amazonaws.com' } } });
-    const env = (parse(withSecrets) as CloudConfig).write_files.find((f) => f.path === '/etc/trainyard/agent.env')!.content;
+  it("names the server's SSM secret source for step secrets, never a value; without one, none", () => {
+    const withSecrets = renderUserData({
+      queue: 'q',
+      region: 'eu-west-1',
+      agent: {
+        ...agent,
+        secretsSsm: {
+          prefix: '/trainyard/secrets/',
+          region: 'eu-central-1',
+          endpoint: 'https://ssm.eu-central-1.amazonaws.com',
+        },
+      },
+    });
+    const env = (parse(withSecrets) as CloudConfig).write_files.find(
+      (f) => f.path === '/etc/trainyard/agent.env',
+    )!.content;
     expect(env).toContain('TRAINYARD_SECRETS_SSM_PREFIX=/trainyard/secrets/\n');
     expect(env).toContain('TRAINYARD_SECRETS_SSM_REGION=eu-central-1\n');
     expect(env).toContain('TRAINYARD_SECRETS_SSM_ENDPOINT=https://ssm.eu-central-1.amazonaws.com\n');
     expect(env).not.toContain('TRAINYARD_SECRETS_FROM_ENV');
     expect(rendered().text).not.toContain('TRAINYARD_SECRETS_');
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, secretsSsm: { prefix: '/x/$(id)/', region: 'eu-west-1' } } })).toThrow(/TRAINYARD_SECRETS_SSM_PREFIX value/);
+    expect(() =>
+      renderUserData({
+        queue: 'q',
+        region: 'eu-west-1',
+        agent: { ...agent, secretsSsm: { prefix: '/x/$(id)/', region: 'eu-west-1' } },
+      }),
+    ).toThrow(/TRAINYARD_SECRETS_SSM_PREFIX value/);
   });
 
   it('refuses values that could break out of the environment file or the shell', () => {
     for (const queue of ['q; rm -rf /', 'q$(reboot)', 'q\nTEMPORAL_ADDRESS=evil:1', 'q`id`', "q'x", 'q"x', 'q x']) {
-      expect(() => renderUserData({ queue, region: 'eu-west-1', agent })).toThrow(/TRAINYARD_AGENT_QUEUE value .* has characters outside/);
+      expect(() => renderUserData({ queue, region: 'eu-west-1', agent })).toThrow(
+        /TRAINYARD_AGENT_QUEUE value .* has characters outside/,
+      );
     }
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackage: 'trainyard@1 && curl evil' } })).toThrow(/TRAINYARD_AGENT_PACKAGE/);
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, nodeVersion: 'latest' } })).toThrow(/Node.js version/);
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackageSha256: 'ab$(id)' } })).toThrow(/SHA256 .* is not 64 hex/);
+    expect(() =>
+      renderUserData({
+        queue: 'q',
+        region: 'eu-west-1',
+        agent: { ...agent, agentPackage: 'trainyard@1 && curl evil' },
+      }),
+    ).toThrow(/TRAINYARD_AGENT_PACKAGE/);
+    expect(() =>
+      renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, nodeVersion: 'latest' } }),
+    ).toThrow(/Node.js version/);
+    expect(() =>
+      renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackageSha256: 'ab$(id)' } }),
+    ).toThrow(/SHA256 .* is not 64 hex/);
   });
 
   it('is not rendered before the agent package is resolved', () => {
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackage: '' } })).toThrow(/agent package is not resolved/);
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: { ...agent, agentPackage: '' } })).toThrow(
+      /agent package is not resolved/,
+    );
     const { agentPackageSha256: _, ...noSum } = agent;
-    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: noSum })).toThrow(/agent package is not resolved/);
+    expect(() => renderUserData({ queue: 'q', region: 'eu-west-1', agent: noSum })).toThrow(
+      /agent package is not resolved/,
+    );
   });
 
   it('has shell scripts that parse', async () => {
@@ -120,7 +166,9 @@ function fakeImds(quietPolls: number): Promise<{ server: Server; url: string; se
   const token = 'imds-token-123';
   let polls = 0;
   const server = createServer((req, res) => {
-    seen.push(`${req.method} ${req.url} ttl=${req.headers['x-aws-ec2-metadata-token-ttl-seconds'] ?? ''} token=${req.headers['x-aws-ec2-metadata-token'] ?? ''}`);
+    seen.push(
+      `${req.method} ${req.url} ttl=${req.headers['x-aws-ec2-metadata-token-ttl-seconds'] ?? ''} token=${req.headers['x-aws-ec2-metadata-token'] ?? ''}`,
+    );
     if (req.method === 'PUT' && req.url === '/latest/api/token') {
       res.end(token);
       return;
@@ -148,13 +196,19 @@ function fakeImds(quietPolls: number): Promise<{ server: Server; url: string; se
     res.statusCode = 404;
     res.end();
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    resolve({ server, url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`, seen });
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve({ server, url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`, seen });
+    }),
+  );
 }
 
-function runScript(path: string, env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null; out: string }> {
+function runScript(
+  path: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const child = spawn('sh', [path], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -182,18 +236,34 @@ describe('spot interruption watch', () => {
     chmodSync(join(bin, 'aws'), 0o755);
     const imds = await fakeImds(2);
     try {
-      const r = await runScript(script, {
-        TRAINYARD_IMDS_ENDPOINT: imds.url,
-        TRAINYARD_STATE_DIR: join(dir, 'state'),
-        TRAINYARD_SPOT_POLL_SECONDS: '1',
-        TRAINYARD_REGION: 'eu-west-1',
-        PATH: `${bin}:${process.env.PATH}`,
-      }, 20_000);
+      const r = await runScript(
+        script,
+        {
+          TRAINYARD_IMDS_ENDPOINT: imds.url,
+          TRAINYARD_STATE_DIR: join(dir, 'state'),
+          TRAINYARD_SPOT_POLL_SECONDS: '1',
+          TRAINYARD_REGION: 'eu-west-1',
+          PATH: `${bin}:${process.env.PATH}`,
+        },
+        20_000,
+      );
       expect(r.code).toBe(0);
       expect(r.out).toContain('spot interruption notice: terminate at 2026-11-23T12:02:00Z');
-      expect(JSON.parse(readFileSync(join(dir, 'state', 'interruption.json'), 'utf8'))).toEqual({ action: 'terminate', time: '2026-11-23T12:02:00Z' });
+      expect(JSON.parse(readFileSync(join(dir, 'state', 'interruption.json'), 'utf8'))).toEqual({
+        action: 'terminate',
+        time: '2026-11-23T12:02:00Z',
+      });
       const args = readFileSync(join(dir, 'aws-args'), 'utf8').trim().split('\n');
-      expect(args).toEqual(['ec2', 'create-tags', '--region', 'eu-west-1', '--resources', 'i-0abc123def4567890', '--tags', 'Key=trainyard:interruption,Value=terminate@2026-11-23T12:02:00Z']);
+      expect(args).toEqual([
+        'ec2',
+        'create-tags',
+        '--region',
+        'eu-west-1',
+        '--resources',
+        'i-0abc123def4567890',
+        '--tags',
+        'Key=trainyard:interruption,Value=terminate@2026-11-23T12:02:00Z',
+      ]);
       // IMDSv2: a token was asked for with a TTL, and every read carried it.
       expect(imds.seen[0]).toMatch(/^PUT \/latest\/api\/token ttl=21600/);
       const reads = imds.seen.filter((s) => s.startsWith('GET'));
@@ -215,29 +285,39 @@ describe('idle deadline', () => {
     // checks the label filter and logs each answer with the time it gave it.
     const cli = join(dir, 'fake-docker');
     const calls = join(dir, 'calls');
-    writeFileSync(cli, [
-      '#!/bin/sh',
-      '[ "$1 $2 $3 $4" = "ps -q --filter label=trainyard.exec" ] || exit 2',
-      `n=$(( $(cat ${JSON.stringify(calls)} 2>/dev/null | wc -l) + 1 ))`,
-      `if [ "$n" -le 3 ]; then echo "$(date +%s) busy" >> ${JSON.stringify(calls)}; echo 3f2a1b; else echo "$(date +%s) idle" >> ${JSON.stringify(calls)}; fi`,
-      'exit 0',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      cli,
+      [
+        '#!/bin/sh',
+        '[ "$1 $2 $3 $4" = "ps -q --filter label=trainyard.exec" ] || exit 2',
+        `n=$(( $(cat ${JSON.stringify(calls)} 2>/dev/null | wc -l) + 1 ))`,
+        `if [ "$n" -le 3 ]; then echo "$(date +%s) busy" >> ${JSON.stringify(calls)}; echo 3f2a1b; else echo "$(date +%s) idle" >> ${JSON.stringify(calls)}; fi`,
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
     chmodSync(cli, 0o755);
     const off = join(dir, 'fake-poweroff');
     const marker = join(dir, 'powered-off');
     writeFileSync(off, `#!/bin/sh\ndate +%s > ${JSON.stringify(marker)}\n`);
     chmodSync(off, 0o755);
-    const r = await runScript(script, {
-      TRAINYARD_STATE_DIR: join(dir, 'state'),
-      TRAINYARD_IDLE_POWEROFF_SECONDS: '3',
-      TRAINYARD_IDLE_POLL_SECONDS: '1',
-      TRAINYARD_CONTAINER_CLI: cli,
-      TRAINYARD_POWEROFF_COMMAND: off,
-    }, 30_000);
+    const r = await runScript(
+      script,
+      {
+        TRAINYARD_STATE_DIR: join(dir, 'state'),
+        TRAINYARD_IDLE_POWEROFF_SECONDS: '3',
+        TRAINYARD_IDLE_POLL_SECONDS: '1',
+        TRAINYARD_CONTAINER_CLI: cli,
+        TRAINYARD_POWEROFF_COMMAND: off,
+      },
+      30_000,
+    );
     expect(r.code).toBe(0);
     expect(r.out).toContain('no step container for 3s: powering off');
-    const answers = readFileSync(calls, 'utf8').trim().split('\n').map((l) => l.split(' '));
+    const answers = readFileSync(calls, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
     expect(answers.slice(0, 3).map(([, a]) => a)).toEqual(['busy', 'busy', 'busy']);
     expect(answers.slice(3).every(([, a]) => a === 'idle')).toBe(true);
     // On the script's own clock: the last time it saw a container, and when it powered off.

@@ -15,7 +15,10 @@ describe('workflow bundle cache', () => {
   let root: string;
   let entry: string;
   let builds: number;
-  const build = () => { builds++; return bundleWorkflowCode({ workflowsPath: entry, logger: quiet }); };
+  const build = () => {
+    builds++;
+    return bundleWorkflowCode({ workflowsPath: entry, logger: quiet });
+  };
   const cacheDir = () => join(root, 'cache');
 
   beforeEach(() => {
@@ -26,9 +29,12 @@ describe('workflow bundle cache', () => {
     mkdirSync(join(root, 'lib'));
     entry = join(root, 'workflows', 'index.ts');
     writeFileSync(entry, "export { greet } from './greet.js';\n");
-    writeFileSync(join(root, 'workflows', 'greet.ts'), "import { word } from '../lib/word.js';\nexport async function greet(): Promise<string> { return word; }\n");
+    writeFileSync(
+      join(root, 'workflows', 'greet.ts'),
+      "import { word } from '../lib/word.js';\nexport async function greet(): Promise<string> { return word; }\n",
+    );
     writeFileSync(join(root, 'lib', 'word.ts'), "export const word = 'hello-one';\n");
-    writeFileSync(join(root, 'lib', 'unused.ts'), "export const other = 1;\n");
+    writeFileSync(join(root, 'lib', 'unused.ts'), 'export const other = 1;\n');
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
@@ -43,7 +49,7 @@ describe('workflow bundle cache', () => {
     expect(builds).toBe(1);
 
     // A file nothing imports changes nothing.
-    writeFileSync(join(root, 'lib', 'unused.ts'), "export const other = 2;\n");
+    writeFileSync(join(root, 'lib', 'unused.ts'), 'export const other = 2;\n');
     expect((await cachedWorkflowBundle(entry, build, { dir: cacheDir() })).fromCache).toBe(true);
 
     // A module two imports away from the entry does.

@@ -53,13 +53,15 @@ function gatedProject(): { repo: GitRepo; name: string; gate: string } {
   pipelines.push(name);
   const gate = join(gates, name);
   mkdirSync(gate);
-  const repo = new GitRepo(root).write({ [`.trainyard/${name}.yaml`]: `name: ${name}
+  const repo = new GitRepo(root).write({
+    [`.trainyard/${name}.yaml`]: `name: ${name}
 steps:
   work:
     image: ${BUSYBOX_IMAGE}
     run: echo started >> /gates/${name}/attempts; while [ ! -e /gates/${name}/go ]; do sleep 0.2; done; echo "done ${name}" > /outputs/model
     outputs: [model]
-` });
+`,
+  });
   repo.commit();
   return { repo, name, gate };
 }
@@ -67,14 +69,23 @@ steps:
 function run(repo: GitRepo, address: string, env: Record<string, string> = {}): TrainyardProcess {
   const home = mkdtempSync(join(root, 'home-'));
   const p = startTrainyard(['run', '-C', repo.path], {
-    TEMPORAL_ADDRESS: address, TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store'),
-    TRAINYARD_CONTAINER_RUN_FLAGS: `-v ${gates}:/gates`, TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '2', ...env,
+    TEMPORAL_ADDRESS: address,
+    TRAINYARD_HOME: home,
+    TRAINYARD_STORE: join(home, 'store'),
+    TRAINYARD_CONTAINER_RUN_FLAGS: `-v ${gates}:/gates`,
+    TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '2',
+    ...env,
   });
   commands.push(p);
   return p;
 }
 
-const stepRunning = (name: string) => waitUntil(`the container of ${name}`, async () => (await containersLabelled('trainyard.pipeline', name)).length > 0, 180_000);
+const stepRunning = (name: string) =>
+  waitUntil(
+    `the container of ${name}`,
+    async () => (await containersLabelled('trainyard.pipeline', name)).length > 0,
+    180_000,
+  );
 const containerStarts = (gate: string) => readFileSync(join(gate, 'attempts'), 'utf8').trim().split('\n').length;
 const portOf = (address: string) => Number(address.split(':')[1]);
 
@@ -115,7 +126,9 @@ describe('trainyard run when Temporal stops answering', () => {
     // When Temporal is back, the printed command is what stops the run.
     const back = await temporal(db, portOf(first.address));
     const cancel = /To cancel it when Temporal answers again: (temporal workflow cancel .*)$/m.exec(p.output())?.[1];
-    expect(cancel).toBe(`temporal workflow cancel --address ${first.address} --namespace default --workflow-id '${workflowId}'`);
+    expect(cancel).toBe(
+      `temporal workflow cancel --address ${first.address} --namespace default --workflow-id '${workflowId}'`,
+    );
     execFileSync('sh', ['-c', cancel!], { stdio: 'pipe' });
     const connection = await Connection.connect({ address: back.address });
     try {
@@ -137,13 +150,18 @@ describe('trainyard run when Temporal stops answering', () => {
     try {
       const client = new Client({ connection });
       p.child.kill('SIGSTOP');
-      await waitUntil('Temporal to retry the silent attempt', async () => {
-        for await (const wf of client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-          const d = await client.workflow.getHandle(wf.workflowId, wf.runId).describe();
-          if (d.raw.pendingActivities?.some((a) => a.activityType?.name === 'runStep' && (a.attempt ?? 0) >= 2)) return true;
-        }
-        return false;
-      }, 120_000);
+      await waitUntil(
+        'Temporal to retry the silent attempt',
+        async () => {
+          for await (const wf of client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
+            const d = await client.workflow.getHandle(wf.workflowId, wf.runId).describe();
+            if (d.raw.pendingActivities?.some((a) => a.activityType?.name === 'runStep' && (a.attempt ?? 0) >= 2))
+              return true;
+          }
+          return false;
+        },
+        120_000,
+      );
     } finally {
       p.child.kill('SIGCONT');
       await connection.close();

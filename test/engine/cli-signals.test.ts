@@ -19,7 +19,9 @@ const salt = randomBytes(3).toString('hex');
 const pipelines: string[] = [];
 const commands: TrainyardProcess[] = [];
 
-beforeAll(async () => { await ensureTestImages(); });
+beforeAll(async () => {
+  await ensureTestImages();
+});
 afterAll(async () => {
   // Only what a failed test left: every passing test asserts there is nothing.
   for (const c of commands) c.child.kill('SIGKILL');
@@ -32,26 +34,44 @@ afterAll(async () => {
 function project(run = 'echo started; sleep 600'): { repo: GitRepo; name: string } {
   const name = `sig-${salt}-${pipelines.length}`;
   pipelines.push(name);
-  const repo = new GitRepo(root).write({ [`.trainyard/${name}.yaml`]: `name: ${name}\nsteps:\n  work:\n    image: ${BUSYBOX_IMAGE}\n    run: ${JSON.stringify(run)}\n` });
+  const repo = new GitRepo(root).write({
+    [`.trainyard/${name}.yaml`]: `name: ${name}\nsteps:\n  work:\n    image: ${BUSYBOX_IMAGE}\n    run: ${JSON.stringify(run)}\n`,
+  });
   repo.commit();
   return { repo, name };
 }
 
 /** `trainyard run` on an embedded Temporal server, with a TRAINYARD_HOME of its own (the marker its processes carry). */
-function run(repo: GitRepo, opts: { pty?: boolean; stdout?: 'closed'; env?: Record<string, string> } = {}): { p: TrainyardProcess; home: string } {
+function run(
+  repo: GitRepo,
+  opts: { pty?: boolean; stdout?: 'closed'; env?: Record<string, string> } = {},
+): { p: TrainyardProcess; home: string } {
   const home = mkdtempSync(join(root, 'home-'));
-  const p = startTrainyard(['run', '-C', repo.path], { TEMPORAL_ADDRESS: '', TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store'), ...opts.env }, opts);
+  const p = startTrainyard(
+    ['run', '-C', repo.path],
+    { TEMPORAL_ADDRESS: '', TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store'), ...opts.env },
+    opts,
+  );
   commands.push(p);
   return { p, home };
 }
 
-const stepRunning = (name: string) => waitUntil(`the container of ${name}`, async () => (await containersLabelled('trainyard.pipeline', name)).length > 0, 180_000);
+const stepRunning = (name: string) =>
+  waitUntil(
+    `the container of ${name}`,
+    async () => (await containersLabelled('trainyard.pipeline', name)).length > 0,
+    180_000,
+  );
 
 /** What a user checks after the command ended: no container of the run, no Temporal server, nothing else it started. */
 async function nothingLeft(name: string, home: string): Promise<void> {
   expect(await containersLabelled('trainyard.pipeline', name)).toEqual([]);
   expect(processesWithEnv('TRAINYARD_HOME', home).filter((p) => /temporal|guard\.mjs/.test(p.cmd))).toEqual([]);
-  await waitUntil('every process of the command to be gone', () => processesWithEnv('TRAINYARD_HOME', home).length === 0, 15_000);
+  await waitUntil(
+    'every process of the command to be gone',
+    () => processesWithEnv('TRAINYARD_HOME', home).length === 0,
+    15_000,
+  );
 }
 
 /** The report the command printed and wrote: its file, and that it says the run was cancelled. */
@@ -63,17 +83,21 @@ function cancelledReport(output: string, name: string): void {
 }
 
 describe('trainyard run told to stop', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s mid-step cancels the run, waits for the clean-up, prints the report and exits 130', async (signal) => {
-    const { repo, name } = project();
-    const { p, home } = run(repo);
-    await stepRunning(name);
-    p.child.kill(signal);
-    await p.waitFor(new RegExp(`${signal}: cancelling`));
-    const { code } = await p.exited;
-    expect(code, p.output().slice(-3000)).toBe(130);
-    cancelledReport(p.output(), name);
-    await nothingLeft(name, home);
-  }, 300_000);
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s mid-step cancels the run, waits for the clean-up, prints the report and exits 130',
+    async (signal) => {
+      const { repo, name } = project();
+      const { p, home } = run(repo);
+      await stepRunning(name);
+      p.child.kill(signal);
+      await p.waitFor(new RegExp(`${signal}: cancelling`));
+      const { code } = await p.exited;
+      expect(code, p.output().slice(-3000)).toBe(130);
+      cancelledReport(p.output(), name);
+      await nothingLeft(name, home);
+    },
+    300_000,
+  );
 
   it('Ctrl-C in a terminal, which signals the whole process group, cancels the run the same way', async () => {
     const { repo, name } = project();
@@ -108,8 +132,16 @@ describe('trainyard run told to stop', () => {
     expect(processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal server start-dev/.test(x.cmd))).toBe(true);
     p.child.kill('SIGKILL');
     await p.exited;
-    await waitUntil('the embedded Temporal server to stop', () => !processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal|guard\.mjs/.test(x.cmd)), 30_000);
-    await waitUntil('the step container to be removed', async () => (await containersLabelled('trainyard.pipeline', name)).length === 0, 60_000);
+    await waitUntil(
+      'the embedded Temporal server to stop',
+      () => !processesWithEnv('TRAINYARD_HOME', home).some((x) => /temporal|guard\.mjs/.test(x.cmd)),
+      30_000,
+    );
+    await waitUntil(
+      'the step container to be removed',
+      async () => (await containersLabelled('trainyard.pipeline', name)).length === 0,
+      60_000,
+    );
   }, 300_000);
 
   it('with TEMPORAL_ADDRESS too, SIGKILL leaves no container behind', async () => {
@@ -121,8 +153,16 @@ describe('trainyard run told to stop', () => {
       await stepRunning(name);
       p.child.kill('SIGKILL');
       await p.exited;
-      await waitUntil('the step container to be removed', async () => (await containersLabelled('trainyard.pipeline', name)).length === 0, 60_000);
-      await waitUntil('every process of the command to be gone', () => processesWithEnv('TRAINYARD_HOME', home).length === 0, 30_000);
+      await waitUntil(
+        'the step container to be removed',
+        async () => (await containersLabelled('trainyard.pipeline', name)).length === 0,
+        60_000,
+      );
+      await waitUntil(
+        'every process of the command to be gone',
+        () => processesWithEnv('TRAINYARD_HOME', home).length === 0,
+        30_000,
+      );
     } finally {
       await server.stop();
     }

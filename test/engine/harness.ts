@@ -59,7 +59,11 @@ export interface Engine {
   address: string;
   repo(): GitRepo;
   /** Starts a run; `runId` is Trainyard's run id, `firstExecutionRunId` Temporal's id of its first execution. */
-  start(repo: GitRepo, file: string, opts?: StartOptions): Promise<{ workflowId: string; runId: string; firstExecutionRunId: string }>;
+  start(
+    repo: GitRepo,
+    file: string,
+    opts?: StartOptions,
+  ): Promise<{ workflowId: string; runId: string; firstExecutionRunId: string }>;
   run(repo: GitRepo, file: string, opts?: StartOptions): Promise<RunStatus>;
   result(workflowId: string): Promise<RunStatus>;
   containers(): Promise<string[]>;
@@ -77,7 +81,9 @@ export interface StartOptions {
   trigger?: Trigger;
 }
 
-export async function startEngine(opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {}): Promise<Engine> {
+export async function startEngine(
+  opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {},
+): Promise<Engine> {
   await ensureTestImages();
   quietTemporalRuntime();
   const address = temporalAddress();
@@ -88,11 +94,32 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
   const client = new Client({ connection: await Connection.connect({ address }), dataConverter });
   const controlQueue = `test-control-${salt}`;
   const hostQueue = `test-host-${salt}`;
-  const workers: RunningWorkers = await startWorkers({ connection: native, address, store, workRoot: join(root, 'work'), hostQueue, controlQueue, noHost: opts.host === false, ...opts.workers });
-  const options = defaultRunOptions({ controlQueue, localHostQueue: hostQueue, statusIntervalMs: 1000, heartbeatTimeoutMs: 5000, ...opts.options });
+  const workers: RunningWorkers = await startWorkers({
+    connection: native,
+    address,
+    store,
+    workRoot: join(root, 'work'),
+    hostQueue,
+    controlQueue,
+    noHost: opts.host === false,
+    ...opts.workers,
+  });
+  const options = defaultRunOptions({
+    controlQueue,
+    localHostQueue: hostQueue,
+    statusIntervalMs: 1000,
+    heartbeatTimeoutMs: 5000,
+    ...opts.options,
+  });
   let n = 0;
   const engine: Engine = {
-    client, store, root, salt, options, hostQueue, address,
+    client,
+    store,
+    root,
+    salt,
+    options,
+    hostQueue,
+    address,
     repo: () => new GitRepo(root),
     async start(repo, file, o = {}) {
       const commit = repo.git('rev-parse', 'HEAD');
@@ -103,9 +130,12 @@ export async function startEngine(opts: { host?: boolean; options?: Partial<RunO
       if (perr.length) throw new Error(perr.join('\n'));
       const runId = `t${salt}-${++n}-${randomBytes(2).toString('hex')}`;
       const input: RunInput = {
-        runId, pipeline, params: values,
+        runId,
+        pipeline,
+        params: values,
         source: { kind: 'git', repoPath: repo.path, commit, subdir: '' },
-        trigger: o.trigger ?? { kind: 'cli', user: 'test' }, status: { kind: 'none' },
+        trigger: o.trigger ?? { kind: 'cli', user: 'test' },
+        status: { kind: 'none' },
         options: { ...options, noCache: o.noCache ?? false, ...o.options },
         ...(o.secretsWithheld ? { secretsWithheld: o.secretsWithheld } : {}),
       };

@@ -15,7 +15,12 @@ const REPO = join(import.meta.dirname, '..', '..');
 const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? '/tmp', 'init-'));
 const home = join(root, 'home');
 // A user's git identity, as `git commit` needs one.
-const gitEnv = { GIT_AUTHOR_NAME: 'new user', GIT_AUTHOR_EMAIL: 'new@example.com', GIT_COMMITTER_NAME: 'new user', GIT_COMMITTER_EMAIL: 'new@example.com' };
+const gitEnv = {
+  GIT_AUTHOR_NAME: 'new user',
+  GIT_AUTHOR_EMAIL: 'new@example.com',
+  GIT_COMMITTER_NAME: 'new user',
+  GIT_COMMITTER_EMAIL: 'new@example.com',
+};
 
 function sh(cwd: string, cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, ...gitEnv } });
@@ -23,14 +28,24 @@ function sh(cwd: string, cmd: string, args: string[]): string {
 
 function trainyard(cwd: string, args: string[]) {
   const r = spawnSync(process.execPath, [join(REPO, 'bin', 'trainyard.js'), ...args], {
-    cwd, encoding: 'utf8', timeout: 300_000,
+    cwd,
+    encoding: 'utf8',
+    timeout: 300_000,
     // No TEMPORAL_ADDRESS: the CLI starts its own Temporal dev server, as on a new user's machine.
-    env: { ...process.env, ...gitEnv, TEMPORAL_ADDRESS: '', TRAINYARD_HOME: home, TRAINYARD_STORE: join(home, 'store') },
+    env: {
+      ...process.env,
+      ...gitEnv,
+      TEMPORAL_ADDRESS: '',
+      TRAINYARD_HOME: home,
+      TRAINYARD_STORE: join(home, 'store'),
+    },
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-beforeAll(async () => { await ensureTestImages(); });
+beforeAll(async () => {
+  await ensureTestImages();
+});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('trainyard init in a fresh repository', () => {
@@ -59,7 +74,7 @@ describe('trainyard init in a fresh repository', () => {
     expect(first.stderr).toMatch(/train: succeeded/);
   });
 
-  it('after an edit of the starter\'s train script, only train reruns', () => {
+  it("after an edit of the starter's train script, only train reruns", () => {
     expect(first?.code).toBe(0);
     writeFileSync(join(repo, 'train.py'), "print('hi')\nprint('tuned')\n");
     const r = trainyard(repo, ['run']);
@@ -86,11 +101,18 @@ describe('what init writes', () => {
     sh(repo, 'git', ['init', '-q']);
     const r = trainyard(repo, ['init', '--name', 'demo']);
     expect(r.code).toBe(0);
-    for (const f of ['.trainyard/demo.yaml', '.trainyard/pipeline.schema.json', '.trainyardignore', 'prepare.py', 'train.py']) expect(existsSync(join(repo, f)), f).toBe(true);
+    for (const f of [
+      '.trainyard/demo.yaml',
+      '.trainyard/pipeline.schema.json',
+      '.trainyardignore',
+      'prepare.py',
+      'train.py',
+    ])
+      expect(existsSync(join(repo, f)), f).toBe(true);
     expect(trainyard(repo, ['validate']).stdout).toContain('ok: 1 pipeline(s): demo (2 steps)');
   });
 
-  it('writes .trainyardignore with the cache\'s built-in list, never over an existing one', () => {
+  it("writes .trainyardignore with the cache's built-in list, never over an existing one", () => {
     const repo = join(root, 'ignore');
     mkdirSync(repo);
     sh(repo, 'git', ['init', '-q']);
@@ -100,12 +122,14 @@ describe('what init writes', () => {
     const other = join(root, 'ignore2');
     mkdirSync(other);
     expect(trainyard(other, ['init']).code).toBe(0);
-    const entries = readFileSync(join(other, '.trainyardignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const entries = readFileSync(join(other, '.trainyardignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
     expect(entries).toEqual(['*.md', 'docs/', '.github/']);
     expect(entries).toEqual([...DEFAULT_IGNORE_PATTERNS]);
   });
 
-  it('points the editor modeline at a schema copy that resolves from the pipeline file\'s folder, as yaml-language-server resolves it', async () => {
+  it("points the editor modeline at a schema copy that resolves from the pipeline file's folder, as yaml-language-server resolves it", async () => {
     const repo = join(root, 'modeline');
     mkdirSync(repo);
     expect(trainyard(repo, ['init', '--name', 'm']).code).toBe(0);
@@ -136,7 +160,13 @@ describe('what init writes', () => {
     expect(r.stdout).toMatch(/^kept src\/common\.py /m);
     expect(readFileSync(join(repo, 'src', 'common.py'), 'utf8')).toBe('# mine\n');
     const example = join(REPO, 'examples', 'blobs');
-    for (const f of ['data/flowers.csv', 'src/prepare.py', 'src/train_knn.py', 'src/train_softmax.py', 'src/evaluate.py']) {
+    for (const f of [
+      'data/flowers.csv',
+      'src/prepare.py',
+      'src/train_knn.py',
+      'src/train_softmax.py',
+      'src/evaluate.py',
+    ]) {
       expect(readFileSync(join(repo, f), 'utf8'), f).toBe(readFileSync(join(example, f), 'utf8'));
     }
     const text = readFileSync(join(repo, '.trainyard', 'flowers.yaml'), 'utf8');

@@ -35,7 +35,9 @@ beforeAll(async () => {
   process.env.TRAINYARD_CONTAINER_RUN_FLAGS = '--network none';
   engine = await startEngine();
 });
-afterAll(async () => { await engine?.stop(); });
+afterAll(async () => {
+  await engine?.stop();
+});
 
 it('600 distinct steps each execute once; the run continues as new at the documented threshold, carrying gzipped state', async () => {
   const lines = ['name: large', 'steps:'];
@@ -44,28 +46,43 @@ it('600 distinct steps each execute once; the run continues as new at the docume
       // Each step writes its own name (and this file's salt): a cache key, a container and an
       // output of its own. One line each keeps the file small.
       const needs = l > 0 ? `, needs: [s${l - 1}_${i}]` : '';
-      lines.push(`  s${l}_${i}: { image: ${BUSYBOX_IMAGE}, run: echo s${l}_${i} ${engine.salt} >/outputs/o, outputs: [o]${needs} }`);
+      lines.push(
+        `  s${l}_${i}: { image: ${BUSYBOX_IMAGE}, run: echo s${l}_${i} ${engine.salt} >/outputs/o, outputs: [o]${needs} }`,
+      );
     }
   }
   const repo = engine.repo().write({ '.trainyard/large.yaml': `${lines.join('\n')}\n` });
   repo.commit();
-  const { workflowId, firstExecutionRunId } = await engine.start(repo, '.trainyard/large.yaml', { options: { parallelism: 8 } });
+  const { workflowId, firstExecutionRunId } = await engine.start(repo, '.trainyard/large.yaml', {
+    options: { parallelism: 8 },
+  });
   const s = await engine.result(workflowId);
   expect(defaultRunOptions().historyEventLimit).toBe(HISTORY_EVENT_LIMIT);
 
   expect(s.state).toBe('succeeded');
   expect(s.steps).toHaveLength(LAYERS * WIDTH);
   // Every step executed here: not reused, not joined, one attempt, its own key and output.
-  const notExecuted = s.steps.filter((x) => x.state !== 'succeeded' || x.cache?.decision !== 'miss' || x.outcome?.producedBy.runId !== s.runId || x.outcome.attempts.length !== 1);
-  expect(notExecuted.map((x) => `${x.name}:${x.state}:${x.cache?.decision}:${x.message ?? ''}`).slice(0, 5)).toEqual([]);
+  const notExecuted = s.steps.filter(
+    (x) =>
+      x.state !== 'succeeded' ||
+      x.cache?.decision !== 'miss' ||
+      x.outcome?.producedBy.runId !== s.runId ||
+      x.outcome.attempts.length !== 1,
+  );
+  expect(notExecuted.map((x) => `${x.name}:${x.state}:${x.cache?.decision}:${x.message ?? ''}`).slice(0, 5)).toEqual(
+    [],
+  );
   expect(new Set(s.steps.map((x) => x.cache!.key)).size).toBe(LAYERS * WIDTH);
-  const outputs = await Promise.all(s.steps.map(async (x) => [x.name, (await engine.store.getBytes(x.outcome!.outputs.o!.digest)).toString()]));
+  const outputs = await Promise.all(
+    s.steps.map(async (x) => [x.name, (await engine.store.getBytes(x.outcome!.outputs.o!.digest)).toString()]),
+  );
   expect(outputs.filter(([name, out]) => out !== `${name} ${engine.salt}\n`).slice(0, 5)).toEqual([]);
 
   // The chain of executions, each read from Temporal as it was recorded (payloads still encoded).
   const runs: { events: HistoryEvent[] }[] = [];
-  for (let runId: string | undefined = firstExecutionRunId; runId; ) {
-    const events: HistoryEvent[] = (await engine.client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+  for (let runId: string | undefined = firstExecutionRunId; runId;) {
+    const events: HistoryEvent[] =
+      (await engine.client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
     runs.push({ events });
     runId = events.at(-1)?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId || undefined;
   }
@@ -80,8 +97,12 @@ it('600 distinct steps each execute once; the run continues as new at the docume
       expect(events.length, 'the last execution').toBeLessThan(threshold + SLACK);
       continue;
     }
-    expect(events.length, `execution ${n + 1} continued before its threshold (${threshold})`).toBeGreaterThanOrEqual(threshold);
-    expect(events.length - threshold, `execution ${n + 1} went on past its threshold (${threshold})`).toBeLessThan(SLACK);
+    expect(events.length, `execution ${n + 1} continued before its threshold (${threshold})`).toBeGreaterThanOrEqual(
+      threshold,
+    );
+    expect(events.length - threshold, `execution ${n + 1} went on past its threshold (${threshold})`).toBeLessThan(
+      SLACK,
+    );
     // What it handed on: the state of every step, gzipped, and whole when decoded.
     const handedOn = events.at(-1)!.workflowExecutionContinuedAsNewEventAttributes!.input!.payloads! as Payload[];
     expect(handedOn.map(encodingOf)).toEqual(['binary/gzip', 'binary/gzip']);
@@ -92,5 +113,7 @@ it('600 distinct steps each execute once; the run continues as new at the docume
   }
   // Small payloads (a finished step's signal) stay plain JSON, readable in the Temporal UI.
   const signal = runs[0]!.events.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'stepFinished');
-  expect(encodingOf(signal!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]! as Payload)).toBe('json/plain');
+  expect(encodingOf(signal!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]! as Payload)).toBe(
+    'json/plain',
+  );
 }, 900_000);

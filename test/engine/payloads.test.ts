@@ -10,8 +10,12 @@ import { lineageSchemaErrors } from '../lineage/schema.js';
 import { BUSYBOX_IMAGE, PYTHON_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 
 let engine: Engine;
-beforeAll(async () => { engine = await startEngine(); });
-afterAll(async () => { await engine?.stop(); });
+beforeAll(async () => {
+  engine = await startEngine();
+});
+afterAll(async () => {
+  await engine?.stop();
+});
 
 const pipeline = (salt: string) => `
 name: chatty
@@ -62,7 +66,9 @@ describe('a step that prints a lot of metrics', () => {
   let long: ReturnType<typeof stepOf>;
 
   beforeAll(async () => {
-    repo = engine.repo().write({ '.trainyard/chatty.yaml': pipeline(engine.salt), 'src/wide.py': WIDE, 'src/long.py': LONG });
+    repo = engine
+      .repo()
+      .write({ '.trainyard/chatty.yaml': pipeline(engine.salt), 'src/wide.py': WIDE, 'src/long.py': LONG });
     repo.commit();
     const s = await engine.run(repo, '.trainyard/chatty.yaml');
     state = s.state;
@@ -73,9 +79,19 @@ describe('a step that prints a lot of metrics', () => {
   }, 600_000);
 
   it('succeeds with 5,000 lines of 100 keys and with 200,000 samples', () => {
-    expect([state, wide.state, long.state, wide.message ?? '', long.message ?? '']).toEqual(['succeeded', 'succeeded', 'succeeded', '', '']);
+    expect([state, wide.state, long.state, wide.message ?? '', long.message ?? '']).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      '',
+      '',
+    ]);
     expect(wide.outcome!.metrics).toMatchObject({ samples: 5002, names: 106 });
-    expect(long.outcome!.metrics).toMatchObject({ samples: 200_001, names: 2, last: { step: 200_000, loss: { number: 'NaN' } } });
+    expect(long.outcome!.metrics).toMatchObject({
+      samples: 200_001,
+      names: 2,
+      last: { step: 200_000, loss: { number: 'NaN' } },
+    });
   });
 
   it('keeps only references and a bounded summary in the workflow (the series is in the store)', () => {
@@ -90,15 +106,29 @@ describe('a step that prints a lot of metrics', () => {
     const lines = (await blobText(wide.outcome!.metrics!.series!.digest)).trimEnd().split('\n');
     expect(lines).toHaveLength(5002);
     const samples = lines.map((l) => JSON.parse(l) as MetricSample);
-    expect(samples[0]!.values).toEqual({ loss: { number: 'NaN' }, grad: { number: 'Infinity' }, neg: { number: '-Infinity' } });
-    expect(samples[1]!.values).toEqual({ huge: { number: '1e400' }, id: { number: '12345678901234567890' }, odd: { number: '9007199254740993' } });
+    expect(samples[0]!.values).toEqual({
+      loss: { number: 'NaN' },
+      grad: { number: 'Infinity' },
+      neg: { number: '-Infinity' },
+    });
+    expect(samples[1]!.values).toEqual({
+      huge: { number: '1e400' },
+      id: { number: '12345678901234567890' },
+      odd: { number: '9007199254740993' },
+    });
     expect(Object.keys(samples[2]!.values)).toHaveLength(100);
     for (const i of [0, 1234, 4999]) {
-      expect(samples[2 + i]!.values).toEqual(Object.fromEntries(Array.from({ length: 100 }, (_, k) => [`metric_${String(k).padStart(3, '0')}`, valueOf(i, k)])));
+      expect(samples[2 + i]!.values).toEqual(
+        Object.fromEntries(
+          Array.from({ length: 100 }, (_, k) => [`metric_${String(k).padStart(3, '0')}`, valueOf(i, k)]),
+        ),
+      );
     }
     const longLines = (await blobText(long.outcome!.metrics!.series!.digest)).trimEnd().split('\n');
     expect(longLines).toHaveLength(200_001);
-    expect(JSON.parse(longLines[123_456]!)).toMatchObject({ values: { step: 123_456, loss: 1.0 / (1 + 123_456 / 1000) } });
+    expect(JSON.parse(longLines[123_456]!)).toMatchObject({
+      values: { step: 123_456, loss: 1.0 / (1 + 123_456 / 1000) },
+    });
   });
 
   it('the lineage document references the full series by digest, summarises it, and conforms to the schema', () => {
@@ -107,7 +137,13 @@ describe('a step that prints a lot of metrics', () => {
     expect(l.series?.digest).toBe(long.outcome!.metrics!.series!.digest);
     expect(l.samples).toBe(200_001);
     const loss = l.metrics.find((m) => m.name === 'loss')!;
-    expect(loss).toMatchObject({ count: 200_001, finite: 200_000, downsampled: true, last: { number: 'NaN' }, nonFinite: [{ kind: 'NaN', count: 1 }] });
+    expect(loss).toMatchObject({
+      count: 200_001,
+      finite: 200_000,
+      downsampled: true,
+      last: { number: 'NaN' },
+      nonFinite: [{ kind: 'NaN', count: 1 }],
+    });
     expect(loss.points.length).toBeLessThanOrEqual(60);
     const w = doc.steps.find((s) => s.name === 'wide')!.metrics!;
     expect(w.metrics.find((m) => m.name === 'id')?.last).toEqual({ number: '12345678901234567890' });
@@ -115,7 +151,9 @@ describe('a step that prints a lot of metrics', () => {
   });
 
   it('the report charts the long series downsampled and says so, and shows NaN, Infinity and exact numbers', () => {
-    expect(report).toMatch(/`long`: 200,001 samples; charts and trends are downsampled: each shows at most 60 points, each the mean of consecutive samples/);
+    expect(report).toMatch(
+      /`long`: 200,001 samples; charts and trends are downsampled: each shows at most 60 points, each the mean of consecutive samples/,
+    );
     expect(report).toContain(long.outcome!.metrics!.series!.uri);
     expect(report).toMatch(/\| `long` \| loss \| NaN \|/);
     expect(report).toMatch(/⚠️ `long` `loss`: NaN ×1/);
@@ -142,11 +180,17 @@ describe('a repository with thousands of files', () => {
     const name = (i: number): string => `data/${sha256Bytes(`a${i}`).slice(7)}/${sha256Bytes(`b${i}`).slice(7)}.txt`;
     const files: Record<string, string> = {};
     for (let i = 0; i < 1990; i += 1) files[name(i)] = `${i}\n`;
-    const steps = Array.from({ length: 20 }, (_, i) => `  s${i}:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n    env: { SALT: "${engine.salt}", N: "${i}" }\n`).join('');
+    const steps = Array.from(
+      { length: 20 },
+      (_, i) =>
+        `  s${i}:\n    image: ${BUSYBOX_IMAGE}\n    run: "true"\n    env: { SALT: "${engine.salt}", N: "${i}" }\n`,
+    ).join('');
     const repo = engine.repo().write({ ...files, '.trainyard/tree.yaml': `name: tree\nsteps:\n${steps}` });
     repo.commit();
     const s = await engine.run(repo, '.trainyard/tree.yaml', { options: { parallelism: 4 } });
-    expect(s.steps.filter((x) => x.state !== 'succeeded').map((x) => `${x.name}: ${x.state} ${x.message ?? ''}`)).toEqual([]);
+    expect(
+      s.steps.filter((x) => x.state !== 'succeeded').map((x) => `${x.name}: ${x.state} ${x.message ?? ''}`),
+    ).toEqual([]);
     // The next miss still names the changed file (the listing was kept, by reference).
     repo.write({ [name(7)]: 'changed\n' }).commit();
     const again = await engine.run(repo, '.trainyard/tree.yaml', { options: { parallelism: 4 } });

@@ -29,17 +29,31 @@ export interface TrainyardProcess {
  * Starts `node bin/trainyard.js ARGS` with `env` added to this process's environment. With
  * `pty`, it runs as the foreground process of a new terminal session.
  */
-export function startTrainyard(args: string[], env: Record<string, string>, opts: { pty?: boolean; stdout?: 'pipe' | 'closed' } = {}): TrainyardProcess {
+export function startTrainyard(
+  args: string[],
+  env: Record<string, string>,
+  opts: { pty?: boolean; stdout?: 'pipe' | 'closed' } = {},
+): TrainyardProcess {
   const argv = [process.execPath, BIN, ...args];
   const child = opts.pty
-    ? spawn('python3', ['-c', PTY_WRAPPER, ...argv], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn('python3', ['-c', PTY_WRAPPER, ...argv], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+    : spawn(argv[0]!, argv.slice(1), {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-1_000_000));
   if (opts.stdout === 'closed') child.stdout!.destroy();
   else child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   let done = false;
   void exited.then(() => (done = true));
   return {
@@ -50,7 +64,10 @@ export function startTrainyard(args: string[], env: Record<string, string>, opts
       for (;;) {
         const m = re.exec(out);
         if (m) return m;
-        if (done || Date.now() > deadline) throw new Error(`${done ? 'exited' : `no ${re} within ${ms / 1000} s`} before printing ${re}; output:\n${out.slice(-6000)}`);
+        if (done || Date.now() > deadline)
+          throw new Error(
+            `${done ? 'exited' : `no ${re} within ${ms / 1000} s`} before printing ${re}; output:\n${out.slice(-6000)}`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
     },

@@ -12,8 +12,12 @@ import { parsePipeline } from '../../pipeline/parse.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 
 let engine: Engine;
-beforeAll(async () => { engine = await startEngine(); });
-afterAll(async () => { await engine?.stop(); });
+beforeAll(async () => {
+  engine = await startEngine();
+});
+afterAll(async () => {
+  await engine?.stop();
+});
 
 const blob = (digest: string): string => {
   const hex = digest.replace('sha256:', '');
@@ -25,11 +29,24 @@ const FILE = '.trainyard/scope.yaml';
 
 /** `trainyard explain STEP` as a user runs it, on the engine's store. */
 const explainCli = (repo: GitRepo, step: string) =>
-  spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'explain', step, '-C', repo.path], {
-    encoding: 'utf8', timeout: 120_000,
-    env: { ...process.env, TRAINYARD_HOME: join(engine.root, 'home'), TRAINYARD_STORE: join(engine.root, 'store'), TRAINYARD_WORK_DIR: join(engine.root, 'cli-work') },
-  });
-const pipeline = (salt: string, o: { comment?: string; reorder?: boolean; trainEnv?: string; prepareRun?: string; prepareN?: string } = {}) => {
+  spawnSync(
+    process.execPath,
+    [join(import.meta.dirname, '..', '..', 'bin', 'trainyard.js'), 'explain', step, '-C', repo.path],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: {
+        ...process.env,
+        TRAINYARD_HOME: join(engine.root, 'home'),
+        TRAINYARD_STORE: join(engine.root, 'store'),
+        TRAINYARD_WORK_DIR: join(engine.root, 'cli-work'),
+      },
+    },
+  );
+const pipeline = (
+  salt: string,
+  o: { comment?: string; reorder?: boolean; trainEnv?: string; prepareRun?: string; prepareN?: string } = {},
+) => {
   const prepare = `
   prepare:
     image: ${BUSYBOX_IMAGE}
@@ -75,12 +92,22 @@ describe('default code scope: the commit tree minus .trainyard/ and the ignore l
     expect(states(s)).toEqual({ prepare: 'cached', train: 'cached' });
   };
 
-  it('a README edit reuses every step', () => reusesEverything('readme', (r) => r.write({ 'README.md': 'typo fixed\n' })));
-  it('a comment in the pipeline file reuses every step', () => reusesEverything('comment', (r, salt) => r.write({ [FILE]: pipeline(salt, { comment: '# tuned on Tuesday' }) })));
-  it('reordering the steps in the file reuses every step', () => reusesEverything('reorder', (r, salt) => r.write({ [FILE]: pipeline(salt, { reorder: true }) })));
+  it('a README edit reuses every step', () =>
+    reusesEverything('readme', (r) => r.write({ 'README.md': 'typo fixed\n' })));
+  it('a comment in the pipeline file reuses every step', () =>
+    reusesEverything('comment', (r, salt) => r.write({ [FILE]: pipeline(salt, { comment: '# tuned on Tuesday' }) })));
+  it('reordering the steps in the file reuses every step', () =>
+    reusesEverything('reorder', (r, salt) => r.write({ [FILE]: pipeline(salt, { reorder: true }) })));
   it('edits under ignored paths (docs/, .github/, *.md anywhere) reuse every step', () =>
-    reusesEverything('ignored', (r) => r.write({ 'docs/guide.txt': 'guide v2\n', '.github/workflows/ci.yml': 'on: [push]\n', 'src/NOTES.md': 'notes\n' })));
-  it('another pipeline file in .trainyard/ reuses every step', () => reusesEverything('other', (r) => r.write({ '.trainyard/other.yaml': 'name: other\nsteps: {}\n' })));
+    reusesEverything('ignored', (r) =>
+      r.write({
+        'docs/guide.txt': 'guide v2\n',
+        '.github/workflows/ci.yml': 'on: [push]\n',
+        'src/NOTES.md': 'notes\n',
+      }),
+    ));
+  it('another pipeline file in .trainyard/ reuses every step', () =>
+    reusesEverything('other', (r) => r.write({ '.trainyard/other.yaml': 'name: other\nsteps: {}\n' })));
 
   it('an edit to another step reruns only that step', async () => {
     const { repo, salt } = await fresh('another');
@@ -128,13 +155,22 @@ describe('default code scope: the commit tree minus .trainyard/ and the ignore l
     const { repo, salt } = await fresh('explain');
     const { pipeline: p } = parsePipeline(repo.git('show', `HEAD:${FILE}`), FILE);
     // The container CLI resolves images to local ids, as the run's workers do.
-    const deps = { store: engine.store, sources: new LocalGitSource(`${engine.root}/explain`), cli: await resolveContainerCli() };
+    const deps = {
+      store: engine.store,
+      sources: new LocalGitSource(`${engine.root}/explain`),
+      cli: await resolveContainerCli(),
+    };
     const at = () => ({ kind: 'git' as const, repoPath: repo.path, commit: repo.git('rev-parse', 'HEAD'), subdir: '' });
     // Nothing changed since the run: the key is known and cached, every part the same.
     const before = await explainStep(deps, { pipeline: p!, step: 'train', source: at(), params: {} });
     expect(before.cached?.commit).toBe(repo.git('rev-parse', 'HEAD'));
     expect(before.last!.changes).toEqual([]);
-    expect(before.parts).toMatchObject({ command: ['sh', '-c', 'sh src/train.sh'], env: { SALT: salt, OPT: 'a' }, cacheVersion: null, outputs: ['model'] });
+    expect(before.parts).toMatchObject({
+      command: ['sh', '-c', 'sh src/train.sh'],
+      env: { SALT: salt, OPT: 'a' },
+      cacheVersion: null,
+      outputs: ['model'],
+    });
     expect(before.parts.image).toMatch(new RegExp(`^${BUSYBOX_IMAGE}@`));
     expect(before.inputs.data!.origin).toEqual({ kind: 'step', step: 'prepare', output: 'data' });
     expect(before.code.entries.map((e) => e.path)).toEqual(['src/prepare.sh', 'src/train.sh']);
@@ -142,15 +178,25 @@ describe('default code scope: the commit tree minus .trainyard/ and the ignore l
     const cli = explainCli(repo, 'train');
     expect(cli.stderr).toBe('');
     expect(cli.status).toBe(0);
-    expect(cli.stdout).toContain(`step train of pipeline scope at commit ${repo.git('rev-parse', 'HEAD').slice(0, 12)}\nkey: ${before.key}\n  cached: a run reuses the result of step train of run `);
+    expect(cli.stdout).toContain(
+      `step train of pipeline scope at commit ${repo.git('rev-parse', 'HEAD').slice(0, 12)}\nkey: ${before.key}\n  cached: a run reuses the result of step train of run `,
+    );
     expect(cli.stdout).toContain(': every part is the same\n');
     expect(cli.stdout).toContain(`  env            SALT="${salt}" OPT="a"\n`);
-    expect(cli.stdout).toMatch(/\n {2}input data {5}sha256:[0-9a-f]{64} \(file, 9 bytes, from steps\.prepare\.outputs\.data\)\n/);
-    expect(cli.stdout).toMatch(/\n {2}code {11}sha256:[0-9a-f]{64}, 2 entries; scope: the commit tree minus \.trainyard\/ and the built-in ignore list \(no \.trainyardignore\): \*\.md docs\/ \.github\/\n {4}[0-9a-f]{12} {4}src\/prepare\.sh\n {4}[0-9a-f]{12} {4}src\/train\.sh\n$/);
+    expect(cli.stdout).toMatch(
+      /\n {2}input data {5}sha256:[0-9a-f]{64} \(file, 9 bytes, from steps\.prepare\.outputs\.data\)\n/,
+    );
+    expect(cli.stdout).toMatch(
+      /\n {2}code {11}sha256:[0-9a-f]{64}, 2 entries; scope: the commit tree minus \.trainyard\/ and the built-in ignore list \(no \.trainyardignore\): \*\.md docs\/ \.github\/\n {4}[0-9a-f]{12} {4}src\/prepare\.sh\n {4}[0-9a-f]{12} {4}src\/train\.sh\n$/,
+    );
 
     repo.write({ 'src/train.sh': 'echo "model v2 of $(cat /inputs/data)" > /outputs/model\n' }).commit('edit train.sh');
-    expect(explainCli(repo, 'train').stdout).toContain('key: not known yet: input data comes from steps.prepare.outputs.data, which has no cached result at this commit (it runs first)\n');
-    expect(explainCli(repo, 'prepare').stdout).toContain('                 changed since the last execution: src/train.sh\n');
+    expect(explainCli(repo, 'train').stdout).toContain(
+      'key: not known yet: input data comes from steps.prepare.outputs.data, which has no cached result at this commit (it runs first)\n',
+    );
+    expect(explainCli(repo, 'prepare').stdout).toContain(
+      '                 changed since the last execution: src/train.sh\n',
+    );
     const train = await explainStep(deps, { pipeline: p!, step: 'train', source: at(), params: {} });
     // prepare sees src/ too, so it runs first and train's input (hence its key) is not known yet.
     expect(train.key).toBeUndefined();
@@ -176,13 +222,17 @@ steps:
     env: { SALT: "${engine.salt}" }
     outputs: [o]
 `,
-      'configs/a.json': '{"a":1}\n', 'configs/b.json': '{"b":2}\n',
+      'configs/a.json': '{"a":1}\n',
+      'configs/b.json': '{"b":2}\n',
     });
     await import('node:fs').then((fs) => fs.symlinkSync('configs/a.json', `${repo.path}/current.json`));
     repo.commit('link');
     const a = await engine.run(repo, '.trainyard/link.yaml');
     expect(blob(stepOf(a, 'read').outcome!.outputs.o!.digest)).toBe('{"a":1}\n');
-    await import('node:fs').then((fs) => { fs.unlinkSync(`${repo.path}/current.json`); fs.symlinkSync('configs/b.json', `${repo.path}/current.json`); });
+    await import('node:fs').then((fs) => {
+      fs.unlinkSync(`${repo.path}/current.json`);
+      fs.symlinkSync('configs/b.json', `${repo.path}/current.json`);
+    });
     repo.commit('retarget');
     const b = await engine.run(repo, '.trainyard/link.yaml');
     expect(stepOf(b, 'read').state).toBe('succeeded');
@@ -231,7 +281,9 @@ steps:
     repo.commit();
     const s = await engine.run(repo, '.trainyard/outlink.yaml');
     expect(stepOf(s, 'make').state).toBe('failed');
-    expect(stepOf(s, 'make').message).toBe('output "model" refused: /outputs/model/sub/link is a symbolic link. Outputs may not contain links (a link could lead outside the output); copy the file or folder it points to instead.');
+    expect(stepOf(s, 'make').message).toBe(
+      'output "model" refused: /outputs/model/sub/link is a symbolic link. Outputs may not contain links (a link could lead outside the output); copy the file or folder it points to instead.',
+    );
   });
 
   it('a symbolic link inside a repository folder input is refused, naming the input and the link', async () => {
@@ -251,7 +303,9 @@ steps:
     repo.commit();
     const s = await engine.run(repo, '.trainyard/inlink.yaml');
     expect(stepOf(s, 'use').state).toBe('failed');
-    expect(stepOf(s, 'use').message).toMatch(/^could not prepare the step: input raw of step use: data\/raw\/b\.csv is a symbolic link\. A repository folder input may not contain links/);
+    expect(stepOf(s, 'use').message).toMatch(
+      /^could not prepare the step: input raw of step use: data\/raw\/b\.csv is a symbolic link\. A repository folder input may not contain links/,
+    );
     expect(stepOf(s, 'use').message).not.toContain(engine.root);
   });
 });

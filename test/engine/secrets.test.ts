@@ -22,13 +22,21 @@ let wandbKey = `wandb-${randomBytes(12).toString('hex')}`;
 const runnerEnv: Record<string, string | undefined> = { HF_TOKEN: hfToken, UNLISTED: 'not-allow-listed' };
 
 const putWandb = (value: string) =>
-  ssm.send(new PutParameterCommand({ Name: `${prefix}WANDB_API_KEY`, Value: value, Type: 'SecureString', Overwrite: true }));
+  ssm.send(
+    new PutParameterCommand({ Name: `${prefix}WANDB_API_KEY`, Value: value, Type: 'SecureString', Overwrite: true }),
+  );
 
 let engine: Engine;
 beforeAll(async () => {
   await putWandb(wandbKey);
   engine = await startEngine({
-    workers: { secrets: createSecretSource({ fromEnv: ['HF_TOKEN'], env: runnerEnv, ssm: { prefix, region: REGION, endpoint: s3Endpoint(), credentials: CREDENTIALS } }) },
+    workers: {
+      secrets: createSecretSource({
+        fromEnv: ['HF_TOKEN'],
+        env: runnerEnv,
+        ssm: { prefix, region: REGION, endpoint: s3Endpoint(), credentials: CREDENTIALS },
+      }),
+    },
   });
 }, 300_000);
 afterAll(async () => {
@@ -53,7 +61,10 @@ async function historyText(workflowId: string): Promise<string> {
   return out.join('\n');
 }
 
-async function run(text: string, opts: { secretsWithheld?: string } = {}): Promise<{ status: RunStatus; workflowId: string }> {
+async function run(
+  text: string,
+  opts: { secretsWithheld?: string } = {},
+): Promise<{ status: RunStatus; workflowId: string }> {
   const repo = engine.repo().write({ '.trainyard/vault.yaml': text });
   repo.commit();
   const { workflowId } = await engine.start(repo, '.trainyard/vault.yaml', opts);
@@ -91,7 +102,7 @@ steps:
     expect(seen).toBe(`${hfToken}|${wandbKey}`);
   });
 
-  it('shows *** in the stored log, the metrics and the failed step\'s check text, never the value', async () => {
+  it("shows *** in the stored log, the metrics and the failed step's check text, never the value", async () => {
     const log = (await engine.store.getBytes(stepOf(status, 'train').outcome!.logDigest!)).toString('utf8');
     expect(log).toContain('O token is *** and key is ***');
     // Only allow-listed variables of the runner reach a step.
@@ -111,7 +122,8 @@ steps:
     const report = JSON.stringify(await engine.store.getRecord(status.reportKey!));
     expect(lineage).toContain('HF_TOKEN');
     const histories = [await historyText(workflowId)];
-    for (const name of ['train', 'leak']) histories.push(await historyText(stepExecWorkflowId(stepOf(status, name).cache!.key)));
+    for (const name of ['train', 'leak'])
+      histories.push(await historyText(stepExecWorkflowId(stepOf(status, name).cache!.key)));
     // The histories did carry the run (names included), so their absence of values means something.
     expect(histories.every((h) => h.includes('HF_TOKEN'))).toBe(true);
     for (const text of [lineage, report, ...histories]) {
@@ -169,8 +181,9 @@ steps:
     expect(needy.outcome!.attempts[0]!.logDigest).toBeUndefined();
   }, 300_000);
 
-  it('gives a run whose secrets are withheld (a fork\'s pull request) none: the step with secrets fails unstarted, the others run', async () => {
-    const { status } = await run(`name: vault
+  it("gives a run whose secrets are withheld (a fork's pull request) none: the step with secrets fails unstarted, the others run", async () => {
+    const { status } = await run(
+      `name: vault
 steps:
   plain:
     image: ${BUSYBOX_IMAGE}
@@ -181,10 +194,15 @@ steps:
     env: { SALT: "${engine.salt}-fork" }
     secrets: [HF_TOKEN]
     run: 'echo "$HF_TOKEN"'
-`, { secretsWithheld: 'runs of pull requests from forks receive no secrets' });
+`,
+      { secretsWithheld: 'runs of pull requests from forks receive no secrets' },
+    );
     expect(stepOf(status, 'plain').state).toBe('succeeded');
     const s = stepOf(status, 'secretive');
-    expect([s.state, s.message]).toEqual(['failed', 'not started: it needs secrets (HF_TOKEN), and runs of pull requests from forks receive no secrets']);
+    expect([s.state, s.message]).toEqual([
+      'failed',
+      'not started: it needs secrets (HF_TOKEN), and runs of pull requests from forks receive no secrets',
+    ]);
     expect(s.outcome).toBeUndefined();
     expect(await engine.containers()).toEqual([]);
   }, 300_000);

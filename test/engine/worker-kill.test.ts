@@ -26,8 +26,12 @@ afterAll(async () => {
 function startAgent(stall: boolean): ChildProcess {
   const child = spawn(process.execPath, ['bin/trainyard.js', 'agent', '--queue', engine.hostQueue], {
     env: {
-      ...process.env, TEMPORAL_ADDRESS: engine.address, TRAINYARD_STORE: join(engine.root, 'store'), TRAINYARD_WORK_DIR: join(engine.root, 'agent-work'),
-      TRAINYARD_LOG_LEVEL: 'warn', TRAINYARD_CONTAINER_RUN_FLAGS: stall ? '--env TRAINYARD_TEST_STALL=1' : '',
+      ...process.env,
+      TEMPORAL_ADDRESS: engine.address,
+      TRAINYARD_STORE: join(engine.root, 'store'),
+      TRAINYARD_WORK_DIR: join(engine.root, 'agent-work'),
+      TRAINYARD_LOG_LEVEL: 'warn',
+      TRAINYARD_CONTAINER_RUN_FLAGS: stall ? '--env TRAINYARD_TEST_STALL=1' : '',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -41,7 +45,11 @@ function watchContainers() {
   let stop = false;
   const done = (async () => {
     while (!stop) {
-      snapshots.push((await listContainers(cli, { 'trainyard.queue': engine.hostQueue })).filter((c) => c.state === 'running').map((c) => c.name));
+      snapshots.push(
+        (await listContainers(cli, { 'trainyard.queue': engine.hostQueue }))
+          .filter((c) => c.state === 'running')
+          .map((c) => c.name),
+      );
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
@@ -50,7 +58,8 @@ function watchContainers() {
     async until(what: string, seen: (running: string[]) => boolean, ms = 90_000): Promise<void> {
       const deadline = Date.now() + ms;
       while (!snapshots.some(seen)) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(snapshots.at(-1))}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${what}; last seen: ${JSON.stringify(snapshots.at(-1))}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -68,14 +77,16 @@ function watchContainers() {
 }
 
 it('a killed runner is replaced: the new one removes the container the dead one left before running the step again, and the step completes, its output stored once', async () => {
-  const repo = engine.repo().write({ '.trainyard/kill.yaml': `
+  const repo = engine.repo().write({
+    '.trainyard/kill.yaml': `
 name: kill
 steps:
   work:
     image: ${BUSYBOX_IMAGE}
     run: 'echo started; if [ -n "$TRAINYARD_TEST_STALL" ]; then sleep 3600; fi; sleep 2; echo "result ${engine.salt}" > /outputs/model'
     outputs: [model]
-` });
+`,
+  });
   repo.commit();
   const watch = watchContainers();
   try {
@@ -84,7 +95,7 @@ steps:
     // Container names end in -<step attempt>-<runner attempt>-<runner pid>: -1-1-… is the first runner's.
     const isFirst = (n: string) => /-1-1-\d+$/.test(n);
     const isRetry = (n: string) => /-1-2-\d+$/.test(n);
-    await watch.until('the first runner\'s container', (running) => running.some(isFirst));
+    await watch.until("the first runner's container", (running) => running.some(isFirst));
     first.kill('SIGKILL');
     await new Promise((r) => first.once('exit', r));
     // Its container outlives it (it would run for an hour): an orphan for the next runner.

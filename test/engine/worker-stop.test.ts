@@ -32,7 +32,8 @@ afterAll(async () => {
   // Only what a failed test left: every passing test asserts there is nothing.
   for (const p of started) p.child.kill('SIGKILL');
   const cli = await resolveContainerCli();
-  for (const queue of [engine.hostQueue, `stop-host-${engine.salt}`, `stop-serve-${engine.salt}-host`]) await removeContainers(cli, { 'trainyard.queue': queue });
+  for (const queue of [engine.hostQueue, `stop-host-${engine.salt}`, `stop-serve-${engine.salt}-host`])
+    await removeContainers(cli, { 'trainyard.queue': queue });
   await engine?.stop();
 });
 
@@ -45,29 +46,36 @@ function gatedProject(): { repo: GitRepo; file: string; gate: string } {
   const token = randomBytes(4).toString('hex');
   const gate = join(gates, token);
   mkdirSync(gate);
-  const repo = engine.repo().write({ '.trainyard/gated.yaml': `
+  const repo = engine.repo().write({
+    '.trainyard/gated.yaml': `
 name: gated
 steps:
   work:
     image: ${BUSYBOX_IMAGE}
     run: echo started >> /gates/${token}/attempts; while [ ! -e /gates/${token}/go ]; do sleep 0.2; done; echo "done ${token}" > /outputs/model
     outputs: [model]
-` });
+`,
+  });
   repo.commit();
   return { repo, file: '.trainyard/gated.yaml', gate };
 }
 
 function trainyard(args: string[], env: Record<string, string>): TrainyardProcess {
   const p = startTrainyard(args, {
-    TRAINYARD_STORE: join(engine.root, 'store'), TRAINYARD_WORK_DIR: join(engine.root, `work-${started.length}`), TRAINYARD_WORK_ROOT: join(engine.root, `work-${started.length}`),
-    TRAINYARD_LOG_LEVEL: 'info', TRAINYARD_CONTAINER_RUN_FLAGS: `-v ${gates}:/gates`, ...env,
+    TRAINYARD_STORE: join(engine.root, 'store'),
+    TRAINYARD_WORK_DIR: join(engine.root, `work-${started.length}`),
+    TRAINYARD_WORK_ROOT: join(engine.root, `work-${started.length}`),
+    TRAINYARD_LOG_LEVEL: 'info',
+    TRAINYARD_CONTAINER_RUN_FLAGS: `-v ${gates}:/gates`,
+    ...env,
   });
   started.push(p);
   return p;
 }
 
 const containersOn = (queue: string) => containersLabelled('trainyard.queue', queue);
-const stepRunsOn = (queue: string) => waitUntil(`a step container on ${queue}`, async () => (await containersOn(queue)).length > 0, 180_000);
+const stepRunsOn = (queue: string) =>
+  waitUntil(`a step container on ${queue}`, async () => (await containersOn(queue)).length > 0, 180_000);
 const attemptsOf = (s: RunStatus) => stepOf(s, 'work').outcome!.attempts.map((a) => a.outcome);
 const containerStarts = (gate: string) => readFileSync(join(gate, 'attempts'), 'utf8').trim().split('\n').length;
 
@@ -83,7 +91,10 @@ async function stopsCleanly(p: TrainyardProcess, queue: string): Promise<void> {
 describe('trainyard agent told to stop', () => {
   it('lets its running step finish within the grace time, then exits 0', async () => {
     const { repo, file, gate } = gatedProject();
-    const agent = trainyard(['agent', '--queue', engine.hostQueue], { TEMPORAL_ADDRESS: engine.address, TRAINYARD_SHUTDOWN_GRACE_SECONDS: '120' });
+    const agent = trainyard(['agent', '--queue', engine.hostQueue], {
+      TEMPORAL_ADDRESS: engine.address,
+      TRAINYARD_SHUTDOWN_GRACE_SECONDS: '120',
+    });
     await agent.waitFor(/runner agent ready/);
     const { workflowId } = await engine.start(repo, file);
     await stepRunsOn(engine.hostQueue);
@@ -101,7 +112,10 @@ describe('trainyard agent told to stop', () => {
 
   it('when the step outlasts the grace time: removes its container, exits 0, and another runner retries the step at once', async () => {
     const { repo, file, gate } = gatedProject();
-    const first = trainyard(['agent', '--queue', engine.hostQueue], { TEMPORAL_ADDRESS: engine.address, TRAINYARD_SHUTDOWN_GRACE_SECONDS: '1' });
+    const first = trainyard(['agent', '--queue', engine.hostQueue], {
+      TEMPORAL_ADDRESS: engine.address,
+      TRAINYARD_SHUTDOWN_GRACE_SECONDS: '1',
+    });
     await first.waitFor(/runner agent ready/);
     const { workflowId } = await engine.start(repo, file);
     await stepRunsOn(engine.hostQueue);
@@ -128,9 +142,17 @@ describe('trainyard worker told to stop', () => {
       const { pipeline } = parsePipeline(repo.git('show', `HEAD:${file}`), file);
       const runId = `stop-${engine.salt}`;
       const input: RunInput = {
-        runId, pipeline: pipeline!, params: {}, source: { kind: 'git', repoPath: repo.path, commit: repo.git('rev-parse', 'HEAD'), subdir: '' },
-        trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' },
-        options: defaultRunOptions({ localHostQueue: hostQueue, heartbeatTimeoutMs: TEN_MINUTES, statusIntervalMs: 1000 }),
+        runId,
+        pipeline: pipeline!,
+        params: {},
+        source: { kind: 'git', repoPath: repo.path, commit: repo.git('rev-parse', 'HEAD'), subdir: '' },
+        trigger: { kind: 'cli', user: 'test' },
+        status: { kind: 'none' },
+        options: defaultRunOptions({
+          localHostQueue: hostQueue,
+          heartbeatTimeoutMs: TEN_MINUTES,
+          statusIntervalMs: 1000,
+        }),
       };
       const env = { TEMPORAL_ADDRESS: dev.address, TRAINYARD_SHUTDOWN_GRACE_SECONDS: '1' };
       const first = trainyard(['worker', '--queue', hostQueue], env);
@@ -157,9 +179,15 @@ describe('trainyard serve told to stop', () => {
     const controlQueue = `stop-serve-${engine.salt}`;
     const hostQueue = `${controlQueue}-host`;
     const env = {
-      TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_BIND: '127.0.0.1', TRAINYARD_PORT: '0',
-      GITLAB_URL: 'http://127.0.0.1:9', GITLAB_TOKEN: 'unused', GITLAB_WEBHOOK_SECRET: 'unused',
-      TRAINYARD_CONTROL_QUEUE: controlQueue, TRAINYARD_HOST_QUEUE: hostQueue, TRAINYARD_SHUTDOWN_GRACE_SECONDS: '1',
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TRAINYARD_BIND: '127.0.0.1',
+      TRAINYARD_PORT: '0',
+      GITLAB_URL: 'http://127.0.0.1:9',
+      GITLAB_TOKEN: 'unused',
+      GITLAB_WEBHOOK_SECRET: 'unused',
+      TRAINYARD_CONTROL_QUEUE: controlQueue,
+      TRAINYARD_HOST_QUEUE: hostQueue,
+      TRAINYARD_SHUTDOWN_GRACE_SECONDS: '1',
     };
     const first = trainyard(['serve'], env);
     await first.waitFor(/listening on http/);
@@ -175,4 +203,3 @@ describe('trainyard serve told to stop', () => {
     await stopsCleanly(second, hostQueue);
   }, 300_000);
 });
-

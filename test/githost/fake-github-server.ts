@@ -52,29 +52,39 @@ function readTree(dir: string): Record<string, string> {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`fake-github-server: ${message}\n` +
-    'usage: node --import tsx test/githost/fake-github-server.ts --out DIR [--port N] [--files DIR] [--repo OWNER/NAME] [--user LOGIN]\n');
+  process.stderr.write(
+    `fake-github-server: ${message}\n` +
+      'usage: node --import tsx test/githost/fake-github-server.ts --out DIR [--port N] [--files DIR] [--repo OWNER/NAME] [--user LOGIN]\n',
+  );
   process.exit(2);
 }
 
 const { values } = parseArgs({
   options: {
-    out: { type: 'string' }, port: { type: 'string', default: '0' }, files: { type: 'string' },
-    repo: { type: 'string', default: 'octo-org/models' }, user: { type: 'string', default: 'alice' },
+    out: { type: 'string' },
+    port: { type: 'string', default: '0' },
+    files: { type: 'string' },
+    repo: { type: 'string', default: 'octo-org/models' },
+    user: { type: 'string', default: 'alice' },
   },
 });
 if (!values.out) usage('--out DIR is required (where app.pem, github.env and the payloads are written)');
 const port = Number(values.port);
-if (!Number.isInteger(port) || port < 0 || port > 65535) usage(`--port must be a port number, got ${JSON.stringify(values.port)}`);
+if (!Number.isInteger(port) || port < 0 || port > 65535)
+  usage(`--port must be a port number, got ${JSON.stringify(values.port)}`);
 const [owner, name, ...extra] = values.repo.split('/');
 if (!owner || !name || extra.length) usage(`--repo must be OWNER/NAME, got ${JSON.stringify(values.repo)}`);
 const files = values.files ? readTree(resolve(values.files)) : DEFAULT_FILES;
-const pipelines = Object.keys(files).filter((f) => /^\.trainyard\/[^/]+\.ya?ml$/.test(f)).sort();
+const pipelines = Object.keys(files)
+  .filter((f) => /^\.trainyard\/[^/]+\.ya?ml$/.test(f))
+  .sort();
 if (pipelines.length === 0) usage(`no .trainyard/*.yaml in ${values.files}`);
 const pipeline = pipelines[0]!.replace(/^\.trainyard\//, '').replace(/\.ya?ml$/, '');
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
 });
 const repo: FakeRepo = { id: 1001, owner, name };
 const gh = new FakeGitHub(APP_ID, publicKey, repo, INSTALLATION);
@@ -92,17 +102,43 @@ const secret = randomBytes(20).toString('hex');
 const pem = join(out, 'app.pem');
 writeFileSync(pem, privateKey, { mode: 0o600 });
 const settings = {
-  GITHUB_APP_ID: String(APP_ID), GITHUB_PRIVATE_KEY_FILE: pem, GITHUB_WEBHOOK_SECRET: secret, GITHUB_API_URL: gh.url,
+  GITHUB_APP_ID: String(APP_ID),
+  GITHUB_PRIVATE_KEY_FILE: pem,
+  GITHUB_WEBHOOK_SECRET: secret,
+  GITHUB_API_URL: gh.url,
 };
-writeFileSync(join(out, 'github.env'), Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
-writeFileSync(join(out, 'push.json'), JSON.stringify(pushPayload(repo, INSTALLATION, gh.url, { before, after: pushed, changed: { added: Object.keys(files) } })));
-writeFileSync(join(out, 'comment.json'), JSON.stringify(commentPayload(repo, INSTALLATION, gh.url, { pr: 1, commentId: 900_001, user: values.user, body: `/train ${pipeline}` })));
+writeFileSync(
+  join(out, 'github.env'),
+  Object.entries(settings)
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join(''),
+  { mode: 0o600 },
+);
+writeFileSync(
+  join(out, 'push.json'),
+  JSON.stringify(
+    pushPayload(repo, INSTALLATION, gh.url, { before, after: pushed, changed: { added: Object.keys(files) } }),
+  ),
+);
+writeFileSync(
+  join(out, 'comment.json'),
+  JSON.stringify(
+    commentPayload(repo, INSTALLATION, gh.url, {
+      pr: 1,
+      commentId: 900_001,
+      user: values.user,
+      body: `/train ${pipeline}`,
+    }),
+  ),
+);
 
 process.stdout.write(`fake GitHub listening on ${gh.url}
 repository ${owner}/${name}, installation ${INSTALLATION}, ${values.user} has write access
 push.json: push of ${pushed} to main; comment.json: "/train ${pipeline}" on PR #1 (head ${prHead})
 settings in ${join(out, 'github.env')}:
-${Object.entries(settings).map(([k, v]) => `  ${k}=${v}`).join('\n')}
+${Object.entries(settings)
+  .map(([k, v]) => `  ${k}=${v}`)
+  .join('\n')}
 installation token for reading its state: token ${TOKEN}
   check runs: curl -H 'authorization: token ${TOKEN}' ${gh.url}/repos/${owner}/${name}/commits/${pushed}/check-runs
   PR comments: curl -H 'authorization: token ${TOKEN}' ${gh.url}/repos/${owner}/${name}/issues/1/comments
@@ -113,8 +149,14 @@ const stop = async (): Promise<void> => {
   if (stopping) return;
   stopping = true;
   await gh.stop();
-  if (gh.violations.length) process.stdout.write(`requests that do not fit GitHub's OpenAPI description:\n${gh.violations.map((v) => `  ${v}`).join('\n')}\n`);
-  else process.stdout.write(`fake GitHub stopped: ${gh.calls.length} requests, every one fit GitHub's OpenAPI description\n`);
+  if (gh.violations.length)
+    process.stdout.write(
+      `requests that do not fit GitHub's OpenAPI description:\n${gh.violations.map((v) => `  ${v}`).join('\n')}\n`,
+    );
+  else
+    process.stdout.write(
+      `fake GitHub stopped: ${gh.calls.length} requests, every one fit GitHub's OpenAPI description\n`,
+    );
   process.exit(gh.violations.length ? 1 : 0);
 };
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());

@@ -61,7 +61,10 @@ export class FakeGitHub extends FakeServer {
   /** username → role_name */
   readonly roles = new Map<string, string>();
   /** PR number → head commit and repository; base branch (main) and its commit, head branch (feature) when given. */
-  readonly pulls = new Map<number, { headSha: string; headRepoId: number; baseRef?: string; baseSha?: string; headRef?: string }>();
+  readonly pulls = new Map<
+    number,
+    { headSha: string; headRepoId: number; baseRef?: string; baseSha?: string; headRef?: string }
+  >();
   /** `org/team-slug` → username → membership state (`active` or `pending`). */
   readonly teams = new Map<string, Map<string, string>>();
   /** One check suite per head commit: this fake serves one app. */
@@ -109,7 +112,14 @@ export class FakeGitHub extends FakeServer {
   protected async handle(req: IncomingMessage, res: ServerResponse, body: unknown): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
-    const call: RecordedCall = { method, path: url.pathname, query: Object.fromEntries(url.searchParams), body, status: 0, at: Date.now() };
+    const call: RecordedCall = {
+      method,
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      body,
+      status: 0,
+      at: Date.now(),
+    };
     this.calls.push(call);
     const send = (status: number, data?: unknown, headers: Record<string, string> = {}) => {
       call.status = status;
@@ -121,12 +131,28 @@ export class FakeGitHub extends FakeServer {
     call.operation = checked.operationId;
     if (checked.problems.length) {
       this.violations.push(...checked.problems);
-      return send(422, { message: 'Validation Failed (fake: request does not fit the OpenAPI description)', errors: checked.problems });
+      return send(422, {
+        message: 'Validation Failed (fake: request does not fit the OpenAPI description)',
+        errors: checked.problems,
+      });
     }
     if (checked.template === '/app') {
       const problem = this.verifyJwt(req.headers.authorization);
       if (problem) return send(401, { message: problem });
-      return send(200, { id: this.appId, slug: 'trainyard-test', name: 'Trainyard test', owner: null, node_id: 'A_1', description: null, external_url: this.url, html_url: `${this.url}/apps/trainyard-test`, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z', permissions: { checks: 'write' }, events: ['push'] });
+      return send(200, {
+        id: this.appId,
+        slug: 'trainyard-test',
+        name: 'Trainyard test',
+        owner: null,
+        node_id: 'A_1',
+        description: null,
+        external_url: this.url,
+        html_url: `${this.url}/apps/trainyard-test`,
+        created_at: '2026-01-01T00:00:00Z',
+        updated_at: '2026-01-01T00:00:00Z',
+        permissions: { checks: 'write' },
+        events: ['push'],
+      });
     }
     if (checked.template === '/app/installations/{installation_id}/access_tokens') {
       const problem = this.verifyJwt(req.headers.authorization);
@@ -134,14 +160,23 @@ export class FakeGitHub extends FakeServer {
         this.violations.push(problem);
         return send(401, { message: problem });
       }
-      return send(201, { token: TOKEN, expires_at: new Date(Date.now() + 3600_000).toISOString(), permissions: { checks: 'write' }, repository_selection: 'all' });
+      return send(201, {
+        token: TOKEN,
+        expires_at: new Date(Date.now() + 3600_000).toISOString(),
+        permissions: { checks: 'write' },
+        repository_selection: 'all',
+      });
     }
     if (req.headers.authorization !== `token ${TOKEN}`) {
-      this.violations.push(`${method} ${url.pathname} without the installation token (${req.headers.authorization ?? 'none'})`);
+      this.violations.push(
+        `${method} ${url.pathname} without the installation token (${req.headers.authorization ?? 'none'})`,
+      );
       return send(401, { message: 'Bad credentials' });
     }
     if (checked.template === '/orgs/{org}/teams/{team_slug}/memberships/{username}') {
-      const [, org, team, user] = /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/.exec(decodeURIComponent(url.pathname))!;
+      const [, org, team, user] = /^\/orgs\/([^/]+)\/teams\/([^/]+)\/memberships\/([^/]+)$/.exec(
+        decodeURIComponent(url.pathname),
+      )!;
       const state = this.teams.get(`${org}/${team}`.toLowerCase())?.get(user!);
       if (!state) return send(404, { message: 'Not Found' });
       return send(200, { url: `${this.url}${url.pathname}`, role: 'member', state });
@@ -163,14 +198,28 @@ export class FakeGitHub extends FakeServer {
       case 'GET /compare/{base}...{head}':
       case 'GET /compare/{basehead}': {
         const [base, head] = m(/^\/compare\/(.+)$/)![1]!.split('...') as [string, string];
-        const a = this.commits.get(base) ?? (base === 'main' ? this.commits.get([...this.commits.keys()][0]!) : undefined);
+        const a =
+          this.commits.get(base) ?? (base === 'main' ? this.commits.get([...this.commits.keys()][0]!) : undefined);
         const b = this.commits.get(head);
         if (!a || !b) return send(404, { message: 'Not Found' });
         const names = new Set([...Object.keys(a), ...Object.keys(b)]);
-        const files = [...names].filter((n) => a[n] !== b[n]).map((filename) => ({ filename, status: !(filename in a) ? 'added' : !(filename in b) ? 'removed' : 'modified' }));
+        const files = [...names]
+          .filter((n) => a[n] !== b[n])
+          .map((filename) => ({
+            filename,
+            status: !(filename in a) ? 'added' : !(filename in b) ? 'removed' : 'modified',
+          }));
         // This fake keeps no history: the base commit stands for the merge base.
         const mergeBase = this.commits.has(base) ? base : [...this.commits.keys()][0]!;
-        return send(200, { status: 'ahead', ahead_by: 1, behind_by: 0, total_commits: 1, commits: [], files, merge_base_commit: { sha: mergeBase } });
+        return send(200, {
+          status: 'ahead',
+          ahead_by: 1,
+          behind_by: 0,
+          total_commits: 1,
+          commits: [],
+          files,
+          merge_base_commit: { sha: mergeBase },
+        });
       }
       case 'POST /check-runs':
         return send(201, this.createCheckRun(body as Record<string, unknown>, `${repo.owner}/${repo.name}`));
@@ -213,14 +262,24 @@ export class FakeGitHub extends FakeServer {
         const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
         const id = this.nextId++;
         this.comments.push({ id, issue, body: (body as { body: string }).body, repo: `${repo.owner}/${repo.name}` });
-        return send(201, { id, body: (body as { body: string }).body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${id}` });
+        return send(201, {
+          id,
+          body: (body as { body: string }).body,
+          html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${id}`,
+        });
       }
       case 'PATCH /issues/comments/{comment_id}': {
-        const c = this.comments.find((x) => x.id === Number(m(/^\/issues\/comments\/(\d+)$/)![1]) && x.repo === `${repo.owner}/${repo.name}`);
+        const c = this.comments.find(
+          (x) => x.id === Number(m(/^\/issues\/comments\/(\d+)$/)![1]) && x.repo === `${repo.owner}/${repo.name}`,
+        );
         if (!c) return send(404, { message: 'Not Found' });
         c.body = (body as { body: string }).body;
         c.edits = (c.edits ?? 0) + 1;
-        return send(200, { id: c.id, body: c.body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${c.issue}#issuecomment-${c.id}` });
+        return send(200, {
+          id: c.id,
+          body: c.body,
+          html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${c.issue}#issuecomment-${c.id}`,
+        });
       }
       case 'GET /issues/{issue_number}/comments': {
         const issue = Number(m(/^\/issues\/(\d+)\/comments$/)![1]);
@@ -228,15 +287,34 @@ export class FakeGitHub extends FakeServer {
         const perPage = Math.min(100, Number(url.searchParams.get('per_page') ?? 30));
         const page = Number(url.searchParams.get('page') ?? 1);
         const slice = all.slice((page - 1) * perPage, page * perPage);
-        const next: Record<string, string> = page * perPage < all.length ? { link: `<${this.url}${url.pathname}?per_page=${perPage}&page=${page + 1}>; rel="next"` } : {};
-        return send(200, slice.map((c) => ({ id: c.id, body: c.body, html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${c.id}` })), next);
+        const next: Record<string, string> =
+          page * perPage < all.length
+            ? { link: `<${this.url}${url.pathname}?per_page=${perPage}&page=${page + 1}>; rel="next"` }
+            : {};
+        return send(
+          200,
+          slice.map((c) => ({
+            id: c.id,
+            body: c.body,
+            html_url: `${this.url}/${repo.owner}/${repo.name}/pull/${issue}#issuecomment-${c.id}`,
+          })),
+          next,
+        );
       }
       case 'GET /pulls/{pull_number}': {
         const n = Number(m(/^\/pulls\/(\d+)$/)![1]);
         const pr = this.pulls.get(n);
         if (!pr) return send(404, { message: 'Not Found' });
-        const repoJson = (id: number) => ({ id, full_name: id === repo.id ? `${repo.owner}/${repo.name}` : `fork-${id}/${repo.name}` });
-        return send(200, { number: n, state: 'open', head: { sha: pr.headSha, ref: pr.headRef ?? 'feature', repo: repoJson(pr.headRepoId) }, base: { sha: pr.baseSha ?? fakeSha('base'), ref: pr.baseRef ?? 'main', repo: repoJson(repo.id) } });
+        const repoJson = (id: number) => ({
+          id,
+          full_name: id === repo.id ? `${repo.owner}/${repo.name}` : `fork-${id}/${repo.name}`,
+        });
+        return send(200, {
+          number: n,
+          state: 'open',
+          head: { sha: pr.headSha, ref: pr.headRef ?? 'feature', repo: repoJson(pr.headRepoId) },
+          base: { sha: pr.baseSha ?? fakeSha('base'), ref: pr.baseRef ?? 'main', repo: repoJson(repo.id) },
+        });
       }
       default:
         return send(404, { message: `fake GitHub does not serve ${route}` });
@@ -247,10 +325,16 @@ export class FakeGitHub extends FakeServer {
     const token = auth?.replace(/^bearer /i, '');
     const parts = token?.split('.');
     if (!parts || parts.length !== 3) return 'access token request without a JWT';
-    const ok = verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), createPublicKey(this.publicKeyPem), Buffer.from(parts[2]!, 'base64url'));
+    const ok = verify(
+      'RSA-SHA256',
+      Buffer.from(`${parts[0]}.${parts[1]}`),
+      createPublicKey(this.publicKeyPem),
+      Buffer.from(parts[2]!, 'base64url'),
+    );
     if (!ok) return 'app JWT signature does not verify with the app public key';
     const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()) as { iss: number | string; exp: number };
-    if (String(claims.iss) !== String(this.appId)) return `app JWT issued for app ${claims.iss}, expected ${this.appId}`;
+    if (String(claims.iss) !== String(this.appId))
+      return `app JWT issued for app ${claims.iss}, expected ${this.appId}`;
     if (claims.exp * 1000 < Date.now()) return 'app JWT expired';
     return undefined;
   }
@@ -260,11 +344,28 @@ export class FakeGitHub extends FakeServer {
     if (!files) return send(404, { message: 'No commit found for the ref' });
     if (path in files) {
       const content = Buffer.from(files[path]!).toString('base64');
-      return send(200, { type: 'file', encoding: 'base64', size: Buffer.byteLength(files[path]!), name: path.split('/').pop(), path, content, sha: fakeSha(files[path]!) });
+      return send(200, {
+        type: 'file',
+        encoding: 'base64',
+        size: Buffer.byteLength(files[path]!),
+        name: path.split('/').pop(),
+        path,
+        content,
+        sha: fakeSha(files[path]!),
+      });
     }
     const under = Object.keys(files).filter((f) => f.startsWith(`${path}/`) && !f.slice(path.length + 1).includes('/'));
     if (under.length === 0) return send(404, { message: 'Not Found' });
-    return send(200, under.map((f) => ({ type: 'file', size: Buffer.byteLength(files[f]!), name: f.split('/').pop(), path: f, sha: fakeSha(files[f]!) })));
+    return send(
+      200,
+      under.map((f) => ({
+        type: 'file',
+        size: Buffer.byteLength(files[f]!),
+        name: f.split('/').pop(),
+        path: f,
+        sha: fakeSha(files[f]!),
+      })),
+    );
   }
 
   private codeload(pathname: string, res: ServerResponse, call: RecordedCall): void {
@@ -284,8 +385,18 @@ export class FakeGitHub extends FakeServer {
 
   private createCheckRun(body: Record<string, unknown>, repo: string): unknown {
     const run: CheckRunState = {
-      id: this.nextId++, repo, name: String(body.name), head_sha: String(body.head_sha), external_id: (body.external_id as string) ?? null,
-      status: 'queued', conclusion: null, details_url: null, output: { annotations_count: 0 }, annotations: [], actions: [], statuses: [],
+      id: this.nextId++,
+      repo,
+      name: String(body.name),
+      head_sha: String(body.head_sha),
+      external_id: (body.external_id as string) ?? null,
+      status: 'queued',
+      conclusion: null,
+      details_url: null,
+      output: { annotations_count: 0 },
+      annotations: [],
+      actions: [],
+      statuses: [],
     };
     this.checkRuns.set(run.id, run);
     this.applyCheckRun(run, body);
@@ -301,25 +412,47 @@ export class FakeGitHub extends FakeServer {
     if (run.statuses.at(-1) !== run.status) run.statuses.push(run.status);
     if (typeof body.details_url === 'string') run.details_url = body.details_url;
     if (Array.isArray(body.actions)) run.actions = body.actions as CheckRunState['actions'];
-    const output = body.output as { title?: string; summary?: string; text?: string; annotations?: CheckRunState['annotations'] } | undefined;
+    const output = body.output as
+      { title?: string; summary?: string; text?: string; annotations?: CheckRunState['annotations'] } | undefined;
     if (output) {
-      run.output = { ...run.output, ...(output.title ? { title: output.title } : {}), ...(output.summary ? { summary: output.summary } : {}), ...(output.text ? { text: output.text } : {}) };
+      run.output = {
+        ...run.output,
+        ...(output.title ? { title: output.title } : {}),
+        ...(output.summary ? { summary: output.summary } : {}),
+        ...(output.text ? { text: output.text } : {}),
+      };
       if (output.annotations) {
-        if (output.annotations.length > 50) this.violations.push(`check run ${run.id}: ${output.annotations.length} annotations in one request (GitHub takes 50)`);
+        if (output.annotations.length > 50)
+          this.violations.push(
+            `check run ${run.id}: ${output.annotations.length} annotations in one request (GitHub takes 50)`,
+          );
         run.annotations.push(...output.annotations);
         run.output.annotations_count = run.annotations.length;
       }
       for (const [k, v] of Object.entries({ summary: output.summary, text: output.text })) {
-        if (v && Buffer.byteLength(v) > 65535) this.violations.push(`check run ${run.id}: output.${k} is ${Buffer.byteLength(v)} bytes (limit 65535)`);
+        if (v && Buffer.byteLength(v) > 65535)
+          this.violations.push(`check run ${run.id}: output.${k} is ${Buffer.byteLength(v)} bytes (limit 65535)`);
       }
     }
   }
 
   private checkRunJson(run: CheckRunState): unknown {
     return {
-      id: run.id, name: run.name, head_sha: run.head_sha, external_id: run.external_id, status: run.status, conclusion: run.conclusion,
-      details_url: run.details_url, check_suite: { id: this.suiteOf(run.head_sha) }, html_url: `${this.url}/${run.repo}/runs/${run.id}`,
-      output: { title: run.output.title ?? null, summary: run.output.summary ?? null, text: run.output.text ?? null, annotations_count: run.output.annotations_count },
+      id: run.id,
+      name: run.name,
+      head_sha: run.head_sha,
+      external_id: run.external_id,
+      status: run.status,
+      conclusion: run.conclusion,
+      details_url: run.details_url,
+      check_suite: { id: this.suiteOf(run.head_sha) },
+      html_url: `${this.url}/${run.repo}/runs/${run.id}`,
+      output: {
+        title: run.output.title ?? null,
+        summary: run.output.summary ?? null,
+        text: run.output.text ?? null,
+        annotations_count: run.output.annotations_count,
+      },
     };
   }
 }

@@ -59,7 +59,9 @@ export class FakeGitLab extends FakeServer {
   }
 
   commit(files: Record<string, string>): string {
-    const sha = createHash('sha1').update(JSON.stringify(files) + this.commits.size + this.nonce).digest('hex');
+    const sha = createHash('sha1')
+      .update(JSON.stringify(files) + this.commits.size + this.nonce)
+      .digest('hex');
     this.commits.set(sha, { ...files });
     return sha;
   }
@@ -71,7 +73,8 @@ export class FakeGitLab extends FakeServer {
   protected async handle(req: IncomingMessage, res: ServerResponse, parsed: unknown, raw: string): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
     const method = req.method ?? 'GET';
-    const body = (typeof parsed === 'string' ? Object.fromEntries(new URLSearchParams(raw)) : parsed) as Record<string, unknown> | undefined;
+    const body = (typeof parsed === 'string' ? Object.fromEntries(new URLSearchParams(raw)) : parsed) as
+      Record<string, unknown> | undefined;
     const query = Object.fromEntries(url.searchParams);
     const call: GitLabCall = { method, path: url.pathname, query, body, status: 0 };
     this.calls.push(call);
@@ -80,8 +83,11 @@ export class FakeGitLab extends FakeServer {
       const remaining = Math.max(0, this.rateLimit.limit - this.calls.length);
       this.rateLimitRemaining.push(remaining);
       const limits = {
-        'ratelimit-limit': String(this.rateLimit.limit), 'ratelimit-name': this.rateLimit.name, 'ratelimit-observed': String(this.calls.length),
-        'ratelimit-remaining': String(remaining), 'ratelimit-reset': String(Math.ceil(Date.now() / 60_000) * 60),
+        'ratelimit-limit': String(this.rateLimit.limit),
+        'ratelimit-name': this.rateLimit.name,
+        'ratelimit-observed': String(this.calls.length),
+        'ratelimit-remaining': String(remaining),
+        'ratelimit-reset': String(Math.ceil(Date.now() / 60_000) * 60),
       };
       if (Buffer.isBuffer(data)) {
         res.writeHead(status, { 'content-type': type, 'content-length': data.length, ...limits });
@@ -110,28 +116,69 @@ export class FakeGitLab extends FakeServer {
     };
     let m: RegExpExecArray | null;
     if (method === 'GET' && rest === '/repository/tree') {
-      allow(query, ['path', 'ref', 'per_page', 'page', 'pagination', 'recursive', 'page_token', 'order_by', 'sort', 'max_pages', 'maxPages'], 'query parameter');
+      allow(
+        query,
+        [
+          'path',
+          'ref',
+          'per_page',
+          'page',
+          'pagination',
+          'recursive',
+          'page_token',
+          'order_by',
+          'sort',
+          'max_pages',
+          'maxPages',
+        ],
+        'query parameter',
+      );
       const files = this.commits.get(query.ref ?? '');
       if (!files) return send(404, { message: '404 Tree Not Found' });
       const dir = query.path ?? '';
-      const entries = Object.keys(files).filter((f) => f.startsWith(`${dir}/`) && !f.slice(dir.length + 1).includes('/'));
+      const entries = Object.keys(files).filter(
+        (f) => f.startsWith(`${dir}/`) && !f.slice(dir.length + 1).includes('/'),
+      );
       if (entries.length === 0) return send(404, { message: '404 Tree Not Found' });
-      return send(200, entries.map((f) => ({ id: createHash('sha1').update(files[f]!).digest('hex'), name: f.split('/').pop(), type: 'blob', path: f, mode: '100644' })));
+      return send(
+        200,
+        entries.map((f) => ({
+          id: createHash('sha1').update(files[f]!).digest('hex'),
+          name: f.split('/').pop(),
+          type: 'blob',
+          path: f,
+          mode: '100644',
+        })),
+      );
     }
     if (method === 'GET' && (m = /^\/repository\/files\/([^/]+)$/.exec(rest))) {
       allow(query, ['ref'], 'query parameter');
       const path = decodeURIComponent(m[1]!);
       const text = this.commits.get(query.ref ?? '')?.[path];
       if (text === undefined) return send(404, { message: '404 File Not Found' });
-      return send(200, { file_name: path.split('/').pop(), file_path: path, size: Buffer.byteLength(text), encoding: 'base64', content: Buffer.from(text).toString('base64'), ref: query.ref });
+      return send(200, {
+        file_name: path.split('/').pop(),
+        file_path: path,
+        size: Buffer.byteLength(text),
+        encoding: 'base64',
+        content: Buffer.from(text).toString('base64'),
+        ref: query.ref,
+      });
     }
     if (method === 'GET' && rest === '/repository/compare') {
       allow(query, ['from', 'to', 'straight', 'from_project_id', 'unidiff'], 'query parameter');
-      const a = this.commits.get(query.from ?? '') ?? (query.from === 'master' ? [...this.commits.values()][0] : undefined);
+      const a =
+        this.commits.get(query.from ?? '') ?? (query.from === 'master' ? [...this.commits.values()][0] : undefined);
       const b = this.commits.get(query.to ?? '');
       if (!a || !b) return send(404, { message: '404 Ref Not Found' });
       const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((n) => a[n] !== b[n]);
-      return send(200, { commit: { id: query.to }, commits: [], diffs: names.map((n) => ({ old_path: n, new_path: n, new_file: !(n in a), deleted_file: !(n in b) })), compare_timeout: false, compare_same_ref: false });
+      return send(200, {
+        commit: { id: query.to },
+        commits: [],
+        diffs: names.map((n) => ({ old_path: n, new_path: n, new_file: !(n in a), deleted_file: !(n in b) })),
+        compare_timeout: false,
+        compare_same_ref: false,
+      });
     }
     if (method === 'GET' && rest === '/repository/archive.tar.gz') {
       allow(query, ['sha', 'path', 'include_lfs_blobs', 'exclude_paths'], 'query parameter');
@@ -146,7 +193,8 @@ export class FakeGitLab extends FakeServer {
       const state = String(body?.state ?? '');
       if (!STATES.includes(state)) return problem(`state ${JSON.stringify(state)} is not one of ${STATES.join(', ')}`);
       for (const f of ['description', 'target_url', 'name'] as const) {
-        if (typeof body?.[f] === 'string' && [...(body[f] as string)].length > 255) return problem(`${f} is longer than 255 characters`);
+        if (typeof body?.[f] === 'string' && [...(body[f] as string)].length > 255)
+          return problem(`${f} is longer than 255 characters`);
       }
       if (this.conflictsToSend > 0) {
         this.conflictsToSend--;
@@ -155,9 +203,17 @@ export class FakeGitLab extends FakeServer {
       const name = String(body?.name ?? 'default');
       const current = this.latest(m[1]!, name)?.state;
       if (current === state || (current && FINAL.includes(current) && state === 'running')) {
-        return send(400, { message: `Cannot transition status via :${state === 'running' ? 'run' : state} from :${current}` });
+        return send(400, {
+          message: `Cannot transition status via :${state === 'running' ? 'run' : state} from :${current}`,
+        });
       }
-      const status: CommitStatus = { sha: m[1]!, name, state, ...(body?.description ? { description: String(body.description) } : {}), ...(body?.target_url ? { target_url: String(body.target_url) } : {}) };
+      const status: CommitStatus = {
+        sha: m[1]!,
+        name,
+        state,
+        ...(body?.description ? { description: String(body.description) } : {}),
+        ...(body?.target_url ? { target_url: String(body.target_url) } : {}),
+      };
       this.statuses.push(status);
       return send(201, { id: this.nextId++, ...status, status: state });
     }
@@ -169,7 +225,13 @@ export class FakeGitLab extends FakeServer {
     if (method === 'GET' && (m = /^\/merge_requests\/(\d+)$/.exec(rest))) {
       const mr = this.mergeRequests.get(Number(m[1]));
       if (!mr) return send(404, { message: '404 Not found' });
-      return send(200, { iid: Number(m[1]), sha: mr.sha, source_project_id: mr.sourceProjectId, target_project_id: this.projectId, state: 'opened' });
+      return send(200, {
+        iid: Number(m[1]),
+        sha: mr.sha,
+        source_project_id: mr.sourceProjectId,
+        target_project_id: this.projectId,
+        state: 'opened',
+      });
     }
     if (method === 'POST' && (m = /^\/merge_requests\/(\d+)\/notes$/.exec(rest))) {
       allow(body, ['body', 'internal', 'created_at', 'merge_request_diff_sha'], 'field');
@@ -181,7 +243,12 @@ export class FakeGitLab extends FakeServer {
     if (method === 'GET' && (m = /^\/merge_requests\/(\d+)\/notes$/.exec(rest))) {
       allow(query, ['sort', 'order_by', 'per_page', 'page', 'pagination', 'max_pages', 'maxPages'], 'query parameter');
       const mr = Number(m[1]);
-      return send(200, [...this.notes.values()].filter((n) => n.mr === mr).map((n) => ({ id: n.id, body: n.body, noteable_iid: n.mr, system: false })));
+      return send(
+        200,
+        [...this.notes.values()]
+          .filter((n) => n.mr === mr)
+          .map((n) => ({ id: n.id, body: n.body, noteable_iid: n.mr, system: false })),
+      );
     }
     if (method === 'PUT' && (m = /^\/merge_requests\/(\d+)\/notes\/(\d+)$/.exec(rest))) {
       allow(body, ['body', 'confidential', 'internal'], 'field');

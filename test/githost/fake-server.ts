@@ -8,7 +8,12 @@ export abstract class FakeServer {
   url = '';
   private server?: Server;
 
-  protected abstract handle(req: IncomingMessage, res: ServerResponse, body: unknown, raw: string): Promise<void> | void;
+  protected abstract handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: unknown,
+    raw: string,
+  ): Promise<void> | void;
 
   /** Listens on loopback: a free port, or `port` (the standalone fake-github-server.ts). */
   async start(port = 0): Promise<void> {

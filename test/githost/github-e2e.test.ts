@@ -22,7 +22,9 @@ const repo = { id: 1001, owner: 'octo-org', name: 'models' };
 const FORK_REPO_ID = 2002;
 const INSTALLATION = 42;
 const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
 });
 
 const tiny = `name: tiny
@@ -106,20 +108,28 @@ let client: Client;
 let connection: Connection;
 const queue = `gh-e2e-${process.pid}`;
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 90_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 90_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 const completed = (sha: string, name: string) =>
-  waitFor(`completed check ${name} on ${sha.slice(0, 7)}`, () => gh.checkRunsFor(sha, name).find((c) => c.status === 'completed'));
+  waitFor(`completed check ${name} on ${sha.slice(0, 7)}`, () =>
+    gh.checkRunsFor(sha, name).find((c) => c.status === 'completed'),
+  );
 
-const send = (event: string, payload: unknown, deliveryId?: string) => deliver(serve.url, SECRET, event, payload, deliveryId);
+const send = (event: string, payload: unknown, deliveryId?: string) =>
+  deliver(serve.url, SECRET, event, payload, deliveryId);
 const push = (before: string, after: string, changed: string[], extra: { ref?: string; deleted?: boolean } = {}) =>
   send('push', pushPayload(repo, INSTALLATION, gh.url, { before, after, changed: { modified: changed }, ...extra }));
 // Comment ids make workflow ids; the Temporal server outlives test runs.
@@ -142,12 +152,17 @@ async function leftoverContainers(): Promise<string[]> {
 }
 
 /** What a user sees on GitHub for a commit or pull request: its check runs (every update) and the bot's comments. */
-const visible = (sha: string, pr?: number) => JSON.stringify({ checks: gh.checkRunsFor(sha), comments: gh.comments.filter((c) => c.issue === pr) });
+const visible = (sha: string, pr?: number) =>
+  JSON.stringify({ checks: gh.checkRunsFor(sha), comments: gh.comments.filter((c) => c.issue === pr) });
 
 let base: string;
 let scratch: string;
 const files = (data: string, extra: Record<string, string> = {}) => ({
-  '.trainyard/tiny.yaml': tiny, '.trainyard/slow.yaml': slow, 'src/data.txt': data, 'README.md': 'readme', ...extra,
+  '.trainyard/tiny.yaml': tiny,
+  '.trainyard/slow.yaml': slow,
+  'src/data.txt': data,
+  'README.md': 'readme',
+  ...extra,
 });
 
 beforeAll(async () => {
@@ -158,11 +173,20 @@ beforeAll(async () => {
   gh.roles.set('eve', 'read');
   scratch = mkdtempSync(join(tmpdir(), 'trainyard-gh-e2e-'));
   serve = await startServe({
-    GITHUB_APP_ID: '77', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
-    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
-    TRAINYARD_CONTROL_QUEUE: queue, TRAINYARD_HOST_QUEUE: `${queue}-host`, TRAINYARD_STATUS_INTERVAL_MS: '300',
-    TRAINYARD_PUBLIC_URL: 'http://trainyard.test', TRAINYARD_LOG_LEVEL: 'info',
-    TRAINYARD_SECRETS_FROM_ENV: 'HF_TOKEN', HF_TOKEN,
+    GITHUB_APP_ID: '77',
+    GITHUB_PRIVATE_KEY: privateKey,
+    GITHUB_WEBHOOK_SECRET: SECRET,
+    GITHUB_API_URL: gh.url,
+    TEMPORAL_ADDRESS: temporalAddress(),
+    TRAINYARD_STORE: join(scratch, 'store'),
+    TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+    TRAINYARD_CONTROL_QUEUE: queue,
+    TRAINYARD_HOST_QUEUE: `${queue}-host`,
+    TRAINYARD_STATUS_INTERVAL_MS: '300',
+    TRAINYARD_PUBLIC_URL: 'http://trainyard.test',
+    TRAINYARD_LOG_LEVEL: 'info',
+    TRAINYARD_SECRETS_FROM_ENV: 'HF_TOKEN',
+    HF_TOKEN,
   });
   connection = await Connection.connect({ address: temporalAddress() });
   client = new Client({ connection });
@@ -180,7 +204,11 @@ describe('GitHub App end to end', () => {
   it('answers 401 to a missing or wrong signature and starts nothing', async () => {
     const after = gh.commit(files('unsigned'));
     const calls = gh.calls.length;
-    const payload = pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } });
+    const payload = pushPayload(repo, INSTALLATION, gh.url, {
+      before: base,
+      after,
+      changed: { modified: ['src/data.txt'] },
+    });
     expect((await deliver(serve.url, null, 'push', payload)).status).toBe(401);
     expect((await deliver(serve.url, 'not-the-secret', 'push', payload)).status).toBe(401);
     await serve.idle();
@@ -194,7 +222,11 @@ describe('GitHub App end to end', () => {
     const after = gh.commit(files('v1'));
     const r = await push(base, after, ['src/data.txt']);
     expect(r.status).toBe(200);
-    const again = await send('push', pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } }), r.deliveryId);
+    const again = await send(
+      'push',
+      pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } }),
+      r.deliveryId,
+    );
     expect(again.status).toBe(200);
     firstRun = await completed(after, 'trainyard/tiny');
     expect(firstRun.conclusion).toBe('success');
@@ -208,7 +240,10 @@ describe('GitHub App end to end', () => {
     const page = await fetch(firstRun.details_url!.replace('http://trainyard.test', serve.url));
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('## ✅ tiny succeeded');
-    expect((await fetch(firstRun.details_url!.replace('http://trainyard.test', serve.url).replace(/sig=.*/, 'sig=forged'))).status).toBe(404);
+    expect(
+      (await fetch(firstRun.details_url!.replace('http://trainyard.test', serve.url).replace(/sig=.*/, 'sig=forged')))
+        .status,
+    ).toBe(404);
     expect(firstRun.actions.map((a) => a.identifier)).toEqual(['rerun']);
     // Re-delivery and the duplicate were answered, but one run and one check exist.
     expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}`)).toHaveLength(1);
@@ -220,7 +255,11 @@ describe('GitHub App end to end', () => {
     // push under a new delivery id): nothing new starts, and the finished check is not touched.
     await client.workflow.getHandle(`push:github:${repo.owner}/${repo.name}:${after}:tiny`).result();
     const seen = visible(after);
-    const payload = pushPayload(repo, INSTALLATION, gh.url, { before: base, after, changed: { modified: ['src/data.txt'] } });
+    const payload = pushPayload(repo, INSTALLATION, gh.url, {
+      before: base,
+      after,
+      changed: { modified: ['src/data.txt'] },
+    });
     expect((await send('push', payload, r.deliveryId)).status).toBe(200);
     expect((await send('push', payload)).status).toBe(200);
     await serve.idle();
@@ -257,7 +296,9 @@ describe('GitHub App end to end', () => {
     expect(check.output.summary).toMatch(/\.trainyard\/broken\.yaml:8:\d+/);
     expect(check.output.summary).toMatch(/\.trainyard\/broken\.yaml:10:\d+/);
     expect(check.annotations.map((a) => a.start_line).sort()).toEqual(expect.arrayContaining([8, 10]));
-    expect(check.annotations.every((a) => a.path === '.trainyard/broken.yaml' && a.annotation_level === 'failure')).toBe(true);
+    expect(
+      check.annotations.every((a) => a.path === '.trainyard/broken.yaml' && a.annotation_level === 'failure'),
+    ).toBe(true);
   });
 
   it('fails the check of a pipeline the server policy refuses, with the reason at the line', async () => {
@@ -271,7 +312,7 @@ describe('GitHub App end to end', () => {
     expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${after}:gpu`)).toEqual([]);
   });
 
-  it('puts the failing step\'s log tail and an annotation at its line on a failed check', async () => {
+  it("puts the failing step's log tail and an annotation at its line on a failed check", async () => {
     const head = gh.commit(files('pr-12', { '.trainyard/failing.yaml': failing }));
     gh.pulls.set(12, { headSha: head, headRepoId: repo.id });
     await comment(12, 'alice', '/train failing');
@@ -279,7 +320,9 @@ describe('GitHub App end to end', () => {
     expect(check.conclusion).toBe('failure');
     expect(check.output.text).toContain('boom: the model diverged');
     expect(check.output.text).toContain('loading data');
-    expect(check.annotations).toContainEqual(expect.objectContaining({ path: '.trainyard/failing.yaml', start_line: 8, annotation_level: 'failure' }));
+    expect(check.annotations).toContainEqual(
+      expect.objectContaining({ path: '.trainyard/failing.yaml', start_line: 8, annotation_level: 'failure' }),
+    );
     expect(check.annotations.find((a) => a.start_line === 8)?.message).toContain('boom');
   });
 
@@ -291,7 +334,9 @@ describe('GitHub App end to end', () => {
     const check = await completed(head, 'trainyard/tiny');
     expect(check.conclusion).toBe('success');
     expect(gh.reactions).toContainEqual({ commentId: train.commentId, content: 'eyes' });
-    const reply = await waitFor('reply', () => gh.comments.find((c) => c.issue === 7 && c.body.includes('@alice started')));
+    const reply = await waitFor('reply', () =>
+      gh.comments.find((c) => c.issue === 7 && c.body.includes('@alice started')),
+    );
     expect(reply.body).toContain('`n=42`');
     expect(reply.body).toContain(`/runs/${check.id}`);
     expect(check.output.summary).toMatch(/\| `n` \| `42` \|/);
@@ -315,14 +360,19 @@ describe('GitHub App end to end', () => {
     const refusal = await waitFor('refusal', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('@eve')));
     expect(refusal.body).toContain('needs write access');
     refused.push(await comment(8, 'alice', '/train tiny n=1000'));
-    const bad = await waitFor('parameter error', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('n')  && c.body.includes('@alice')));
+    const bad = await waitFor('parameter error', () =>
+      gh.comments.find((c) => c.issue === 8 && c.body.includes('n') && c.body.includes('@alice')),
+    );
     expect(bad.body).toMatch(/"n" must be/);
     refused.push(await comment(8, 'alice', '/train nosuch'));
-    const unknown = await waitFor('unknown pipeline', () => gh.comments.find((c) => c.issue === 8 && c.body.includes('no pipeline `nosuch`')));
+    const unknown = await waitFor('unknown pipeline', () =>
+      gh.comments.find((c) => c.issue === 8 && c.body.includes('no pipeline `nosuch`')),
+    );
     expect(unknown.body).toContain('`tiny`');
     await serve.idle();
     // A comment's run would have the workflow id comment:github:<repo>:<comment id>:<pipeline>.
-    for (const { commentId: id } of refused) expect(await workflowsFor(`comment:github:${repo.owner}/${repo.name}:${id}:`), `comment ${id}`).toEqual([]);
+    for (const { commentId: id } of refused)
+      expect(await workflowsFor(`comment:github:${repo.owner}/${repo.name}:${id}:`), `comment ${id}`).toEqual([]);
     expect(gh.checkRunsFor(head)).toEqual([]);
   });
 
@@ -336,7 +386,9 @@ describe('GitHub App end to end', () => {
     expect(gh.checkRunsFor(first, 'trainyard/tiny')).toEqual([]);
 
     await comment(9, 'alice', '/ok-to-train');
-    await waitFor('non-maintainer refusal', () => gh.comments.find((c) => c.issue === 9 && c.body.includes('only maintainers')));
+    await waitFor('non-maintainer refusal', () =>
+      gh.comments.find((c) => c.issue === 9 && c.body.includes('only maintainers')),
+    );
     await comment(9, 'maria', '/ok-to-train');
     await waitFor('approval', () => gh.comments.find((c) => c.issue === 9 && c.body.includes('@maria approved')));
     await comment(9, 'alice', '/train tiny');
@@ -346,7 +398,10 @@ describe('GitHub App end to end', () => {
     gh.pulls.set(9, { headSha: second, headRepoId: FORK_REPO_ID });
     const refusals = gh.comments.filter((c) => c.issue === 9 && c.body.includes('comes from a fork')).length;
     await comment(9, 'alice', '/train tiny');
-    await waitFor('second fork refusal', () => gh.comments.filter((c) => c.issue === 9 && c.body.includes('comes from a fork')).length > refusals);
+    await waitFor(
+      'second fork refusal',
+      () => gh.comments.filter((c) => c.issue === 9 && c.body.includes('comes from a fork')).length > refusals,
+    );
     expect(gh.checkRunsFor(second, 'trainyard/tiny')).toEqual([]);
   });
 
@@ -368,7 +423,9 @@ describe('GitHub App end to end', () => {
     const fork = await completed(forked, 'trainyard/secretive');
     expect(fork.conclusion).toBe('failure');
     // Markdown-escaped on the check: HF\_TOKEN.
-    expect(fork.output.summary).toContain('not started: it needs secrets (HF\\_TOKEN), and runs of pull requests from forks receive no secrets');
+    expect(fork.output.summary).toContain(
+      'not started: it needs secrets (HF\\_TOKEN), and runs of pull requests from forks receive no secrets',
+    );
     expect(fork.output.text ?? '').not.toContain('uploading');
     expect(visible(own, 13) + visible(forked, 14) + serve.output()).not.toContain(HF_TOKEN);
   });
@@ -377,12 +434,25 @@ describe('GitHub App end to end', () => {
     const head = gh.commit(files('pr-10'));
     gh.pulls.set(10, { headSha: head, headRepoId: repo.id });
     await comment(10, 'alice', '/train slow');
-    const running = await waitFor('slow step running', () => gh.checkRunsFor(head, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    const running = await waitFor('slow step running', () =>
+      gh
+        .checkRunsFor(head, 'trainyard/slow')
+        .find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')),
+    );
     expect(running.actions.map((a) => a.identifier)).toEqual(['cancel']);
     expect(await leftoverContainers()).not.toEqual([]);
-    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
-      action: 'requested_action', identifier: 'cancel', checkRunId: running.id, name: running.name, headSha: head, externalId: running.external_id!, user: 'alice',
-    }));
+    await send(
+      'check_run',
+      checkRunPayload(repo, INSTALLATION, gh.url, {
+        action: 'requested_action',
+        identifier: 'cancel',
+        checkRunId: running.id,
+        name: running.name,
+        headSha: head,
+        externalId: running.external_id!,
+        user: 'alice',
+      }),
+    );
     const done = await completed(head, 'trainyard/slow');
     expect(done.conclusion).toBe('cancelled');
     await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
@@ -392,7 +462,11 @@ describe('GitHub App end to end', () => {
     const first = gh.commit(files('pr-16'));
     gh.pulls.set(16, { headSha: first, headRepoId: repo.id });
     await comment(16, 'alice', '/train slow');
-    await waitFor('first run going', () => gh.checkRunsFor(first, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    await waitFor('first run going', () =>
+      gh
+        .checkRunsFor(first, 'trainyard/slow')
+        .find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')),
+    );
     // A push to the pull request, then `/train` again: the first run is of an older commit.
     const second = gh.commit(files('pr-16b'));
     gh.pulls.set(16, { headSha: second, headRepoId: repo.id });
@@ -401,27 +475,54 @@ describe('GitHub App end to end', () => {
     expect(old.conclusion).toBe('cancelled');
     expect(old.output.title).toMatch(new RegExp(`^Superseded by ${second.slice(0, 12)}: `));
     expect(old.output.summary).toContain(`of commit \`${second}\` is newer in this run's concurrency group`);
-    const now = await waitFor('second run going', () => gh.checkRunsFor(second, 'trainyard/slow').find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')));
+    const now = await waitFor('second run going', () =>
+      gh
+        .checkRunsFor(second, 'trainyard/slow')
+        .find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')),
+    );
     // Only the newer run's container is left; Cancel it to end the test clean.
     expect(await leftoverContainers()).toHaveLength(1);
-    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
-      action: 'requested_action', identifier: 'cancel', checkRunId: now.id, name: now.name, headSha: second, externalId: now.external_id!, user: 'alice',
-    }));
+    await send(
+      'check_run',
+      checkRunPayload(repo, INSTALLATION, gh.url, {
+        action: 'requested_action',
+        identifier: 'cancel',
+        checkRunId: now.id,
+        name: now.name,
+        headSha: second,
+        externalId: now.external_id!,
+        user: 'alice',
+      }),
+    );
     const cancelled = await completed(second, 'trainyard/slow');
-    expect([cancelled.conclusion, cancelled.output.title]).toEqual(['cancelled', expect.stringMatching(/^Cancelled: /)]);
+    expect([cancelled.conclusion, cancelled.output.title]).toEqual([
+      'cancelled',
+      expect.stringMatching(/^Cancelled: /),
+    ]);
     await waitFor('containers removed', async () => (await leftoverContainers()).length === 0, 30_000);
     expect(gh.violations).toEqual([]);
   });
 
-  it('re-runs a check from GitHub\'s Re-run, with the same parameters, as a new check run', async () => {
+  it("re-runs a check from GitHub's Re-run, with the same parameters, as a new check run", async () => {
     const head = gh.commit(files('pr-11'));
     gh.pulls.set(11, { headSha: head, headRepoId: repo.id });
     await comment(11, 'alice', '/train tiny n=7');
     const first = await completed(head, 'trainyard/tiny');
-    await send('check_run', checkRunPayload(repo, INSTALLATION, gh.url, {
-      action: 'rerequested', checkRunId: first.id, name: first.name, headSha: head, externalId: first.external_id!, user: 'alice',
-    }), randomUUID());
-    const second = await waitFor('second check', () => gh.checkRunsFor(head, 'trainyard/tiny').find((c) => c.id !== first.id && c.status === 'completed'));
+    await send(
+      'check_run',
+      checkRunPayload(repo, INSTALLATION, gh.url, {
+        action: 'rerequested',
+        checkRunId: first.id,
+        name: first.name,
+        headSha: head,
+        externalId: first.external_id!,
+        user: 'alice',
+      }),
+      randomUUID(),
+    );
+    const second = await waitFor('second check', () =>
+      gh.checkRunsFor(head, 'trainyard/tiny').find((c) => c.id !== first.id && c.status === 'completed'),
+    );
     expect(second.conclusion).toBe('success');
     expect(second.external_id).toMatch(/^rerun:/);
     expect(second.output.summary).toMatch(/\| `n` \| `7` \|/);
@@ -436,7 +537,10 @@ describe('GitHub App end to end', () => {
     const firsts = [await completed(head, 'trainyard/tiny'), await completed(head, 'trainyard/quick')];
     const suite = gh.suiteOf(head);
     // A reader cannot re-run: nothing starts.
-    await send('check_suite', checkSuitePayload(repo, INSTALLATION, gh.url, { suiteId: suite, headSha: head, user: 'eve' }));
+    await send(
+      'check_suite',
+      checkSuitePayload(repo, INSTALLATION, gh.url, { suiteId: suite, headSha: head, user: 'eve' }),
+    );
     const delivery = randomUUID();
     const payload = checkSuitePayload(repo, INSTALLATION, gh.url, { suiteId: suite, headSha: head, user: 'alice' });
     expect((await send('check_suite', payload, delivery)).status).toBe(200);
@@ -461,7 +565,9 @@ describe('GitHub App end to end', () => {
     await serve.idle();
     expect(visible(head, 14)).toBe(seen);
     expect(gh.checkRunsFor(head)).toHaveLength(4);
-    const started = (await workflowsFor(`rerun:github:${repo.owner}/${repo.name}:`)).filter((id) => firsts.some((f) => id.startsWith(`rerun:github:${repo.owner}/${repo.name}:${f.id}:`)));
+    const started = (await workflowsFor(`rerun:github:${repo.owner}/${repo.name}:`)).filter((id) =>
+      firsts.some((f) => id.startsWith(`rerun:github:${repo.owner}/${repo.name}:${f.id}:`)),
+    );
     expect(started).toHaveLength(2);
     expect(started.every((id) => id.endsWith(delivery))).toBe(true);
     expect(gh.violations).toEqual([]);
@@ -476,12 +582,17 @@ steps:
     run: echo packed
 `;
     const tagPush = (commit: string, tag: string) => {
-      const payload = pushPayload(repo, INSTALLATION, gh.url, { ref: `refs/tags/${tag}`, before: '0'.repeat(40), after: commit });
+      const payload = pushPayload(repo, INSTALLATION, gh.url, {
+        ref: `refs/tags/${tag}`,
+        before: '0'.repeat(40),
+        after: commit,
+      });
       // An annotated tag: `after` is the tag object, `head_commit` the commit it points at.
       return Object.assign(payload, { after: 'b'.repeat(40), created: true, before: '0'.repeat(40) });
     };
     // The delivery workflow ends once its activity has handled the push (started runs or not).
-    const handled = (deliveryId: string) => client.workflow.getHandle(deliveryWorkflowId('github', deliveryId)).result();
+    const handled = (deliveryId: string) =>
+      client.workflow.getHandle(deliveryWorkflowId('github', deliveryId)).result();
     const head = gh.commit(files('tagged', { '.trainyard/release.yaml': release }));
     const r = await send('push', tagPush(head, 'v1.2.3'));
     expect(r.status).toBe(200);
@@ -491,7 +602,9 @@ steps:
     await handled(r.deliveryId);
     // `tiny` filters branches only: a tag push never runs it.
     expect(gh.checkRunsFor(head, 'trainyard/tiny')).toEqual([]);
-    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${head}:`)).toEqual([`push:github:${repo.owner}/${repo.name}:${head}:release`]);
+    expect(await workflowsFor(`push:github:${repo.owner}/${repo.name}:${head}:`)).toEqual([
+      `push:github:${repo.owner}/${repo.name}:${head}:release`,
+    ]);
     // A tag the filter leaves out (`!v0.*`) starts nothing.
     const other = gh.commit(files('tagged-v0', { '.trainyard/release.yaml': release }));
     const r0 = await send('push', tagPush(other, 'v0.9.0'));

@@ -46,36 +46,53 @@ const queue = `gl-e2e-${process.pid}`;
 // Note ids make workflow ids; the Temporal server outlives test runs.
 const NOTE_BASE = 1_000_000 + Math.floor(Math.random() * 1_000_000_000);
 
-const example = (name: string) => JSON.parse(readFileSync(new URL(`./gitlab-examples/${name}.json`, import.meta.url), 'utf8')) as Record<string, any>;
+const example = (name: string) =>
+  JSON.parse(readFileSync(new URL(`./gitlab-examples/${name}.json`, import.meta.url), 'utf8')) as Record<string, any>;
 
 function adapt(hook: Record<string, any>): Record<string, any> {
   hook.project_id = PROJECT;
-  Object.assign(hook.project, { id: PROJECT, web_url: `${gl.url}/mike/diaspora`, git_http_url: `${gl.url}/mike/diaspora.git`, path_with_namespace: 'mike/diaspora' });
+  Object.assign(hook.project, {
+    id: PROJECT,
+    web_url: `${gl.url}/mike/diaspora`,
+    git_http_url: `${gl.url}/mike/diaspora.git`,
+    path_with_namespace: 'mike/diaspora',
+  });
   return hook;
 }
 
 async function post(event: string, body: unknown, token: string | null = SECRET, key = randomUUID()): Promise<number> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'x-gitlab-event': event, 'idempotency-key': key };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    'x-gitlab-event': event,
+    'idempotency-key': key,
+  };
   if (token !== null) headers['x-gitlab-token'] = token;
   const res = await fetch(`${serve.url}/api/gitlab/webhooks`, { method: 'POST', headers, body: JSON.stringify(body) });
   await res.arrayBuffer();
   return res.status;
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 90_000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 90_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}\n--- serve output ---\n${serve.output().slice(-6000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 /** What a user sees on GitLab for a commit and a merge request: every status posted, the notes and each note's edits. */
-const visible = (sha: string, mr: number) => JSON.stringify({
-  statuses: gl.statuses.filter((st) => st.sha === sha), notes: [...gl.notes.values()].filter((n) => n.mr === mr),
-});
+const visible = (sha: string, mr: number) =>
+  JSON.stringify({
+    statuses: gl.statuses.filter((st) => st.sha === sha),
+    notes: [...gl.notes.values()].filter((n) => n.mr === mr),
+  });
 
 /** Step containers of this server's runner, asked of whichever container CLI this host uses. */
 async function leftoverContainers(): Promise<string[]> {
@@ -94,9 +111,15 @@ beforeAll(async () => {
   await gl.start();
   scratch = mkdtempSync(join(tmpdir(), 'trainyard-gl-e2e-'));
   serve = await startServe({
-    GITLAB_URL: gl.url, GITLAB_TOKEN: TOKEN, GITLAB_WEBHOOK_SECRET: SECRET,
-    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
-    TRAINYARD_CONTROL_QUEUE: queue, TRAINYARD_HOST_QUEUE: `${queue}-host`, TRAINYARD_STATUS_INTERVAL_MS: '300',
+    GITLAB_URL: gl.url,
+    GITLAB_TOKEN: TOKEN,
+    GITLAB_WEBHOOK_SECRET: SECRET,
+    TEMPORAL_ADDRESS: temporalAddress(),
+    TRAINYARD_STORE: join(scratch, 'store'),
+    TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+    TRAINYARD_CONTROL_QUEUE: queue,
+    TRAINYARD_HOST_QUEUE: `${queue}-host`,
+    TRAINYARD_STATUS_INTERVAL_MS: '300',
     TRAINYARD_PUBLIC_URL: 'http://trainyard.test',
   });
   connection = await Connection.connect({ address: temporalAddress() });
@@ -169,7 +192,9 @@ describe('GitLab end to end', () => {
     const key = randomUUID();
     expect(await post('Note Hook', note, SECRET, key)).toBe(200);
     await waitFor('award', () => gl.awards.find((a) => a.noteId === NOTE_BASE + 5001 && a.name === 'eyes'));
-    const report = await waitFor('report note', () => [...gl.notes.values()].find((n) => n.mr === 1 && /Succeeded/.test(n.body)));
+    const report = await waitFor('report note', () =>
+      [...gl.notes.values()].find((n) => n.mr === 1 && /Succeeded/.test(n.body)),
+    );
     expect(report.body).toContain('trainyard/tiny');
     // Once its workflow has closed, the run has published all it ever will.
     await client.workflow.getHandle(`comment:gitlab:${PROJECT}:${NOTE_BASE + 5001}:tiny`).result();
@@ -186,7 +211,10 @@ describe('GitLab end to end', () => {
     note.object_attributes.id = NOTE_BASE + 5002;
     note.object_attributes.note = '/train tiny n=4';
     expect(await post('Note Hook', note)).toBe(200);
-    await waitFor('second run finished', () => gl.statuses.filter((s) => s.sha === head && s.state === 'success').length >= 2);
+    await waitFor(
+      'second run finished',
+      () => gl.statuses.filter((s) => s.sha === head && s.state === 'success').length >= 2,
+    );
     await waitFor('note edited', () => (gl.notes.get(report.id)?.edits ?? 0) >= 3);
     expect([...gl.notes.values()].filter((n) => n.mr === 1 && n.body.includes('trainyard/tiny'))).toHaveLength(1);
   });
@@ -207,12 +235,18 @@ describe('GitLab end to end', () => {
       expect(await post('Note Hook', note)).toBe(200);
     };
     await say(9, NOTE_BASE + 6001, '/train tiny');
-    await waitFor('reporter refusal', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('needs write access')));
+    await waitFor('reporter refusal', () =>
+      [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('needs write access')),
+    );
     await say(10, NOTE_BASE + 6002, '/train tiny');
-    await waitFor('fork refusal', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('comes from a fork')));
+    await waitFor('fork refusal', () =>
+      [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('comes from a fork')),
+    );
     expect(gl.statuses.filter((s) => s.sha === head && s.name === 'trainyard/tiny')).toEqual([]);
     await say(11, NOTE_BASE + 6003, '/ok-to-train');
-    await waitFor('approval', () => [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('approved commit')));
+    await waitFor('approval', () =>
+      [...gl.notes.values()].find((n) => n.mr === 2 && n.body.includes('approved commit')),
+    );
     await say(10, NOTE_BASE + 6004, '/train tiny');
     await waitFor('fork run', () => gl.latest(head, 'trainyard/tiny')?.state === 'success');
   });
@@ -228,7 +262,7 @@ describe('GitLab end to end', () => {
     note.object_attributes.note = '/train slow';
     expect(await post('Note Hook', note)).toBe(200);
     await waitFor('first run running', () => gl.latest(first, 'trainyard/slow')?.state === 'running');
-    const firstContainers = await waitFor('the first run\'s container', async () => {
+    const firstContainers = await waitFor("the first run's container", async () => {
       const names = await leftoverContainers();
       return names.length === 1 && names;
     });
@@ -243,11 +277,13 @@ describe('GitLab end to end', () => {
     });
     expect(old.description).toMatch(new RegExp(`^Superseded by ${second.slice(0, 12)}: .* — run `));
     // The merge request's one report note says it too (posted after the status).
-    const report = await waitFor('the report note', () => [...gl.notes.values()].find((n) => n.mr === 7 && n.body.includes('trainyard/slow: Superseded')));
+    const report = await waitFor('the report note', () =>
+      [...gl.notes.values()].find((n) => n.mr === 7 && n.body.includes('trainyard/slow: Superseded')),
+    );
     expect(report.body).toContain(`of commit \`${second}\` is newer in this run's concurrency group`);
     await waitFor('second run running', () => gl.latest(second, 'trainyard/slow')?.state === 'running');
     // Only the newer run's container is left.
-    const secondContainers = await waitFor('the newer run\'s container alone', async () => {
+    const secondContainers = await waitFor("the newer run's container alone", async () => {
       const names = await leftoverContainers();
       return names.length === 1 && !firstContainers.includes(names[0]!) && names;
     });
@@ -272,7 +308,11 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: echo packed
 `;
-    const commit = gl.commit({ '.trainyard/tiny.yaml': pipeline, '.trainyard/release.yaml': release, 'src/a.txt': 'tagged' });
+    const commit = gl.commit({
+      '.trainyard/tiny.yaml': pipeline,
+      '.trainyard/release.yaml': release,
+      'src/a.txt': 'tagged',
+    });
     const hook = adapt(example('tag-push'));
     // An annotated tag: `after` is the tag object, which is no commit.
     Object.assign(hook, { after: 'a'.repeat(40), checkout_sha: commit, ref: 'refs/tags/v1.0.0' });
@@ -284,7 +324,9 @@ steps:
     expect(done.state).toBe('success');
     // `tiny` filters branches only, so a tag push never runs it.
     expect(gl.statuses.filter((st) => st.sha === commit && st.name === 'trainyard/tiny')).toEqual([]);
-    expect(await workflowsFor(`push:gitlab:${PROJECT}:${commit}:`)).toEqual([`push:gitlab:${PROJECT}:${commit}:release`]);
+    expect(await workflowsFor(`push:gitlab:${PROJECT}:${commit}:`)).toEqual([
+      `push:gitlab:${PROJECT}:${commit}:release`,
+    ]);
     expect(gl.statuses.filter((st) => st.sha === 'a'.repeat(40))).toEqual([]);
     expect(gl.violations).toEqual([]);
   });
@@ -296,7 +338,9 @@ steps:
     Object.assign(hook, { before, after, checkout_sha: after });
     gl.conflictsToSend = 1;
     expect(await post('Push Hook', hook)).toBe(200);
-    await waitFor('final status', () => ['success', 'failed', 'canceled'].includes(gl.latest(after, 'trainyard/tiny')?.state ?? ''));
+    await waitFor('final status', () =>
+      ['success', 'failed', 'canceled'].includes(gl.latest(after, 'trainyard/tiny')?.state ?? ''),
+    );
     await client.workflow.getHandle(`push:gitlab:${PROJECT}:${after}:tiny`).result();
     await serve.idle();
 
@@ -315,13 +359,18 @@ steps:
       if ([...answered()].every(([status, n]) => counted(status) === n) || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    expect(Object.fromEntries([...answered()].map(([status]) => [status, counted(status)]))).toEqual(Object.fromEntries(answered()));
+    expect(Object.fromEntries([...answered()].map(([status]) => [status, counted(status)]))).toEqual(
+      Object.fromEntries(answered()),
+    );
     expect(answered().get('409')).toBeGreaterThan(0);
     expect(answered().get('200')).toBeGreaterThan(0);
     // The archive download (repository/archive) is a call too.
     expect(gl.calls.some((c) => c.path.endsWith('/repository/archive.tar.gz'))).toBe(true);
 
-    const remaining = sample(text, 'trainyard_githost_rate_limit_remaining', { host: 'gitlab', resource: 'throttle_authenticated_api' });
+    const remaining = sample(text, 'trainyard_githost_rate_limit_remaining', {
+      host: 'gitlab',
+      resource: 'throttle_authenticated_api',
+    });
     expect(remaining).toBeLessThan(gl.rateLimit.limit);
     expect(gl.rateLimitRemaining.slice(-10)).toContain(remaining);
   });

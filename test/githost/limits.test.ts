@@ -28,8 +28,16 @@ describe('size limits', () => {
 
   it('keeps a 200-step table under the check-run summary limit', () => {
     const status: RunStatus = {
-      runId: 'r', pipeline: 'big', state: 'running', startedAt: new Date().toISOString(),
-      steps: Array.from({ length: 200 }, (_, i) => ({ name: `step-${i}-with-a-longish-name`, state: i % 3 ? 'succeeded' : 'running', startedAt: new Date().toISOString(), message: 'x'.repeat(500) })),
+      runId: 'r',
+      pipeline: 'big',
+      state: 'running',
+      startedAt: new Date().toISOString(),
+      steps: Array.from({ length: 200 }, (_, i) => ({
+        name: `step-${i}-with-a-longish-name`,
+        state: i % 3 ? 'succeeded' : 'running',
+        startedAt: new Date().toISOString(),
+        message: 'x'.repeat(500),
+      })),
     };
     const table = stepTable(status);
     expect(Buffer.byteLength(table)).toBeLessThan(65_535);
@@ -40,7 +48,14 @@ describe('size limits', () => {
 describe('write budget', () => {
   it('always counts required writes and refuses optional ones past 60% of a window', () => {
     let now = 0;
-    const budget = new WriteBudget([{ windowMs: 60_000, max: 80 }, { windowMs: 3_600_000, max: 500 }], 0.6, () => now);
+    const budget = new WriteBudget(
+      [
+        { windowMs: 60_000, max: 80 },
+        { windowMs: 3_600_000, max: 500 },
+      ],
+      0.6,
+      () => now,
+    );
     let optional = 0;
     for (let i = 0; i < 100; i++) if (budget.tryOptional('a')) optional++;
     expect(optional).toBe(48);

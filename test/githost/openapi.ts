@@ -40,7 +40,8 @@ function strictify(node: Json, inComposition: boolean): Json {
       out[k] = Object.fromEntries(Object.entries(v).map(([pk, pv]) => [pk, strictify(pv, false)]));
     } else out[k] = strictify(v, inComposition);
   }
-  if (!inComposition && 'properties' in node && !('additionalProperties' in node) && !('allOf' in node)) out.additionalProperties = false;
+  if (!inComposition && 'properties' in node && !('additionalProperties' in node) && !('allOf' in node))
+    out.additionalProperties = false;
   return out;
 }
 
@@ -71,7 +72,14 @@ export class GitHubOpenApi {
             return multi ? '(.+)' : '([^/]+)';
           })
           .join('/');
-        this.routes.push({ method: method.toUpperCase(), template, regex: new RegExp(`^${pattern}$`), pathParams, operation, params });
+        this.routes.push({
+          method: method.toUpperCase(),
+          template,
+          regex: new RegExp(`^${pattern}$`),
+          pathParams,
+          operation,
+          params,
+        });
       }
     }
     // Literal routes win over templated ones (`/repos/{o}/{r}/check-runs` vs `{…}/{id}`).
@@ -96,12 +104,22 @@ export class GitHubOpenApi {
   }
 
   /** Problems with this request; empty when it fits the description. */
-  check(method: string, rawUrl: string, body: unknown): { template?: string; operationId?: string; problems: string[] } {
+  check(
+    method: string,
+    rawUrl: string,
+    body: unknown,
+  ): { template?: string; operationId?: string; problems: string[] } {
     const url = new URL(rawUrl, 'http://x');
     const candidates = this.routes.filter((r) => r.regex.test(url.pathname));
     const route = candidates.find((r) => r.method === method);
     if (!route) {
-      return { problems: [candidates.length ? `${method} is not an operation of ${candidates[0]!.template}` : `no GitHub REST route matches ${url.pathname}`] };
+      return {
+        problems: [
+          candidates.length
+            ? `${method} is not an operation of ${candidates[0]!.template}`
+            : `no GitHub REST route matches ${url.pathname}`,
+        ],
+      };
     }
     const problems: string[] = [];
     const where = `${method} ${route.template}`;
@@ -117,7 +135,8 @@ export class GitHubOpenApi {
       else if (p.schema) this.checkValue(`${where} query ${name}`, p.schema, value, problems);
     }
     for (const p of route.params) {
-      if (p.in === 'query' && p.required && !url.searchParams.has(p.name)) problems.push(`${where}: missing query parameter ${p.name}`);
+      if (p.in === 'query' && p.required && !url.searchParams.has(p.name))
+        problems.push(`${where}: missing query parameter ${p.name}`);
     }
     const requestBody = route.operation.requestBody ? this.deref(route.operation.requestBody as Obj) : undefined;
     const schema = ((requestBody?.content as Obj | undefined)?.['application/json'] as Obj | undefined)?.schema;
@@ -125,7 +144,12 @@ export class GitHubOpenApi {
     if (body === undefined && requestBody?.required) problems.push(`${where}: body required`);
     if (body !== undefined && schema) {
       const v = this.validator(`${method} ${route.template}`, schema);
-      if (!v(body)) problems.push(...(v.errors ?? []).map((e) => `${where} body${e.instancePath} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`));
+      if (!v(body))
+        problems.push(
+          ...(v.errors ?? []).map(
+            (e) => `${where} body${e.instancePath} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`,
+          ),
+        );
     }
     return { template: route.template, operationId: route.operation.operationId as string, problems };
   }

@@ -25,7 +25,9 @@ const LIMIT = 25 * MiB;
 const PEAK_RSS_BOUND_MIB = 500;
 
 const { privateKey } = generateKeyPairSync('rsa', {
-  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
 });
 
 let serve: ServeProcess;
@@ -34,10 +36,19 @@ let scratch: string;
 beforeAll(async () => {
   scratch = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'serve-memory-'));
   serve = await startServe({
-    GITHUB_APP_ID: '77', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: 'http://127.0.0.1:9',
-    GITLAB_URL: 'http://127.0.0.1:9', GITLAB_TOKEN: 'unused', GITLAB_WEBHOOK_SECRET: GITLAB_SECRET,
-    TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
-    TRAINYARD_WORKERS: 'none', TRAINYARD_ACK_ONLY: '1', TRAINYARD_LOG_LEVEL: 'warn',
+    GITHUB_APP_ID: '77',
+    GITHUB_PRIVATE_KEY: privateKey,
+    GITHUB_WEBHOOK_SECRET: SECRET,
+    GITHUB_API_URL: 'http://127.0.0.1:9',
+    GITLAB_URL: 'http://127.0.0.1:9',
+    GITLAB_TOKEN: 'unused',
+    GITLAB_WEBHOOK_SECRET: GITLAB_SECRET,
+    TEMPORAL_ADDRESS: temporalAddress(),
+    TRAINYARD_STORE: join(scratch, 'store'),
+    TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+    TRAINYARD_WORKERS: 'none',
+    TRAINYARD_ACK_ONLY: '1',
+    TRAINYARD_LOG_LEVEL: 'warn',
   });
 });
 
@@ -68,7 +79,13 @@ function headOnly(path: string, headers: Record<string, string>): Promise<{ head
     });
     socket.on('error', reject);
     socket.on('close', () => resolve({ head: text }));
-    const lines = [`POST ${path} HTTP/1.1`, 'Host: 127.0.0.1', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''];
+    const lines = [
+      `POST ${path} HTTP/1.1`,
+      'Host: 127.0.0.1',
+      ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      '',
+      '',
+    ];
     socket.write(lines.join('\r\n'));
   });
 }
@@ -82,7 +99,14 @@ interface Outcome {
 /** POSTs a body and resolves with the status, or the error when the server cut the connection first. */
 function post(path: string, headers: Record<string, string>, body: Buffer): Promise<Outcome> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: serve.port, path, method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, agent: false });
+    const req = request({
+      host: '127.0.0.1',
+      port: serve.port,
+      path,
+      method: 'POST',
+      headers: { ...headers, 'content-length': String(body.length) },
+      agent: false,
+    });
     req.on('response', (res) => {
       res.resume();
       const retryAfter = res.headers['retry-after'];
@@ -94,32 +118,64 @@ function post(path: string, headers: Record<string, string>, body: Buffer): Prom
 }
 
 const githubHeaders = (signature: string): Record<string, string> => ({
-  'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': signature,
+  'content-type': 'application/json',
+  'x-github-event': 'ping',
+  'x-github-delivery': randomUUID(),
+  'x-hub-signature-256': signature,
 });
 
 describe('webhook bodies', () => {
   it('refuses a too-large Content-Length (413) before reading, on GitHub and GitLab', async () => {
-    const gh = await headOnly('/api/github/webhooks', { 'Content-Type': 'application/json', 'X-Hub-Signature-256': sign(SECRET, 'x'), 'Content-Length': String(LIMIT + 1) });
+    const gh = await headOnly('/api/github/webhooks', {
+      'Content-Type': 'application/json',
+      'X-Hub-Signature-256': sign(SECRET, 'x'),
+      'Content-Length': String(LIMIT + 1),
+    });
     expect(gh.head).toMatch(/^HTTP\/1\.1 413 /);
     expect(gh.head).toMatch(/connection: close/i);
-    const gl = await headOnly('/api/gitlab/webhooks', { 'Content-Type': 'application/json', 'X-Gitlab-Token': GITLAB_SECRET, 'X-Gitlab-Event': 'Push Hook', 'Content-Length': String(LIMIT + 1) });
+    const gl = await headOnly('/api/gitlab/webhooks', {
+      'Content-Type': 'application/json',
+      'X-Gitlab-Token': GITLAB_SECRET,
+      'X-Gitlab-Event': 'Push Hook',
+      'Content-Length': String(LIMIT + 1),
+    });
     expect(gl.head).toMatch(/^HTTP\/1\.1 413 /);
   });
 
   it('refuses a request without a well-formed signature or token (401) before reading its body', async () => {
-    const none = await headOnly('/api/github/webhooks', { 'Content-Type': 'application/json', 'Content-Length': String(10 * MiB) });
+    const none = await headOnly('/api/github/webhooks', {
+      'Content-Type': 'application/json',
+      'Content-Length': String(10 * MiB),
+    });
     expect(none.head).toMatch(/^HTTP\/1\.1 401 /);
-    const bad = await headOnly('/api/github/webhooks', { 'X-Hub-Signature-256': 'sha256=nothex', 'Content-Length': String(10 * MiB) });
+    const bad = await headOnly('/api/github/webhooks', {
+      'X-Hub-Signature-256': 'sha256=nothex',
+      'Content-Length': String(10 * MiB),
+    });
     expect(bad.head).toMatch(/^HTTP\/1\.1 401 /);
-    const gl = await headOnly('/api/gitlab/webhooks', { 'X-Gitlab-Token': 'wrong', 'Content-Length': String(10 * MiB) });
+    const gl = await headOnly('/api/gitlab/webhooks', {
+      'X-Gitlab-Token': 'wrong',
+      'Content-Length': String(10 * MiB),
+    });
     expect(gl.head).toMatch(/^HTTP\/1\.1 401 /);
     // A sender that asks first (Expect: 100-continue) is told no instead of being told to go ahead...
-    const asked = await headOnly('/api/github/webhooks', { Expect: '100-continue', 'Content-Length': String(10 * MiB) });
+    const asked = await headOnly('/api/github/webhooks', {
+      Expect: '100-continue',
+      'Content-Length': String(10 * MiB),
+    });
     expect(asked.head).toMatch(/^HTTP\/1\.1 401 /);
-    const tooBig = await headOnly('/api/github/webhooks', { Expect: '100-continue', 'X-Hub-Signature-256': sign(SECRET, 'x'), 'Content-Length': String(LIMIT + 1) });
+    const tooBig = await headOnly('/api/github/webhooks', {
+      Expect: '100-continue',
+      'X-Hub-Signature-256': sign(SECRET, 'x'),
+      'Content-Length': String(LIMIT + 1),
+    });
     expect(tooBig.head).toMatch(/^HTTP\/1\.1 413 /);
     // ...and one whose headers pass gets `100 Continue` before it sends a byte.
-    const wanted = await headOnly('/api/github/webhooks', { Expect: '100-continue', 'X-Hub-Signature-256': sign(SECRET, 'x'), 'Content-Length': String(MiB) });
+    const wanted = await headOnly('/api/github/webhooks', {
+      Expect: '100-continue',
+      'X-Hub-Signature-256': sign(SECRET, 'x'),
+      'Content-Length': String(MiB),
+    });
     expect(wanted.head).toMatch(/^HTTP\/1\.1 100 Continue\r\n/);
   });
 
@@ -133,7 +189,16 @@ describe('webhook bodies', () => {
       socket.on('error', () => undefined); // the server closes while we write
       socket.on('close', () => resolve({ head: text, sentMiB: sent / MiB }));
       socket.setTimeout(60_000, () => reject(new Error('no answer to an endless chunked body')));
-      socket.write(['POST /api/github/webhooks HTTP/1.1', 'Host: 127.0.0.1', `X-Hub-Signature-256: ${sign(SECRET, 'x')}`, 'Transfer-Encoding: chunked', '', ''].join('\r\n'));
+      socket.write(
+        [
+          'POST /api/github/webhooks HTTP/1.1',
+          'Host: 127.0.0.1',
+          `X-Hub-Signature-256: ${sign(SECRET, 'x')}`,
+          'Transfer-Encoding: chunked',
+          '',
+          '',
+        ].join('\r\n'),
+      );
       const pump = (): void => {
         // Keep sending until the server answers; it must never need more than the limit.
         while (text === '' && !socket.destroyed && sent < 200 * MiB) {
@@ -153,9 +218,14 @@ describe('webhook bodies', () => {
     const before = memoryOf(serve.pid);
     const body = Buffer.alloc(LIMIT, 0x61);
     const forged = `sha256=${'0'.repeat(64)}`;
-    const outcomes = await Promise.all(Array.from({ length: 48 }, () => post('/api/github/webhooks', githubHeaders(forged), body)));
+    const outcomes = await Promise.all(
+      Array.from({ length: 48 }, () => post('/api/github/webhooks', githubHeaders(forged), body)),
+    );
     const after = memoryOf(serve.pid);
-    expect(after.peakMiB, `peak RSS ${Math.round(before.peakMiB)} MiB before, ${Math.round(after.peakMiB)} MiB after`).toBeLessThan(PEAK_RSS_BOUND_MIB);
+    expect(
+      after.peakMiB,
+      `peak RSS ${Math.round(before.peakMiB)} MiB before, ${Math.round(after.peakMiB)} MiB after`,
+    ).toBeLessThan(PEAK_RSS_BOUND_MIB);
     // Every one is refused: 401 once read and found unsigned, 503 when the budget is spent,
     // or the connection closed under the sender once the server has answered.
     expect(outcomes.filter((o) => !(o.status === 401 || o.status === 503 || o.error))).toEqual([]);
@@ -165,8 +235,16 @@ describe('webhook bodies', () => {
     expect(health.unverifiedBytes).toBe(0);
 
     const ping = JSON.stringify({ zen: 'Keep it logically awesome.', hook_id: 1, padding: 'p'.repeat(20 * MiB) });
-    expect(await post('/api/github/webhooks', githubHeaders(sign(SECRET, ping)), Buffer.from(ping))).toEqual({ status: 200 });
+    expect(await post('/api/github/webhooks', githubHeaders(sign(SECRET, ping)), Buffer.from(ping))).toEqual({
+      status: 200,
+    });
     const note = JSON.stringify({ object_kind: 'push', padding: 'q'.repeat(MiB) });
-    expect(await post('/api/gitlab/webhooks', { 'content-type': 'application/json', 'x-gitlab-token': GITLAB_SECRET, 'x-gitlab-event': 'System Hook' }, Buffer.from(note))).toEqual({ status: 200 });
+    expect(
+      await post(
+        '/api/gitlab/webhooks',
+        { 'content-type': 'application/json', 'x-gitlab-token': GITLAB_SECRET, 'x-gitlab-event': 'System Hook' },
+        Buffer.from(note),
+      ),
+    ).toEqual({ status: 200 });
   }, 300_000);
 });

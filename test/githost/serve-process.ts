@@ -57,17 +57,46 @@ export async function startServe(env: Record<string, string>, port?: number): Pr
     async idle(ms = 90_000) {
       const address = env.TEMPORAL_ADDRESS;
       if (!address) throw new Error('idle() needs TEMPORAL_ADDRESS in the server environment');
-      client ??= new Client({ connection: await Connection.connect({ address }), namespace: env.TEMPORAL_NAMESPACE ?? 'default' });
+      client ??= new Client({
+        connection: await Connection.connect({ address }),
+        namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+      });
       const c = client;
-      const recorded = [...out.matchAll(/"workflowId":"(delivery:[^"]+)"[^\n]*"msg":"delivery recorded"/g)].map((m) => m[1]!);
+      const recorded = [...out.matchAll(/"workflowId":"(delivery:[^"]+)"[^\n]*"msg":"delivery recorded"/g)].map(
+        (m) => m[1]!,
+      );
       const until = Date.now() + ms;
-      const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`trainyard serve's deliveries not handled within ${ms / 1000}s:\n${out.slice(-5000)}`)), Math.max(1, until - Date.now())))]);
-      await bounded(Promise.all(recorded.map((id) => c.workflow.getHandle(id).result().catch(() => undefined))));
+      const bounded = <T>(p: Promise<T>) =>
+        Promise.race([
+          p,
+          new Promise<never>((_, rej) =>
+            setTimeout(
+              () =>
+                rej(new Error(`trainyard serve's deliveries not handled within ${ms / 1000}s:\n${out.slice(-5000)}`)),
+              Math.max(1, until - Date.now()),
+            ),
+          ),
+        ]);
+      await bounded(
+        Promise.all(
+          recorded.map((id) =>
+            c.workflow
+              .getHandle(id)
+              .result()
+              .catch(() => undefined),
+          ),
+        ),
+      );
       const queue = env.TRAINYARD_CONTROL_QUEUE ?? 'trainyard';
       for (;;) {
-        const { count } = await c.workflow.count(`WorkflowType = 'intakeDelivery' AND TaskQueue = '${queue}' AND ExecutionStatus = 'Running'`);
+        const { count } = await c.workflow.count(
+          `WorkflowType = 'intakeDelivery' AND TaskQueue = '${queue}' AND ExecutionStatus = 'Running'`,
+        );
         if (count === 0) return;
-        if (Date.now() > until) throw new Error(`trainyard serve still has ${count} delivery workflow(s) running after ${ms / 1000}s:\n${out.slice(-5000)}`);
+        if (Date.now() > until)
+          throw new Error(
+            `trainyard serve still has ${count} delivery workflow(s) running after ${ms / 1000}s:\n${out.slice(-5000)}`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
     },

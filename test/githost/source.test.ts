@@ -14,7 +14,9 @@ import { FakeGitHub } from './fake-github.js';
 import { FakeGitLab } from './fake-gitlab.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
 });
 const repo = { id: 1001, owner: 'octo-org', name: 'models' };
 const gh = new FakeGitHub(77, publicKey, repo, 42);
@@ -38,7 +40,14 @@ afterAll(async () => {
 describe('remote source provider', () => {
   it('unpacks a GitHub commit once and serves the project subdirectory', async () => {
     const sha = gh.commit({ 'README.md': 'hi', 'ml/src/train.py': 'print(1)' });
-    const source = { kind: 'remote', cloneUrl: `${gh.url}/octo-org/models.git`, commit: sha, subdir: 'ml', host: 'github', installationId: 42 } as const;
+    const source = {
+      kind: 'remote',
+      cloneUrl: `${gh.url}/octo-org/models.git`,
+      commit: sha,
+      subdir: 'ml',
+      host: 'github',
+      installationId: 42,
+    } as const;
     const [a, b] = await Promise.all([provider.checkout(source), provider.checkout(source)]);
     expect(a).toBe(b);
     expect(readFileSync(join(a, 'src/train.py'), 'utf8')).toBe('print(1)');
@@ -50,14 +59,27 @@ describe('remote source provider', () => {
 
   it('refuses a subdirectory that leaves the repository, and a short commit id', async () => {
     const sha = gh.commit({ 'a.txt': 'a' });
-    const base = { kind: 'remote', cloneUrl: `${gh.url}/octo-org/models.git`, commit: sha, host: 'github', installationId: 42 } as const;
+    const base = {
+      kind: 'remote',
+      cloneUrl: `${gh.url}/octo-org/models.git`,
+      commit: sha,
+      host: 'github',
+      installationId: 42,
+    } as const;
     await expect(provider.checkout({ ...base, subdir: '../../..' })).rejects.toThrow(/leaves the repository/);
     await expect(provider.checkout({ ...base, subdir: '', commit: 'main' })).rejects.toThrow(/not a full commit id/);
   });
 
   it('unpacks a GitLab commit with the project token', async () => {
     const sha = gl.commit({ 'data/x.csv': '1,2' });
-    const dir = await provider.checkout({ kind: 'remote', cloneUrl: `${gl.url}/g/p.git`, commit: sha, subdir: '', host: 'gitlab', projectId: 15 });
+    const dir = await provider.checkout({
+      kind: 'remote',
+      cloneUrl: `${gl.url}/g/p.git`,
+      commit: sha,
+      subdir: '',
+      host: 'gitlab',
+      projectId: 15,
+    });
     expect(readFileSync(join(dir, 'data/x.csv'), 'utf8')).toBe('1,2');
     expect(gl.violations).toEqual([]);
   });
@@ -65,7 +87,9 @@ describe('remote source provider', () => {
   it('does not let an archive write outside its folder', async () => {
     const sha = gl.commit({ marker: String(Date.now()) });
     const evilName = `escaped-${Date.now()}`;
-    const tgz = execFileSync('python3', ['-c', `
+    const tgz = execFileSync('python3', [
+      '-c',
+      `
 import io, sys, tarfile
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode='w:gz') as t:
@@ -78,9 +102,17 @@ with tarfile.open(fileobj=buf, mode='w:gz') as t:
     data = b'y'; info = tarfile.TarInfo('top/link/${evilName}-via-link'); info.size = 1
     t.addfile(info, io.BytesIO(data))
 sys.stdout.buffer.write(buf.getvalue())
-`]);
+`,
+    ]);
     gl.archives.set(sha, tgz);
-    const source = { kind: 'remote', cloneUrl: `${gl.url}/g/p.git`, commit: sha, subdir: '', host: 'gitlab', projectId: 15 } as const;
+    const source = {
+      kind: 'remote',
+      cloneUrl: `${gl.url}/g/p.git`,
+      commit: sha,
+      subdir: '',
+      host: 'gitlab',
+      projectId: 15,
+    } as const;
     await provider.checkout(source).catch(() => undefined);
     expect(existsSync(join(cacheRoot, 'remote', 'gitlab', evilName))).toBe(false);
     expect(existsSync(join('/tmp', `${evilName}-abs`))).toBe(false);

@@ -33,13 +33,28 @@ import { FakeGitHub } from './fake-github.js';
 import { FakeGitLab } from './fake-gitlab.js';
 
 /** Every Bidi_Control character of Unicode's PropList.txt. */
-const ALL_BIDI = ['\u061C', '\u200E', '\u200F', '\u202A', '\u202B', '\u202C', '\u202D', '\u202E', '\u2066', '\u2067', '\u2068', '\u2069'];
+const ALL_BIDI = [
+  '\u061C',
+  '\u200E',
+  '\u200F',
+  '\u202A',
+  '\u202B',
+  '\u202C',
+  '\u202D',
+  '\u202E',
+  '\u2066',
+  '\u2067',
+  '\u2068',
+  '\u2069',
+];
 const BIDI = /\p{Bidi_Control}/u;
 /** Displays as "okexe.png" in a bidi-aware view; says something else. */
 const EVIL = 'ok\u202Egnp.exe\u202C \u2067isolated\u2069';
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-  modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
 });
 const repo = { id: 1001, owner: 'octo-org', name: 'models' };
 const gh = new FakeGitHub(77, publicKey, repo, 42);
@@ -60,9 +75,16 @@ afterAll(async () => {
 
 function status(state: RunStatus['state'] = 'running'): RunStatus {
   return {
-    runId: 'r-bidi', pipeline: 'tiny', state, startedAt: new Date().toISOString(),
+    runId: 'r-bidi',
+    pipeline: 'tiny',
+    state,
+    startedAt: new Date().toISOString(),
     steps: [
-      { name: 'prep', state: 'succeeded', cache: { decision: 'miss', key: 'sha256:x', reason: `ran: parameter note changed (${EVIL})` } },
+      {
+        name: 'prep',
+        state: 'succeeded',
+        cache: { decision: 'miss', key: 'sha256:x', reason: `ran: parameter note changed (${EVIL})` },
+      },
       { name: 'train', state: 'failed', message: `exited with code 1: ${EVIL}` },
     ],
   };
@@ -70,7 +92,9 @@ function status(state: RunStatus['state'] = 'running'): RunStatus {
 
 describe('the helper', () => {
   it('makes every bidirectional control visible and leaves all other text alone', () => {
-    expect(neutraliseBidi(ALL_BIDI.join('|'))).toBe('[U+061C]|[U+200E]|[U+200F]|[U+202A]|[U+202B]|[U+202C]|[U+202D]|[U+202E]|[U+2066]|[U+2067]|[U+2068]|[U+2069]');
+    expect(neutraliseBidi(ALL_BIDI.join('|'))).toBe(
+      '[U+061C]|[U+200E]|[U+200F]|[U+202A]|[U+202B]|[U+202C]|[U+202D]|[U+202E]|[U+2066]|[U+2067]|[U+2068]|[U+2069]',
+    );
     const plain = 'שלום مرحبا 👩‍💻 e\u0301 a\u200Bb';
     expect(neutraliseBidi(plain)).toBe(plain);
     expect(terminalText('a\x1b[2Jb\u202Ec\nd')).toBe('a [2Jb[U+202E]c d');
@@ -78,7 +102,12 @@ describe('the helper', () => {
 
   it('escapes them in log lines, which stay the same JSON', () => {
     let out = '';
-    const sink = new Writable({ write(chunk: Buffer, _enc, cb) { out += chunk.toString(); cb(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out += chunk.toString();
+        cb();
+      },
+    });
     const logger = pino({ hooks: pinoTextHooks }, sink);
     logger.info({ comment: EVIL }, `from ${EVIL}`);
     expect(out).not.toMatch(BIDI);
@@ -103,7 +132,15 @@ describe('tables', () => {
     expect(lines).not.toMatch(BIDI);
     expect(lines).not.toContain('\x1b');
     let out = '';
-    const stream = Object.assign(new Writable({ write(c: Buffer, _e, cb) { out += c.toString(); cb(); } }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    const stream = Object.assign(
+      new Writable({
+        write(c: Buffer, _e, cb) {
+          out += c.toString();
+          cb();
+        },
+      }),
+      { isTTY: false },
+    ) as unknown as NodeJS.WriteStream;
     new LiveTable(stream).update(s);
     expect(out).not.toMatch(BIDI);
     expect(out).toContain('train[U+202E]');
@@ -113,19 +150,43 @@ describe('tables', () => {
 describe('git-host surfaces, over HTTP to the fake hosts', () => {
   it('check runs: title, summary, log text and annotations', async () => {
     const records = new GitHostRecords(store);
-    const publish = createPublishStatus({ store, links: new RunLinks('http://trainyard.test', 'k'), log, github: new GitHubClients({ appId: 77, privateKey, apiUrl: gh.url }, log) });
+    const publish = createPublishStatus({
+      store,
+      links: new RunLinks('http://trainyard.test', 'k'),
+      log,
+      github: new GitHubClients({ appId: 77, privateKey, apiUrl: gh.url }, log),
+    });
     const sha = gh.commit({ a: 'b' });
     const workflowId = `wf-bidi-${sha}`;
     await records.putRun({
-      workflowId, runId: 'r-bidi', host: 'github', repoKey: 'octo-org/models', repoPath: 'octo-org/models', sha, pipeline: 'tiny',
-      pipelineFile: '.trainyard/tiny.yaml', stepLines: { train: 3 }, params: {}, given: {}, trigger: { kind: 'cli', user: 'alice' }, createdAt: new Date().toISOString(),
+      workflowId,
+      runId: 'r-bidi',
+      host: 'github',
+      repoKey: 'octo-org/models',
+      repoPath: 'octo-org/models',
+      sha,
+      pipeline: 'tiny',
+      pipelineFile: '.trainyard/tiny.yaml',
+      stepLines: { train: 3 },
+      params: {},
+      given: {},
+      trigger: { kind: 'cli', user: 'alice' },
+      createdAt: new Date().toISOString(),
     });
     const logBlob = await store.putBytes(`O loading\nE ${EVIL}\n`);
     const target = { kind: 'github', installationId: 42, owner: repo.owner, repo: repo.name, headSha: sha } as const;
     await publish({ target, runId: 'r-bidi', workflowId, status: status() });
     await publish({
-      target, runId: 'r-bidi', workflowId, status: status('failed'),
-      final: { conclusion: 'failure', reportMarkdown: `## report\n\n${EVIL}`, lineageKey: 'l', failedStep: { name: 'train', logDigest: logBlob.digest } },
+      target,
+      runId: 'r-bidi',
+      workflowId,
+      status: status('failed'),
+      final: {
+        conclusion: 'failure',
+        reportMarkdown: `## report\n\n${EVIL}`,
+        lineageKey: 'l',
+        failedStep: { name: 'train', logDigest: logBlob.digest },
+      },
     });
     const [check] = gh.checkRunsFor(sha);
     expect(check!.status).toBe('completed');
@@ -137,12 +198,25 @@ describe('git-host surfaces, over HTTP to the fake hosts', () => {
   });
 
   it('GitLab commit statuses and merge-request report notes', async () => {
-    const publish = createPublishStatus({ store, links: new RunLinks('http://trainyard.test', 'k'), log, gitlab: createGitLab({ url: gl.url, token: 'tok' }) });
+    const publish = createPublishStatus({
+      store,
+      links: new RunLinks('http://trainyard.test', 'k'),
+      log,
+      gitlab: createGitLab({ url: gl.url, token: 'tok' }),
+    });
     const sha = gl.commit({ a: 'b' });
     const target = { kind: 'gitlab', projectId: 15, sha, mergeRequestIid: 5 } as const;
     await publish({
-      target, runId: 'r-bidi', workflowId: `gl-bidi-${sha}`, status: status('failed'),
-      final: { conclusion: 'failure', reportMarkdown: `## report\n\n${EVIL}`, lineageKey: 'l', failedStep: { name: `train${EVIL}` } },
+      target,
+      runId: 'r-bidi',
+      workflowId: `gl-bidi-${sha}`,
+      status: status('failed'),
+      final: {
+        conclusion: 'failure',
+        reportMarkdown: `## report\n\n${EVIL}`,
+        lineageKey: 'l',
+        failedStep: { name: `train${EVIL}` },
+      },
     });
     const st = gl.statuses.filter((s) => s.sha === sha);
     expect(st.map((s) => s.description).join()).toContain('[U+202E]');
@@ -153,9 +227,18 @@ describe('git-host surfaces, over HTTP to the fake hosts', () => {
   });
 
   const intake = (records: GitHostRecords): Intake => ({
-    records, policy: intakePolicy(loadPolicy({})), log,
-    starter: { exists: async () => false, start: async () => ({ alreadyStarted: false }), cancel: async () => undefined, status: async () => undefined },
-    runOptions: () => { throw new Error('no run may start in this test'); },
+    records,
+    policy: intakePolicy(loadPolicy({})),
+    log,
+    starter: {
+      exists: async () => false,
+      start: async () => ({ alreadyStarted: false }),
+      cancel: async () => undefined,
+      status: async () => undefined,
+    },
+    runOptions: () => {
+      throw new Error('no run may start in this test');
+    },
     runUrl: () => undefined,
   });
 
@@ -163,9 +246,25 @@ describe('git-host surfaces, over HTTP to the fake hosts', () => {
     gh.roles.set('alice', 'write');
     const records = new GitHostRecords(store);
     const api = new GitHubClients({ appId: 77, privateKey, apiUrl: gh.url }, log).installation(42);
-    const convo = new GitHubConversation(api, { owner: repo.owner, repo: repo.name }, 7, 555, `${gh.url}/pr/7`, records);
-    const port = new GitHubRepoPort(api, { installationId: 42, owner: repo.owner, repo: repo.name, cloneUrl: `${gh.url}/x.git` });
-    const outcome = await handleComment(port, convo, intake(records), { commentId: 555, author: 'alice', command: parseCommentCommand(`/train tiny ${EVIL.replace(/ /g, '')}`)! });
+    const convo = new GitHubConversation(
+      api,
+      { owner: repo.owner, repo: repo.name },
+      7,
+      555,
+      `${gh.url}/pr/7`,
+      records,
+    );
+    const port = new GitHubRepoPort(api, {
+      installationId: 42,
+      owner: repo.owner,
+      repo: repo.name,
+      cloneUrl: `${gh.url}/x.git`,
+    });
+    const outcome = await handleComment(port, convo, intake(records), {
+      commentId: 555,
+      author: 'alice',
+      command: parseCommentCommand(`/train tiny ${EVIL.replace(/ /g, '')}`)!,
+    });
     expect(outcome.kind).toBe('invalid');
     const reply = gh.comments.filter((c) => c.issue === 7).at(-1)!.body;
     expect(reply).toContain('[U+202E]gnp.exe');
@@ -176,9 +275,18 @@ describe('git-host surfaces, over HTTP to the fake hosts', () => {
     gl.members.set(31, 30);
     const records = new GitHostRecords(store);
     const api = createGitLab({ url: gl.url, token: 'tok' });
-    const project = { projectId: 15, pathWithNamespace: 'grp/models', httpUrl: `${gl.url}/grp/models.git`, webUrl: `${gl.url}/grp/models` };
+    const project = {
+      projectId: 15,
+      pathWithNamespace: 'grp/models',
+      httpUrl: `${gl.url}/grp/models.git`,
+      webUrl: `${gl.url}/grp/models`,
+    };
     const convo = new GitLabConversation(api, records, project, 9, 777, 31, () => undefined);
-    const outcome = await handleComment(new GitLabRepoPort(api, project, records), convo, intake(records), { commentId: 777, author: 'user31', command: parseCommentCommand(`/train tiny ${EVIL.replace(/ /g, '')}`)! });
+    const outcome = await handleComment(new GitLabRepoPort(api, project, records), convo, intake(records), {
+      commentId: 777,
+      author: 'user31',
+      command: parseCommentCommand(`/train tiny ${EVIL.replace(/ /g, '')}`)!,
+    });
     expect(outcome.kind).toBe('invalid');
     const reply = [...gl.notes.values()].filter((n) => n.mr === 9).at(-1)!.body;
     expect(reply).toContain('[U+202E]gnp.exe');

@@ -54,18 +54,35 @@ describe('Kubernetes settings', () => {
   it('is off without TRAINYARD_K8S_CONFIG, and reads classes with their defaults when set', () => {
     expect(loadComputeConfig({}).kubernetes).toBeNull();
     const k = loadComputeConfig({ TRAINYARD_K8S_CONFIG: file('good.yaml', GOOD) }).kubernetes!;
-    expect(k).toMatchObject({ agentImage: 'ghcr.io/trainyard/trainyard:0.1.0', store: 's3://ml-artifacts/trainyard', storeSecret: 'trainyard-store', deployment: 'default', agentImagePullPolicy: 'IfNotPresent' });
-    expect(k.classes.a100).toMatchObject({
-      namespace: 'ml-jobs', gpu: { resource: 'nvidia.com/gpu', count: 8 }, tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
-      resources: { requests: { cpu: '8', memory: '64Gi' }, limits: { memory: '64Gi' } }, imagePullSecrets: ['regcred'], terminationGracePeriodSeconds: 5, unschedulableTimeoutSeconds: 600,
+    expect(k).toMatchObject({
+      agentImage: 'ghcr.io/trainyard/trainyard:0.1.0',
+      store: 's3://ml-artifacts/trainyard',
+      storeSecret: 'trainyard-store',
+      deployment: 'default',
+      agentImagePullPolicy: 'IfNotPresent',
     });
-    expect(k.classes['cpu-small']).toMatchObject({ gpu: { resource: 'nvidia.com/gpu', count: 0 }, hourlyRateUsd: 0, nodeSelector: {} });
+    expect(k.classes.a100).toMatchObject({
+      namespace: 'ml-jobs',
+      gpu: { resource: 'nvidia.com/gpu', count: 8 },
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      resources: { requests: { cpu: '8', memory: '64Gi' }, limits: { memory: '64Gi' } },
+      imagePullSecrets: ['regcred'],
+      terminationGracePeriodSeconds: 5,
+      unschedulableTimeoutSeconds: 600,
+    });
+    expect(k.classes['cpu-small']).toMatchObject({
+      gpu: { resource: 'nvidia.com/gpu', count: 0 },
+      hourlyRateUsd: 0,
+      nodeSelector: {},
+    });
     expect(k.classes.a100!.dcgmExporterUrl).toBe('http://{hostIP}:9400/metrics');
     expect(k.classes['cpu-small']!.dcgmExporterUrl).toBeUndefined();
   });
 
   it('refuses a dcgm-exporter URL that is not http(s) or has unknown placeholders, and a scrape interval out of range', () => {
-    const path = file('dcgm.yaml', `agentImage: img
+    const path = file(
+      'dcgm.yaml',
+      `agentImage: img
 store: s3://ml-artifacts/trainyard
 classes:
   a:
@@ -75,8 +92,10 @@ classes:
   b:
     namespace: ml
     dcgmExporterUrl: file:///etc/passwd
-`);
-    const what = 'an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod\'s node (e.g. http://{hostIP}:9400/metrics)';
+`,
+    );
+    const what =
+      "an http(s) URL of the dcgm-exporter metrics, where {hostIP} and {node} stand for the pod's node (e.g. http://{hostIP}:9400/metrics)";
     expect(problems({ TRAINYARD_K8S_CONFIG: path })).toEqual([
       `${path}:6:22: "dcgmExporterUrl" must be ${what}, got "http://{pod}:9400/metrics"`,
       `${path}:7:24: "dcgmScrapeSeconds" must be a whole number between 1 and 300, got 0`,
@@ -85,7 +104,9 @@ classes:
   });
 
   it('reports every mistake in the file with its line and column', () => {
-    const path = file('bad.yaml', `agentImage: -rm
+    const path = file(
+      'bad.yaml',
+      `agentImage: -rm
 store: /var/lib/store
 classes:
   A100:
@@ -96,7 +117,8 @@ classes:
     resources: { requests: { cpu: lots } }
     tolerations: [{ key: x, operator: Maybe }]
     terminationGracePeriod: 5
-`);
+`,
+    );
     expect(problems({ TRAINYARD_K8S_CONFIG: path })).toEqual([
       `${path}:2:8: "store" must be an s3://bucket/prefix artifact store (default TRAINYARD_STORE, which is /var/lib/store): pods cannot read a folder on this machine`,
       `${path}:4:3: class name "A100" must be lower-case letters, digits and "-" (a DNS label), so pipelines can name it`,
@@ -111,7 +133,9 @@ classes:
   });
 
   it('names an unreadable file', () => {
-    expect(problems({ TRAINYARD_K8S_CONFIG: join(dir, 'missing.yaml') })[0]).toMatch(/^TRAINYARD_K8S_CONFIG: must be a readable file, got ".*missing\.yaml" \(ENOENT/);
+    expect(problems({ TRAINYARD_K8S_CONFIG: join(dir, 'missing.yaml') })[0]).toMatch(
+      /^TRAINYARD_K8S_CONFIG: must be a readable file, got ".*missing\.yaml" \(ENOENT/,
+    );
   });
 });
 
@@ -145,7 +169,16 @@ describe('Kubernetes machines against the server policy', () => {
 
   it('refuses kubernetes machines when the server has no Kubernetes configured', () => {
     const errors = checkComputePolicy(pipeline(PIPELINE), loadComputeConfig({}), PIPELINE);
-    expect(errors).toEqual([{ file: '.trainyard/train.yaml', line: 7, column: 48, message: expect.stringMatching(/^step "train" needs Kubernetes machine "gpu", but this server has no Kubernetes configured \(TRAINYARD_K8S_CONFIG is not set\)/) }]);
+    expect(errors).toEqual([
+      {
+        file: '.trainyard/train.yaml',
+        line: 7,
+        column: 48,
+        message: expect.stringMatching(
+          /^step "train" needs Kubernetes machine "gpu", but this server has no Kubernetes configured \(TRAINYARD_K8S_CONFIG is not set\)/,
+        ),
+      },
+    ]);
   });
 
   it('prices the worst case from the class rate and counts its GPUs against the run limit', () => {
@@ -160,7 +193,7 @@ steps:
     // a: 2 h × 2 tries × ($1.5 + 2 × $2.5)/h = $26; b: 1 h × $6.5 = $6.5 (no boot time on Kubernetes)
     expect(estimateWorstCaseCost(pipeline(text), cfg).perStep).toEqual({ a: 26, b: 6.5 });
     expect(checkComputePolicy(pipeline(text), cfg, text).map((e) => e.message)).toEqual([
-      'the run could hold 4 GPUs at once; this server allows at most 3 per run (lower the classes\' gpus or the steps that use them)',
+      "the run could hold 4 GPUs at once; this server allows at most 3 per run (lower the classes' gpus or the steps that use them)",
     ]);
   });
 });

@@ -5,11 +5,23 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dcgmSamples, exporterUrl, MAX_SCRAPE_BYTES, parsePromLine, scrapeDcgm, startDcgmSampler } from '../../activities/k8s/dcgm.js';
+import {
+  dcgmSamples,
+  exporterUrl,
+  MAX_SCRAPE_BYTES,
+  parsePromLine,
+  scrapeDcgm,
+  startDcgmSampler,
+} from '../../activities/k8s/dcgm.js';
 
 const POD = { namespace: 'ml-jobs', pod: 'ty-abc-1-xyz' };
 
-function series(name: string, gpu: number, value: string, labels: { namespace?: string; pod?: string; extra?: string } = {}): string {
+function series(
+  name: string,
+  gpu: number,
+  value: string,
+  labels: { namespace?: string; pod?: string; extra?: string } = {},
+): string {
   return `${name}{gpu="${gpu}",UUID="GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e5${gpu}",device="nvidia${gpu}",modelName="NVIDIA A100-SXM4-80GB",Hostname="gpu-node-1",container="step",namespace="${labels.namespace ?? POD.namespace}",pod="${labels.pod ?? POD.pod}"${labels.extra ?? ''}} ${value}`;
 }
 
@@ -34,8 +46,12 @@ const SCRAPE = [
 
 describe('dcgm-exporter text', () => {
   it('parses a series line with escaped label values and an optional timestamp', () => {
-    expect(parsePromLine('DCGM_FI_DEV_GPU_UTIL{gpu="0",modelName="a \\"b\\" \\\\ c",pod="p",} 42.5 1700000000000')).toEqual({
-      name: 'DCGM_FI_DEV_GPU_UTIL', labels: { gpu: '0', modelName: 'a "b" \\ c', pod: 'p' }, value: 42.5,
+    expect(
+      parsePromLine('DCGM_FI_DEV_GPU_UTIL{gpu="0",modelName="a \\"b\\" \\\\ c",pod="p",} 42.5 1700000000000'),
+    ).toEqual({
+      name: 'DCGM_FI_DEV_GPU_UTIL',
+      labels: { gpu: '0', modelName: 'a "b" \\ c', pod: 'p' },
+      value: 42.5,
     });
     expect(parsePromLine('DCGM_FI_DEV_GPU_UTIL 7')).toEqual({ name: 'DCGM_FI_DEV_GPU_UTIL', labels: {}, value: 7 });
     expect(parsePromLine('DCGM_FI_DEV_GPU_UTIL{gpu="0"} NaN')!.value).toBeNaN();
@@ -54,7 +70,8 @@ describe('dcgm-exporter text', () => {
       `DCGM_FI_DEV_GPU_UTIL{pod="${'p'.repeat(600)}"} 1`,
       `DCGM_FI_DEV_GPU_UTIL{${Array.from({ length: 70 }, (_, i) => `l${i}="v"`).join(',')}} 1`,
       '# TYPE DCGM_FI_DEV_GPU_UTIL gauge',
-    ]) expect(parsePromLine(bad), bad).toBeUndefined();
+    ])
+      expect(parsePromLine(bad), bad).toBeUndefined();
   });
 
   it("keeps only the step pod's GPUs, with memory used and total in MiB", () => {
@@ -64,15 +81,20 @@ describe('dcgm-exporter text', () => {
     ]);
     expect(dcgmSamples(SCRAPE, { namespace: 'ml-jobs', pod: 'nobody' })).toEqual([]);
     // A hostile line in the middle changes nothing around it.
-    expect(dcgmSamples(`${series('DCGM_FI_DEV_GPU_UTIL', 0, '87')}\nDCGM_FI_DEV_GPU_UTIL{pod="${POD.pod}",namespace="${POD.namespace}",gpu="1" 99\n`, POD)).toEqual([
-      { index: 0, utilisationPercent: 87, memoryUsedMiB: null, memoryTotalMiB: null },
-    ]);
+    expect(
+      dcgmSamples(
+        `${series('DCGM_FI_DEV_GPU_UTIL', 0, '87')}\nDCGM_FI_DEV_GPU_UTIL{pod="${POD.pod}",namespace="${POD.namespace}",gpu="1" 99\n`,
+        POD,
+      ),
+    ).toEqual([{ index: 0, utilisationPercent: 87, memoryUsedMiB: null, memoryTotalMiB: null }]);
   });
 
   it("fills {hostIP} and {node} from the pod's node, and waits while they are unknown or odd", () => {
     expect(exporterUrl('http://{hostIP}:9400/metrics', { hostIP: '10.0.3.7' })).toBe('http://10.0.3.7:9400/metrics');
     expect(exporterUrl('http://{hostIP}:9400/metrics', { hostIP: 'fd00::7' })).toBe('http://[fd00::7]:9400/metrics');
-    expect(exporterUrl('http://dcgm-{node}.mon:9400/metrics', { node: 'gpu-node-1' })).toBe('http://dcgm-gpu-node-1.mon:9400/metrics');
+    expect(exporterUrl('http://dcgm-{node}.mon:9400/metrics', { node: 'gpu-node-1' })).toBe(
+      'http://dcgm-gpu-node-1.mon:9400/metrics',
+    );
     expect(exporterUrl('http://dcgm.mon:9400/metrics', {})).toBe('http://dcgm.mon:9400/metrics');
     expect(exporterUrl('http://{hostIP}:9400/metrics', {})).toBeUndefined();
     expect(exporterUrl('http://{hostIP}:9400/metrics', { hostIP: '10.0.0.1@evil' })).toBeUndefined();
@@ -110,9 +132,21 @@ describe('scraping the exporter', () => {
   it('samples while the step runs and summarises like nvidia-smi: mean, idle fraction, peak memory', async () => {
     const utils = ['90', '1', '80', '0'];
     let n = 0;
-    const ex = await exporter(() => [series('DCGM_FI_DEV_GPU_UTIL', 0, utils[Math.min(n++, 3)]!), series('DCGM_FI_DEV_FB_USED', 0, String(1000 * n)), series('DCGM_FI_DEV_GPU_UTIL', 1, '100', { pod: 'other' })].join('\n'));
+    const ex = await exporter(() =>
+      [
+        series('DCGM_FI_DEV_GPU_UTIL', 0, utils[Math.min(n++, 3)]!),
+        series('DCGM_FI_DEV_FB_USED', 0, String(1000 * n)),
+        series('DCGM_FI_DEV_GPU_UTIL', 1, '100', { pod: 'other' }),
+      ].join('\n'),
+    );
     const errors: string[] = [];
-    const s = startDcgmSampler({ urlTemplate: ex.url, target: POD, node: {}, intervalSeconds: 1, onFirstError: (e) => errors.push(e) });
+    const s = startDcgmSampler({
+      urlTemplate: ex.url,
+      target: POD,
+      node: {},
+      intervalSeconds: 1,
+      onFirstError: (e) => errors.push(e),
+    });
     await waitFor(() => ex.hits() >= 4);
     const summary = await s.stop();
     expect(errors).toEqual([]);
@@ -120,17 +154,29 @@ describe('scraping the exporter', () => {
     expect(readings).toBeGreaterThanOrEqual(4);
     // 90, 1, 80 then 0 for every later scrape.
     const total = 171;
-    expect(summary).toEqual({ samples: readings, gpus: 1, meanUtilisation: total / readings, maxMemoryMiB: 1000 * readings, idleFraction: (readings - 2) / readings });
+    expect(summary).toEqual({
+      samples: readings,
+      gpus: 1,
+      meanUtilisation: total / readings,
+      maxMemoryMiB: 1000 * readings,
+      idleFraction: (readings - 2) / readings,
+    });
     const hits = ex.hits();
     await new Promise((r) => setTimeout(r, 1500)); // scrapes stop with the step: none after stop()
     expect(ex.hits()).toBe(hits);
   });
 
-  it('records nothing when no series is the pod\'s, and reports a failing scrape once without stopping', async () => {
+  it("records nothing when no series is the pod's, and reports a failing scrape once without stopping", async () => {
     let fail = true;
     const ex = await exporter(() => (fail ? 500 : series('DCGM_FI_DEV_GPU_UTIL', 0, '50', { pod: 'other' })));
     const errors: string[] = [];
-    const s = startDcgmSampler({ urlTemplate: ex.url, target: POD, node: {}, intervalSeconds: 1, onFirstError: (e) => errors.push(e) });
+    const s = startDcgmSampler({
+      urlTemplate: ex.url,
+      target: POD,
+      node: {},
+      intervalSeconds: 1,
+      onFirstError: (e) => errors.push(e),
+    });
     await waitFor(() => ex.hits() >= 2);
     fail = false;
     const seen = ex.hits();

@@ -68,7 +68,12 @@ export function metricsOf(samples: MetricSample[]): StepMetrics {
   const seriesDigest = sha256Bytes(series);
   return {
     samples: samples.length,
-    series: { digest: seriesDigest, size: Buffer.byteLength(series), kind: 'file', uri: `s3://trainyard-artifacts/sha256/${seriesDigest.slice(7)}` },
+    series: {
+      digest: seriesDigest,
+      size: Buffer.byteLength(series),
+      kind: 'file',
+      uri: `s3://trainyard-artifacts/sha256/${seriesDigest.slice(7)}`,
+    },
     summary: digest,
     names: summary.metrics.length,
     last: boundedLastValues(summary.metrics.map((m) => [m.name, m.last])),
@@ -76,7 +81,8 @@ export function metricsOf(samples: MetricSample[]): StepMetrics {
 }
 
 /** Every summary metricsOf() made, by digest: BuildExtra.metricSummaries. */
-export const fixtureMetricSummaries = (): Record<string, MetricsSummary> => Object.fromEntries([...summaries].map(([d, v]) => [d, v.summary]));
+export const fixtureMetricSummaries = (): Record<string, MetricsSummary> =>
+  Object.fromEntries([...summaries].map(([d, v]) => [d, v.summary]));
 
 /** Puts the summaries metricsOf() made into a store, where the lineage activity reads them. */
 export async function putFixtureMetrics(store: ArtifactStore): Promise<void> {
@@ -104,7 +110,10 @@ export function pipeline(): Pipeline {
   const steps: Record<string, StepSpec> = {
     prepare: step('prepare', 12, {
       code: ['src/prepare.py'],
-      inputs: { raw: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' }, labels: { kind: 'repo', path: 'data/labels.csv' } },
+      inputs: {
+        raw: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' },
+        labels: { kind: 'repo', path: 'data/labels.csv' },
+      },
       outputs: ['dataset'],
     }),
     train_small: step('train_small', 20, {
@@ -144,7 +153,9 @@ export function pipeline(): Pipeline {
     digest: digestOf('mnist.yaml@2222'),
     on: { push: { branches: ['main'] }, comment: true },
     params: { epochs: { type: 'integer', default: 3 }, lr: { type: 'number', default: 0.001 } },
-    machines: { gpu: { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 100 } },
+    machines: {
+      gpu: { instance: ['g5.xlarge', 'g6.xlarge'], gpus: 1, spot: true, on_demand_fallback: true, disk_gb: 100 },
+    },
     steps,
     order: ['prepare', 'train_small', 'featurize', 'train_big', 'evaluate'],
   };
@@ -156,9 +167,23 @@ export function runInput(runId: string, commit: string): RunInput {
     pipeline: pipeline(),
     params: { epochs: 20, lr: 0.0003 },
     source: { kind: 'git', repoPath: '/srv/repos/mnist', commit, subdir: '' },
-    trigger: { kind: 'comment', pr: 42, actor: 'alice', commentId: 9001, commentUrl: 'https://github.com/acme/mnist/pull/42#issuecomment-9001' },
+    trigger: {
+      kind: 'comment',
+      pr: 42,
+      actor: 'alice',
+      commentId: 9001,
+      commentUrl: 'https://github.com/acme/mnist/pull/42#issuecomment-9001',
+    },
     status: { kind: 'none' },
-    options: { noCache: false, controlQueue: 'trainyard-control', statusIntervalMs: 2000, parallelism: 4, localHostQueue: 'host-local', historyEventLimit: 10_000, heartbeatTimeoutMs: 30_000 },
+    options: {
+      noCache: false,
+      controlQueue: 'trainyard-control',
+      statusIntervalMs: 2000,
+      parallelism: 4,
+      localHostQueue: 'host-local',
+      historyEventLimit: 10_000,
+      heartbeatTimeoutMs: 30_000,
+    },
   };
 }
 
@@ -192,7 +217,16 @@ function prepareStatus(runId: string, commit: string, base: string): StepStatus 
     outcome: {
       state: 'succeeded',
       outputs: { dataset: A.dataset },
-      attempts: [{ attempt: 1, host: 'host-local', startedAt: at(base, 2), finishedAt: at(base, 94), exitCode: 0, outcome: 'succeeded' }],
+      attempts: [
+        {
+          attempt: 1,
+          host: 'host-local',
+          startedAt: at(base, 2),
+          finishedAt: at(base, 94),
+          exitCode: 0,
+          outcome: 'succeeded',
+        },
+      ],
       metrics: metricsOf([{ t: 90_000, values: { rows: 60_000 } }]),
       logDigest: A.log.prepare,
       producedBy: src(runId, commit, 'prepare', at(base, 95)),
@@ -220,11 +254,29 @@ export function earlierRun(): { input: RunInput; status: RunStatus } {
         image: A.image.python,
         cache: { decision: 'miss', key: A.key('featurize', 'v2'), reason: 'no earlier result for this key' },
         inputs: { dataset: { artifact: A.dataset, origin: { kind: 'step', step: 'prepare', output: 'dataset' } } },
-        host: { kind: 'ec2', queue: 'host-i-0aa', machineClass: 'gpu', instanceId: 'i-0aa', instanceType: 'g5.xlarge', market: 'spot', billedSeconds: 604, costUsd: 0.17 },
+        host: {
+          kind: 'ec2',
+          queue: 'host-i-0aa',
+          machineClass: 'gpu',
+          instanceId: 'i-0aa',
+          instanceType: 'g5.xlarge',
+          market: 'spot',
+          billedSeconds: 604,
+          costUsd: 0.17,
+        },
         outcome: {
           state: 'succeeded',
           outputs: { features: A.features },
-          attempts: [{ attempt: 1, host: 'host-i-0aa', startedAt: at(T7, 97), finishedAt: at(T7, 699), exitCode: 0, outcome: 'succeeded' }],
+          attempts: [
+            {
+              attempt: 1,
+              host: 'host-i-0aa',
+              startedAt: at(T7, 97),
+              finishedAt: at(T7, 699),
+              exitCode: 0,
+              outcome: 'succeeded',
+            },
+          ],
           logDigest: A.log.featurize,
           producedBy: src(runId, COMMIT_OLD, 'featurize', featurizeEnd),
         },
@@ -254,16 +306,36 @@ export function currentRun(): { input: RunInput; status: RunStatus } {
         startedAt: at(T8, 96),
         finishedAt: at(T8, 1296),
         image: A.image.torch,
-        cache: { decision: 'miss', key: A.key('train_small', 'p'), reason: 'params changed: epochs 3 → 20, lr 0.001 → 0.0003' },
+        cache: {
+          decision: 'miss',
+          key: A.key('train_small', 'p'),
+          reason: 'params changed: epochs 3 → 20, lr 0.001 → 0.0003',
+        },
         inputs: { dataset: { artifact: A.dataset, origin: { kind: 'step', step: 'prepare', output: 'dataset' } } },
         host: {
-          kind: 'ec2', queue: 'host-i-0bb', machineClass: 'gpu', instanceId: 'i-0bb', instanceType: 'g5.xlarge', market: 'spot',
-          billedSeconds: 1210, costUsd: 0.42, gpu: { samples: 240, meanUtilisation: 0.87, maxMemoryMiB: 14_000, idleFraction: 0.04 },
+          kind: 'ec2',
+          queue: 'host-i-0bb',
+          machineClass: 'gpu',
+          instanceId: 'i-0bb',
+          instanceType: 'g5.xlarge',
+          market: 'spot',
+          billedSeconds: 1210,
+          costUsd: 0.42,
+          gpu: { samples: 240, meanUtilisation: 0.87, maxMemoryMiB: 14_000, idleFraction: 0.04 },
         },
         outcome: {
           state: 'succeeded',
           outputs: { model_small: A.modelSmall },
-          attempts: [{ attempt: 1, host: 'host-i-0bb', startedAt: at(T8, 100), finishedAt: at(T8, 1290), exitCode: 0, outcome: 'succeeded' }],
+          attempts: [
+            {
+              attempt: 1,
+              host: 'host-i-0bb',
+              startedAt: at(T8, 100),
+              finishedAt: at(T8, 1290),
+              exitCode: 0,
+              outcome: 'succeeded',
+            },
+          ],
           metrics: metricsOf([
             { t: 60_000, values: { epoch: 1, loss: 0.92, acc: 0.71 } },
             { t: 300_000, values: { epoch: 5, loss: 0.51, acc: 0.86 } },
@@ -299,10 +371,22 @@ export function currentRun(): { input: RunInput; status: RunStatus } {
         cache: { decision: 'miss', key: A.key('train_big', 'x'), reason: 'no earlier result for this key' },
         inputs: { features: { artifact: A.features, origin: { kind: 'step', step: 'featurize', output: 'features' } } },
         host: {
-          kind: 'ec2', queue: 'host-i-0cc', machineClass: 'gpu', instanceId: 'i-0cc', instanceType: 'g6.xlarge', market: 'on-demand',
-          billedSeconds: 1500, costUsd: 0.31,
+          kind: 'ec2',
+          queue: 'host-i-0cc',
+          machineClass: 'gpu',
+          instanceId: 'i-0cc',
+          instanceType: 'g6.xlarge',
+          market: 'on-demand',
+          billedSeconds: 1500,
+          costUsd: 0.31,
           provisioning: [
-            { instanceType: 'g5.xlarge', market: 'spot', outcome: 'capacity', message: 'InsufficientInstanceCapacity', at: at(T8, 99) },
+            {
+              instanceType: 'g5.xlarge',
+              market: 'spot',
+              outcome: 'capacity',
+              message: 'InsufficientInstanceCapacity',
+              at: at(T8, 99),
+            },
             { instanceType: 'g6.xlarge', market: 'on-demand', outcome: 'launched', at: at(T8, 120) },
           ],
         },
@@ -310,8 +394,25 @@ export function currentRun(): { input: RunInput; status: RunStatus } {
           state: 'failed',
           outputs: {},
           attempts: [
-            { attempt: 1, host: 'host-i-0dd', startedAt: at(T8, 130), finishedAt: at(T8, 700), exitCode: null, outcome: 'host_lost', message: 'spot instance reclaimed' },
-            { attempt: 2, host: 'host-i-0cc', startedAt: at(T8, 720), finishedAt: at(T8, 1880), exitCode: 1, outcome: 'failed', message: 'python exited with code 1', logDigest: A.log.trainBig },
+            {
+              attempt: 1,
+              host: 'host-i-0dd',
+              startedAt: at(T8, 130),
+              finishedAt: at(T8, 700),
+              exitCode: null,
+              outcome: 'host_lost',
+              message: 'spot instance reclaimed',
+            },
+            {
+              attempt: 2,
+              host: 'host-i-0cc',
+              startedAt: at(T8, 720),
+              finishedAt: at(T8, 1880),
+              exitCode: 1,
+              outcome: 'failed',
+              message: 'python exited with code 1',
+              logDigest: A.log.trainBig,
+            },
           ],
           metrics: metricsOf([{ t: 30_000, values: { epoch: 1, loss: 1.4 } }]),
           logDigest: A.log.trainBig,
@@ -357,12 +458,31 @@ export function hugeRun(n: number): { input: RunInput; status: RunStatus } {
       outcome: {
         state: failed ? 'failed' : 'succeeded',
         outputs: failed ? {} : { out },
-        attempts: [{ attempt: 1, host: 'host-local', startedAt: at(T8, i), finishedAt: at(T8, i + 1), exitCode: failed ? 3 : 0, outcome: failed ? 'failed' : 'succeeded' }],
+        attempts: [
+          {
+            attempt: 1,
+            host: 'host-local',
+            startedAt: at(T8, i),
+            finishedAt: at(T8, i + 1),
+            exitCode: failed ? 3 : 0,
+            outcome: failed ? 'failed' : 'succeeded',
+          },
+        ],
         metrics: metricsOf([1, 2, 3, 4].map((k) => ({ t: k * 100, values: { loss: 1 / k + i / 1e4, step: k } }))),
         producedBy: src('run-huge', COMMIT_NEW, name, at(T8, i + 1)),
       },
     });
   }
   input.pipeline = { ...input.pipeline, steps, order };
-  return { input, status: { runId: 'run-huge', pipeline: 'mnist', state: 'failed', startedAt: T8, finishedAt: at(T8, n + 5), steps: statuses } };
+  return {
+    input,
+    status: {
+      runId: 'run-huge',
+      pipeline: 'mnist',
+      state: 'failed',
+      startedAt: T8,
+      finishedAt: at(T8, n + 5),
+      steps: statuses,
+    },
+  };
 }

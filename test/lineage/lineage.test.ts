@@ -12,16 +12,32 @@ import {
   saveLineage,
   type LineageAnswer,
 } from '../../activities/lineage/index.js';
-import { A, COMMIT_NEW, COMMIT_OLD, currentRun, earlierRun, fixtureMetricSummaries, hugeRun, putFixtureMetrics } from './fixture.js';
+import {
+  A,
+  COMMIT_NEW,
+  COMMIT_OLD,
+  currentRun,
+  earlierRun,
+  fixtureMetricSummaries,
+  hugeRun,
+  putFixtureMetrics,
+} from './fixture.js';
 import { MemStore } from './memstore.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const schema = JSON.parse(readFileSync(join(here, '../../schema/lineage.schema.json'), 'utf8')) as Record<string, unknown>;
+const schema = JSON.parse(readFileSync(join(here, '../../schema/lineage.schema.json'), 'utf8')) as Record<
+  string,
+  unknown
+>;
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validate = ajv.compile(schema);
 
 function build(run: ReturnType<typeof currentRun>): LineageDoc {
-  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
+  return buildLineage(run.input, run.status, {
+    pipelineFileDigest: run.input.pipeline.digest,
+    finishedAt: '2030-01-01T00:00:00.000Z',
+    metricSummaries: fixtureMetricSummaries(),
+  });
 }
 
 type Artifact = Extract<LineageAnswer, { kind: 'artifact' }>;
@@ -46,8 +62,12 @@ describe('lineage document', () => {
       const o = node as Record<string, unknown>;
       if (o.properties && typeof o.properties === 'object') {
         for (const [k, v] of Object.entries(o.properties as Record<string, Record<string, unknown>>)) {
-          const ref = typeof v.$ref === 'string' ? ((schema.$defs as Record<string, Record<string, unknown>>)[v.$ref.split('/').pop()!]) : undefined;
-          if (typeof v.description !== 'string' && typeof ref?.description !== 'string') undocumented.push(`${path}/properties/${k}`);
+          const ref =
+            typeof v.$ref === 'string'
+              ? (schema.$defs as Record<string, Record<string, unknown>>)[v.$ref.split('/').pop()!]
+              : undefined;
+          if (typeof v.description !== 'string' && typeof ref?.description !== 'string')
+            undocumented.push(`${path}/properties/${k}`);
         }
       }
       for (const [k, v] of Object.entries(o)) walk(v, `${path}/${k}`);
@@ -57,7 +77,9 @@ describe('lineage document', () => {
   });
 
   it('the schema rejects a document that lies about its shape', () => {
-    const doc = JSON.parse(JSON.stringify(build(currentRun()))) as Record<string, unknown> & { steps: Record<string, unknown>[] };
+    const doc = JSON.parse(JSON.stringify(build(currentRun()))) as Record<string, unknown> & {
+      steps: Record<string, unknown>[];
+    };
     expect(validate({ ...doc, schema: 'trainyard.lineage/v1' })).toBe(false);
     const badStep = { ...doc.steps[0], outputs: { dataset: { digest: 'md5:abc', size: 1, kind: 'file', uri: 'x' } } };
     expect(validate({ ...doc, steps: [badStep] })).toBe(false);
@@ -68,8 +90,19 @@ describe('lineage document', () => {
     const doc = build(currentRun());
     expect(doc.schema).toBe('trainyard.lineage/v2');
     expect(doc.runId).toBe('run-0008');
-    expect(doc.pipeline).toEqual({ name: 'mnist', file: '.trainyard/mnist.yaml', digest: currentRun().input.pipeline.digest });
-    expect(doc.source).toEqual({ kind: 'git', commit: COMMIT_NEW, dirtyBase: null, repo: '/srv/repos/mnist', subdir: '', host: null });
+    expect(doc.pipeline).toEqual({
+      name: 'mnist',
+      file: '.trainyard/mnist.yaml',
+      digest: currentRun().input.pipeline.digest,
+    });
+    expect(doc.source).toEqual({
+      kind: 'git',
+      commit: COMMIT_NEW,
+      dirtyBase: null,
+      repo: '/srv/repos/mnist',
+      subdir: '',
+      host: null,
+    });
     expect(doc.trigger).toMatchObject({ kind: 'comment', pr: 42, actor: 'alice' });
     expect(doc.params).toEqual({ epochs: 20, lr: 0.0003 });
     expect(doc.conclusion).toBe('failed');
@@ -92,20 +125,33 @@ describe('lineage document', () => {
     const byName = new Map(doc.steps.map((s) => [s.name, s]));
     const featurize = byName.get('featurize')!;
     expect(featurize.executedHere).toBe(false);
-    expect(featurize.cache).toMatchObject({ decision: 'hit', source: { runId: 'run-0007', commit: COMMIT_OLD, step: 'featurize' } });
+    expect(featurize.cache).toMatchObject({
+      decision: 'hit',
+      source: { runId: 'run-0007', commit: COMMIT_OLD, step: 'featurize' },
+    });
     expect(featurize.outputs.features).toEqual(A.features);
     expect(featurize.host).toBeNull();
 
     const prepare = byName.get('prepare')!;
-    expect(prepare.image).toEqual({ ref: 'python:3.12-slim', resolved: A.image.python, digest: A.image.python.split('@')[1] });
-    expect(prepare.inputs.raw).toMatchObject({ digest: A.raw.digest, origin: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' } });
+    expect(prepare.image).toEqual({
+      ref: 'python:3.12-slim',
+      resolved: A.image.python,
+      digest: A.image.python.split('@')[1],
+    });
+    expect(prepare.inputs.raw).toMatchObject({
+      digest: A.raw.digest,
+      origin: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' },
+    });
     expect(prepare.inputs.labels?.origin).toEqual({ kind: 'repo', path: 'data/labels.csv', commit: COMMIT_NEW });
     expect(prepare.logDigest).toBe(A.log.prepare);
     expect(prepare.line).toBe(12);
     expect(prepare.code).toEqual(['src/prepare.py']);
 
     const big = byName.get('train_big')!;
-    expect(big.attempts.map((a) => [a.attempt, a.outcome, a.exitCode])).toEqual([[1, 'host_lost', null], [2, 'failed', 1]]);
+    expect(big.attempts.map((a) => [a.attempt, a.outcome, a.exitCode])).toEqual([
+      [1, 'host_lost', null],
+      [2, 'failed', 1],
+    ]);
     expect(big.host).toMatchObject({ kind: 'ec2', instanceType: 'g6.xlarge', market: 'on-demand', costUsd: 0.31 });
     expect(big.host?.provisioning?.[0]).toMatchObject({ instanceType: 'g5.xlarge', outcome: 'capacity' });
     expect(big.env.NOTE).toContain('`--fast`');
@@ -114,7 +160,12 @@ describe('lineage document', () => {
     const small = byName.get('train_small')!;
     expect(small.command).toEqual(['python', 'src/train.py', '--size', 'small']);
     expect(small.metrics).toMatchObject({ samples: 5, names: 4, problem: null });
-    expect(small.metrics?.metrics.map((m) => [m.name, m.count, m.last])).toEqual([['epoch', 5, 20], ['loss', 5, 0.2412], ['acc', 5, 0.9531], ['phase', 1, 'done']]);
+    expect(small.metrics?.metrics.map((m) => [m.name, m.count, m.last])).toEqual([
+      ['epoch', 5, 20],
+      ['loss', 5, 0.2412],
+      ['acc', 5, 0.9531],
+      ['phase', 1, 'done'],
+    ]);
     expect(small.params).toEqual(['epochs', 'lr']);
 
     expect(byName.get('evaluate')!.upstream).toEqual([
@@ -129,8 +180,22 @@ describe('lineage document', () => {
     const run = currentRun();
     run.input.source = { kind: 'git', repoPath: '/w', commit: COMMIT_NEW, subdir: 'ml', dirtyBase: COMMIT_OLD };
     expect(build(run).source).toMatchObject({ commit: COMMIT_NEW, dirtyBase: COMMIT_OLD, subdir: 'ml' });
-    run.input.source = { kind: 'remote', cloneUrl: 'https://github.com/acme/mnist.git', commit: COMMIT_NEW, subdir: '', host: 'github', installationId: 1 };
-    expect(build(run).source).toEqual({ kind: 'remote', commit: COMMIT_NEW, dirtyBase: null, repo: 'https://github.com/acme/mnist.git', subdir: '', host: 'github' });
+    run.input.source = {
+      kind: 'remote',
+      cloneUrl: 'https://github.com/acme/mnist.git',
+      commit: COMMIT_NEW,
+      subdir: '',
+      host: 'github',
+      installationId: 1,
+    };
+    expect(build(run).source).toEqual({
+      kind: 'remote',
+      commit: COMMIT_NEW,
+      dirtyBase: null,
+      repo: 'https://github.com/acme/mnist.git',
+      subdir: '',
+      host: 'github',
+    });
   });
 });
 
@@ -172,7 +237,12 @@ describe('stored lineage and `trainyard lineage`', () => {
 
   it('answers where a dataset came from and what was trained on it', async () => {
     const a = asArtifact(await lineageOf(store, A.dataset.digest));
-    expect(a).toMatchObject({ digest: A.dataset.digest, size: A.dataset.size, artifactKind: 'dir', uri: A.dataset.uri });
+    expect(a).toMatchObject({
+      digest: A.dataset.digest,
+      size: A.dataset.size,
+      artifactKind: 'dir',
+      uri: A.dataset.uri,
+    });
     // both runs executed prepare and wrote identical bytes
     expect(a.producers.map((p) => [p.runId, p.step, p.output, p.reused, p.commit])).toEqual([
       ['run-0007', 'prepare', 'dataset', false, COMMIT_OLD],
@@ -180,8 +250,16 @@ describe('stored lineage and `trainyard lineage`', () => {
     ]);
     // one hop upstream: what prepare itself read, and from where
     const ups = a.producers[1]!.inputs;
-    expect(ups).toContainEqual({ name: 'raw', digest: A.raw.digest, origin: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' } });
-    expect(ups).toContainEqual({ name: 'labels', digest: A.labels.digest, origin: { kind: 'repo', path: 'data/labels.csv', commit: COMMIT_NEW } });
+    expect(ups).toContainEqual({
+      name: 'raw',
+      digest: A.raw.digest,
+      origin: { kind: 'uri', uri: 's3://datasets/mnist/raw.tar.gz' },
+    });
+    expect(ups).toContainEqual({
+      name: 'labels',
+      digest: A.labels.digest,
+      origin: { kind: 'repo', path: 'data/labels.csv', commit: COMMIT_NEW },
+    });
     expect(a.producers[1]!.image).toBe(A.image.python);
     // fan-out: two steps of run-0008 consumed it
     expect(a.consumers.map((c) => [c.runId, c.step, c.input])).toEqual([
@@ -214,7 +292,11 @@ describe('stored lineage and `trainyard lineage`', () => {
     const a = await lineageOf(store, 'run-0008');
     expect(a.kind).toBe('run');
     if (a.kind !== 'run') return;
-    expect(a.steps.find((s) => s.name === 'featurize')).toMatchObject({ state: 'cached', cacheDecision: 'hit', outputs: { features: A.features.digest } });
+    expect(a.steps.find((s) => s.name === 'featurize')).toMatchObject({
+      state: 'cached',
+      cacheDecision: 'hit',
+      outputs: { features: A.features.digest },
+    });
     const text = formatLineageAnswer(a);
     expect(text.split('\n')[0]).toBe('run run-0008: failed');
     expect(text).toContain(`commit    ${COMMIT_NEW}`);
@@ -231,8 +313,15 @@ describe('stored lineage and `trainyard lineage`', () => {
       expect(asArtifact(await lineageOf(store, q)).digest).toBe(A.features.digest);
     }
     // no answer listed a whole index folder: only the one prefix bucket and this digest's own folders
-    const allowed = [`index/digest-prefix/${hex.slice(0, 12)}/`, `index/produced/${A.features.digest}/`, `index/consumed/${A.features.digest}/`];
-    expect(store.listed.every((p) => allowed.includes(p)), store.listed.join(', ')).toBe(true);
+    const allowed = [
+      `index/digest-prefix/${hex.slice(0, 12)}/`,
+      `index/produced/${A.features.digest}/`,
+      `index/consumed/${A.features.digest}/`,
+    ];
+    expect(
+      store.listed.every((p) => allowed.includes(p)),
+      store.listed.join(', '),
+    ).toBe(true);
 
     const short = await lineageOf(store, hex.slice(0, 8));
     expect(short.kind).toBe('not_found');
@@ -289,7 +378,10 @@ describe('on the real folder store', () => {
       await recordRunLineage(earlierRun());
       await recordRunLineage(currentRun());
       const a = asArtifact(await lineageOf(store, A.features.digest.slice(7, 7 + 14)));
-      expect(a.producers.map((p) => [p.runId, p.reused])).toEqual([['run-0007', false], ['run-0008', true]]);
+      expect(a.producers.map((p) => [p.runId, p.reused])).toEqual([
+        ['run-0007', false],
+        ['run-0008', true],
+      ]);
       expect(a.consumers.map((c) => c.step)).toEqual(['train_big']);
       expect((await listRuns(store)).map((r) => r.runId)).toEqual(['run-0008', 'run-0007']);
       expect((await lineageOf(store, 'run-0007')).kind).toBe('run');
@@ -304,11 +396,21 @@ describe('GPU time in the totals', () => {
     const { lineageSchemaErrors } = await import('./schema.js');
     const { renderReport } = await import('../../activities/report/markdown.js');
     const run = currentRun();
-    const executed = run.status.steps.filter((s) => s.outcome && s.outcome.producedBy.runId === run.input.runId && s.host);
+    const executed = run.status.steps.filter(
+      (s) => s.outcome && s.outcome.producedBy.runId === run.input.runId && s.host,
+    );
     expect(executed.length).toBeGreaterThan(0);
     for (const s of executed) s.host = { ...s.host!, gpus: 2, billedSeconds: 100, idleGpuSeconds: 50 };
-    const doc = buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
-    expect(doc.totals.gpu).toEqual({ billedGpuSeconds: 200 * executed.length, idleGpuSeconds: 50 * executed.length, idleFraction: 0.25 });
+    const doc = buildLineage(run.input, run.status, {
+      pipelineFileDigest: run.input.pipeline.digest,
+      finishedAt: '2030-01-01T00:00:00.000Z',
+      metricSummaries: fixtureMetricSummaries(),
+    });
+    expect(doc.totals.gpu).toEqual({
+      billedGpuSeconds: 200 * executed.length,
+      idleGpuSeconds: 50 * executed.length,
+      idleFraction: 0.25,
+    });
     expect(lineageSchemaErrors(doc)).toEqual([]);
     expect(renderReport(doc)).toMatch(/\| GPU time \| .* billed, 25\.0% idle \|/);
   });

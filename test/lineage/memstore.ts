@@ -25,7 +25,8 @@ export class MemStore implements ArtifactStore {
   }
 
   async putPath(path: string): Promise<ArtifactRef> {
-    if (!(await stat(path)).isFile()) throw new Error('MemStore stores single files only; directories are tested with the real stores');
+    if (!(await stat(path)).isFile())
+      throw new Error('MemStore stores single files only; directories are tested with the real stores');
     return this.putBytes(await readFile(path));
   }
 

@@ -20,9 +20,13 @@ const schema = (f: string) => JSON.parse(readFileSync(join(FIXTURES, f), 'utf8')
 // The spec's formats, checked as the spec means them (ajv-formats is not a dependency).
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
-ajv.addFormat('date-time', { validate: (s: string) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)) });
+ajv.addFormat('date-time', {
+  validate: (s: string) =>
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(s) && !Number.isNaN(Date.parse(s)),
+});
 ajv.addFormat('uri', { validate: (s: string) => URL.canParse(s) });
-for (const f of ['ParentRunFacet.json', 'JobTypeJobFacet.json', 'DatasetVersionDatasetFacet.json']) ajv.addSchema(schema(f));
+for (const f of ['ParentRunFacet.json', 'JobTypeJobFacet.json', 'DatasetVersionDatasetFacet.json'])
+  ajv.addSchema(schema(f));
 const validateEvent = ajv.compile(schema('OpenLineage.json'));
 const validateParent = ajv.getSchema('https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json')!;
 const validateJobType = ajv.getSchema('https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json')!;
@@ -92,7 +96,14 @@ describe('OpenLineage events', () => {
   beforeAll(async () => {
     await receiver.start();
     const log = pino({ level: 'warn' }, { write: (s: string) => void logLines.push(s) });
-    const cfg = loadOpenLineageConfig({ TRAINYARD_OPENLINEAGE_URL: receiver.url, TRAINYARD_OPENLINEAGE_NAMESPACE: 'ml-team', TRAINYARD_OPENLINEAGE_API_KEY: KEY }, log)!;
+    const cfg = loadOpenLineageConfig(
+      {
+        TRAINYARD_OPENLINEAGE_URL: receiver.url,
+        TRAINYARD_OPENLINEAGE_NAMESPACE: 'ml-team',
+        TRAINYARD_OPENLINEAGE_API_KEY: KEY,
+      },
+      log,
+    )!;
     // Short enough for a test; the default (5 s) is what a silent endpoint costs per try.
     engine = await startEngine({ workers: { openLineage: { ...cfg, timeoutMs: 1500 } } });
   });
@@ -103,7 +114,8 @@ describe('OpenLineage events', () => {
 
   it('a run and each step send START then COMPLETE or FAIL, with the parent run and the datasets by digest', async () => {
     receiver.mode = 'ok';
-    const repo = engine.repo().write({ '.trainyard/ol.yaml': `
+    const repo = engine.repo().write({
+      '.trainyard/ol.yaml': `
 name: ol
 steps:
   prepare:
@@ -119,7 +131,8 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: echo no; exit 3
     env: { SALT: "${engine.salt}" }
-` });
+`,
+    });
     repo.commit();
     const { workflowId, runId } = await engine.start(repo, '.trainyard/ol.yaml');
     const status = await engine.result(workflowId);
@@ -129,7 +142,9 @@ steps:
     // Every event is in by the time the run has finished: the run waits for its last send.
     const events = receiver.of(workflowId, runId);
     for (const e of events) expect(schemaErrors(e), `${e.job.name} ${e.eventType}`).toEqual([]);
-    expect(receiver.requests.every((r) => r.path === '/api/v1/lineage' && r.authorization === `Bearer ${KEY}`)).toBe(true);
+    expect(receiver.requests.every((r) => r.path === '/api/v1/lineage' && r.authorization === `Bearer ${KEY}`)).toBe(
+      true,
+    );
 
     const job = `${repo.path}/ol`;
     const sequence = (name: string) => events.filter((e) => e.job.name === name).map((e) => e.eventType);
@@ -137,7 +152,13 @@ steps:
     expect(sequence(`${job}.prepare`)).toEqual(['START', 'COMPLETE']);
     expect(sequence(`${job}.train`)).toEqual(['START', 'COMPLETE']);
     expect(sequence(`${job}.broken`)).toEqual(['START', 'FAIL']);
-    expect(events.every((e) => e.job.namespace === 'ml-team' && e.schemaURL === 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent')).toBe(true);
+    expect(
+      events.every(
+        (e) =>
+          e.job.namespace === 'ml-team' &&
+          e.schemaURL === 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent',
+      ),
+    ).toBe(true);
     expect(events[0]).toMatchObject({ eventType: 'START', job: { name: job } });
     expect(events.at(-1)).toMatchObject({ eventType: 'FAIL', job: { name: job } });
 
@@ -168,14 +189,17 @@ steps:
       // The local store: OpenLineage's `file` namespace, the blob's path, which ends in the digest.
       expect(d.namespace).toBe('file');
       expect(d.name.endsWith(`/${d.facets.version.datasetVersion.slice('sha256:'.length)}`)).toBe(true);
-      expect(readFileSync(d.name, 'utf8')).toBe(d === end('train').outputs[0] ? `data-${engine.salt}\n`.repeat(2) : `data-${engine.salt}\n`);
+      expect(readFileSync(d.name, 'utf8')).toBe(
+        d === end('train').outputs[0] ? `data-${engine.salt}\n`.repeat(2) : `data-${engine.salt}\n`,
+      );
     }
     expect(logLines.join('')).not.toContain(KEY);
   });
 
   it('a cancelled run and its running step end with ABORT', async () => {
     receiver.mode = 'ok';
-    const repo = engine.repo().write({ '.trainyard/stop.yaml': `
+    const repo = engine.repo().write({
+      '.trainyard/stop.yaml': `
 name: stop
 steps:
   forever:
@@ -186,11 +210,15 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: "true"
     needs: [forever]
-` });
+`,
+    });
     repo.commit();
     const { workflowId, runId } = await engine.start(repo, '.trainyard/stop.yaml');
     const job = `${repo.path}/stop`;
-    await waitFor(() => receiver.of(workflowId, runId).some((e) => e.job.name === `${job}.forever` && e.eventType === 'START'), 60_000);
+    await waitFor(
+      () => receiver.of(workflowId, runId).some((e) => e.job.name === `${job}.forever` && e.eventType === 'START'),
+      60_000,
+    );
     await engine.client.workflow.getHandle(workflowId).signal('cancel');
     expect((await engine.result(workflowId)).state).toBe('cancelled');
     const events = receiver.of(workflowId, runId);
@@ -207,20 +235,24 @@ steps:
   ])('an endpoint that %s does not fail the run; a warning names the run', async (_what, mode, why) => {
     receiver.mode = mode;
     const before = receiver.requests.length;
-    const repo = engine.repo().write({ '.trainyard/down.yaml': `
+    const repo = engine.repo().write({
+      '.trainyard/down.yaml': `
 name: down
 steps:
   only:
     image: ${BUSYBOX_IMAGE}
     run: echo ${mode}-${engine.salt} > /outputs/o
     outputs: [o]
-` });
+`,
+    });
     repo.commit();
     const { workflowId, runId } = await engine.start(repo, '.trainyard/down.yaml');
     const status = await engine.result(workflowId);
     expect(status.state).toBe('succeeded');
     expect(receiver.requests.length).toBeGreaterThan(before);
-    const warnings = logLines.map((l) => JSON.parse(l) as { runId?: string; error?: string; msg: string }).filter((l) => l.runId === runId);
+    const warnings = logLines
+      .map((l) => JSON.parse(l) as { runId?: string; error?: string; msg: string })
+      .filter((l) => l.runId === runId);
     expect(warnings.length).toBeGreaterThan(0);
     expect(warnings[0]!.msg).toMatch(/OpenLineage endpoint did not take the events; the run goes on/);
     expect(warnings[0]!.error).toMatch(why);
@@ -229,13 +261,30 @@ steps:
 });
 
 describe('the events a run owes', () => {
-  const art = (d: string) => ({ digest: `sha256:${d.repeat(64)}`, size: 1, kind: 'file' as const, uri: `file:///s/${d}` });
+  const art = (d: string) => ({
+    digest: `sha256:${d.repeat(64)}`,
+    size: 1,
+    kind: 'file' as const,
+    uri: `file:///s/${d}`,
+  });
   const at = (n: number) => `2026-01-01T00:00:0${n}.000Z`;
-  const events = (facts: ReturnType<LineageFacts['take']>) => facts.map((f) => `${f.step ?? 'run'} ${f.eventType} ${f.eventTime.slice(18, 19)}`);
+  const events = (facts: ReturnType<LineageFacts['take']>) =>
+    facts.map((f) => `${f.step ?? 'run'} ${f.eventType} ${f.eventTime.slice(18, 19)}`);
 
   it('a step answered from the cache starts and completes at once; one that never started sends nothing; one that failed unstarted sends START and FAIL', () => {
     const steps: StepStatus[] = [
-      { name: 'hit', state: 'cached', finishedAt: at(2), inputs: { x: { artifact: art('a'), origin: { kind: 'uri', uri: 's3://b/x' } } }, outcome: { state: 'succeeded', outputs: { y: art('b') }, attempts: [], producedBy: { runId: 'r0', commit: 'c', step: 'hit', pipeline: 'p', finishedAt: at(1) } } },
+      {
+        name: 'hit',
+        state: 'cached',
+        finishedAt: at(2),
+        inputs: { x: { artifact: art('a'), origin: { kind: 'uri', uri: 's3://b/x' } } },
+        outcome: {
+          state: 'succeeded',
+          outputs: { y: art('b') },
+          attempts: [],
+          producedBy: { runId: 'r0', commit: 'c', step: 'hit', pipeline: 'p', finishedAt: at(1) },
+        },
+      },
       { name: 'blocked', state: 'skipped', message: 'skipped: x failed' },
       { name: 'never', state: 'cancelled', message: 'run cancelled' },
       { name: 'nohost', state: 'failed', finishedAt: at(3), message: 'no host' },
@@ -250,7 +299,10 @@ describe('the events a run owes', () => {
 
   it('after a continue-as-new, a step running before it is not started again but still ends', () => {
     const running: StepStatus = { name: 'long', state: 'running', startedAt: at(1) };
-    const facts = new LineageFacts(true, { long: running, done: { name: 'done', state: 'succeeded', startedAt: at(0), finishedAt: at(1) } });
+    const facts = new LineageFacts(true, {
+      long: running,
+      done: { name: 'done', state: 'succeeded', startedAt: at(0), finishedAt: at(1) },
+    });
     expect(facts.take([running], at(0))).toEqual([]);
     expect(events(facts.take([{ ...running, state: 'failed', finishedAt: at(5) }], at(0)))).toEqual(['long FAIL 5']);
   });
@@ -259,9 +311,18 @@ describe('the events a run owes', () => {
 describe('OpenLineage settings', () => {
   it('are off without a URL, and a bad one is refused naming the variable', () => {
     expect(loadOpenLineageConfig({})).toBeUndefined();
-    expect(() => loadOpenLineageConfig({ TRAINYARD_OPENLINEAGE_URL: 'ftp://lineage' })).toThrow(/^TRAINYARD_OPENLINEAGE_URL: must be an http\(s\) URL, got "ftp:\/\/lineage"/);
-    expect(loadOpenLineageConfig({ TRAINYARD_OPENLINEAGE_URL: 'http://marquez:5000/', TRAINYARD_OPENLINEAGE_ENDPOINT: '/custom/lineage' })).toMatchObject({
-      endpoint: 'http://marquez:5000/custom/lineage', namespace: 'trainyard', producer: expect.stringMatching(/^https:\/\/github\.com\/trainyard\/trainyard\/tree\/v\d+\.\d+\.\d+$/),
+    expect(() => loadOpenLineageConfig({ TRAINYARD_OPENLINEAGE_URL: 'ftp://lineage' })).toThrow(
+      /^TRAINYARD_OPENLINEAGE_URL: must be an http\(s\) URL, got "ftp:\/\/lineage"/,
+    );
+    expect(
+      loadOpenLineageConfig({
+        TRAINYARD_OPENLINEAGE_URL: 'http://marquez:5000/',
+        TRAINYARD_OPENLINEAGE_ENDPOINT: '/custom/lineage',
+      }),
+    ).toMatchObject({
+      endpoint: 'http://marquez:5000/custom/lineage',
+      namespace: 'trainyard',
+      producer: expect.stringMatching(/^https:\/\/github\.com\/trainyard\/trainyard\/tree\/v\d+\.\d+\.\d+$/),
     });
   });
 });

@@ -13,17 +13,21 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 function fixture(): string {
   const root = mkdtempSync(join(tmpdir(), 'trainyard-build-'));
   mkdirSync(join(root, 'bin'));
-  for (const f of ['trainyard.js', 'build.js', 'buildstamp.js']) copyFileSync(join(REPO, 'bin', f), join(root, 'bin', f));
+  for (const f of ['trainyard.js', 'build.js', 'buildstamp.js'])
+    copyFileSync(join(REPO, 'bin', f), join(root, 'bin', f));
   symlinkSync(join(REPO, 'node_modules'), join(root, 'node_modules'));
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   mkdirSync(join(root, 'app'));
   mkdirSync(join(root, 'pipeline'));
   writeFileSync(join(root, 'pipeline', 'word.ts'), "export const word: string = 'one';\n");
-  writeFileSync(join(root, 'app', 'cli.ts'), [
-    "import { word } from '../pipeline/word.js';",
-    'const lazy = await import(\'./lazy.js\');',
-    'process.stdout.write(JSON.stringify({ file: import.meta.filename, url: import.meta.url, word, lazy: lazy.n, text: "import.meta.url" }));',
-  ].join('\n'));
+  writeFileSync(
+    join(root, 'app', 'cli.ts'),
+    [
+      "import { word } from '../pipeline/word.js';",
+      "const lazy = await import('./lazy.js');",
+      'process.stdout.write(JSON.stringify({ file: import.meta.filename, url: import.meta.url, word, lazy: lazy.n, text: "import.meta.url" }));',
+    ].join('\n'),
+  );
   writeFileSync(join(root, 'app', 'lazy.ts'), 'export const n: number = 7;\n');
   return root;
 }
@@ -36,16 +40,30 @@ function cli(root: string): { file: string; url: string; word: string; lazy: num
 
 describe('compiled CLI', () => {
   let root: string;
-  beforeEach(() => { root = fixture(); });
+  beforeEach(() => {
+    root = fixture();
+  });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
   it('runs the sources without a build, the build once made, and the sources again after an edit', () => {
     const sourceUrl = pathToFileURL(join(root, 'app', 'cli.ts')).href;
-    expect(cli(root)).toEqual({ file: join(root, 'app', 'cli.ts'), url: sourceUrl, word: 'one', lazy: 7, text: 'import.meta.url' });
+    expect(cli(root)).toEqual({
+      file: join(root, 'app', 'cli.ts'),
+      url: sourceUrl,
+      word: 'one',
+      lazy: 7,
+      text: 'import.meta.url',
+    });
 
     execFileSync(process.execPath, [join(root, 'bin', 'build.js')]);
     // Compiled, and still finding files next to its source (templates/, workflows/index.ts).
-    expect(cli(root)).toEqual({ file: join(root, '.build', 'app', 'cli.js'), url: sourceUrl, word: 'one', lazy: 7, text: 'import.meta.url' });
+    expect(cli(root)).toEqual({
+      file: join(root, '.build', 'app', 'cli.js'),
+      url: sourceUrl,
+      word: 'one',
+      lazy: 7,
+      text: 'import.meta.url',
+    });
 
     // An edit of the same size in the same millisecond is not possible to miss either: the mtime moves.
     writeFileSync(join(root, 'pipeline', 'word.ts'), "export const word: string = 'two';\n");

@@ -17,9 +17,13 @@ describe('TRAINYARD_SHUTDOWN_GRACE_SECONDS', () => {
 
   it.each(['-1', '3601', '1.5', 'soon'])('refuses %j, naming the variable', (value) => {
     expect(() => loadEngineConfig({ TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(EnvError);
-    expect(() => loadEngineConfig({ TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(/^TRAINYARD_SHUTDOWN_GRACE_SECONDS: must be/);
+    expect(() => loadEngineConfig({ TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(
+      /^TRAINYARD_SHUTDOWN_GRACE_SECONDS: must be/,
+    );
     expect(() => loadServeConfig({ ...serveEnv, TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(ConfigError);
-    expect(() => loadServeConfig({ ...serveEnv, TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(/^TRAINYARD_SHUTDOWN_GRACE_SECONDS: must be/);
+    expect(() => loadServeConfig({ ...serveEnv, TRAINYARD_SHUTDOWN_GRACE_SECONDS: value })).toThrow(
+      /^TRAINYARD_SHUTDOWN_GRACE_SECONDS: must be/,
+    );
   });
 });
 
@@ -30,6 +34,8 @@ describe('TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS', () => {
   });
 
   it.each(['0', 'forever', '-3'])('refuses %j, naming the variable', (value) => {
-    expect(() => loadEngineConfig({ TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: value })).toThrow(/^TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: must be/);
+    expect(() => loadEngineConfig({ TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: value })).toThrow(
+      /^TRAINYARD_TEMPORAL_UNREACHABLE_SECONDS: must be/,
+    );
   });
 });

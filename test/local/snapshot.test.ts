@@ -19,7 +19,9 @@ const git = (dir: string, ...args: string[]) => execFileSync('git', ['-C', dir, 
 function baseRepo(): GitRepo {
   const repo = new GitRepo(root).write({
     '.trainyard/p.yaml': 'name: p\nsteps:\n  a:\n    image: busybox\n    run: "true"\n',
-    'keep.txt': 'keep\n', 'old.txt': 'old\n', 'edit.txt': 'v1\n',
+    'keep.txt': 'keep\n',
+    'old.txt': 'old\n',
+    'edit.txt': 'v1\n',
   });
   repo.commit('base');
   return repo;
@@ -154,7 +156,11 @@ describe('snapshot of the working tree', () => {
     const mainBefore = userState(repo.path);
     const s = await snap(wt);
     expect(userState(repo.path)).toEqual(mainBefore);
-    expect(filesOf(wt, s.commit)).toMatchObject({ 'side.txt': 'side', 'edit.txt': 'edited in the worktree', 'keep.txt': 'keep' });
+    expect(filesOf(wt, s.commit)).toMatchObject({
+      'side.txt': 'side',
+      'edit.txt': 'edited in the worktree',
+      'keep.txt': 'keep',
+    });
   });
 
   it('with submodules: a submodule moved to another commit is recorded at that commit and listed', async () => {
@@ -185,7 +191,10 @@ describe('snapshot of the working tree', () => {
   });
 
   it('a project in a subfolder lists only its own untracked files', async () => {
-    const repo = new GitRepo(root).write({ 'ml/.trainyard/p.yaml': 'name: p\nsteps:\n  a:\n    image: busybox\n    run: "true"\n', 'ml/a.txt': 'a\n' });
+    const repo = new GitRepo(root).write({
+      'ml/.trainyard/p.yaml': 'name: p\nsteps:\n  a:\n    image: busybox\n    run: "true"\n',
+      'ml/a.txt': 'a\n',
+    });
     repo.commit('base');
     repo.write({ 'ml/b.txt': 'b\n', 'other/c.txt': 'c\n' });
     const s = await snap(join(repo.path, 'ml'));

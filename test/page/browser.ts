@@ -7,13 +7,20 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 export const CHROMIUM = process.env.TRAINYARD_TEST_CHROMIUM ?? '/usr/bin/chromium';
 
 export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: setup.sh installs Debian's chromium (or set TRAINYARD_TEST_CHROMIUM)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: setup.sh installs Debian's chromium (or set TRAINYARD_TEST_CHROMIUM)`);
   // Chromium refuses its sandbox as root (CI containers); a non-root user keeps it.
   const root = process.getuid?.() === 0;
   return puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [...(root ? ['--no-sandbox'] : []), '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run', '--no-default-browser-check'],
+    args: [
+      ...(root ? ['--no-sandbox'] : []),
+      '--disable-dev-shm-usage',
+      '--disable-gpu',
+      '--no-first-run',
+      '--no-default-browser-check',
+    ],
   });
 }
 

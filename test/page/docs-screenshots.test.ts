@@ -53,28 +53,37 @@ describe.runIf(process.env.TRAINYARD_DOCS_SCREENSHOTS === '1')('README screensho
     await engine?.stop();
   });
 
-  it('the flowers example on main, then with lr=0.1: its run page and its metrics against the base', { timeout: 900_000 }, async () => {
-    const repo = engine.repo().write(exampleFiles());
-    repo.commit('flowers');
-    const trigger = { kind: 'cli' as const, user: 'alice', branch: 'main' };
-    expect((await engine.run(repo, '.trainyard/flowers.yaml', { trigger })).state).toBe('succeeded');
-    repo.commit('a smaller learning rate');
-    const { workflowId, runId } = await engine.start(repo, '.trainyard/flowers.yaml', { trigger, params: { lr: '0.1' } });
-    expect((await engine.result(workflowId)).state).toBe('succeeded');
+  it(
+    'the flowers example on main, then with lr=0.1: its run page and its metrics against the base',
+    { timeout: 900_000 },
+    async () => {
+      const repo = engine.repo().write(exampleFiles());
+      repo.commit('flowers');
+      const trigger = { kind: 'cli' as const, user: 'alice', branch: 'main' };
+      expect((await engine.run(repo, '.trainyard/flowers.yaml', { trigger })).state).toBe('succeeded');
+      repo.commit('a smaller learning rate');
+      const { workflowId, runId } = await engine.start(repo, '.trainyard/flowers.yaml', {
+        trigger,
+        params: { lr: '0.1' },
+      });
+      expect((await engine.result(workflowId)).state).toBe('succeeded');
 
-    const { page: tab, problems } = await watchedPage(browser);
-    await tab.goto(page.pageUrl(workflowId), { waitUntil: 'networkidle0' });
-    await tab.waitForSelector('#graph svg');
-    await tab.waitForSelector('#charts canvas');
-    expect(problems).toEqual([]);
-    await tab.screenshot({ path: join(IMAGES, 'run-page.png'), fullPage: true });
+      const { page: tab, problems } = await watchedPage(browser);
+      await tab.goto(page.pageUrl(workflowId), { waitUntil: 'networkidle0' });
+      await tab.waitForSelector('#graph svg');
+      await tab.waitForSelector('#charts canvas');
+      expect(problems).toEqual([]);
+      await tab.screenshot({ path: join(IMAGES, 'run-page.png'), fullPage: true });
 
-    const doc = (await loadLineage(engine.store, runId))!;
-    const base = (await findBaseRun(engine.store, doc))!;
-    const md = `${diffMarkdown(metricsDiff(doc, (await loadLineage(engine.store, base.runId))!), base).join('\n')}\n\nPipeline \`flowers\`, run \`${runId}\` on \`${doc.source.commit.slice(0, 12)}\`. This comment is updated by each run of this pull request.`;
-    await tab.setContent(`<!doctype html><html><head><style>${PLAIN_CSS}</style></head><body><div class="comment">${markdownToHtml(md)}</div></body></html>`);
-    await (await tab.$('.comment'))!.screenshot({ path: join(IMAGES, 'metrics-diff.png') });
-    await tab.close();
-    process.stdout.write(`wrote ${join(IMAGES, 'run-page.png')} and ${join(IMAGES, 'metrics-diff.png')}\n`);
-  });
+      const doc = (await loadLineage(engine.store, runId))!;
+      const base = (await findBaseRun(engine.store, doc))!;
+      const md = `${diffMarkdown(metricsDiff(doc, (await loadLineage(engine.store, base.runId))!), base).join('\n')}\n\nPipeline \`flowers\`, run \`${runId}\` on \`${doc.source.commit.slice(0, 12)}\`. This comment is updated by each run of this pull request.`;
+      await tab.setContent(
+        `<!doctype html><html><head><style>${PLAIN_CSS}</style></head><body><div class="comment">${markdownToHtml(md)}</div></body></html>`,
+      );
+      await (await tab.$('.comment'))!.screenshot({ path: join(IMAGES, 'metrics-diff.png') });
+      await tab.close();
+      process.stdout.write(`wrote ${join(IMAGES, 'run-page.png')} and ${join(IMAGES, 'metrics-diff.png')}\n`);
+    },
+  );
 });

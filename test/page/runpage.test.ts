@@ -87,7 +87,9 @@ describe('the run page in Chromium', () => {
     expect(header).toContain('succeeded');
     expect(header).toContain(repo.git('rev-parse', 'HEAD').slice(0, 12));
     expect(header).toContain('local run by test');
-    const rows = await page.$$eval('#steps tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+    const rows = await page.$$eval('#steps tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
     expect(rows.map((r) => r[0])).toEqual(['prepare', 'train']);
     expect(rows.map((r) => r[1])).toEqual(['cached', 'succeeded']);
     expect(rows[0]![2]).toBe('cached');
@@ -98,14 +100,26 @@ describe('the run page in Chromium', () => {
     expect(nodes.sort()).toEqual(['prepare', 'train']);
 
     // Charts of loss and acc (epoch is a counter), each with this run and the base run's series.
-    const charts = await page.$$eval('#charts canvas', (cs) => cs.map((c) => {
-      const chart = (window as unknown as { Chart: { getChart(c: HTMLCanvasElement): { data: { datasets: { label: string; data: { y: number }[] }[] } } } }).Chart.getChart(c as HTMLCanvasElement)!;
-      const ctx = (c as HTMLCanvasElement).getContext('2d')!;
-      const px = ctx.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;
-      let inked = 0;
-      for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) inked += 1;
-      return { metric: c.getAttribute('data-metric'), sets: chart.data.datasets.map((d) => ({ label: d.label, ys: d.data.map((p) => p.y) })), inked };
-    }));
+    const charts = await page.$$eval('#charts canvas', (cs) =>
+      cs.map((c) => {
+        const chart = (
+          window as unknown as {
+            Chart: {
+              getChart(c: HTMLCanvasElement): { data: { datasets: { label: string; data: { y: number }[] }[] } };
+            };
+          }
+        ).Chart.getChart(c as HTMLCanvasElement)!;
+        const ctx = (c as HTMLCanvasElement).getContext('2d')!;
+        const px = ctx.getImageData(0, 0, (c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height).data;
+        let inked = 0;
+        for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) inked += 1;
+        return {
+          metric: c.getAttribute('data-metric'),
+          sets: chart.data.datasets.map((d) => ({ label: d.label, ys: d.data.map((p) => p.y) })),
+          inked,
+        };
+      }),
+    );
     expect(charts.map((c) => c.metric)).toEqual(['train.loss', 'train.acc']);
     const loss = charts[0]!;
     expect(loss.sets.map((s) => s.label)).toEqual(['this run', 'base']);
@@ -118,8 +132,13 @@ describe('the run page in Chromium', () => {
     expect(comparison).toContain('Compared with the previous successful run on main');
     expect(comparison).toMatch(/train\.loss\s*0\.0417\s*0\.0833\s*-0\.0416 \(-49\.9%\)/);
 
-    const params = await page.$$eval('#params tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
-    expect(params).toEqual([['lr', '0.25'], ['note', HOSTILE]]);
+    const params = await page.$$eval('#params tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
+    expect(params).toEqual([
+      ['lr', '0.25'],
+      ['note', HOSTILE],
+    ]);
 
     // Hostile text is text: shown verbatim, no element made of it, no script ran.
     const log = await page.$eval('details.log[data-step="prepare"] pre', (e) => e.textContent ?? '');
@@ -143,7 +162,9 @@ describe('the run page in Chromium', () => {
     const { page } = await watchedPage(browser);
     await page.goto(pageUrl(head.workflowId), { waitUntil: 'networkidle0' });
     await page.waitForSelector('a.download');
-    const hrefs = await page.$$eval('a.download', (as) => as.map((a) => [a.textContent, (a as HTMLAnchorElement).href]));
+    const hrefs = await page.$$eval('a.download', (as) =>
+      as.map((a) => [a.textContent, (a as HTMLAnchorElement).href]),
+    );
     await page.close();
     expect(hrefs.map((h) => h[0])).toEqual(['data', 'model']);
     const res = await fetch(hrefs[1]![1]!);
@@ -183,34 +204,48 @@ describe('the run page in Chromium', () => {
       expect((await fetch(url.replace(/\?sig=.*/, ''), { headers: html })).status, url).toBe(404);
       expect((await fetch(url.replace(/sig=.*/, `sig=${'A'.repeat(32)}`), { headers: html })).status, url).toBe(404);
       // Another run's signature does not open this one.
-      expect((await fetch(url.replace(/sig=.*/, `sig=${links.sign(`${head.workflowId}x`)}`), { headers: html })).status, url).toBe(404);
+      expect(
+        (await fetch(url.replace(/sig=.*/, `sig=${links.sign(`${head.workflowId}x`)}`), { headers: html })).status,
+        url,
+      ).toBe(404);
     }
     // A client that does not ask for HTML gets the Markdown report as before.
-    expect((await (await fetch(signed)).text())).toMatch(/^# fit — run \S+: succeeded/);
+    expect(await (await fetch(signed)).text()).toMatch(/^# fit — run \S+: succeeded/);
   });
 
   it('follows a running run: the live log shows up while the step runs, and the page stops asking once the run is final', async () => {
-    repo.write({ '.trainyard/slow.yaml': `
+    repo.write({
+      '.trainyard/slow.yaml': `
 name: slow
 steps:
   wait:
     image: ${BUSYBOX_IMAGE}
     run: echo "first line ${engine.salt}"; sleep 8; echo done
     env: { SALT: "${engine.salt}" }
-` });
+`,
+    });
     repo.commit('slow');
     const { workflowId } = await engine.start(repo, '.trainyard/slow.yaml', { noCache: true });
     const { page, problems } = await watchedPage(browser);
     await page.goto(pageUrl(workflowId), { waitUntil: 'domcontentloaded' });
-    await page.waitForFunction((salt) => document.querySelector('details.log[data-step="wait"] pre')?.textContent?.includes(`first line ${salt}`), { timeout: 60_000 }, engine.salt);
+    await page.waitForFunction(
+      (salt) =>
+        document.querySelector('details.log[data-step="wait"] pre')?.textContent?.includes(`first line ${salt}`),
+      { timeout: 60_000 },
+      engine.salt,
+    );
     // Still running when the live line was shown: the page took it from the live log.
     expect(await page.$eval('header', (e) => e.textContent)).toContain('running');
-    await page.waitForFunction(() => document.getElementById('app')?.getAttribute('data-final') === 'true', { timeout: 90_000 });
+    await page.waitForFunction(() => document.getElementById('app')?.getAttribute('data-final') === 'true', {
+      timeout: 90_000,
+    });
     expect(await page.$eval('header', (e) => e.textContent)).toContain('succeeded');
     expect(await page.$eval('details.log[data-step="wait"] pre', (e) => e.textContent)).toContain('done');
     // No more requests for data once final (watched for longer than one poll interval).
     let asked = 0;
-    page.on('request', (r) => { if (r.url().includes('/data?')) asked += 1; });
+    page.on('request', (r) => {
+      if (r.url().includes('/data?')) asked += 1;
+    });
     await new Promise((r) => setTimeout(r, 4000));
     expect(asked).toBe(0);
     expect(problems).toEqual([]);

@@ -16,11 +16,15 @@ describe('supersedingGroup', () => {
     expect(supersedingGroup(c, { pipeline: 'mnist', pr: 3, branch: 'exp/a' })).toBe('mnist-exp/a');
     // A tag push, or a fork's pull request, has no branch here.
     expect(supersedingGroup(c, { pipeline: 'mnist', pr: 3 })).toBeUndefined();
-    expect(supersedingGroup({ group: 'pr-{{pr}}', cancelInProgress: true }, { pipeline: 'mnist', branch: 'main' })).toBeUndefined();
+    expect(
+      supersedingGroup({ group: 'pr-{{pr}}', cancelInProgress: true }, { pipeline: 'mnist', branch: 'main' }),
+    ).toBeUndefined();
   });
 
   it('with `cancel-in-progress: false`, no run supersedes another, not even `/train` runs', () => {
-    expect(supersedingGroup({ group: '{{pipeline}}', cancelInProgress: false }, { pipeline: 'mnist', pr: 12 })).toBeUndefined();
+    expect(
+      supersedingGroup({ group: '{{pipeline}}', cancelInProgress: false }, { pipeline: 'mnist', pr: 12 }),
+    ).toBeUndefined();
   });
 
   it('fills in every name, and leaves text around them as written', () => {

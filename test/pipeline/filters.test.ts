@@ -13,14 +13,34 @@ interface Row {
 }
 
 const branchesAndTags: Row[] = [
-  { patterns: ['feature/*'], matches: ['feature/my-branch', 'feature/your-branch'], derived: ['feature/beta-a/my-branch', 'feature', 'my-feature/x'] },
-  { patterns: ['feature/**'], matches: ['feature/beta-a/my-branch', 'feature/your-branch', 'feature/mona/the/octocat'], derived: ['feature', 'features/x', 'x/feature/y'] },
-  { patterns: ['main', 'releases/mona-the-octocat'], matches: ['main', 'releases/mona-the-octocat'], derived: ['mainline', 'releases/mona', 'Main', 'release/mona-the-octocat'] },
+  {
+    patterns: ['feature/*'],
+    matches: ['feature/my-branch', 'feature/your-branch'],
+    derived: ['feature/beta-a/my-branch', 'feature', 'my-feature/x'],
+  },
+  {
+    patterns: ['feature/**'],
+    matches: ['feature/beta-a/my-branch', 'feature/your-branch', 'feature/mona/the/octocat'],
+    derived: ['feature', 'features/x', 'x/feature/y'],
+  },
+  {
+    patterns: ['main', 'releases/mona-the-octocat'],
+    matches: ['main', 'releases/mona-the-octocat'],
+    derived: ['mainline', 'releases/mona', 'Main', 'release/mona-the-octocat'],
+  },
   { patterns: ['*'], matches: ['main', 'releases'], derived: ['releases/10', 'all/the/branches'] },
   { patterns: ['**'], matches: ['all/the/branches', 'every/tag'], derived: [] },
-  { patterns: ['*feature'], matches: ['mona-feature', 'feature', 'ver-10-feature'], derived: ['feature-x', 'mona/feature'] },
+  {
+    patterns: ['*feature'],
+    matches: ['mona-feature', 'feature', 'ver-10-feature'],
+    derived: ['feature-x', 'mona/feature'],
+  },
   { patterns: ['v2*'], matches: ['v2', 'v2.0', 'v2.9'], derived: ['v1.0', 'v2/x', 'xv2'] },
-  { patterns: ['v[12].[0-9]+.[0-9]+'], matches: ['v1.10.1', 'v2.0.0'], derived: ['v3.0.0', 'v1.x.1', 'v1..1', 'v1.0', 'v2.0.0-rc1'] },
+  {
+    patterns: ['v[12].[0-9]+.[0-9]+'],
+    matches: ['v1.10.1', 'v2.0.0'],
+    derived: ['v3.0.0', 'v1.x.1', 'v1..1', 'v1.0', 'v2.0.0-rc1'],
+  },
 ];
 
 const paths: Row[] = [
@@ -29,16 +49,53 @@ const paths: Row[] = [
   { patterns: ['**'], matches: ['all/the/files.md'], derived: [] },
   { patterns: ['*.js'], matches: ['app.js', 'index.js'], derived: ['js/index.js', 'app.jsx'] },
   { patterns: ['**.js'], matches: ['index.js', 'js/index.js', 'src/js/app.js'], derived: ['index.jsx', 'js/index.ts'] },
-  { patterns: ['docs/*'], matches: ['docs/README.md', 'docs/file.txt'], derived: ['docs/mona/octocat.txt', 'src/docs/file.txt'] },
-  { patterns: ['docs/**'], matches: ['docs/README.md', 'docs/mona/octocat.txt'], derived: ['dir/docs/x.md', 'docsx/a'] },
-  { patterns: ['docs/**/*.md'], matches: ['docs/README.md', 'docs/mona/hello-world.md', 'docs/a/markdown/file.md'], derived: ['docs/a/file.txt', 'README.md'] },
-  { patterns: ['**/docs/**'], matches: ['docs/hello.md', 'dir/docs/my-file.txt', 'space/docs/plan/space.doc'], derived: ['docsy/a.md', 'dir/mydocs/a.md'] },
+  {
+    patterns: ['docs/*'],
+    matches: ['docs/README.md', 'docs/file.txt'],
+    derived: ['docs/mona/octocat.txt', 'src/docs/file.txt'],
+  },
+  {
+    patterns: ['docs/**'],
+    matches: ['docs/README.md', 'docs/mona/octocat.txt'],
+    derived: ['dir/docs/x.md', 'docsx/a'],
+  },
+  {
+    patterns: ['docs/**/*.md'],
+    matches: ['docs/README.md', 'docs/mona/hello-world.md', 'docs/a/markdown/file.md'],
+    derived: ['docs/a/file.txt', 'README.md'],
+  },
+  {
+    patterns: ['**/docs/**'],
+    matches: ['docs/hello.md', 'dir/docs/my-file.txt', 'space/docs/plan/space.doc'],
+    derived: ['docsy/a.md', 'dir/mydocs/a.md'],
+  },
   { patterns: ['**/README.md'], matches: ['README.md', 'js/README.md'], derived: ['README.mdx', 'js/NOT-README.md'] },
-  { patterns: ['**/*src/**'], matches: ['a/src/app.js', 'my-src/code/js/app.js'], derived: ['a/srcs/app.js', 'src-a/x.js'] },
-  { patterns: ['**/*-post.md'], matches: ['my-post.md', 'path/their-post.md'], derived: ['post.md', 'path/my-post.mdx'] },
-  { patterns: ['**/migrate-*.sql'], matches: ['migrate-10909.sql', 'db/migrate-v1.0.sql', 'db/sept/migrate-v1.sql'], derived: ['db/migrate/v1.sql', 'migrate-1.sqlx'] },
-  { patterns: ['*.md', '!README.md'], matches: ['hello.md'], doesNotMatch: ['README.md', 'docs/hello.md'], derived: [] },
-  { patterns: ['*.md', '!README.md', 'README*'], matches: ['hello.md', 'README.md', 'README.doc'], derived: ['docs/README.md', 'notes.txt'] },
+  {
+    patterns: ['**/*src/**'],
+    matches: ['a/src/app.js', 'my-src/code/js/app.js'],
+    derived: ['a/srcs/app.js', 'src-a/x.js'],
+  },
+  {
+    patterns: ['**/*-post.md'],
+    matches: ['my-post.md', 'path/their-post.md'],
+    derived: ['post.md', 'path/my-post.mdx'],
+  },
+  {
+    patterns: ['**/migrate-*.sql'],
+    matches: ['migrate-10909.sql', 'db/migrate-v1.0.sql', 'db/sept/migrate-v1.sql'],
+    derived: ['db/migrate/v1.sql', 'migrate-1.sqlx'],
+  },
+  {
+    patterns: ['*.md', '!README.md'],
+    matches: ['hello.md'],
+    doesNotMatch: ['README.md', 'docs/hello.md'],
+    derived: [],
+  },
+  {
+    patterns: ['*.md', '!README.md', 'README*'],
+    matches: ['hello.md', 'README.md', 'README.doc'],
+    derived: ['docs/README.md', 'notes.txt'],
+  },
 ];
 
 function cases(rows: Row[]): [string, string, boolean][] {
@@ -64,7 +121,7 @@ describe('GitHub filter pattern cheat sheet: patterns to match file paths', () =
 });
 
 describe('filter patterns beyond the cheat sheet', () => {
-  it('reads the special characters of the sheet\'s legend', () => {
+  it("reads the special characters of the sheet's legend", () => {
     expect(sel('Octo*', 'Octocat')).toBe(true);
     // "zero or one of the preceding character" (not one character of any kind, as in shells)
     expect(sel('Octoc?t', 'Octoct')).toBe(true);

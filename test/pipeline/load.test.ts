@@ -33,7 +33,10 @@ describe('loadPipelines', () => {
     mkdirSync(join(root, '.trainyard', 'sub.yaml'));
     const { pipelines, errors } = await loadPipelines(root);
     expect(errors).toEqual([]);
-    expect(pipelines.map((p) => [p.name, p.file])).toEqual([['b', '.trainyard/b.yml'], ['mnist', '.trainyard/mnist.yaml']]);
+    expect(pipelines.map((p) => [p.name, p.file])).toEqual([
+      ['b', '.trainyard/b.yml'],
+      ['mnist', '.trainyard/mnist.yaml'],
+    ]);
   });
 
   it('keeps good pipelines and reports every broken file', async () => {

@@ -4,7 +4,10 @@ import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
 
 function pipeline(params: string): Pipeline {
-  const { pipeline: p, errors } = parsePipeline(`name: p\nparams:\n${params}\nsteps:\n  a: { image: busybox, run: x }\n`, 'p.yaml');
+  const { pipeline: p, errors } = parsePipeline(
+    `name: p\nparams:\n${params}\nsteps:\n  a: { image: busybox, run: x }\n`,
+    'p.yaml',
+  );
   expect(errors).toEqual([]);
   return p!;
 }
@@ -22,7 +25,14 @@ const p = pipeline(
 
 describe('resolveParams', () => {
   it('applies defaults and parses given values by type', () => {
-    const { values, errors } = resolveParams(p, { epochs: '20', lr: '3e-4', size: 'large', fp16: 'true', tag: ' spaced value ', seed: '-7' });
+    const { values, errors } = resolveParams(p, {
+      epochs: '20',
+      lr: '3e-4',
+      size: 'large',
+      fp16: 'true',
+      tag: ' spaced value ',
+      seed: '-7',
+    });
     expect(errors).toEqual([]);
     expect(values).toEqual({ epochs: 20, lr: 3e-4, size: 'large', fp16: true, tag: ' spaced value ', seed: -7 });
   });
@@ -54,11 +64,17 @@ describe('resolveParams', () => {
   });
 
   it('accepts TRUE/False and surrounding spaces for typed values', () => {
-    expect(resolveParams(p, { seed: ' 5 ', fp16: 'TRUE', lr: ' .5 ' }).values).toMatchObject({ seed: 5, fp16: true, lr: 0.5 });
+    expect(resolveParams(p, { seed: ' 5 ', fp16: 'TRUE', lr: ' .5 ' }).values).toMatchObject({
+      seed: 5,
+      fp16: true,
+      lr: 0.5,
+    });
   });
 
   it('reports unknown parameters with a suggestion, or the list of declared ones', () => {
-    expect(resolveParams(p, { seed: '1', epoch: '3' }).errors).toEqual(['unknown parameter "epoch" for pipeline "p"; did you mean "epochs"?']);
+    expect(resolveParams(p, { seed: '1', epoch: '3' }).errors).toEqual([
+      'unknown parameter "epoch" for pipeline "p"; did you mean "epochs"?',
+    ]);
     expect(resolveParams(p, { seed: '1', zzzzzz: '3' }).errors).toEqual([
       'unknown parameter "zzzzzz" for pipeline "p"; its parameters are epochs, lr, size, fp16, tag, seed',
     ]);
@@ -66,7 +82,9 @@ describe('resolveParams', () => {
   });
 
   it('refuses absurdly long values', () => {
-    expect(resolveParams(p, { seed: '1', tag: 'x'.repeat(5000) }).errors).toEqual(['parameter "tag" is 5000 characters long; values may be at most 4096']);
+    expect(resolveParams(p, { seed: '1', tag: 'x'.repeat(5000) }).errors).toEqual([
+      'parameter "tag" is 5000 characters long; values may be at most 4096',
+    ]);
   });
 });
 
@@ -92,6 +110,8 @@ describe('parseParamArgs', () => {
     const { given, errors } = parseParamArgs(['__proto__=x']);
     expect(Object.getPrototypeOf(given)).toBe(Object.prototype);
     expect(given).toEqual({});
-    expect(errors).toEqual(['"__proto__" is not a parameter name; names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)']);
+    expect(errors).toEqual([
+      '"__proto__" is not a parameter name; names start with a letter or "_" and contain only letters, digits, "_" and "-" (at most 64 characters)',
+    ]);
   });
 });

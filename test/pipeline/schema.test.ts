@@ -7,13 +7,21 @@ import { describe, expect, it } from 'vitest';
 import { PIPELINE_KEYS, PARAM_TYPES, parsePipeline } from '../../pipeline/parse.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const schema = JSON.parse(readFileSync(join(here, '../../schema/pipeline.schema.json'), 'utf8')) as Record<string, unknown>;
+const schema = JSON.parse(readFileSync(join(here, '../../schema/pipeline.schema.json'), 'utf8')) as Record<
+  string,
+  unknown
+>;
 const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validate = ajv.compile(schema);
 // Merge keys (`<<: *x`) resolved as editors resolve them; the examples hold few aliases.
 const load = (rel: string) => parse(readFileSync(join(here, rel), 'utf8'), { merge: true }) as unknown;
 
-type SchemaNode = { properties?: Record<string, SchemaNode & { description?: string }>; $defs?: Record<string, SchemaNode>; description?: string; additionalProperties?: unknown };
+type SchemaNode = {
+  properties?: Record<string, SchemaNode & { description?: string }>;
+  $defs?: Record<string, SchemaNode>;
+  description?: string;
+  additionalProperties?: unknown;
+};
 
 describe('schema/pipeline.schema.json', () => {
   const valid = readdirSync(join(here, 'valid')).filter((n) => /\.ya?ml$/.test(n));
@@ -66,7 +74,8 @@ describe('schema/pipeline.schema.json', () => {
     for (const [level, node, keys] of levels) {
       expect(Object.keys(node.properties!).sort(), level).toEqual([...keys].sort());
       expect(node.additionalProperties, level).toBe(false);
-      for (const [key, prop] of Object.entries(node.properties!)) expect(prop.description, `${level}.${key}`).toMatch(/\w/);
+      for (const [key, prop] of Object.entries(node.properties!))
+        expect(prop.description, `${level}.${key}`).toMatch(/\w/);
     }
     expect((defs.param!.properties!.type as { enum: string[] }).enum).toEqual([...PARAM_TYPES]);
   });

@@ -4,13 +4,18 @@ import { matchesPush } from '../../pipeline/triggers.js';
 import type { Pipeline } from '../../pipeline/types.js';
 
 function withOn(on: string): Pipeline {
-  const { pipeline, errors } = parsePipeline(`name: t\n${on}\nsteps:\n  a: { image: busybox, run: x }\n`, '.trainyard/t.yaml');
+  const { pipeline, errors } = parsePipeline(
+    `name: t\n${on}\nsteps:\n  a: { image: busybox, run: x }\n`,
+    '.trainyard/t.yaml',
+  );
   expect(errors).toEqual([]);
   return pipeline!;
 }
 
 describe('matchesPush', () => {
-  const sketch = withOn('on:\n  push: { branches: [main, "exp/**"], paths: ["src/**", "data.dvc", ".trainyard/t.yaml"] }');
+  const sketch = withOn(
+    'on:\n  push: { branches: [main, "exp/**"], paths: ["src/**", "data.dvc", ".trainyard/t.yaml"] }',
+  );
 
   it('matches branches like GitHub Actions: * stays in one segment, ** crosses them', () => {
     expect(matchesPush(sketch, 'main', undefined)).toBe(true);
@@ -38,7 +43,9 @@ describe('matchesPush', () => {
   });
 
   it('lets a later !pattern exclude and a still later pattern include again', () => {
-    const p = withOn('on:\n  push:\n    branches: ["exp/**", "!exp/scratch/**", "exp/scratch/keep"]\n    paths: ["**/*.py", "!tests/**"]');
+    const p = withOn(
+      'on:\n  push:\n    branches: ["exp/**", "!exp/scratch/**", "exp/scratch/keep"]\n    paths: ["**/*.py", "!tests/**"]',
+    );
     expect(matchesPush(p, 'exp/a', ['src/a.py'])).toBe(true);
     expect(matchesPush(p, 'exp/scratch/tmp', ['src/a.py'])).toBe(false);
     expect(matchesPush(p, 'exp/scratch/keep', ['src/a.py'])).toBe(true);
@@ -60,7 +67,9 @@ describe('matchesPush', () => {
   });
 
   it('matches tags by tags / tags-ignore, and branch and tag filters each only their own refs', () => {
-    const both = withOn('on:\n  push: { branches: [main], tags: ["v[12].[0-9]+.[0-9]+", "!v1.0.0"], paths: ["src/**"] }');
+    const both = withOn(
+      'on:\n  push: { branches: [main], tags: ["v[12].[0-9]+.[0-9]+", "!v1.0.0"], paths: ["src/**"] }',
+    );
     expect(matchesPush(both, 'refs/tags/v2.10.3', undefined)).toBe(true);
     expect(matchesPush(both, 'refs/tags/v1.0.0', undefined)).toBe(false);
     expect(matchesPush(both, 'refs/tags/v3.0.0', undefined)).toBe(false);
@@ -83,7 +92,7 @@ describe('matchesPush', () => {
     expect(matchesPush(withOn('on: { push: true }'), 'refs/pull/1/head', undefined)).toBe(false);
   });
 
-  it('uses GitHub\'s + and ? (repeat the preceding character), not shell globbing', () => {
+  it("uses GitHub's + and ? (repeat the preceding character), not shell globbing", () => {
     const p = withOn('on:\n  push: { branches: ["v[12].[0-9]+.[0-9]+"], paths: ["*.jsx?"] }');
     expect(matchesPush(p, 'refs/heads/v1.10.1', ['page.js'])).toBe(true);
     expect(matchesPush(p, 'refs/heads/v1.10.1', ['page.jsx'])).toBe(true);

@@ -7,13 +7,19 @@ import type { temporal } from '@temporalio/proto';
 import { createRequire } from 'node:module';
 
 type History = temporal.api.history.v1.IHistory;
-interface ProtoJson { fromJson(type: unknown, json: unknown, opts: { ignoreUnknownFields: boolean }): History | null }
-interface Patched { lookupType(name: string): unknown }
+interface ProtoJson {
+  fromJson(type: unknown, json: unknown, opts: { ignoreUnknownFields: boolean }): History | null;
+}
+interface Patched {
+  lookupType(name: string): unknown;
+}
 
 const require = createRequire(import.meta.url);
 const fromProto = createRequire(require.resolve('@temporalio/proto'));
 const { fromJson } = fromProto('protobufjs/ext/protojson') as ProtoJson;
-const { patchProtobufRoot } = require('@temporalio/proto/lib/patch-protobuf-root') as { patchProtobufRoot(root: unknown): Patched };
+const { patchProtobufRoot } = require('@temporalio/proto/lib/patch-protobuf-root') as {
+  patchProtobufRoot(root: unknown): Patched;
+};
 const historyType = patchProtobufRoot(require('@temporalio/proto')).lookupType('temporal.api.history.v1.History');
 
 /** The History a JSON history file holds; throws on a file that is not one. */

@@ -36,14 +36,30 @@ afterAll(async () => {
  * historyToJSON trips over two protobufjs copies in node_modules).
  */
 function historyJson(workflowId: string, runId?: string): string {
-  const args = ['workflow', 'show', '--address', temporalAddress(), '--output', 'json', '-w', workflowId, ...(runId ? ['-r', runId] : [])];
+  const args = [
+    'workflow',
+    'show',
+    '--address',
+    temporalAddress(),
+    '--output',
+    'json',
+    '-w',
+    workflowId,
+    ...(runId ? ['-r', runId] : []),
+  ];
   return execFileSync(temporalBinary(), args, { encoding: 'utf8', maxBuffer: 64 << 20 });
 }
 
 /** Writes the run's executions (every one of a continue-as-new chain) and those of its step executions. */
-async function save(client: Client, scenario: string, workflowId: string, status: RunStatus, firstRunId?: string): Promise<void> {
+async function save(
+  client: Client,
+  scenario: string,
+  workflowId: string,
+  status: RunStatus,
+  firstRunId?: string,
+): Promise<void> {
   let n = 0;
-  for (let runId: string | undefined = firstRunId; ; ) {
+  for (let runId: string | undefined = firstRunId; ;) {
     const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
     const suffix = firstRunId && (status.continuedAsNew ?? 0) > 0 ? `.${++n}` : '';
     writeFileSync(join(OUT, `${scenario}.pipelineRun${suffix}.json`), historyJson(workflowId, runId));
@@ -54,8 +70,20 @@ async function save(client: Client, scenario: string, workflowId: string, status
     // Only the executions this run started (a cached step has none of its own).
     if (!st.cache?.key || st.state === 'cached' || st.outcome?.producedBy.runId !== status.runId) continue;
     // A --no-cache execution runs under a key of its own, not the one the status shows.
-    if (!(await client.workflow.getHandle(stepExecWorkflowId(st.cache.key)).describe().then(() => true, () => false))) continue;
-    writeFileSync(join(OUT, `${scenario}.stepExecution.${st.name}.json`), historyJson(stepExecWorkflowId(st.cache.key)));
+    if (
+      !(await client.workflow
+        .getHandle(stepExecWorkflowId(st.cache.key))
+        .describe()
+        .then(
+          () => true,
+          () => false,
+        ))
+    )
+      continue;
+    writeFileSync(
+      join(OUT, `${scenario}.stepExecution.${st.name}.json`),
+      historyJson(stepExecWorkflowId(st.cache.key)),
+    );
   }
 }
 
@@ -89,7 +117,8 @@ it('records local, cached, failed, cancelled and continue-as-new runs', async ()
   expect(s2.steps.map((x) => x.state)).toEqual(['cached', 'cached']);
   await save(e.client, 'cached', cached.workflowId, s2);
 
-  const broken = e.repo().write({ '.trainyard/broken.yaml': `
+  const broken = e.repo().write({
+    '.trainyard/broken.yaml': `
 name: broken
 steps:
   bad:
@@ -101,7 +130,8 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: cat /inputs/x
     inputs: { x: steps.bad.outputs.x }
-` });
+`,
+  });
   broken.commit();
   const failed = await e.start(broken, '.trainyard/broken.yaml');
   const s3 = await e.result(failed.workflowId);
@@ -109,7 +139,8 @@ steps:
   expect(s3.steps[0]!.outcome!.attempts).toHaveLength(2);
   await save(e.client, 'failed-retries', failed.workflowId, s3);
 
-  const long = e.repo().write({ '.trainyard/long.yaml': `
+  const long = e.repo().write({
+    '.trainyard/long.yaml': `
 name: long
 steps:
   forever:
@@ -120,7 +151,8 @@ steps:
     image: ${BUSYBOX_IMAGE}
     run: "true"
     needs: [forever]
-` });
+`,
+  });
   long.commit();
   const cancelled = await e.start(long, '.trainyard/long.yaml');
   const deadline = Date.now() + 60_000;
@@ -130,10 +162,16 @@ steps:
   expect(s4.state).toBe('cancelled');
   // The cancelled step's execution is not "produced by" anyone useful: save it by hand.
   await save(e.client, 'cancelled', cancelled.workflowId, s4);
-  writeFileSync(join(OUT, 'cancelled.stepExecution.forever.json'), historyJson(stepExecWorkflowId(s4.steps[0]!.cache!.key)));
+  writeFileSync(
+    join(OUT, 'cancelled.stepExecution.forever.json'),
+    historyJson(stepExecWorkflowId(s4.steps[0]!.cache!.key)),
+  );
 
   const chainLines = ['name: chain', 'steps:'];
-  for (let i = 0; i < 6; i++) chainLines.push(`  s${i}: { image: ${BUSYBOX_IMAGE}, run: echo s${i} ${e.salt} >/outputs/o, outputs: [o]${i > 0 ? `, needs: [s${i - 1}]` : ''} }`);
+  for (let i = 0; i < 6; i++)
+    chainLines.push(
+      `  s${i}: { image: ${BUSYBOX_IMAGE}, run: echo s${i} ${e.salt} >/outputs/o, outputs: [o]${i > 0 ? `, needs: [s${i - 1}]` : ''} }`,
+    );
   const chain = e.repo().write({ '.trainyard/chain.yaml': `${chainLines.join('\n')}\n` });
   chain.commit();
   // A low event limit makes the run continue as new after every step or two.
@@ -152,7 +190,12 @@ it('records an EC2 run whose spot host is lost mid-step', async () => {
     if (reclaimed) return;
     reclaimed = b.instanceId;
     void (async () => {
-      await waitUntil(async () => (await x.containersOn(b.queue)).length > 0, `a step container on ${b.queue}`, 90_000, x.logs);
+      await waitUntil(
+        async () => (await x.containersOn(b.queue)).length > 0,
+        `a step container on ${b.queue}`,
+        90_000,
+        x.logs,
+      );
       await setTags(x.ec2, b.instanceId, { [TAG.interruption]: 'terminate@2026-11-23T12:02:00Z' });
       await x.sim.kill(b.instanceId);
     })();

@@ -13,23 +13,35 @@ import { workflowBundle } from '../../app/worker.js';
 import { historyFromJson } from './history.js';
 
 const DIR = join(import.meta.dirname, 'histories');
-const files = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 /** The scenarios the recorder covers; a missing one means a history file was lost. */
 const SCENARIOS = ['local', 'cached', 'failed-retries', 'cancelled', 'continue-as-new', 'ec2-host-lost'];
 
 it('has a recorded history for every scenario, pipeline runs and step executions alike', () => {
-  for (const s of SCENARIOS) expect(files.filter((f) => f.startsWith(`${s}.pipelineRun`)), s).not.toEqual([]);
+  for (const s of SCENARIOS)
+    expect(
+      files.filter((f) => f.startsWith(`${s}.pipelineRun`)),
+      s,
+    ).not.toEqual([]);
   expect(files.filter((f) => f.includes('.stepExecution.')).length).toBeGreaterThanOrEqual(4);
   expect(files.filter((f) => f.startsWith('continue-as-new.pipelineRun.')).length).toBeGreaterThan(1);
 });
 
 it('every recorded history replays against the current workflow code', async () => {
   quietTemporalRuntime();
-  const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJson(JSON.parse(readFileSync(join(DIR, f), 'utf8'))) }));
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: historyFromJson(JSON.parse(readFileSync(join(DIR, f), 'utf8'))),
+  }));
   const failures: string[] = [];
   let replayed = 0;
-  for await (const r of Worker.runReplayHistories({ workflowBundle: await workflowBundle(), dataConverter }, histories)) {
+  for await (const r of Worker.runReplayHistories(
+    { workflowBundle: await workflowBundle(), dataConverter },
+    histories,
+  )) {
     replayed++;
     if (r.error) failures.push(`${r.workflowId}: ${r.error.name}: ${r.error.message.split('\n')[0]}`);
   }

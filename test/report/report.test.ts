@@ -11,12 +11,18 @@ const md = new MarkdownIt({ html: true });
 const DETAILS = 'https://trainyard.example/runs/run-0008';
 
 function build(run: { input: RunInput; status: RunStatus }): LineageDoc {
-  return buildLineage(run.input, run.status, { pipelineFileDigest: run.input.pipeline.digest, finishedAt: '2030-01-01T00:00:00.000Z', metricSummaries: fixtureMetricSummaries() });
+  return buildLineage(run.input, run.status, {
+    pipelineFileDigest: run.input.pipeline.digest,
+    finishedAt: '2030-01-01T00:00:00.000Z',
+    metricSummaries: fixtureMetricSummaries(),
+  });
 }
 
 /** What a reader sees in an inline token: text and code, no markup. */
 function shown(t: Token): string {
-  return (t.children ?? []).map((c) => (c.type === 'text' || c.type === 'code_inline' ? c.content : c.type === 'softbreak' ? ' ' : '')).join('');
+  return (t.children ?? [])
+    .map((c) => (c.type === 'text' || c.type === 'code_inline' ? c.content : c.type === 'softbreak' ? ' ' : ''))
+    .join('');
 }
 
 interface Table {
@@ -55,7 +61,10 @@ function rowsByFirst(t: Table | undefined): Map<string, Record<string, string>> 
 }
 
 function fences(markdown: string, lang: string): string[] {
-  return md.parse(markdown, {}).filter((t) => t.type === 'fence' && t.info.trim() === lang).map((t) => t.content);
+  return md
+    .parse(markdown, {})
+    .filter((t) => t.type === 'fence' && t.info.trim() === lang)
+    .map((t) => t.content);
 }
 
 interface Graph {
@@ -119,7 +128,9 @@ describe('run report', () => {
     expect(shown(tokens[1]!)).toBe('❌ mnist failed');
     const html = md.render(report);
     expect(html).toContain(`<code>${COMMIT_NEW}</code>`);
-    expect(html).toContain('<a href="https://github.com/acme/mnist/pull/42#issuecomment-9001">/train comment on #42</a> by alice');
+    expect(html).toContain(
+      '<a href="https://github.com/acme/mnist/pull/42#issuecomment-9001">/train comment on #42</a> by alice',
+    );
     expect(html).toContain('<code>.trainyard/mnist.yaml</code>');
     expect(html).toContain('5 steps: 3 ran, 1 cached, 1 failed, 1 skipped · 31m 40s · $0.73 · cache saved 10m 02s');
     expect(html).toContain(`<a href="${DETAILS}">full report</a>`);
@@ -130,16 +141,37 @@ describe('run report', () => {
     const steps = rowsByFirst(t.get('Steps'));
     expect(t.get('Steps')!.head).toEqual(['Step', 'State', 'Why', 'Duration', 'Machine', 'Cost']);
     expect([...steps.keys()]).toEqual(['prepare', 'train_small', 'featurize', 'train_big', 'evaluate']);
-    expect(steps.get('prepare')).toEqual({ Step: 'prepare', State: '✅ succeeded', Why: 'code changed: src/prepare.py', Duration: '1m 34s', Machine: 'this host', Cost: '—' });
-    expect(steps.get('train_small')).toMatchObject({ State: '✅ succeeded', Why: 'params changed: epochs 3 → 20, lr 0.001 → 0.0003', Duration: '20m 00s', Machine: 'g5.xlarge spot', Cost: '$0.42' });
-    expect(steps.get('featurize')).toMatchObject({ State: '♻️ cached', Why: 'reused from run run-0007 (commit 1111111): prepare wrote identical data', Machine: 'reused' });
+    expect(steps.get('prepare')).toEqual({
+      Step: 'prepare',
+      State: '✅ succeeded',
+      Why: 'code changed: src/prepare.py',
+      Duration: '1m 34s',
+      Machine: 'this host',
+      Cost: '—',
+    });
+    expect(steps.get('train_small')).toMatchObject({
+      State: '✅ succeeded',
+      Why: 'params changed: epochs 3 → 20, lr 0.001 → 0.0003',
+      Duration: '20m 00s',
+      Machine: 'g5.xlarge spot',
+      Cost: '$0.42',
+    });
+    expect(steps.get('featurize')).toMatchObject({
+      State: '♻️ cached',
+      Why: 'reused from run run-0007 (commit 1111111): prepare wrote identical data',
+      Machine: 'reused',
+    });
     expect(steps.get('train_big')).toMatchObject({
       State: '❌ failed (exit 1), 2 attempts',
       Why: 'no earlier result for this key — python exited with code 1 (CUDA out of memory)',
       Machine: 'g6.xlarge on-demand',
       Cost: '$0.31',
     });
-    expect(steps.get('evaluate')).toMatchObject({ State: '⏭️ skipped', Why: 'not run: train_big failed', Duration: '—' });
+    expect(steps.get('evaluate')).toMatchObject({
+      State: '⏭️ skipped',
+      Why: 'not run: train_big failed',
+      Duration: '—',
+    });
   });
 
   it('draws the DAG with every input and needs edge, nodes coloured by outcome', () => {
@@ -170,13 +202,18 @@ describe('run report', () => {
 
   it('shows the last value of each metric, a trend, and charts for series worth plotting', () => {
     const metrics = t.get('Metrics')!;
-    const row = (step: string, metric: string): string[] | undefined => metrics.rows.find((r) => r[0] === step && r[1] === metric);
+    const row = (step: string, metric: string): string[] | undefined =>
+      metrics.rows.find((r) => r[0] === step && r[1] === metric);
     expect(row('train_small', 'loss')?.slice(2)).toEqual(['0.2412', '█▄▂▁▁']);
     expect(row('train_small', 'acc')?.[2]).toBe('0.9531');
     expect(row('train_small', 'phase')?.[2]).toBe('done');
     expect(row('train_big', 'loss')?.slice(2)).toEqual(['1.4', '']); // one sample: no trend
     const charts = fences(report, 'mermaid').filter((c) => c.startsWith('xychart-beta'));
-    expect(charts.some((c) => c.includes('title "train_small: loss"') && c.includes('line [0.92, 0.51, 0.33, 0.27, 0.2412]'))).toBe(true);
+    expect(
+      charts.some(
+        (c) => c.includes('title "train_small: loss"') && c.includes('line [0.92, 0.51, 0.33, 0.27, 0.2412]'),
+      ),
+    ).toBe(true);
     expect(charts.some((c) => c.includes(': epoch"'))).toBe(false); // a counter is not a chart
   });
 
@@ -185,20 +222,44 @@ describe('run report', () => {
     const small = run.status.steps.find((s) => s.name === 'train_small')!;
     const samples = Array.from({ length: 5000 }, (_, i) => ({
       t: i * 100,
-      values: { loss: i < 4990 ? 1 / (1 + i) : { number: 'NaN' }, grad: i === 10 ? { number: 'Infinity' } : i, id: { number: '12345678901234567890' } },
+      values: {
+        loss: i < 4990 ? 1 / (1 + i) : { number: 'NaN' },
+        grad: i === 10 ? { number: 'Infinity' } : i,
+        id: { number: '12345678901234567890' },
+      },
     }));
-    small.outcome = { ...small.outcome!, metrics: { ...metricsOf(samples), rejected: { lines: 2, reason: 'line 7: not a metrics sample: a key must be a double-quoted string at column 2' } } };
+    small.outcome = {
+      ...small.outcome!,
+      metrics: {
+        ...metricsOf(samples),
+        rejected: {
+          lines: 2,
+          reason: 'line 7: not a metrics sample: a key must be a double-quoted string at column 2',
+        },
+      },
+    };
     const r = renderReport(build(run));
     const rows = tables(r).get('Metrics')!.rows;
     expect(rows.find((x) => x[0] === 'train_small' && x[1] === 'loss')?.[2]).toBe('NaN');
     expect(rows.find((x) => x[0] === 'train_small' && x[1] === 'id')?.[2]).toBe('12345678901234567890');
-    const text = md.parse(r, {}).filter((t) => t.type === 'inline').map(shown).join('\n');
+    const text = md
+      .parse(r, {})
+      .filter((t) => t.type === 'inline')
+      .map(shown)
+      .join('\n');
     expect(text).toContain('⚠️ train_small loss: NaN ×10 (first at 499s)');
     expect(text).toContain('⚠️ train_small grad: Infinity ×1 (first at 1s)');
-    expect(text).toMatch(/train_small: 5,000 samples; charts and trends are downsampled: each shows at most 60 points, each the mean of consecutive samples \(up to 5,000 values per metric\)\. Full series \(\d+ KiB\): s3:\/\/trainyard-artifacts\/sha256\/[0-9a-f]{64}/);
-    expect(text).toContain('⚠️ train_small: 2 stdout lines look like a metrics sample but were not read (line 7: not a metrics sample: a key must be a double-quoted string at column 2); they are in the log.');
+    expect(text).toMatch(
+      /train_small: 5,000 samples; charts and trends are downsampled: each shows at most 60 points, each the mean of consecutive samples \(up to 5,000 values per metric\)\. Full series \(\d+ KiB\): s3:\/\/trainyard-artifacts\/sha256\/[0-9a-f]{64}/,
+    );
+    expect(text).toContain(
+      '⚠️ train_small: 2 stdout lines look like a metrics sample but were not read (line 7: not a metrics sample: a key must be a double-quoted string at column 2); they are in the log.',
+    );
     const chart = fences(r, 'mermaid').find((c) => c.includes('title "train_small: loss"'))!;
-    const points = chart.match(/line \[(.*)\]/)![1]!.split(', ').map(Number);
+    const points = chart
+      .match(/line \[(.*)\]/)![1]!
+      .split(', ')
+      .map(Number);
     expect(points.length).toBeGreaterThan(30);
     expect(points.length).toBeLessThanOrEqual(60);
     expect(points.every((p) => Number.isFinite(p))).toBe(true);
@@ -207,13 +268,38 @@ describe('run report', () => {
 
   it('lists outputs with short digest, readable size and location; params and totals', () => {
     const outputs = t.get('Outputs')!;
-    expect(outputs.rows).toContainEqual(['prepare', 'dataset', `sha256:${A.dataset.digest.slice(7, 19)}`, '52 MiB', A.dataset.uri]);
-    expect(outputs.rows).toContainEqual(['train_small', 'model_small', `sha256:${A.modelSmall.digest.slice(7, 19)}`, '1.2 MiB', A.modelSmall.uri]);
-    expect(outputs.rows).toContainEqual(['featurize', 'features (reused)', `sha256:${A.features.digest.slice(7, 19)}`, '8.0 MiB', A.features.uri]);
+    expect(outputs.rows).toContainEqual([
+      'prepare',
+      'dataset',
+      `sha256:${A.dataset.digest.slice(7, 19)}`,
+      '52 MiB',
+      A.dataset.uri,
+    ]);
+    expect(outputs.rows).toContainEqual([
+      'train_small',
+      'model_small',
+      `sha256:${A.modelSmall.digest.slice(7, 19)}`,
+      '1.2 MiB',
+      A.modelSmall.uri,
+    ]);
+    expect(outputs.rows).toContainEqual([
+      'featurize',
+      'features (reused)',
+      `sha256:${A.features.digest.slice(7, 19)}`,
+      '8.0 MiB',
+      A.features.uri,
+    ]);
     expect(outputs.rows).toHaveLength(3);
-    expect(t.get('Parameters')!.rows).toEqual([['epochs', '20'], ['lr', '0.0003']]);
+    expect(t.get('Parameters')!.rows).toEqual([
+      ['epochs', '20'],
+      ['lr', '0.0003'],
+    ]);
     const totals = Object.fromEntries(t.get('Totals')!.rows.map((r) => [r[0], r[1]]));
-    expect(totals).toMatchObject({ 'Wall time': '31m 40s', Cost: '$0.73', 'Cache savings': '1 step reused, 10m 02s, —' });
+    expect(totals).toMatchObject({
+      'Wall time': '31m 40s',
+      Cost: '$0.73',
+      'Cache savings': '1 step reused, 10m 02s, —',
+    });
   });
 
   it('neutralises bidirectional controls in names, env values, params, messages and metrics', () => {
@@ -225,11 +311,29 @@ describe('run report', () => {
     const big = run.status.steps.find((x) => x.name === 'train_big')!;
     big.message = `exited with code 1: \u202Eevil`;
     big.outcome = { ...big.outcome!, metrics: metricsOf([{ t: 1, values: { 'lo\u2067ss': 'x\u2068y' } }]) };
-    run.input.trigger = { kind: 'comment', pr: 42, actor: 'al\u202Eice', commentId: 1, commentUrl: 'https://github.com/o/r/pull/42#\u202Eissuecomment-1' };
+    run.input.trigger = {
+      kind: 'comment',
+      pr: 42,
+      actor: 'al\u202Eice',
+      commentId: 1,
+      commentUrl: 'https://github.com/o/r/pull/42#\u202Eissuecomment-1',
+    };
     const r = renderReport(build(run));
     expect(r).not.toMatch(/\p{Bidi_Control}/u);
-    const text = md.parse(r, {}).filter((t) => t.type === 'inline').map(shown).join('\n');
-    for (const visible of ['train[U+202E]gnp.exe[U+2066]x[U+2069]', 'MODE=a[U+202D]b', 'n[U+200F]o[U+061C]t[U+202A]e', '[U+202E]evil', 'lo[U+2067]ss', 'x[U+2068]y', 'al[U+202E]ice']) {
+    const text = md
+      .parse(r, {})
+      .filter((t) => t.type === 'inline')
+      .map(shown)
+      .join('\n');
+    for (const visible of [
+      'train[U+202E]gnp.exe[U+2066]x[U+2069]',
+      'MODE=a[U+202D]b',
+      'n[U+200F]o[U+061C]t[U+202A]e',
+      '[U+202E]evil',
+      'lo[U+2067]ss',
+      'x[U+2068]y',
+      'al[U+202E]ice',
+    ]) {
       expect(text).toContain(visible);
     }
     // A link whose URL hides a control is not made a link.
@@ -267,7 +371,7 @@ describe('run report', () => {
     expect(g.edges).toContain(`${label} -small-> evaluate`);
   });
 
-  it('stays under GitHub\'s limit for a 2,000-step run, keeping failures and saying what was cut', () => {
+  it("stays under GitHub's limit for a 2,000-step run, keeping failures and saying what was cut", () => {
     const big = build(hugeRun(2000));
     const r = renderReport(big, { detailsUrl: DETAILS });
     expect(bytes(r)).toBeLessThanOrEqual(GITHUB_SUMMARY_MAX_BYTES);

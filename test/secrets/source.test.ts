@@ -7,13 +7,24 @@ import { masker, secretSourceFromEnv, SecretsMissing } from '../../activities/se
 
 describe('secret settings', () => {
   it('refuses an allow-list entry that is not a secret name, and an SSM prefix without a region, naming the variable', () => {
-    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_FROM_ENV: 'HF_TOKEN, TRAINYARD_X' })).toThrow(/^TRAINYARD_SECRETS_FROM_ENV: "TRAINYARD_X" is not a secret name/);
-    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_SSM_PREFIX: 'no-slash' })).toThrow(/^TRAINYARD_SECRETS_SSM_PREFIX: must be a Parameter Store path/);
-    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_SSM_PREFIX: '/t/' })).toThrow(/^TRAINYARD_SECRETS_SSM_REGION: /);
+    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_FROM_ENV: 'HF_TOKEN, TRAINYARD_X' })).toThrow(
+      /^TRAINYARD_SECRETS_FROM_ENV: "TRAINYARD_X" is not a secret name/,
+    );
+    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_SSM_PREFIX: 'no-slash' })).toThrow(
+      /^TRAINYARD_SECRETS_SSM_PREFIX: must be a Parameter Store path/,
+    );
+    expect(() => secretSourceFromEnv({ TRAINYARD_SECRETS_SSM_PREFIX: '/t/' })).toThrow(
+      /^TRAINYARD_SECRETS_SSM_REGION: /,
+    );
   });
 
   it('passes on only allow-listed, non-empty variables, and says where it looked for the others', async () => {
-    const source = secretSourceFromEnv({ TRAINYARD_SECRETS_FROM_ENV: 'A,EMPTY', A: 'a-value', B: 'b-value', EMPTY: '' });
+    const source = secretSourceFromEnv({
+      TRAINYARD_SECRETS_FROM_ENV: 'A,EMPTY',
+      A: 'a-value',
+      B: 'b-value',
+      EMPTY: '',
+    });
     expect(await source.fetch(['A'])).toEqual({ A: 'a-value' });
     const err = await source.fetch(['A', 'B', 'EMPTY']).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SecretsMissing);
@@ -35,6 +46,8 @@ describe('secret settings', () => {
     expect(intakePolicy(loadPolicy({})).forkSecrets).toBe(false);
     expect(intakePolicy(loadPolicy({ TRAINYARD_FORK_SECRETS: 'allow' })).forkSecrets).toBe(true);
     expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(ConfigError);
-    expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(/^TRAINYARD_FORK_SECRETS: must be one of allow, deny, got "yes"/);
+    expect(() => loadPolicy({ TRAINYARD_FORK_SECRETS: 'yes' })).toThrow(
+      /^TRAINYARD_FORK_SECRETS: must be one of allow, deny, got "yes"/,
+    );
   });
 });

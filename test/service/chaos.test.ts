@@ -24,10 +24,19 @@ import type { RunStatus } from '../../workflows/types.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type FakeRepo } from '../githost/fake-github.js';
 import { commentPayload, pushPayload } from '../githost/payloads.js';
-import { closeProcessGuard, freePort, processesWith, seededRandom, TemporalServer, trainyard, type Proc } from './cluster.js';
+import {
+  closeProcessGuard,
+  freePort,
+  processesWith,
+  seededRandom,
+  TemporalServer,
+  trainyard,
+  type Proc,
+} from './cluster.js';
 
 const seedText = process.env.TRAINYARD_CHAOS_SEED?.trim();
-if (seedText !== undefined && !/^\d{1,10}$/.test(seedText)) throw new Error(`TRAINYARD_CHAOS_SEED must be a whole number, got ${JSON.stringify(seedText)}`);
+if (seedText !== undefined && !/^\d{1,10}$/.test(seedText))
+  throw new Error(`TRAINYARD_CHAOS_SEED must be a whole number, got ${JSON.stringify(seedText)}`);
 const SEED = seedText ? Number(seedText) : Math.floor(Math.random() * 2 ** 31);
 const REPLAY = `chaos seed ${SEED} (replay: TRAINYARD_CHAOS_SEED=${SEED} npx vitest run test/service/chaos.test.ts)`;
 
@@ -90,7 +99,13 @@ async function post(url: string, d: Planned): Promise<{ status: number; json?: R
   try {
     const res = await fetch(`${url}/api/github/webhooks`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-github-event': d.event, 'x-github-delivery': d.deliveryId, 'x-hub-signature-256': sign(body), 'user-agent': 'GitHub-Hookshot/chaos' },
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': d.event,
+        'x-github-delivery': d.deliveryId,
+        'x-hub-signature-256': sign(body),
+        'user-agent': 'GitHub-Hookshot/chaos',
+      },
       body,
       signal: AbortSignal.timeout(15_000),
     });
@@ -117,7 +132,9 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
   mkdirSync(logs);
   const localQueue = `chaos-${nonce}-local`;
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' },
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
   });
   const repos: FakeRepo[] = [0, 1, 2].map((i) => ({ id: 7100 + i, owner: `chaos-${nonce}`, name: `models-${i}` }));
   const gh = new FakeGitHub(91, publicKey, repos[0]!, INSTALLATION);
@@ -139,7 +156,13 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
     await connection?.close().catch(() => undefined);
     await gh.stop();
     leftovers = {
-      containers: execFileSync('podman', ['ps', '-a', '--filter', `label=trainyard.queue=${localQueue}`, '--format', '{{.Names}}'], { encoding: 'utf8' }).split('\n').filter(Boolean),
+      containers: execFileSync(
+        'podman',
+        ['ps', '-a', '--filter', `label=trainyard.queue=${localQueue}`, '--format', '{{.Names}}'],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter(Boolean),
       processes: processesWith(tag).map((p) => `${p.pid} ${p.cmdline}`),
     };
     figures['processes that needed SIGKILL at shutdown'] = rough.join(', ') || 'none';
@@ -150,7 +173,11 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
   try {
     await ensureTestImages();
     await gh.start();
-    temporal = await TemporalServer.create(join(scratch, 'temporal.db'), { ...process.env as Record<string, string>, TRAINYARD_CHAOS_TAG: nonce }, logs);
+    temporal = await TemporalServer.create(
+      join(scratch, 'temporal.db'),
+      { ...(process.env as Record<string, string>), TRAINYARD_CHAOS_TAG: nonce },
+      logs,
+    );
     await temporal.start();
 
     const env: Record<string, string> = {
@@ -158,18 +185,42 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       TRAINYARD_CHAOS_TAG: nonce,
       TEMPORAL_ADDRESS: temporal.address,
       TRAINYARD_STORE: join(scratch, 'store'),
-      GITHUB_APP_ID: '91', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: gh.url,
-      TRAINYARD_CONTROL_QUEUE: `chaos-${nonce}`, TRAINYARD_LOCAL_QUEUE: localQueue,
-      TRAINYARD_STATUS_INTERVAL_MS: '1000', TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '15',
-      TRAINYARD_PUBLIC_URL: 'http://trainyard.test', TRAINYARD_LINK_SECRET: `chaos-link-secret-${nonce}-0123456789`,
+      GITHUB_APP_ID: '91',
+      GITHUB_PRIVATE_KEY: privateKey,
+      GITHUB_WEBHOOK_SECRET: SECRET,
+      GITHUB_API_URL: gh.url,
+      TRAINYARD_CONTROL_QUEUE: `chaos-${nonce}`,
+      TRAINYARD_LOCAL_QUEUE: localQueue,
+      TRAINYARD_STATUS_INTERVAL_MS: '1000',
+      TRAINYARD_HEARTBEAT_TIMEOUT_SECONDS: '15',
+      TRAINYARD_PUBLIC_URL: 'http://trainyard.test',
+      TRAINYARD_LINK_SECRET: `chaos-link-secret-${nonce}-0123456789`,
       TRAINYARD_LOG_LEVEL: 'info',
     };
     delete env.TRAINYARD_HOST_QUEUE;
     const ports = [await freePort(), await freePort()];
-    const replicas = ports.map((port, i) => trainyard(`serve-${i}`, ['serve'], {
-      ...env, TRAINYARD_WORKERS: 'none', TRAINYARD_BIND: '127.0.0.1', TRAINYARD_PORT: String(port), TRAINYARD_WORK_ROOT: join(scratch, `serve-${i}`),
-    }, logs));
-    const workers = [0, 1].map((i) => trainyard(`worker-${i}`, ['worker', '--no-host'], { ...env, TRAINYARD_WORK_DIR: join(scratch, `worker-${i}`) }, logs));
+    const replicas = ports.map((port, i) =>
+      trainyard(
+        `serve-${i}`,
+        ['serve'],
+        {
+          ...env,
+          TRAINYARD_WORKERS: 'none',
+          TRAINYARD_BIND: '127.0.0.1',
+          TRAINYARD_PORT: String(port),
+          TRAINYARD_WORK_ROOT: join(scratch, `serve-${i}`),
+        },
+        logs,
+      ),
+    );
+    const workers = [0, 1].map((i) =>
+      trainyard(
+        `worker-${i}`,
+        ['worker', '--no-host'],
+        { ...env, TRAINYARD_WORK_DIR: join(scratch, `worker-${i}`) },
+        logs,
+      ),
+    );
     const agent = trainyard('agent', ['agent'], { ...env, TRAINYARD_WORK_DIR: join(scratch, 'agent') }, logs);
     procs.push(...replicas, ...workers, agent);
     for (const p of procs) p.start();
@@ -190,8 +241,16 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       const repo = repos[Math.floor(rand() * repos.length)]!;
       const full = `${repo.owner}/${repo.name}`;
       const common = {
-        n, deliveryId: `chaos-${nonce}-${n}`, repo, at: between(0, WINDOW_MS), both: rand() < 0.25, redeliver: false,
-        firstReplica: rand() < 0.5 ? 0 : 1, sends: 0, refused: 0, unavailable: 0,
+        n,
+        deliveryId: `chaos-${nonce}-${n}`,
+        repo,
+        at: between(0, WINDOW_MS),
+        both: rand() < 0.25,
+        redeliver: false,
+        firstReplica: rand() < 0.5 ? 0 : 1,
+        sends: 0,
+        refused: 0,
+        unavailable: 0,
       };
       if (rand() < 0.5) {
         const before = heads.get(repo.name)!;
@@ -204,8 +263,20 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
         const pr = 100 + n;
         const commentId = 900_000 + n;
         gh.pulls.set(pr, { headSha: sha, headRepoId: repo.id });
-        const payload = commentPayload(repo, INSTALLATION, gh.url, { pr, commentId, user: 'alice', body: `/train chaos tag=c${n}` });
-        plan.push({ ...common, event: 'issue_comment', payload, sha, commentId, runId: `comment:github:${full}:${commentId}:chaos` });
+        const payload = commentPayload(repo, INSTALLATION, gh.url, {
+          pr,
+          commentId,
+          user: 'alice',
+          body: `/train chaos tag=c${n}`,
+        });
+        plan.push({
+          ...common,
+          event: 'issue_comment',
+          payload,
+          sha,
+          commentId,
+          runId: `comment:github:${full}:${commentId}:chaos`,
+        });
       }
     }
     for (const d of [...plan].sort(() => rand() - 0.5).slice(0, 6)) d.redeliver = true;
@@ -235,7 +306,10 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       }
     };
 
-    const containerRunning = () => execFileSync('podman', ['ps', '--filter', `label=trainyard.queue=${localQueue}`, '--format', '{{.Names}}'], { encoding: 'utf8' }).trim() !== '';
+    const containerRunning = () =>
+      execFileSync('podman', ['ps', '--filter', `label=trainyard.queue=${localQueue}`, '--format', '{{.Names}}'], {
+        encoding: 'utf8',
+      }).trim() !== '';
     const inject = async (f: Fault): Promise<void> => {
       await sleep(f.at);
       if (f.what === 'temporal') {
@@ -271,7 +345,9 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       const pending = plan.filter((d) => !checksOf(d).some((c) => c.status === 'completed'));
       if (pending.length === 0) break;
       if (Date.now() > deadline) {
-        throw new Error(`runs without a completed check after 5 minutes (lost?): ${pending.map((d) => `#${d.n} ${d.runId}`).join(', ')}`);
+        throw new Error(
+          `runs without a completed check after 5 minutes (lost?): ${pending.map((d) => `#${d.n} ${d.runId}`).join(', ')}`,
+        );
       }
       await sleep(500);
     }
@@ -301,7 +377,9 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       await sleep(500);
       deliveries = await list('WorkflowType = "intakeDelivery"');
     }
-    expect(deliveries.map((w) => w.workflowId).sort()).toEqual(plan.map((d) => `delivery:github:${d.deliveryId}`).sort());
+    expect(deliveries.map((w) => w.workflowId).sort()).toEqual(
+      plan.map((d) => `delivery:github:${d.deliveryId}`).sort(),
+    );
     for (const d of plan) {
       const handle = client.workflow.getHandle(`delivery:github:${d.deliveryId}`);
       const outcome = (await handle.result()) as DeliveryOutcome;
@@ -318,7 +396,10 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       expect(checks[0]!.external_id).toBe(d.runId);
       expect(checks[0]!.status).toBe('completed');
       const c = checks[0]!;
-      expect(c.conclusion, `conclusion of #${d.n}: ${c.output.title}\n${c.output.summary?.slice(0, 3000)}\n${c.output.text ?? ''}`).toBe('success');
+      expect(
+        c.conclusion,
+        `conclusion of #${d.n}: ${c.output.title}\n${c.output.summary?.slice(0, 3000)}\n${c.output.text ?? ''}`,
+      ).toBe('success');
       const status = (await client.workflow.getHandle(d.runId).result()) as RunStatus;
       const step = status.steps.find((s) => s.name === 'make')!;
       expect(step.state).toBe('succeeded');
@@ -350,7 +431,10 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
     expect(gh.violations).toEqual([]);
 
     const lost = plan.filter((d) => !runs.some((w) => w.workflowId === d.runId)).length;
-    const duplicated = runs.length - new Set(runs.map((w) => w.workflowId)).size + plan.reduce((n, d) => n + Math.max(0, gh.checkRunsFor(d.sha, 'trainyard/chaos').length - 1), 0);
+    const duplicated =
+      runs.length -
+      new Set(runs.map((w) => w.workflowId)).size +
+      plan.reduce((n, d) => n + Math.max(0, gh.checkRunsFor(d.sha, 'trainyard/chaos').length - 1), 0);
     Object.assign(figures, {
       seed: SEED,
       deliveries: plan.length,
@@ -370,7 +454,10 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
     });
     expect(faults.every((f) => f.done)).toBe(true);
   } catch (err) {
-    const tails = procs.concat(temporal ? [temporal.proc] : []).map((p) => `--- ${p.name} (started ${p.starts}×) ---\n${p.output().slice(-3000)}`).join('\n');
+    const tails = procs
+      .concat(temporal ? [temporal.proc] : [])
+      .map((p) => `--- ${p.name} (started ${p.starts}×) ---\n${p.output().slice(-3000)}`)
+      .join('\n');
     if (err instanceof Error) err.message = `${err.message}\n${REPLAY}\n${tails}`;
     throw err;
   } finally {
@@ -380,7 +467,11 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
   figures['left running: containers'] = leftovers!.containers.length;
   figures['left running: processes'] = leftovers!.processes.length;
   figures['wall time, s'] = ((Date.now() - t0) / 1000).toFixed(1);
-  console.log(`chaos figures:\n${Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`).join('\n')}`);
+  console.log(
+    `chaos figures:\n${Object.entries(figures)
+      .map(([k, v]) => `  ${k}: ${v}`)
+      .join('\n')}`,
+  );
   expect(leftovers!.containers, REPLAY).toEqual([]);
   expect(leftovers!.processes, REPLAY).toEqual([]);
   expect(existsSync(scratch)).toBe(false);

@@ -80,7 +80,12 @@ export class Proc {
     this.starts++;
     this.tail = '';
     // detached: a process group (and session) of its own, which the watchdog ends should this process die.
-    const child = spawn(this.command, this.args, { cwd: REPO_ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(this.command, this.args, {
+      cwd: REPO_ROOT,
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const pgid = child.pid;
     if (pgid !== undefined) {
       // The process's own shutdown grace (TRAINYARD_SHUTDOWN_GRACE_SECONDS, default 20 s) and 5 s to exit.
@@ -107,7 +112,8 @@ export class Proc {
     const deadline = Date.now() + ms;
     while (!pattern.test(this.tail)) {
       if (!this.running) throw new Error(`${this.name} exited before it was ready:\n${this.tail.slice(-4000)}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} not ready within ${ms / 1000} s:\n${this.tail.slice(-4000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} not ready within ${ms / 1000} s:\n${this.tail.slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -143,12 +149,38 @@ export class TemporalServer {
   readonly proc: Proc;
   readonly address: string;
 
-  private constructor(port: number, httpPort: number, metricsPort: number, dbFile: string, env: Record<string, string>, logDir: string) {
+  private constructor(
+    port: number,
+    httpPort: number,
+    metricsPort: number,
+    dbFile: string,
+    env: Record<string, string>,
+    logDir: string,
+  ) {
     this.address = `127.0.0.1:${port}`;
-    this.proc = new Proc('temporal', temporalBinary(), [
-      'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
-      '--metrics-port', String(metricsPort), '--db-filename', dbFile, '--log-level', 'error',
-    ], env, logDir);
+    this.proc = new Proc(
+      'temporal',
+      temporalBinary(),
+      [
+        'server',
+        'start-dev',
+        '--headless',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--http-port',
+        String(httpPort),
+        '--metrics-port',
+        String(metricsPort),
+        '--db-filename',
+        dbFile,
+        '--log-level',
+        'error',
+      ],
+      env,
+      logDir,
+    );
   }
 
   static async create(dbFile: string, env: Record<string, string>, logDir: string): Promise<TemporalServer> {
@@ -166,7 +198,8 @@ export class TemporalServer {
         return;
       } catch (err) {
         if (!this.proc.running) throw new Error(`temporal exited:\n${this.proc.output().slice(-4000)}`);
-        if (Date.now() > deadline) throw new Error(`temporal did not answer on ${this.address}: ${(err as Error).message}`);
+        if (Date.now() > deadline)
+          throw new Error(`temporal did not answer on ${this.address}: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -189,7 +222,10 @@ export function processesWith(marker: string): { pid: number; cmdline: string }[
       // A zombie has no command line; it is gone as soon as its parent reaps it.
       const state = /^State:\s+(\S)/m.exec(readFileSync(`/proc/${entry}/status`, 'latin1'))?.[1];
       if (state === 'Z') continue;
-      out.push({ pid: Number(entry), cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim() });
+      out.push({
+        pid: Number(entry),
+        cmdline: readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').join(' ').trim(),
+      });
     } catch {
       // Gone meanwhile, or not ours to read.
     }

@@ -18,7 +18,9 @@ it('ends the Temporal server and the agent it started when the test runner is SI
   const marker = `TRAINYARD_HARNESS_TAG=${tag}`;
   const scratch = mkdtempSync(join(tmpdir(), 'trainyard-harness-guard-'));
   const runner = spawn(process.execPath, ['--import', 'tsx', join('test', 'service', 'harness-child.ts'), scratch], {
-    cwd: REPO_ROOT, env: { ...process.env, TRAINYARD_HARNESS_TAG: tag }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: REPO_ROOT,
+    env: { ...process.env, TRAINYARD_HARNESS_TAG: tag },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   runner.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -35,7 +37,10 @@ it('ends the Temporal server and the agent it started when the test runner is SI
     const [temporalPid, agentPid] = [Number(ready[1]), Number(ready[2])];
     const started = processesWith(marker).filter((p) => p.pid !== runner.pid);
     expect(started.map((p) => p.pid)).toEqual(expect.arrayContaining([temporalPid, agentPid]));
-    expect(started.some((p) => p.cmdline.includes('guard.mjs')), 'the watchdog runs').toBe(true);
+    expect(
+      started.some((p) => p.cmdline.includes('guard.mjs')),
+      'the watchdog runs',
+    ).toBe(true);
 
     runner.kill('SIGKILL');
     await exited;
@@ -46,11 +51,18 @@ it('ends the Temporal server and the agent it started when the test runner is SI
       await sleep(200);
       left = processesWith(marker);
     }
-    expect(left.map((p) => `${p.pid} ${p.cmdline}`), 'processes left after the test runner was SIGKILLed').toEqual([]);
+    expect(
+      left.map((p) => `${p.pid} ${p.cmdline}`),
+      'processes left after the test runner was SIGKILLed',
+    ).toEqual([]);
   } finally {
     runner.kill('SIGKILL');
     for (const p of processesWith(marker)) {
-      try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -12,10 +12,19 @@ if (!scratch) throw new Error('usage: harness-child.ts SCRATCH_DIR');
 const env = process.env as Record<string, string>;
 const temporal = await TemporalServer.create(join(scratch, 'temporal.db'), env, scratch);
 await temporal.start();
-const agent = trainyard('agent', ['agent'], {
-  ...env, TEMPORAL_ADDRESS: temporal.address, TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_DIR: join(scratch, 'agent'),
-  TRAINYARD_LOCAL_QUEUE: `guard-${randomUUID().slice(0, 8)}`, TRAINYARD_CONTROL_QUEUE: `guard-${randomUUID().slice(0, 8)}`,
-}, scratch);
+const agent = trainyard(
+  'agent',
+  ['agent'],
+  {
+    ...env,
+    TEMPORAL_ADDRESS: temporal.address,
+    TRAINYARD_STORE: join(scratch, 'store'),
+    TRAINYARD_WORK_DIR: join(scratch, 'agent'),
+    TRAINYARD_LOCAL_QUEUE: `guard-${randomUUID().slice(0, 8)}`,
+    TRAINYARD_CONTROL_QUEUE: `guard-${randomUUID().slice(0, 8)}`,
+  },
+  scratch,
+);
 agent.start();
 await agent.ready(/runner agent ready/);
 process.stdout.write(`ready ${temporal.proc.pid} ${agent.pid}\n`);

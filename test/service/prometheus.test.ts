@@ -24,7 +24,10 @@ describe('a worker after two runs', () => {
     process.env.TRAINYARD_TEMPORAL_METRICS_PORT = String(sdkPort);
     process.env.TRAINYARD_HEALTH_BIND = '127.0.0.1';
     engine = await startEngine();
-    health = await startHealthServer({ TRAINYARD_HEALTH_PORT: String(await freePort()), TRAINYARD_HEALTH_BIND: '127.0.0.1' }, { role: 'worker', queues: [engine.hostQueue] });
+    health = await startHealthServer(
+      { TRAINYARD_HEALTH_PORT: String(await freePort()), TRAINYARD_HEALTH_BIND: '127.0.0.1' },
+      { role: 'worker', queues: [engine.hostQueue] },
+    );
   });
   afterAll(async () => {
     await health?.close();
@@ -32,7 +35,8 @@ describe('a worker after two runs', () => {
   });
 
   it('counts runs, step durations, cache decisions and stored artifacts', async () => {
-    const repo = engine.repo().write({ '.trainyard/m.yaml': `
+    const repo = engine.repo().write({
+      '.trainyard/m.yaml': `
 name: m
 steps:
   a:
@@ -44,7 +48,8 @@ steps:
     run: cat /inputs/x /inputs/x > /outputs/y
     inputs: { x: steps.a.outputs.x }
     outputs: [y]
-` });
+`,
+    });
     repo.commit();
     expect((await engine.run(repo, '.trainyard/m.yaml')).state).toBe('succeeded');
     const second = await engine.run(repo, '.trainyard/m.yaml');
@@ -67,7 +72,13 @@ steps:
     const y = second.steps[1]!.outcome!.outputs.y!;
     expect(sample(text, 'trainyard_artifact_bytes_stored_total')).toBeGreaterThanOrEqual(y.size + y.size / 2);
     // The series are declared even before anything happened to them.
-    for (const name of ['trainyard_ec2_instances', 'trainyard_githost_api_calls_total', 'trainyard_githost_rate_limit_remaining', 'trainyard_webhook_deliveries_total']) expect(text).toContain(`# TYPE ${name} `);
+    for (const name of [
+      'trainyard_ec2_instances',
+      'trainyard_githost_api_calls_total',
+      'trainyard_githost_rate_limit_remaining',
+      'trainyard_webhook_deliveries_total',
+    ])
+      expect(text).toContain(`# TYPE ${name} `);
     expect(sample(text, 'trainyard_process_resident_memory_bytes')).toBeGreaterThan(0);
   });
 
@@ -84,11 +95,22 @@ describe('trainyard serve', () => {
   let scratch: string;
   beforeAll(async () => {
     scratch = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'prom-serve-'));
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     serve = await startServe({
-      GITHUB_APP_ID: '77', GITHUB_PRIVATE_KEY: privateKey, GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_API_URL: 'http://127.0.0.1:9',
-      TEMPORAL_ADDRESS: temporalAddress(), TRAINYARD_STORE: join(scratch, 'store'), TRAINYARD_WORK_ROOT: join(scratch, 'work'),
-      TRAINYARD_WORKERS: 'none', TRAINYARD_ACK_ONLY: '1', TRAINYARD_LOG_LEVEL: 'warn',
+      GITHUB_APP_ID: '77',
+      GITHUB_PRIVATE_KEY: privateKey,
+      GITHUB_WEBHOOK_SECRET: SECRET,
+      GITHUB_API_URL: 'http://127.0.0.1:9',
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TRAINYARD_STORE: join(scratch, 'store'),
+      TRAINYARD_WORK_ROOT: join(scratch, 'work'),
+      TRAINYARD_WORKERS: 'none',
+      TRAINYARD_ACK_ONLY: '1',
+      TRAINYARD_LOG_LEVEL: 'warn',
     });
   });
   afterAll(async () => {
@@ -102,12 +124,20 @@ describe('trainyard serve', () => {
     expect((await deliver(serve.url, 'wrong secret', 'push', { ref: 'refs/heads/main' })).status).toBe(401);
     expect((await deliver(serve.url, 'wrong secret', 'made_up_event_name', {})).status).toBe(401);
     const text = await (await fetch(`${serve.url}/metrics`)).text();
-    expect(sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'ping', outcome: '200' })).toBe(2);
-    expect(sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'push', outcome: '401' })).toBe(1);
+    expect(
+      sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'ping', outcome: '200' }),
+    ).toBe(2);
+    expect(
+      sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'push', outcome: '401' }),
+    ).toBe(1);
     // An event name Trainyard does not know is not a label value (no series per stranger's string).
-    expect(sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'other', outcome: '401' })).toBe(1);
+    expect(
+      sample(text, 'trainyard_webhook_deliveries_total', { source: 'github', event: 'other', outcome: '401' }),
+    ).toBe(1);
     expect(text).not.toContain('made_up_event_name');
     expect(sample(text, 'trainyard_webhook_delivery_seconds_count', { source: 'github', outcome: '200' })).toBe(2);
-    expect(sample(text, 'trainyard_webhook_delivery_seconds_bucket', { source: 'github', outcome: '200', le: '+Inf' })).toBe(2);
+    expect(
+      sample(text, 'trainyard_webhook_delivery_seconds_bucket', { source: 'github', outcome: '200', le: '+Inf' }),
+    ).toBe(2);
   });
 });

@@ -19,7 +19,10 @@ describe('docs tables generated from the schema', () => {
   it('every table of the schema is in the docs, so every setting is documented', () => {
     const shown = new Set(DOC_FILES.flatMap((f) => tablesIn(readFileSync(join(root, f), 'utf8'))));
     for (const [name, s] of Object.entries(SETTINGS as Record<string, Setting>)) {
-      expect(s.tables.some((t) => shown.has(t)), `${name} is in no table of the docs`).toBe(true);
+      expect(
+        s.tables.some((t) => shown.has(t)),
+        `${name} is in no table of the docs`,
+      ).toBe(true);
     }
   });
 

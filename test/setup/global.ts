@@ -23,9 +23,19 @@ async function freePort(): Promise<number> {
 }
 
 /** Waits until `check` passes; fails at once when the service process cannot start or exits. */
-async function waitFor(child: ChildProcess, check: () => Promise<boolean>, what: string, hint: string, ms = 60_000): Promise<void> {
+async function waitFor(
+  child: ChildProcess,
+  check: () => Promise<boolean>,
+  what: string,
+  hint: string,
+  ms = 60_000,
+): Promise<void> {
   let failure: string | undefined;
-  child.once('error', (err: NodeJS.ErrnoException) => (failure = err.code === 'ENOENT' ? `${what}: not installed. ${hint}` : `${what}: ${err.message}`));
+  child.once(
+    'error',
+    (err: NodeJS.ErrnoException) =>
+      (failure = err.code === 'ENOENT' ? `${what}: not installed. ${hint}` : `${what}: ${err.message}`),
+  );
   child.once('exit', (code, signal) => (failure ??= `${what} exited (${code ?? signal}) before it answered`));
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
@@ -56,30 +66,52 @@ export async function setup(project: TestProject): Promise<void> {
     const { temporalBinary } = await import('../../app/devserver.js');
     const child = spawn(
       temporalBinary(),
-      ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(httpPort),
-        '--metrics-port', String(await freePort()), '--log-level', 'error',
+      [
+        'server',
+        'start-dev',
+        '--headless',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--http-port',
+        String(httpPort),
+        '--metrics-port',
+        String(await freePort()),
+        '--log-level',
+        'error',
         // The run search attributes `trainyard setup-temporal` registers on a real server.
-        ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`])],
+        ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
+      ],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(child);
     process.env.TEMPORAL_ADDRESS = `127.0.0.1:${port}`;
     const { Connection } = await import('@temporalio/client');
     const { TEMPORAL_INSTALL_HINT } = await import('../../app/devserver.js');
-    await waitFor(child, async () => {
-      const c = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS!, connectTimeout: 1000 });
-      await c.workflowService.getSystemInfo({});
-      await c.close();
-      return true;
-    }, `temporal dev server on ${process.env.TEMPORAL_ADDRESS}`, TEMPORAL_INSTALL_HINT);
+    await waitFor(
+      child,
+      async () => {
+        const c = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS!, connectTimeout: 1000 });
+        await c.workflowService.getSystemInfo({});
+        await c.close();
+        return true;
+      },
+      `temporal dev server on ${process.env.TEMPORAL_ADDRESS}`,
+      TEMPORAL_INSTALL_HINT,
+    );
   }
   if (!process.env.TRAINYARD_TEST_S3_ENDPOINT) {
     const port = await freePort();
     const child = spawn(tool('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
     children.push(child);
     process.env.TRAINYARD_TEST_S3_ENDPOINT = `http://127.0.0.1:${port}`;
-    await waitFor(child, async () => (await fetch(`${process.env.TRAINYARD_TEST_S3_ENDPOINT}/moto-api/`)).ok, 'moto server',
-      "Install it with `pip install 'moto[server]'` (bash setup.sh does), or set TRAINYARD_TEST_S3_ENDPOINT to a running moto server.");
+    await waitFor(
+      child,
+      async () => (await fetch(`${process.env.TRAINYARD_TEST_S3_ENDPOINT}/moto-api/`)).ok,
+      'moto server',
+      "Install it with `pip install 'moto[server]'` (bash setup.sh does), or set TRAINYARD_TEST_S3_ENDPOINT to a running moto server.",
+    );
   }
   process.env.TRAINYARD_TEST_SCRATCH = scratch;
   project.provide('temporalAddress', process.env.TEMPORAL_ADDRESS);

@@ -62,25 +62,44 @@ export async function setup(project: TestProject): Promise<void> {
     return;
   }
   if (!existsSync(join(dir, 'bin', 'kubelet'))) {
-    process.stderr.write(`test setup: building the local Kubernetes into ${dir} (once per machine, several minutes; setup.sh does it too)\n`);
+    process.stderr.write(
+      `test setup: building the local Kubernetes into ${dir} (once per machine, several minutes; setup.sh does it too)\n`,
+    );
     await sh([clusterSh, 'build'], 60 * 60_000);
   }
   const ready = join(dir, 'run', `guard-${process.pid}.ready`);
   rmSync(ready, { force: true });
   // Its own session: an interrupt of the test runner does not reach it, its own watch does.
-  guard = spawn('bash', [guardSh, String(process.pid), ready], { detached: true, stdio: 'ignore', env: { ...process.env, K8S_DIR: dir } });
+  guard = spawn('bash', [guardSh, String(process.pid), ready], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, K8S_DIR: dir },
+  });
   guard.unref();
   const images = (async () => {
     await ensureTestImages();
     await sh([join(here, '../../deploy/image/build-local.sh')], 600_000);
   })();
-  await until(() => existsSync(ready) && readFileSync(ready, 'utf8').trim() !== '', 'the local Kubernetes did not come up', 10 * 60_000);
-  if (readFileSync(ready, 'utf8').trim() !== 'up') throw new Error(`test setup: the local Kubernetes failed to start:\n${readFileSync(`${ready}.log`, 'utf8').slice(-4000)}`);
+  await until(
+    () => existsSync(ready) && readFileSync(ready, 'utf8').trim() !== '',
+    'the local Kubernetes did not come up',
+    10 * 60_000,
+  );
+  if (readFileSync(ready, 'utf8').trim() !== 'up')
+    throw new Error(
+      `test setup: the local Kubernetes failed to start:\n${readFileSync(`${ready}.log`, 'utf8').slice(-4000)}`,
+    );
   await images;
   await sh([clusterSh, 'load', BUSYBOX_IMAGE, PYTHON_IMAGE, POD_AGENT_IMAGE], 300_000);
   // One (pretend) GPU on the node, as a device plugin would advertise it: enough to schedule a
   // 1-GPU step, too few for a 2-GPU one.
-  await sh(['-c', `KUBECONFIG=${join(dir, 'kubeconfig')} kubectl patch node localhost --subresource=status --type=json -p '[{"op":"add","path":"/status/capacity/nvidia.com~1gpu","value":"1"}]'`], 30_000);
+  await sh(
+    [
+      '-c',
+      `KUBECONFIG=${join(dir, 'kubeconfig')} kubectl patch node localhost --subresource=status --type=json -p '[{"op":"add","path":"/status/capacity/nvidia.com~1gpu","value":"1"}]'`,
+    ],
+    30_000,
+  );
   const bridge = (await sh([clusterSh, 'bridge-ip'], 10_000)).trim();
   const port = await freePortOn(bridge);
   moto = spawn('moto_server', ['-H', bridge, '-p', String(port)], { stdio: 'ignore' });
@@ -101,14 +120,18 @@ export async function teardown(): Promise<void> {
     return;
   }
   // The guard exits once `cluster.sh down` has restored the host.
-  await until(() => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, 'the local Kubernetes was not torn down', 180_000);
+  await until(
+    () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    },
+    'the local Kubernetes was not torn down',
+    180_000,
+  );
 }
 
 declare module 'vitest' {

@@ -17,7 +17,10 @@ describe('setup', () => {
       copyFileSync(join(root, 'package-lock.json'), join(dir, 'package-lock.json'));
       const before = readFileSync(join(dir, 'package-lock.json'), 'utf8');
       // Throws (exit 1, "Missing: … from lock file") when the lock is out of sync.
-      execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'pipe' });
+      execFileSync('npm', ['ci', '--dry-run', '--ignore-scripts', '--no-audit', '--no-fund'], {
+        cwd: dir,
+        stdio: 'pipe',
+      });
       expect(readFileSync(join(dir, 'package-lock.json'), 'utf8')).toBe(before);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -24,7 +24,10 @@ class Repo {
     this.git('config', 'protocol.file.allow', 'always');
   }
   git(...args: string[]): string {
-    return execFileSync('git', ['-C', this.path, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+    return execFileSync('git', ['-C', this.path, ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
   }
   write(files: Record<string, string>): this {
     for (const [p, text] of Object.entries(files)) {
@@ -35,7 +38,11 @@ class Repo {
   }
   link(path: string, target: string): this {
     mkdirSync(dirname(join(this.path, path)), { recursive: true });
-    try { unlinkSync(join(this.path, path)); } catch { /* new link */ }
+    try {
+      unlinkSync(join(this.path, path));
+    } catch {
+      /* new link */
+    }
     symlinkSync(target, join(this.path, path));
     return this;
   }
@@ -55,7 +62,11 @@ const digestOf = async (repo: Repo, code?: string[]) => (await stepCode(await re
 
 describe('symbolic links', () => {
   it('retargeting a link changes the key (issue 7: a link digested as the text "symlink")', async () => {
-    const repo = new Repo().write({ 'configs/a.json': '{"a":1}', 'configs/b.json': '{"b":2}', 'run.sh': 'cat current.json' });
+    const repo = new Repo().write({
+      'configs/a.json': '{"a":1}',
+      'configs/b.json': '{"b":2}',
+      'run.sh': 'cat current.json',
+    });
     repo.link('current.json', 'configs/a.json');
     const a = await digestOf(repo, ['current.json', 'run.sh']);
     repo.link('current.json', 'configs/b.json');
@@ -64,7 +75,9 @@ describe('symbolic links', () => {
   });
 
   it('an edit to what a link leads to changes the key, even outside the listed code or in an ignored path', async () => {
-    const repo = new Repo().write({ 'docs/params.md': 'lr=1', 'run.sh': 'cat params' }).link('params', 'docs/params.md');
+    const repo = new Repo()
+      .write({ 'docs/params.md': 'lr=1', 'run.sh': 'cat params' })
+      .link('params', 'docs/params.md');
     const listed = await digestOf(repo, ['params', 'run.sh']);
     const byDefault = await digestOf(repo);
     repo.write({ 'docs/params.md': 'lr=2' });
@@ -76,20 +89,44 @@ describe('symbolic links', () => {
   });
 
   it('follows links through linked folders, chains and `..`, and everything under a linked folder', async () => {
-    const repo = new Repo().write({ 'vendor/v2/lib/util.py': 'x=1', 'vendor/v2/lib/deep/k.py': 'k=1', 'other.py': 'o' });
+    const repo = new Repo().write({
+      'vendor/v2/lib/util.py': 'x=1',
+      'vendor/v2/lib/deep/k.py': 'k=1',
+      'other.py': 'o',
+    });
     repo.link('vendor/current', 'v2').link('lib', 'vendor/current/lib').link('entry.py', './lib/../lib/util.py');
     const ck = await repo.commit();
-    expect((await stepCode(ck, ['entry.py'])).entries.map((e) => e.path)).toEqual(['entry.py', 'lib', 'vendor/current', 'vendor/v2/lib/util.py']);
-    expect((await stepCode(ck, ['lib'])).entries.map((e) => e.path)).toEqual(['lib', 'vendor/current', 'vendor/v2/lib/deep/k.py', 'vendor/v2/lib/util.py']);
+    expect((await stepCode(ck, ['entry.py'])).entries.map((e) => e.path)).toEqual([
+      'entry.py',
+      'lib',
+      'vendor/current',
+      'vendor/v2/lib/util.py',
+    ]);
+    expect((await stepCode(ck, ['lib'])).entries.map((e) => e.path)).toEqual([
+      'lib',
+      'vendor/current',
+      'vendor/v2/lib/deep/k.py',
+      'vendor/v2/lib/util.py',
+    ]);
     // A listed path read through a linked folder (the walk does not descend links).
-    expect((await stepCode(ck, ['lib/deep/k.py'])).entries.map((e) => e.path)).toEqual(['lib', 'vendor/current', 'vendor/v2/lib/deep/k.py']);
+    expect((await stepCode(ck, ['lib/deep/k.py'])).entries.map((e) => e.path)).toEqual([
+      'lib',
+      'vendor/current',
+      'vendor/v2/lib/deep/k.py',
+    ]);
     const before = (await stepCode(ck, ['lib/deep/k.py'])).digest;
     repo.write({ 'vendor/v2/lib/deep/k.py': 'k=2' });
     expect((await stepCode(await repo.commit(), ['lib/deep/k.py'])).digest).not.toBe(before);
   });
 
   it('a link leaving the checkout is keyed by its text only; loops end', async () => {
-    const repo = new Repo().write({ 'a.py': 'a' }).link('passwd', '/etc/passwd').link('up', '../../outside').link('loop1', 'loop2').link('loop2', 'loop1').link('self', '.');
+    const repo = new Repo()
+      .write({ 'a.py': 'a' })
+      .link('passwd', '/etc/passwd')
+      .link('up', '../../outside')
+      .link('loop1', 'loop2')
+      .link('loop2', 'loop1')
+      .link('self', '.');
     const ck = await repo.commit();
     const code = await stepCode(ck, ['passwd', 'up', 'loop1']);
     expect(code.entries).toEqual([
@@ -99,7 +136,14 @@ describe('symbolic links', () => {
       { path: 'up', type: 'symlink', target: '../../outside' },
     ]);
     // A link to the root brings in the whole checkout, pipeline files and ignored paths too.
-    expect((await stepCode(ck, ['self'])).entries.map((e) => e.path)).toEqual(['a.py', 'loop1', 'loop2', 'passwd', 'self', 'up']);
+    expect((await stepCode(ck, ['self'])).entries.map((e) => e.path)).toEqual([
+      'a.py',
+      'loop1',
+      'loop2',
+      'passwd',
+      'self',
+      'up',
+    ]);
   });
 });
 
@@ -133,7 +177,10 @@ describe('modes, empty folders, submodules, LFS', () => {
 
   it('a Git LFS file is keyed by the bytes the step reads: the pointer without a smudge filter, the content with one', async () => {
     const pointer = 'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a\nsize 6\n';
-    const repo = new Repo().write({ '.gitattributes': '*.bin filter=lfs diff=lfs merge=lfs -text\n', 'w.bin': pointer });
+    const repo = new Repo().write({
+      '.gitattributes': '*.bin filter=lfs diff=lfs merge=lfs -text\n',
+      'w.bin': pointer,
+    });
     const ck = await repo.commit();
     const entry = (await stepCode(ck, ['w.bin'])).entries[0]!;
     const { sha256Bytes } = await import('../../activities/store/digest.js');
@@ -150,7 +197,14 @@ describe('modes, empty folders, submodules, LFS', () => {
 });
 
 describe('the default code scope', () => {
-  const base = { '.trainyard/p.yaml': 'name: p\n', 'README.md': 'hello', 'docs/guide.md': 'g', 'docs/img.png': 'png', '.github/workflows/ci.yml': 'ci', 'src/train.py': 't' };
+  const base = {
+    '.trainyard/p.yaml': 'name: p\n',
+    'README.md': 'hello',
+    'docs/guide.md': 'g',
+    'docs/img.png': 'png',
+    '.github/workflows/ci.yml': 'ci',
+    'src/train.py': 't',
+  };
 
   it('leaves out .trainyard/, *.md, docs/ and .github/ when there is no .trainyardignore', async () => {
     const repo = new Repo().write(base);
@@ -160,14 +214,26 @@ describe('the default code scope', () => {
   });
 
   it('a .trainyardignore replaces the defaults and is itself outside the scope; a listed code: ignores it', async () => {
-    const repo = new Repo().write({ ...base, '.trainyardignore': '# data is an input, not code\ndata/\n', 'data/x.csv': '1' });
+    const repo = new Repo().write({
+      ...base,
+      '.trainyardignore': '# data is an input, not code\ndata/\n',
+      'data/x.csv': '1',
+    });
     const ck = await repo.commit();
-    expect((await stepCode(ck)).entries.map((e) => e.path)).toEqual(['.github/workflows/ci.yml', 'README.md', 'docs/guide.md', 'docs/img.png', 'src/train.py']);
+    expect((await stepCode(ck)).entries.map((e) => e.path)).toEqual([
+      '.github/workflows/ci.yml',
+      'README.md',
+      'docs/guide.md',
+      'docs/img.png',
+      'src/train.py',
+    ]);
     expect((await stepCode(ck, ['data', 'README.md'])).entries.map((e) => e.path)).toEqual(['README.md', 'data/x.csv']);
   });
 
   it('refuses a .trainyardignore that is a symbolic link (it could lead anywhere on the host)', async () => {
     const repo = new Repo().write(base).link('.trainyardignore', '/etc/hostname');
-    await expect(stepCode(await repo.commit())).rejects.toThrow('.trainyardignore must be a regular file with one pattern per line; it is a symbolic link');
+    await expect(stepCode(await repo.commit())).rejects.toThrow(
+      '.trainyardignore must be a regular file with one pattern per line; it is a symbolic link',
+    );
   });
 });

@@ -11,11 +11,43 @@ const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'i
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const FILES = [
-  'README.md', 'src/README.md', 'src/train.py', 'src/notes.MD', 'docs/index.md', 'docs/api/x.py', 'src/docs/y.py',
-  'other/docs', 'build/out.o', 'a/build/b.o', 'build.txt', '.github/workflows/ci.yml', '.env', 'sub/.env', 'data/raw/a.csv',
-  'data/raw/keep.csv', 'data/clean/b.csv', 'foo/bar/baz/q.txt', 'foo/q.txt', 'x/foo/bar', 'logs/2024/a.log',
-  'logs/keep.log', 'file with space ', 'file with space', '#hash', '!bang', 'a?b', 'abc', 'ab', 'lib/[x].py',
-  'deep/a/b/c/d.txt', 'one/two.txt', 'two.txt', 'tmp/', 'v1/model.bin', 'v10/model.bin', 'vX/model.bin',
+  'README.md',
+  'src/README.md',
+  'src/train.py',
+  'src/notes.MD',
+  'docs/index.md',
+  'docs/api/x.py',
+  'src/docs/y.py',
+  'other/docs',
+  'build/out.o',
+  'a/build/b.o',
+  'build.txt',
+  '.github/workflows/ci.yml',
+  '.env',
+  'sub/.env',
+  'data/raw/a.csv',
+  'data/raw/keep.csv',
+  'data/clean/b.csv',
+  'foo/bar/baz/q.txt',
+  'foo/q.txt',
+  'x/foo/bar',
+  'logs/2024/a.log',
+  'logs/keep.log',
+  'file with space ',
+  'file with space',
+  '#hash',
+  '!bang',
+  'a?b',
+  'abc',
+  'ab',
+  'lib/[x].py',
+  'deep/a/b/c/d.txt',
+  'one/two.txt',
+  'two.txt',
+  'tmp/',
+  'v1/model.bin',
+  'v10/model.bin',
+  'vX/model.bin',
 ].filter((p) => !p.endsWith('/'));
 
 // Every case pairs patterns with what they must leave out; git decides which files they are.
@@ -32,9 +64,15 @@ const CASES: Array<{ name: string; patterns: string[] }> = [
   { name: 're-include inside an excluded folder is impossible', patterns: ['data/', '!data/raw/keep.csv'] },
   { name: 're-include when only the files were excluded', patterns: ['data/raw/*', '!data/raw/keep.csv'] },
   { name: 'negation order: last match wins', patterns: ['!src/train.py', 'src/*', '!src/train.py'] },
-  { name: 'comments, blanks, escapes', patterns: ['# a comment', '', '\\#hash', '\\!bang', '   ', 'file\\ with\\ space\\ '] },
+  {
+    name: 'comments, blanks, escapes',
+    patterns: ['# a comment', '', '\\#hash', '\\!bang', '   ', 'file\\ with\\ space\\ '],
+  },
   { name: 'trailing spaces are dropped', patterns: ['abc   ', 'two.txt  '] },
-  { name: 'wildcards ? and [] do not cross folders', patterns: ['a?b', 'ab[a-c]', 'v[0-9]/', 'one?two.txt', 'lib/\\[x\\].py'] },
+  {
+    name: 'wildcards ? and [] do not cross folders',
+    patterns: ['a?b', 'ab[a-c]', 'v[0-9]/', 'one?two.txt', 'lib/\\[x\\].py'],
+  },
   { name: 'negated class', patterns: ['v[!0-9]/'] },
   { name: 'star does not cross slashes when anchored', patterns: ['src/*.py', '/*.txt'] },
   { name: 'case sensitive', patterns: ['*.MD'] },
@@ -45,7 +83,23 @@ const CASES: Array<{ name: string; patterns: string[] }> = [
 function gitIgnored(dir: string, patterns: string[]): string[] {
   const excludes = join(dir, '..', `${dir.split('/').pop()}.exclude`);
   writeFileSync(excludes, patterns.join('\n') + '\n');
-  const out = execFileSync('git', ['-C', dir, '-c', 'core.excludesFile=/dev/null', '-c', 'core.quotePath=false', 'ls-files', '-z', '--others', '--ignored', `--exclude-from=${excludes}`], { encoding: 'utf8' });
+  const out = execFileSync(
+    'git',
+    [
+      '-C',
+      dir,
+      '-c',
+      'core.excludesFile=/dev/null',
+      '-c',
+      'core.quotePath=false',
+      'ls-files',
+      '-z',
+      '--others',
+      '--ignored',
+      `--exclude-from=${excludes}`,
+    ],
+    { encoding: 'utf8' },
+  );
   return out.split('\0').filter(Boolean).sort();
 }
 
@@ -66,8 +120,16 @@ describe('.trainyardignore matches as a root .gitignore does', () => {
 
   it('leaves out folders (empty ones included) exactly when git would leave out a file in them', () => {
     const m = compileIgnore(['docs/', 'logs/**', '!keep/', 'cache']);
-    expect(['docs', 'a/docs', 'logs/2024', 'cache', 'x/cache', 'keep', 'src'].map((d) => [d, m.ignores(d, true)])).toEqual([
-      ['docs', true], ['a/docs', true], ['logs/2024', true], ['cache', true], ['x/cache', true], ['keep', false], ['src', false],
+    expect(
+      ['docs', 'a/docs', 'logs/2024', 'cache', 'x/cache', 'keep', 'src'].map((d) => [d, m.ignores(d, true)]),
+    ).toEqual([
+      ['docs', true],
+      ['a/docs', true],
+      ['logs/2024', true],
+      ['cache', true],
+      ['x/cache', true],
+      ['keep', false],
+      ['src', false],
     ]);
   });
 

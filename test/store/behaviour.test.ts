@@ -80,7 +80,9 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     for (const bad of ['sha256:../../etc/passwd', `sha256:${'A'.repeat(64)}`, 'md5:abc', `sha256:${'0'.repeat(63)}/`]) {
       await expect(store.has(bad)).rejects.toThrow(/invalid digest/);
       await expect(store.openRead(bad)).rejects.toThrow(/invalid digest/);
-      await expect(store.materialize({ digest: bad, kind: 'file' }, join(work, 'never'))).rejects.toThrow(/invalid digest/);
+      await expect(store.materialize({ digest: bad, kind: 'file' }, join(work, 'never'))).rejects.toThrow(
+        /invalid digest/,
+      );
     }
     expect(await exists(join(work, 'never'))).toBe(false);
     await expect(store.getBytes(`sha256:${'0'.repeat(64)}`)).rejects.toThrow(/not in store/);
@@ -155,7 +157,14 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     const manifest = JSON.parse((await store.getBytes(ref.digest)).toString()) as DirManifest;
     expect(manifest.kind).toBe('trainyard.dir/v1');
     const paths = manifest.entries.map((e) => e.path);
-    expect(paths).toEqual(['config.json', 'copy-of-config.json', 'empty', 'run.sh', 'secret-ish', 'weights/layer 1/w.bin']);
+    expect(paths).toEqual([
+      'config.json',
+      'copy-of-config.json',
+      'empty',
+      'run.sh',
+      'secret-ish',
+      'weights/layer 1/w.bin',
+    ]);
     const byPath = Object.fromEntries(manifest.entries.map((e) => [e.path, e]));
     expect(byPath['config.json']!.digest).toBe(byPath['copy-of-config.json']!.digest);
     expect(byPath['run.sh']!.mode).toBe(0o755);
@@ -190,7 +199,14 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     await store.materialize(ref, dest);
     expect(await treeOf(dest)).toEqual(await treeOf(dir));
     expect(await treeOf(dest)).toEqual([
-      'f - .hidden', 'd bin', 'f x bin/tool', 'd empty', 'd nested', 'f - nested/data.txt', 'd nested/empty', 'd nested/empty/deeper',
+      'f - .hidden',
+      'd bin',
+      'f x bin/tool',
+      'd empty',
+      'd nested',
+      'f - nested/data.txt',
+      'd nested/empty',
+      'd nested/empty/deeper',
     ]);
     expect((await stat(join(dest, 'bin', 'tool'))).mode & 0o777).toBe(0o755);
     expect(await readFile(join(dest, 'bin', 'tool'), 'utf8')).toBe('#!/bin/sh\n');
@@ -201,7 +217,10 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     const plain = join(work, 'plain');
     await mkdir(plain);
     await writeFile(join(plain, 'a'), 'a');
-    const manifest = JSON.parse((await store.getBytes((await store.putPath(plain)).digest)).toString()) as Record<string, unknown>;
+    const manifest = JSON.parse((await store.getBytes((await store.putPath(plain)).digest)).toString()) as Record<
+      string,
+      unknown
+    >;
     expect(Object.keys(manifest).sort()).toEqual(['entries', 'kind']);
   });
 
@@ -209,11 +228,17 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     const { store } = backend;
     const blob = await store.putBytes('payload');
     const hostile = [
-      [{ path: 'ok.txt', digest: blob.digest, size: 7, mode: 420 }, { path: '../escaped.txt', digest: blob.digest, size: 7, mode: 420 }],
+      [
+        { path: 'ok.txt', digest: blob.digest, size: 7, mode: 420 },
+        { path: '../escaped.txt', digest: blob.digest, size: 7, mode: 420 },
+      ],
       [{ path: '/etc/x', digest: blob.digest, size: 7, mode: 420 }],
       [{ path: 'a/../../x', digest: blob.digest, size: 7, mode: 420 }],
       [{ path: 'ok.txt', digest: '../../../../etc/passwd', size: 7, mode: 420 }],
-      [{ path: 'a', digest: blob.digest, size: 7, mode: 420 }, { path: 'a/b', digest: blob.digest, size: 7, mode: 420 }],
+      [
+        { path: 'a', digest: blob.digest, size: 7, mode: 420 },
+        { path: 'a/b', digest: blob.digest, size: 7, mode: 420 },
+      ],
     ].map((entries) => ({ entries }));
     const file = { path: 'a/f', digest: blob.digest, size: 7, mode: 420 };
     hostile.push(
@@ -228,7 +253,9 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     for (const body of hostile) {
       const manifest = await store.putBytes(JSON.stringify({ kind: 'trainyard.dir/v1', ...body }));
       const dest = join(parent, 'dest');
-      await expect(store.materialize({ digest: manifest.digest, kind: 'dir' }, dest)).rejects.toThrow(/unsafe path|invalid digest|both a file|empty folder but holds|appears twice|dirs must be a list/);
+      await expect(store.materialize({ digest: manifest.digest, kind: 'dir' }, dest)).rejects.toThrow(
+        /unsafe path|invalid digest|both a file|empty folder but holds|appears twice|dirs must be a list/,
+      );
       expect(await readdir(parent)).toEqual([]);
     }
     expect(await exists(join(work, 'escaped.txt'))).toBe(false);
@@ -265,8 +292,14 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
 
     expect(await store.getRecord('cache/key-1')).toEqual({ hit: false });
     expect(await store.getRecord('cache/missing')).toBeUndefined();
-    expect(await store.listRecords(`index/produced/${d}/`)).toEqual([`index/produced/${d}/run-1`, `index/produced/${d}/run-2`]);
-    expect(await store.listRecords('index/produced/sha256:ab')).toEqual([`index/produced/${d}/run-1`, `index/produced/${d}/run-2`]);
+    expect(await store.listRecords(`index/produced/${d}/`)).toEqual([
+      `index/produced/${d}/run-1`,
+      `index/produced/${d}/run-2`,
+    ]);
+    expect(await store.listRecords('index/produced/sha256:ab')).toEqual([
+      `index/produced/${d}/run-1`,
+      `index/produced/${d}/run-2`,
+    ]);
     expect(await store.listRecords('index/')).toHaveLength(3);
     expect(await store.listRecords('nothing/here/')).toEqual([]);
     expect(await store.listRecords('')).toEqual(expect.arrayContaining(['cache/key-1', `index/produced/${d}/run-1`]));
@@ -278,6 +311,7 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
       await expect(store.putRecord(bad, {})).rejects.toThrow(/invalid record key/);
       await expect(store.getRecord(bad)).rejects.toThrow(/invalid record key/);
     }
-    for (const bad of ['../', 'a/../', '/abs']) await expect(store.listRecords(bad)).rejects.toThrow(/invalid record prefix/);
+    for (const bad of ['../', 'a/../', '/abs'])
+      await expect(store.listRecords(bad)).rejects.toThrow(/invalid record prefix/);
   });
 });

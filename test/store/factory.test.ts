@@ -85,7 +85,15 @@ describe('digests', () => {
     expect(() => assertDigest(d)).not.toThrow();
     // FIPS 180-2 test vector for "abc"
     expect(d).toBe('sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
-    for (const bad of [d.toUpperCase(), d.slice(0, -1), `${d}0`, d.replace('sha256:', 'sha512:'), `${d.slice(0, 20)}/../x`, 42, null]) {
+    for (const bad of [
+      d.toUpperCase(),
+      d.slice(0, -1),
+      `${d}0`,
+      d.replace('sha256:', 'sha512:'),
+      `${d.slice(0, 20)}/../x`,
+      42,
+      null,
+    ]) {
       expect(() => assertDigest(bad)).toThrow(/invalid digest/);
     }
   });

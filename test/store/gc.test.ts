@@ -25,7 +25,8 @@ async function populate(store: ArtifactStore) {
   await writeFile(join(src, 'model', 'config'), 'old config');
   const oldDir = await store.putPath(join(src, 'model'));
   const d = {
-    keptDir, oldDir,
+    keptDir,
+    oldDir,
     keptLog: await put('log of the recent run'),
     oldLog: await put('log of the old run'),
     oldOutput: await put('output of the old run'),
@@ -41,23 +42,41 @@ async function populate(store: ArtifactStore) {
     await store.putRecord(`runs/${runId}/report`, { markdown: `report of ${runId}` });
     await store.putRecord(`index/runs/${runId}`, { runId, pipeline, finishedAt });
   };
-  await run('recent', 'p', ago(1), [{ outputs: { model: { digest: d.keptDir.digest, kind: 'dir' } }, logDigest: d.keptLog, cache: { key: key(1) } }]);
-  await run('old', 'p', ago(200), [{ outputs: { out: { digest: d.oldOutput, kind: 'file' }, model: { digest: d.oldDir.digest, kind: 'dir' } }, logDigest: d.oldLog }]);
+  await run('recent', 'p', ago(1), [
+    { outputs: { model: { digest: d.keptDir.digest, kind: 'dir' } }, logDigest: d.keptLog, cache: { key: key(1) } },
+  ]);
+  await run('old', 'p', ago(200), [
+    {
+      outputs: { out: { digest: d.oldOutput, kind: 'file' }, model: { digest: d.oldDir.digest, kind: 'dir' } },
+      logDigest: d.oldLog,
+    },
+  ]);
   await run('older', 'p', ago(300), []);
   await run('only-q', 'q', ago(400), [{ outputs: { out: { digest: d.lastOfQ, kind: 'file' } } }]);
   await store.putRecord(`index/produced/${d.oldOutput}/old`, { step: 's' });
   await store.putRecord(`index/produced/${d.keptDir.digest}/recent`, { step: 's' });
   await store.putRecord(`index/digest-prefix/${d.oldOutput.slice(7, 19)}/${d.oldOutput}`, { digest: d.oldOutput });
   // Old cache records: one the recent run reused (its key is in that run's lineage), one nobody did.
-  await store.putRecord(`cache/${key(1).slice(7)}`, { key: key(1), outputs: { x: { digest: d.hitByRecent, kind: 'file' } }, source: { finishedAt: ago(150) } });
-  await store.putRecord(`cache/${key(2).slice(7)}`, { key: key(2), outputs: { x: { digest: d.expiredCacheOutput, kind: 'file' } }, source: { finishedAt: ago(150) } });
+  await store.putRecord(`cache/${key(1).slice(7)}`, {
+    key: key(1),
+    outputs: { x: { digest: d.hitByRecent, kind: 'file' } },
+    source: { finishedAt: ago(150) },
+  });
+  await store.putRecord(`cache/${key(2).slice(7)}`, {
+    key: key(2),
+    outputs: { x: { digest: d.expiredCacheOutput, kind: 'file' } },
+    source: { finishedAt: ago(150) },
+  });
   await store.putRecord('cache-latest/p/s', { key: key(1), parts: { code: d.listing } });
   return d;
 }
 
 const kinds = [localBackend, s3Backend];
 let backend: Backend | undefined;
-afterEach(async () => { await backend?.cleanup(); backend = undefined; });
+afterEach(async () => {
+  await backend?.cleanup();
+  backend = undefined;
+});
 
 describe.each(kinds)('gc on the $name store', (kind) => {
   it('a dry run deletes nothing and says what an --apply run then deletes', async () => {
@@ -67,7 +86,11 @@ describe.each(kinds)('gc on the $name store', (kind) => {
     // Every blob looks two days old: past the grace period, only what is named survives.
     const later = Date.now() + 2 * DAY;
     const dry = await collectGarbage(store, { keepLast: 1, now: later });
-    expect(dry).toMatchObject({ applied: false, runs: { total: 4, kept: 2, expired: 2 }, cacheRecords: { total: 2, kept: 1, expired: 1 } });
+    expect(dry).toMatchObject({
+      applied: false,
+      runs: { total: 4, kept: 2, expired: 2 },
+      cacheRecords: { total: 2, kept: 1, expired: 1 },
+    });
     for (const digest of [d.oldOutput, d.stray]) expect(await store.has(digest)).toBe(true);
 
     const done = await collectGarbage(store, { keepLast: 1, now: later, apply: true });
@@ -75,8 +98,12 @@ describe.each(kinds)('gc on the $name store', (kind) => {
     expect(done.records.deleted).toBe(dry.records.deleted);
     const gone = [d.oldOutput, d.oldLog, d.oldDir.digest, d.expiredCacheOutput, d.stray];
     const kept = [d.keptDir.digest, d.keptLog, d.lastOfQ, d.hitByRecent, d.listing];
-    expect(Object.fromEntries(await Promise.all(gone.map(async (x) => [x, await store.has(x)])))).toEqual(Object.fromEntries(gone.map((x) => [x, false])));
-    expect(Object.fromEntries(await Promise.all(kept.map(async (x) => [x, await store.has(x)])))).toEqual(Object.fromEntries(kept.map((x) => [x, true])));
+    expect(Object.fromEntries(await Promise.all(gone.map(async (x) => [x, await store.has(x)])))).toEqual(
+      Object.fromEntries(gone.map((x) => [x, false])),
+    );
+    expect(Object.fromEntries(await Promise.all(kept.map(async (x) => [x, await store.has(x)])))).toEqual(
+      Object.fromEntries(kept.map((x) => [x, true])),
+    );
     // The kept directory is whole: its manifest and both files.
     const out = join(await scratchDir('gc-out'), 'model');
     await store.materialize(d.keptDir, out);
@@ -84,8 +111,17 @@ describe.each(kinds)('gc on the $name store', (kind) => {
     expect(done.blobs.deleted).toBe(gone.length + 2);
     expect(dry.blobs.deletedBytes).toBe(done.blobs.deletedBytes);
     // Expired runs' documents and index entries, the expired cache record, the orphaned prefix entry.
-    expect(await store.listRecords('runs/')).toEqual(['runs/only-q/lineage', 'runs/only-q/report', 'runs/recent/lineage', 'runs/recent/report']);
-    expect(await store.listRecords('index/')).toEqual(['index/produced/' + d.keptDir.digest + '/recent', 'index/runs/only-q', 'index/runs/recent']);
+    expect(await store.listRecords('runs/')).toEqual([
+      'runs/only-q/lineage',
+      'runs/only-q/report',
+      'runs/recent/lineage',
+      'runs/recent/report',
+    ]);
+    expect(await store.listRecords('index/')).toEqual([
+      'index/produced/' + d.keptDir.digest + '/recent',
+      'index/runs/only-q',
+      'index/runs/recent',
+    ]);
     expect(await store.listRecords('cache/')).toEqual([`cache/${'1'.repeat(64)}`]);
     // A second pass finds nothing more.
     expect((await collectGarbage(store, { keepLast: 1, now: later, apply: true })).blobs.deleted).toBe(0);
@@ -95,10 +131,22 @@ describe.each(kinds)('gc on the $name store', (kind) => {
     backend = await kind.make();
     const { store } = backend;
     const used = (await store.putBytes('an output only the open run knows of (cache: false)')).digest;
-    const r = await collectGarbage(store, { now: Date.now() + 2 * DAY, apply: true, openReferences: async () => [{ steps: [{ outcome: { outputs: { o: { digest: used, kind: 'file' } } } }] }] });
+    const r = await collectGarbage(store, {
+      now: Date.now() + 2 * DAY,
+      apply: true,
+      openReferences: async () => [{ steps: [{ outcome: { outputs: { o: { digest: used, kind: 'file' } } } }] }],
+    });
     expect(r.runs.open).toBe(1);
     expect(await store.has(used)).toBe(true);
-    await expect(collectGarbage(store, { apply: true, now: Date.now() + 2 * DAY, openReferences: async () => { throw new Error('no worker'); } })).rejects.toThrow('no worker');
+    await expect(
+      collectGarbage(store, {
+        apply: true,
+        now: Date.now() + 2 * DAY,
+        openReferences: async () => {
+          throw new Error('no worker');
+        },
+      }),
+    ).rejects.toThrow('no worker');
     expect(await store.has(used)).toBe(true);
   });
 });
@@ -124,10 +172,26 @@ it('the CLI reads durations and prints a summary', () => {
   expect(parseDuration('--older-than', '90d')).toBe(90 * DAY);
   expect(parseDuration('--grace', '36h')).toBe(36 * 3_600_000);
   expect(() => parseDuration('--older-than', '90 days')).toThrow('--older-than must be a whole number and a unit');
-  const text = formatGcSummary({
-    store: 'file:///s', applied: false, runs: { total: 3, kept: 2, expired: 1, open: 1 }, cacheRecords: { total: 4, kept: 3, expired: 1 }, records: { deleted: 5 },
-    blobs: { total: 10, totalBytes: 4096, reachable: 6, reachableBytes: 2048, young: 1, youngBytes: 10, deleted: 3, deletedBytes: 2038 },
-  }, '24h');
+  const text = formatGcSummary(
+    {
+      store: 'file:///s',
+      applied: false,
+      runs: { total: 3, kept: 2, expired: 1, open: 1 },
+      cacheRecords: { total: 4, kept: 3, expired: 1 },
+      records: { deleted: 5 },
+      blobs: {
+        total: 10,
+        totalBytes: 4096,
+        reachable: 6,
+        reachableBytes: 2048,
+        young: 1,
+        youngBytes: 10,
+        deleted: 3,
+        deletedBytes: 2038,
+      },
+    },
+    '24h',
+  );
   expect(text).toContain('trainyard gc (dry run): file:///s');
   expect(text).toContain('to delete:     3 objects, 2.0 KiB');
   expect(text).toContain('run again with --apply');

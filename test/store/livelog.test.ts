@@ -4,7 +4,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LiveLog, latestLiveAttempt, liveAttemptKey, liveLogPrefix, readLiveChunks, truncatedMarker } from '../../activities/runner/livelog.js';
+import {
+  LiveLog,
+  latestLiveAttempt,
+  liveAttemptKey,
+  liveLogPrefix,
+  readLiveChunks,
+  truncatedMarker,
+} from '../../activities/runner/livelog.js';
 import { createStore } from '../../activities/store/factory.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 
@@ -23,16 +30,25 @@ describe('live log', () => {
     const log = new LiveLog(store, `${liveLogPrefix('trainyard-step-aa')}${liveAttemptKey(1, 1)}/`, { flushMs: 20 });
     log.write('O epoch 1');
     log.write('E warning');
-    await expect.poll(async () => (await text(store, 'trainyard-step-aa')).text, { timeout: 10_000 }).toBe('O epoch 1\nE warning\n');
+    await expect
+      .poll(async () => (await text(store, 'trainyard-step-aa')).text, { timeout: 10_000 })
+      .toBe('O epoch 1\nE warning\n');
     expect((await text(store, 'trainyard-step-aa')).end).toBeUndefined();
     log.write('O epoch 2');
     await log.close();
-    expect(await text(store, 'trainyard-step-aa')).toMatchObject({ text: 'O epoch 1\nE warning\nO epoch 2\n', end: { lines: 3, truncated: false } });
+    expect(await text(store, 'trainyard-step-aa')).toMatchObject({
+      text: 'O epoch 1\nE warning\nO epoch 2\n',
+      end: { lines: 3, truncated: false },
+    });
   });
 
   it('stops at the per-attempt bound with a truncated marker; the newest attempt is the one read', async () => {
     const store = createStore(join(root, 'b'));
-    const first = new LiveLog(store, `${liveLogPrefix('trainyard-step-bb')}${liveAttemptKey(1, 1)}/`, { maxBytes: 2000, chunkBytes: 500, flushMs: 10 });
+    const first = new LiveLog(store, `${liveLogPrefix('trainyard-step-bb')}${liveAttemptKey(1, 1)}/`, {
+      maxBytes: 2000,
+      chunkBytes: 500,
+      flushMs: 10,
+    });
     for (let i = 0; i < 1000; i++) {
       first.write(`O line ${i} ${'x'.repeat(20)}`);
       if (i % 10 === 0) await new Promise((r) => setTimeout(r, 2)); // the step prints over time
@@ -55,9 +71,15 @@ describe('live log', () => {
     const gate = new Promise<void>((r) => (release = r));
     let maxPending = 0;
     const slow: ArtifactStore = Object.assign(Object.create(real) as ArtifactStore, {
-      putRecord: async (k: string, v: unknown) => { await gate; return real.putRecord(k, v); },
+      putRecord: async (k: string, v: unknown) => {
+        await gate;
+        return real.putRecord(k, v);
+      },
     });
-    const log = new LiveLog(slow, `${liveLogPrefix('trainyard-step-cc')}${liveAttemptKey(1, 1)}/`, { chunkBytes: 1000, flushMs: 10 });
+    const log = new LiveLog(slow, `${liveLogPrefix('trainyard-step-cc')}${liveAttemptKey(1, 1)}/`, {
+      chunkBytes: 1000,
+      flushMs: 10,
+    });
     for (let i = 0; i < 10_000; i++) {
       log.write(`O ${i} ${'y'.repeat(40)}`);
       maxPending = Math.max(maxPending, (log as unknown as { pending: string }).pending.length);

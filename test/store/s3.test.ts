@@ -40,7 +40,9 @@ describe('S3 store', () => {
     execFileSync('dd', ['if=/dev/urandom', `of=${src}`, `bs=${size}`, 'count=1', 'status=none']);
     // What the hash pass would have seen had the file been different when it was hashed.
     const claimed = { digest: sha256Bytes(`not the file ${size}`), size };
-    await expect(store.uploadFile(src, claimed)).rejects.toThrow(/changed while being uploaded.*does not match its digest/);
+    await expect(store.uploadFile(src, claimed)).rejects.toThrow(
+      /changed while being uploaded.*does not match its digest/,
+    );
     expect(await objectExists(store.blobKey(claimed.digest))).toBe(false);
     const open = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'guard/' }));
     expect(open.Uploads ?? []).toEqual([]);
@@ -67,7 +69,9 @@ describe('S3 store', () => {
     const n = 1005;
     for (let i = 0; i < n; i += 50) {
       await Promise.all(
-        Array.from({ length: Math.min(50, n - i) }, (_, j) => store.putRecord(`many/r-${String(i + j).padStart(4, '0')}`, { i: i + j })),
+        Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+          store.putRecord(`many/r-${String(i + j).padStart(4, '0')}`, { i: i + j }),
+        ),
       );
     }
     const keys = await store.listRecords('many/');

@@ -11,7 +11,13 @@ import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions } from '../../app/engine.js';
 import { workflowBundle } from '../../app/worker.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import { cancelSignal, statusQuery, stepFinishedSignal, type Prepared, type StartRequest } from '../../workflows/contracts.js';
+import {
+  cancelSignal,
+  statusQuery,
+  stepFinishedSignal,
+  type Prepared,
+  type StartRequest,
+} from '../../workflows/contracts.js';
 import type { RunInput, RunStatus, StepOutcome } from '../../workflows/types.js';
 import { temporalAddress } from '../setup/services.js';
 
@@ -28,8 +34,13 @@ const started: string[] = [];
 const keys = new Map<string, string>();
 
 const prepared = (step: string): Prepared => ({
-  step, key: `sha256:${step}-${randomUUID()}`, useCache: true, parts: {} as Prepared['parts'], inputs: {},
-  spec: { image: 'busybox' } as Prepared['spec'], decision: { decision: 'miss', key: 'sha256:k', reason: 'no earlier run' },
+  step,
+  key: `sha256:${step}-${randomUUID()}`,
+  useCache: true,
+  parts: {} as Prepared['parts'],
+  inputs: {},
+  spec: { image: 'busybox' } as Prepared['spec'],
+  decision: { decision: 'miss', key: 'sha256:k', reason: 'no earlier run' },
 });
 
 const stubs: ControlActivities = {
@@ -38,7 +49,17 @@ const stubs: ControlActivities = {
       const p = prepared(step);
       if (behaviour.get(step) !== 'cached') return p;
       const source = { runId: 'earlier', commit: 'c0', step, pipeline: 'p', finishedAt: NOW };
-      return { ...p, decision: { decision: 'hit', key: p.key, reason: 'same inputs', source }, hit: { key: p.key, outputs: { out: { digest: 'sha256:0', size: 0, kind: 'file', uri: 'file:///0' } }, attempts: [], source, parts: p.parts } };
+      return {
+        ...p,
+        decision: { decision: 'hit', key: p.key, reason: 'same inputs', source },
+        hit: {
+          key: p.key,
+          outputs: { out: { digest: 'sha256:0', size: 0, kind: 'file', uri: 'file:///0' } },
+          attempts: [],
+          source,
+          parts: p.parts,
+        },
+      };
     });
   },
   async startSteps(req: StartRequest) {
@@ -49,37 +70,65 @@ const stubs: ControlActivities = {
       const b = behaviour.get(step);
       if (b === 'hang') continue;
       const outcome: StepOutcome = {
-        state: b === 'fail' ? 'failed' : 'succeeded', outputs: { out: { digest: 'sha256:1', size: 1, kind: 'file', uri: 'file:///1' } },
-        attempts: [{ attempt: 1, host: 'stub', startedAt: NOW, finishedAt: NOW, exitCode: b === 'fail' ? 1 : 0, outcome: b === 'fail' ? 'failed' : 'succeeded' }],
-        producedBy: { ...exec.producedBy, finishedAt: NOW }, ...(b === 'fail' ? { message: 'exit code 1' } : {}),
+        state: b === 'fail' ? 'failed' : 'succeeded',
+        outputs: { out: { digest: 'sha256:1', size: 1, kind: 'file', uri: 'file:///1' } },
+        attempts: [
+          {
+            attempt: 1,
+            host: 'stub',
+            startedAt: NOW,
+            finishedAt: NOW,
+            exitCode: b === 'fail' ? 1 : 0,
+            outcome: b === 'fail' ? 'failed' : 'succeeded',
+          },
+        ],
+        producedBy: { ...exec.producedBy, finishedAt: NOW },
+        ...(b === 'fail' ? { message: 'exit code 1' } : {}),
       };
       await client.workflow.getHandle(req.runWorkflowId).signal(stepFinishedSignal, { key: exec.key, outcome });
     }
   },
-  async probeSteps() { return []; },
-  async lookupCache() { return undefined; },
+  async probeSteps() {
+    return [];
+  },
+  async lookupCache() {
+    return undefined;
+  },
   async recordCache() {},
   async recordRunLineage(): Promise<RecordedLineage> {
     return { lineageKey: 'lineage/x', reportKey: 'report/x', reportMarkdown: '', conclusion: 'succeeded', title: '' };
   },
   async publishStatus() {},
   async claimConcurrency() {},
-  async emitOpenLineage() { return { enabled: false }; },
+  async emitOpenLineage() {
+    return { enabled: false };
+  },
 };
 
 function input(yaml: string): RunInput {
   const { pipeline, errors } = parsePipeline(`name: p\nsteps:\n${yaml}`, '.trainyard/p.yaml');
   expect(errors).toEqual([]);
   return {
-    runId: randomUUID(), pipeline: pipeline!, params: {}, source: { kind: 'git', repoPath: '/nonexistent', commit: 'c1', subdir: '' },
-    trigger: { kind: 'cli', user: 'test' }, status: { kind: 'none' }, options: defaultRunOptions({ controlQueue: queue, localHostQueue: `${queue}-host` }),
+    runId: randomUUID(),
+    pipeline: pipeline!,
+    params: {},
+    source: { kind: 'git', repoPath: '/nonexistent', commit: 'c1', subdir: '' },
+    trigger: { kind: 'cli', user: 'test' },
+    status: { kind: 'none' },
+    options: defaultRunOptions({ controlQueue: queue, localHostQueue: `${queue}-host` }),
   };
 }
 
 beforeAll(async () => {
   client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), dataConverter });
   native = await NativeConnection.connect({ address: temporalAddress() });
-  worker = await Worker.create({ connection: native, taskQueue: queue, workflowBundle: await workflowBundle(), activities: stubs, dataConverter });
+  worker = await Worker.create({
+    connection: native,
+    taskQueue: queue,
+    workflowBundle: await workflowBundle(),
+    activities: stubs,
+    dataConverter,
+  });
   running = worker.run();
 }, 180_000);
 
@@ -100,8 +149,18 @@ describe('pipelineRun with stub activities', () => {
   d: { image: busybox, run: x }
   e: { image: busybox, run: x, needs: [d] }
 `);
-    const status: RunStatus = await client.workflow.execute('pipelineRun', { taskQueue: queue, workflowId: `glue-${run.runId}`, args: [run] });
-    expect(Object.fromEntries(status.steps.map((s) => [s.name, s.state]))).toEqual({ a: 'succeeded', b: 'failed', c: 'skipped', d: 'cached', e: 'succeeded' });
+    const status: RunStatus = await client.workflow.execute('pipelineRun', {
+      taskQueue: queue,
+      workflowId: `glue-${run.runId}`,
+      args: [run],
+    });
+    expect(Object.fromEntries(status.steps.map((s) => [s.name, s.state]))).toEqual({
+      a: 'succeeded',
+      b: 'failed',
+      c: 'skipped',
+      d: 'cached',
+      e: 'succeeded',
+    });
     expect(status.state).toBe('failed');
     expect(status.steps.find((s) => s.name === 'c')!.message).toBe('skipped: b failed');
     expect(status.lineageKey).toBe('lineage/x');
@@ -113,7 +172,11 @@ describe('pipelineRun with stub activities', () => {
     const run = input(`  slow: { image: busybox, run: x }
   after: { image: busybox, run: x, needs: [slow] }
 `);
-    const handle = await client.workflow.start('pipelineRun', { taskQueue: queue, workflowId: `glue-${run.runId}`, args: [run] });
+    const handle = await client.workflow.start('pipelineRun', {
+      taskQueue: queue,
+      workflowId: `glue-${run.runId}`,
+      args: [run],
+    });
     // The run is waiting on `slow` once its status query says so (an event, not a sleep).
     for (let i = 0; ; i++) {
       const s: RunStatus = await handle.query(statusQuery);
@@ -124,10 +187,24 @@ describe('pipelineRun with stub activities', () => {
     await handle.signal(cancelSignal);
     // The run detaches from its execution, which answers once its container is gone: as here.
     const key = keys.get('slow')!;
-    const attempts = [{ attempt: 1, host: 'stub', startedAt: NOW, finishedAt: NOW, exitCode: null, outcome: 'cancelled' as const }];
-    await handle.signal(stepFinishedSignal, { key, outcome: { state: 'cancelled', outputs: {}, attempts, producedBy: { runId: run.runId, commit: 'c1', step: 'slow', pipeline: 'p', finishedAt: NOW }, message: 'cancelled' } });
+    const attempts = [
+      { attempt: 1, host: 'stub', startedAt: NOW, finishedAt: NOW, exitCode: null, outcome: 'cancelled' as const },
+    ];
+    await handle.signal(stepFinishedSignal, {
+      key,
+      outcome: {
+        state: 'cancelled',
+        outputs: {},
+        attempts,
+        producedBy: { runId: run.runId, commit: 'c1', step: 'slow', pipeline: 'p', finishedAt: NOW },
+        message: 'cancelled',
+      },
+    });
     const status: RunStatus = await handle.result();
     expect(status.state).toBe('cancelled');
-    expect(Object.fromEntries(status.steps.map((s) => [s.name, s.state]))).toEqual({ slow: 'cancelled', after: 'cancelled' });
+    expect(Object.fromEntries(status.steps.map((s) => [s.name, s.state]))).toEqual({
+      slow: 'cancelled',
+      after: 'cancelled',
+    });
   }, 300_000);
 });

@@ -6,8 +6,19 @@ import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import type { HostRecord } from '../../workflows/hosttypes.js';
 import {
-  applyCacheHit, cancelUnfinished, checkConclusion, dependenciesOf, failWithheld, initialSteps, needsHostPool,
-  readySteps, runOutcome, settleStep, skipBlocked, upstreamOf, type StepRecords,
+  applyCacheHit,
+  cancelUnfinished,
+  checkConclusion,
+  dependenciesOf,
+  failWithheld,
+  initialSteps,
+  needsHostPool,
+  readySteps,
+  runOutcome,
+  settleStep,
+  skipBlocked,
+  upstreamOf,
+  type StepRecords,
 } from '../../workflows/scheduler.js';
 import type { AttemptRecord, StepOutcome, StepStatus } from '../../workflows/types.js';
 
@@ -38,12 +49,25 @@ const with_ = (p: Pipeline, set: Record<string, StepStatus['state']>): StepRecor
   for (const [n, state] of Object.entries(set)) steps[n]!.state = state;
   return steps;
 };
-const artifact = (d: string) => ({ digest: `sha256:${d.repeat(64).slice(0, 64)}`, size: 1, kind: 'file' as const, uri: `file:///s/${d}` });
+const artifact = (d: string) => ({
+  digest: `sha256:${d.repeat(64).slice(0, 64)}`,
+  size: 1,
+  kind: 'file' as const,
+  uri: `file:///s/${d}`,
+});
 const attempt = (n: number, outcome: AttemptRecord['outcome']): AttemptRecord => ({
-  attempt: n, host: 'h', startedAt: NOW, finishedAt: NOW, exitCode: outcome === 'succeeded' ? 0 : null, outcome,
+  attempt: n,
+  host: 'h',
+  startedAt: NOW,
+  finishedAt: NOW,
+  exitCode: outcome === 'succeeded' ? 0 : null,
+  outcome,
 });
 const outcome = (state: StepOutcome['state'], attempts: AttemptRecord[], runId = 'run-1'): StepOutcome => ({
-  state, outputs: { model: artifact('b') }, attempts, producedBy: { runId, commit: 'c', step: 'train', pipeline: 'p', finishedAt: NOW },
+  state,
+  outputs: { model: artifact('b') },
+  attempts,
+  producedBy: { runId, commit: 'c', step: 'train', pipeline: 'p', finishedAt: NOW },
 });
 
 describe('readiness', () => {
@@ -53,7 +77,11 @@ describe('readiness', () => {
     ['prepare cached', { prepare: 'cached' }, ['train', 'lint']],
     ['prepare running', { prepare: 'running' }, ['lint']],
     ['prepare failed', { prepare: 'failed' }, ['lint']],
-    ['all but publish done', { prepare: 'cached', train: 'succeeded', evaluate: 'succeeded', lint: 'cached' }, ['publish']],
+    [
+      'all but publish done',
+      { prepare: 'cached', train: 'succeeded', evaluate: 'succeeded', lint: 'cached' },
+      ['publish'],
+    ],
   ] as const)('%s → ready: %j', (_, set, ready) => {
     const p = pipeline();
     expect(readySteps(p, with_(p, set))).toEqual(ready);
@@ -72,8 +100,16 @@ describe('readiness', () => {
 
 describe('skip propagation', () => {
   it.each([
-    ['prepare failed', { prepare: 'failed' }, { train: 'skipped', evaluate: 'skipped', publish: 'skipped', lint: 'pending' }],
-    ['train cancelled', { prepare: 'succeeded', train: 'cancelled' }, { evaluate: 'skipped', publish: 'skipped', lint: 'pending' }],
+    [
+      'prepare failed',
+      { prepare: 'failed' },
+      { train: 'skipped', evaluate: 'skipped', publish: 'skipped', lint: 'pending' },
+    ],
+    [
+      'train cancelled',
+      { prepare: 'succeeded', train: 'cancelled' },
+      { evaluate: 'skipped', publish: 'skipped', lint: 'pending' },
+    ],
     ['lint failed', { lint: 'failed' }, { prepare: 'pending', train: 'pending', publish: 'skipped' }],
   ] as const)('%s', (_, set, expected) => {
     const p = pipeline();
@@ -97,15 +133,45 @@ describe('settling a finished execution', () => {
   it('a success marks the step succeeded with its outcome, host and time', () => {
     const st: StepStatus = { name: 'train', state: 'running' };
     const host: HostRecord = { kind: 'local', queue: 'q' };
-    const r = settleStep(st, { runId: 'run-1', outcome: outcome('succeeded', [attempt(1, 'succeeded')]), host, earlierAttempts: [], attemptOffset: 0, retries: 2, mayRetryOnNewHost: false, now: NOW });
+    const r = settleStep(st, {
+      runId: 'run-1',
+      outcome: outcome('succeeded', [attempt(1, 'succeeded')]),
+      host,
+      earlierAttempts: [],
+      attemptOffset: 0,
+      retries: 2,
+      mayRetryOnNewHost: false,
+      now: NOW,
+    });
     expect(r).toEqual({ kind: 'done' });
-    expect(st).toMatchObject({ state: 'succeeded', finishedAt: NOW, host, outcome: { outputs: { model: artifact('b') } } });
+    expect(st).toMatchObject({
+      state: 'succeeded',
+      finishedAt: NOW,
+      host,
+      outcome: { outputs: { model: artifact('b') } },
+    });
   });
 
   it('an execution of another run is recorded as joined', () => {
-    const st: StepStatus = { name: 'train', state: 'running', cache: { decision: 'miss', key: 'sha256:k', reason: 'no earlier run' } };
-    settleStep(st, { runId: 'run-1', outcome: outcome('succeeded', [attempt(1, 'succeeded')], 'run-0'), earlierAttempts: [], attemptOffset: 0, retries: 0, mayRetryOnNewHost: false, now: NOW });
-    expect(st.cache).toMatchObject({ decision: 'joined', reason: 'no earlier run; executed once for this run and run run-0', source: { runId: 'run-0' } });
+    const st: StepStatus = {
+      name: 'train',
+      state: 'running',
+      cache: { decision: 'miss', key: 'sha256:k', reason: 'no earlier run' },
+    };
+    settleStep(st, {
+      runId: 'run-1',
+      outcome: outcome('succeeded', [attempt(1, 'succeeded')], 'run-0'),
+      earlierAttempts: [],
+      attemptOffset: 0,
+      retries: 0,
+      mayRetryOnNewHost: false,
+      now: NOW,
+    });
+    expect(st.cache).toMatchObject({
+      decision: 'joined',
+      reason: 'no earlier run; executed once for this run and run run-0',
+      source: { runId: 'run-0' },
+    });
   });
 
   it.each([
@@ -117,7 +183,16 @@ describe('settling a finished execution', () => {
   ] as const)('host lost: %s → %s', (_, kind, offset, n, retries, may) => {
     const st: StepStatus = { name: 'train', state: 'running' };
     const attempts = Array.from({ length: n }, (__, i) => attempt(offset + i + 1, 'host_lost'));
-    const r = settleStep(st, { runId: 'run-1', outcome: outcome('failed', attempts), host: { kind: 'local', queue: 'q', lostReason: 'spot interruption' } as HostRecord, earlierAttempts: [], attemptOffset: offset, retries, mayRetryOnNewHost: may, now: NOW });
+    const r = settleStep(st, {
+      runId: 'run-1',
+      outcome: outcome('failed', attempts),
+      host: { kind: 'local', queue: 'q', lostReason: 'spot interruption' } as HostRecord,
+      earlierAttempts: [],
+      attemptOffset: offset,
+      retries,
+      mayRetryOnNewHost: may,
+      now: NOW,
+    });
     expect(r.kind).toBe(kind);
     if (r.kind === 'retry') {
       expect(st.state).toBe('pending');
@@ -130,13 +205,29 @@ describe('settling a finished execution', () => {
 
   it('earlier attempts (lost hosts) are kept in the final outcome', () => {
     const st: StepStatus = { name: 'train', state: 'running' };
-    settleStep(st, { runId: 'run-1', outcome: outcome('succeeded', [attempt(2, 'succeeded')]), earlierAttempts: [attempt(1, 'host_lost')], attemptOffset: 1, retries: 2, mayRetryOnNewHost: true, now: NOW });
+    settleStep(st, {
+      runId: 'run-1',
+      outcome: outcome('succeeded', [attempt(2, 'succeeded')]),
+      earlierAttempts: [attempt(1, 'host_lost')],
+      attemptOffset: 1,
+      retries: 2,
+      mayRetryOnNewHost: true,
+      now: NOW,
+    });
     expect(st.outcome!.attempts.map((a) => a.outcome)).toEqual(['host_lost', 'succeeded']);
   });
 
   it('a cancelled execution cancels the step with its message', () => {
     const st: StepStatus = { name: 'train', state: 'running' };
-    settleStep(st, { runId: 'run-1', outcome: { ...outcome('cancelled', [attempt(1, 'cancelled')]), message: 'cancelled by the user' }, earlierAttempts: [], attemptOffset: 0, retries: 0, mayRetryOnNewHost: false, now: NOW });
+    settleStep(st, {
+      runId: 'run-1',
+      outcome: { ...outcome('cancelled', [attempt(1, 'cancelled')]), message: 'cancelled by the user' },
+      earlierAttempts: [],
+      attemptOffset: 0,
+      retries: 0,
+      mayRetryOnNewHost: false,
+      now: NOW,
+    });
     expect(st).toMatchObject({ state: 'cancelled', message: 'cancelled by the user' });
   });
 });
@@ -145,11 +236,37 @@ describe('cache hits, inputs and withheld secrets', () => {
   it('a cache hit makes the step cached with the hit outputs, and downstream steps read them', () => {
     const p = pipeline();
     const steps = initialSteps(p);
-    const hit = { key: 'sha256:k', outputs: { data: artifact('a') }, attempts: [attempt(1, 'succeeded')], source: { runId: 'run-0', commit: 'c', step: 'prepare', pipeline: 'p', finishedAt: NOW }, parts: {} as never };
-    applyCacheHit(steps.prepare!, { step: 'prepare', key: 'sha256:k', useCache: true, parts: {} as never, inputs: {}, spec: { image: 'busybox' } as never, decision: { decision: 'hit', key: 'sha256:k', reason: 'same inputs' }, hit }, NOW);
-    expect(steps.prepare).toMatchObject({ state: 'cached', finishedAt: NOW, image: 'busybox', outcome: { state: 'succeeded', producedBy: { runId: 'run-0' } } });
+    const hit = {
+      key: 'sha256:k',
+      outputs: { data: artifact('a') },
+      attempts: [attempt(1, 'succeeded')],
+      source: { runId: 'run-0', commit: 'c', step: 'prepare', pipeline: 'p', finishedAt: NOW },
+      parts: {} as never,
+    };
+    applyCacheHit(
+      steps.prepare!,
+      {
+        step: 'prepare',
+        key: 'sha256:k',
+        useCache: true,
+        parts: {} as never,
+        inputs: {},
+        spec: { image: 'busybox' } as never,
+        decision: { decision: 'hit', key: 'sha256:k', reason: 'same inputs' },
+        hit,
+      },
+      NOW,
+    );
+    expect(steps.prepare).toMatchObject({
+      state: 'cached',
+      finishedAt: NOW,
+      image: 'busybox',
+      outcome: { state: 'succeeded', producedBy: { runId: 'run-0' } },
+    });
     expect(readySteps(p, steps)).toEqual(['train', 'lint']);
-    expect(upstreamOf(p, steps, 'train')).toEqual({ data: { artifact: artifact('a'), origin: { kind: 'step', step: 'prepare', output: 'data' } } });
+    expect(upstreamOf(p, steps, 'train')).toEqual({
+      data: { artifact: artifact('a'), origin: { kind: 'step', step: 'prepare', output: 'data' } },
+    });
   });
 
   it('a missing upstream output is an error naming the step and output', () => {
@@ -163,16 +280,37 @@ describe('cache hits, inputs and withheld secrets', () => {
     const steps = initialSteps(p);
     expect(failWithheld(p, steps, ['prepare', 'lint'], undefined, NOW)).toEqual([]);
     expect(failWithheld(p, steps, ['prepare', 'lint'], 'the pull request comes from a fork', NOW)).toEqual(['lint']);
-    expect(steps.lint).toMatchObject({ state: 'failed', message: 'not started: it needs secrets (HF_TOKEN), and the pull request comes from a fork' });
+    expect(steps.lint).toMatchObject({
+      state: 'failed',
+      message: 'not started: it needs secrets (HF_TOKEN), and the pull request comes from a fork',
+    });
     expect(steps.prepare!.state).toBe('pending');
   });
 });
 
 describe('the end of a run', () => {
   it.each([
-    ['all succeeded or cached', { prepare: 'cached', train: 'succeeded', evaluate: 'succeeded', lint: 'succeeded', publish: 'succeeded' }, false, 'succeeded', 'success'],
-    ['one failed', { prepare: 'succeeded', train: 'failed', evaluate: 'skipped', lint: 'succeeded', publish: 'skipped' }, false, 'failed', 'failure'],
-    ['one never finished', { prepare: 'succeeded', train: 'succeeded', evaluate: 'succeeded', lint: 'succeeded', publish: 'pending' }, false, 'failed', 'failure'],
+    [
+      'all succeeded or cached',
+      { prepare: 'cached', train: 'succeeded', evaluate: 'succeeded', lint: 'succeeded', publish: 'succeeded' },
+      false,
+      'succeeded',
+      'success',
+    ],
+    [
+      'one failed',
+      { prepare: 'succeeded', train: 'failed', evaluate: 'skipped', lint: 'succeeded', publish: 'skipped' },
+      false,
+      'failed',
+      'failure',
+    ],
+    [
+      'one never finished',
+      { prepare: 'succeeded', train: 'succeeded', evaluate: 'succeeded', lint: 'succeeded', publish: 'pending' },
+      false,
+      'failed',
+      'failure',
+    ],
     ['cancelled', { prepare: 'succeeded' }, true, 'cancelled', 'cancelled'],
   ] as const)('%s → %s, check %s', (_, set, cancelled, state, conclusion) => {
     const p = pipeline();
@@ -192,7 +330,13 @@ describe('the end of a run', () => {
     const p = pipeline();
     const steps = with_(p, { prepare: 'succeeded', train: 'running' });
     cancelUnfinished(p, steps, { sha: '0123456789abcdef0123', runId: 'run-2' } as never);
-    expect(states(steps)).toEqual({ prepare: 'succeeded', train: 'cancelled', evaluate: 'cancelled', lint: 'cancelled', publish: 'cancelled' });
+    expect(states(steps)).toEqual({
+      prepare: 'succeeded',
+      train: 'cancelled',
+      evaluate: 'cancelled',
+      lint: 'cancelled',
+      publish: 'cancelled',
+    });
     expect(steps.train!.message).toBe('superseded by 0123456789ab (run run-2)');
     const plain = with_(p, {});
     cancelUnfinished(p, plain, undefined);

@@ -28,9 +28,16 @@ beforeAll(async () => {
         // Busy and idle in turn, so the mean and the idle fraction depend on every sample.
         const util = served.length % 2 === 0 ? 90 : 2;
         served.push(util);
-        lines.push(series('DCGM_FI_DEV_GPU_UTIL', e.namespace, p.metadata!.name!, 0, util), series('DCGM_FI_DEV_FB_USED', e.namespace, p.metadata!.name!, 0, 2048), series('DCGM_FI_DEV_FB_FREE', e.namespace, p.metadata!.name!, 0, 79872));
+        lines.push(
+          series('DCGM_FI_DEV_GPU_UTIL', e.namespace, p.metadata!.name!, 0, util),
+          series('DCGM_FI_DEV_FB_USED', e.namespace, p.metadata!.name!, 0, 2048),
+          series('DCGM_FI_DEV_FB_FREE', e.namespace, p.metadata!.name!, 0, 79872),
+        );
         // Not the step's: another pod on the node, and the same pod name in another namespace.
-        lines.push(series('DCGM_FI_DEV_GPU_UTIL', e.namespace, 'someone-else', 1, 0), series('DCGM_FI_DEV_FB_USED', e.namespace, 'someone-else', 1, 70000));
+        lines.push(
+          series('DCGM_FI_DEV_GPU_UTIL', e.namespace, 'someone-else', 1, 0),
+          series('DCGM_FI_DEV_FB_USED', e.namespace, 'someone-else', 1, 70000),
+        );
         lines.push(series('DCGM_FI_DEV_GPU_UTIL', 'other-team', p.metadata!.name!, 2, 0));
       }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(`${lines.join('\n')}\n`);
@@ -40,7 +47,9 @@ beforeAll(async () => {
   await new Promise<void>((r) => exporter.listen(0, '0.0.0.0', r));
   const port = (exporter.address() as AddressInfo).port;
   e = await startKubeEngine({
-    classes: (ns) => ({ standard: testClass('standard', ns, { dcgmExporterUrl: `http://{hostIP}:${port}/metrics`, dcgmScrapeSeconds: 1 }) }),
+    classes: (ns) => ({
+      standard: testClass('standard', ns, { dcgmExporterUrl: `http://{hostIP}:${port}/metrics`, dcgmScrapeSeconds: 1 }),
+    }),
   });
 });
 afterAll(async () => {
@@ -65,14 +74,23 @@ steps:
     expect(served.length).toBeGreaterThanOrEqual(2);
     const idle = served.filter((u) => u < 5).length / served.length;
     const host = train.host!;
-    expect(host.gpu).toEqual({ samples: served.length, meanUtilisation: served.reduce((a, b) => a + b, 0) / served.length, maxMemoryMiB: 2048, idleFraction: idle });
+    expect(host.gpu).toEqual({
+      samples: served.length,
+      meanUtilisation: served.reduce((a, b) => a + b, 0) / served.length,
+      maxMemoryMiB: 2048,
+      idleFraction: idle,
+    });
     expect(host.idleGpuSeconds).toBeCloseTo(host.billedSeconds! * idle, 2);
     expect(train.outcome!.attempts[0]!.gpu).toEqual(host.gpu);
 
     const lineage = (await e.store.getRecord<LineageDoc>(s.lineageKey!))!;
     expect(lineageSchemaErrors(lineage)).toEqual([]);
     expect(lineage.steps.find((x) => x.name === 'train')!.host!.gpu).toEqual(host.gpu);
-    expect(lineage.totals.gpu).toEqual({ billedGpuSeconds: expect.closeTo(host.billedSeconds!, 2), idleGpuSeconds: expect.closeTo(host.idleGpuSeconds!, 2), idleFraction: expect.closeTo(idle, 2) });
+    expect(lineage.totals.gpu).toEqual({
+      billedGpuSeconds: expect.closeTo(host.billedSeconds!, 2),
+      idleGpuSeconds: expect.closeTo(host.idleGpuSeconds!, 2),
+      idleFraction: expect.closeTo(idle, 2),
+    });
     expect(renderReport(lineage)).toContain(`billed, ${(lineage.totals.gpu!.idleFraction * 100).toFixed(1)}% idle |`);
   });
 

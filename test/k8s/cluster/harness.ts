@@ -25,16 +25,32 @@ export const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 
 export function testClass(name: string, namespace: string, over: Partial<KubernetesClass> = {}): KubernetesClass {
   return {
-    name, namespace, nodeSelector: {}, tolerations: [], gpu: { resource: 'nvidia.com/gpu', count: 4 },
-    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: {} }, imagePullSecrets: [],
-    terminationGracePeriodSeconds: 1, uploadGraceSeconds: 60, unschedulableTimeoutSeconds: 600,
-    hourlyRateUsd: 0.36, gpuHourlyRateUsd: 3.6, ...over,
+    name,
+    namespace,
+    nodeSelector: {},
+    tolerations: [],
+    gpu: { resource: 'nvidia.com/gpu', count: 4 },
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: {} },
+    imagePullSecrets: [],
+    terminationGracePeriodSeconds: 1,
+    uploadGraceSeconds: 60,
+    unschedulableTimeoutSeconds: 600,
+    hourlyRateUsd: 0.36,
+    gpuHourlyRateUsd: 3.6,
+    ...over,
   };
 }
 
 /** `kubeconfig`: run the runner with these credentials instead of the cluster admin's. */
 /** `podS3Endpoint`: where the pods reach the store (default: the test run's moto, as the runner does). */
-export async function startKubeEngine(opts: { classes?: (ns: string) => Record<string, KubernetesClass>; kubeconfig?: KubeConfig; namespace?: string; podS3Endpoint?: string } = {}): Promise<KubeEngine> {
+export async function startKubeEngine(
+  opts: {
+    classes?: (ns: string) => Record<string, KubernetesClass>;
+    kubeconfig?: KubeConfig;
+    namespace?: string;
+    podS3Endpoint?: string;
+  } = {},
+): Promise<KubeEngine> {
   const admin = new KubeConfig();
   admin.loadFromFile(inject('kubeconfig'));
   const adminClients = createKubeClients({ kubeconfig: admin });
@@ -43,7 +59,13 @@ export async function startKubeEngine(opts: { classes?: (ns: string) => Record<s
   if (!opts.namespace) {
     await adminClients.core.createNamespace({ body: { metadata: { name: namespace } } });
     // Agent containers only: the step container never sees the store's credentials.
-    await adminClients.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'trainyard-store' }, stringData: { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey } } });
+    await adminClients.core.createNamespacedSecret({
+      namespace,
+      body: {
+        metadata: { name: 'trainyard-store' },
+        stringData: { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey },
+      },
+    });
   }
   const endpoint = inject('k8sS3Endpoint');
   const bucket = `ty-${salt}`;
@@ -52,12 +74,21 @@ export async function startKubeEngine(opts: { classes?: (ns: string) => Record<s
   const store = new S3Store({ bucket, prefix: 'store', clientConfig: s3 });
   const classes = opts.classes?.(namespace) ?? { standard: testClass('standard', namespace) };
   const settings: KubernetesSettings = {
-    source: 'test', agentImage: inject('podAgentImage'), agentImagePullPolicy: 'IfNotPresent',
+    source: 'test',
+    agentImage: inject('podAgentImage'),
+    agentImagePullPolicy: 'IfNotPresent',
     agentResources: { requests: { cpu: '10m', memory: '64Mi' }, limits: {} },
-    store: store.location, s3Endpoint: opts.podS3Endpoint ?? endpoint, s3Region: 'us-east-1', storeSecret: 'trainyard-store', deployment: `t-${salt}`, classes,
+    store: store.location,
+    s3Endpoint: opts.podS3Endpoint ?? endpoint,
+    s3Region: 'us-east-1',
+    storeSecret: 'trainyard-store',
+    deployment: `t-${salt}`,
+    classes,
   };
   const compute: ComputeConfig = { ...loadComputeConfig({}), kubernetes: settings };
-  const kube = opts.kubeconfig ? createKubeClients({ kubeconfig: opts.kubeconfig }) : createKubeClients({ kubeconfig: admin });
+  const kube = opts.kubeconfig
+    ? createKubeClients({ kubeconfig: opts.kubeconfig })
+    : createKubeClients({ kubeconfig: admin });
   let created = 0;
   const createJob = kube.batch.createNamespacedJob.bind(kube.batch);
   kube.batch.createNamespacedJob = ((...args: Parameters<typeof createJob>) => {
@@ -65,17 +96,30 @@ export async function startKubeEngine(opts: { classes?: (ns: string) => Record<s
     return createJob(...args);
   }) as typeof createJob;
   const kubernetesQueue = `test-k8s-${salt}`;
-  const engine = await startEngine({ store, options: { kubernetesQueue }, workers: { compute, kubernetesQueue, kube } });
+  const engine = await startEngine({
+    store,
+    options: { kubernetesQueue },
+    workers: { compute, kubernetesQueue, kube },
+  });
   const stop = engine.stop;
   return Object.assign(engine, {
-    kube, namespace, settings, compute,
+    kube,
+    namespace,
+    settings,
+    compute,
     jobsCreated: () => created,
     async pods() {
-      return (await adminClients.core.listNamespacedPod({ namespace, labelSelector: `${K8S_LABEL.deployment}=${settings.deployment}` })).items;
+      return (
+        await adminClients.core.listNamespacedPod({
+          namespace,
+          labelSelector: `${K8S_LABEL.deployment}=${settings.deployment}`,
+        })
+      ).items;
     },
     async stop() {
       await stop();
-      if (!opts.namespace) await adminClients.core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+      if (!opts.namespace)
+        await adminClients.core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
     },
   });
 }

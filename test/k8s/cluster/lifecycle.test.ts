@@ -28,12 +28,14 @@ afterAll(async () => {
 });
 
 const running = async (): Promise<string | undefined> => {
-  const pod = (await e.pods()).find((p) => p.status?.containerStatuses?.some((c) => c.name === 'step' && c.state?.running));
+  const pod = (await e.pods()).find((p) =>
+    p.status?.containerStatuses?.some((c) => c.name === 'step' && c.state?.running),
+  );
   return pod?.metadata?.name;
 };
 
 describe('kubernetes step lifecycle', () => {
-  it('fails an Unschedulable step with the scheduler\'s reason after the class\'s wait', async () => {
+  it("fails an Unschedulable step with the scheduler's reason after the class's wait", async () => {
     const repo = e.repo().write({
       '.trainyard/big.yaml': `name: big
 machines:
@@ -45,7 +47,9 @@ steps:
     repo.commit();
     const s = await e.run(repo, '.trainyard/big.yaml');
     expect(stepOf(s, 'train').state).toBe('failed');
-    expect(stepOf(s, 'train').message).toMatch(/^Unschedulable for 3s in namespace ty-\w+ \(class tight, 2 × nvidia\.com\/gpu\): 0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu/);
+    expect(stepOf(s, 'train').message).toMatch(
+      /^Unschedulable for 3s in namespace ty-\w+ \(class tight, 2 × nvidia\.com\/gpu\): 0\/1 nodes are available: 1 Insufficient nvidia\.com\/gpu/,
+    );
     expect(await e.pods()).toEqual([]);
   });
 
@@ -69,7 +73,7 @@ steps:
     expect((await e.kube.batch.listNamespacedJob({ namespace: e.namespace })).items).toEqual([]);
   });
 
-  it('retries a step whose pod was deleted behind Trainyard\'s back, on a new pod', async () => {
+  it("retries a step whose pod was deleted behind Trainyard's back, on a new pod", async () => {
     const repo = e.repo().write({
       '.trainyard/lost.yaml': `name: lost
 machines:
@@ -90,7 +94,10 @@ steps:
     const s = await e.result(workflowId);
     const work = stepOf(s, 'work');
     expect([work.state, work.message]).toEqual(['succeeded', undefined]);
-    expect(work.outcome!.attempts.map((a) => [a.attempt, a.outcome])).toEqual([[1, 'host_lost'], [2, 'succeeded']]);
+    expect(work.outcome!.attempts.map((a) => [a.attempt, a.outcome])).toEqual([
+      [1, 'host_lost'],
+      [2, 'succeeded'],
+    ]);
     expect(work.outcome!.attempts[0]!.message).toMatch(/^pod lost: /);
     expect((await e.store.getBytes(work.outcome!.outputs.result!.digest)).toString()).toBe('attempt 2\n');
     expect(await e.pods()).toEqual([]);
@@ -103,15 +110,35 @@ steps:
         labels: { [K8S_LABEL.managed]: MANAGED_BY, [K8S_LABEL.deployment]: e.settings.deployment },
         annotations: { [K8S_ANNOTATION.workflowId]: `trainyard-step-gone-${e.salt}` },
       },
-      spec: { backoffLimit: 0, template: { spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, containers: [{ name: 'step', image: BUSYBOX_IMAGE, imagePullPolicy: 'IfNotPresent', args: ['sleep', '600'] }] } } },
+      spec: {
+        backoffLimit: 0,
+        template: {
+          spec: {
+            restartPolicy: 'Never',
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              { name: 'step', image: BUSYBOX_IMAGE, imagePullPolicy: 'IfNotPresent', args: ['sleep', '600'] },
+            ],
+          },
+        },
+      },
     };
-    const foreign = { ...orphan, metadata: { ...orphan.metadata, name: `foreign-${e.salt}`, labels: { [K8S_LABEL.managed]: MANAGED_BY, [K8S_LABEL.deployment]: 'another-deployment' } } };
+    const foreign = {
+      ...orphan,
+      metadata: {
+        ...orphan.metadata,
+        name: `foreign-${e.salt}`,
+        labels: { [K8S_LABEL.managed]: MANAGED_BY, [K8S_LABEL.deployment]: 'another-deployment' },
+      },
+    };
     await e.kube.batch.createNamespacedJob({ namespace: e.namespace, body: orphan });
     await e.kube.batch.createNamespacedJob({ namespace: e.namespace, body: foreign });
     const taskQueue = `reaper-${e.salt}`;
     const worker = await Worker.create({
       connection: await (await import('@temporalio/worker')).NativeConnection.connect({ address: temporalAddress() }),
-      taskQueue, dataConverter, workflowBundle: await workflowBundle(),
+      taskQueue,
+      dataConverter,
+      workflowBundle: await workflowBundle(),
       activities: {
         ...kubernetesActivitiesFor(e.compute, { client: e.client, kube: e.kube }),
         computeListManagedInstances: async () => [],
@@ -120,13 +147,33 @@ steps:
       },
     });
     const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), dataConverter });
-    const report = await worker.runUntil(client.workflow.execute('reapOrphans', { taskQueue, workflowId: `reaper-${e.salt}`, args: [{ kubernetes: true, graceSeconds: 0 }] })) as ReaperReport;
-    expect(report.deletedJobs).toEqual([{ namespace: e.namespace, name: `orphan-${e.salt}`, workflowId: `trainyard-step-gone-${e.salt}`, reason: 'run-unknown' }]);
+    const report = (await worker.runUntil(
+      client.workflow.execute('reapOrphans', {
+        taskQueue,
+        workflowId: `reaper-${e.salt}`,
+        args: [{ kubernetes: true, graceSeconds: 0 }],
+      }),
+    )) as ReaperReport;
+    expect(report.deletedJobs).toEqual([
+      {
+        namespace: e.namespace,
+        name: `orphan-${e.salt}`,
+        workflowId: `trainyard-step-gone-${e.salt}`,
+        reason: 'run-unknown',
+      },
+    ]);
     const left = await eventually(async () => {
-      const names = (await e.kube.batch.listNamespacedJob({ namespace: e.namespace })).items.map((j) => j.metadata!.name);
+      const names = (await e.kube.batch.listNamespacedJob({ namespace: e.namespace })).items.map(
+        (j) => j.metadata!.name,
+      );
       return names.includes(`orphan-${e.salt}`) ? undefined : names;
     }, 'the orphan Job gone');
     expect(left).toEqual([`foreign-${e.salt}`]);
-    await e.kube.batch.deleteNamespacedJob({ namespace: e.namespace, name: `foreign-${e.salt}`, propagationPolicy: 'Background', gracePeriodSeconds: 0 });
+    await e.kube.batch.deleteNamespacedJob({
+      namespace: e.namespace,
+      name: `foreign-${e.salt}`,
+      propagationPolicy: 'Background',
+      gracePeriodSeconds: 0,
+    });
   });
 });

@@ -19,16 +19,30 @@ beforeAll(async () => {
   admin.loadFromFile(inject('kubeconfig'));
   const a = createKubeClients({ kubeconfig: admin });
   await a.core.createNamespace({ body: { metadata: { name: namespace } } });
-  await a.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'trainyard-store' }, stringData: { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey } } });
+  await a.core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name: 'trainyard-store' },
+      stringData: { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey },
+    },
+  });
   await a.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'trainyard-worker' } } });
-  const [role, binding] = parseAllDocuments(readFileSync(new URL('../../../deploy/k8s/runner-rbac.yaml', import.meta.url), 'utf8')).map((d) => d.toJS()) as [V1Role, V1RoleBinding];
+  const [role, binding] = parseAllDocuments(
+    readFileSync(new URL('../../../deploy/k8s/runner-rbac.yaml', import.meta.url), 'utf8'),
+  ).map((d) => d.toJS()) as [V1Role, V1RoleBinding];
   role.metadata!.namespace = namespace;
   binding.metadata!.namespace = namespace;
   binding.subjects![0]!.namespace = namespace;
   const rbac = admin.makeApiClient((await import('@kubernetes/client-node')).RbacAuthorizationV1Api);
   await rbac.createNamespacedRole({ namespace, body: role });
   await rbac.createNamespacedRoleBinding({ namespace, body: binding });
-  const token = (await a.core.createNamespacedServiceAccountToken({ namespace, name: 'trainyard-worker', body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status!.token;
+  const token = (
+    await a.core.createNamespacedServiceAccountToken({
+      namespace,
+      name: 'trainyard-worker',
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    })
+  ).status!.token;
   const cluster = admin.getCurrentCluster()!;
   const worker = new KubeConfig();
   worker.loadFromOptions({
@@ -42,7 +56,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await e?.stop();
-  await createKubeClients({ kubeconfig: admin }).core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+  await createKubeClients({ kubeconfig: admin })
+    .core.deleteNamespace({ name: namespace, gracePeriodSeconds: 0 })
+    .catch(() => undefined);
 });
 
 describe('the runner Role in deploy/', () => {

@@ -43,17 +43,37 @@ describe('kubernetes steps', () => {
     const repo = e.repo().write({ '.trainyard/flow.yaml': FLOW, 'data.txt': ' from the commit', 'salt.txt': e.salt });
     repo.commit();
     const s = await e.run(repo, '.trainyard/flow.yaml');
-    expect(s.steps.map((x) => [x.name, x.state, x.message])).toEqual([['make', 'succeeded', undefined], ['shout', 'succeeded', undefined], ['check', 'succeeded', undefined]]);
+    expect(s.steps.map((x) => [x.name, x.state, x.message])).toEqual([
+      ['make', 'succeeded', undefined],
+      ['shout', 'succeeded', undefined],
+      ['check', 'succeeded', undefined],
+    ]);
     const final = stepOf(s, 'check').outcome!.outputs.final!;
     expect((await e.store.getBytes(final.digest)).toString()).toBe('HELLO WORLD from the commit');
     const shout = stepOf(s, 'shout');
-    expect(JSON.parse((await e.store.getBytes(shout.outcome!.outputs.params!.digest)).toString())).toEqual({ who: 'world' });
-    expect(shout.host).toMatchObject({ kind: 'kubernetes', machineClass: 'k', kubernetesClass: 'standard', namespace: e.namespace, node: 'localhost', gpus: 0 });
+    expect(JSON.parse((await e.store.getBytes(shout.outcome!.outputs.params!.digest)).toString())).toEqual({
+      who: 'world',
+    });
+    expect(shout.host).toMatchObject({
+      kind: 'kubernetes',
+      machineClass: 'k',
+      kubernetesClass: 'standard',
+      namespace: e.namespace,
+      node: 'localhost',
+      gpus: 0,
+    });
     expect(shout.outcome!.metrics).toMatchObject({ samples: 1, last: { chars: 11 } });
     const log = (await e.store.getBytes(shout.outcome!.logDigest!)).toString();
     expect(log).toContain('O {"chars": 11}');
     expect(log).toContain('O done');
-    expect(shout.outcome!.attempts).toMatchObject([{ attempt: 1, outcome: 'succeeded', exitCode: 0, compute: { kind: 'kubernetes', namespace: e.namespace, node: 'localhost' } }]);
+    expect(shout.outcome!.attempts).toMatchObject([
+      {
+        attempt: 1,
+        outcome: 'succeeded',
+        exitCode: 0,
+        compute: { kind: 'kubernetes', namespace: e.namespace, node: 'localhost' },
+      },
+    ]);
     expect(e.jobsCreated()).toBe(1);
     expect(await e.pods()).toEqual([]);
 
@@ -81,7 +101,9 @@ steps:
     // standard: $0.36/h per pod + $3.60/h per GPU
     expect(host.pricePerHourUsd).toBeCloseTo(3.96, 6);
     expect(host.costUsd).toBeCloseTo((host.billedSeconds! * 3.96) / 3600, 5);
-    const lineage = await e.store.getRecord<{ totals: { costUsd: number; gpu?: { billedGpuSeconds: number } } }>(s.lineageKey!);
+    const lineage = await e.store.getRecord<{ totals: { costUsd: number; gpu?: { billedGpuSeconds: number } } }>(
+      s.lineageKey!,
+    );
     expect(lineage!.totals.costUsd).toBeCloseTo(host.costUsd!, 5);
     expect(lineage!.totals.gpu!.billedGpuSeconds).toBeCloseTo(host.billedSeconds!, 2);
     expect(lineageSchemaErrors(lineage)).toEqual([]);
@@ -102,7 +124,9 @@ steps:
     expect(stepOf(s, 'exits')).toMatchObject({ state: 'failed', message: 'exited with code 3: giving up' });
     expect(stepOf(s, 'exits').outcome!.attempts[0]).toMatchObject({ exitCode: 3, outcome: 'failed' });
     expect(stepOf(s, 'pull').state).toBe('failed');
-    expect(stepOf(s, 'pull').message).toMatch(/^image localhost\/trainyard-no-such-image:1 of container step could not be pulled \((ErrImagePull|ImagePullBackOff)\)/);
+    expect(stepOf(s, 'pull').message).toMatch(
+      /^image localhost\/trainyard-no-such-image:1 of container step could not be pulled \((ErrImagePull|ImagePullBackOff)\)/,
+    );
     expect(await e.pods()).toEqual([]);
   });
 });

@@ -54,14 +54,26 @@ steps:
     repo.commit();
     const { workflowId } = await e.start(repo, '.trainyard/up.yaml');
     // The fetch agent has laid out the commit; from now on the store does not answer the pod.
-    await eventually(async () => ((await e.pods()).some((p) => p.status?.containerStatuses?.some((c) => c.name === 'step' && (c.state?.running || c.state?.terminated))) ? true : undefined), 'the step container started');
+    await eventually(
+      async () =>
+        (await e.pods()).some((p) =>
+          p.status?.containerStatuses?.some((c) => c.name === 'step' && (c.state?.running || c.state?.terminated)),
+        )
+          ? true
+          : undefined,
+      'the step container started',
+    );
     stalled = true;
     const s = await e.result(workflowId);
     const train = stepOf(s, 'train');
     expect(train.state).toBe('failed');
-    expect(train.message).toMatch(/^outputs could not be stored: the upload agent exited with code 137 \(\w+\); \d+s after the step container ended \(grace 3s\); its log: /);
+    expect(train.message).toMatch(
+      /^outputs could not be stored: the upload agent exited with code 137 \(\w+\); \d+s after the step container ended \(grace 3s\); its log: /,
+    );
     // The agent's own lines: it listened, was told to stop, and never logged a stored output.
-    expect(train.message).toMatch(/\d\d:\d\d:\d\d\.\d{3} listening for SIGTERM \| \d\d:\d\d:\d\d\.\d{3} told to stop: storing the outputs \(SIGTERM\)$/);
+    expect(train.message).toMatch(
+      /\d\d:\d\d:\d\d\.\d{3} listening for SIGTERM \| \d\d:\d\d:\d\d\.\d{3} told to stop: storing the outputs \(SIGTERM\)$/,
+    );
     expect(train.outcome!.attempts.map((a) => [a.outcome, a.exitCode])).toEqual([['failed', 0]]);
     expect(await e.pods()).toEqual([]);
   });
