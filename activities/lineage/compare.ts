@@ -13,6 +13,7 @@ import type { ArtifactStore } from '../store/types.js';
 import type { MetricValue, ParamValue } from '../../workflows/types.js';
 import type { LineageConclusion, LineageDoc } from './document.js';
 import { mdCode, mdText } from '../report/escape.js';
+import { downsample, xyChart } from '../report/markdown.js';
 
 export interface BranchRunEntry {
   runId: string;
@@ -155,21 +156,39 @@ export interface MetricRow {
   relative: number | null;
 }
 
+/** A metric both runs recorded as a curve (3+ finite values, not a counter): its points, to overlay. */
+export interface SeriesPair {
+  step: string;
+  metric: string;
+  head: number[];
+  base: number[];
+}
+
 export interface MetricsDiff {
   head: { runId: string; commit: string };
   base: { runId: string; commit: string };
   params: ParamChange[];
   metrics: MetricRow[];
+  /** In `metrics` order. */
+  series: SeriesPair[];
 }
+
+/** Overlaid charts drawn at most, and points per line. */
+export const DIFF_MAX_CHARTS = 6;
+const DIFF_CHART_POINTS = 60;
 
 const num = (v: MetricValue | undefined): number | undefined =>
   typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 
-function lastValues(doc: LineageDoc): Map<string, { step: string; metric: string; value: MetricValue }> {
-  const out = new Map<string, { step: string; metric: string; value: MetricValue }>();
+function lastValues(
+  doc: LineageDoc,
+): Map<string, { step: string; metric: string; value: MetricValue; curve?: number[] }> {
+  const out = new Map<string, { step: string; metric: string; value: MetricValue; curve?: number[] }>();
   for (const s of doc.steps) {
-    for (const m of s.metrics?.metrics ?? [])
-      out.set(`${s.name}\n${m.name}`, { step: s.name, metric: m.name, value: m.last });
+    for (const m of s.metrics?.metrics ?? []) {
+      const curve = m.points.length >= 3 && !m.counter ? m.points.map((p) => p[1]) : undefined;
+      out.set(`${s.name}\n${m.name}`, { step: s.name, metric: m.name, value: m.last, ...(curve ? { curve } : {}) });
+    }
   }
   return out;
 }
@@ -188,9 +207,11 @@ export function metricsDiff(head: LineageDoc, base: LineageDoc): MetricsDiff {
   const hv = lastValues(head);
   const bv = lastValues(base);
   const metrics: MetricRow[] = [];
+  const series: SeriesPair[] = [];
   for (const key of new Set([...hv.keys(), ...bv.keys()])) {
     const h = hv.get(key);
     const b = bv.get(key);
+    if (h?.curve && b?.curve) series.push({ step: h.step, metric: h.metric, head: h.curve, base: b.curve });
     const hn = num(h?.value);
     const bn = num(b?.value);
     const change = hn !== undefined && bn !== undefined ? hn - bn : null;
@@ -208,6 +229,7 @@ export function metricsDiff(head: LineageDoc, base: LineageDoc): MetricsDiff {
     base: { runId: base.runId, commit: base.source.commit },
     params,
     metrics,
+    series,
   };
 }
 
@@ -268,6 +290,16 @@ export function diffMarkdown(diff: MetricsDiff, base: Pick<BaseRun, 'why'>): str
       '',
       `… and ${diff.metrics.length - DIFF_MAX_ROWS} more metrics (\`trainyard diff ${diff.head.runId} ${diff.base.runId}\` shows all).`,
     );
+  const charts = diff.series.slice(0, DIFF_MAX_CHARTS);
+  if (charts.length > 0) {
+    // Mermaid's xychart has no legend: the order of the lines says which is which.
+    out.push('', 'Each chart draws this run first and the base second, sample by sample:');
+    for (const c of charts) {
+      const lines = [downsample(c.head, DIFF_CHART_POINTS), downsample(c.base, DIFF_CHART_POINTS)];
+      const n = Math.max(lines[0]!.length, lines[1]!.length);
+      out.push('', ...xyChart(`${c.step}: ${c.metric}, this run vs base`, `"sample" 1 --> ${n}`, c.metric, lines));
+    }
+  }
   return out;
 }
 

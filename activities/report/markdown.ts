@@ -77,7 +77,8 @@ const usd = (n: number | null): string =>
 const shortDigest = (d: string): string => (d.startsWith('sha256:') ? `sha256:${d.slice(7, 19)}` : d.slice(0, 19));
 const shortCommit = (c: string): string => c.slice(0, 12);
 
-function numberText(v: number): string {
+/** A number to 4 significant digits (integers whole), for charts and tables. */
+export function numberText(v: number): string {
   if (Number.isInteger(v)) return String(v);
   const p = Number(v.toPrecision(4));
   return String(p);
@@ -226,7 +227,8 @@ function seriesOf(steps: LineageStep[]): Series[] {
 }
 
 /** Averages a series down to at most n points, keeping its shape. */
-function downsample(values: number[], n: number): number[] {
+/** At most `n` values: the means of `n` equal runs of `values` (the whole list when shorter). */
+export function downsample(values: number[], n: number): number[] {
   if (values.length <= n) return values;
   const out: number[] = [];
   for (let i = 0; i < n; i += 1) {
@@ -311,6 +313,22 @@ function chartsToDraw(series: Series[]): Series[] {
   return series.filter((x) => picked.includes(x));
 }
 
+/**
+ * A Mermaid `xychart-beta` block (GitHub and GitLab render it) with one line per series, drawn
+ * in order in the theme's palette; `xAxis` is Mermaid's axis text (`"seconds" 0 --> 40`).
+ */
+export function xyChart(title: string, xAxis: string, yLabel: string, lines: number[][]): string[] {
+  return [
+    '```mermaid',
+    'xychart-beta',
+    `  title "${mermaidTitle(title)}"`,
+    `  x-axis ${xAxis}`,
+    `  y-axis "${mermaidTitle(yLabel, 30)}"`,
+    ...lines.map((values) => `  line [${values.map(numberText).join(', ')}]`),
+    '```',
+  ];
+}
+
 function metricsSection(steps: LineageStep[], plan: Plan): string[] {
   const series = seriesOf(steps);
   const charted = new Set<MetricSeriesSummary>();
@@ -339,16 +357,7 @@ function metricsSection(steps: LineageStep[], plan: Plan): string[] {
         CHART_POINTS,
       );
       const endS = Math.max(1, Math.round(m.lastT / 1000));
-      lines.push(
-        '',
-        '```mermaid',
-        'xychart-beta',
-        `  title "${mermaidTitle(`${step}: ${m.name}`)}"`,
-        `  x-axis "seconds" 0 --> ${endS}`,
-        `  y-axis "${mermaidTitle(m.name, 30)}"`,
-        `  line [${values.map(numberText).join(', ')}]`,
-        '```',
-      );
+      lines.push('', ...xyChart(`${step}: ${m.name}`, `"seconds" 0 --> ${endS}`, m.name, [values]));
     }
   }
   const notes = metricNotes(steps, charted);

@@ -183,6 +183,22 @@ describe('the metrics table', () => {
     expect(hostileHtml).toContain('<code>s.a|b</code>');
   });
 
+  it('overlays the curves both runs recorded in one chart each, this run first; a metric without a curve gets none', () => {
+    const withCurve = (d: LineageDoc, values: number[]): LineageDoc => {
+      const copy = structuredClone(d);
+      copy.steps[0]!.metrics!.metrics[0]!.points = values.map((v, i) => [i * 1000, v]);
+      return copy;
+    };
+    const curves = metricsDiff(withCurve(head, [1, 0.5, 0.2]), withCurve(base, [1, 0.6, 0.4, 0.25]));
+    expect(curves.series).toEqual([{ step: 'train', metric: 'loss', head: [1, 0.5, 0.2], base: [1, 0.6, 0.4, 0.25] }]);
+    const md = diffMarkdown(curves, { why: 'x' }).join('\n');
+    const blocks = md.split('```mermaid').slice(1);
+    expect(blocks).toHaveLength(1);
+    expect(blocks[0]).toContain('title "train: loss, this run vs base"');
+    expect(blocks[0]!.match(/^ {2}line \[.*\]$/gm)).toEqual(['  line [1, 0.5, 0.2]', '  line [1, 0.6, 0.4, 0.25]']);
+    expect(diffMarkdown(diff, { why: 'x' }).join('\n')).not.toContain('```mermaid');
+  });
+
   it('prints an aligned plain-text table for the terminal', () => {
     const text = diffText(diff);
     expect(text).toContain('params that differ:\n  lr: 0.5 -> 0.1\n  seed: — -> 3');
