@@ -17,14 +17,23 @@ export const SEARCH_ATTRIBUTES = {
 /**
  * The attributes a run starts with (the conclusion is added when it ends): repository as
  * `owner/repo` (GitHub/GitLab) or the local repository's path, the full commit SHA, the branch
- * of a push (absent for comments and local runs), the pipeline name, the trigger kind and who
+ * (a push's branch, a PR's head branch, a local run's checked-out branch; absent when unknown), the pipeline name, the trigger kind and who
  * asked (push actor, commenter, CLI user).
  */
 export function runSearchAttributes(input: RunInput): Record<string, string[]> {
   const s = input.source;
   const repository = repositoryOf(s);
   const t = input.trigger;
-  const branch = t.kind === 'push' && t.ref.startsWith('refs/heads/') ? t.ref.slice('refs/heads/'.length) : undefined;
+  const branch =
+    t.kind === 'push'
+      ? t.ref.startsWith('refs/heads/')
+        ? t.ref.slice('refs/heads/'.length)
+        : undefined
+      : t.kind === 'cli'
+        ? t.branch
+        : t.kind === 'comment'
+          ? t.headRef
+          : undefined;
   const requester = t.kind === 'cli' ? t.user : t.actor;
   const out: Record<string, string[]> = {
     [SEARCH_ATTRIBUTES.repository]: [repository],
