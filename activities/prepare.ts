@@ -24,6 +24,7 @@ import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
 import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
+import { FailureType } from '../workflows/failures.js';
 
 export interface PrepareDeps {
   store: ArtifactStore;
@@ -256,6 +257,7 @@ export async function putRepoInput(
   }
 }
 
+/** A step that cannot run as specified; its name is the failure type the workflow does not retry. */
 export class StepInvalid extends Error {
-  override name = 'StepInvalid';
+  override name = FailureType.StepInvalid;
 }

@@ -19,6 +19,7 @@ import type { ComputeActivities } from '../activities/ec2/activities.js';
 import type { PoolSettings, ProvisionHostResult } from '../activities/ec2/types.js';
 import type { Ec2MachineSpec, MachineSpec } from '../pipeline/types.js';
 import type { HostRecord, ProvisionAttempt } from './hosttypes.js';
+import { FailureType } from './failures.js';
 
 export interface HostPoolOptions {
   runId: string;
@@ -279,7 +280,7 @@ const provisioning = proxyActivities<ComputeActivities>({
     initialInterval: '5 seconds',
     backoffCoefficient: 2,
     maximumInterval: '1 minute',
-    nonRetryableErrorTypes: ['Ec2CapacityExhausted', 'Ec2ConfigError'],
+    nonRetryableErrorTypes: [FailureType.Ec2CapacityExhausted, FailureType.Ec2ConfigError],
   },
   cancellationType: ActivityCancellationType.TRY_CANCEL,
 });
@@ -349,7 +350,7 @@ export class HostPool {
       if (boot + 1 >= MAX_BOOTS) {
         throw ApplicationFailure.nonRetryable(
           `no ready host of class ${machineName} for step ${step} after ${MAX_BOOTS} boots`,
-          'Ec2HostNotReady',
+          FailureType.Ec2HostNotReady,
         );
       }
     }
@@ -467,7 +468,7 @@ export class HostPool {
       retry: {
         initialInterval: '2 seconds',
         maximumAttempts: 3,
-        nonRetryableErrorTypes: ['Ec2HostNotReady', 'Ec2HostLost'],
+        nonRetryableErrorTypes: [FailureType.Ec2HostNotReady, FailureType.Ec2HostLost],
       },
       cancellationType: ActivityCancellationType.TRY_CANCEL,
     });

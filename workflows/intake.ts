@@ -6,6 +6,7 @@
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { IntakeActivities } from '../activities/intake/activities.js';
 import type { Delivery, DeliveryOutcome } from '../activities/intake/events.js';
+import { FailureType } from './failures.js';
 
 export async function intakeDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
   const { handleDelivery } = proxyActivities<IntakeActivities>({
@@ -19,7 +20,7 @@ export async function intakeDelivery(delivery: Delivery): Promise<DeliveryOutcom
       backoffCoefficient: 2,
       maximumInterval: '2 minutes',
       maximumAttempts: 40,
-      nonRetryableErrorTypes: ['IntakeUnconfigured'],
+      nonRetryableErrorTypes: [FailureType.IntakeUnconfigured],
     },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });

@@ -58,6 +58,7 @@ import {
   type StepRecords,
 } from './scheduler.js';
 import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from './types.js';
+import { FailureType } from './failures.js';
 
 /** State carried across continue-as-new. */
 export interface PipelineCarry {
@@ -92,7 +93,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     startToCloseTimeout: '10 minutes',
     // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
     heartbeatTimeout: '20 seconds',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['StepInvalid'] },
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.StepInvalid] },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
   // Best effort and off the run's path: the activity never throws, and bounds its own HTTP time.

@@ -31,6 +31,7 @@ import {
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
 import type { AttemptRecord, StepMetrics, StepOutcome } from './types.js';
+import { FailureType } from './failures.js';
 
 export async function stepExecution(input: StepExecInput): Promise<StepOutcome> {
   const waiters = new Set<string>();
@@ -149,7 +150,12 @@ async function execute(
     retry: {
       maximumAttempts: 1 + input.sameHostRetries,
       initialInterval: '1 second',
-      nonRetryableErrorTypes: ['StepFailed', 'StepTimedOut', 'StepInvalid', 'StepHostLost'],
+      nonRetryableErrorTypes: [
+        FailureType.StepFailed,
+        FailureType.StepTimedOut,
+        FailureType.StepInvalid,
+        FailureType.StepHostLost,
+      ],
     },
     // Wait until the runner confirms the container is gone before reporting cancelled.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -258,11 +264,16 @@ function attemptFromFailure(
       ...(d ? { host: d.host, startedAt: d.startedAt, finishedAt: d.finishedAt, exitCode: d.exitCode } : {}),
       ...(d?.logDigest ? { logDigest: d.logDigest } : {}),
       ...(d?.compute ? { compute: d.compute } : {}),
-      outcome: cause.type === 'StepTimedOut' ? 'timed_out' : cause.type === 'StepHostLost' ? 'host_lost' : 'failed',
+      outcome:
+        cause.type === FailureType.StepTimedOut
+          ? 'timed_out'
+          : cause.type === FailureType.StepHostLost
+            ? 'host_lost'
+            : 'failed',
       message: boundMessage(cause.message),
     };
     // A definition problem (missing image, bad output) will not get better by retrying.
-    return { attempt: a, metrics: d?.metrics, final: cause.type === 'StepInvalid' };
+    return { attempt: a, metrics: d?.metrics, final: cause.type === FailureType.StepInvalid };
   }
   if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
     return {

@@ -21,6 +21,7 @@ import type {
   WaitReadyInput,
   WorkflowState,
 } from './types.js';
+import { FailureType } from '../../workflows/failures.js';
 
 export interface ComputeActivityDeps {
   clients: AwsClients;
@@ -58,11 +59,11 @@ const TASK_QUEUE_KIND_NORMAL = 1;
 const TASK_QUEUE_TYPE_ACTIVITY = 2;
 
 export const FAILURE = {
-  exhausted: 'Ec2CapacityExhausted',
-  config: 'Ec2ConfigError',
-  limit: 'Ec2InstanceLimit',
-  notReady: 'Ec2HostNotReady',
-  lost: 'Ec2HostLost',
+  exhausted: FailureType.Ec2CapacityExhausted,
+  config: FailureType.Ec2ConfigError,
+  limit: FailureType.Ec2InstanceLimit,
+  notReady: FailureType.Ec2HostNotReady,
+  lost: FailureType.Ec2HostLost,
 } as const;
 
 export function createComputeActivities(deps: ComputeActivityDeps) {

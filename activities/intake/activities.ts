@@ -17,6 +17,7 @@ import type { Delivery, DeliveryOutcome, GitHubRepo, IntakeEvent } from './event
 import { atLeast } from './port.js';
 import { handlePush } from './push.js';
 import { cancelFromCheck, rerun, rerunSuite } from './rerun.js';
+import { FailureType } from '../../workflows/failures.js';
 
 export interface IntakeDeps extends Intake {
   github?: GitHubClients;
@@ -29,7 +30,7 @@ export interface IntakeActivities {
 }
 
 /** Failure type of a delivery this worker cannot handle at all (no credentials for its host). */
-export const INTAKE_UNCONFIGURED = 'IntakeUnconfigured';
+export const INTAKE_UNCONFIGURED = FailureType.IntakeUnconfigured;
 
 export function createIntakeActivities(deps: IntakeDeps): IntakeActivities {
   return {

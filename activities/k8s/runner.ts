@@ -27,6 +27,7 @@ import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { startDcgmSampler } from './dcgm.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
+import type { FailureType } from '../../workflows/failures.js';
 
 export interface KubeRunnerDeps {
   /** The store the pods use too (the same s3:// location as settings.store). */
@@ -47,7 +48,11 @@ const IMAGE_PULL_GRACE_MS = 20_000;
 const RUN_WORKFLOW_ANNOTATION = 'trainyard.dev/workflow-run-id';
 
 type Failure = {
-  type: 'StepFailed' | 'StepTimedOut' | 'StepInvalid' | 'StepHostLost';
+  type:
+    | typeof FailureType.StepFailed
+    | typeof FailureType.StepTimedOut
+    | typeof FailureType.StepInvalid
+    | typeof FailureType.StepHostLost;
   message: string;
   exitCode: number | null;
 };

@@ -7,9 +7,11 @@ import { boundMessage } from '../../workflows/bounds.js';
 import type { HostRecord } from '../../workflows/hosttypes.js';
 import type { ArtifactRef } from '../../workflows/types.js';
 import type { StoredOutput } from './output.js';
+import type { FailureType } from '../../workflows/failures.js';
 
 /** Failure types the step workflow knows; none of them is retried by Temporal itself. */
-export type StepFailureType = 'StepFailed' | 'StepTimedOut' | 'StepInvalid';
+export type StepFailureType =
+  typeof FailureType.StepFailed | typeof FailureType.StepTimedOut | typeof FailureType.StepInvalid;
 
 export interface AttemptFacts {
   startedAt: string;
