@@ -62,10 +62,11 @@ function pidAlive(pid: number): boolean {
  * pid is gone is an orphan. Runners on other hosts, and live runners of this host (several
  * agents may share one podman), are left alone. Called when an agent starts, before it
  * polls; a step's own retry also removes its earlier attempt's container by its exec label
- * when it lands on the same host. Returns the names removed.
+ * when it lands on the same host. Returns the names removed. `host` is this machine's
+ * hostname (the label agents write); tests pass a name of their own so that agents of other
+ * tests on the same podman never race them.
  */
-export async function removeOrphanedContainers(cli: ContainerCliConfig): Promise<string[]> {
-  const host = hostname();
+export async function removeOrphanedContainers(cli: ContainerCliConfig, host: string = hostname()): Promise<string[]> {
   const found = await listContainersWithLabel(cli, { [AGENT_HOST_LABEL]: host }, AGENT_LABEL);
   const orphans = found.filter((c) => {
     const m = /:(\d+)$/.exec(c.value);

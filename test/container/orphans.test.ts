@@ -2,7 +2,6 @@
 // that host removes the containers whose runner process is gone — and only those: a live
 // agent's container on the same podman, and another host's, are left alone.
 import { execFileSync, spawn } from 'node:child_process';
-import { hostname } from 'node:os';
 import { afterAll, expect, it } from 'vitest';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { listContainers, removeContainers } from '../../activities/container/run.js';
@@ -47,13 +46,14 @@ it('removes the containers of runner processes of this host that no longer exist
   cli = await resolveContainerCli();
   const gone = spawn('true', [], { stdio: 'ignore' });
   await new Promise((r) => gone.once('exit', r));
-  const me = hostname();
+  // A host name of this test's own: agents of other test files on the same podman remove
+  // orphans of the real hostname, and would race this test for its "dead" container.
+  const me = `orphans-host-${process.pid}`;
   startContainer(`${queue}-dead`, me, gone.pid!);
   startContainer(`${queue}-live`, me, live.pid!);
   startContainer(`${queue}-elsewhere`, 'another-host', gone.pid!);
 
-  // Other tests' orphans on this host may go too; ours must, the living ones must not.
-  const removed = await removeOrphanedContainers(cli);
+  const removed = await removeOrphanedContainers(cli, me);
   expect(removed).toContain(`${queue}-dead`);
   expect(removed).not.toContain(`${queue}-live`);
   const left = (await listContainers(cli, { 'trainyard.queue': queue })).map((c) => c.name).sort();
