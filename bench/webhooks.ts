@@ -22,7 +22,7 @@ import { FakeGitHub } from '../test/githost/fake-github.js';
 import { deliver, pushPayload } from '../test/githost/payloads.js';
 import { startDevServer } from '../app/devserver.js';
 import { startServe } from '../test/githost/serve-process.js';
-import { trainyard } from '../test/service/cluster.js';
+import { closeProcessGuard, trainyard } from '../test/service/cluster.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -215,6 +215,8 @@ async function main(): Promise<void> {
     await connection.close();
     await gh.stop();
     await t.stop?.();
+    // The watchdog of the worker's process group holds a pipe open: without this the bench never exits.
+    await closeProcessGuard();
   }
 }
 
