@@ -9,8 +9,12 @@ import { pino, type Logger } from 'pino';
 import { pinoTextHooks } from '../usertext.js';
 import { createStore } from '../store/factory.js';
 import type { ArtifactStore } from '../store/types.js';
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { ArtifactRef } from '../../workflows/types.js';
 import { AGENT_MOUNT, UPLOAD_READY_FILE, type PodPlan, type UploadResult } from './job.js';
+
+/** Where the agent finds the pod's volumes: AGENT_MOUNT, or folders of a test's choosing. */
+export type AgentMounts = { readonly [K in keyof typeof AGENT_MOUNT]: string };
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 
@@ -28,8 +32,26 @@ export function readPlan(env: Record<string, string | undefined>): PodPlan {
   return plan;
 }
 
+/**
+ * Attempts per S3 request of the pod agent (the AWS SDK's default is 3). The upload sidecar
+ * holds the only copy of the step's outputs: with the SDK's standard retry strategy (backoff up
+ * to 20 s, https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html) and the
+ * 10 s connect timeout (store/s3config.ts) this rides out a minute or more of S3 being
+ * unreachable, well inside a class's uploadGraceSeconds (default 600).
+ */
+export const POD_AGENT_S3_ATTEMPTS = 8;
+
+/** The store named by the plan, its S3 client retrying POD_AGENT_S3_ATTEMPTS times; `s3` overrides the client settings. */
+export function podAgentStore(plan: PodPlan, s3?: S3ClientConfig): ArtifactStore {
+  return createStore(plan.store, { s3: { maxAttempts: POD_AGENT_S3_ATTEMPTS, ...s3 } });
+}
+
 /** `fetch`: the commit at /workspace, inputs at /inputs/<name>, parameters at /trainyard/params.json. */
-export async function fetchInputs(plan: PodPlan, store: ArtifactStore, mounts = AGENT_MOUNT): Promise<void> {
+export async function fetchInputs(
+  plan: PodPlan,
+  store: ArtifactStore,
+  mounts: AgentMounts = AGENT_MOUNT,
+): Promise<void> {
   const tarFile = join(mounts.scratch, 'workspace.tar');
   await rm(tarFile, { force: true });
   await store.materialize(plan.workspace, tarFile);
@@ -47,7 +69,7 @@ export async function fetchInputs(plan: PodPlan, store: ArtifactStore, mounts = 
 export async function uploadOutputs(
   plan: PodPlan,
   store: ArtifactStore,
-  mounts = AGENT_MOUNT,
+  mounts: AgentMounts = AGENT_MOUNT,
   log?: Logger,
 ): Promise<UploadResult> {
   const result: UploadResult = { outputs: {}, missing: [], refused: {} };
@@ -64,8 +86,12 @@ export async function uploadOutputs(
       result.outputs[name] = ref;
       log?.info({ output: name, digest: ref.digest, bytes: ref.size, ms: Date.now() - t0 }, 'output stored');
     } catch (e) {
-      result.refused[name] = (e as Error).message;
-      log?.warn({ output: name, error: (e as Error).message, ms: Date.now() - t0 }, 'output refused');
+      // How long it tried tells a network outage (many attempts, a minute) from a refusal (one).
+      const attempts = (e as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+      const ms = Date.now() - t0;
+      const tried = attempts ? `${attempts} attempt${attempts === 1 ? '' : 's'} in ` : '';
+      result.refused[name] = `${(e as Error).message} (${tried}${(ms / 1000).toFixed(1)} s)`;
+      log?.warn({ output: name, error: (e as Error).message, attempts, ms }, 'output refused');
     }
   }
   const t0 = Date.now();
@@ -99,7 +125,7 @@ function untar(file: string, dest: string): Promise<void> {
 export async function runPodAgent(mode: string | undefined, env = process.env): Promise<number> {
   try {
     const plan = readPlan(env);
-    const store = createStore(plan.store);
+    const store = podAgentStore(plan);
     if (mode === 'fetch') {
       await mkdir(AGENT_MOUNT.scratch, { recursive: true });
       await fetchInputs(plan, store);
