@@ -24,6 +24,7 @@ import { masker, secretSourceFromEnv, SecretsMissing, type SecretSource } from '
 import { terminalText } from './usertext.js';
 import { stepFailure, stepResult } from './runner/result.js';
 import type { ContainerCliConfig } from './container/types.js';
+import { pidAlive, removeOrphanedEnvDirs } from './container/envfile.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
 import { EntryRefused } from './store/manifest.js';
@@ -46,16 +47,6 @@ export interface RunnerDeps {
 export const AGENT_HOST_LABEL = 'trainyard.agent-host';
 export const AGENT_LABEL = 'trainyard.agent';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: a process of another user has that pid; it is alive.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes the containers that a runner process on this host left behind when it died
  * (SIGKILL, OOM): each container names its runner as `<host>:<pid>`, and one whose runner
@@ -74,6 +65,8 @@ export async function removeOrphanedContainers(cli: ContainerCliConfig, host: st
     return c.value.startsWith(`${host}:`) && Number.isSafeInteger(pid) && pid !== process.pid && !pidAlive(pid);
   });
   await removeContainerIds(cli, orphans);
+  // Their env files too: they may hold secret values (activities/container/envfile.ts).
+  await removeOrphanedEnvDirs();
   return orphans.map((c) => c.name);
 }
 

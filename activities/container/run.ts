@@ -1,12 +1,12 @@
 // Runs one step container through a docker-compatible CLI and guarantees it is gone afterwards.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { pino } from 'pino';
 import { pinoTextHooks } from '../usertext.js';
 import { cliKind } from './cli.js';
+import { makeEnvDir } from './envfile.js';
 import { execQuiet, lastLine } from './exec.js';
 import { LineSplitter } from './lines.js';
 import type { ContainerCliConfig, ContainerRunRequest, ContainerRunResult } from './types.js';
@@ -213,7 +213,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
     presentImages.set(imageKey, Date.now() + IMAGE_PRESENT_FOR_MS);
   }
 
-  const dir = await mkdtemp(join(tmpdir(), 'trainyard-env-'));
+  const dir = await makeEnvDir();
   let removed = false;
   liveContainers.set(req.name, { cli, labels: req.labels });
   for (const l of listeners) l.started(req.name, cli);
