@@ -203,7 +203,9 @@ describe('runContainer', () => {
   // a container that was not killed would live to print "finished".
   it('kills a container that runs past its timeout and leaves none behind', async () => {
     const captured: Captured = { stdout: [], stderr: [] };
-    const req = request({ command: ['sh', '-c', 'echo started; sleep 30; echo finished'], timeoutMs: 1_000 }, captured);
+    // The timeout counts from the CLI's start: 5 s leaves a loaded machine time to start the
+    // container (with 1 s, a CI machine under load killed it before it printed a line).
+    const req = request({ command: ['sh', '-c', 'echo started; sleep 60; echo finished'], timeoutMs: 5_000 }, captured);
     const r = await runContainer(cli, req);
     expect(r).toMatchObject({ timedOut: true, cancelled: false, exitCode: null });
     expect(captured.stdout).toEqual(['started']);
