@@ -20,6 +20,7 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityInterfaceFor,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
 import type { RecordedLineage } from '../activities/lineage/activity.js';
@@ -89,8 +90,8 @@ const LINEAGE_BATCH = 100;
 /** Quiet time after which the run checks its executions directly. */
 const PROBE_AFTER_MS = 5 * 60_000;
 
-type Control = ReturnType<typeof proxyActivities<ControlActivities>>;
-type LineageControl = ReturnType<typeof proxyActivities<Pick<ControlActivities, 'emitOpenLineage'>>>;
+type Control = ActivityInterfaceFor<ControlActivities>;
+type LineageControl = ActivityInterfaceFor<Pick<ControlActivities, 'emitOpenLineage'>>;
 
 /** What every phase of a run works with: its input, its state, its activities and its host pool. */
 interface Run {
@@ -149,6 +150,7 @@ function openRun(input: RunInput, carry: PipelineCarry | undefined): Run {
   return { input, pipeline, myId, s, control, pool, lineage: sender };
 }
 
+/** The control activities (retried 5 times, but never a step that is invalid) and the best-effort OpenLineage one. */
 function activitiesFor(options: RunOptions): { control: Control; lineage: LineageControl } {
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
@@ -201,9 +203,10 @@ async function claimGroup(run: Run, c: RunConcurrency): Promise<void> {
 
 /**
  * The loop: returns when every step is final or the run is cancelled; continues as new when due.
- * Every `await` here stands where the loop awaited before it was split into phases: within one
- * workflow activation, coroutines (host acquisitions, lineage sends) interleave by microtask, so
- * an extra await could reorder their commands against a recorded history.
+ * Its awaits follow those of the single loop it replaced (one per finished execution, activity
+ * and timer), because coroutines resumed in one activation (host acquisitions, lineage sends)
+ * interleave by microtask: an extra await could reorder their commands against a recorded
+ * history. `advance` and `awaitProgress` add one microtask on return (test/replay passes).
  */
 async function schedule(run: Run): Promise<void> {
   const { s } = run;
@@ -432,6 +435,7 @@ function markVisibility(recorded: RecordedLineage, outcome: RunStatus['state']):
   }
 }
 
+/** The run's status now (the status query's answer). */
 function snapshot(run: Run): RunStatus {
   return runSnapshot(run.input, run.s, new Date().toISOString());
 }
@@ -499,6 +503,7 @@ class LineageSender {
   }
 }
 
+/** The innermost message of an activity failure, bounded for a step record. */
 function failureMessage(err: unknown): string {
   let e: unknown = err;
   // ActivityFailure wraps the activity's own error as its cause.
