@@ -2,6 +2,10 @@
 // the cache first, shares executions with other runs (single flight), retries steps that
 // lost their host on a new one, reports live status, and always cleans up: instances are
 // terminated and detached executions stopped even when the run is cancelled or fails.
+// `pipelineRun` is a short loop of named phases (apply → advance → publish → await progress;
+// then finish); what each phase decides is pure (workflows/runstate.ts, workflows/scheduler.ts).
+// Temporal replays this code against recorded histories (test/replay): every activity call,
+// signal, timer and `patched()` must stay in the same order with the same arguments.
 import {
   ActivityCancellationType,
   CancellationScope,
@@ -16,8 +20,11 @@ import {
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
+  type ActivityInterfaceFor,
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/engine.js';
+import type { RecordedLineage } from '../activities/lineage/activity.js';
+import type { Pipeline } from '../pipeline/types.js';
 import {
   cancelSignal,
   detachSignal,
@@ -26,52 +33,56 @@ import {
   stepExecWorkflowId,
   stepFinishedSignal,
   supersedeSignal,
-  type PrepareItem,
   type Prepared,
-  type StepExecInput,
   type StepFinished,
 } from './contracts.js';
 import { boundMessage } from './bounds.js';
 import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
 import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
-import { HostPool, type HostPoolState } from './hostpool.js';
-import type { HostRecord } from './hosttypes.js';
+import { HostPool } from './hostpool.js';
 import {
-  applyCacheHit,
   cancelUnfinished,
-  chargeKubernetes,
   checkConclusion,
   failSteps,
   failWithheld,
-  initialSteps,
-  kubernetesMachineOf,
-  lostItsHost,
-  markStarted,
   needsHostPool,
-  pendingOnMachine,
   readySteps,
   runOutcome,
   runningCount,
-  settleStep,
   skipBlocked,
-  upstreamOf,
-  type StepRecords,
 } from './scheduler.js';
-import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from './types.js';
+import {
+  acquisitionEnded,
+  acquisitionFailed,
+  applyPrepared,
+  carryOf,
+  detachAnswered,
+  detachHost,
+  finalReport,
+  hostAcquired,
+  initialRunState,
+  mayContinueAsNew,
+  planPreparation,
+  planStarts,
+  prepareItems,
+  probeKeys,
+  publishDue,
+  requestCancel,
+  runIsDone,
+  runSnapshot,
+  settleWaiting,
+  stepExecInput,
+  takeStartable,
+  takeWaiting,
+  wakeAfterMs,
+  type PipelineCarry,
+  type Plan,
+  type RunState,
+} from './runstate.js';
+import type { RunConcurrency, RunInput, RunOptions, RunStatus } from './types.js';
 import { FailureType } from './failures.js';
 
-/** State carried across continue-as-new. */
-export interface PipelineCarry {
-  steps: StepRecords;
-  /** cache key → the steps of this run waiting for that execution. */
-  waiting: Record<string, string[]>;
-  attemptOffset: Record<string, number>;
-  startedAt: string;
-  continuedAsNew: number;
-  pool?: HostPoolState;
-  /** Whether the run sends OpenLineage events (the control worker had an endpoint); absent = no. */
-  openLineage?: boolean;
-}
+export type { PipelineCarry } from './runstate.js';
 
 const PREPARE_BATCH = 200;
 /** OpenLineage facts per activity call: a few KiB each, far under Temporal's payload limit. */
@@ -79,15 +90,68 @@ const LINEAGE_BATCH = 100;
 /** Quiet time after which the run checks its executions directly. */
 const PROBE_AFTER_MS = 5 * 60_000;
 
+type Control = ActivityInterfaceFor<ControlActivities>;
+type LineageControl = ActivityInterfaceFor<Pick<ControlActivities, 'emitOpenLineage'>>;
+
+/** What every phase of a run works with: its input, its state, its activities and its host pool. */
+interface Run {
+  input: RunInput;
+  pipeline: Pipeline;
+  /** This run's workflow id (the waiter id step executions signal back to). */
+  myId: string;
+  s: RunState;
+  control: Control;
+  /** EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt. */
+  pool: HostPool | undefined;
+  lineage: LineageSender;
+}
+
 /**
- * The pipeline run workflow: the loop around the pure scheduler (workflows/scheduler.ts) —
- * prepare ready steps (cache lookups), start executions, apply their results as they signal
- * back, publish status — then clean-up, lineage and the final status, even when cancelled.
- * Continues as new (carrying `PipelineCarry`) when the history grows past `historyEventLimit`.
+ * The pipeline run workflow: the loop around the pure scheduler (workflows/runstate.ts and
+ * workflows/scheduler.ts) — apply the executions that finished, prepare and start what is ready,
+ * publish status, wait for news — then clean-up, lineage and the final status, even when
+ * cancelled. Continues as new (carrying `PipelineCarry`) when the history grows past
+ * `historyEventLimit`.
  */
 export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promise<RunStatus> {
+  const run = openRun(input, carry);
+  listen(run);
+  if (input.concurrency && !carry) await claimGroup(run, input.concurrency);
+  await publish(run, true);
+  run.lineage.send();
+  try {
+    await schedule(run);
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    run.s.cancelRequested = true;
+  }
+  return await CancellationScope.nonCancellable(() => finish(run));
+}
+
+/** The run's activities, state, host pool and lineage sender, from its input and what an earlier execution carried. */
+function openRun(input: RunInput, carry: PipelineCarry | undefined): Run {
   const { pipeline, options } = input;
   const myId = workflowInfo().workflowId;
+  const { control, lineage } = activitiesFor(options);
+  // patched: histories recorded before OpenLineage events replay unchanged (no activity call).
+  const lineagePatched = patched('openlineage-events');
+  const s = initialRunState(pipeline, carry, Date.now(), new Date().toISOString());
+  const pool = needsHostPool(pipeline)
+    ? new HostPool({
+        runId: input.runId,
+        workflowId: myId,
+        machines: pipeline.machines,
+        stepTimeoutSeconds: Object.fromEntries(Object.values(pipeline.steps).map((st) => [st.name, st.timeoutSeconds])),
+        ...(carry?.pool ? { restore: carry.pool } : {}),
+      })
+    : undefined;
+  const enabled = !lineagePatched ? false : carry ? carry.openLineage === true : undefined;
+  const sender = new LineageSender(input, myId, s, lineage, enabled, new LineageFacts(Boolean(carry), carry?.steps));
+  return { input, pipeline, myId, s, control, pool, lineage: sender };
+}
+
+/** The control activities (retried 5 times, but never a step that is invalid) and the best-effort OpenLineage one. */
+function activitiesFor(options: RunOptions): { control: Control; lineage: LineageControl } {
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
     startToCloseTimeout: '10 minutes',
@@ -103,456 +167,343 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
     retry: { maximumAttempts: 2 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
-  // patched: histories recorded before OpenLineage events replay unchanged (no activity call).
-  const lineagePatched = patched('openlineage-events');
+  return { control, lineage };
+}
 
-  const steps: StepRecords = carry?.steps ?? initialSteps(pipeline);
-  const waiting: Record<string, string[]> = carry?.waiting ?? {};
-  const attemptOffset: Record<string, number> = carry?.attemptOffset ?? {};
-  const earlierAttempts: Record<string, AttemptRecord[]> = {};
-  const startedAt = carry?.startedAt ?? new Date().toISOString();
-  const prepared = new Map<string, Prepared>();
-  const finished: StepFinished[] = [];
-  const hostOf = new Map<string, HostRecord>();
-  let cancelRequested = false;
-  let supersededBy: SupersededBy | undefined;
-  let wake = false;
-  let acquiring = 0;
-  /** Keys whose execution is not started yet (waiting for a host). */
-  const notStarted = new Set<string>();
-  let runState: RunStatus['state'] = 'running';
-  let lineageKey: string | undefined;
-  let reportKey: string | undefined;
-  // OpenLineage: unknown until the first send answers whether the worker has an endpoint.
-  let lineageOn: boolean | undefined = !lineagePatched ? false : carry ? carry.openLineage === true : undefined;
-  const lineageFacts = new LineageFacts(Boolean(carry), carry?.steps);
-  let lineageSending: Promise<void> | undefined;
-
-  const kubernetesMachine = (step: string) => kubernetesMachineOf(pipeline, step);
-  // EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt.
-  const pool = needsHostPool(pipeline)
-    ? new HostPool({
-        runId: input.runId,
-        workflowId: myId,
-        machines: pipeline.machines,
-        stepTimeoutSeconds: Object.fromEntries(Object.values(pipeline.steps).map((s) => [s.name, s.timeoutSeconds])),
-        ...(carry?.pool ? { restore: carry.pool } : {}),
-      })
-    : undefined;
-
-  const snapshot = (): RunStatus => ({
-    runId: input.runId,
-    pipeline: pipeline.name,
-    state: runState,
-    startedAt,
-    ...(runState !== 'running' ? { finishedAt: new Date().toISOString() } : {}),
-    steps: pipeline.order.map((n) => steps[n]!),
-    ...(lineageKey ? { lineageKey } : {}),
-    ...(reportKey ? { reportKey } : {}),
-    continuedAsNew: carry?.continuedAsNew ?? 0,
-    ...(supersededBy ? { supersededBy } : {}),
-  });
-
-  setHandler(cancelSignal, () => {
-    cancelRequested = true;
-  });
+/** Signals and the status query: they only change state; the loop acts on it. */
+function listen(run: Run): void {
+  const { s } = run;
+  setHandler(cancelSignal, () => requestCancel(s));
   // A newer run of the same concurrency group started: stop as a Cancel would, and say why.
-  setHandler(supersedeSignal, (by) => {
-    supersededBy ??= by;
-    cancelRequested = true;
-  });
-  setHandler(statusQuery, snapshot);
-  let lastNews = Date.now();
+  setHandler(supersedeSignal, (by) => requestCancel(s, by));
+  setHandler(statusQuery, () => snapshot(run));
   setHandler(stepFinishedSignal, (f) => {
-    finished.push(f);
-    lastNews = Date.now();
+    s.finished.push(f);
+    s.lastNews = Date.now();
   });
+}
 
-  /**
-   * Sends the OpenLineage facts owed since the last send, unless a send is still going (its
-   * end wakes the loop, which sends the rest). Never blocks the run and never fails it.
-   */
-  const sendLineage = (extra: LineageFact[] = []): void => {
-    if (lineageOn === false || lineageSending) return;
+/** Tells the concurrency group this run started (it supersedes older runs); a failure only costs that. */
+async function claimGroup(run: Run, c: RunConcurrency): Promise<void> {
+  const { input } = run;
+  try {
+    await run.control.claimConcurrency({
+      groupId: c.groupId,
+      controlQueue: input.options.controlQueue,
+      claim: { workflowId: run.myId, runId: input.runId, sha: input.source.commit, requestedAt: c.requestedAt },
+    });
+  } catch (err) {
+    if (!isCancellation(err))
+      log.warn('could not claim the concurrency group; this run supersedes nothing', {
+        group: c.group,
+        error: String(err),
+      });
+  }
+}
+
+/**
+ * The loop: returns when every step is final or the run is cancelled; continues as new when due.
+ * Its awaits follow those of the single loop it replaced (one per finished execution, activity
+ * and timer), because coroutines resumed in one activation (host acquisitions, lineage sends)
+ * interleave by microtask: an extra await could reorder their commands against a recorded
+ * history. `advance` and `awaitProgress` add one microtask on return (test/replay passes).
+ */
+async function schedule(run: Run): Promise<void> {
+  const { s } = run;
+  for (;;) {
+    while (s.finished.length > 0) await applyFinished(run, s.finished.shift()!);
+    if (skipBlocked(run.pipeline, s.steps)) s.dirty = true;
+    if (s.cancelRequested) return;
+    const plan = nextPlan(run);
+    if (!plan) continue;
+    if (plan.ready.length > 0 && plan.slots > 0 && (await advance(run, plan))) continue;
+    if (runIsDone(s, plan)) return;
+    await publish(run, false);
+    run.lineage.send();
+    const poolHosts = run.pool?.state().hosts;
+    if (mayContinueAsNew(workflowInfo(), run.input.options.historyEventLimit, s, poolHosts)) await continueRun(run);
+    await awaitProgress(run);
+  }
+}
+
+/** Applies an execution that signalled its end to the steps waiting for it, releasing their hosts. */
+async function applyFinished(run: Run, f: StepFinished): Promise<void> {
+  const { s } = run;
+  for (const name of takeWaiting(s, f.key)) {
+    const { host, release } = detachHost(run.pipeline, s, name, f);
+    if (release && run.pool) await run.pool.release(release.host, release.stillNeeded, release.broken);
+    settleWaiting(run.input, s, name, f, host, new Date().toISOString());
+  }
+  s.dirty = true;
+}
+
+/** What is ready and what to prepare; undefined when steps whose secrets are withheld failed instead (look again). */
+function nextPlan(run: Run): Plan | undefined {
+  const { input, s } = run;
+  const ready = readySteps(run.pipeline, s.steps);
+  const plan = planPreparation(s, ready, runningCount(run.pipeline, s.steps), input.options.parallelism, PREPARE_BATCH);
+  if (failWithheld(run.pipeline, s.steps, ready, input.secretsWithheld, new Date().toISOString()).length === 0)
+    return plan;
+  s.dirty = true;
+  return undefined;
+}
+
+/**
+ * Looks the planned steps up in the cache (`prepareSteps`; a failure fails them) and starts
+ * those a slot allows. Returns whether anything was prepared or started: look again at once.
+ */
+async function advance(run: Run, plan: Plan): Promise<boolean> {
+  const { input, s } = run;
+  if (plan.toPrepare.length > 0) {
+    const items = prepareItems(run.pipeline, s.steps, plan.toPrepare);
+    let results: Prepared[];
+    try {
+      results = await run.control.prepareSteps({
+        runId: input.runId,
+        pipeline: run.pipeline.name,
+        source: input.source,
+        params: input.params,
+        noCache: input.options.noCache,
+        items,
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failSteps(
+        s.steps,
+        plan.toPrepare,
+        `could not prepare the step: ${failureMessage(err)}`,
+        new Date().toISOString(),
+      );
+      s.dirty = true;
+      return true;
+    }
+    applyPrepared(s, results, new Date().toISOString());
+  }
+  const items = takeStartable(s, plan);
+  if (items.length > 0) await startPrepared(run, items);
+  return plan.toPrepare.length > 0 || items.length > 0;
+}
+
+/** Starts prepared steps: one `startSteps` call for local and Kubernetes steps; pool steps first get a host, off the loop. */
+async function startPrepared(run: Run, items: Prepared[]): Promise<void> {
+  const plan = planStarts(run.input, run.s, items, Boolean(run.pool), new Date().toISOString());
+  // Getting a host may wait for another step to release one: never block the loop on it.
+  for (const p of plan.acquire) void acquireAndStart(run, run.pool!, p);
+  if (plan.execs.length > 0)
+    await run.control.startSteps({
+      runWorkflowId: run.myId,
+      controlQueue: run.input.options.controlQueue,
+      execs: plan.execs,
+    });
+}
+
+/** Gets a pool host for `p`'s step and starts its execution there; a failure fails every step waiting for it. */
+async function acquireAndStart(run: Run, pool: HostPool, p: Prepared): Promise<void> {
+  const { input, s } = run;
+  try {
+    const host = await pool.acquire(input.pipeline.steps[p.step]!.machine!, p.step, (s.attemptOffset[p.step] ?? 0) + 1);
+    hostAcquired(s, p.step, host);
+    await run.control.startSteps({
+      runWorkflowId: run.myId,
+      controlQueue: input.options.controlQueue,
+      execs: [stepExecInput({ input, attemptOffset: s.attemptOffset }, p, host)],
+    });
+  } catch (err) {
+    if (isCancellation(err)) {
+      s.cancelRequested = true;
+      return;
+    }
+    acquisitionFailed(s, p.key, p.step, `no host: ${failureMessage(err)}`, new Date().toISOString());
+  } finally {
+    acquisitionEnded(s, p.key);
+  }
+}
+
+/** Live status, at most every `statusIntervalMs` unless `force`; a failure only costs the update. */
+async function publish(run: Run, force: boolean): Promise<void> {
+  const { input, s } = run;
+  const now = Date.now();
+  if (!publishDue(input, s, force, now)) return;
+  s.lastPublish = now;
+  s.dirty = false;
+  try {
+    await run.control.publishStatus({
+      target: input.status,
+      runId: input.runId,
+      workflowId: run.myId,
+      status: snapshot(run),
+    });
+  } catch (err) {
+    log.warn('status publication failed; the run goes on', { error: String(err) });
+  }
+}
+
+/** Hands the run to a new execution with a short history (Temporal's continue-as-new); never returns. */
+async function continueRun(run: Run): Promise<never> {
+  // The next execution takes every fact up to here as sent.
+  await run.lineage.drain();
+  return await continueAsNew<typeof pipelineRun>(run.input, carryOf(run.s, run.pool?.state(), run.lineage.enabled));
+}
+
+/** Waits for a signal, a wake-up or the status interval; after long silence, probes the executions. */
+async function awaitProgress(run: Run): Promise<void> {
+  const { s } = run;
+  const woke = await condition(
+    () => s.finished.length > 0 || s.cancelRequested || s.wake,
+    wakeAfterMs(run.input, PROBE_AFTER_MS),
+  );
+  s.wake = false;
+  const keys = probeKeys(s, woke, Date.now(), PROBE_AFTER_MS);
+  if (!keys) return;
+  // Nothing heard for a while: ask whether an execution closed without its signal reaching us.
+  s.lastNews = Date.now();
+  s.finished.push(...(await run.control.probeSteps({ keys })));
+}
+
+/** Clean-up, lineage and the final status; runs in a non-cancellable scope, so a cancel cannot skip it. */
+async function finish(run: Run): Promise<RunStatus> {
+  const { input, s } = run;
+  if (s.cancelRequested) await cancelEverything(run);
+  if (run.pool) await run.pool.shutdownAll();
+  const outcome = runOutcome(run.pipeline, s.steps, s.cancelRequested);
+  s.state = outcome;
+  if (input.concurrency) await releaseGroup(run, input.concurrency.groupId);
+  // Every step's last event, then the run's; sent while the lineage and the report are written.
+  await run.lineage.settle();
+  run.lineage.send([runEnd(outcome, new Date().toISOString())]);
+  const recorded = await run.control.recordRunLineage({ input, status: snapshot(run) });
+  s.lineageKey = recorded.lineageKey;
+  s.reportKey = recorded.reportKey;
+  markVisibility(recorded, outcome);
+  if (input.status.kind !== 'none') {
+    try {
+      await run.control.publishStatus({
+        target: input.status,
+        runId: input.runId,
+        workflowId: run.myId,
+        status: snapshot(run),
+        final: finalReport(input, recorded, checkConclusion(run.pipeline, s.steps, outcome)),
+      });
+    } catch (err) {
+      log.error('final status publication failed', { error: String(err) });
+    }
+  }
+  await run.lineage.drain();
+  return snapshot(run);
+}
+
+/** Detaches from every execution still awaited, waits (3 minutes at most) for their answers, and cancels what is left. */
+async function cancelEverything(run: Run): Promise<void> {
+  const { s } = run;
+  const keys = Object.keys(s.waiting);
+  for (const key of keys) {
+    try {
+      await getExternalWorkflowHandle(stepExecWorkflowId(key)).signal(detachSignal, run.myId);
+    } catch {
+      // Already closed: its result is on its way or was delivered.
+    }
+  }
+  // Each execution answers once its container is gone (or says another run still needs it).
+  await condition(() => detachAnswered(s, keys), '3 minutes');
+  while (s.finished.length > 0) await applyFinished(run, s.finished.shift()!);
+  cancelUnfinished(run.pipeline, s.steps, s.supersededBy);
+}
+
+/** Tells the concurrency group this run ended. */
+async function releaseGroup(run: Run, groupId: string): Promise<void> {
+  try {
+    await getExternalWorkflowHandle(groupId).signal(releaseSignal, run.myId);
+  } catch {
+    // The group has closed (this run was superseded and a newer one released it).
+  }
+}
+
+/** The run's conclusion, cost and lineage digest on its visibility record (search attribute and memo). */
+function markVisibility(recorded: RecordedLineage, outcome: RunStatus['state']): void {
+  // The conclusion for `trainyard runs --status`, only where the namespace has the attributes
+  // (the run started with them); patched: histories recorded before this replay unchanged.
+  if (workflowInfo().searchAttributes?.[SEARCH_ATTRIBUTES.pipeline] && patched('conclusion-search-attribute')) {
+    upsertSearchAttributes({ [SEARCH_ATTRIBUTES.conclusion]: [outcome] });
+  }
+  // Cost and the lineage document's digest for `trainyard runs`, read back from visibility's memo.
+  if (patched('run-memo-lineage')) {
+    upsertMemo({
+      lineageKey: recorded.lineageKey,
+      ...(recorded.lineageDigest ? { lineageDigest: recorded.lineageDigest } : {}),
+      ...(recorded.costUsd !== undefined ? { costUsd: recorded.costUsd } : {}),
+    });
+  }
+}
+
+/** The run's status now (the status query's answer). */
+function snapshot(run: Run): RunStatus {
+  return runSnapshot(run.input, run.s, new Date().toISOString());
+}
+
+/**
+ * Sends OpenLineage facts as the run goes, in batches of `LINEAGE_BATCH`, one send at a time,
+ * in a non-cancellable scope. Never blocks the run and never fails it. `enabled` is unknown
+ * (undefined) until the first send answers whether the control worker has an endpoint.
+ */
+class LineageSender {
+  private sending: Promise<void> | undefined;
+
+  constructor(
+    private readonly input: RunInput,
+    private readonly myId: string,
+    private readonly s: RunState,
+    private readonly activities: LineageControl,
+    public enabled: boolean | undefined,
+    private readonly facts: LineageFacts,
+  ) {}
+
+  /** Sends the facts owed since the last send, unless a send is going on (its end wakes the loop, which sends the rest). */
+  send(extra: LineageFact[] = []): void {
+    if (this.enabled === false || this.sending) return;
+    const { input, s } = this;
     const facts = [
-      ...lineageFacts.take(
-        pipeline.order.map((n) => steps[n]!),
-        startedAt,
+      ...this.facts.take(
+        input.pipeline.order.map((n) => s.steps[n]!),
+        s.startedAt,
       ),
       ...extra,
     ];
     if (facts.length === 0) return;
     const request = {
-      workflowId: myId,
+      workflowId: this.myId,
       runId: input.runId,
       repository: repositoryOf(input.source) + (input.source.subdir ? `/${input.source.subdir}` : ''),
-      pipeline: pipeline.name,
+      pipeline: input.pipeline.name,
     };
-    lineageSending = CancellationScope.nonCancellable(async () => {
-      for (let i = 0; i < facts.length && lineageOn !== false; i += LINEAGE_BATCH) {
+    this.sending = CancellationScope.nonCancellable(async () => {
+      for (let i = 0; i < facts.length && this.enabled !== false; i += LINEAGE_BATCH) {
         try {
-          lineageOn = (await lineage.emitOpenLineage({ ...request, facts: facts.slice(i, i + LINEAGE_BATCH) })).enabled;
+          const batch = facts.slice(i, i + LINEAGE_BATCH);
+          this.enabled = (await this.activities.emitOpenLineage({ ...request, facts: batch })).enabled;
         } catch (err) {
           log.warn('OpenLineage events were not sent; the run goes on', { error: String(err) });
         }
       }
     }).finally(() => {
-      lineageSending = undefined;
-      wake = true;
+      this.sending = undefined;
+      s.wake = true;
     });
-  };
+  }
+
+  /** Waits for the send going on, if any. */
+  async settle(): Promise<void> {
+    while (this.sending) await this.sending;
+  }
+
   /** Waits for the send going on, then sends (and waits for) everything owed. */
-  const drainLineage = async (extra: LineageFact[] = []): Promise<void> => {
-    while (lineageSending) await lineageSending;
-    sendLineage(extra);
-    while (lineageSending) await lineageSending;
-  };
-
-  let lastPublish = 0;
-  let dirty = true;
-  const publish = async (force: boolean): Promise<void> => {
-    if (input.status.kind === 'none' || (!dirty && !force)) return;
-    const now = Date.now();
-    if (!force && now - lastPublish < options.statusIntervalMs) return;
-    lastPublish = now;
-    dirty = false;
-    try {
-      await control.publishStatus({ target: input.status, runId: input.runId, workflowId: myId, status: snapshot() });
-    } catch (err) {
-      log.warn('status publication failed; the run goes on', { error: String(err) });
-    }
-  };
-
-  const applyFinished = async (f: StepFinished): Promise<void> => {
-    const names = waiting[f.key] ?? [];
-    delete waiting[f.key];
-    for (const name of names) {
-      const st = steps[name]!;
-      const spec = pipeline.steps[name]!;
-      const host = hostOf.get(name);
-      hostOf.delete(name);
-      const last = f.outcome.attempts.at(-1);
-      const hostLost = lostItsHost(f.outcome);
-      // Real GPU samples make the idle-GPU accounting exact.
-      if (host && last?.gpu) host.gpu = last.gpu;
-      if (host?.kind === 'kubernetes')
-        chargeKubernetes(host, [...(earlierAttempts[name] ?? []), ...f.outcome.attempts]);
-      if (pool && host && host.kind === 'ec2')
-        await pool.release(host, pendingOnMachine(pipeline, steps, spec.machine!) + (hostLost ? 1 : 0), hostLost);
-      const settled = settleStep(st, {
-        runId: input.runId,
-        outcome: f.outcome,
-        ...(host ? { host } : {}),
-        earlierAttempts: earlierAttempts[name] ?? [],
-        attemptOffset: attemptOffset[name] ?? 0,
-        retries: spec.retries,
-        mayRetryOnNewHost: Boolean(spec.machine) && !kubernetesMachine(name) && !cancelRequested,
-        now: new Date().toISOString(),
-      });
-      if (settled.kind === 'retry') {
-        // The host died under the step: it goes back to pending and asks for a new one.
-        attemptOffset[name] = settled.attemptOffset;
-        (earlierAttempts[name] ??= []).push(...settled.attempts);
-      }
-    }
-    dirty = true;
-  };
-
-  const startPrepared = async (items: Prepared[]): Promise<void> => {
-    const execs: StepExecInput[] = [];
-    const byKey = new Map<string, StepExecInput>();
-    for (const p of items) {
-      const spec = pipeline.steps[p.step]!;
-      const st = steps[p.step]!;
-      const joined = waiting[p.key] ?? (byKey.has(p.key) ? [] : undefined);
-      markStarted(st, p, new Date().toISOString());
-      if (joined !== undefined) {
-        // Same key as a step already running in this run: one execution serves both.
-        (waiting[p.key] ??= []).push(p.step);
-        continue;
-      }
-      const execFor = (host: HostRecord): StepExecInput => ({
-        key: p.key,
-        useCache: p.useCache,
-        ...(p.recordKey ? { recordKey: p.recordKey } : {}),
-        spec: p.spec,
-        parts: p.parts,
-        hostQueue: host.queue,
-        host,
-        producedBy: {
-          runId: input.runId,
-          commit: input.source.commit,
-          step: p.step,
-          pipeline: pipeline.name,
-          finishedAt: '',
-        },
-        retries: spec.machine ? spec.retries - (attemptOffset[p.step] ?? 0) : spec.retries,
-        heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-        // Local steps go to a shared queue: a lost runner (killed agent, a Temporal outage
-        // longer than the heartbeat timeout) costs an attempt that any other agent can retry.
-        sameHostRetries: spec.machine ? 0 : 4,
-        attemptOffset: attemptOffset[p.step] ?? 0,
-      });
-      waiting[p.key] = [p.step];
-      const kube = kubernetesMachine(p.step);
-      if (kube) {
-        // A Job per attempt, created and watched by the Kubernetes runner: no host to wait for.
-        const host: HostRecord = {
-          kind: 'kubernetes',
-          queue: options.kubernetesQueue ?? 'trainyard-kubernetes',
-          machineClass: kube.name,
-          kubernetesClass: kube.spec.kubernetes,
-          gpus: kube.spec.gpus,
-        };
-        hostOf.set(p.step, host);
-        st.host = host;
-        const exec = { ...execFor(host), retries: spec.retries, sameHostRetries: 2, attemptOffset: 0 };
-        byKey.set(p.key, exec);
-        execs.push(exec);
-        continue;
-      }
-      if (spec.machine && pool) {
-        // Getting a host may wait for another step to release one: never block the loop on it.
-        acquiring++;
-        notStarted.add(p.key);
-        void (async () => {
-          try {
-            const host = await pool.acquire(spec.machine!, p.step, (attemptOffset[p.step] ?? 0) + 1);
-            hostOf.set(p.step, host);
-            st.host = host;
-            await control.startSteps({
-              runWorkflowId: myId,
-              controlQueue: options.controlQueue,
-              execs: [execFor(host)],
-            });
-            notStarted.delete(p.key);
-          } catch (err) {
-            if (isCancellation(err)) {
-              cancelRequested = true;
-              return;
-            }
-            const names = waiting[p.key] ?? [p.step];
-            delete waiting[p.key];
-            failSteps(steps, names, `no host: ${failureMessage(err)}`, new Date().toISOString());
-          } finally {
-            acquiring--;
-            notStarted.delete(p.key);
-            wake = dirty = true;
-          }
-        })();
-        continue;
-      }
-      const host: HostRecord = { kind: 'local', queue: options.localHostQueue };
-      hostOf.set(p.step, host);
-      st.host = host;
-      const exec = execFor(host);
-      byKey.set(p.key, exec);
-      execs.push(exec);
-    }
-    if (execs.length > 0) await control.startSteps({ runWorkflowId: myId, controlQueue: options.controlQueue, execs });
-    dirty = true;
-  };
-
-  const mainLoop = async (): Promise<void> => {
-    for (;;) {
-      while (finished.length > 0) await applyFinished(finished.shift()!);
-      if (skipBlocked(pipeline, steps)) dirty = true;
-      if (cancelRequested) return;
-      const ready = readySteps(pipeline, steps);
-      const running = runningCount(pipeline, steps);
-      const slots = options.parallelism - running;
-      if (failWithheld(pipeline, steps, ready, input.secretsWithheld, new Date().toISOString()).length > 0) {
-        dirty = true;
-        continue;
-      }
-      if (ready.length > 0 && slots > 0) {
-        const toPrepare = ready.filter((n) => !prepared.has(n)).slice(0, PREPARE_BATCH);
-        if (toPrepare.length > 0) {
-          const items: PrepareItem[] = toPrepare.map((n) => {
-            const m = pipeline.steps[n]!.machine;
-            return {
-              step: n,
-              spec: pipeline.steps[n]!,
-              upstream: upstreamOf(pipeline, steps, n),
-              gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false,
-            };
-          });
-          let results: Prepared[];
-          try {
-            results = await control.prepareSteps({
-              runId: input.runId,
-              pipeline: pipeline.name,
-              source: input.source,
-              params: input.params,
-              noCache: options.noCache,
-              items,
-            });
-          } catch (err) {
-            if (isCancellation(err)) throw err;
-            const why = failureMessage(err);
-            failSteps(steps, toPrepare, `could not prepare the step: ${why}`, new Date().toISOString());
-            dirty = true;
-            continue;
-          }
-          for (const r of results) {
-            if (r.hit) {
-              applyCacheHit(steps[r.step]!, { ...r, hit: r.hit }, new Date().toISOString());
-              dirty = true;
-            } else {
-              prepared.set(r.step, r);
-            }
-          }
-        }
-        const startable = ready.filter((n) => prepared.has(n) && steps[n]!.state === 'pending').slice(0, slots);
-        if (startable.length > 0) {
-          const items = startable.map((n) => prepared.get(n)!);
-          startable.forEach((n) => prepared.delete(n));
-          await startPrepared(items);
-        }
-        if (toPrepare.length > 0 || startable.length > 0) continue;
-      }
-      if (running === 0 && finished.length === 0) {
-        if (ready.length === 0) return;
-      }
-      await publish(false);
-      sendLineage();
-      if (shouldContinueAsNew()) {
-        // The next execution takes every fact up to here as sent.
-        await drainLineage();
-        await continueAsNew<typeof pipelineRun>(input, {
-          steps,
-          waiting,
-          attemptOffset,
-          startedAt,
-          continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
-          ...(pool ? { pool: pool.state() } : {}),
-          ...(lineageOn ? { openLineage: true } : {}),
-        });
-      }
-      const woke = await condition(
-        () => finished.length > 0 || cancelRequested || wake,
-        input.status.kind === 'none' ? PROBE_AFTER_MS : Math.min(options.statusIntervalMs, PROBE_AFTER_MS),
-      );
-      wake = false;
-      if (!woke && Date.now() - lastNews >= PROBE_AFTER_MS && Object.keys(waiting).length > 0) {
-        // Nothing heard for a while: ask whether an execution closed without its signal reaching us.
-        lastNews = Date.now();
-        finished.push(...(await control.probeSteps({ keys: Object.keys(waiting).filter((k) => !notStarted.has(k)) })));
-      }
-    }
-  };
-
-  const shouldContinueAsNew = (): boolean => {
-    const info = workflowInfo();
-    if (info.historyLength < options.historyEventLimit && !info.continueAsNewSuggested) return false;
-    if (acquiring > 0) return false;
-    // Hosts being provisioned or running hold in-flight operations that do not carry over.
-    return !pool || pool.state().hosts.every((h) => h.state === 'terminated' || h.state === 'failed');
-  };
-
-  if (input.concurrency && !carry) {
-    const c = input.concurrency;
-    try {
-      await control.claimConcurrency({
-        groupId: c.groupId,
-        controlQueue: options.controlQueue,
-        claim: { workflowId: myId, runId: input.runId, sha: input.source.commit, requestedAt: c.requestedAt },
-      });
-    } catch (err) {
-      if (!isCancellation(err))
-        log.warn('could not claim the concurrency group; this run supersedes nothing', {
-          group: c.group,
-          error: String(err),
-        });
-    }
-  }
-  await publish(true);
-  sendLineage();
-  try {
-    await mainLoop();
-  } catch (err) {
-    if (!isCancellation(err)) throw err;
-    cancelRequested = true;
-  }
-
-  return await CancellationScope.nonCancellable(async () => {
-    if (cancelRequested) await cancelEverything();
-    if (pool) await pool.shutdownAll();
-    const outcome = runOutcome(pipeline, steps, cancelRequested);
-    runState = outcome;
-    if (input.concurrency) {
-      try {
-        await getExternalWorkflowHandle(input.concurrency.groupId).signal(releaseSignal, myId);
-      } catch {
-        // The group has closed (this run was superseded and a newer one released it).
-      }
-    }
-    // Every step's last event, then the run's; sent while the lineage and the report are written.
-    while (lineageSending) await lineageSending;
-    sendLineage([runEnd(runState, new Date().toISOString())]);
-    const recorded = await control.recordRunLineage({ input, status: snapshot() });
-    lineageKey = recorded.lineageKey;
-    reportKey = recorded.reportKey;
-    // The conclusion for `trainyard runs --status`, only where the namespace has the attributes
-    // (the run started with them); patched: histories recorded before this replay unchanged.
-    if (workflowInfo().searchAttributes?.[SEARCH_ATTRIBUTES.pipeline] && patched('conclusion-search-attribute')) {
-      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.conclusion]: [runState] });
-    }
-    // Cost and the lineage document's digest for `trainyard runs`, read back from visibility's memo.
-    if (patched('run-memo-lineage')) {
-      upsertMemo({
-        lineageKey: recorded.lineageKey,
-        ...(recorded.lineageDigest ? { lineageDigest: recorded.lineageDigest } : {}),
-        ...(recorded.costUsd !== undefined ? { costUsd: recorded.costUsd } : {}),
-      });
-    }
-    if (input.status.kind !== 'none') {
-      const conclusion = checkConclusion(pipeline, steps, outcome);
-      try {
-        await control.publishStatus({
-          target: input.status,
-          runId: input.runId,
-          workflowId: myId,
-          status: snapshot(),
-          final: {
-            conclusion,
-            reportMarkdown: recorded.reportMarkdown,
-            lineageKey: recorded.lineageKey,
-            ...(recorded.failedStep ? { failedStep: recorded.failedStep } : {}),
-            ...(recorded.comparison
-              ? {
-                  comparison: {
-                    markdown: recorded.comparison.markdown,
-                    ...(input.trigger.kind === 'comment' ? { pullRequest: input.trigger.pr } : {}),
-                  },
-                }
-              : {}),
-          },
-        });
-      } catch (err) {
-        log.error('final status publication failed', { error: String(err) });
-      }
-    }
-    await drainLineage();
-    return snapshot();
-  });
-
-  async function cancelEverything(): Promise<void> {
-    const keys = Object.keys(waiting);
-    for (const key of keys) {
-      try {
-        await getExternalWorkflowHandle(stepExecWorkflowId(key)).signal(detachSignal, myId);
-      } catch {
-        // Already closed: its result is on its way or was delivered.
-      }
-    }
-    // Each execution answers once its container is gone (or says another run still needs it).
-    await condition(() => keys.every((k) => !waiting[k] || finished.some((f) => f.key === k)), '3 minutes');
-    while (finished.length > 0) await applyFinished(finished.shift()!);
-    cancelUnfinished(pipeline, steps, supersededBy);
+  async drain(extra: LineageFact[] = []): Promise<void> {
+    await this.settle();
+    this.send(extra);
+    await this.settle();
   }
 }
 
+/** The innermost message of an activity failure, bounded for a step record. */
 function failureMessage(err: unknown): string {
   let e: unknown = err;
   // ActivityFailure wraps the activity's own error as its cause.

@@ -2,7 +2,9 @@
 // dependency failed, what a finished execution or a cache hit does to a step's record, when a
 // step lost to its host is tried again, and how the run concludes. No Temporal import and no
 // clock (callers pass `now`), so it is table-tested on its own (test/workflows/scheduler.test.ts)
-// and `pipelineRun` (workflows/pipeline.ts) is the loop that calls it between activities.
+// and `pipelineRun` (workflows/pipeline.ts) is the loop that calls it between activities. The
+// run-level state and decisions built on these rules (what to prepare and start, cache joins,
+// host release, probes, continue-as-new) are in workflows/runstate.ts.
 import type { KubernetesMachineSpec, Pipeline } from '../pipeline/types.js';
 import type { Prepared } from './contracts.js';
 import type { HostRecord } from './hosttypes.js';

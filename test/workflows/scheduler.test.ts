@@ -1,6 +1,7 @@
-// Table tests of the pure scheduler (workflows/scheduler.ts): readiness, skip propagation,
-// finished executions, host-loss retries, cancellation and the run's conclusion — without
-// Temporal, containers or a store.
+// Table tests of the pure scheduler (workflows/scheduler.ts and workflows/runstate.ts):
+// readiness, skip propagation, finished executions, host-loss retries, cancellation, what to
+// prepare and start next, cache joins within a run, host release, probes, publication,
+// continue-as-new and the run's conclusion — without Temporal, containers or a store.
 import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
@@ -20,7 +21,33 @@ import {
   upstreamOf,
   type StepRecords,
 } from '../../workflows/scheduler.js';
-import type { AttemptRecord, StepOutcome, StepStatus } from '../../workflows/types.js';
+import {
+  acquisitionEnded,
+  acquisitionFailed,
+  applyPrepared,
+  carryOf,
+  detachAnswered,
+  detachHost,
+  finalReport,
+  initialRunState,
+  mayContinueAsNew,
+  planPreparation,
+  planStarts,
+  prepareItems,
+  probeKeys,
+  publishDue,
+  requestCancel,
+  runIsDone,
+  runSnapshot,
+  settleWaiting,
+  takeStartable,
+  takeWaiting,
+  wakeAfterMs,
+  type RunState,
+} from '../../workflows/runstate.js';
+import type { Prepared, StepFinished } from '../../workflows/contracts.js';
+import type { RecordedLineage } from '../../activities/lineage/activity.js';
+import type { AttemptRecord, RunInput, StepOutcome, StepStatus } from '../../workflows/types.js';
 
 const NOW = '2026-11-30T12:00:00.000Z';
 
@@ -341,5 +368,407 @@ describe('the end of a run', () => {
     const plain = with_(p, {});
     cancelUnfinished(p, plain, undefined);
     expect(plain.lint!.message).toBe('run cancelled');
+  });
+});
+
+/** A run of: local `prep` → `fit` on an EC2 GPU machine → `score` on a Kubernetes machine; `lint` (local) and `etl` (EC2, no GPU) alone. */
+function runInput(over: Partial<RunInput> = {}, parallelism = 4): RunInput {
+  const { pipeline: p, errors } = parsePipeline(
+    `name: r
+machines:
+  gpu: { instance: [g5.xlarge], gpus: 1 }
+  kube: { kubernetes: a100, gpus: 1 }
+  cpu: { instance: [c5.large] }
+steps:
+  prep: { image: busybox, run: x, outputs: [data] }
+  fit: { image: busybox, run: x, machine: gpu, retries: 3, inputs: { data: steps.prep.outputs.data } }
+  score: { image: busybox, run: x, machine: kube, retries: 1, needs: [fit] }
+  lint: { image: busybox, run: x }
+  etl: { image: busybox, run: x, machine: cpu }
+`,
+    '.trainyard/r.yaml',
+  );
+  expect(errors).toEqual([]);
+  return {
+    runId: 'run-1',
+    pipeline: p!,
+    params: {},
+    source: { kind: 'git', repoPath: '/r', commit: 'c1', subdir: '' },
+    trigger: { kind: 'cli', user: 'u' },
+    status: { kind: 'none' },
+    options: {
+      noCache: false,
+      controlQueue: 'control',
+      statusIntervalMs: 10_000,
+      parallelism,
+      localHostQueue: 'local-q',
+      historyEventLimit: 1000,
+      heartbeatTimeoutMs: 30_000,
+    },
+    ...over,
+  };
+}
+const stateOf = (input: RunInput): RunState => initialRunState(input.pipeline, undefined, 0, NOW);
+const prep = (step: string, key = `sha256:${step}`, hit = false): Prepared => ({
+  step,
+  key,
+  useCache: true,
+  parts: {} as Prepared['parts'],
+  inputs: {},
+  spec: { image: 'busybox' } as Prepared['spec'],
+  decision: { decision: hit ? 'hit' : 'miss', key, reason: hit ? 'same inputs' : 'no earlier run' },
+  ...(hit
+    ? {
+        hit: {
+          key,
+          outputs: { data: artifact('a') },
+          attempts: [],
+          source: { runId: 'run-0', commit: 'c0', step, pipeline: 'r', finishedAt: NOW },
+          parts: {} as Prepared['parts'],
+        },
+      }
+    : {}),
+});
+const finished = (key: string, o: StepOutcome): StepFinished => ({ key, outcome: o });
+
+describe('what the run prepares and starts next', () => {
+  it.each([
+    // ready, running, parallelism, batch, already prepared → to prepare, slots
+    ['free slots', ['prep', 'lint'], 0, 4, 200, [], ['prep', 'lint'], 4],
+    ['prepared already', ['prep', 'lint'], 0, 4, 200, ['prep'], ['lint'], 4],
+    ['batch limit', ['prep', 'lint'], 0, 4, 1, [], ['prep'], 4],
+    ['no free slot', ['prep', 'lint'], 2, 2, 200, [], [], 0],
+    ['nothing ready', [], 0, 4, 200, [], [], 4],
+  ] as const)('%s', (_, ready, running, parallelism, batch, done, toPrepare, slots) => {
+    const s = stateOf(runInput());
+    for (const n of done) s.prepared.set(n, prep(n));
+    const plan = planPreparation(s, [...ready], running, parallelism, batch);
+    expect(plan.toPrepare).toEqual(toPrepare);
+    expect(plan.slots).toBe(slots);
+  });
+
+  it('a cache lookup carries the upstream artifacts and whether the machine has GPUs', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    applyPrepared(s, [prep('prep', 'sha256:p', true)], NOW);
+    const [item] = prepareItems(input.pipeline, s.steps, ['fit']);
+    expect(item).toMatchObject({
+      step: 'fit',
+      gpus: true,
+      upstream: { data: { artifact: artifact('a'), origin: { kind: 'step', step: 'prep', output: 'data' } } },
+    });
+    expect(prepareItems(input.pipeline, s.steps, ['lint', 'etl']).map((i) => i.gpus)).toEqual([false, false]);
+  });
+
+  it('a hit makes its step cached; a miss waits in prepared for a slot', () => {
+    const s = stateOf(runInput());
+    s.dirty = false;
+    applyPrepared(s, [prep('prep', 'sha256:p', true), prep('lint')], NOW);
+    expect(s.steps.prep!.state).toBe('cached');
+    expect(s.dirty).toBe(true);
+    expect([...s.prepared.keys()]).toEqual(['lint']);
+    expect(s.steps.lint!.state).toBe('pending');
+  });
+
+  it('starts only prepared pending steps, as many as slots allow, and takes them out of prepared', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    for (const n of ['prep', 'lint']) s.prepared.set(n, prep(n));
+    const one = takeStartable(s, planPreparation(s, ['prep', 'lint'], 3, 4, 200));
+    expect(one.map((p) => p.step)).toEqual(['prep']);
+    expect([...s.prepared.keys()]).toEqual(['lint']);
+    s.steps.lint!.state = 'cached';
+    expect(takeStartable(s, planPreparation(s, ['lint'], 0, 4, 200))).toEqual([]);
+  });
+
+  it.each([
+    ['nothing running, ready or finished', 0, [], 0, true],
+    ['a step running', 1, [], 0, false],
+    ['a step ready', 0, ['lint'], 0, false],
+    ['a finished execution to apply', 0, [], 1, false],
+  ] as const)('done when %s: %s', (_, running, ready, fin, done) => {
+    const input = runInput();
+    const s = stateOf(input);
+    for (let i = 0; i < fin; i++) s.finished.push(finished('k', outcome('succeeded', [])));
+    expect(runIsDone(s, planPreparation(s, [...ready], running, 4, 200))).toBe(done);
+  });
+});
+
+describe('starting prepared steps', () => {
+  it('a local step starts at once on the local queue, with 4 same-host retries', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    const plan = planStarts(input, s, [prep('prep')], true, NOW);
+    expect(plan.acquire).toEqual([]);
+    expect(plan.execs).toHaveLength(1);
+    expect(plan.execs[0]).toMatchObject({
+      key: 'sha256:prep',
+      hostQueue: 'local-q',
+      retries: 0,
+      sameHostRetries: 4,
+      attemptOffset: 0,
+      producedBy: { runId: 'run-1', commit: 'c1', step: 'prep', pipeline: 'r' },
+    });
+    expect(s.steps.prep).toMatchObject({ state: 'running', startedAt: NOW, host: { kind: 'local' } });
+    expect(s.waiting).toEqual({ 'sha256:prep': ['prep'] });
+  });
+
+  it('a Kubernetes step runs as Jobs: its whole retries budget, 2 same-host retries, no host to wait for', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.attemptOffset.score = 1;
+    const plan = planStarts(input, s, [prep('score')], true, NOW);
+    expect(plan.execs[0]).toMatchObject({
+      hostQueue: 'trainyard-kubernetes',
+      host: { kind: 'kubernetes', machineClass: 'kube', kubernetesClass: 'a100', gpus: 1 },
+      retries: 1,
+      sameHostRetries: 2,
+      attemptOffset: 0,
+    });
+  });
+
+  it('an EC2 step waits for a pool host, counted as an acquisition and not started', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    const plan = planStarts(input, s, [prep('fit')], true, NOW);
+    expect(plan.execs).toEqual([]);
+    expect(plan.acquire.map((p) => p.step)).toEqual(['fit']);
+    expect(s.acquiring).toBe(1);
+    expect([...s.notStarted]).toEqual(['sha256:fit']);
+    expect(s.steps.fit!.state).toBe('running');
+  });
+
+  it('a step with the key of an execution this run already started joins it instead of starting another', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    const plan = planStarts(input, s, [prep('prep', 'sha256:same'), prep('lint', 'sha256:same')], true, NOW);
+    expect(plan.execs.map((e) => e.producedBy.step)).toEqual(['prep']);
+    expect(s.waiting).toEqual({ 'sha256:same': ['prep', 'lint'] });
+    expect(s.steps.lint!.state).toBe('running');
+    const later = planStarts(input, s, [prep('fit', 'sha256:same')], true, NOW);
+    expect(later).toEqual({ execs: [], acquire: [] });
+    expect(s.waiting['sha256:same']).toEqual(['prep', 'lint', 'fit']);
+  });
+
+  it('a retried EC2 step gets the retries left and its attempt offset', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.attemptOffset.fit = 2;
+    // Without a pool the machine step runs locally: the input it gets shows the same budget rule.
+    const plan = planStarts(input, s, [prep('fit')], false, NOW);
+    expect(plan.execs[0]).toMatchObject({ retries: 1, attemptOffset: 2, sameHostRetries: 0 });
+  });
+
+  it('a failed host request fails every step waiting for that execution, and the loop looks again', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    planStarts(input, s, [prep('fit', 'sha256:k'), prep('lint', 'sha256:k')], true, NOW);
+    s.wake = s.dirty = false;
+    acquisitionFailed(s, 'sha256:k', 'fit', 'no host: capacity', NOW);
+    acquisitionEnded(s, 'sha256:k');
+    expect(states(s.steps)).toMatchObject({ fit: 'failed', lint: 'failed' });
+    expect(s.steps.lint!.message).toBe('no host: capacity');
+    expect(s.waiting).toEqual({});
+    expect(s).toMatchObject({ acquiring: 0, wake: true, dirty: true });
+    expect(s.notStarted.size).toBe(0);
+  });
+});
+
+describe('applying a finished execution to the run', () => {
+  const ec2: HostRecord = { kind: 'ec2', queue: 'host-1' } as HostRecord;
+
+  it.each([
+    // lost → hosts to keep (one for its own retry), broken
+    ['finished', false, 0, false],
+    ['lost its host', true, 1, true],
+  ] as const)('EC2 host, nothing else pending: %s', (_, lost, stillNeeded, broken) => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.hostOf.set('fit', ec2);
+    s.steps.fit!.state = 'running';
+    const o = outcome(lost ? 'failed' : 'succeeded', [attempt(1, lost ? 'host_lost' : 'succeeded')]);
+    const d = detachHost(input.pipeline, s, 'fit', finished('k', o));
+    expect(d.host).toBe(ec2);
+    expect(d.release).toEqual({ host: ec2, stillNeeded, broken });
+    expect(s.hostOf.has('fit')).toBe(false);
+  });
+
+  it('keeps a host warm per pending step of the same class', () => {
+    const { pipeline: p } = parsePipeline(
+      `name: r
+machines:
+  gpu: { instance: [g5.xlarge], gpus: 1 }
+steps:
+  a: { image: busybox, run: x, machine: gpu }
+  b: { image: busybox, run: x, machine: gpu }
+  c: { image: busybox, run: x, machine: gpu }
+`,
+      '.trainyard/r.yaml',
+    );
+    const s = initialRunState(p!, undefined, 0, NOW);
+    s.steps.a!.state = 'running';
+    s.hostOf.set('a', ec2);
+    expect(detachHost(p!, s, 'a', finished('k', outcome('succeeded', [])))?.release?.stillNeeded).toBe(2);
+  });
+
+  it('a local host is not released; a Kubernetes host is billed for every attempt, lost ones too', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.hostOf.set('lint', { kind: 'local', queue: 'local-q' });
+    expect(detachHost(input.pipeline, s, 'lint', finished('k', outcome('succeeded', [])))).toMatchObject({
+      host: { kind: 'local' },
+      release: undefined,
+    });
+    const kube = { kind: 'kubernetes', queue: 'kq', gpus: 1 } as HostRecord;
+    s.hostOf.set('score', kube);
+    const compute = (sec: number) => ({
+      billedSeconds: sec,
+      costUsd: sec / 100,
+      pricePerHourUsd: 36,
+      gpus: 1,
+      namespace: 'ns',
+      job: `j${sec}`,
+    });
+    s.earlierAttempts.score = [{ ...attempt(1, 'host_lost'), compute: compute(10) } as AttemptRecord];
+    const last = { ...attempt(2, 'succeeded'), compute: compute(20) } as AttemptRecord;
+    expect(detachHost(input.pipeline, s, 'score', finished('k', outcome('succeeded', [last]))).release).toBeUndefined();
+    expect(kube).toMatchObject({ billedSeconds: 30, costUsd: 0.3, job: 'j20' });
+  });
+
+  it.each([
+    // step, cancel requested → state, attempt offset carried
+    ['an EC2 step with retries left', 'fit', false, 'pending', 1],
+    ['an EC2 step while the run is cancelled', 'fit', true, 'failed', undefined],
+    ['a Kubernetes step (its runner retries Jobs)', 'score', false, 'failed', undefined],
+  ] as const)('host lost: %s → %s', (_, step, cancelled, state, offset) => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.steps[step]!.state = 'running';
+    if (cancelled) requestCancel(s);
+    settleWaiting(input, s, step, finished('k', outcome('failed', [attempt(1, 'host_lost')])), ec2, NOW);
+    expect(s.steps[step]!.state).toBe(state);
+    expect(s.attemptOffset[step]).toBe(offset);
+    expect(s.earlierAttempts[step]?.length).toBe(offset);
+  });
+
+  it('the steps waiting for an execution stop waiting once it is applied', () => {
+    const s = stateOf(runInput());
+    s.waiting['sha256:k'] = ['prep', 'lint'];
+    expect(takeWaiting(s, 'sha256:k')).toEqual(['prep', 'lint']);
+    expect(takeWaiting(s, 'sha256:k')).toEqual([]);
+  });
+});
+
+describe('cancel, probes, publication and continue-as-new', () => {
+  it('a cancel or supersede asks to stop; the first run to supersede is the one named', () => {
+    const s = stateOf(runInput());
+    requestCancel(s, { sha: 'a'.repeat(40), runId: 'run-2' } as never);
+    requestCancel(s, { sha: 'b'.repeat(40), runId: 'run-3' } as never);
+    expect(s.cancelRequested).toBe(true);
+    expect(s.supersededBy?.runId).toBe('run-2');
+    const plain = stateOf(runInput());
+    requestCancel(plain);
+    expect(plain.supersededBy).toBeUndefined();
+  });
+
+  it('a detached execution has answered once its result is applied or its signal is in', () => {
+    const s = stateOf(runInput());
+    s.waiting = { a: ['prep'], b: ['lint'] };
+    expect(detachAnswered(s, ['a', 'b'])).toBe(false);
+    s.finished.push(finished('a', outcome('cancelled', [])));
+    delete s.waiting.b;
+    expect(detachAnswered(s, ['a', 'b'])).toBe(true);
+  });
+
+  it.each([
+    // woke, ms since last news, waiting keys, not started → keys probed
+    ['a signal woke the loop', true, 400_000, ['a'], [], undefined],
+    ['news came recently', false, 1_000, ['a'], [], undefined],
+    ['nothing awaited', false, 400_000, [], [], undefined],
+    ['silence: started executions only', false, 400_000, ['a', 'b'], ['b'], ['a']],
+  ] as const)('probe when %s', (_, woke, quiet, keys, notStarted, probed) => {
+    const s = stateOf(runInput());
+    for (const k of keys) s.waiting[k] = ['prep'];
+    for (const k of notStarted) s.notStarted.add(k);
+    expect(probeKeys(s, woke, quiet, 300_000)).toEqual(probed);
+  });
+
+  it.each([
+    // status target, dirty, force, ms since last publication → due
+    ['no status target', 'none', true, true, 60_000, false],
+    ['nothing changed', 'github', false, false, 60_000, false],
+    ['changed, interval passed', 'github', true, false, 10_000, true],
+    ['changed, too soon', 'github', true, false, 9_999, false],
+    ['forced, too soon and unchanged', 'github', false, true, 0, true],
+  ] as const)('publish: %s → %s', (_, kind, dirty, force, since, due) => {
+    const target =
+      kind === 'none' ? { kind } : ({ kind, installationId: 1, owner: 'o', repo: 'r', headSha: 'c' } as const);
+    const input = runInput({ status: target });
+    const s = stateOf(input);
+    s.dirty = dirty;
+    s.lastPublish = 100_000;
+    expect(publishDue(input, s, force, 100_000 + since)).toBe(due);
+  });
+
+  it('the loop wakes at the status interval, or after the probe time when nothing is published', () => {
+    expect(wakeAfterMs(runInput(), 300_000)).toBe(300_000);
+    const gh = runInput({ status: { kind: 'gitlab', projectId: 1, sha: 'c' } });
+    expect(wakeAfterMs(gh, 300_000)).toBe(10_000);
+  });
+
+  it.each([
+    // history length, suggested, acquiring, pool host states → continue
+    ['short history', 10, false, 0, undefined, false],
+    ['long history', 1000, false, 0, undefined, true],
+    ['server suggests it', 10, true, 0, undefined, true],
+    ['a host being acquired', 1000, false, 1, undefined, false],
+    ['a pool host still up', 1000, false, 0, ['terminated', 'idle'], false],
+    ['every pool host gone', 1000, false, 0, ['terminated', 'failed'], true],
+  ] as const)('continue as new: %s → %s', (_, historyLength, suggested, acquiring, hosts, cont) => {
+    const s = stateOf(runInput());
+    s.acquiring = acquiring;
+    const poolHosts = hosts?.map((state) => ({ state })) as never;
+    expect(mayContinueAsNew({ historyLength, continueAsNewSuggested: suggested }, 1000, s, poolHosts)).toBe(cont);
+  });
+
+  it('what continue-as-new carries starts the next execution where this one stopped', () => {
+    const input = runInput();
+    const s = stateOf(input);
+    s.steps.prep!.state = 'succeeded';
+    s.waiting = { k: ['lint'] };
+    s.attemptOffset = { fit: 1 };
+    const carry = carryOf(s, undefined, true);
+    expect(carry).toEqual({
+      steps: s.steps,
+      waiting: { k: ['lint'] },
+      attemptOffset: { fit: 1 },
+      startedAt: NOW,
+      continuedAsNew: 1,
+      openLineage: true,
+    });
+    expect(carryOf(s, undefined, undefined).openLineage).toBeUndefined();
+    const next = initialRunState(input.pipeline, carry, 5, '2026-12-01T00:00:00.000Z');
+    expect(next).toMatchObject({ startedAt: NOW, continuedAsNew: 1, waiting: { k: ['lint'] }, acquiring: 0 });
+    expect(runSnapshot(input, next, NOW)).toMatchObject({ state: 'running', continuedAsNew: 1, startedAt: NOW });
+    expect(runSnapshot(input, next, NOW).finishedAt).toBeUndefined();
+  });
+
+  it('the final report links the comparison to the pull request only for a comment-triggered run', () => {
+    const recorded: RecordedLineage = {
+      lineageKey: 'lineage/x',
+      reportKey: 'report/x',
+      reportMarkdown: '# r',
+      conclusion: 'succeeded',
+      title: 't',
+      comparison: { baseRunId: 'run-0', markdown: '| m |' },
+    };
+    expect(finalReport(runInput(), recorded, 'success')).toStrictEqual({
+      conclusion: 'success',
+      reportMarkdown: '# r',
+      lineageKey: 'lineage/x',
+      comparison: { markdown: '| m |' },
+    });
+    const comment = runInput({ trigger: { kind: 'comment', pr: 7 } as RunInput['trigger'] });
+    expect(finalReport(comment, recorded, 'failure').comparison).toEqual({ markdown: '| m |', pullRequest: 7 });
   });
 });
