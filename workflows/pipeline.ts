@@ -211,6 +211,10 @@ async function claimGroup(run: Run, c: RunConcurrency): Promise<void> {
 async function schedule(run: Run): Promise<void> {
   const { s } = run;
   for (;;) {
+    // A cancel comes before results that arrive with it: what follows a step the cancel stopped
+    // ends cancelled, not skipped, however the two signals were batched into activations (the
+    // results are applied by cancelEverything). patched: earlier histories replay unchanged.
+    if (s.cancelRequested && patched('cancel-before-results')) return;
     while (s.finished.length > 0) await applyFinished(run, s.finished.shift()!);
     if (skipBlocked(run.pipeline, s.steps)) s.dirty = true;
     if (s.cancelRequested) return;
