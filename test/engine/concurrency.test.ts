@@ -33,7 +33,7 @@ steps:
     run: 'echo started; sleep 600'
 `;
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 240_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await probe();
@@ -73,7 +73,7 @@ const running = (workflowId: string) =>
     const s = await engine.client.workflow.getHandle(workflowId).query(statusQuery);
     return s.steps[0]!.state === 'running' && s;
   });
-/** The run's result once it has ended; fails after two minutes if it goes on. */
+/** The run's result once it has ended; fails after four minutes if it goes on (a loaded machine stops containers slowly). */
 async function result(workflowId: string): Promise<RunStatus> {
   const h = engine.client.workflow.getHandle(workflowId);
   await waitFor(`${workflowId} ended`, async () => (await h.describe()).status.name !== 'RUNNING');
