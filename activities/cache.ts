@@ -1,9 +1,9 @@
 // Cache keys and records. A key is a digest over what decides a step's outputs: the
 // resolved definition, the parameters it sees, its code, and the CONTENT digests of its
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
-import type { CachedResult } from '../workflows/contracts.js';
-import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../workflows/types.js';
-import { boundMessage, clipText } from '../workflows/bounds.js';
+import type { CachedResult } from '../model/contracts.js';
+import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../model/types.js';
+import { boundMessage, clipText } from '../model/bounds.js';
 import { storeSamples } from './runner/output.js';
 import { describeEntries, parseListing, type StepCode, type TreeEntry } from './source/files.js';
 import { canonicalJson } from './store/canonical.js';

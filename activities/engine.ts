@@ -15,9 +15,9 @@ import {
   type RunStepRequest,
   type RunStepResult,
   type StartRequest,
-} from '../workflows/contracts.js';
-import type { LineageEmitRequest, LineageEmitResult } from '../workflows/openlineage.js';
-import type { PublishRequest, StepOutcome } from '../workflows/types.js';
+} from '../model/contracts.js';
+import type { LineageEmitRequest, LineageEmitResult } from '../model/openlineage.js';
+import type { PublishRequest, StepOutcome } from '../model/types.js';
 import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';

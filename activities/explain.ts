@@ -1,7 +1,7 @@
 // `trainyard explain`: what goes into one step's cache key at a commit, and which parts
 // differ from the step's last recorded execution. Read-only apart from what a run would
 // store anyway (repository inputs, the code listing); needs no Temporal and runs nothing.
-import type { CacheKeyParts, CacheSource, ParamValue, Pipeline, ResolvedInput, SourceRef } from '../workflows/types.js';
+import type { CacheKeyParts, CacheSource, ParamValue, Pipeline, ResolvedInput, SourceRef } from '../model/types.js';
 import {
   cacheKey,
   changedFiles,

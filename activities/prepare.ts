@@ -4,8 +4,8 @@ import { Context } from '@temporalio/activity';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
-import type { PrepareItem, PrepareRequest, Prepared } from '../workflows/contracts.js';
-import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../workflows/types.js';
+import type { PrepareItem, PrepareRequest, Prepared } from '../model/contracts.js';
+import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../model/types.js';
 import {
   cacheKey,
   keepListing,
@@ -24,7 +24,7 @@ import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
 import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
-import { FailureType } from '../workflows/failures.js';
+import { FailureType } from '../model/failures.js';
 
 export interface PrepareDeps {
   store: ArtifactStore;

@@ -1,6 +1,6 @@
 // Starting, cancelling and watching pipeline runs over a Temporal client: used by the CLI
 // (through app/engine.ts) and by the intake activities that start runs for webhooks.
-import { runSearchAttributes } from '../workflows/searchattributes.js';
+import { runSearchAttributes } from '../model/searchattributes.js';
 import { runsStarted } from './metrics.js';
 import {
   WorkflowIdConflictPolicy,
@@ -9,8 +9,8 @@ import {
   type Client,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import { cancelSignal, statusQuery } from '../workflows/contracts.js';
-import type { RunInput, RunStatus } from '../workflows/types.js';
+import { cancelSignal, statusQuery } from '../model/contracts.js';
+import type { RunInput, RunStatus } from '../model/types.js';
 
 export interface StartedRun {
   workflowId: string;

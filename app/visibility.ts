@@ -1,9 +1,9 @@
 // The audit view: runs listed straight from Temporal visibility by their search attributes
-// (workflows/searchattributes.ts), and the setup command that registers those attributes.
+// (model/searchattributes.ts), and the setup command that registers those attributes.
 import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { parseArgs } from 'node:util';
-import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
+import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { dataConverter } from './codec.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { UsageError } from './local/run.js';

@@ -30,7 +30,7 @@ import { quietTemporalRuntime } from '../app/local/run.js';
 import { startWorkers } from '../app/worker.js';
 import { parsePipeline } from '../pipeline/parse.js';
 import { GitRepo } from '../test/engine/harness.js';
-import type { RunInput, RunStatus } from '../workflows/types.js';
+import type { RunInput, RunStatus } from '../model/types.js';
 import { cachedExampleRun, median, timeNode, type CachedRunFigures } from './cli.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));

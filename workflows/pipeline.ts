@@ -30,12 +30,13 @@ import {
   type Prepared,
   type StepExecInput,
   type StepFinished,
-} from './contracts.js';
-import { boundMessage } from './bounds.js';
-import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
-import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
+} from '../model/contracts.js';
+import { boundMessage } from '../model/bounds.js';
+import { SEARCH_ATTRIBUTES, repositoryOf } from '../model/searchattributes.js';
+import { LineageFacts, runEnd } from './openlineage.js';
+import type { LineageFact } from '../model/openlineage.js';
 import { HostPool, type HostPoolState } from './hostpool.js';
-import type { HostRecord } from './hosttypes.js';
+import type { HostRecord } from '../model/hosttypes.js';
 import {
   applyCacheHit,
   cancelUnfinished,
@@ -57,8 +58,8 @@ import {
   upstreamOf,
   type StepRecords,
 } from './scheduler.js';
-import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from './types.js';
-import { FailureType } from './failures.js';
+import type { AttemptRecord, RunInput, RunStatus, SupersededBy } from '../model/types.js';
+import { FailureType } from '../model/failures.js';
 
 /** State carried across continue-as-new. */
 export interface PipelineCarry {

@@ -4,8 +4,8 @@
 // clock (callers pass `now`), so it is table-tested on its own (test/workflows/scheduler.test.ts)
 // and `pipelineRun` (workflows/pipeline.ts) is the loop that calls it between activities.
 import type { KubernetesMachineSpec, Pipeline } from '../pipeline/types.js';
-import type { Prepared } from './contracts.js';
-import type { HostRecord } from './hosttypes.js';
+import type { Prepared } from '../model/contracts.js';
+import type { HostRecord } from '../model/hosttypes.js';
 import type {
   AttemptRecord,
   Conclusion,
@@ -14,7 +14,7 @@ import type {
   StepOutcome,
   StepStatus,
   SupersededBy,
-} from './types.js';
+} from '../model/types.js';
 
 /** Step name → its live record, as `pipelineRun` keeps it (and carries across continue-as-new). */
 export type StepRecords = Record<string, StepStatus>;

@@ -4,7 +4,7 @@
 // check-run annotations), GitLab report notes, processed deliveries.
 import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
-import type { ParamValue, Trigger } from '../../workflows/types.js';
+import type { ParamValue, Trigger } from '../../model/types.js';
 import { keySegment, repoKeyPath, type HostKind, type RepoKey } from '../intake/ids.js';
 
 export interface RunMeta {

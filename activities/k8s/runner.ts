@@ -12,10 +12,10 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { RunStepRequest, RunStepResult } from '../../workflows/contracts.js';
-import { boundMessage } from '../../workflows/bounds.js';
-import type { AttemptCompute } from '../../workflows/hosttypes.js';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { RunStepRequest, RunStepResult } from '../../model/contracts.js';
+import { boundMessage } from '../../model/bounds.js';
+import type { AttemptCompute } from '../../model/hosttypes.js';
+import type { ArtifactRef } from '../../model/types.js';
 import { LineSplitter } from '../container/lines.js';
 import { StepOutput } from '../runner/output.js';
 import { failureDetails, stepResult } from '../runner/result.js';
@@ -27,7 +27,7 @@ import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { startDcgmSampler } from './dcgm.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
-import type { FailureType } from '../../workflows/failures.js';
+import type { FailureType } from '../../model/failures.js';
 
 export interface KubeRunnerDeps {
   /** The store the pods use too (the same s3:// location as settings.store). */

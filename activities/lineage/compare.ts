@@ -10,7 +10,7 @@
 // on that branch, or the one at that commit" without reading a single document.
 import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
-import type { MetricValue, ParamValue } from '../../workflows/types.js';
+import type { MetricValue, ParamValue } from '../../model/types.js';
 import type { LineageConclusion, LineageDoc } from './document.js';
 import { mdCode, mdText } from '../report/escape.js';
 import { downsample, xyChart } from '../report/markdown.js';

@@ -11,7 +11,7 @@
 //   index/digest-prefix/<12 hex>/<digest> { digest }  (lets a 12+ hex prefix be resolved by one listing)
 //   index/branch/…                        runs by repository, pipeline and branch (compare.ts)
 import type { ArtifactStore } from '../store/types.js';
-import type { CacheSource, Digest, InputOrigin, RunStatus } from '../../workflows/types.js';
+import type { CacheSource, Digest, InputOrigin, RunStatus } from '../../model/types.js';
 import {
   LINEAGE_SCHEMA_ID,
   type LineageConclusion,

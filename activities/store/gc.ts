@@ -11,7 +11,7 @@ import {
   HeadObjectCommand,
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 import type { RunIndexEntry } from '../lineage/index.js';
 import { LocalStore } from './local.js';
 import { parseManifest } from './manifest.js';

@@ -2,7 +2,7 @@
 // stops answering (a restart, a network cut) is waited out with a visible line, up to a
 // limit, instead of ending the command while the run goes on without it.
 import { isGrpcServiceError, type Client } from '@temporalio/client';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 import { getRunStatus } from '../engine.js';
 
 /** gRPC status codes that mean "the frontend did not answer": UNAVAILABLE (14), DEADLINE_EXCEEDED (4). */

@@ -16,7 +16,7 @@ import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { dataConverter } from '../codec.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';

@@ -8,7 +8,7 @@ import type { LineageDoc } from '../../activities/lineage/document.js';
 import { createStore } from '../../activities/store/factory.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { dataConverter } from '../codec.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { cancelPipelineRun, getRunStatus } from '../engine.js';

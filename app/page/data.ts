@@ -12,7 +12,7 @@ import { mermaidGraph } from '../../activities/report/markdown.js';
 import { stepDetail } from '../../activities/report/statetext.js';
 import type { MetricSeriesSummary } from '../../activities/runner/summary.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
-import type { ArtifactRef, CacheDecision, RunStatus, StepState, Trigger } from '../../workflows/types.js';
+import type { ArtifactRef, CacheDecision, RunStatus, StepState, Trigger } from '../../model/types.js';
 import { logTail, type PageLog } from './logs.js';
 
 /** How often the page asks again while the run goes on, ms. */

@@ -11,7 +11,7 @@ import { setTags } from '../../activities/ec2/instances.js';
 import { TAG } from '../../activities/ec2/tags.js';
 import { createStore } from '../../activities/store/factory.js';
 import { lineageSchemaErrors } from '../lineage/schema.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE } from '../fixtures/images/images.js';
 import { s3Endpoint } from '../setup/services.js';
 import { liveIds, startEc2Engine, waitUntil, type Ec2Engine } from './harness.js';

@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipelineRun } from '../../app/engine.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import { statusQuery } from '../../workflows/contracts.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import { statusQuery } from '../../model/contracts.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE, startEngine, type Engine, type GitRepo } from './harness.js';
 
 let engine: Engine;

@@ -17,7 +17,7 @@ import { startWorkers, type RunningWorkers, type WorkersConfig } from '../../app
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
-import type { RunInput, RunOptions, RunStatus, Trigger } from '../../workflows/types.js';
+import type { RunInput, RunOptions, RunStatus, Trigger } from '../../model/types.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 

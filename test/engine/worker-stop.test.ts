@@ -15,7 +15,7 @@ import { dataConverter } from '../../app/codec.js';
 import { startDevServer } from '../../app/devserver.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 import { containersLabelled, startTrainyard, waitUntil, type TrainyardProcess } from './processes.js';

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lineageRunId, type RunEvent } from '../../activities/lineage/openlineage.js';
 import { loadOpenLineageConfig } from '../../app/openlineage.js';
 import { LineageFacts } from '../../workflows/openlineage.js';
-import type { StepStatus } from '../../workflows/types.js';
+import type { StepStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from '../engine/harness.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'openlineage');

@@ -20,7 +20,7 @@ import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/clie
 import { expect, it } from 'vitest';
 import { dataConverter } from '../../app/codec.js';
 import type { DeliveryOutcome } from '../../activities/intake/events.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type FakeRepo } from '../githost/fake-github.js';
 import { commentPayload, pushPayload } from '../githost/payloads.js';

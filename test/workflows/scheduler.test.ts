@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import type { HostRecord } from '../../workflows/hosttypes.js';
+import type { HostRecord } from '../../model/hosttypes.js';
 import {
   applyCacheHit,
   cancelUnfinished,
@@ -20,7 +20,7 @@ import {
   upstreamOf,
   type StepRecords,
 } from '../../workflows/scheduler.js';
-import type { AttemptRecord, StepOutcome, StepStatus } from '../../workflows/types.js';
+import type { AttemptRecord, StepOutcome, StepStatus } from '../../model/types.js';
 
 const NOW = '2026-11-30T12:00:00.000Z';
 
