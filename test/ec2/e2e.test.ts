@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getRunStatus } from '../../app/engine.js';
+import { cancelSignal } from '../../model/contracts.js';
 import { setTags } from '../../activities/ec2/instances.js';
 import { TAG } from '../../activities/ec2/tags.js';
 import { createStore } from '../../activities/store/factory.js';
@@ -245,7 +246,7 @@ steps:
     );
     const host = ec2.sim.booted[booted]!;
     expect(liveIds(await ec2.instancesOf(workflowId))).toEqual([host.instanceId]);
-    await ec2.client.workflow.getHandle(workflowId).signal('cancel');
+    await ec2.client.workflow.getHandle(workflowId).signal(cancelSignal);
     const final = await ec2.result(workflowId, 180_000);
     expect(final.state).toBe('cancelled');
     expect(stepsOf(final).long!.state).toBe('cancelled');
