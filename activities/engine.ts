@@ -21,13 +21,14 @@ import type { LineageEmitRequest, LineageEmitResult } from '../model/openlineage
 import type { PublishRequest } from '../model/types.js';
 import type { concurrencyGroup } from '../workflows/concurrency.js';
 import type { stepExecution } from '../workflows/step.js';
-import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
+import { lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
 import { createEmitOpenLineage, type OpenLineageConfig } from './lineage/openlineage.js';
 import { createPrepareSteps } from './prepare.js';
 import { createRunStep, type RunnerDeps } from './step.js';
 import type { SourceProvider } from './source/types.js';
+import { latestRecordKey } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';
 
 export interface ControlActivities {

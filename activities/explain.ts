@@ -7,12 +7,12 @@ import {
   changedFiles,
   changedParts,
   keepListing,
-  latestRecordKey,
   loadListing,
   lookup,
   type LatestRecord,
   type PartChange,
 } from './cache.js';
+import { latestRecordKey } from './store/keys.js';
 import { createKeyParts, type PrepareDeps } from './prepare.js';
 import { describeEntries, type StepCode } from './source/files.js';
 

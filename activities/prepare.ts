@@ -6,16 +6,8 @@ import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
 import type { PrepareItem, PrepareRequest, Prepared } from '../model/contracts.js';
 import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../model/types.js';
-import {
-  cacheKey,
-  keepListing,
-  latestRecordKey,
-  loadListing,
-  lookup,
-  whyHit,
-  whyMiss,
-  type LatestRecord,
-} from './cache.js';
+import { cacheKey, keepListing, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
+import { latestRecordKey } from './store/keys.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { stepCode, type StepCode } from './source/files.js';

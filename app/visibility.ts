@@ -3,6 +3,7 @@
 import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { parseArgs } from 'node:util';
+import { lineageKeyOf } from '../activities/store/keys.js';
 import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { dataConverter } from './codec.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
@@ -121,7 +122,7 @@ function listingOf(w: WorkflowExecutionInfo): RunListing {
     ...(typeof w.memo?.lineageKey === 'string'
       ? { lineageKey: w.memo.lineageKey }
       : conclusion && runId
-        ? { lineageKey: `runs/${runId}/lineage` }
+        ? { lineageKey: lineageKeyOf(runId) }
         : {}),
     ...(typeof w.memo?.lineageDigest === 'string' ? { lineageDigest: w.memo.lineageDigest } : {}),
     ...(typeof w.memo?.costUsd === 'number' && Number.isFinite(w.memo.costUsd) ? { costUsd: w.memo.costUsd } : {}),

@@ -21,6 +21,7 @@ import { StepOutput } from '../runner/output.js';
 import { failureDetails, stepResult } from '../runner/result.js';
 import type { SourceProvider } from '../source/types.js';
 import { sha256Bytes } from '../store/digest.js';
+import { kubernetesResultKey } from '../store/keys.js';
 import type { ArtifactStore } from '../store/types.js';
 import { stepEnvironment } from '../runner/env.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
@@ -209,7 +210,7 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         ),
         params: spec.params,
         outputs: spec.outputs,
-        resultKey: `kubernetes/results/${name}/${execRunId}`,
+        resultKey: kubernetesResultKey(name, execRunId),
       };
       const env = stepEnvironment(spec, req.attempt);
       const job = buildJob({

@@ -11,6 +11,7 @@ import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { createStore } from '../../activities/store/factory.js';
+import { reportKeyOf } from '../../activities/store/keys.js';
 import { terminalText } from '../../activities/usertext.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadPipelines } from '../../pipeline/load.js';
@@ -160,7 +161,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
         ...(run.serverLost ? { abort: run.serverLost } : {}),
       });
       table?.update(final);
-      const report = await store.getRecord<{ markdown: string }>(`runs/${runId}/report`);
+      const report = await store.getRecord<{ markdown: string }>(reportKeyOf(runId));
       const reportFile = args.reportFile ?? join(cfg.reportsDir, `${runId}.md`);
       if (report) {
         await mkdir(join(reportFile, '..'), { recursive: true });

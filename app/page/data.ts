@@ -6,7 +6,8 @@
 import type { RunMeta } from '../../activities/githost/records.js';
 import { diffMarkdown, findBaseRun, metricsDiff, branchOf } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { lineageKeyOf, loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/index.js';
+import { lineageKeyOf } from '../../activities/store/keys.js';
 import { markdownToHtml } from '../../activities/report/html.js';
 import { mermaidGraph } from '../../activities/report/markdown.js';
 import { stepDetail } from '../../activities/report/statetext.js';
