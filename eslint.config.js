@@ -1,14 +1,42 @@
 // Rules the tools enforce (issue 9): type-aware no-floating-promises, and the layer rules of the
 // developers' guide — lower layers never import upper ones; workflows/ is deterministic Temporal
-// code that names activities by type only. test/architecture/lint.test.ts runs this in `npm test`.
+// code that names activities by type only; model/ (the shared nouns) is a leaf every layer may
+// import. test/architecture/lint.test.ts runs this in `npm test`.
 import tseslint from 'typescript-eslint';
 
 const upperFromActivities = {
   regex: '(^|/)app/',
   message: 'activities/ and workflows/ never import app/ (lower layers never import upper ones).',
 };
+const otherFromModel = {
+  regex: '(^|/)(app|activities|workflows|templates|bench|test)/',
+  message: 'model/ (the shared data types) is a leaf: it imports only model/ and pipeline/ types.',
+};
+const nonTypeFromPipeline = {
+  regex: '(^|/)pipeline/',
+  allowTypeImports: true,
+  message: 'model/ names pipeline/ types only (import type): it is bundled into workflows.',
+};
+// Deterministic code only: workflows/ and model/ (which the workflow bundle includes).
+const nodeBuiltins = {
+  regex: '^node:',
+  message: 'workflows/ and model/ are deterministic: no Node built-ins (the workflow sandbox refuses them).',
+};
+const temporalRuntime = {
+  regex: '^@temporalio/(?!workflow$|common$)',
+  allowTypeImports: true,
+  message: 'workflows/ and model/ load only @temporalio/workflow and @temporalio/common at run time.',
+};
+// Globals the workflow sandbox does not make deterministic (Date and Math.random it does replace).
+const sandboxGlobals = [
+  'error',
+  ...['process', 'require', 'fetch', 'setTimeout', 'setInterval', 'crypto'].map((name) => ({
+    name,
+    message: `workflows/ and model/ are deterministic: no ${name} (use @temporalio/workflow's sleep, uuid4, activities).`,
+  })),
+];
 const upperFromPipeline = {
-  regex: '(^|/)(app|activities|workflows|templates)/',
+  regex: '(^|/)(app|activities|workflows|model|templates)/',
   message: 'pipeline/ (the file format) imports no other layer.',
 };
 
@@ -71,15 +99,8 @@ export default tseslint.config(
               message:
                 'workflows/ names activity types only (import type); activity code runs in the worker, not the workflow sandbox.',
             },
-            {
-              regex: '^node:',
-              message: 'workflows/ is deterministic: no Node built-ins (the workflow sandbox refuses them).',
-            },
-            {
-              regex: '^@temporalio/(?!workflow$|common$)',
-              allowTypeImports: true,
-              message: 'workflows/ loads only @temporalio/workflow and @temporalio/common at run time.',
-            },
+            nodeBuiltins,
+            temporalRuntime,
           ],
         },
       ],
@@ -87,14 +108,21 @@ export default tseslint.config(
         'error',
         { selector: 'ImportExpression', message: 'workflows/ is deterministic: no dynamic import.' },
       ],
-      // Globals the workflow sandbox does not make deterministic (Date and Math.random it does replace).
-      'no-restricted-globals': [
+      'no-restricted-globals': sandboxGlobals,
+    },
+  },
+  {
+    files: ['model/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
         'error',
-        ...['process', 'require', 'fetch', 'setTimeout', 'setInterval', 'crypto'].map((name) => ({
-          name,
-          message: `workflows/ is deterministic: no ${name} (use @temporalio/workflow's sleep, uuid4, activities).`,
-        })),
+        { patterns: [otherFromModel, nonTypeFromPipeline, nodeBuiltins, temporalRuntime] },
       ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ImportExpression', message: 'model/ loads nothing at run time (it is bundled into workflows).' },
+      ],
+      'no-restricted-globals': sandboxGlobals,
     },
   },
 );

@@ -1,13 +1,14 @@
 // Cache keys and records. A key is a digest over what decides a step's outputs: the
 // resolved definition, the parameters it sees, its code, and the CONTENT digests of its
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
-import type { CachedResult } from '../workflows/contracts.js';
-import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../workflows/types.js';
-import { boundMessage, clipText } from '../workflows/bounds.js';
+import type { CachedResult } from '../model/contracts.js';
+import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../model/types.js';
+import { boundMessage, clipText } from '../model/bounds.js';
 import { storeSamples } from './runner/output.js';
 import { describeEntries, parseListing, type StepCode, type TreeEntry } from './source/files.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
+import { cacheRecordKey } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';
 
 // 2: the code part became the digest of a listing that also holds symbolic links and empty folders.
@@ -16,11 +17,6 @@ const KEY_VERSION = 2;
 export function cacheKey(parts: CacheKeyParts): string {
   return sha256Bytes(canonicalJson({ v: KEY_VERSION, ...parts }));
 }
-
-const hex = (k: string): string => k.replace(/^sha256:/, '');
-export const cacheRecordKey = (key: string): string => `cache/${hex(key)}`;
-/** The last successful execution of a pipeline's step: to say what changed on a miss. */
-export const latestRecordKey = (pipeline: string, step: string): string => `cache-latest/${pipeline}/${step}`;
 
 export interface LatestRecord {
   key: string;
@@ -66,7 +62,7 @@ export async function record(store: ArtifactStore, result: CachedResult): Promis
   await store.putRecord(cacheRecordKey(result.key), result);
 }
 
-const short = (d: string): string => hex(d).slice(0, 12);
+const short = (d: string): string => d.replace(/^sha256:/, '').slice(0, 12);
 const fmt = (v: ParamValue | undefined): string => (v === undefined ? 'unset' : clipText(JSON.stringify(v), 100));
 
 /** One part of a cache key and whether it differs from the last execution of the step. */

@@ -8,6 +8,7 @@ import {
   claimSignal,
   stepExecWorkflowId,
   type ClaimRequest,
+  type ConcurrencyClaim,
   type CachedResult,
   type StepFinished,
   type PrepareRequest,
@@ -15,16 +16,19 @@ import {
   type RunStepRequest,
   type RunStepResult,
   type StartRequest,
-} from '../workflows/contracts.js';
-import type { LineageEmitRequest, LineageEmitResult } from '../workflows/openlineage.js';
-import type { PublishRequest, StepOutcome } from '../workflows/types.js';
-import { latestRecordKey, lookup, record, type LatestRecord } from './cache.js';
+} from '../model/contracts.js';
+import type { LineageEmitRequest, LineageEmitResult } from '../model/openlineage.js';
+import type { PublishRequest } from '../model/types.js';
+import type { concurrencyGroup } from '../workflows/concurrency.js';
+import type { stepExecution } from '../workflows/step.js';
+import { lookup, record, type LatestRecord } from './cache.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
 import { createEmitOpenLineage, type OpenLineageConfig } from './lineage/openlineage.js';
 import { createPrepareSteps } from './prepare.js';
 import { createRunStep, type RunnerDeps } from './step.js';
 import type { SourceProvider } from './source/types.js';
+import { latestRecordKey } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';
 
 export interface ControlActivities {
@@ -64,7 +68,7 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     async startSteps(req: StartRequest): Promise<void> {
       for (const exec of req.execs) {
         // Starts the execution, or joins the one already running for this key.
-        await deps.client.workflow.signalWithStart('stepExecution', {
+        await deps.client.workflow.signalWithStart<typeof stepExecution, [string]>('stepExecution', {
           workflowId: stepExecWorkflowId(exec.key),
           taskQueue: req.controlQueue,
           args: [exec],
@@ -77,10 +81,10 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     async probeSteps({ keys }): Promise<StepFinished[]> {
       const out: StepFinished[] = [];
       for (const key of keys) {
-        const handle = deps.client.workflow.getHandle(stepExecWorkflowId(key));
+        const handle = deps.client.workflow.getHandle<typeof stepExecution>(stepExecWorkflowId(key));
         const desc = await handle.describe().catch(() => undefined);
         if (!desc || desc.status.name !== 'COMPLETED') continue;
-        out.push({ key, outcome: (await handle.result()) as StepOutcome });
+        out.push({ key, outcome: await handle.result() });
       }
       return out;
     },
@@ -94,7 +98,7 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
     recordRunLineage: createLineageActivities({ store }).recordRunLineage,
     async claimConcurrency({ groupId, controlQueue, claim }): Promise<void> {
       // Atomic in Temporal: the signal reaches the running group, or a group started for it.
-      await deps.client.workflow.signalWithStart('concurrencyGroup', {
+      await deps.client.workflow.signalWithStart<typeof concurrencyGroup, [ConcurrencyClaim]>('concurrencyGroup', {
         workflowId: groupId,
         taskQueue: controlQueue,
         args: [],

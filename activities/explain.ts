@@ -1,18 +1,18 @@
 // `trainyard explain`: what goes into one step's cache key at a commit, and which parts
 // differ from the step's last recorded execution. Read-only apart from what a run would
 // store anyway (repository inputs, the code listing); needs no Temporal and runs nothing.
-import type { CacheKeyParts, CacheSource, ParamValue, Pipeline, ResolvedInput, SourceRef } from '../workflows/types.js';
+import type { CacheKeyParts, CacheSource, ParamValue, Pipeline, ResolvedInput, SourceRef } from '../model/types.js';
 import {
   cacheKey,
   changedFiles,
   changedParts,
   keepListing,
-  latestRecordKey,
   loadListing,
   lookup,
   type LatestRecord,
   type PartChange,
 } from './cache.js';
+import { latestRecordKey } from './store/keys.js';
 import { createKeyParts, type PrepareDeps } from './prepare.js';
 import { describeEntries, type StepCode } from './source/files.js';
 

@@ -4,18 +4,10 @@ import { Context } from '@temporalio/activity';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
-import type { PrepareItem, PrepareRequest, Prepared } from '../workflows/contracts.js';
-import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../workflows/types.js';
-import {
-  cacheKey,
-  keepListing,
-  latestRecordKey,
-  loadListing,
-  lookup,
-  whyHit,
-  whyMiss,
-  type LatestRecord,
-} from './cache.js';
+import type { PrepareItem, PrepareRequest, Prepared } from '../model/contracts.js';
+import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../model/types.js';
+import { cacheKey, keepListing, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
+import { latestRecordKey } from './store/keys.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { stepCode, type StepCode } from './source/files.js';
@@ -24,7 +16,7 @@ import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
 import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
-import { FailureType } from '../workflows/failures.js';
+import { FailureType } from '../model/failures.js';
 
 export interface PrepareDeps {
   store: ArtifactStore;

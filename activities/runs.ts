@@ -1,6 +1,6 @@
 // Starting, cancelling and watching pipeline runs over a Temporal client: used by the CLI
 // (through app/engine.ts) and by the intake activities that start runs for webhooks.
-import { runSearchAttributes } from '../workflows/searchattributes.js';
+import { runSearchAttributes } from '../model/searchattributes.js';
 import { runsStarted } from './metrics.js';
 import {
   WorkflowIdConflictPolicy,
@@ -9,8 +9,9 @@ import {
   type Client,
   type WorkflowStartOptions,
 } from '@temporalio/client';
-import { cancelSignal, statusQuery } from '../workflows/contracts.js';
-import type { RunInput, RunStatus } from '../workflows/types.js';
+import { cancelSignal, statusQuery } from '../model/contracts.js';
+import type { RunInput, RunStatus } from '../model/types.js';
+import type { pipelineRun } from '../workflows/pipeline.js';
 
 export interface StartedRun {
   workflowId: string;
@@ -65,13 +66,13 @@ export async function cancelPipelineRun(client: Client, workflowId: string): Pro
 }
 
 export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatus> {
-  const handle = client.workflow.getHandle(workflowId);
+  const handle = client.workflow.getHandle<typeof pipelineRun>(workflowId);
   const desc = await handle.describe();
-  if (desc.status.name === 'COMPLETED') return (await handle.result()) as RunStatus;
+  if (desc.status.name === 'COMPLETED') return handle.result();
   return handle.query(statusQuery);
 }
 
-type StartOptions = Omit<WorkflowStartOptions<(input: RunInput) => Promise<RunStatus>>, 'searchAttributes'>;
+type StartOptions = Omit<WorkflowStartOptions<typeof pipelineRun>, 'searchAttributes'>;
 
 /**
  * Starts pipelineRun with its search attributes; a namespace where they are not registered
@@ -80,7 +81,7 @@ type StartOptions = Omit<WorkflowStartOptions<(input: RunInput) => Promise<RunSt
  */
 async function startWithAttributes(client: Client, options: StartOptions, searchAttributes: Record<string, string[]>) {
   try {
-    return await client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', {
+    return await client.workflow.start<typeof pipelineRun>('pipelineRun', {
       ...options,
       searchAttributes,
     });
@@ -88,7 +89,7 @@ async function startWithAttributes(client: Client, options: StartOptions, search
     // The SDK wraps the server's INVALID_ARGUMENT ("… has no mapping defined for search
     // attribute …") in a ServiceError "Failed to start Workflow": look through the causes.
     if (!mentionsSearchAttribute(err)) throw err;
-    return client.workflow.start<(input: RunInput) => Promise<RunStatus>>('pipelineRun', options);
+    return client.workflow.start<typeof pipelineRun>('pipelineRun', options);
   }
 }
 

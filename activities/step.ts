@@ -6,8 +6,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { RunStepRequest, RunStepResult } from '../workflows/contracts.js';
-import type { ArtifactRef } from '../workflows/types.js';
+import type { RunStepRequest, RunStepResult } from '../model/contracts.js';
+import type { ArtifactRef } from '../model/types.js';
 import { stepEnvironment } from './runner/env.js';
 import { GpuSampler } from './container/gpu.js';
 import {

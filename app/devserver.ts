@@ -1,6 +1,6 @@
 // The embedded Temporal: `temporal server start-dev` on free loopback ports, for a run
 // that has no TEMPORAL_ADDRESS. Stopped when the command ends.
-import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
+import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { createServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

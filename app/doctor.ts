@@ -9,7 +9,7 @@ import { ProbotOctokit } from 'probot';
 import { createAwsClients } from '../activities/ec2/client.js';
 import { createKubeClients } from '../activities/k8s/client.js';
 import { createStore } from '../activities/store/factory.js';
-import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
+import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from './config.js';
 import { githubConfig, gitlabConfig, type GithubConfig, type GitlabConfig } from './intake/config.js';

@@ -1,7 +1,7 @@
 // Starting, cancelling and watching pipeline runs: the only way app/ talks to Temporal
 // about runs (the functions live in activities/runs.ts, which the intake activities share).
 import { hostname } from 'node:os';
-import type { RunOptions } from '../workflows/types.js';
+import type { RunOptions } from '../model/types.js';
 import type { ServiceSettings } from './config.js';
 
 export { cancelPipelineRun, getRunStatus, startPipelineRun, type StartedRun } from '../activities/runs.js';

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { collectGarbage, type GcSummary } from '../activities/store/gc.js';
 import { createStore } from '../activities/store/factory.js';
 import { FRESHEN_AFTER_MS } from '../activities/store/s3.js';
-import { statusQuery } from '../workflows/contracts.js';
+import { statusQuery } from '../model/contracts.js';
 import { dataConverter } from './codec.js';
 import { loadEngineConfig, temporalConnectOptions } from './config.js';
 import { UsageError } from './local/run.js';

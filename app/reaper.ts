@@ -1,9 +1,14 @@
 // Creates (or brings up to date) the Temporal Schedule that runs the reaper workflow.
 // Called at server start; idempotent, so every replica may call it.
-import { ScheduleAlreadyRunning, type Client, type ScheduleDescription } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  type Client,
+  type ScheduleDescription,
+  type ScheduleOptionsStartWorkflowAction,
+} from '@temporalio/client';
 import pino from 'pino';
 import { pinoTextHooks } from '../activities/usertext.js';
-import type { ReaperInput } from '../workflows/reaper.js';
+import type { ReaperInput, reapOrphans } from '../workflows/reaper.js';
 
 const logger = pino({ name: 'trainyard-reaper', hooks: pinoTextHooks });
 
@@ -23,8 +28,8 @@ export async function ensureReaperSchedule(
 ): Promise<{ scheduleId: string; created: boolean }> {
   const scheduleId = opts.scheduleId ?? DEFAULT_REAPER_SCHEDULE_ID;
   const every = `${opts.intervalSeconds ?? 300} seconds`;
-  const action = {
-    type: 'startWorkflow' as const,
+  const action: ScheduleOptionsStartWorkflowAction<typeof reapOrphans> = {
+    type: 'startWorkflow',
     workflowType: 'reapOrphans',
     workflowId: `${scheduleId}-run`,
     args: [opts.input ?? {}],

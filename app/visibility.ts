@@ -1,9 +1,10 @@
 // The audit view: runs listed straight from Temporal visibility by their search attributes
-// (workflows/searchattributes.ts), and the setup command that registers those attributes.
+// (model/searchattributes.ts), and the setup command that registers those attributes.
 import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { parseArgs } from 'node:util';
-import { SEARCH_ATTRIBUTES } from '../workflows/searchattributes.js';
+import { lineageKeyOf } from '../activities/store/keys.js';
+import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { dataConverter } from './codec.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { UsageError } from './local/run.js';
@@ -121,7 +122,7 @@ function listingOf(w: WorkflowExecutionInfo): RunListing {
     ...(typeof w.memo?.lineageKey === 'string'
       ? { lineageKey: w.memo.lineageKey }
       : conclusion && runId
-        ? { lineageKey: `runs/${runId}/lineage` }
+        ? { lineageKey: lineageKeyOf(runId) }
         : {}),
     ...(typeof w.memo?.lineageDigest === 'string' ? { lineageDigest: w.memo.lineageDigest } : {}),
     ...(typeof w.memo?.costUsd === 'number' && Number.isFinite(w.memo.costUsd) ? { costUsd: w.memo.costUsd } : {}),

@@ -21,7 +21,7 @@ import { removeStartedContainers } from '../activities/container/run.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
-import type { PublishRequest } from '../workflows/types.js';
+import type { PublishRequest } from '../model/types.js';
 import type { KubeClients } from '../activities/k8s/client.js';
 import { DEFAULT_K8S_QUEUE, type KubernetesSettings } from '../activities/k8s/types.js';
 import { disabledComputeActivities, disabledKubernetesActivities } from './compute/disabled.js';

@@ -3,7 +3,7 @@
 // compute (AWS env).
 import type { Logger } from 'pino';
 import type { ArtifactStore } from '../activities/store/types.js';
-import type { RunOptions } from '../workflows/types.js';
+import type { RunOptions } from '../model/types.js';
 import { githubConfig, gitlabConfig, linkSettings, loadPolicy } from './intake/config.js';
 import { gitHostWorkerParts, type GitHostWorkerParts } from './intake/workers.js';
 

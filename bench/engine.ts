@@ -30,7 +30,9 @@ import { quietTemporalRuntime } from '../app/local/run.js';
 import { startWorkers } from '../app/worker.js';
 import { parsePipeline } from '../pipeline/parse.js';
 import { GitRepo } from '../test/engine/harness.js';
-import type { RunInput, RunStatus } from '../workflows/types.js';
+import type { RunInput, RunStatus } from '../model/types.js';
+import type { pipelineRun } from '../workflows/pipeline.js';
+import type { bareDag } from './bare/workflows.js';
 import { cachedExampleRun, median, timeNode, type CachedRunFigures } from './cli.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -148,15 +150,15 @@ async function main(): Promise<void> {
       };
       const t0 = performance.now();
       await startPipelineRun(client, input, { workflowId: input.runId, reuse: 'allow-duplicate' });
-      const handle = client.workflow.getHandle(input.runId);
-      const status = (await handle.result()) as RunStatus;
+      const handle = client.workflow.getHandle<typeof pipelineRun>(input.runId);
+      const status = await handle.result();
       const ms = performance.now() - t0;
       if (status.state !== 'succeeded') throw new Error(`${name} ${status.state}`);
       return { ms, status, history: (await handle.describe()).historyLength };
     };
     const runBare = async (n: number): Promise<number> => {
       const t0 = performance.now();
-      await client.workflow.execute('bareDag', {
+      await client.workflow.execute<typeof bareDag>('bareDag', {
         taskQueue: 'bench-bare',
         workflowId: `bare-${Date.now()}`,
         args: [shape(n), PAR],
@@ -323,7 +325,11 @@ async function bareStartRate(client: Client, n: number): Promise<number> {
     Array.from({ length: 32 }, async () => {
       while (next < n) {
         const id = `bare-start-${process.pid}-${next++}`;
-        await client.workflow.start('bareDag', { taskQueue: 'bench-nobody', workflowId: id, args: [{}, 1] });
+        await client.workflow.start<typeof bareDag>('bareDag', {
+          taskQueue: 'bench-nobody',
+          workflowId: id,
+          args: [{}, 1],
+        });
         ids.push(id);
       }
     }),

@@ -21,7 +21,7 @@ import { S3Store } from '../activities/store/s3.js';
 import { setup, teardown } from '../test/setup/k8s.js';
 import { BUSYBOX_IMAGE } from '../test/fixtures/images/images.js';
 import { GitRepo } from '../test/engine/harness.js';
-import type { RunStepRequest } from '../workflows/contracts.js';
+import type { RunStepRequest } from '../model/contracts.js';
 
 const trials = Number(process.argv[2] ?? 5);
 const POLL_MS = 200;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compiles the CLI's TypeScript (app/, activities/, workflows/, pipeline/) to JavaScript in
+// Compiles the CLI's TypeScript (app/, activities/, workflows/, model/, pipeline/) to JavaScript in
 // .build/ (ignored by git), so `trainyard` starts without transpiling at every call; setup.sh
 // runs it. bin/trainyard.js uses the build only while .build/stamp.json still matches every
 // source file (path, size, mtime) and falls back to the sources through tsx otherwise: a

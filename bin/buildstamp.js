@@ -10,7 +10,7 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/,
 /** Where the build goes, relative to the checkout (ignored by git). */
 export const BUILD = '.build';
 /** The folders compiled; test/ and bench/ always run from source. */
-export const SOURCE_DIRS = ['app', 'activities', 'workflows', 'pipeline'];
+export const SOURCE_DIRS = ['app', 'activities', 'workflows', 'model', 'pipeline'];
 // Bumped when the build's output changes for the same sources.
 const FORMAT = 1;
 

@@ -5,7 +5,7 @@
 // to close a workflow that has signals it has not seen, so two runs claiming at once, or a
 // claim arriving while the group closes, can never leave two runs of a group going.
 import { condition, continueAsNew, getExternalWorkflowHandle, setHandler, workflowInfo } from '@temporalio/workflow';
-import { claimSignal, releaseSignal, supersedeSignal, type ConcurrencyClaim } from './contracts.js';
+import { claimSignal, releaseSignal, supersedeSignal, type ConcurrencyClaim } from '../model/contracts.js';
 
 export interface GroupState {
   /** The group's newest run while it runs. */

@@ -18,8 +18,8 @@ import {
 import type { ComputeActivities } from '../activities/ec2/activities.js';
 import type { PoolSettings, ProvisionHostResult } from '../activities/ec2/types.js';
 import type { Ec2MachineSpec, MachineSpec } from '../pipeline/types.js';
-import type { HostRecord, ProvisionAttempt } from './hosttypes.js';
-import { FailureType } from './failures.js';
+import type { HostRecord, ProvisionAttempt } from '../model/hosttypes.js';
+import { FailureType } from '../model/failures.js';
 
 export interface HostPoolOptions {
   runId: string;

@@ -6,7 +6,7 @@
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { IntakeActivities } from '../activities/intake/activities.js';
 import type { Delivery, DeliveryOutcome } from '../activities/intake/events.js';
-import { FailureType } from './failures.js';
+import { FailureType } from '../model/failures.js';
 
 export async function intakeDelivery(delivery: Delivery): Promise<DeliveryOutcome> {
   const { handleDelivery } = proxyActivities<IntakeActivities>({

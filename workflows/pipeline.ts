@@ -35,10 +35,11 @@ import {
   supersedeSignal,
   type Prepared,
   type StepFinished,
-} from './contracts.js';
-import { boundMessage } from './bounds.js';
-import { SEARCH_ATTRIBUTES, repositoryOf } from './searchattributes.js';
-import { LineageFacts, runEnd, type LineageFact } from './openlineage.js';
+} from '../model/contracts.js';
+import { boundMessage } from '../model/bounds.js';
+import { SEARCH_ATTRIBUTES, repositoryOf } from '../model/searchattributes.js';
+import { LineageFacts, runEnd } from './openlineage.js';
+import type { LineageFact } from '../model/openlineage.js';
 import { HostPool } from './hostpool.js';
 import {
   cancelUnfinished,
@@ -79,8 +80,8 @@ import {
   type Plan,
   type RunState,
 } from './runstate.js';
-import type { RunConcurrency, RunInput, RunOptions, RunStatus } from './types.js';
-import { FailureType } from './failures.js';
+import type { RunConcurrency, RunInput, RunOptions, RunStatus } from '../model/types.js';
+import { FailureType } from '../model/failures.js';
 
 export type { PipelineCarry } from './runstate.js';
 

@@ -7,9 +7,9 @@
 // signals and timers around them. Per-step record rules live in workflows/scheduler.ts.
 import type { Pipeline } from '../pipeline/types.js';
 import type { RecordedLineage } from '../activities/lineage/activity.js';
-import type { PrepareItem, Prepared, StepExecInput, StepFinished } from './contracts.js';
+import type { PrepareItem, Prepared, StepExecInput, StepFinished } from '../model/contracts.js';
 import type { HostPoolState } from './hostpool.js';
-import type { HostRecord } from './hosttypes.js';
+import type { HostRecord } from '../model/hosttypes.js';
 import {
   applyCacheHit,
   chargeKubernetes,
@@ -23,7 +23,7 @@ import {
   upstreamOf,
   type StepRecords,
 } from './scheduler.js';
-import type { AttemptRecord, Conclusion, PublishRequest, RunInput, RunStatus, SupersededBy } from './types.js';
+import type { AttemptRecord, Conclusion, PublishRequest, RunInput, RunStatus, SupersededBy } from '../model/types.js';
 
 /** State carried across continue-as-new (the next execution's second argument). */
 export interface PipelineCarry {

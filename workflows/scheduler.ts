@@ -6,8 +6,8 @@
 // run-level state and decisions built on these rules (what to prepare and start, cache joins,
 // host release, probes, continue-as-new) are in workflows/runstate.ts.
 import type { KubernetesMachineSpec, Pipeline } from '../pipeline/types.js';
-import type { Prepared } from './contracts.js';
-import type { HostRecord } from './hosttypes.js';
+import type { Prepared } from '../model/contracts.js';
+import type { HostRecord } from '../model/hosttypes.js';
 import type {
   AttemptRecord,
   Conclusion,
@@ -16,7 +16,7 @@ import type {
   StepOutcome,
   StepStatus,
   SupersededBy,
-} from './types.js';
+} from '../model/types.js';
 
 /** Step name → its live record, as `pipelineRun` keeps it (and carries across continue-as-new). */
 export type StepRecords = Record<string, StepStatus>;

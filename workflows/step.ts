@@ -28,10 +28,10 @@ import {
   type RunStepResult,
   type StepExecInput,
   type StepFailureDetails,
-} from './contracts.js';
-import { boundMessage } from './bounds.js';
-import type { AttemptRecord, StepMetrics, StepOutcome } from './types.js';
-import { FailureType } from './failures.js';
+} from '../model/contracts.js';
+import { boundMessage } from '../model/bounds.js';
+import type { AttemptRecord, StepMetrics, StepOutcome } from '../model/types.js';
+import { FailureType } from '../model/failures.js';
 
 export async function stepExecution(input: StepExecInput): Promise<StepOutcome> {
   const waiters = new Set<string>();

@@ -3,8 +3,8 @@
 // (json.dumps writes them for a diverging loss), turn `1e400` into Infinity (written back
 // as null) and round a 20-digit integer. Here every number keeps its exact value: a number
 // a double carries exactly stays a number, any other keeps its printed text
-// (`{ number: "NaN" }`, see MetricValue in workflows/types.ts).
-import type { MetricValue } from '../../workflows/types.js';
+// (`{ number: "NaN" }`, see MetricValue in model/types.ts).
+import type { MetricValue } from '../../model/types.js';
 
 export type { MetricValue };
 export type MetricValues = Record<string, MetricValue>;

@@ -21,7 +21,7 @@ import type {
   WaitReadyInput,
   WorkflowState,
 } from './types.js';
-import { FailureType } from '../../workflows/failures.js';
+import { FailureType } from '../../model/failures.js';
 
 export interface ComputeActivityDeps {
   clients: AwsClients;

@@ -1,5 +1,5 @@
 // What an EC2 error means for the launch fallback chain.
-import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
+import type { ProvisionAttempt } from '../../model/hosttypes.js';
 
 export type LaunchErrorKind =
   /** No room for this type here now: try the next subnet / type / market. */

@@ -10,7 +10,7 @@ import {
   type EC2Client,
   type RunInstancesCommandInput,
 } from '@aws-sdk/client-ec2';
-import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
+import type { ProvisionAttempt } from '../../model/hosttypes.js';
 import { resolveAmi } from './ami.js';
 import { launchCandidates, type LaunchCandidate } from './chain.js';
 import type { AwsClients } from './client.js';

@@ -1,7 +1,7 @@
 // Shapes shared by the EC2 activities, the server configuration and the workflow-side
 // host pool. Types only: workflows/hostpool.ts imports them.
 import type { Ec2MachineSpec } from '../../pipeline/types.js';
-import type { ProvisionAttempt } from '../../workflows/hosttypes.js';
+import type { ProvisionAttempt } from '../../model/hosttypes.js';
 
 /** Hourly prices of one instance type, USD. */
 export interface InstancePrice {

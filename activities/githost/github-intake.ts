@@ -3,7 +3,7 @@
 // checks by external id, replies by a marker naming the comment they answer.
 import { MAX_PIPELINE_BYTES } from '../../pipeline/parse.js';
 import { PIPELINE_DIR } from '../../pipeline/load.js';
-import type { SourceRef, StatusTarget } from '../../workflows/types.js';
+import type { SourceRef, StatusTarget } from '../../model/types.js';
 import { postVerdictCheck } from './github-checks.js';
 import type { GitHubApi } from './github-client.js';
 import type { GitHostRecords } from './records.js';

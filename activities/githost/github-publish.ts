@@ -2,7 +2,7 @@
 // in progress), live ones update its step table within the write budget, the final one
 // completes it with the lineage report, the failing step's log tail and annotations.
 import type { Logger } from 'pino';
-import type { PublishRequest, RunStatus, StatusTarget } from '../../workflows/types.js';
+import type { PublishRequest, RunStatus, StatusTarget } from '../../model/types.js';
 import type { ArtifactStore } from '../store/types.js';
 import { checkName } from '../intake/ids.js';
 import type { Annotation } from '../intake/port.js';

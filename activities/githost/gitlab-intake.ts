@@ -2,7 +2,7 @@
 // write is idempotent: intake activities may be retried.
 import { MAX_PIPELINE_BYTES } from '../../pipeline/parse.js';
 import { PIPELINE_DIR } from '../../pipeline/load.js';
-import type { SourceRef, StatusTarget } from '../../workflows/types.js';
+import type { SourceRef, StatusTarget } from '../../model/types.js';
 import { gitlabStatus, type GitLabApi } from './gitlab-client.js';
 import { postCommitStatus, upsertReportNote, type GitLabState } from './gitlab-publish.js';
 import type { GitHostRecords } from './records.js';

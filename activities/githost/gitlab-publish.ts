@@ -2,7 +2,7 @@
 // runs asked for on a merge request, the report as one MR note per pipeline, edited in
 // place when the pipeline runs again.
 import type { Logger } from 'pino';
-import type { PublishRequest, StatusTarget } from '../../workflows/types.js';
+import type { PublishRequest, StatusTarget } from '../../model/types.js';
 import { checkName } from '../intake/ids.js';
 import { neutraliseBidi } from '../usertext.js';
 import { clipChars, progressTitle } from './text.js';

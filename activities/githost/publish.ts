@@ -1,7 +1,7 @@
 // The `publishStatus` activity: the workflow's live status and final report, sent to
 // wherever the run's StatusTarget points. Local runs (target none) publish nothing.
 import type { Logger } from 'pino';
-import type { PublishRequest } from '../../workflows/types.js';
+import type { PublishRequest } from '../../model/types.js';
 import type { ArtifactStore } from '../store/types.js';
 import type { GitHubClients } from './github-client.js';
 import { GitHubPublisher } from './github-publish.js';

@@ -4,7 +4,7 @@
 // check-run annotations), GitLab report notes, processed deliveries.
 import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
-import type { ParamValue, Trigger } from '../../workflows/types.js';
+import type { ParamValue, Trigger } from '../../model/types.js';
 import { keySegment, repoKeyPath, type HostKind, type RepoKey } from '../intake/ids.js';
 
 export interface RunMeta {
@@ -136,14 +136,18 @@ export class GitHostRecords {
     await this.store.putRecord(this.noteKey(project, mr, pipeline), { noteId });
   }
 
+  private static verdictKey(pageId: string): string {
+    return `githost/verdicts/${hashed(pageId)}`;
+  }
+
   /** The full text of a check that ended without a run, for hosts whose status holds one line. */
   async putVerdict(pageId: string, verdict: { title: string; summary: string }): Promise<void> {
-    await this.store.putRecord(`githost/verdicts/${hashed(pageId)}`, { pageId, ...verdict });
+    await this.store.putRecord(GitHostRecords.verdictKey(pageId), { pageId, ...verdict });
   }
 
   async getVerdict(pageId: string): Promise<{ title: string; summary: string } | undefined> {
     const v = await this.store.getRecord<{ pageId: string; title: string; summary: string }>(
-      `githost/verdicts/${hashed(pageId)}`,
+      GitHostRecords.verdictKey(pageId),
     );
     return v && v.pageId === pageId ? { title: v.title, summary: v.summary } : undefined;
   }

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
-import type { SourceRef } from '../../workflows/types.js';
+import type { SourceRef } from '../../model/types.js';
 import { COMMIT_ID, OncePerKey, fillOnce } from '../source/once.js';
 import type { SourceProvider } from '../source/types.js';
 import { ownerRepoFromCloneUrl, type GitHubClients } from './github-client.js';

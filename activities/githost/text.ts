@@ -1,5 +1,5 @@
 // Text for check runs, commit statuses and notes: live step tables, size limits.
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { mdCode, mdText } from '../report/escape.js';
 import { humanDuration } from '../report/markdown.js';
 import { reasonBeside, STATE_EMOJI, stepDetail, stepElapsedMs } from '../report/statetext.js';

@@ -17,7 +17,7 @@ import type { Delivery, DeliveryOutcome, GitHubRepo, IntakeEvent } from './event
 import { atLeast } from './port.js';
 import { handlePush } from './push.js';
 import { cancelFromCheck, rerun, rerunSuite } from './rerun.js';
-import { FailureType } from '../../workflows/failures.js';
+import { FailureType } from '../../model/failures.js';
 
 export interface IntakeDeps extends Intake {
   github?: GitHubClients;

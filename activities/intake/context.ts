@@ -2,7 +2,7 @@
 // delivery workflow (workflows/intake.ts) on the control worker; app/ composes this.
 import type { Logger } from 'pino';
 import type { Pipeline, PipelineError } from '../../pipeline/types.js';
-import type { RunInput, RunOptions, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunOptions, RunStatus } from '../../model/types.js';
 import type { GitHostRecords } from '../githost/records.js';
 
 /** Starting and steering runs; Temporal behind it (see starter.ts). */

@@ -1,6 +1,6 @@
 // What the shared intake needs from a git host. GitHub and GitLab each implement it; the
 // decisions (which pipelines run, who may ask, what policy allows) live once in intake/.
-import type { SourceRef, StatusTarget } from '../../workflows/types.js';
+import type { SourceRef, StatusTarget } from '../../model/types.js';
 import type { HostKind, RepoKey } from './ids.js';
 
 /** GitHub permission names; GitLab access levels map onto them (Developer=write, Maintainer=maintain, Owner=admin). */

@@ -1,6 +1,6 @@
 // Starting one pipeline run for a host event, at most once per workflow id.
 import { supersedingGroup } from '../../pipeline/concurrency.js';
-import type { ParamValue, Pipeline, RunConcurrency, StatusTarget, Trigger } from '../../workflows/types.js';
+import type { ParamValue, Pipeline, RunConcurrency, StatusTarget, Trigger } from '../../model/types.js';
 import type { Intake } from './context.js';
 import { concurrencyGroupId, runIdFor } from './ids.js';
 import type { RepoPort } from './port.js';

@@ -1,6 +1,6 @@
 // RunStarter over Temporal, through the start/cancel/status functions of activities/runs.ts.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { cancelPipelineRun, getRunStatus, startPipelineRun } from '../runs.js';
 import type { RunStarter } from './context.js';
 

@@ -12,7 +12,7 @@
 // Only the agent containers get store credentials; the step container gets none.
 import { createHash } from 'node:crypto';
 import type { V1Container, V1EnvVar, V1Job, V1PodSpec, V1Volume } from '@kubernetes/client-node';
-import type { ArtifactRef, ParamValue } from '../../workflows/types.js';
+import type { ArtifactRef, ParamValue } from '../../model/types.js';
 import { K8S_ANNOTATION, K8S_LABEL, MANAGED_BY, type KubernetesClass, type KubernetesSettings } from './types.js';
 
 /** What the agent containers read from TRAINYARD_POD_PLAN. */

@@ -10,7 +10,7 @@ import { pinoTextHooks } from '../usertext.js';
 import { createStore } from '../store/factory.js';
 import type { ArtifactStore } from '../store/types.js';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { ArtifactRef } from '../../model/types.js';
 import { AGENT_MOUNT, UPLOAD_READY_FILE, type PodPlan, type UploadResult } from './job.js';
 
 /** Where the agent finds the pod's volumes: AGENT_MOUNT, or folders of a test's choosing. */

@@ -12,22 +12,23 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { RunStepRequest, RunStepResult } from '../../workflows/contracts.js';
-import { boundMessage } from '../../workflows/bounds.js';
-import type { AttemptCompute } from '../../workflows/hosttypes.js';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { RunStepRequest, RunStepResult } from '../../model/contracts.js';
+import { boundMessage } from '../../model/bounds.js';
+import type { AttemptCompute } from '../../model/hosttypes.js';
+import type { ArtifactRef } from '../../model/types.js';
 import { LineSplitter } from '../container/lines.js';
 import { StepOutput } from '../runner/output.js';
 import { failureDetails, stepResult } from '../runner/result.js';
 import type { SourceProvider } from '../source/types.js';
 import { sha256Bytes } from '../store/digest.js';
+import { kubernetesResultKey } from '../store/keys.js';
 import type { ArtifactStore } from '../store/types.js';
 import { stepEnvironment } from '../runner/env.js';
 import { apiMessage, apiStatus, type KubeClients } from './client.js';
 import { startDcgmSampler } from './dcgm.js';
 import { buildJob, CONTAINER, jobName, type PodPlan, type UploadResult } from './job.js';
 import { K8S_ANNOTATION, type KubernetesClass, type KubernetesSettings } from './types.js';
-import type { FailureType } from '../../workflows/failures.js';
+import type { FailureType } from '../../model/failures.js';
 
 export interface KubeRunnerDeps {
   /** The store the pods use too (the same s3:// location as settings.store). */
@@ -209,7 +210,7 @@ export function createKubernetesRunStep(deps: KubeRunnerDeps) {
         ),
         params: spec.params,
         outputs: spec.outputs,
-        resultKey: `kubernetes/results/${name}/${execRunId}`,
+        resultKey: kubernetesResultKey(name, execRunId),
       };
       const env = stepEnvironment(spec, req.attempt);
       const job = buildJob({

@@ -3,7 +3,7 @@
 // `activities: { ...createLineageActivities({ store }) }`.
 import { createHash } from 'node:crypto';
 import type { ArtifactStore } from '../store/types.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { buildLineage, type LineageConclusion, type LineageDoc } from './document.js';
 import { diffMarkdown, findBaseRun, metricsDiff } from './compare.js';
 import { loadLineage, loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';

@@ -8,9 +8,9 @@
 // names hold characters record keys may not) and <finished> is the finish time as
 // YYYYMMDDTHHMMSSmmmZ, so one listing answers "the newest successful run of this pipeline
 // on that branch, or the one at that commit" without reading a single document.
-import { createHash } from 'node:crypto';
+import { branchIndexPrefix } from '../store/keys.js';
 import type { ArtifactStore } from '../store/types.js';
-import type { MetricValue, ParamValue } from '../../workflows/types.js';
+import type { MetricValue, ParamValue } from '../../model/types.js';
 import type { LineageConclusion, LineageDoc } from './document.js';
 import { mdCode, mdText } from '../report/escape.js';
 import { downsample, xyChart } from '../report/markdown.js';
@@ -40,9 +40,6 @@ export function branchOf(doc: LineageDoc): string | undefined {
   }
 }
 
-const branchPrefix = (repo: string, pipeline: string, branch: string): string =>
-  `index/branch/${createHash('sha256').update(`${repo}\n${pipeline}\n${branch}`).digest('hex').slice(0, 32)}/`;
-
 const compactTime = (iso: string): string => iso.replace(/[-:.]/g, '');
 const CONCLUSIONS = new Set<string>(['succeeded', 'failed', 'cancelled']);
 
@@ -60,7 +57,7 @@ export async function recordBranchRun(store: ArtifactStore, doc: LineageDoc): Pr
     finishedAt: doc.finishedAt,
   };
   await store.putRecord(
-    `${branchPrefix(doc.source.repo, doc.pipeline.name, branch)}${compactTime(doc.finishedAt)}.${doc.conclusion}.${doc.source.commit}.${doc.runId}`,
+    `${branchIndexPrefix(doc.source.repo, doc.pipeline.name, branch)}${compactTime(doc.finishedAt)}.${doc.conclusion}.${doc.source.commit}.${doc.runId}`,
     entry,
   );
 }
@@ -80,7 +77,7 @@ export async function runsOnBranch(
   pipeline: string,
   branch: string,
 ): Promise<BranchRunKey[]> {
-  const prefix = branchPrefix(repo, pipeline, branch);
+  const prefix = branchIndexPrefix(repo, pipeline, branch);
   const out: BranchRunKey[] = [];
   for (const key of await store.listRecords(prefix)) {
     const tail = key.startsWith(prefix) ? key.slice(prefix.length) : key;

@@ -14,8 +14,8 @@ import type {
   StepState,
   StepStatus,
   Trigger,
-} from '../../workflows/types.js';
-import type { HostRecord } from '../../workflows/hosttypes.js';
+} from '../../model/types.js';
+import type { HostRecord } from '../../model/hosttypes.js';
 import { METRICS_SUMMARY_SCHEMA, type MetricSeriesSummary, type MetricsSummary } from '../runner/summary.js';
 
 /** v2: a step's metrics are a reference to the stored series plus a summary (v1 held the samples). */

@@ -2,16 +2,21 @@
 // consumed this artifact" from the store alone, by listing one key prefix instead of
 // scanning every run.
 //
-// Record layout (all JSON records of the ArtifactStore):
-//   runs/<runId>/lineage                  the LineageDoc
-//   runs/<runId>/report                   { markdown }
-//   index/runs/<runId>                    RunIndexEntry (listing runs)
-//   index/produced/<digest>/<runId>       DigestIndexEntry (steps of that run with the digest as an output)
-//   index/consumed/<digest>/<runId>       DigestIndexEntry (steps of that run with the digest as an input)
-//   index/digest-prefix/<12 hex>/<digest> { digest }  (lets a 12+ hex prefix be resolved by one listing)
-//   index/branch/…                        runs by repository, pipeline and branch (compare.ts)
+// Record layout: activities/store/keys.ts (runs/<runId>/lineage, …/report, index/runs/,
+// index/produced/, index/consumed/, index/digest-prefix/, index/branch/ in compare.ts).
 import type { ArtifactStore } from '../store/types.js';
-import type { CacheSource, Digest, InputOrigin, RunStatus } from '../../workflows/types.js';
+import {
+  MIN_PREFIX_HEX,
+  RUN_INDEX_PREFIX,
+  consumedIndexPrefix,
+  digestPrefixIndexKey,
+  digestPrefixIndexPrefix,
+  lineageKeyOf,
+  producedIndexPrefix,
+  reportKeyOf,
+  runIndexKey,
+} from '../store/keys.js';
+import type { CacheSource, Digest, InputOrigin, RunStatus } from '../../model/types.js';
 import {
   LINEAGE_SCHEMA_ID,
   type LineageConclusion,
@@ -27,14 +32,9 @@ import { METRICS_SUMMARY_SCHEMA, type MetricsSummary } from '../runner/summary.j
 
 import { isDigest } from '../store/digest.js';
 const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
-/** Shortest digest prefix accepted: long enough that collisions are practically absent. */
-export const MIN_PREFIX_HEX = 12;
 const INDEX_WRITE_CONCURRENCY = 16;
 // The store's record-key alphabet (activities/store/keys.ts), one segment, not `.`/`..`.
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
-
-export const lineageKeyOf = (runId: string): string => `runs/${runId}/lineage`;
-export const reportKeyOf = (runId: string): string => `runs/${runId}/report`;
 
 export interface RunIndexEntry {
   runId: string;
@@ -158,10 +158,9 @@ export async function saveLineage(
   const { produced, consumed } = indexEntriesOf(doc);
   const digests = new Set<string>([...produced.keys(), ...consumed.keys()]);
   const writes: [string, unknown][] = [];
-  for (const [d, rec] of produced) writes.push([`index/produced/${d}/${doc.runId}`, rec]);
-  for (const [d, rec] of consumed) writes.push([`index/consumed/${d}/${doc.runId}`, rec]);
-  for (const d of digests)
-    writes.push([`index/digest-prefix/${hexOf(d).slice(0, MIN_PREFIX_HEX)}/${d}`, { digest: d }]);
+  for (const [d, rec] of produced) writes.push([`${producedIndexPrefix(d)}${doc.runId}`, rec]);
+  for (const [d, rec] of consumed) writes.push([`${consumedIndexPrefix(d)}${doc.runId}`, rec]);
+  for (const d of digests) writes.push([digestPrefixIndexKey(d), { digest: d }]);
   // A few at a time: a 2,000-step run means thousands of small PUTs against S3.
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -183,7 +182,7 @@ export async function saveLineage(
   };
   await recordBranchRun(store, doc);
   // Written last: a run is listed only once everything about it is findable.
-  await store.putRecord(`index/runs/${doc.runId}`, entry);
+  await store.putRecord(runIndexKey(doc.runId), entry);
   return { lineageKey, reportKey, reportMarkdown };
 }
 
@@ -206,7 +205,7 @@ export async function loadLineage(store: ArtifactStore, runId: string): Promise<
 }
 
 export async function listRuns(store: ArtifactStore, filter: { pipeline?: string } = {}): Promise<RunIndexEntry[]> {
-  const prefix = 'index/runs/';
+  const prefix = RUN_INDEX_PREFIX;
   const keys = await store.listRecords(prefix);
   const entries: RunIndexEntry[] = [];
   for (const k of keys) {
@@ -364,8 +363,8 @@ function flatten<E>(recs: DigestIndexEntry<E>[]): (RunRef & E)[] {
 }
 
 async function artifactAnswer(store: ArtifactStore, digest: Digest): Promise<LineageAnswer> {
-  const produced = await readIndex<ProducedEntry>(store, `index/produced/${digest}/`);
-  const consumed = await readIndex<ConsumedEntry>(store, `index/consumed/${digest}/`);
+  const produced = await readIndex<ProducedEntry>(store, producedIndexPrefix(digest));
+  const consumed = await readIndex<ConsumedEntry>(store, consumedIndexPrefix(digest));
   if (produced.length === 0 && consumed.length === 0) {
     return { kind: 'not_found', query: digest, message: `no run in ${store.location} produced or consumed ${digest}` };
   }
@@ -408,7 +407,7 @@ export async function lineageOf(store: ArtifactStore, query: string): Promise<Li
       message: `no run ${JSON.stringify(q)}; as a digest prefix it is too short: give at least ${MIN_PREFIX_HEX} hex digits or the full sha256:<64 hex> digest`,
     };
   }
-  const prefix = `index/digest-prefix/${hex.slice(0, MIN_PREFIX_HEX)}/`;
+  const prefix = digestPrefixIndexPrefix(hex);
   const candidates = (await store.listRecords(prefix))
     .map((k) => tailOf(prefix, k))
     .filter((d) => isDigest(d) && hexOf(d).startsWith(hex))

@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { LineageEmitRequest, LineageEmitResult, LineageFact } from '../../workflows/openlineage.js';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { LineageEmitRequest, LineageEmitResult, LineageFact } from '../../model/openlineage.js';
+import type { ArtifactRef } from '../../model/types.js';
 
 /** The spec version whose RunEvent Trainyard writes (its `schemaURL`). */
 export const RUN_EVENT_SCHEMA_URL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';

@@ -2,7 +2,7 @@
 // summary (which GitHub cuts off at 65,535). It is rendered from the lineage document
 // alone so any stored run can be re-rendered later.
 import type { LineageDoc, LineageEdge, LineageStep } from '../lineage/document.js';
-import type { MetricValue, StepState, Trigger } from '../../workflows/types.js';
+import type { MetricValue, StepState, Trigger } from '../../model/types.js';
 import { metricValueText } from '../container/metrics.js';
 import { MAX_SUMMARISED_METRICS, SUMMARY_POINTS, type MetricSeriesSummary } from '../runner/summary.js';
 import { mdCode, mdLink, mdText, mermaidLabel, mermaidTitle } from './escape.js';

@@ -1,7 +1,7 @@
 // The words next to a step's state, shared by every place that shows one (the report's step
 // table, the CLI's live table, the check run's progress table, `trainyard lineage`), so that
 // none of them says a state twice: not `❌ failed (failed)`, not `skipped — skipped: …`.
-import type { RunStatus, StepState, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepState, StepStatus } from '../../model/types.js';
 
 /** The emoji of each step state, as GitHub renders it in check runs, comments and the report. */
 export const STATE_EMOJI: Readonly<Record<StepState, string>> = {

@@ -2,7 +2,7 @@
 // step sees the same variables wherever it runs (DESIGN.md: the same /workspace, /inputs,
 // /outputs, params and env on every machine).
 import { paramEnvName } from '../../pipeline/names.js';
-import type { ExecSpec } from '../../workflows/contracts.js';
+import type { ExecSpec } from '../../model/contracts.js';
 
 /**
  * The step's `env:`, then its secrets (name → value; the parser keeps their names apart from

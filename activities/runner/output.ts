@@ -3,8 +3,8 @@
 // artifact store; only references and bounded summaries are kept for the workflow.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { clipText, LAST_LINE_MAX_CHARS, LAST_VALUE_MAX_CHARS, LAST_VALUES_MAX } from '../../workflows/bounds.js';
-import type { ArtifactRef, MetricSample, MetricValue, StepMetrics } from '../../workflows/types.js';
+import { clipText, LAST_LINE_MAX_CHARS, LAST_VALUE_MAX_CHARS, LAST_VALUES_MAX } from '../../model/bounds.js';
+import type { ArtifactRef, MetricSample, MetricValue, StepMetrics } from '../../model/types.js';
 import { readMetricLine } from '../container/metrics.js';
 import type { ArtifactStore } from '../store/types.js';
 import type { LiveLog } from './livelog.js';

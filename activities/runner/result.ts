@@ -1,13 +1,13 @@
 // The result of one attempt, as every runner reports it to the step workflow: a
 // RunStepResult on success, an ApplicationFailure carrying StepFailureDetails otherwise.
-// Both hold references and bounded text only (workflows/bounds.ts).
+// Both hold references and bounded text only (model/bounds.ts).
 import { ApplicationFailure } from '@temporalio/activity';
-import type { RunStepResult, StepFailureDetails } from '../../workflows/contracts.js';
-import { boundMessage } from '../../workflows/bounds.js';
-import type { HostRecord } from '../../workflows/hosttypes.js';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { RunStepResult, StepFailureDetails } from '../../model/contracts.js';
+import { boundMessage } from '../../model/bounds.js';
+import type { HostRecord } from '../../model/hosttypes.js';
+import type { ArtifactRef } from '../../model/types.js';
 import type { StoredOutput } from './output.js';
-import type { FailureType } from '../../workflows/failures.js';
+import type { FailureType } from '../../model/failures.js';
 
 /** Failure types the step workflow knows; none of them is retried by Temporal itself. */
 export type StepFailureType =

@@ -2,8 +2,8 @@
 // metric its count, range, last value, the values that are not finite doubles, and a
 // downsampled series for charts (at most SUMMARY_POINTS averaged points). The runner
 // builds it while the step prints; the lineage document embeds it; the report charts it.
-import type { MetricSample, MetricValue } from '../../workflows/types.js';
-import { clipText } from '../../workflows/bounds.js';
+import type { MetricSample, MetricValue } from '../../model/types.js';
+import { clipText } from '../../model/bounds.js';
 import { numericValue } from '../container/metrics.js';
 
 export const METRICS_SUMMARY_SCHEMA = 'trainyard.metrics-summary/v1' as const;

@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { open, readdir, readlink, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import picomatch from 'picomatch';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 import { canonicalJson } from '../store/canonical.js';
 import { sha256Bytes, sha256File } from '../store/digest.js';
 import { compileIgnore, IGNORE_FILE, ignoreLines } from './ignore.js';

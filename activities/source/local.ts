@@ -4,7 +4,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { SourceRef } from '../../workflows/types.js';
+import type { SourceRef } from '../../model/types.js';
 import { COMMIT_ID, OncePerKey, fillOnce } from './once.js';
 import type { SourceProvider } from './types.js';
 

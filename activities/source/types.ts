@@ -1,4 +1,4 @@
-import type { SourceRef } from '../../workflows/types.js';
+import type { SourceRef } from '../../model/types.js';
 
 /**
  * Gives the project's files at a commit as a local read-only directory.

@@ -5,7 +5,7 @@ import { chmod, lstat, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ArtifactRef, Digest } from '../../workflows/types.js';
+import type { ArtifactRef, Digest } from '../../model/types.js';
 import { assertDigest, HashingTap, sha256Bytes } from './digest.js';
 import { manifestBytes, MODE_PLAIN, parseManifest, refuseEntry, walkDir } from './manifest.js';
 import type { ArtifactStore, ManifestEntry } from './types.js';

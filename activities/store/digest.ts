@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 

@@ -11,8 +11,17 @@ import {
   HeadObjectCommand,
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 import type { RunIndexEntry } from '../lineage/index.js';
+import {
+  CACHE_PREFIX,
+  DIGEST_PREFIX_INDEX_PREFIX,
+  INDEX_PREFIX,
+  RUN_INDEX_PREFIX,
+  lineageKeyOf,
+  runIdOfKey,
+  runIdOfLineageKey,
+} from './keys.js';
 import { LocalStore } from './local.js';
 import { parseManifest } from './manifest.js';
 import { S3Store, USED_TAG } from './s3.js';
@@ -102,7 +111,7 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
   // 1. Which runs are kept. A lineage document without an index entry is being saved now
   // (the entry is written last), or was left by an interrupted gc: its own finish time decides.
   const allKeys = await store.listRecords('');
-  const runKeys = allKeys.filter((k) => k.startsWith('index/runs/'));
+  const runKeys = allKeys.filter((k) => k.startsWith(RUN_INDEX_PREFIX));
   const entries = (await mapConcurrent(runKeys, (k) => store.getRecord<RunIndexEntry>(k))).filter(
     (e): e is RunIndexEntry => !!e?.runId,
   );
@@ -116,24 +125,21 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
       if (i >= keepLast && Date.parse(e.finishedAt) < runCutoff) expired.add(e.runId);
     });
   }
-  const unindexed = allKeys
-    .flatMap((k) => /^runs\/([^/]+)\/lineage$/.exec(k)?.[1] ?? [])
-    .filter((r) => !indexed.has(r));
+  const unindexed = allKeys.flatMap((k) => runIdOfLineageKey(k) ?? []).filter((r) => !indexed.has(r));
   await mapConcurrent(unindexed, async (r) => {
-    const doc = await store.getRecord<{ finishedAt?: string }>(`runs/${r}/lineage`);
+    const doc = await store.getRecord<{ finishedAt?: string }>(lineageKeyOf(r));
     if (Date.parse(doc?.finishedAt ?? '') < runCutoff) expired.add(r);
   });
 
   // 2. Mark from every kept record. index/ entries are derived from lineage documents; they are no root.
   const marked = new Set<string>();
   const dirs = new Set<string>();
-  const runOf = (key: string): string | undefined => /^runs\/([^/]+)\//.exec(key)?.[1];
   const cacheKeys: string[] = [];
   const rootKeys: string[] = [];
   for (const k of allKeys) {
-    if (k.startsWith('index/')) continue;
-    if (k.startsWith('cache/')) cacheKeys.push(k);
-    else if (!expired.has(runOf(k) ?? '')) rootKeys.push(k);
+    if (k.startsWith(INDEX_PREFIX)) continue;
+    if (k.startsWith(CACHE_PREFIX)) cacheKeys.push(k);
+    else if (!expired.has(runIdOfKey(k) ?? '')) rootKeys.push(k);
   }
   await mapConcurrent(rootKeys, async (k) => scan(await store.getRecord(k), marked, dirs));
   // Cache records after the runs: one a kept run used is kept whatever its age.
@@ -149,15 +155,15 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
   // 3. Expired records go first: from here on no new run can reuse what they named.
   const doomed: string[] = [...expiredCache];
   for (const k of allKeys) {
-    const run = runOf(k);
+    const run = runIdOfKey(k);
     if (run && expired.has(run)) doomed.push(k);
-    else if (k.startsWith('index/runs/') && expired.has(k.slice('index/runs/'.length))) doomed.push(k);
+    else if (k.startsWith(RUN_INDEX_PREFIX) && expired.has(k.slice(RUN_INDEX_PREFIX.length))) doomed.push(k);
     else if (/^index\/(produced|consumed)\//.test(k) && expired.has(k.slice(k.lastIndexOf('/') + 1))) doomed.push(k);
-    else if (k.startsWith('index/digest-prefix/') && !marked.has(k.slice(k.lastIndexOf('/') + 1))) doomed.push(k);
+    else if (k.startsWith(DIGEST_PREFIX_INDEX_PREFIX) && !marked.has(k.slice(k.lastIndexOf('/') + 1))) doomed.push(k);
   }
   // A run's index entry before its documents: an entry never points at a missing document
   // (activities/lineage/index.ts), and an interrupted gc finds the rest by the document.
-  doomed.sort((a, b) => Number(!a.startsWith('index/runs/')) - Number(!b.startsWith('index/runs/')));
+  doomed.sort((a, b) => Number(!a.startsWith(RUN_INDEX_PREFIX)) - Number(!b.startsWith(RUN_INDEX_PREFIX)));
   if (apply) for (const k of doomed) await sweep.deleteRecord(k);
 
   // 4. What open runs still use.

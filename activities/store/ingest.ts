@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ArtifactRef } from '../../workflows/types.js';
+import type { ArtifactRef } from '../../model/types.js';
 import { isDigest } from './digest.js';
 import { parseS3Uri, resolveS3Config } from './s3config.js';
 import type { ArtifactStore } from './types.js';

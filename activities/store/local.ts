@@ -7,7 +7,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestHex, HashingTap, readNoFollow } from './digest.js';

@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable } from 'node:stream';
-import type { Digest } from '../../workflows/types.js';
+import type { Digest } from '../../model/types.js';
 import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestBase64, digestHex, HashingTap, readNoFollow, sha256File } from './digest.js';

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ArtifactRef, Digest } from '../../workflows/types.js';
+import type { ArtifactRef, Digest } from '../../model/types.js';
 
 /**
  * Content-addressed artifact store. Blobs are immutable and keyed by SHA-256 of their

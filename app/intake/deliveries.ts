@@ -13,6 +13,7 @@ import {
 import type { Logger } from 'pino';
 import { MAX_DELIVERY_CHARS, type Delivery, type IntakeEvent } from '../../activities/intake/events.js';
 import { deliveryWorkflowId, type HostKind } from '../../activities/intake/ids.js';
+import type { intakeDelivery } from '../../workflows/intake.js';
 import { sendJson } from './http.js';
 
 export type RecordResult =
@@ -43,7 +44,7 @@ export function temporalDeliveries(
         throw new Error(`delivery ${deliveryId} is ${size} characters after extraction (limit ${MAX_DELIVERY_CHARS})`);
       try {
         await client.connection.withDeadline(Date.now() + (opts.timeoutMs ?? RECORD_TIMEOUT_MS), () =>
-          client.workflow.start('intakeDelivery', {
+          client.workflow.start<typeof intakeDelivery>('intakeDelivery', {
             workflowId,
             taskQueue: opts.taskQueue,
             args: [delivery],

@@ -15,7 +15,7 @@ import { GitHostRecords } from '../../activities/githost/records.js';
 import { RemoteSourceProvider } from '../../activities/githost/source.js';
 import { createIntakeActivities, type IntakeActivities } from '../../activities/intake/activities.js';
 import { temporalStarter } from '../../activities/intake/starter.js';
-import type { RunOptions } from '../../workflows/types.js';
+import type { RunOptions } from '../../model/types.js';
 import { githubConfig, gitlabConfig } from './config.js';
 import { intakePolicy, type ServerPolicy } from './policy.js';
 

@@ -2,7 +2,8 @@
 // stops answering (a restart, a network cut) is waited out with a visible line, up to a
 // limit, instead of ending the command while the run goes on without it.
 import { isGrpcServiceError, type Client } from '@temporalio/client';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
+import type { pipelineRun } from '../../workflows/pipeline.js';
 import { getRunStatus } from '../engine.js';
 
 /** gRPC status codes that mean "the frontend did not answer": UNAVAILABLE (14), DEADLINE_EXCEEDED (4). */
@@ -54,11 +55,11 @@ const STATUS_DEADLINE_MS = 10_000;
  * error, or TemporalUnreachableError after opts.unreachableMs without an answer.
  */
 export async function followRun(client: Client, workflowId: string, opts: FollowOptions): Promise<RunStatus> {
-  const handle = client.workflow.getHandle(workflowId);
+  const handle = client.workflow.getHandle<typeof pipelineRun>(workflowId);
   let outcome: { ok: RunStatus } | { err: unknown } | undefined;
   let pending: Promise<void> | undefined;
   const arm = (): void => {
-    pending = (handle.result() as Promise<RunStatus>).then(
+    pending = handle.result().then(
       (ok) => {
         outcome = { ok };
       },

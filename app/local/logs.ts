@@ -3,10 +3,10 @@
 // from its live log chunks (activities/runner/livelog.ts), which -f follows until it ends.
 import { latestLiveAttempt, readLiveChunks } from '../../activities/runner/livelog.js';
 import { createStore } from '../../activities/store/factory.js';
-import { stepExecWorkflowId } from '../../workflows/contracts.js';
+import { stepExecWorkflowId } from '../../model/contracts.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { loadEngineConfig, type EngineConfig } from '../config.js';
 import { findRun } from './runcmds.js';
 import { UsageError } from './errors.js';

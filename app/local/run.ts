@@ -11,12 +11,13 @@ import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { createStore } from '../../activities/store/factory.js';
+import { reportKeyOf } from '../../activities/store/keys.js';
 import { terminalText } from '../../activities/usertext.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { dataConverter } from '../codec.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { startDevServer, type DevServer } from '../devserver.js';
@@ -160,7 +161,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
         ...(run.serverLost ? { abort: run.serverLost } : {}),
       });
       table?.update(final);
-      const report = await store.getRecord<{ markdown: string }>(`runs/${runId}/report`);
+      const report = await store.getRecord<{ markdown: string }>(reportKeyOf(runId));
       const reportFile = args.reportFile ?? join(cfg.reportsDir, `${runId}.md`);
       if (report) {
         await mkdir(join(reportFile, '..'), { recursive: true });

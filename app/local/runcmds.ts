@@ -6,9 +6,10 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { listRuns, loadLineage, type RunIndexEntry } from '../../activities/lineage/index.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
 import { createStore } from '../../activities/store/factory.js';
+import { lineageKeyOf, runIndexKey } from '../../activities/store/keys.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { dataConverter } from '../codec.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../config.js';
 import { cancelPipelineRun, getRunStatus } from '../engine.js';
@@ -49,7 +50,7 @@ export async function runsCommand(
       listPipelineRuns(c, {
         limit: opts.limit,
         ...(opts.pipeline ? { pipeline: opts.pipeline } : {}),
-        conclusionOf: (runId) => store.getRecord<RunIndexEntry>(`index/runs/${runId}`),
+        conclusionOf: (runId) => store.getRecord<RunIndexEntry>(runIndexKey(runId)),
       }),
     );
     from = `Temporal at ${cfg.temporalAddress} (namespace ${cfg.temporalNamespace})`;
@@ -127,7 +128,7 @@ function statusFromLineage(doc: LineageDoc): RunStatus {
           }
         : {}),
     })),
-    lineageKey: `runs/${doc.runId}/lineage`,
+    lineageKey: lineageKeyOf(doc.runId),
   };
 }
 

@@ -3,7 +3,7 @@
 import { humanDuration } from '../../activities/report/markdown.js';
 import { reasonBeside, stepDetail, stepElapsedMs } from '../../activities/report/statetext.js';
 import { terminalText } from '../../activities/usertext.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 
 const ICON: Record<StepStatus['state'], string> = {
   pending: '·',

@@ -6,13 +6,14 @@
 import type { RunMeta } from '../../activities/githost/records.js';
 import { diffMarkdown, findBaseRun, metricsDiff, branchOf } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { lineageKeyOf, loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/index.js';
+import { lineageKeyOf } from '../../activities/store/keys.js';
 import { markdownToHtml } from '../../activities/report/html.js';
 import { mermaidGraph } from '../../activities/report/markdown.js';
 import { stepDetail } from '../../activities/report/statetext.js';
 import type { MetricSeriesSummary } from '../../activities/runner/summary.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
-import type { ArtifactRef, CacheDecision, RunStatus, StepState, Trigger } from '../../workflows/types.js';
+import type { ArtifactRef, CacheDecision, RunStatus, StepState, Trigger } from '../../model/types.js';
 import { logTail, type PageLog } from './logs.js';
 
 /** How often the page asks again while the run goes on, ms. */

@@ -4,8 +4,8 @@
 // and says where the whole log is.
 import { latestLiveAttempt, readLiveChunks } from '../../activities/runner/livelog.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
-import type { StepState } from '../../workflows/types.js';
-import { stepExecWorkflowId } from '../../workflows/contracts.js';
+import type { StepState } from '../../model/types.js';
+import { stepExecWorkflowId } from '../../model/contracts.js';
 import { uncachedExecKey } from '../../activities/prepare.js';
 
 /** Most bytes of one step's log sent to the page (its end: that is where errors are). */

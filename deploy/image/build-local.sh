@@ -30,7 +30,7 @@ gnutar=$(readlink -f "$(command -v tar)")
 lock_builds
 node=$(pinned_node)
 # Everything the image is made of: the tracked sources (with uncommitted edits), the lockfile, the tools.
-sources=$(cd "$repo" && git ls-files -co --exclude-standard -- app activities workflows pipeline schema templates package.json package-lock.json | LC_ALL=C sort)
+sources=$(cd "$repo" && git ls-files -co --exclude-standard -- app activities workflows model pipeline schema templates package.json package-lock.json | LC_ALL=C sort)
 hash=$( { (cd "$repo" && printf '%s\n' "$sources" | tr '\n' '\0' | xargs -0 sha256sum); build_hash "$0" "$common" "$busybox" "$gnutar" "$node"; } | sha256sum | cut -c1-32)
 if image_current "$cli" "$image" "$hash"; then
   echo "$image is up to date"

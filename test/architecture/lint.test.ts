@@ -52,7 +52,7 @@ describe('eslint', () => {
   });
 
   it('lets workflows/ name activity types but not load activity code, Node built-ins or non-deterministic globals', async () => {
-    const file = 'workflows/types.ts';
+    const file = 'workflows/openlineage.ts';
     expect(
       await probe(file, "import type { RunnerDeps } from '../activities/step.js';\nexport type X = RunnerDeps;\n"),
     ).toEqual([]);
@@ -66,6 +66,36 @@ describe('eslint', () => {
       await probe(file, "import { Connection } from '@temporalio/client';\nexport const x = Connection;\n"),
     ).toEqual([expect.stringContaining('only @temporalio/workflow and @temporalio/common')]);
     expect(await probe(file, 'export const x = process.env.HOME;\n')).toEqual([expect.stringContaining('no process')]);
+  });
+
+  it('keeps model/ a leaf: pipeline/ types only, no other layer, deterministic code', async () => {
+    const file = 'model/bounds.ts';
+    expect(
+      await probe(file, "import type { Pipeline } from '../pipeline/types.js';\nexport type X = Pipeline;\n"),
+    ).toEqual([]);
+    for (const layer of ['../activities/usertext.js', '../workflows/openlineage.js', '../app/cli.js']) {
+      expect(await probe(file, `import type { X } from '${layer}';\nexport type Y = X;\n`)).toEqual([
+        expect.stringContaining('model/ (the shared data types) is a leaf'),
+      ]);
+    }
+    expect(
+      await probe(file, "import { parsePipeline } from '../pipeline/parse.js';\nexport const x = parsePipeline;\n"),
+    ).toEqual([expect.stringContaining('model/ names pipeline/ types only')]);
+    expect(await probe(file, "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toEqual([
+      expect.stringContaining('no Node built-ins'),
+    ]);
+    expect(await probe(file, 'export const x = () => setTimeout(() => undefined, 1);\n')).toEqual([
+      expect.stringContaining('no setTimeout'),
+    ]);
+  });
+
+  it('keeps pipeline/ below model/', async () => {
+    expect(
+      await probe(
+        'pipeline/types.ts',
+        "import type { RunInput } from '../model/types.js';\nexport type X = RunInput;\n",
+      ),
+    ).toEqual([expect.stringContaining('pipeline/ (the file format) imports no other layer')]);
   });
 
   it('refuses a floating promise', async () => {

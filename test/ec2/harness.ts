@@ -29,7 +29,7 @@ import { defaultRunOptions, getRunStatus, startPipelineRun } from '../../app/eng
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { startWorkers } from '../../app/worker.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 import { CREDENTIALS, deploymentName, motoClients, motoEnv, motoSubnets } from './moto.js';

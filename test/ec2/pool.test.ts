@@ -16,7 +16,8 @@ import { setTags } from '../../activities/ec2/instances.js';
 import { provisionHost } from '../../activities/ec2/provision.js';
 import { TAG } from '../../activities/ec2/tags.js';
 import type { MachineSpec } from '../../pipeline/types.js';
-import type { ReaperReport } from '../../workflows/reaper.js';
+import type { reapOrphans } from '../../workflows/reaper.js';
+import type { stayOpen } from './workflows.js';
 import { BUSYBOX_IMAGE } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 import { instancesTagged, liveIds, startEc2Engine, waitUntil, type Ec2Engine } from './harness.js';
@@ -149,8 +150,11 @@ describe('reaper', () => {
           leaseUntil,
         },
       );
-    const open = await client.workflow.start('stayOpen', { taskQueue, workflowId: `open-${randomUUID().slice(0, 8)}` });
-    const closed = await client.workflow.start('stayOpen', {
+    const open = await client.workflow.start<typeof stayOpen>('stayOpen', {
+      taskQueue,
+      workflowId: `open-${randomUUID().slice(0, 8)}`,
+    });
+    const closed = await client.workflow.start<typeof stayOpen>('stayOpen', {
       taskQueue,
       workflowId: `closed-${randomUUID().slice(0, 8)}`,
     });
@@ -192,7 +196,7 @@ describe('reaper', () => {
         'the schedule to start the reaper',
         60_000,
       );
-      const report = (await client.workflow.getHandle(runId!).result()) as ReaperReport;
+      const report = await client.workflow.getHandle<typeof reapOrphans>(runId!).result();
       const byId = Object.fromEntries(report.terminated.map((t) => [t.instanceId, t.reason]));
       expect(byId).toEqual({
         [orphan.instanceId]: 'run-unknown',
@@ -205,7 +209,11 @@ describe('reaper', () => {
       await handle.delete();
       await open.terminate('test over');
       await client.workflow
-        .start('reapOrphans', { taskQueue, workflowId: `reap-${deployment}`, args: [{ graceSeconds: 0 }] })
+        .start<typeof reapOrphans>('reapOrphans', {
+          taskQueue,
+          workflowId: `reap-${deployment}`,
+          args: [{ graceSeconds: 0 }],
+        })
         .then((h) => h.result());
     }
     expect(liveIds(await instancesTagged(clients.ec2, TAG.deployment, deployment))).toEqual([]);

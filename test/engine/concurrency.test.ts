@@ -5,8 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipelineRun } from '../../app/engine.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import { statusQuery } from '../../workflows/contracts.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import { statusQuery } from '../../model/contracts.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
+import type { pipelineRun } from '../../workflows/pipeline.js';
 import { BUSYBOX_IMAGE, startEngine, type Engine, type GitRepo } from './harness.js';
 
 let engine: Engine;
@@ -75,9 +76,9 @@ const running = (workflowId: string) =>
   });
 /** The run's result once it has ended; fails after four minutes if it goes on (a loaded machine stops containers slowly). */
 async function result(workflowId: string): Promise<RunStatus> {
-  const h = engine.client.workflow.getHandle(workflowId);
+  const h = engine.client.workflow.getHandle<typeof pipelineRun>(workflowId);
   await waitFor(`${workflowId} ended`, async () => (await h.describe()).status.name !== 'RUNNING');
-  return (await h.result()) as RunStatus;
+  return h.result();
 }
 const groupClosed = (groupId: string) =>
   waitFor(

@@ -17,7 +17,8 @@ import { startWorkers, type RunningWorkers, type WorkersConfig } from '../../app
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
-import type { RunInput, RunOptions, RunStatus, Trigger } from '../../workflows/types.js';
+import type { RunInput, RunOptions, RunStatus, Trigger } from '../../model/types.js';
+import type { pipelineRun } from '../../workflows/pipeline.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { temporalAddress } from '../setup/services.js';
 
@@ -147,7 +148,7 @@ export async function startEngine(
       const { workflowId } = await engine.start(repo, file, o);
       return engine.result(workflowId);
     },
-    result: (workflowId) => client.workflow.getHandle(workflowId).result() as Promise<RunStatus>,
+    result: (workflowId) => client.workflow.getHandle<typeof pipelineRun>(workflowId).result(),
     async containers() {
       const cli = await resolveContainerCli();
       return (await listContainers(cli, { 'trainyard.queue': hostQueue })).map((c) => c.name);

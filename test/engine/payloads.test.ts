@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LineageDoc } from '../../activities/lineage/document.js';
 import { sha256Bytes } from '../../activities/store/digest.js';
-import type { MetricSample } from '../../workflows/types.js';
+import type { MetricSample } from '../../model/types.js';
 import { lineageSchemaErrors } from '../lineage/schema.js';
 import { BUSYBOX_IMAGE, PYTHON_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 

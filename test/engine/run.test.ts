@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookup } from '../../activities/cache.js';
+import { cancelSignal } from '../../model/contracts.js';
 import { lineageSchemaErrors } from '../lineage/schema.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 
@@ -295,7 +296,7 @@ steps:
     repo.commit();
     const { workflowId } = await engine.start(repo, '.trainyard/long.yaml');
     await waitFor(async () => (await engine.containers()).length === 1, 30_000);
-    await engine.client.workflow.getHandle(workflowId).signal('cancel');
+    await engine.client.workflow.getHandle(workflowId).signal(cancelSignal);
     const s = await engine.result(workflowId);
     expect(s.state).toBe('cancelled');
     expect(stepOf(s, 'forever').state).toBe('cancelled');
@@ -357,7 +358,7 @@ steps:
     const a = await engine.start(repo, '.trainyard/shared.yaml');
     const b = await engine.start(repo, '.trainyard/shared.yaml');
     await waitFor(async () => (await engine.containers()).length === 1, 30_000);
-    await engine.client.workflow.getHandle(a.workflowId).signal('cancel');
+    await engine.client.workflow.getHandle(a.workflowId).signal(cancelSignal);
     const [sa, sb] = await Promise.all([engine.result(a.workflowId), engine.result(b.workflowId)]);
     expect(sa.state).toBe('cancelled');
     expect(stepOf(sa, 'slow').message).toMatch(/left running: still needed by/);

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSecretSource } from '../../activities/secrets.js';
-import { stepExecWorkflowId } from '../../workflows/contracts.js';
-import type { RunStatus } from '../../workflows/types.js';
+import { stepExecWorkflowId } from '../../model/contracts.js';
+import type { RunStatus } from '../../model/types.js';
 import { s3Endpoint } from '../setup/services.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from './harness.js';
 

@@ -15,7 +15,8 @@ import { dataConverter } from '../../app/codec.js';
 import { startDevServer } from '../../app/devserver.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import type { RunInput, RunStatus } from '../../workflows/types.js';
+import type { RunInput, RunStatus } from '../../model/types.js';
+import type { pipelineRun } from '../../workflows/pipeline.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from './harness.js';
 import { containersLabelled, startTrainyard, waitUntil, type TrainyardProcess } from './processes.js';
@@ -162,7 +163,7 @@ describe('trainyard worker told to stop', () => {
       await stopsCleanly(first, hostQueue);
       writeFileSync(join(gate, 'go'), '');
       const second = trainyard(['worker', '--queue', hostQueue], env);
-      const s = (await client.workflow.getHandle(`test:${runId}`).result()) as RunStatus;
+      const s = await client.workflow.getHandle<typeof pipelineRun>(`test:${runId}`).result();
       expect(s.state).toBe('succeeded');
       expect(attemptsOf(s)).toEqual(['host_lost', 'succeeded']);
       await stopsCleanly(second, hostQueue);

@@ -4,7 +4,7 @@ import { clipChars, stepTable, tailLines, truncateUtf8 } from '../../activities/
 import { tokenMatches } from '../../app/gitlab/endpoint.js';
 import { signatureValid } from '../../app/github/verify.js';
 import { sign } from './payloads.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 
 describe('size limits', () => {
   it('cuts UTF-8 text at a character boundary and keeps the note within the limit', () => {

@@ -13,7 +13,7 @@ import { RunLinks } from '../../activities/githost/links.js';
 import { createPublishStatus } from '../../activities/githost/publish.js';
 import { WriteBudget } from '../../activities/githost/ratelimit.js';
 import { createStore } from '../../activities/store/factory.js';
-import type { RunStatus, StepStatus } from '../../workflows/types.js';
+import type { RunStatus, StepStatus } from '../../model/types.js';
 import { FakeGitHub } from './fake-github.js';
 import { FakeGitLab } from './fake-gitlab.js';
 

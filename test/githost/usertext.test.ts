@@ -28,7 +28,7 @@ import { loadPolicy } from '../../app/intake/config.js';
 import { intakePolicy } from '../../app/intake/policy.js';
 import { runPageHandler } from '../../app/intake/runpage.js';
 import { LiveTable, renderTable } from '../../app/local/table.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 import { FakeGitHub } from './fake-github.js';
 import { FakeGitLab } from './fake-gitlab.js';
 

@@ -19,7 +19,7 @@ import { createLineageActivities } from '../../activities/lineage/activity.js';
 import { COMMIT_NEW, currentRun, putFixtureMetrics } from './fixture.js';
 import type { MetricSeriesSummary } from '../../activities/runner/summary.js';
 import { createStore } from '../../activities/store/factory.js';
-import type { MetricValue, ParamValue, Trigger } from '../../workflows/types.js';
+import type { MetricValue, ParamValue, Trigger } from '../../model/types.js';
 
 const salt = Math.random().toString(36).slice(2, 8);
 const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'compare-'));

@@ -13,7 +13,7 @@ import { boundedLastValues } from '../../activities/runner/output.js';
 import { summariseSamples, type MetricsSummary } from '../../activities/runner/summary.js';
 import { sha256Bytes } from '../../activities/store/digest.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
-import type { HostRecord } from '../../workflows/hosttypes.js';
+import type { HostRecord } from '../../model/hosttypes.js';
 import type {
   ArtifactRef,
   CacheSource,
@@ -24,7 +24,7 @@ import type {
   RunStatus,
   StepSpec,
   StepStatus,
-} from '../../workflows/types.js';
+} from '../../model/types.js';
 
 export const COMMIT_OLD = '1111111111111111111111111111111111111111';
 export const COMMIT_NEW = '2222222222222222222222222222222222222222';

@@ -4,7 +4,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
-import type { ArtifactRef, Digest } from '../../workflows/types.js';
+import type { ArtifactRef, Digest } from '../../model/types.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { sha256Bytes } from '../../activities/store/digest.js';
 import { assertRecordKey, assertRecordPrefix } from '../../activities/store/keys.js';

@@ -10,8 +10,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lineageRunId, type RunEvent } from '../../activities/lineage/openlineage.js';
 import { loadOpenLineageConfig } from '../../app/openlineage.js';
+import { cancelSignal } from '../../model/contracts.js';
 import { LineageFacts } from '../../workflows/openlineage.js';
-import type { StepStatus } from '../../workflows/types.js';
+import type { StepStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine } from '../engine/harness.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'openlineage');
@@ -219,7 +220,7 @@ steps:
       () => receiver.of(workflowId, runId).some((e) => e.job.name === `${job}.forever` && e.eventType === 'START'),
       60_000,
     );
-    await engine.client.workflow.getHandle(workflowId).signal('cancel');
+    await engine.client.workflow.getHandle(workflowId).signal(cancelSignal);
     expect((await engine.result(workflowId)).state).toBe('cancelled');
     const events = receiver.of(workflowId, runId);
     for (const e of events) expect(schemaErrors(e)).toEqual([]);

@@ -9,7 +9,7 @@ import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunLinks } from '../../activities/githost/links.js';
 import type { RunningServer } from '../../app/serve.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 import { BUSYBOX_IMAGE, startEngine, stepOf, type Engine, type GitRepo } from '../engine/harness.js';
 import { launchChromium, watchedPage } from './browser.js';
 import { startPageServer, type PageServer } from './serve.js';

@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { afterAll, expect, it } from 'vitest';
-import { stepExecWorkflowId } from '../../workflows/contracts.js';
-import type { RunStatus } from '../../workflows/types.js';
+import { cancelSignal, stepExecWorkflowId } from '../../model/contracts.js';
+import type { RunStatus } from '../../model/types.js';
 import { temporalBinary } from '../../app/devserver.js';
 import { temporalAddress } from '../setup/services.js';
 import { BUSYBOX_IMAGE, startEngine, type Engine } from '../engine/harness.js';
@@ -157,7 +157,7 @@ steps:
   const cancelled = await e.start(long, '.trainyard/long.yaml');
   const deadline = Date.now() + 60_000;
   while ((await e.containers()).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-  await e.client.workflow.getHandle(cancelled.workflowId).signal('cancel');
+  await e.client.workflow.getHandle(cancelled.workflowId).signal(cancelSignal);
   const s4 = await e.result(cancelled.workflowId);
   expect(s4.state).toBe('cancelled');
   // The cancelled step's execution is not "produced by" anyone useful: save it by hand.

@@ -4,7 +4,7 @@ import MarkdownIt, { type Token } from 'markdown-it';
 import { describe, expect, it } from 'vitest';
 import { buildLineage, type LineageDoc } from '../../activities/lineage/document.js';
 import { GITHUB_SUMMARY_MAX_BYTES, renderReport } from '../../activities/report/markdown.js';
-import type { RunInput, RunStatus, StepSpec } from '../../workflows/types.js';
+import type { RunInput, RunStatus, StepSpec } from '../../model/types.js';
 import { A, COMMIT_NEW, currentRun, fixtureMetricSummaries, hugeRun, metricsOf } from '../lineage/fixture.js';
 
 const md = new MarkdownIt({ html: true });

@@ -9,7 +9,7 @@ import { formatLineageAnswer, lineageOf, saveLineage } from '../../activities/li
 import { stepTable } from '../../activities/githost/text.js';
 import { renderReport } from '../../activities/report/markdown.js';
 import { LiveTable, renderTable } from '../../app/local/table.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { RunStatus } from '../../model/types.js';
 import { currentRun } from '../lineage/fixture.js';
 import { MemStore } from '../lineage/memstore.js';
 

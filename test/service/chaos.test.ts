@@ -19,8 +19,8 @@ import { join } from 'node:path';
 import { Client, Connection, type WorkflowExecutionInfo } from '@temporalio/client';
 import { expect, it } from 'vitest';
 import { dataConverter } from '../../app/codec.js';
-import type { DeliveryOutcome } from '../../activities/intake/events.js';
-import type { RunStatus } from '../../workflows/types.js';
+import type { intakeDelivery } from '../../workflows/intake.js';
+import type { pipelineRun } from '../../workflows/pipeline.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 import { FakeGitHub, type FakeRepo } from '../githost/fake-github.js';
 import { commentPayload, pushPayload } from '../githost/payloads.js';
@@ -381,8 +381,8 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
       plan.map((d) => `delivery:github:${d.deliveryId}`).sort(),
     );
     for (const d of plan) {
-      const handle = client.workflow.getHandle(`delivery:github:${d.deliveryId}`);
-      const outcome = (await handle.result()) as DeliveryOutcome;
+      const handle = client.workflow.getHandle<typeof intakeDelivery>(`delivery:github:${d.deliveryId}`);
+      const outcome = await handle.result();
       expect(outcome.runs, `delivery #${d.n}`).toEqual([d.runId]);
     }
     // The runs: exactly the expected ones, each succeeded, each with one check run.
@@ -400,7 +400,7 @@ it('loses and doubles no delivery while replicas, workers, the agent and Tempora
         c.conclusion,
         `conclusion of #${d.n}: ${c.output.title}\n${c.output.summary?.slice(0, 3000)}\n${c.output.text ?? ''}`,
       ).toBe('success');
-      const status = (await client.workflow.getHandle(d.runId).result()) as RunStatus;
+      const status = await client.workflow.getHandle<typeof pipelineRun>(d.runId).result();
       const step = status.steps.find((s) => s.name === 'make')!;
       expect(step.state).toBe('succeeded');
       keys.add(step.cache!.key);

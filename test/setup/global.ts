@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { SEARCH_ATTRIBUTES } from '../../workflows/searchattributes.js';
+import { SEARCH_ATTRIBUTES } from '../../model/searchattributes.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

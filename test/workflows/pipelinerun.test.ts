@@ -17,8 +17,8 @@ import {
   stepFinishedSignal,
   type Prepared,
   type StartRequest,
-} from '../../workflows/contracts.js';
-import type { RunInput, RunStatus, StepOutcome } from '../../workflows/types.js';
+} from '../../model/contracts.js';
+import type { RunInput, RunStatus, StepOutcome } from '../../model/types.js';
 import { temporalAddress } from '../setup/services.js';
 
 const NOW = '2026-11-30T12:00:00.000Z';

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
-import type { HostRecord } from '../../workflows/hosttypes.js';
+import type { HostRecord } from '../../model/hosttypes.js';
 import {
   applyCacheHit,
   cancelUnfinished,
@@ -45,9 +45,9 @@ import {
   wakeAfterMs,
   type RunState,
 } from '../../workflows/runstate.js';
-import type { Prepared, StepFinished } from '../../workflows/contracts.js';
+import type { Prepared, StepFinished } from '../../model/contracts.js';
 import type { RecordedLineage } from '../../activities/lineage/activity.js';
-import type { AttemptRecord, RunInput, StepOutcome, StepStatus } from '../../workflows/types.js';
+import type { AttemptRecord, RunInput, StepOutcome, StepStatus } from '../../model/types.js';
 
 const NOW = '2026-11-30T12:00:00.000Z';
 

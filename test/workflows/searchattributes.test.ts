@@ -1,7 +1,7 @@
 // The search attributes a run starts with, which `trainyard runs --branch` filters on.
 import { describe, expect, it } from 'vitest';
-import { runSearchAttributes } from '../../workflows/searchattributes.js';
-import type { RunInput, Trigger } from '../../workflows/types.js';
+import { runSearchAttributes } from '../../model/searchattributes.js';
+import type { RunInput, Trigger } from '../../model/types.js';
 
 const input = (trigger: Trigger): RunInput =>
   ({

@@ -8,7 +8,7 @@ import { kubernetesActivitiesFor } from '../../../app/compute/activities.js';
 import { dataConverter } from '../../../app/codec.js';
 import { cancelPipelineRun } from '../../../app/engine.js';
 import { workflowBundle } from '../../../app/worker.js';
-import type { ReaperReport } from '../../../workflows/reaper.js';
+import type { reapOrphans } from '../../../workflows/reaper.js';
 import { stepOf, BUSYBOX_IMAGE } from '../../engine/harness.js';
 import { temporalAddress } from '../../setup/services.js';
 import { eventually, startKubeEngine, testClass, type KubeEngine } from './harness.js';
@@ -147,13 +147,13 @@ steps:
       },
     });
     const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), dataConverter });
-    const report = (await worker.runUntil(
-      client.workflow.execute('reapOrphans', {
+    const report = await worker.runUntil(
+      client.workflow.execute<typeof reapOrphans>('reapOrphans', {
         taskQueue,
         workflowId: `reaper-${e.salt}`,
         args: [{ kubernetes: true, graceSeconds: 0 }],
       }),
-    )) as ReaperReport;
+    );
     expect(report.deletedJobs).toEqual([
       {
         namespace: e.namespace,

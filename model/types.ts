@@ -147,7 +147,7 @@ export interface MetricSample {
 
 /**
  * A step's metrics as they cross the workflow boundary: references into the artifact store
- * and a summary bounded in count and size (workflows/bounds.ts), never the series itself,
+ * and a summary bounded in count and size (model/bounds.ts), never the series itself,
  * so no step output can push a Temporal payload past its size limit.
  */
 export interface StepMetrics {
