@@ -7,6 +7,20 @@ const upperFromActivities = {
   regex: '(^|/)app/',
   message: 'activities/ and workflows/ never import app/ (lower layers never import upper ones).',
 };
+// app/ reads the environment once, through its settings schema (app/settings/), and passes typed values down.
+const noEnvBelowApp = {
+  files: ['activities/**/*.ts', 'pipeline/**/*.ts'], // workflows/ refuses `process` altogether (below)
+  rules: {
+    'no-restricted-properties': [
+      'error',
+      {
+        object: 'process',
+        property: 'env',
+        message: 'no process.env below app/: app/ reads the environment (app/settings/) and passes typed values down.',
+      },
+    ],
+  },
+};
 const upperFromPipeline = {
   regex: '(^|/)(app|activities|workflows|templates)/',
   message: 'pipeline/ (the file format) imports no other layer.',
@@ -37,6 +51,7 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
     },
   },
+  noEnvBelowApp,
   {
     files: ['activities/**/*.ts'],
     rules: {

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
-import { createStore } from '../activities/store/factory.js';
+import { openStore, s3Settings } from './store.js';
 import { pinoTextHooks } from '../activities/usertext.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
 import { RunLinks } from '../activities/githost/links.js';
@@ -86,7 +86,7 @@ export async function startServer(
   log: Logger,
   env: Record<string, string | undefined> = process.env,
 ): Promise<RunningServer> {
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   const connectOptions = temporalConnectOptions(cfg, cfg.temporalAddress);
   // Lazy: a replica starts, and answers 503, while Temporal is down; it reconnects by itself.
   const connection = Connection.lazy(connectOptions);
@@ -106,6 +106,7 @@ export async function startServer(
       connectOptions,
       namespace: cfg.temporalNamespace,
       store,
+      s3: s3Settings(cfg),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

@@ -1,5 +1,6 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import {
   NativeConnection,
@@ -134,6 +135,8 @@ export interface WorkersConfig {
   connectOptions?: { tls?: TLSConfig | boolean; apiKey?: string };
   namespace?: string;
   store: ArtifactStore;
+  /** S3 client settings for s3:// inputs and the EC2 agents' store (app/store.ts s3Settings). */
+  s3?: S3ClientConfig;
   workRoot: string;
   hostQueue: string;
   controlQueue?: string;
@@ -185,7 +188,7 @@ function runUntilShutdown(worker: Worker): RunningWorkers {
 
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
-  const cli = await resolveContainerCli().catch(() => undefined);
+  const cli = await resolveContainerCli(process.env).catch(() => undefined);
   // Lazy: Temporal may restart between the worker's own connection and this one.
   const client = new Client({
     connection: Connection.lazy({
@@ -210,7 +213,7 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
   const wiring = compute.ec2 || compute.kubernetes ? await import('./compute/activities.js') : undefined;
   const extra = {
-    ...(wiring ? wiring.computeActivitiesFor(compute, { client }) : disabledComputeActivities()),
+    ...(wiring ? wiring.computeActivitiesFor(compute, { client, s3: cfg.s3 ?? {} }) : disabledComputeActivities()),
     ...(wiring
       ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) })
       : disabledKubernetesActivities()),
@@ -235,6 +238,7 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
         sources,
         client,
         ...(cli ? { cli } : {}),
+        s3: cfg.s3 ?? {},
         ...(publish ? { publishStatus: publish } : {}),
         ...(openLineage ? { openLineage } : {}),
       }),
@@ -323,7 +327,7 @@ export async function startHostWorker(cfg: {
   const secrets = cfg.secrets ?? secretSourceFromEnv(process.env);
   const sources =
     cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
   await removeOrphanedContainers(cli);
   const worker = await Worker.create({

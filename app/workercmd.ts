@@ -2,7 +2,7 @@
 // SIGTERM/SIGINT, then drain within the grace time. Loaded only when one of these verbs runs.
 import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
-import { createStore } from '../activities/store/factory.js';
+import { openStore, s3Settings } from './store.js';
 import { pinoTextHooks } from '../activities/usertext.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';
@@ -37,7 +37,7 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
   const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
   await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
   const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   let running;
   if (cmd === 'agent') {
     const sources = gitHostSources(process.env, cfg.workRoot, log);
@@ -61,6 +61,7 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
       connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress),
       namespace: cfg.temporalNamespace,
       store,
+      s3: s3Settings(cfg),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

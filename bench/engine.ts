@@ -80,7 +80,7 @@ const mb = (kb: number): string => `${Math.round(kb / 1024)} MB`;
 
 async function main(): Promise<void> {
   quietTemporalRuntime();
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   const dev = await startDevServer();
   const root = mkdtempSync(join(tmpdir(), 'trainyard-bench-'));
   const native = await NativeConnection.connect({ address: dev.address });

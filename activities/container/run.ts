@@ -150,7 +150,7 @@ function validate(req: ContainerRunRequest): EnvPlan {
 
 /** Removes a container whatever its state; quiet when it is already gone. */
 async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void> {
-  const r = await execQuiet(cli.command, ['rm', '-f', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const r = await execQuiet(cli.command, ['rm', '-f', name], { env: cli.env, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
   if (
     r.code !== 0 &&
     !/no such container|no container with name|not found|removal of container .* is already in progress/i.test(r.stderr)
@@ -161,7 +161,7 @@ async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void>
 
 /** SIGKILL first: `rm -f` alone would wait podman's 10 s stop timeout. */
 async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<void> {
-  await execQuiet(cli.command, ['kill', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await execQuiet(cli.command, ['kill', name], { env: cli.env, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
   await forceRemove(cli, name);
 }
 
@@ -221,7 +221,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
     const args = buildRunArgs(cli, req, envFile, Object.keys(plan.passthrough));
-    const result = await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
+    const result = await supervise(cli, req, args, { ...cli.env, ...plan.passthrough }, started);
     // `run --rm` ended with the container's own exit status: the CLI removed it before exiting.
     // 125 is the engine's own error (docker run and podman run alike), where it may be left.
     removed = result.exitCode !== null && result.exitCode < 125;
@@ -348,6 +348,7 @@ export async function listContainers(
     cli.command,
     ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}'],
     {
+      env: cli.env,
       timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
     },
   );
@@ -381,6 +382,7 @@ export async function listContainersWithLabel(
       `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}\t${value}`,
     ],
     {
+      env: cli.env,
       timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
     },
   );
@@ -397,10 +399,21 @@ export async function listContainersWithLabel(
 /** Force-removes these containers (ids); throws when one is still there afterwards. */
 export async function removeContainerIds(cli: ContainerCliConfig, found: ContainerSummary[]): Promise<void> {
   if (found.length === 0) return;
-  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], {
+    env: cli.env,
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
+  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], {
+    env: cli.env,
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
   const left = new Set(
-    (await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS })).stdout
+    (
+      await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], {
+        env: cli.env,
+        timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+      })
+    ).stdout
       .split('\n')
       .map((l) => l.trim()),
   );
@@ -421,8 +434,14 @@ export async function removeContainers(
 ): Promise<string[]> {
   const found = await listContainers(cli, labelSelector);
   if (found.length === 0) return [];
-  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], {
+    env: cli.env,
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
+  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], {
+    env: cli.env,
+    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
+  });
   const left = await listContainers(cli, labelSelector);
   const leftIds = new Set(left.map((c) => c.id));
   const stuck = found.filter((c) => leftIds.has(c.id));
@@ -434,6 +453,7 @@ export async function removeContainers(
 export async function imageId(cli: ContainerCliConfig, image: string): Promise<string | undefined> {
   assertImageRef(image);
   const r = await execQuiet(cli.command, ['image', 'inspect', '--format', '{{.Id}}', image], {
+    env: cli.env,
     timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
   });
   if (r.spawnError) throw new Error(`could not run ${cli.command}: ${r.spawnError.message}`);
@@ -451,7 +471,10 @@ export async function ensureImage(
 ): Promise<string> {
   const present = await imageId(cli, image);
   if (present) return present;
-  const r = await execQuiet(cli.command, ['pull', image], { timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000 });
+  const r = await execQuiet(cli.command, ['pull', image], {
+    env: cli.env,
+    timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000,
+  });
   const after = r.code === 0 ? await imageId(cli, image) : undefined;
   if (after) return after;
   const detail =

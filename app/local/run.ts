@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
 import { LocalGitSource } from '../../activities/source/local.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore, s3Settings } from '../store.js';
 import { terminalText } from '../../activities/usertext.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
 import { loadPipelines } from '../../pipeline/load.js';
@@ -92,7 +92,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const { given, errors: argErrors } = parseParamArgs(args.params);
   const { values, errors } = resolveParams(pipeline, given);
   if (argErrors.length || errors.length) throw new UsageError([...argErrors, ...errors].join('\n'));
-  await resolveContainerCli(); // fails early with how to install docker/podman
+  await resolveContainerCli(process.env); // fails early with how to install docker/podman
   const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
@@ -106,7 +106,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
       const native = run.closeLater(await NativeConnection.connect(connectOptions));
       const connection = run.closeLater(await Connection.connect(connectOptions));
       const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
-      const store = createStore(cfg.store);
+      const store = openStore(cfg);
       // Workers stop only once the run is over or Temporal is gone: a step still running then
       // has nobody to report to, so no grace time.
       run.stopLater(
@@ -116,6 +116,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
           connectOptions,
           namespace: cfg.temporalNamespace,
           store,
+          s3: s3Settings(cfg),
           workRoot: cfg.workRoot,
           hostQueue: localHostQueue(),
           shutdownGraceMs: 0,

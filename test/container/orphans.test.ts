@@ -43,7 +43,7 @@ function startContainer(name: string, host: string, pid: number): void {
 
 it('removes the containers of runner processes of this host that no longer exist, and no other', async () => {
   await ensureTestImages();
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
   const gone = spawn('true', [], { stdio: 'ignore' });
   await new Promise((r) => gone.once('exit', r));
   // A host name of this test's own: agents of other test files on the same podman remove

@@ -201,7 +201,7 @@ export async function startEc2Engine(
 ): Promise<Ec2Engine> {
   quietTemporalRuntime();
   await ensureTestImages();
-  const cliCommand = (await resolveContainerCli()).command;
+  const cliCommand = (await resolveContainerCli(process.env)).command;
   const deployment = deploymentName();
   const controlQueue = `trainyard-ec2-${deployment}`;
   const localQueue = `trainyard-ec2-local-${deployment}`;

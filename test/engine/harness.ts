@@ -149,7 +149,7 @@ export async function startEngine(
     },
     result: (workflowId) => client.workflow.getHandle(workflowId).result() as Promise<RunStatus>,
     async containers() {
-      const cli = await resolveContainerCli();
+      const cli = await resolveContainerCli(process.env);
       return (await listContainers(cli, { 'trainyard.queue': hostQueue })).map((c) => c.name);
     },
     async stop() {
