@@ -23,7 +23,7 @@ import { dataConverter } from './codec.js';
 import { temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
-import { quietTemporalRuntime, startWorkers } from './worker.js';
+import { loadWorkerSettings, quietTemporalRuntime, startWorkers } from './worker.js';
 import { githubIntakeEvent } from './github/events.js';
 import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
@@ -107,6 +107,7 @@ export async function startServer(
       namespace: cfg.temporalNamespace,
       store,
       s3: s3Settings(cfg),
+      settings: await loadWorkerSettings(env, { host: true }),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

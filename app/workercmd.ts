@@ -8,8 +8,8 @@ import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js'
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { startHealthServer } from './health.js';
-import { gitHostSources } from './intake/workers.js';
-import { quietTemporalRuntime, startHostWorker, startWorkers } from './worker.js';
+import { gitHostSources, gitHostWorkerPartsFromEnv } from './intake/workers.js';
+import { loadHostSettings, loadWorkerSettings, quietTemporalRuntime, startHostWorker, startWorkers } from './worker.js';
 
 export interface WorkerFlags {
   /** Overrides TRAINYARD_LOCAL_QUEUE (and clears TRAINYARD_HOST_QUEUE). */
@@ -48,13 +48,12 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
       store,
       workRoot: cfg.workRoot,
       shutdownGraceMs: cfg.shutdownGraceMs,
+      ...(await loadHostSettings(process.env)),
       ...(sources ? { sourceProviders: sources } : {}),
     });
     log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
   } else {
-    const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () =>
-      serviceRunOptions(cfg),
-    );
+    const extra = gitHostWorkerPartsFromEnv(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
     running = await startWorkers({
       connection,
       address: cfg.temporalAddress,
@@ -62,6 +61,7 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
       namespace: cfg.temporalNamespace,
       store,
       s3: s3Settings(cfg),
+      settings: await loadWorkerSettings(process.env, { host: !flags.noHost }),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

@@ -22,7 +22,7 @@ import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../
 import { startDevServer, type DevServer } from '../devserver.js';
 import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
-import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
+import { loadWorkerSettings, quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { UsageError } from './errors.js';
 import { phase } from './phases.js';
 import { currentBranch } from './branch.js';
@@ -117,6 +117,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
           namespace: cfg.temporalNamespace,
           store,
           s3: s3Settings(cfg),
+          settings: await loadWorkerSettings(process.env, { host: true }),
           workRoot: cfg.workRoot,
           hostQueue: localHostQueue(),
           shutdownGraceMs: 0,
