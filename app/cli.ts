@@ -133,8 +133,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .argument('<digest-or-run>', 'sha256:digest, digest prefix or run id')
     .addOption(jsonOption())
     .action(async (query: string, o: { json?: boolean }) => {
-      const [{ formatLineageAnswer, lineageOf }, { openStore }, { loadEngineConfig }] = await Promise.all([
-        import('../activities/lineage/index.js'),
+      const [{ lineageOf }, { formatLineageAnswer }, { openStore }, { loadEngineConfig }] = await Promise.all([
+        import('../activities/lineage/query.js'),
+        import('../activities/lineage/text.js'),
         import('./store.js'),
         import('./config.js'),
       ]);

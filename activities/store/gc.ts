@@ -12,7 +12,7 @@ import {
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
 import type { Digest } from '../../workflows/types.js';
-import type { RunIndexEntry } from '../lineage/index.js';
+import type { RunIndexEntry } from '../lineage/storage.js';
 import { LocalStore } from './local.js';
 import { parseManifest } from './manifest.js';
 import { S3Store, USED_TAG } from './s3.js';
@@ -156,7 +156,7 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
     else if (k.startsWith('index/digest-prefix/') && !marked.has(k.slice(k.lastIndexOf('/') + 1))) doomed.push(k);
   }
   // A run's index entry before its documents: an entry never points at a missing document
-  // (activities/lineage/index.ts), and an interrupted gc finds the rest by the document.
+  // (activities/lineage/storage.ts), and an interrupted gc finds the rest by the document.
   doomed.sort((a, b) => Number(!a.startsWith('index/runs/')) - Number(!b.startsWith('index/runs/')));
   if (apply) for (const k of doomed) await sweep.deleteRecord(k);
 

@@ -8,7 +8,7 @@ import {
   type MetricsDiff,
 } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
 import { openStore } from '../store.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';

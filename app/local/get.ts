@@ -4,7 +4,8 @@
 // and nothing is written anywhere but PATH, which must not exist yet.
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { lineageOf, loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
+import { lineageOf } from '../../activities/lineage/query.js';
 import { isDigest } from '../../activities/store/digest.js';
 import { openStore } from '../store.js';
 import { terminalText } from '../../activities/usertext.js';

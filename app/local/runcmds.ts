@@ -3,7 +3,7 @@
 // server outlives a local `trainyard run`), runs and status answer from the store's
 // lineage records, which hold finished runs only.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { listRuns, loadLineage, type RunIndexEntry } from '../../activities/lineage/index.js';
+import { listRuns, loadLineage, type RunIndexEntry } from '../../activities/lineage/storage.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
 import { openStore } from '../store.js';
 import type { ArtifactStore } from '../../activities/store/types.js';

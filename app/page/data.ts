@@ -6,7 +6,7 @@
 import type { RunMeta } from '../../activities/githost/records.js';
 import { diffMarkdown, findBaseRun, metricsDiff, branchOf } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { lineageKeyOf, loadLineage } from '../../activities/lineage/index.js';
+import { lineageKeyOf, loadLineage } from '../../activities/lineage/storage.js';
 import { markdownToHtml } from '../../activities/report/html.js';
 import { mermaidGraph } from '../../activities/report/markdown.js';
 import { stepDetail } from '../../activities/report/statetext.js';
