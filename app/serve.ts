@@ -32,7 +32,7 @@ import { answerDelivery, temporalDeliveries, type DeliveryRecorder } from './int
 import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { runPageHandler } from './intake/runpage.js';
 import { ASSETS_PREFIX, assetHandler } from './page/assets.js';
-import { gitHostWorkerParts } from './intake/workers.js';
+import { gitHostWorkerParts } from './intake/githostparts.js';
 
 export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
 export const GITLAB_WEBHOOK_PATH = '/api/gitlab/webhooks';

@@ -85,7 +85,7 @@ type AnyActivity = (...args: never[]) => Promise<unknown>;
 
 /**
  * Activities a caller adds to the control worker: any by name, and `publishStatus`, which the
- * control activities also call to report a run's status to its git host (app/intake/workers.ts).
+ * control activities also call to report a run's status to its git host (app/intake/githostparts.ts).
  */
 export type ExtraActivities = Record<string, AnyActivity> & {
   publishStatus?: (r: PublishRequest) => Promise<void>;

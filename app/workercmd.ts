@@ -8,7 +8,7 @@ import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js'
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { startHealthServer } from './health.js';
-import { gitHostSources, gitHostWorkerPartsFromEnv } from './intake/workers.js';
+import { gitHostSources, gitHostWorkerPartsFromEnv } from './intake/githostparts.js';
 import { loadHostSettings, loadWorkerSettings, quietTemporalRuntime, startHostWorker, startWorkers } from './worker.js';
 
 export interface WorkerFlags {

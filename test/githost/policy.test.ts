@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import { ConfigError, loadPolicy, loadServeConfig } from '../../app/intake/config.js';
-import { gitHostWorkerPartsFromEnv } from '../../app/intake/workers.js';
+import { gitHostWorkerPartsFromEnv } from '../../app/intake/githostparts.js';
 import { defaultRunOptions } from '../../app/engine.js';
 import { createStore } from '../../activities/store/factory.js';
 import { pino } from 'pino';
