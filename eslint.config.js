@@ -35,6 +35,20 @@ const sandboxGlobals = [
     message: `workflows/ and model/ are deterministic: no ${name} (use @temporalio/workflow's sleep, uuid4, activities).`,
   })),
 ];
+// app/ reads the environment once, through its settings schema (app/settings/), and passes typed values down.
+const noEnvBelowApp = {
+  files: ['activities/**/*.ts', 'pipeline/**/*.ts'], // workflows/ refuses `process` altogether (below)
+  rules: {
+    'no-restricted-properties': [
+      'error',
+      {
+        object: 'process',
+        property: 'env',
+        message: 'no process.env below app/: app/ reads the environment (app/settings/) and passes typed values down.',
+      },
+    ],
+  },
+};
 const upperFromPipeline = {
   regex: '(^|/)(app|activities|workflows|model|templates)/',
   message: 'pipeline/ (the file format) imports no other layer.',
@@ -65,6 +79,7 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
     },
   },
+  noEnvBelowApp,
   {
     files: ['activities/**/*.ts'],
     rules: {

@@ -133,12 +133,13 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .argument('<digest-or-run>', 'sha256:digest, digest prefix or run id')
     .addOption(jsonOption())
     .action(async (query: string, o: { json?: boolean }) => {
-      const [{ formatLineageAnswer, lineageOf }, { createStore }, { loadEngineConfig }] = await Promise.all([
-        import('../activities/lineage/index.js'),
-        import('../activities/store/factory.js'),
+      const [{ lineageOf }, { formatLineageAnswer }, { openStore }, { loadEngineConfig }] = await Promise.all([
+        import('../activities/lineage/query.js'),
+        import('../activities/lineage/text.js'),
+        import('./store.js'),
         import('./config.js'),
       ]);
-      const answer = await lineageOf(createStore(loadEngineConfig().store), query);
+      const answer = await lineageOf(openStore(loadEngineConfig()), query);
       process.stdout.write(o.json ? `${JSON.stringify(answer, null, 2)}\n` : `${formatLineageAnswer(answer)}\n`);
       setCode(answer.kind === 'not_found' || answer.kind === 'ambiguous' ? 1 : 0);
     });

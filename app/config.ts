@@ -3,7 +3,6 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import type { TLSConfig } from '@temporalio/client';
-import { defaultStoreLocation } from '../activities/store/location.js';
 import { SettingError } from './settings/errors.js';
 import { setting, type Env } from './settings/read.js';
 import { SETTINGS } from './settings/schema.js';
@@ -61,6 +60,8 @@ export interface ServiceSettings extends TemporalSecurity {
   statusIntervalMs: number;
   /** A stopping worker lets running steps finish this long, then stops them and hands them back (TRAINYARD_SHUTDOWN_GRACE_SECONDS), ms. */
   shutdownGraceMs: number;
+  /** S3-compatible endpoint of an s3:// store and of s3:// inputs (see s3Endpoint); unset: AWS itself. */
+  s3Endpoint?: string;
 }
 
 /**
@@ -117,6 +118,7 @@ export function loadServiceSettings(env: Env = process.env): ServiceSettings {
     localQueue: setting(env, 'TRAINYARD_LOCAL_QUEUE'),
     statusIntervalMs: setting(env, 'TRAINYARD_STATUS_INTERVAL_MS'),
     shutdownGraceMs: setting(env, 'TRAINYARD_SHUTDOWN_GRACE_SECONDS') * 1000,
+    ...(s3Endpoint(env) ? { s3Endpoint: s3Endpoint(env) } : {}),
   };
 }
 
@@ -158,9 +160,22 @@ export function trainyardHome(env: Env = process.env): string {
   return setting(env, 'TRAINYARD_HOME') ?? join(dataHome(env), 'trainyard');
 }
 
-/** TRAINYARD_STORE, default the local folder under the data home. */
+/** TRAINYARD_STORE, default `${XDG_DATA_HOME:-~/.local/share}/trainyard/store`. */
 export function storeSetting(env: Env = process.env): string {
-  return setting(env, 'TRAINYARD_STORE') ?? defaultStoreLocation();
+  return setting(env, 'TRAINYARD_STORE') ?? join(dataHome(env), 'trainyard', 'store');
+}
+
+/**
+ * The S3 endpoint when one is configured: AWS_ENDPOINT_URL_S3 (the AWS SDK's own name; it
+ * reads it too), else the older TRAINYARD_S3_ENDPOINT, else AWS_ENDPOINT_URL. The settings
+ * schema (app/settings/schema.ts) checks them before anything runs.
+ */
+export function s3Endpoint(env: Env = process.env): string | undefined {
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'TRAINYARD_S3_ENDPOINT', 'AWS_ENDPOINT_URL']) {
+    const v = env[name]?.trim();
+    if (v) return v;
+  }
+  return undefined;
 }
 
 /** The settings of `run`, `worker`, `agent` and the CLI's store commands. Throws SettingError naming the variable. */

@@ -45,6 +45,40 @@ export interface DevServer {
 }
 
 /**
+ * The argv of `temporal server start-dev` (after the binary) on loopback at `port` (gRPC),
+ * `httpPort` (UI/HTTP API) and `metricsPort`, logging errors only, with the run search
+ * attributes `trainyard setup-temporal` registers on a real server (unless `searchAttributes`
+ * is false), keeping its state in the SQLite file `dbFile` when given.
+ */
+export function devServerArgs(p: {
+  port: number;
+  httpPort: number;
+  metricsPort: number;
+  dbFile?: string;
+  searchAttributes?: boolean;
+}): string[] {
+  return [
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(p.port),
+    '--http-port',
+    String(p.httpPort),
+    '--metrics-port',
+    String(p.metricsPort),
+    '--log-level',
+    'error',
+    ...(p.searchAttributes === false
+      ? []
+      : Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`])),
+    ...(p.dbFile ? ['--db-filename', p.dbFile] : []),
+  ];
+}
+
+/**
  * Starts `temporal server start-dev` on loopback (free ports, or `port`) and waits until it
  * answers. `dbFile` keeps its state in a SQLite file, so a server restarted on the same port
  * with the same file carries on where the last one stopped.
@@ -56,23 +90,12 @@ export interface DevServer {
  */
 export async function startDevServer(opts: { dbFile?: string; port?: number } = {}): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
-  const args = [
-    'server',
-    'start-dev',
-    '--headless',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--http-port',
-    String(await freePort()),
-    '--metrics-port',
-    String(await freePort()),
-    '--log-level',
-    'error',
-    ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
-  ];
-  if (opts.dbFile) args.push('--db-filename', opts.dbFile);
+  const args = devServerArgs({
+    port,
+    httpPort: await freePort(),
+    metricsPort: await freePort(),
+    ...(opts.dbFile ? { dbFile: opts.dbFile } : {}),
+  });
   const guard = spawnGuard({ binary: temporalBinary(), args });
   let stopping = false;
   const failed = guard.exited.then(({ detail }) => {

@@ -8,7 +8,7 @@ import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { ProbotOctokit } from 'probot';
 import { createAwsClients } from '../activities/ec2/client.js';
 import { createKubeClients } from '../activities/k8s/client.js';
-import { createStore } from '../activities/store/factory.js';
+import { openStore } from './store.js';
 import { SEARCH_ATTRIBUTES } from '../model/searchattributes.js';
 import { loadComputeConfig, type ComputeConfig } from './compute/config.js';
 import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from './config.js';
@@ -107,7 +107,7 @@ async function searchAttributesNote(conn: Connection, namespace: string): Promis
 
 async function storeCheck(cfg: EngineConfig): Promise<CheckResult> {
   return check('store', async () => {
-    const store = createStore(cfg.store);
+    const store = openStore(cfg);
     // One fixed key, overwritten by every doctor run: the store keeps no debris of checks.
     const key = 'doctor/probe';
     const nonce = randomUUID();

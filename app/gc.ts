@@ -3,7 +3,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { parseArgs } from 'node:util';
 import { collectGarbage, type GcSummary } from '../activities/store/gc.js';
-import { createStore } from '../activities/store/factory.js';
+import { openStore } from './store.js';
 import { FRESHEN_AFTER_MS } from '../activities/store/s3.js';
 import { statusQuery } from '../model/contracts.js';
 import { dataConverter } from './codec.js';
@@ -123,7 +123,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
   if (!Number.isInteger(keepLast) || keepLast < 0)
     throw new UsageError(`--keep-last must be a whole number (runs kept per pipeline), got ${values['keep-last']}`);
   const cfg = loadEngineConfig();
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   let connection: Connection | undefined;
   try {
     let openReferences: (() => Promise<unknown[]>) | undefined;

@@ -2,7 +2,7 @@
 // runs` and for resolving a run id to its workflow. A module of its own so filters on
 // custom search attributes can be added here without touching the CLI.
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import type { RunIndexEntry } from '../activities/lineage/index.js';
+import type { RunIndexEntry } from '../activities/lineage/storage.js';
 
 /** The workflow type of a pipeline run (workflows/pipeline.ts `pipelineRun`). */
 export const RUN_WORKFLOW_TYPE = 'pipelineRun';

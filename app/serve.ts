@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
-import { createStore } from '../activities/store/factory.js';
+import { openStore, s3Settings } from './store.js';
 import { pinoTextHooks } from '../activities/usertext.js';
 import { GitHubClients } from '../activities/githost/github-client.js';
 import { RunLinks } from '../activities/githost/links.js';
@@ -23,7 +23,7 @@ import { dataConverter } from './codec.js';
 import { temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
-import { quietTemporalRuntime, startWorkers } from './worker.js';
+import { loadWorkerSettings, quietTemporalRuntime, startWorkers } from './worker.js';
 import { githubIntakeEvent } from './github/events.js';
 import { readSignedBody, signatureWellFormed } from './github/verify.js';
 import { gitlabWebhookHandler } from './gitlab/endpoint.js';
@@ -32,7 +32,7 @@ import { answerDelivery, temporalDeliveries, type DeliveryRecorder } from './int
 import { ByteBudget, header, refuse, refuseBody, sendJson, sendText } from './intake/http.js';
 import { runPageHandler } from './intake/runpage.js';
 import { ASSETS_PREFIX, assetHandler } from './page/assets.js';
-import { gitHostWorkerParts } from './intake/workers.js';
+import { gitHostWorkerParts } from './intake/githostparts.js';
 
 export const GITHUB_WEBHOOK_PATH = '/api/github/webhooks';
 export const GITLAB_WEBHOOK_PATH = '/api/gitlab/webhooks';
@@ -86,7 +86,7 @@ export async function startServer(
   log: Logger,
   env: Record<string, string | undefined> = process.env,
 ): Promise<RunningServer> {
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   const connectOptions = temporalConnectOptions(cfg, cfg.temporalAddress);
   // Lazy: a replica starts, and answers 503, while Temporal is down; it reconnects by itself.
   const connection = Connection.lazy(connectOptions);
@@ -106,6 +106,8 @@ export async function startServer(
       connectOptions,
       namespace: cfg.temporalNamespace,
       store,
+      s3: s3Settings(cfg),
+      settings: await loadWorkerSettings(env, { host: true }),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

@@ -1,5 +1,6 @@
 // Workers: the control worker (workflows + control activities) and the runner agent of a
 // compute host (the container activity on that host's own task queue).
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import {
   NativeConnection,
@@ -20,6 +21,7 @@ import { resolveContainerCli } from '../activities/container/cli.js';
 import { removeStartedContainers } from '../activities/container/run.js';
 import { LocalGitSource, SourceProviders } from '../activities/source/local.js';
 import type { SourceProvider } from '../activities/source/types.js';
+import type { ContainerCliConfig } from '../activities/container/types.js';
 import type { ArtifactStore } from '../activities/store/types.js';
 import type { PublishRequest } from '../model/types.js';
 import type { KubeClients } from '../activities/k8s/client.js';
@@ -30,7 +32,7 @@ import type { OpenLineageConfig } from '../activities/lineage/openlineage.js';
 import { loadOpenLineageConfig } from './openlineage.js';
 import { cachedWorkflowBundle } from './bundlecache.js';
 import { dataConverter } from './codec.js';
-import { setting } from './settings/read.js';
+import { setting, type Env } from './settings/read.js';
 import { SHUTDOWN_GRACE } from './config.js';
 import { CONTROL_QUEUE } from './engine.js';
 
@@ -39,13 +41,12 @@ export const WORKFLOWS_PATH = join(here, '..', 'workflows', 'index.ts');
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /**
- * The workflow bundle, once per process: read from the file TRAINYARD_WORKFLOW_BUNDLE names
- * (the container image builds it ahead: its bundled CLI has no webpack, see deploy/image/),
- * else from the on-disk cache by the content digest of workflows/ and what it imports
- * (app/bundlecache.ts), else built with webpack (a few seconds) and cached there.
+ * The workflow bundle, once per process: read from `prebuilt` (TRAINYARD_WORKFLOW_BUNDLE, see
+ * loadWorkerSettings; the container image builds it ahead: its bundled CLI has no webpack, see
+ * deploy/image/), else from the on-disk cache by the content digest of workflows/ and what it
+ * imports (app/bundlecache.ts), else built with webpack (a few seconds) and cached there.
  */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  const prebuilt = process.env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
+export function workflowBundle(prebuilt?: string): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= prebuilt
     ? readFile(prebuilt, 'utf8').then(
         (code) => ({ code, sourceMap: '' }),
@@ -81,6 +82,62 @@ const quietBundlerLogger = {
 };
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
+
+/**
+ * Activities a caller adds to the control worker: any by name, and `publishStatus`, which the
+ * control activities also call to report a run's status to its git host (app/intake/githostparts.ts).
+ */
+export type ExtraActivities = Record<string, AnyActivity> & {
+  publishStatus?: (r: PublishRequest) => Promise<void>;
+};
+
+/** What a runner takes from its environment, read once at start (loadHostSettings). */
+export interface HostSettings {
+  /** The container CLI steps run with (resolveContainerCli). */
+  cli: ContainerCliConfig;
+  /** Where the runner fetches step secrets (TRAINYARD_SECRETS_*). */
+  secrets: SecretSource;
+}
+
+/**
+ * The runner's settings from `env`, checked before it polls: throws SettingError naming a bad
+ * TRAINYARD_SECRETS_* setting, ContainerCliUnavailableError when no container CLI can run steps.
+ */
+export async function loadHostSettings(env: Env): Promise<HostSettings> {
+  const secrets = secretSourceFromEnv(env);
+  return { secrets, cli: await resolveContainerCli(env) };
+}
+
+/** What a worker process takes from its environment, read once by its entry point (loadWorkerSettings). */
+export interface WorkerSettings {
+  /** EC2 and Kubernetes compute (app/compute/config.ts). */
+  compute: ComputeConfig;
+  /** Where runs send OpenLineage events; null: nowhere. */
+  openLineage: OpenLineageConfig | null;
+  /** The container CLI for the control activities (image checks); undefined where none is installed. */
+  cli: ContainerCliConfig | undefined;
+  /** The runner's settings; absent for a control-only worker. */
+  host?: HostSettings;
+  /** A prebuilt workflow bundle (TRAINYARD_WORKFLOW_BUNDLE), see workflowBundle. */
+  workflowBundleFile?: string;
+}
+
+/**
+ * The composition root's one read of the environment for `startWorkers`: compute, OpenLineage,
+ * the container CLI and (with `host`) the runner's settings. Throws SettingError naming the
+ * variable at fault; with `host`, also what loadHostSettings throws.
+ */
+export async function loadWorkerSettings(env: Env, opts: { host: boolean }): Promise<WorkerSettings> {
+  const host = opts.host ? await loadHostSettings(env) : undefined;
+  const bundleFile = env.TRAINYARD_WORKFLOW_BUNDLE?.trim();
+  return {
+    compute: loadComputeConfig(env),
+    openLineage: loadOpenLineageConfig(env) ?? null,
+    cli: host?.cli ?? (await resolveContainerCli(env).catch(() => undefined)),
+    ...(host ? { host } : {}),
+    ...(bundleFile ? { workflowBundleFile: bundleFile } : {}),
+  };
+}
 
 /**
  * `TRAINYARD_TEMPORAL_METRICS_PORT` (1-65535) → `TRAINYARD_HEALTH_BIND or 0.0.0.0:port`, where the
@@ -126,24 +183,30 @@ export function quietTemporalRuntime(): void {
 /** How long a stopping worker lets running steps finish before it stops them (TRAINYARD_SHUTDOWN_GRACE_SECONDS). */
 export const DEFAULT_SHUTDOWN_GRACE_MS = SHUTDOWN_GRACE.defaultSeconds * 1000;
 
+/**
+ * startWorkers' one configuration object: the connection and store the caller built, and the
+ * settings it read once from the environment (loadWorkerSettings).
+ */
 export interface WorkersConfig {
   connection: NativeConnection;
   /** host:port the connection goes to (the control activities need a client there too). */
-  address?: string;
+  address: string;
   /** TLS / API key for the control activities' own client (Temporal Cloud). */
   connectOptions?: { tls?: TLSConfig | boolean; apiKey?: string };
   namespace?: string;
   store: ArtifactStore;
+  /** S3 client settings for s3:// inputs and the EC2 agents' store (app/store.ts s3Settings). */
+  s3?: S3ClientConfig;
   workRoot: string;
   hostQueue: string;
   controlQueue?: string;
   /** Activities beyond the engine's; a function when they need the worker's Temporal client. */
-  extraActivities?: Record<string, AnyActivity> | ((client: Client) => Record<string, AnyActivity>);
+  extraActivities?: ExtraActivities | ((client: Client) => ExtraActivities);
   sourceProviders?: { remote?: SourceProvider };
   /** Run no runner on this process (a control-only worker). */
   noHost?: boolean;
-  /** Server compute settings (default: loaded from the environment). */
-  compute?: ComputeConfig;
+  /** What the worker took from its environment (loadWorkerSettings); `host` is required unless noHost. */
+  settings: WorkerSettings;
   /** Task queue of the Kubernetes runner (default trainyard-kubernetes); it runs when compute.kubernetes is set. */
   kubernetesQueue?: string;
   /** Kubernetes API clients (default: from the kubeconfig or the in-cluster service account). */
@@ -153,10 +216,6 @@ export interface WorkersConfig {
    * container is then stopped and the step retried on another runner at once). Default 20 s.
    */
   shutdownGraceMs?: number;
-  /** Where the runner fetches step secrets (default: TRAINYARD_SECRETS_* of this process's environment). */
-  secrets?: SecretSource;
-  /** Where runs send OpenLineage events (default: TRAINYARD_OPENLINEAGE_* of this process's environment; null: nowhere). */
-  openLineage?: OpenLineageConfig | null;
 }
 
 export interface RunningWorkers {
@@ -183,23 +242,22 @@ function runUntilShutdown(worker: Worker): RunningWorkers {
   };
 }
 
+/**
+ * The composition root of a worker process: builds the Temporal client, source providers and
+ * compute clients once from `cfg` and hands them to the activity factories. Throws when
+ * `cfg.settings.host` is missing without `noHost`, and what the workers' creation throws.
+ */
 export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> {
+  const { compute, openLineage, cli } = cfg.settings;
+  if (!cfg.noHost && !cfg.settings.host)
+    throw new Error('startWorkers: settings.host is required with a runner (loadWorkerSettings with host: true)');
   const sources = new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
-  const cli = await resolveContainerCli().catch(() => undefined);
   // Lazy: Temporal may restart between the worker's own connection and this one.
   const client = new Client({
-    connection: Connection.lazy({
-      address: cfg.address ?? process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-      ...cfg.connectOptions,
-    }),
+    connection: Connection.lazy({ address: cfg.address, ...cfg.connectOptions }),
     namespace: cfg.namespace ?? 'default',
     dataConverter,
   });
-  // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
-  // fail with a message saying what to configure.
-  const compute = cfg.compute ?? loadComputeConfig(process.env);
-  const openLineage =
-    cfg.openLineage === undefined ? loadOpenLineageConfig(process.env) : (cfg.openLineage ?? undefined);
   // The EC2 and Kubernetes clients are loaded only where they are configured.
   const kube = compute.kubernetes
     ? (cfg.kube ??
@@ -208,22 +266,23 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
       ))
     : undefined;
   const own = typeof cfg.extraActivities === 'function' ? cfg.extraActivities(client) : cfg.extraActivities;
+  // EC2 hosts for `machine:` steps; without TRAINYARD_EC2_* settings these activities
+  // fail with a message saying what to configure.
   const wiring = compute.ec2 || compute.kubernetes ? await import('./compute/activities.js') : undefined;
   const extra = {
-    ...(wiring ? wiring.computeActivitiesFor(compute, { client }) : disabledComputeActivities()),
+    ...(wiring ? wiring.computeActivitiesFor(compute, { client, s3: cfg.s3 ?? {} }) : disabledComputeActivities()),
     ...(wiring
       ? wiring.kubernetesActivitiesFor(compute, { client, ...(kube ? { kube } : {}) })
       : disabledKubernetesActivities()),
     ...(own ?? {}),
   };
-  const publish = (extra as Record<string, unknown>).publishStatus as
-    ((r: PublishRequest) => Promise<void>) | undefined;
+  const publish = own?.publishStatus;
   const control = await Worker.create({
     connection: cfg.connection,
     namespace: cfg.namespace ?? 'default',
     dataConverter,
     taskQueue: cfg.controlQueue ?? CONTROL_QUEUE,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(cfg.settings.workflowBundleFile),
     interceptors: { activity: [heartbeatWhileRunning()] },
     // Send those heartbeats as they come (the default spaces them 80 % of the timeout apart,
     // which leaves a busy host 4 s of slack before a live activity counts as lost).
@@ -235,13 +294,17 @@ export async function startWorkers(cfg: WorkersConfig): Promise<RunningWorkers> 
         sources,
         client,
         ...(cli ? { cli } : {}),
+        s3: cfg.s3 ?? {},
         ...(publish ? { publishStatus: publish } : {}),
         ...(openLineage ? { openLineage } : {}),
       }),
     },
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
-  const host = cfg.noHost ? undefined : await startHostWorker({ ...cfg, queue: cfg.hostQueue, sources });
+  const host =
+    cfg.noHost || !cfg.settings.host
+      ? undefined
+      : await startHostWorker({ ...cfg, ...cfg.settings.host, queue: cfg.hostQueue, sources });
   const kubeRunner =
     compute.kubernetes && kube
       ? await startKubernetesWorker({
@@ -307,23 +370,22 @@ export async function startKubernetesWorker(cfg: {
 }
 
 /** The runner agent: runs step containers for the workflows that route steps to `queue`. */
-export async function startHostWorker(cfg: {
-  connection: NativeConnection;
-  namespace?: string;
-  queue: string;
-  store: ArtifactStore;
-  workRoot: string;
-  sourceProviders?: { remote?: SourceProvider };
-  sources?: SourceProvider;
-  hostName?: string;
-  shutdownGraceMs?: number;
-  secrets?: SecretSource;
-}): Promise<RunningWorkers> {
-  // Read (and checked) before polling: a bad TRAINYARD_SECRETS_* setting stops the agent at start.
-  const secrets = cfg.secrets ?? secretSourceFromEnv(process.env);
+export async function startHostWorker(
+  cfg: {
+    connection: NativeConnection;
+    namespace?: string;
+    queue: string;
+    store: ArtifactStore;
+    workRoot: string;
+    sourceProviders?: { remote?: SourceProvider };
+    sources?: SourceProvider;
+    hostName?: string;
+    shutdownGraceMs?: number;
+  } & HostSettings,
+): Promise<RunningWorkers> {
+  const { secrets, cli } = cfg;
   const sources =
     cfg.sources ?? new SourceProviders(new LocalGitSource(join(cfg.workRoot, 'sources')), cfg.sourceProviders?.remote);
-  const cli = await resolveContainerCli();
   // Containers of a runner on this host that died (kill -9) before they ended: gone before we poll.
   await removeOrphanedContainers(cli);
   const worker = await Worker.create({

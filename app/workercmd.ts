@@ -2,14 +2,14 @@
 // SIGTERM/SIGINT, then drain within the grace time. Loaded only when one of these verbs runs.
 import { NativeConnection } from '@temporalio/worker';
 import pino from 'pino';
-import { createStore } from '../activities/store/factory.js';
+import { openStore, s3Settings } from './store.js';
 import { pinoTextHooks } from '../activities/usertext.js';
 import { EnvError, loadEngineConfig, temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';
 import { serviceRunOptions } from './engine.js';
 import { startHealthServer } from './health.js';
-import { gitHostSources } from './intake/workers.js';
-import { quietTemporalRuntime, startHostWorker, startWorkers } from './worker.js';
+import { gitHostSources, gitHostWorkerPartsFromEnv } from './intake/githostparts.js';
+import { loadHostSettings, loadWorkerSettings, quietTemporalRuntime, startHostWorker, startWorkers } from './worker.js';
 
 export interface WorkerFlags {
   /** Overrides TRAINYARD_LOCAL_QUEUE (and clears TRAINYARD_HOST_QUEUE). */
@@ -37,7 +37,7 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
   const log = pino({ level: cfg.logLevel, hooks: pinoTextHooks });
   await waitForTemporal(temporalConnectOptions(cfg, cfg.temporalAddress), log);
   const connection = await NativeConnection.connect(temporalConnectOptions(cfg, cfg.temporalAddress));
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   let running;
   if (cmd === 'agent') {
     const sources = gitHostSources(process.env, cfg.workRoot, log);
@@ -48,19 +48,20 @@ export async function workerCommand(cmd: 'worker' | 'agent', flags: WorkerFlags)
       store,
       workRoot: cfg.workRoot,
       shutdownGraceMs: cfg.shutdownGraceMs,
+      ...(await loadHostSettings(process.env)),
       ...(sources ? { sourceProviders: sources } : {}),
     });
     log.info({ queue: cfg.localQueue, store: store.location }, 'runner agent ready');
   } else {
-    const extra = (await import('./workerparts.js')).workerParts(process.env, store, cfg.workRoot, log, () =>
-      serviceRunOptions(cfg),
-    );
+    const extra = gitHostWorkerPartsFromEnv(process.env, store, cfg.workRoot, log, () => serviceRunOptions(cfg));
     running = await startWorkers({
       connection,
       address: cfg.temporalAddress,
       connectOptions: temporalConnectOptions(cfg, cfg.temporalAddress),
       namespace: cfg.temporalNamespace,
       store,
+      s3: s3Settings(cfg),
+      settings: await loadWorkerSettings(process.env, { host: !flags.noHost }),
       workRoot: cfg.workRoot,
       hostQueue: cfg.localQueue,
       controlQueue: cfg.controlQueue,

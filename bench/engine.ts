@@ -27,7 +27,7 @@ import { dataConverter } from '../app/codec.js';
 import { startDevServer } from '../app/devserver.js';
 import { defaultRunOptions, startPipelineRun } from '../app/engine.js';
 import { quietTemporalRuntime } from '../app/local/run.js';
-import { startWorkers } from '../app/worker.js';
+import { loadWorkerSettings, startWorkers } from '../app/worker.js';
 import { parsePipeline } from '../pipeline/parse.js';
 import { GitRepo } from '../test/engine/harness.js';
 import type { RunInput, RunStatus } from '../model/types.js';
@@ -82,7 +82,7 @@ const mb = (kb: number): string => `${Math.round(kb / 1024)} MB`;
 
 async function main(): Promise<void> {
   quietTemporalRuntime();
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   const dev = await startDevServer();
   const root = mkdtempSync(join(tmpdir(), 'trainyard-bench-'));
   const native = await NativeConnection.connect({ address: dev.address });
@@ -92,6 +92,7 @@ async function main(): Promise<void> {
   const workers = await startWorkers({
     connection: native,
     address: dev.address,
+    settings: await loadWorkerSettings(process.env, { host: true }),
     store,
     workRoot: join(root, 'work'),
     hostQueue: 'bench-host',

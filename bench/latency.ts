@@ -61,7 +61,7 @@ function request(over: Partial<ContainerRunRequest>): ContainerRunRequest {
 
 async function main(): Promise<void> {
   await ensureTestImages();
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   const rows: string[][] = [];
 
   const big = `name: big\nsteps:\n  a: { image: busybox, run: x }\n# ${'x'.repeat(MAX_PIPELINE_BYTES)}\n`;

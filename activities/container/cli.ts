@@ -94,10 +94,12 @@ function extraFlags(env: NodeJS.ProcessEnv): string[] {
 }
 
 /**
- * TRAINYARD_CONTAINER_CLI picks the CLI (docker, podman or a path); otherwise docker when a
- * Docker engine answers `docker info`, else podman when installed.
+ * In `env` (app/ passes the process environment): TRAINYARD_CONTAINER_CLI picks the CLI
+ * (docker, podman or a path); otherwise docker when a Docker engine answers `docker info`, else
+ * podman when installed. The CLI later runs with `env`. Throws ContainerCliUnavailableError
+ * saying how to install one.
  */
-export async function resolveContainerCli(env: NodeJS.ProcessEnv = process.env): Promise<ContainerCliConfig> {
+export async function resolveContainerCli(env: NodeJS.ProcessEnv): Promise<ContainerCliConfig> {
   const wanted = env.TRAINYARD_CONTAINER_CLI?.trim();
   let command: string | undefined;
   if (wanted) {
@@ -127,7 +129,7 @@ export async function resolveContainerCli(env: NodeJS.ProcessEnv = process.env):
     );
   }
   const runFlags = [...(kind === 'podman' ? await podmanFlags(env) : []), ...extraFlags(env)];
-  return { command, runFlags, kind };
+  return { command, runFlags, kind, env };
 }
 
 /** The CLI's dialect: the resolved kind, else guessed from the executable's name. */

@@ -11,6 +11,7 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
+  /** The command's whole environment; unset: this process's own (Node's default). */
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
   input?: string;
@@ -23,7 +24,7 @@ export function execQuiet(command: string, args: readonly string[], opts: ExecOp
       command,
       [...args],
       {
-        env: opts.env ?? process.env,
+        ...(opts.env ? { env: opts.env } : {}),
         timeout: opts.timeoutMs ?? 60_000,
         maxBuffer: 64 * 1024 * 1024,
         killSignal: 'SIGKILL',

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { pinoTextHooks } from '../usertext.js';
 import { cliKind } from './cli.js';
 import { makeEnvDir } from './envfile.js';
-import { execQuiet, lastLine } from './exec.js';
+import { execQuiet, lastLine, type ExecResult } from './exec.js';
 import { LineSplitter } from './lines.js';
 import type { ContainerCliConfig, ContainerRunRequest, ContainerRunResult } from './types.js';
 
@@ -150,7 +150,7 @@ function validate(req: ContainerRunRequest): EnvPlan {
 
 /** Removes a container whatever its state; quiet when it is already gone. */
 async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void> {
-  const r = await execQuiet(cli.command, ['rm', '-f', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  const r = await housekeeping(cli, ['rm', '-f', name]);
   if (
     r.code !== 0 &&
     !/no such container|no container with name|not found|removal of container .* is already in progress/i.test(r.stderr)
@@ -161,7 +161,7 @@ async function forceRemove(cli: ContainerCliConfig, name: string): Promise<void>
 
 /** SIGKILL first: `rm -f` alone would wait podman's 10 s stop timeout. */
 async function killAndRemove(cli: ContainerCliConfig, name: string): Promise<void> {
-  await execQuiet(cli.command, ['kill', name], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await housekeeping(cli, ['kill', name]);
   await forceRemove(cli, name);
 }
 
@@ -221,7 +221,7 @@ export async function runContainer(cli: ContainerCliConfig, req: ContainerRunReq
     const envFile = join(dir, 'env');
     await writeFile(envFile, plan.fileLines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
     const args = buildRunArgs(cli, req, envFile, Object.keys(plan.passthrough));
-    const result = await supervise(cli, req, args, { ...process.env, ...plan.passthrough }, started);
+    const result = await supervise(cli, req, args, { ...cli.env, ...plan.passthrough }, started);
     // `run --rm` ended with the container's own exit status: the CLI removed it before exiting.
     // 125 is the engine's own error (docker run and podman run alike), where it may be left.
     removed = result.exitCode !== null && result.exitCode < 125;
@@ -339,26 +339,32 @@ function labelFilters(labels: Record<string, string>): string[] {
   return entries.flatMap(([k, v]) => ['--filter', `label=${k}=${v}`]);
 }
 
+/** `ps -a` rows of the containers carrying all of `labels`: id, name, state, image, then the `extra` Go-template columns. */
+async function psRows(
+  cli: ContainerCliConfig,
+  labels: Record<string, string>,
+  extra: string[] = [],
+): Promise<string[][]> {
+  const format = ['{{.ID}}', '{{.Names}}', '{{.State}}', '{{.Image}}', ...extra].join('\t');
+  const r = await housekeeping(cli, ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', format]);
+  if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim().length > 0)
+    .map((l) => l.split('\t'));
+}
+
 /** Containers (running or not) carrying all of these labels. */
 export async function listContainers(
   cli: ContainerCliConfig,
   labels: Record<string, string>,
 ): Promise<ContainerSummary[]> {
-  const r = await execQuiet(
-    cli.command,
-    ['ps', '-a', '--no-trunc', ...labelFilters(labels), '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}'],
-    {
-      timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
-    },
-  );
-  if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
-  return r.stdout
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => {
-      const [id = '', name = '', state = '', image = ''] = l.split('\t');
-      return { id, name, state: normaliseState(state), image };
-    });
+  return (await psRows(cli, labels)).map(([id = '', name = '', state = '', image = '']) => ({
+    id,
+    name,
+    state: normaliseState(state),
+    image,
+  }));
 }
 
 /** Containers carrying all of `labels`, each with the value of the label `key` ('' when unset). */
@@ -370,39 +376,32 @@ export async function listContainersWithLabel(
   assertLabels({ [key]: '' });
   // podman's template sees Labels as a map; docker's as a string, with a Label method instead.
   const value = cliKind(cli) === 'podman' ? `{{index .Labels "${key}"}}` : `{{.Label "${key}"}}`;
-  const r = await execQuiet(
-    cli.command,
-    [
-      'ps',
-      '-a',
-      '--no-trunc',
-      ...labelFilters(labels),
-      '--format',
-      `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Image}}\t${value}`,
-    ],
-    {
-      timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
-    },
-  );
-  if (r.code !== 0) throw new Error(`${cli.command} ps failed: ${r.spawnError?.message ?? lastLine(r.stderr)}`);
-  return r.stdout
-    .split('\n')
-    .filter((l) => l.trim().length > 0)
-    .map((l) => {
-      const [id = '', name = '', state = '', image = '', v = ''] = l.split('\t');
-      return { id, name, state: normaliseState(state), image, value: v === '<no value>' ? '' : v };
-    });
+  return (await psRows(cli, labels, [value])).map(([id = '', name = '', state = '', image = '', v = '']) => ({
+    id,
+    name,
+    state: normaliseState(state),
+    image,
+    value: v === '<no value>' ? '' : v,
+  }));
+}
+
+/** A housekeeping command of the container CLI (ps, rm, kill, inspect), in its environment, bounded in time. */
+function housekeeping(cli: ContainerCliConfig, args: readonly string[]): Promise<ExecResult> {
+  return execQuiet(cli.command, args, { env: cli.env, timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+}
+
+/** SIGKILL, then `rm -f`, for these containers by id. */
+async function killAndRemoveIds(cli: ContainerCliConfig, found: ContainerSummary[]): Promise<void> {
+  await housekeeping(cli, ['kill', ...found.map((c) => c.id)]);
+  await housekeeping(cli, ['rm', '-f', ...found.map((c) => c.id)]);
 }
 
 /** Force-removes these containers (ids); throws when one is still there afterwards. */
 export async function removeContainerIds(cli: ContainerCliConfig, found: ContainerSummary[]): Promise<void> {
   if (found.length === 0) return;
-  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await killAndRemoveIds(cli, found);
   const left = new Set(
-    (await execQuiet(cli.command, ['ps', '-a', '-q', '--no-trunc'], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS })).stdout
-      .split('\n')
-      .map((l) => l.trim()),
+    (await housekeeping(cli, ['ps', '-a', '-q', '--no-trunc'])).stdout.split('\n').map((l) => l.trim()),
   );
   const stuck = found.filter((c) => left.has(c.id));
   if (stuck.length > 0) throw new Error(`could not remove containers: ${stuck.map((c) => c.name).join(', ')}`);
@@ -421,8 +420,7 @@ export async function removeContainers(
 ): Promise<string[]> {
   const found = await listContainers(cli, labelSelector);
   if (found.length === 0) return [];
-  await execQuiet(cli.command, ['kill', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
-  await execQuiet(cli.command, ['rm', '-f', ...found.map((c) => c.id)], { timeoutMs: HOUSEKEEPING_TIMEOUT_MS });
+  await killAndRemoveIds(cli, found);
   const left = await listContainers(cli, labelSelector);
   const leftIds = new Set(left.map((c) => c.id));
   const stuck = found.filter((c) => leftIds.has(c.id));
@@ -433,9 +431,7 @@ export async function removeContainers(
 /** The local image id ("sha256:…"), or undefined when the image is not present. */
 export async function imageId(cli: ContainerCliConfig, image: string): Promise<string | undefined> {
   assertImageRef(image);
-  const r = await execQuiet(cli.command, ['image', 'inspect', '--format', '{{.Id}}', image], {
-    timeoutMs: HOUSEKEEPING_TIMEOUT_MS,
-  });
+  const r = await housekeeping(cli, ['image', 'inspect', '--format', '{{.Id}}', image]);
   if (r.spawnError) throw new Error(`could not run ${cli.command}: ${r.spawnError.message}`);
   if (r.code !== 0) return undefined;
   const id = r.stdout.trim().split('\n')[0]?.trim() ?? '';
@@ -451,7 +447,10 @@ export async function ensureImage(
 ): Promise<string> {
   const present = await imageId(cli, image);
   if (present) return present;
-  const r = await execQuiet(cli.command, ['pull', image], { timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000 });
+  const r = await execQuiet(cli.command, ['pull', image], {
+    env: cli.env,
+    timeoutMs: opts.pullTimeoutMs ?? 30 * 60_000,
+  });
   const after = r.code === 0 ? await imageId(cli, image) : undefined;
   if (after) return after;
   const detail =

@@ -6,6 +6,11 @@ export interface ContainerCliConfig {
   runFlags: string[];
   /** Which CLI dialect it speaks (GPU flags differ); detected from `--version` when resolved. */
   kind?: 'docker' | 'podman';
+  /**
+   * The environment the CLI runs with (PATH, XDG_RUNTIME_DIR, DOCKER_HOST …): the one it was
+   * resolved in, given by app/. Never logged: it may hold secrets.
+   */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface ContainerRunRequest {

@@ -120,12 +120,18 @@ function untar(file: string, dest: string): Promise<void> {
 /**
  * Entry point of `trainyard-pod-agent fetch|upload`. Resolves with the process exit code; a
  * failure's message goes to stderr and /dev/termination-log, which Kubernetes shows in the
- * pod's status (Trainyard puts it in the step's failure reason).
+ * pod's status (Trainyard puts it in the step's failure reason). `env` is the pod's environment
+ * (app/podagent.ts passes it): TRAINYARD_POD_PLAN and the ids for the log; `s3` the store's
+ * client settings (the endpoint the Job sets, activities/k8s/job.ts).
  */
-export async function runPodAgent(mode: string | undefined, env = process.env): Promise<number> {
+export async function runPodAgent(
+  mode: string | undefined,
+  env: NodeJS.ProcessEnv,
+  s3: S3ClientConfig = {},
+): Promise<number> {
   try {
     const plan = readPlan(env);
-    const store = podAgentStore(plan);
+    const store = podAgentStore(plan, s3);
     if (mode === 'fetch') {
       await mkdir(AGENT_MOUNT.scratch, { recursive: true });
       await fetchInputs(plan, store);

@@ -6,7 +6,7 @@ import type { ArtifactStore } from '../store/types.js';
 import type { RunInput, RunStatus } from '../../model/types.js';
 import { buildLineage, type LineageConclusion, type LineageDoc } from './document.js';
 import { diffMarkdown, findBaseRun, metricsDiff } from './compare.js';
-import { loadLineage, loadMetricSummaries, lookupSourceSteps, saveLineage } from './index.js';
+import { loadLineage, loadMetricSummaries, lookupSourceSteps, saveLineage } from './storage.js';
 import { cacheLookups, missReason, runsFinished, stepDuration } from '../metrics.js';
 
 export interface RecordLineageArgs {

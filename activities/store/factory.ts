@@ -9,7 +9,8 @@ import type { ArtifactStore } from './types.js';
 
 /**
  * `/abs/path` or `file:///abs/path` → a local folder; `s3://bucket/prefix` → S3, with the
- * client settings from `opts.s3` over the environment (`TRAINYARD_S3_ENDPOINT`, `AWS_REGION`).
+ * client settings from `opts.s3` (an S3-compatible endpoint there: app/config.ts s3Endpoint)
+ * over the SDK's own chains (`AWS_REGION`, credentials).
  */
 export function createStore(location: string, opts?: { s3?: S3ClientConfig }): ArtifactStore {
   if (location.startsWith('s3://')) {
@@ -30,5 +31,3 @@ export function createStore(location: string, opts?: { s3?: S3ClientConfig }): A
     `unsupported store location ${JSON.stringify(location)}: use an absolute path, file:///abs/path or s3://bucket/prefix`,
   );
 }
-
-export { defaultStoreLocation } from './location.js';

@@ -12,7 +12,7 @@ import {
   paginateListObjectsV2,
 } from '@aws-sdk/client-s3';
 import type { Digest } from '../../model/types.js';
-import type { RunIndexEntry } from '../lineage/index.js';
+import type { RunIndexEntry } from '../lineage/storage.js';
 import {
   CACHE_PREFIX,
   DIGEST_PREFIX_INDEX_PREFIX,
@@ -162,7 +162,7 @@ export async function collectGarbage(store: ArtifactStore, opts: GcOptions = {})
     else if (k.startsWith(DIGEST_PREFIX_INDEX_PREFIX) && !marked.has(k.slice(k.lastIndexOf('/') + 1))) doomed.push(k);
   }
   // A run's index entry before its documents: an entry never points at a missing document
-  // (activities/lineage/index.ts), and an interrupted gc finds the rest by the document.
+  // (activities/lineage/storage.ts), and an interrupted gc finds the rest by the document.
   doomed.sort((a, b) => Number(!a.startsWith(RUN_INDEX_PREFIX)) - Number(!b.startsWith(RUN_INDEX_PREFIX)));
   if (apply) for (const k of doomed) await sweep.deleteRecord(k);
 

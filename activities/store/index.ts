@@ -2,7 +2,7 @@
 export type { ArtifactStore, DirManifest, ManifestEntry } from './types.js';
 export { LocalStore } from './local.js';
 export { S3Store, type S3StoreConfig } from './s3.js';
-export { createStore, defaultStoreLocation } from './factory.js';
+export { createStore } from './factory.js';
 export { ingestUri, ingestRecordKey, type IngestRecord } from './ingest.js';
 export { assertDigest, isDigest, sha256Bytes, sha256File } from './digest.js';
 export { assertRecordKey, assertRecordPrefix } from './keys.js';

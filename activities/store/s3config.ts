@@ -1,18 +1,6 @@
-// S3 client settings from the environment, shared by the store and input ingestion.
+// S3 client settings, shared by the store and input ingestion. The endpoint comes from the
+// caller (app/config.ts reads it from the environment); region and credentials from the SDK's chains.
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-
-/**
- * The S3 endpoint when one is configured: AWS_ENDPOINT_URL_S3 (the AWS SDK's own name; it
- * reads it too), else AWS_ENDPOINT_URL, else the older TRAINYARD_S3_ENDPOINT. The app layer
- * checks these through its settings schema (app/settings/schema.ts) before anything runs.
- */
-export function s3EndpointFromEnv(env: Record<string, string | undefined> = process.env): string | undefined {
-  for (const name of ['AWS_ENDPOINT_URL_S3', 'TRAINYARD_S3_ENDPOINT', 'AWS_ENDPOINT_URL']) {
-    const v = env[name]?.trim();
-    if (v) return v;
-  }
-  return undefined;
-}
 
 /**
  * The region as the SDK's standard chain resolves it (AWS_REGION, AWS_DEFAULT_REGION … the
@@ -29,19 +17,18 @@ async function sdkRegion(): Promise<string> {
   }
 }
 
-/**
- * Region from the SDK's standard chain (default us-east-1); credentials from the default
- * AWS chain unless `overrides` names them. With an S3-compatible endpoint (MinIO, moto: see
- * s3EndpointFromEnv) addressing is path-style, which such servers need.
- */
 /** Connection timeout, and the longest silence on an open request (NodeHttpHandler's socket timeout), ms. */
 export const S3_TIMEOUTS_MS = { connect: 10_000, idle: 15_000 } as const;
 
+/**
+ * Region from the SDK's standard chain (default us-east-1); credentials from the default
+ * AWS chain unless `overrides` names them. With an S3-compatible endpoint in `overrides`
+ * (MinIO, moto: app/config.ts s3Endpoint) addressing is path-style, which such servers need.
+ */
 export function resolveS3Config(overrides?: S3ClientConfig): S3ClientConfig {
-  const endpoint = s3EndpointFromEnv();
   return {
     region: sdkRegion,
-    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    ...(overrides?.endpoint ? { forcePathStyle: true } : {}),
     // The SDK waits on a silent connection forever by default: a stalled S3 (or S3-compatible)
     // endpoint would hang a runner or a pod's upload agent until something kills it. A socket
     // silent this long fails the request, which the SDK then retries (up to 3 attempts).

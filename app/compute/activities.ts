@@ -1,5 +1,6 @@
 // Wiring for the control worker: the compute activities built from the server config.
 // Pass the result as `extraActivities` to startWorkers (app/worker.ts).
+import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { pino } from 'pino';
 import {
@@ -26,6 +27,8 @@ export interface ComputeWiring {
   pollMs?: number;
   /** Publish the agent package when the activities are made (default true; tests turn it off). */
   publishAgentPackageOnStart?: boolean;
+  /** S3 client settings of the agent store (its endpoint: app/store.ts s3Settings). */
+  s3?: S3ClientConfig;
 }
 
 const log = pino({ level: process.env.TRAINYARD_LOG_LEVEL ?? 'info', name: 'trainyard-compute' });
@@ -47,7 +50,7 @@ export function computeActivitiesFor(cfg: ComputeConfig, w: ComputeWiring = {}):
     // now (a host launched later finds it there) and again before a launch if this failed.
     agentPackage = agentPackagePublisher(() =>
       publishAgentPackage(
-        createStore(agent.storeLocation),
+        createStore(agent.storeLocation, { s3: w.s3 ?? {} }),
         agent.agentPackageFile ? { file: agent.agentPackageFile } : {},
       ),
     );

@@ -8,8 +8,8 @@ import {
   type MetricsDiff,
 } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { loadLineage } from '../../activities/lineage/index.js';
-import { createStore } from '../../activities/store/factory.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
+import { openStore } from '../store.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
 import { loadPipelines } from '../../pipeline/load.js';
@@ -95,7 +95,7 @@ export async function diffCommand(
   opts: DiffOptions,
   out: NodeJS.WritableStream = process.stdout,
 ): Promise<number> {
-  const store = createStore(loadEngineConfig().store);
+  const store = openStore(loadEngineConfig());
   const { head, base } = await pickRuns(store, runs, opts);
   const diff: MetricsDiff = metricsDiff(head, base);
   out.write(opts.json ? `${JSON.stringify(diff, null, 2)}\n` : diffText(diff, terminalText));

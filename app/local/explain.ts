@@ -8,7 +8,7 @@ import { resolveContainerCli } from '../../activities/container/cli.js';
 import { explainStep, type Explanation } from '../../activities/explain.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import type { TreeEntry } from '../../activities/source/files.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore } from '../store.js';
 import { loadPipelines } from '../../pipeline/load.js';
 import { parseParamArgs, resolveParams } from '../../pipeline/params.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
@@ -52,9 +52,9 @@ export async function explainCommand(argv: string[], out: NodeJS.WritableStream 
       `no step ${JSON.stringify(positionals[0])} in pipeline ${pipeline.name}; its steps: ${pipeline.order.join(', ')}`,
     );
   // The same image resolution as the run's prepare (by local image id), when a container CLI answers.
-  const cli = await resolveContainerCli().catch(() => undefined);
+  const cli = await resolveContainerCli(process.env).catch(() => undefined);
   const e = await explainStep(
-    { store: createStore(cfg.store), sources, ...(cli ? { cli } : {}) },
+    { store: openStore(cfg), sources, ...(cli ? { cli } : {}) },
     { pipeline, step: positionals[0]!, source, params },
   );
   out.write(

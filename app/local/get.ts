@@ -4,9 +4,10 @@
 // and nothing is written anywhere but PATH, which must not exist yet.
 import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { lineageOf, loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
+import { lineageOf } from '../../activities/lineage/query.js';
 import { isDigest } from '../../activities/store/digest.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore } from '../store.js';
 import { terminalText } from '../../activities/usertext.js';
 import { loadEngineConfig } from '../config.js';
 import { UsageError } from './errors.js';
@@ -26,7 +27,7 @@ export interface GetResult {
  */
 export async function getArtifact(what: string[], opts: { output?: string }): Promise<GetResult> {
   const cfg = loadEngineConfig();
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   let digest: string;
   let kind: 'file' | 'dir';
   let size: number | null = null;

@@ -2,7 +2,7 @@
 // comes from the store by digest (streamed, never held whole in memory); a running step's
 // from its live log chunks (activities/runner/livelog.ts), which -f follows until it ends.
 import { latestLiveAttempt, readLiveChunks } from '../../activities/runner/livelog.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore } from '../store.js';
 import { stepExecWorkflowId } from '../../model/contracts.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
@@ -150,7 +150,7 @@ export async function logsCommand(
   out: Out = process.stdout,
   cfg: EngineConfig = loadEngineConfig(),
 ): Promise<number> {
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   const { status } = await findRun(cfg, store, run);
   let code = 0;
   for (const s of pickSteps(status, step)) {

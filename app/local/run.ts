@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
 import { LocalGitSource } from '../../activities/source/local.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore, s3Settings } from '../store.js';
 import { reportKeyOf } from '../../activities/store/keys.js';
 import { terminalText } from '../../activities/usertext.js';
 import { formatPipelineError } from '../../pipeline/parse.js';
@@ -23,7 +23,7 @@ import { loadEngineConfig, temporalConnectOptions, type EngineConfig } from '../
 import { startDevServer, type DevServer } from '../devserver.js';
 import { spawnGuard, type Guard } from '../guard.js';
 import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun } from '../engine.js';
-import { quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
+import { loadWorkerSettings, quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { UsageError } from './errors.js';
 import { phase } from './phases.js';
 import { currentBranch } from './branch.js';
@@ -93,7 +93,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const { given, errors: argErrors } = parseParamArgs(args.params);
   const { values, errors } = resolveParams(pipeline, given);
   if (argErrors.length || errors.length) throw new UsageError([...argErrors, ...errors].join('\n'));
-  await resolveContainerCli(); // fails early with how to install docker/podman
+  await resolveContainerCli(process.env); // fails early with how to install docker/podman
   const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
@@ -107,7 +107,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
       const native = run.closeLater(await NativeConnection.connect(connectOptions));
       const connection = run.closeLater(await Connection.connect(connectOptions));
       const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
-      const store = createStore(cfg.store);
+      const store = openStore(cfg);
       // Workers stop only once the run is over or Temporal is gone: a step still running then
       // has nobody to report to, so no grace time.
       run.stopLater(
@@ -117,6 +117,8 @@ export async function runCommand(args: RunArgs): Promise<number> {
           connectOptions,
           namespace: cfg.temporalNamespace,
           store,
+          s3: s3Settings(cfg),
+          settings: await loadWorkerSettings(process.env, { host: true }),
           workRoot: cfg.workRoot,
           hostQueue: localHostQueue(),
           shutdownGraceMs: 0,

@@ -3,9 +3,9 @@
 // server outlives a local `trainyard run`), runs and status answer from the store's
 // lineage records, which hold finished runs only.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { listRuns, loadLineage, type RunIndexEntry } from '../../activities/lineage/index.js';
+import { listRuns, loadLineage, type RunIndexEntry } from '../../activities/lineage/storage.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { createStore } from '../../activities/store/factory.js';
+import { openStore } from '../store.js';
 import { lineageKeyOf, runIndexKey } from '../../activities/store/keys.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { terminalText } from '../../activities/usertext.js';
@@ -42,7 +42,7 @@ export async function runsCommand(
   out: Out = process.stdout,
 ): Promise<number> {
   const cfg = loadEngineConfig();
-  const store = createStore(cfg.store);
+  const store = openStore(cfg);
   let rows: RunListEntry[];
   let from: string;
   if (cfg.temporalAddress) {
@@ -193,7 +193,7 @@ export function runStatusJson(status: RunStatus, workflowId: string | null): Rec
 /** `trainyard status RUN [--json]`: the step table of a running or finished run. */
 export async function statusCommand(run: string, opts: { json: boolean }, out: Out = process.stdout): Promise<number> {
   const cfg = loadEngineConfig();
-  const { status, workflowId } = await findRun(cfg, createStore(cfg.store), run);
+  const { status, workflowId } = await findRun(cfg, openStore(cfg), run);
   if (opts.json) {
     out.write(`${JSON.stringify(runStatusJson(status, workflowId), null, 2)}\n`);
     return 0;

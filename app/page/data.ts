@@ -6,7 +6,7 @@
 import type { RunMeta } from '../../activities/githost/records.js';
 import { diffMarkdown, findBaseRun, metricsDiff, branchOf } from '../../activities/lineage/compare.js';
 import type { LineageDoc } from '../../activities/lineage/document.js';
-import { loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
 import { lineageKeyOf } from '../../activities/store/keys.js';
 import { markdownToHtml } from '../../activities/report/html.js';
 import { mermaidGraph } from '../../activities/report/markdown.js';

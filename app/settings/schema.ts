@@ -46,6 +46,22 @@ function s<T>(spec: Setting<T>): Setting<T> {
   return spec;
 }
 
+/** A PEM file of the Temporal connection's TLS, read by every command, with the older Temporal CLI's name (`tctlName`). */
+function temporalTlsFile(
+  description: string,
+  defaultText: string,
+  tctlName: string,
+): Setting<{ path: string; bytes: Buffer }> {
+  return s({
+    kind: k.readableFile,
+    defaultText,
+    description,
+    commands: ALL,
+    tables: ['common', 'serve'],
+    aliases: [tctl(tctlName)],
+  });
+}
+
 /** The settings, by their canonical variable name. */
 export const SETTINGS = {
   // Temporal: the same for every command and both connections (client and worker).
@@ -79,30 +95,21 @@ export const SETTINGS = {
     tables: ['common', 'serve'],
     secret: true,
   }),
-  TEMPORAL_TLS_CLIENT_CERT_PATH: s({
-    kind: k.readableFile,
-    defaultText: 'unset',
-    description: 'mTLS client certificate (PEM file); needs `TEMPORAL_TLS_CLIENT_KEY_PATH`',
-    commands: ALL,
-    tables: ['common', 'serve'],
-    aliases: [tctl('TEMPORAL_TLS_CERT')],
-  }),
-  TEMPORAL_TLS_CLIENT_KEY_PATH: s({
-    kind: k.readableFile,
-    defaultText: 'unset',
-    description: 'private key of that certificate (PEM file)',
-    commands: ALL,
-    tables: ['common', 'serve'],
-    aliases: [tctl('TEMPORAL_TLS_KEY')],
-  }),
-  TEMPORAL_TLS_SERVER_CA_CERT_PATH: s({
-    kind: k.readableFile,
-    defaultText: 'system roots',
-    description: 'CA certificate(s) the server certificate is checked against (PEM file)',
-    commands: ALL,
-    tables: ['common', 'serve'],
-    aliases: [tctl('TEMPORAL_TLS_CA')],
-  }),
+  TEMPORAL_TLS_CLIENT_CERT_PATH: temporalTlsFile(
+    'mTLS client certificate (PEM file); needs `TEMPORAL_TLS_CLIENT_KEY_PATH`',
+    'unset',
+    'TEMPORAL_TLS_CERT',
+  ),
+  TEMPORAL_TLS_CLIENT_KEY_PATH: temporalTlsFile(
+    'private key of that certificate (PEM file)',
+    'unset',
+    'TEMPORAL_TLS_KEY',
+  ),
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: temporalTlsFile(
+    'CA certificate(s) the server certificate is checked against (PEM file)',
+    'system roots',
+    'TEMPORAL_TLS_CA',
+  ),
   TEMPORAL_TLS_SERVER_NAME: s({
     kind: k.matching(/^[A-Za-z0-9.-]{1,253}$/, 'a host name'),
     defaultText: 'the address host',

@@ -45,6 +45,14 @@ describe('eslint', () => {
     ]);
   });
 
+  it('refuses process.env below app/ (app/ reads the environment and passes typed values down)', async () => {
+    const noEnv = expect.stringContaining('no process.env below app/');
+    expect(await probe('activities/usertext.ts', 'export const x = process.env.HOME;\n')).toEqual([noEnv]);
+    expect(await probe('activities/store/s3config.ts', "export const x = process.env['HOME'];\n")).toEqual([noEnv]);
+    expect(await probe('pipeline/types.ts', 'const { env } = process;\nexport const x = env;\n')).toEqual([noEnv]);
+    expect(await probe('activities/usertext.ts', 'export const x = process.pid;\n')).toEqual([]);
+  });
+
   it('refuses any other layer in pipeline/', async () => {
     expect(
       await probe('pipeline/types.ts', "import { x } from '../activities/usertext.js';\nexport const y = x;\n"),

@@ -66,7 +66,7 @@ describe('resolveContainerCli', () => {
   it('prefers docker when a Docker engine answers `docker info`, without podman flags', async () => {
     const path = pathWith('docker-with-engine', 'podman', 'runc');
     const cli = await resolveContainerCli({ PATH: path });
-    expect(cli).toEqual({ kind: 'docker', command: join(path, 'docker'), runFlags: [] });
+    expect(cli).toEqual({ kind: 'docker', command: join(path, 'docker'), runFlags: [], env: { PATH: path } });
   });
 
   it('falls back to podman when the docker CLI has no engine behind it', async () => {

@@ -14,7 +14,7 @@ const buildBusybox = fileURLToPath(new URL('../fixtures/images/build-busybox.sh'
 let cli: ContainerCliConfig;
 
 beforeAll(async () => {
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
   await ensureTestImages();
 });
 

@@ -49,7 +49,7 @@ function startContainer(name: string, host: string, pid: number): void {
 
 it('removes the containers of runner processes of this host that no longer exist, and no other', async () => {
   await ensureTestImages();
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
   const gone = spawn('true', [], { stdio: 'ignore' });
   await new Promise((r) => gone.once('exit', r));
   // A host name of this test's own: agents of other test files on the same podman remove
@@ -115,7 +115,7 @@ it('keeps env files in memory (/dev/shm) where the host has it, named after the 
   await new Promise((r) => gone.once('exit', r));
   const dead = await envDir(root, gone.pid!, 3_600_000);
   try {
-    cli ??= await resolveContainerCli();
+    cli ??= await resolveContainerCli(process.env);
     await removeOrphanedContainers(cli, `orphans-host-${process.pid}`);
     expect(existsSync(dead)).toBe(false);
   } finally {

@@ -26,7 +26,7 @@ const runLabel = `t${randomBytes(6).toString('hex')}`;
 const scratch = mkdtempSync(join(tmpdir(), 'trainyard-container-test-'));
 
 beforeAll(async () => {
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
   await ensureTestImages();
 });
 

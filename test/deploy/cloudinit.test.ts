@@ -47,7 +47,7 @@ beforeAll(async () => {
   await new S3Client(s3ClientConfig()).send(new CreateBucketCommand({ Bucket: bucket }));
   storeLocation = `s3://${bucket}/store`;
   store = createStore(storeLocation, { s3: s3ClientConfig() });
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
   // Both at once: the package build (esbuild, tar) and the host image (pip, podman import).
   const [pkg] = await Promise.all([
     buildAgentPackage(join(scratch, 'trainyard-agent.tar.gz')),

@@ -27,7 +27,7 @@ import { computeActivitiesFor } from '../../app/compute/activities.js';
 import { loadComputeConfig } from '../../app/compute/config.js';
 import { defaultRunOptions, getRunStatus, startPipelineRun } from '../../app/engine.js';
 import { quietTemporalRuntime } from '../../app/local/run.js';
-import { startWorkers } from '../../app/worker.js';
+import { loadWorkerSettings, startWorkers } from '../../app/worker.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { RunInput, RunStatus } from '../../model/types.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
@@ -201,7 +201,7 @@ export async function startEc2Engine(
 ): Promise<Ec2Engine> {
   quietTemporalRuntime();
   await ensureTestImages();
-  const cliCommand = (await resolveContainerCli()).command;
+  const cliCommand = (await resolveContainerCli(process.env)).command;
   const deployment = deploymentName();
   const controlQueue = `trainyard-ec2-${deployment}`;
   const localQueue = `trainyard-ec2-local-${deployment}`;
@@ -229,6 +229,7 @@ export async function startEc2Engine(
   const workers = await startWorkers({
     connection: native,
     address: temporalAddress(),
+    settings: await loadWorkerSettings(process.env, { host: true }),
     store: createStore(storeDir),
     workRoot: join(scratch, 'control'),
     hostQueue: localQueue,

@@ -35,7 +35,7 @@ afterAll(async () => {
     c.child.kill('SIGKILL');
   }
   for (const s of servers) await s.stop();
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   for (const name of pipelines) await removeContainers(cli, { 'trainyard.pipeline': name });
   rmSync(root, { recursive: true, force: true });
 });

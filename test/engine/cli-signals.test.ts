@@ -25,7 +25,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Only what a failed test left: every passing test asserts there is nothing.
   for (const c of commands) c.child.kill('SIGKILL');
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   for (const name of pipelines) await removeContainers(cli, { 'trainyard.pipeline': name });
   rmSync(root, { recursive: true, force: true });
 });

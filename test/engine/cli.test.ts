@@ -123,7 +123,7 @@ describe('validate, init and missing tools', () => {
     const r = trainyard(['run', '-C', repo.path], {
       TEMPORAL_ADDRESS: '',
       PATH: bin,
-      TRAINYARD_CONTAINER_CLI: (await resolveContainerCli()).command,
+      TRAINYARD_CONTAINER_CLI: (await resolveContainerCli(process.env)).command,
       TRAINYARD_TEMPORAL_BIN: join(bin, 'temporal'),
     });
     expect(r.code).toBe(2);

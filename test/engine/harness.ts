@@ -13,7 +13,14 @@ import { LocalStore } from '../../activities/store/local.js';
 import type { ArtifactStore } from '../../activities/store/types.js';
 import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions, startPipelineRun } from '../../app/engine.js';
-import { startWorkers, type RunningWorkers, type WorkersConfig } from '../../app/worker.js';
+import {
+  loadWorkerSettings,
+  startWorkers,
+  type RunningWorkers,
+  type WorkerSettings,
+  type WorkersConfig,
+} from '../../app/worker.js';
+import type { SecretSource } from '../../activities/secrets.js';
 import { quietTemporalRuntime } from '../../app/local/run.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import { resolveParams } from '../../pipeline/params.js';
@@ -83,7 +90,14 @@ export interface StartOptions {
 }
 
 export async function startEngine(
-  opts: { host?: boolean; options?: Partial<RunOptions>; store?: ArtifactStore; workers?: Partial<WorkersConfig> } = {},
+  opts: {
+    host?: boolean;
+    options?: Partial<RunOptions>;
+    store?: ArtifactStore;
+    /** startWorkers options, and settings that replace those read from this process's environment. */
+    workers?: Partial<Omit<WorkersConfig, 'settings'>> &
+      Partial<Pick<WorkerSettings, 'compute' | 'openLineage'>> & { secrets?: SecretSource };
+  } = {},
 ): Promise<Engine> {
   await ensureTestImages();
   quietTemporalRuntime();
@@ -95,15 +109,24 @@ export async function startEngine(
   const client = new Client({ connection: await Connection.connect({ address }), dataConverter });
   const controlQueue = `test-control-${salt}`;
   const hostQueue = `test-host-${salt}`;
+  const { compute, openLineage, secrets, ...workerOpts } = opts.workers ?? {};
+  const loaded = await loadWorkerSettings(process.env, { host: opts.host !== false });
+  const settings: WorkerSettings = {
+    ...loaded,
+    ...(compute ? { compute } : {}),
+    ...(openLineage !== undefined ? { openLineage } : {}),
+    ...(secrets && loaded.host ? { host: { ...loaded.host, secrets } } : {}),
+  };
   const workers: RunningWorkers = await startWorkers({
     connection: native,
     address,
+    settings,
     store,
     workRoot: join(root, 'work'),
     hostQueue,
     controlQueue,
     noHost: opts.host === false,
-    ...opts.workers,
+    ...workerOpts,
   });
   const options = defaultRunOptions({
     controlQueue,
@@ -150,7 +173,7 @@ export async function startEngine(
     },
     result: (workflowId) => client.workflow.getHandle<typeof pipelineRun>(workflowId).result(),
     async containers() {
-      const cli = await resolveContainerCli();
+      const cli = await resolveContainerCli(process.env);
       return (await listContainers(cli, { 'trainyard.queue': hostQueue })).map((c) => c.name);
     },
     async stop() {

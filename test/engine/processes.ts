@@ -115,5 +115,5 @@ export function processesWithEnv(name: string, value: string): Array<{ pid: numb
 
 /** Names of the containers (running or not) with this label value. */
 export async function containersLabelled(label: string, value: string): Promise<string[]> {
-  return (await listContainers(await resolveContainerCli(), { [label]: value })).map((c) => c.name);
+  return (await listContainers(await resolveContainerCli(process.env), { [label]: value })).map((c) => c.name);
 }

@@ -158,7 +158,7 @@ describe('default code scope: the commit tree minus .trainyard/ and the ignore l
     const deps = {
       store: engine.store,
       sources: new LocalGitSource(`${engine.root}/explain`),
-      cli: await resolveContainerCli(),
+      cli: await resolveContainerCli(process.env),
     };
     const at = () => ({ kind: 'git' as const, repoPath: repo.path, commit: repo.git('rev-parse', 'HEAD'), subdir: '' });
     // Nothing changed since the run: the key is known and cached, every part the same.

@@ -15,7 +15,7 @@ let cli: ContainerCliConfig;
 const agents: ChildProcess[] = [];
 beforeAll(async () => {
   engine = await startEngine({ host: false });
-  cli = await resolveContainerCli();
+  cli = await resolveContainerCli(process.env);
 });
 afterAll(async () => {
   for (const a of agents) a.kill('SIGKILL');

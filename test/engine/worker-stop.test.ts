@@ -32,7 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Only what a failed test left: every passing test asserts there is nothing.
   for (const p of started) p.child.kill('SIGKILL');
-  const cli = await resolveContainerCli();
+  const cli = await resolveContainerCli(process.env);
   for (const queue of [engine.hostQueue, `stop-host-${engine.salt}`, `stop-serve-${engine.salt}-host`])
     await removeContainers(cli, { 'trainyard.queue': queue });
   await engine?.stop();

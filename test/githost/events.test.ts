@@ -104,6 +104,14 @@ describe('GitHub deliveries', () => {
     expect(() => githubIntakeEvent('push', { ...p, repository: 'x' })).toThrow(PayloadError);
     expect(() => githubIntakeEvent('push', [])).toThrow(PayloadError);
   });
+
+  it('ignores an event no handler is registered for, names of Object.prototype included', () => {
+    const p = pushPayload(repo, 9, 'http://gh.test', { before: sha('a'), after: sha('b') });
+    for (const name of ['pull_request', 'constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      expect(githubIntakeEvent(name, p)).toBeNull();
+      expect(gitlabIntakeEvent(name, { ...p, object_kind: 'push' })).toBeNull();
+    }
+  });
 });
 
 describe('GitLab deliveries', () => {

@@ -148,7 +148,9 @@ async function workflowsFor(prefix: string): Promise<string[]> {
 
 /** Containers of this server's runner, asked of whichever container CLI this host uses. */
 async function leftoverContainers(): Promise<string[]> {
-  return (await listContainers(await resolveContainerCli(), { 'trainyard.queue': `${queue}-host` })).map((c) => c.name);
+  return (await listContainers(await resolveContainerCli(process.env), { 'trainyard.queue': `${queue}-host` })).map(
+    (c) => c.name,
+  );
 }
 
 /** What a user sees on GitHub for a commit or pull request: its check runs (every update) and the bot's comments. */

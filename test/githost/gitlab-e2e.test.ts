@@ -96,7 +96,9 @@ const visible = (sha: string, mr: number) =>
 
 /** Step containers of this server's runner, asked of whichever container CLI this host uses. */
 async function leftoverContainers(): Promise<string[]> {
-  return (await listContainers(await resolveContainerCli(), { 'trainyard.queue': `${queue}-host` })).map((c) => c.name);
+  return (await listContainers(await resolveContainerCli(process.env), { 'trainyard.queue': `${queue}-host` })).map(
+    (c) => c.name,
+  );
 }
 
 async function workflowsFor(prefix: string): Promise<string[]> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
 import { ConfigError, loadPolicy, loadServeConfig } from '../../app/intake/config.js';
-import { workerParts } from '../../app/workerparts.js';
+import { gitHostWorkerPartsFromEnv } from '../../app/intake/githostparts.js';
 import { defaultRunOptions } from '../../app/engine.js';
 import { createStore } from '../../activities/store/factory.js';
 import { pino } from 'pino';
@@ -151,7 +151,7 @@ describe('split topology settings', () => {
     return 'no error';
   };
   const worker = (env: Record<string, string>) =>
-    workerParts(
+    gitHostWorkerPartsFromEnv(
       env,
       createStore('/tmp/trainyard-unused-store'),
       '/tmp/trainyard-unused-work',

@@ -14,7 +14,7 @@ import {
   metricsDiff,
 } from '../../activities/lineage/compare.js';
 import { LINEAGE_SCHEMA_ID, type LineageDoc, type LineageStep } from '../../activities/lineage/document.js';
-import { saveLineage } from '../../activities/lineage/index.js';
+import { saveLineage } from '../../activities/lineage/storage.js';
 import { createLineageActivities } from '../../activities/lineage/activity.js';
 import { COMMIT_NEW, currentRun, putFixtureMetrics } from './fixture.js';
 import type { MetricSeriesSummary } from '../../activities/runner/summary.js';

@@ -5,13 +5,9 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createLineageActivities } from '../../activities/lineage/activity.js';
 import { buildLineage, type LineageDoc } from '../../activities/lineage/document.js';
-import {
-  formatLineageAnswer,
-  lineageOf,
-  listRuns,
-  saveLineage,
-  type LineageAnswer,
-} from '../../activities/lineage/index.js';
+import { listRuns, saveLineage } from '../../activities/lineage/storage.js';
+import { lineageOf, type LineageAnswer } from '../../activities/lineage/query.js';
+import { formatLineageAnswer } from '../../activities/lineage/text.js';
 import {
   A,
   COMMIT_NEW,

@@ -9,7 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import type { Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffMarkdown, findBaseRun, metricsDiff } from '../../activities/lineage/compare.js';
-import { loadLineage } from '../../activities/lineage/index.js';
+import { loadLineage } from '../../activities/lineage/storage.js';
 import { markdownToHtml } from '../../activities/report/html.js';
 import { startEngine, type Engine } from '../engine/harness.js';
 import { launchChromium, watchedPage } from './browser.js';

@@ -5,7 +5,9 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { buildLineage } from '../../activities/lineage/document.js';
-import { formatLineageAnswer, lineageOf, saveLineage } from '../../activities/lineage/index.js';
+import { saveLineage } from '../../activities/lineage/storage.js';
+import { lineageOf } from '../../activities/lineage/query.js';
+import { formatLineageAnswer } from '../../activities/lineage/text.js';
 import { stepTable } from '../../activities/githost/text.js';
 import { renderReport } from '../../activities/report/markdown.js';
 import { LiveTable, renderTable } from '../../app/local/table.js';

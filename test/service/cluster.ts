@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { freePort, temporalBinary } from '../../app/devserver.js';
+import { devServerArgs, freePort, temporalBinary } from '../../app/devserver.js';
 import { spawnGuard, type Guard } from '../../app/guard.js';
 import { REPO_ROOT } from '../githost/serve-process.js';
 
@@ -161,23 +161,7 @@ export class TemporalServer {
     this.proc = new Proc(
       'temporal',
       temporalBinary(),
-      [
-        'server',
-        'start-dev',
-        '--headless',
-        '--ip',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--http-port',
-        String(httpPort),
-        '--metrics-port',
-        String(metricsPort),
-        '--db-filename',
-        dbFile,
-        '--log-level',
-        'error',
-      ],
+      devServerArgs({ port, httpPort, metricsPort, dbFile, searchAttributes: false }),
       env,
       logDir,
     );

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { SEARCH_ATTRIBUTES } from '../../model/searchattributes.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -63,26 +62,11 @@ export async function setup(project: TestProject): Promise<void> {
     const httpPort = await freePort();
     // Found the way `trainyard run` finds it (not only on PATH), and with Temporal's default
     // dynamic config, so continue-as-new happens where it would on a real cluster.
-    const { temporalBinary } = await import('../../app/devserver.js');
+    const { devServerArgs, temporalBinary } = await import('../../app/devserver.js');
     const child = spawn(
       temporalBinary(),
-      [
-        'server',
-        'start-dev',
-        '--headless',
-        '--ip',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--http-port',
-        String(httpPort),
-        '--metrics-port',
-        String(await freePort()),
-        '--log-level',
-        'error',
-        // The run search attributes `trainyard setup-temporal` registers on a real server.
-        ...Object.values(SEARCH_ATTRIBUTES).flatMap((n) => ['--search-attribute', `${n}=Keyword`]),
-      ],
+      // With the run search attributes `trainyard setup-temporal` registers on a real server.
+      devServerArgs({ port, httpPort, metricsPort: await freePort() }),
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(child);

@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { S3Client } from '@aws-sdk/client-s3';
 import { assertDigest, sha256Bytes } from '../../activities/store/digest.js';
-import { createStore, defaultStoreLocation } from '../../activities/store/factory.js';
+import { createStore } from '../../activities/store/factory.js';
+import { loadEngineConfig, storeSetting } from '../../app/config.js';
+import { openStore } from '../../app/store.js';
 import { LocalStore } from '../../activities/store/local.js';
 import { S3Store } from '../../activities/store/s3.js';
 import { s3ClientConfig } from '../setup/services.js';
 import { createTestBucket, deleteTestBucket, scratchDir } from './backends.js';
 
-const ENV_KEYS = ['TRAINYARD_STORE', 'XDG_DATA_HOME', 'HOME', 'TRAINYARD_S3_ENDPOINT', 'AWS_REGION'] as const;
+const ENV_KEYS = ['HOME', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'] as const;
 
 describe('createStore', () => {
   const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
@@ -52,9 +54,15 @@ describe('createStore', () => {
     expect(viaOpts.location).toBe(`s3://${bucket}/runs/x`);
     const ref = await viaOpts.putBytes('via options');
 
-    process.env.TRAINYARD_S3_ENDPOINT = cfg.endpoint;
+    // The app's settings: the endpoint from TRAINYARD_S3_ENDPOINT, region and keys from the SDK's own chain.
     process.env.AWS_REGION = 'eu-west-1';
-    const viaEnv = createStore(`s3://${bucket}/runs/x`, { s3: { credentials: cfg.credentials } }) as S3Store;
+    process.env.AWS_ACCESS_KEY_ID = cfg.credentials.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = cfg.credentials.secretAccessKey;
+    const settings = loadEngineConfig({
+      TRAINYARD_S3_ENDPOINT: cfg.endpoint,
+      TRAINYARD_STORE: `s3://${bucket}/runs/x`,
+    });
+    const viaEnv = openStore(settings) as S3Store;
     expect(viaEnv.client.config.forcePathStyle).toBe(true);
     expect(await viaEnv.client.config.region()).toBe('eu-west-1');
     expect((await viaEnv.getBytes(ref.digest)).toString()).toBe('via options');
@@ -68,14 +76,10 @@ describe('createStore', () => {
   });
 
   it('defaults to $TRAINYARD_STORE, then $XDG_DATA_HOME/trainyard/store, then ~/.local/share/trainyard/store', () => {
-    process.env.TRAINYARD_STORE = 's3://team-bucket/trainyard';
-    expect(defaultStoreLocation()).toBe('s3://team-bucket/trainyard');
-    delete process.env.TRAINYARD_STORE;
-    process.env.XDG_DATA_HOME = '/data/xdg';
-    expect(defaultStoreLocation()).toBe('/data/xdg/trainyard/store');
-    process.env.XDG_DATA_HOME = 'relative/ignored';
-    process.env.HOME = '/home/someone';
-    expect(defaultStoreLocation()).toBe('/home/someone/.local/share/trainyard/store');
+    expect(storeSetting({ TRAINYARD_STORE: 's3://team-bucket/trainyard' })).toBe('s3://team-bucket/trainyard');
+    expect(storeSetting({ XDG_DATA_HOME: '/data/xdg' })).toBe('/data/xdg/trainyard/store');
+    process.env.HOME = '/home/someone'; // os.homedir() reads it
+    expect(storeSetting({ XDG_DATA_HOME: 'relative/ignored' })).toBe('/home/someone/.local/share/trainyard/store');
   });
 });
 

@@ -16,7 +16,7 @@ import { RemoteSourceProvider } from '../../activities/githost/source.js';
 import { createIntakeActivities, type IntakeActivities } from '../../activities/intake/activities.js';
 import { temporalStarter } from '../../activities/intake/starter.js';
 import type { RunOptions } from '../../model/types.js';
-import { githubConfig, gitlabConfig } from './config.js';
+import { githubConfig, gitlabConfig, linkSettings, loadPolicy } from './config.js';
 import { intakePolicy, type ServerPolicy } from './policy.js';
 
 export type GitHostActivities = { publishStatus: PublishStatus; handleDelivery: IntakeActivities['handleDelivery'] };
@@ -34,6 +34,24 @@ export interface GitHostWorkerOptions {
   policy: ServerPolicy;
   /** Options of the runs the intake starts (queues, status interval, parallelism). */
   runOptions: () => RunOptions;
+}
+
+/**
+ * The git-host parts of a `trainyard worker` apart from `serve`, all settings read from `env`.
+ * Throws ConfigError naming the variable at fault: such a worker must share its run-page
+ * settings, so with a git host configured it needs TRAINYARD_PUBLIC_URL (or `none`) and, with a
+ * public URL, TRAINYARD_LINK_SECRET.
+ */
+export function gitHostWorkerPartsFromEnv(
+  env: Record<string, string | undefined>,
+  store: ArtifactStore,
+  workRoot: string,
+  log: Logger,
+  runOptions: () => RunOptions,
+): GitHostWorkerParts {
+  const hasGitHost = githubConfig(env) !== null || gitlabConfig(env) !== null;
+  const links = linkSettings(env, { split: true, requireUrl: hasGitHost });
+  return gitHostWorkerParts(env, store, workRoot, log, { links, policy: loadPolicy(env), runOptions });
 }
 
 /** Throws ConfigError (naming the variable) when GitHub or GitLab settings are half set. */

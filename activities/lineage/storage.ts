@@ -26,12 +26,11 @@ import {
 } from './document.js';
 import { renderReport } from '../report/markdown.js';
 import { recordBranchRun } from './compare.js';
-import { stepDetail } from '../report/statetext.js';
-import { terminalText } from '../usertext.js';
 import { METRICS_SUMMARY_SCHEMA, type MetricsSummary } from '../runner/summary.js';
 
 import { isDigest } from '../store/digest.js';
-const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
+/** A digest or digest prefix as a user types it: optional `sha256:`, then hex. */
+export const HEX_PREFIX = /^(?:sha256:)?([0-9a-f]+)$/;
 const INDEX_WRITE_CONCURRENCY = 16;
 // The store's record-key alphabet (activities/store/keys.ts), one segment, not `.`/`..`.
 const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/;
@@ -186,10 +185,10 @@ export async function saveLineage(
   return { lineageKey, reportKey, reportMarkdown };
 }
 
-const hexOf = (digest: string): string => digest.slice('sha256:'.length);
+export const hexOf = (digest: string): string => digest.slice('sha256:'.length);
 
 /** listRecords may answer full keys or keys relative to the prefix; this gives the part after the prefix. */
-function tailOf(prefix: string, key: string): string {
+export function tailOf(prefix: string, key: string): string {
   return key.startsWith(prefix) ? key.slice(prefix.length) : key;
 }
 
@@ -269,244 +268,4 @@ export async function loadMetricSummaries(
   };
   await Promise.all(Array.from({ length: Math.min(INDEX_WRITE_CONCURRENCY, digests.length) }, worker));
   return out;
-}
-
-// ---- answering `trainyard lineage <digest|run-id>` ----
-
-export interface RunStepSummary {
-  name: string;
-  state: string;
-  cacheDecision: string | null;
-  reason: string | null;
-  producedBy: CacheSource | null;
-  inputs: Record<string, Digest>;
-  outputs: Record<string, Digest>;
-}
-
-/** Which run an index entry belongs to. */
-export interface RunRef {
-  runId: string;
-  pipeline: string;
-  commit: string;
-  finishedAt: string;
-}
-
-export type Producer = RunRef & ProducedEntry;
-export type Consumer = RunRef & ConsumedEntry;
-
-export type LineageAnswer =
-  | {
-      kind: 'run';
-      runId: string;
-      pipeline: { name: string; file: string; digest: Digest };
-      commit: string;
-      dirtyBase: string | null;
-      conclusion: LineageConclusion;
-      startedAt: string;
-      finishedAt: string;
-      params: LineageDoc['params'];
-      totals: LineageTotals;
-      steps: RunStepSummary[];
-    }
-  | {
-      kind: 'artifact';
-      digest: Digest;
-      size: number | null;
-      artifactKind: 'file' | 'dir' | null;
-      uri: string | null;
-      producers: Producer[];
-      consumers: Consumer[];
-    }
-  | { kind: 'ambiguous'; query: string; candidates: Digest[] }
-  | { kind: 'not_found'; query: string; message: string };
-
-function runAnswer(doc: LineageDoc): LineageAnswer {
-  const digests = (m: Record<string, { digest: Digest }>): Record<string, Digest> =>
-    Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.digest]));
-  return {
-    kind: 'run',
-    runId: doc.runId,
-    pipeline: doc.pipeline,
-    commit: doc.source.commit,
-    dirtyBase: doc.source.dirtyBase,
-    conclusion: doc.conclusion,
-    startedAt: doc.startedAt,
-    finishedAt: doc.finishedAt,
-    params: doc.params,
-    totals: doc.totals,
-    steps: doc.steps.map((s) => ({
-      name: s.name,
-      state: s.state,
-      cacheDecision: s.cache?.decision ?? null,
-      reason: s.cache?.reason ?? (stepDetail(s.state, s.message) || null),
-      producedBy: s.producedBy,
-      inputs: digests(s.inputs),
-      outputs: digests(s.outputs),
-    })),
-  };
-}
-
-async function readIndex<E>(store: ArtifactStore, prefix: string): Promise<DigestIndexEntry<E>[]> {
-  const keys = await store.listRecords(prefix);
-  const out: DigestIndexEntry<E>[] = [];
-  for (const k of keys) {
-    const rec = await store.getRecord<DigestIndexEntry<E>>(`${prefix}${tailOf(prefix, k)}`);
-    if (rec) out.push(rec);
-  }
-  return out.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-}
-
-function flatten<E>(recs: DigestIndexEntry<E>[]): (RunRef & E)[] {
-  return recs.flatMap((r) =>
-    r.entries.map((e) => ({ runId: r.runId, pipeline: r.pipeline, commit: r.commit, finishedAt: r.finishedAt, ...e })),
-  );
-}
-
-async function artifactAnswer(store: ArtifactStore, digest: Digest): Promise<LineageAnswer> {
-  const produced = await readIndex<ProducedEntry>(store, producedIndexPrefix(digest));
-  const consumed = await readIndex<ConsumedEntry>(store, consumedIndexPrefix(digest));
-  if (produced.length === 0 && consumed.length === 0) {
-    return { kind: 'not_found', query: digest, message: `no run in ${store.location} produced or consumed ${digest}` };
-  }
-  const any = produced[0] ?? consumed[0]!;
-  return {
-    kind: 'artifact',
-    digest,
-    size: any.size,
-    artifactKind: any.kind,
-    uri: any.uri,
-    producers: flatten(produced),
-    consumers: flatten(consumed),
-  };
-}
-
-/**
- * `query` is a run id, a full digest (`sha256:<64 hex>`), or a digest prefix of at least
- * MIN_PREFIX_HEX hex digits (with or without `sha256:`), resolved through the prefix index.
- */
-export async function lineageOf(store: ArtifactStore, query: string): Promise<LineageAnswer> {
-  const q = query.trim();
-  // Tested as a copy: Digest is a string, and narrowing q by the guard would leave `never` below.
-  const digest: unknown = q;
-  if (isDigest(digest)) return artifactAnswer(store, digest);
-  const doc = await loadLineage(store, q);
-  if (doc) return runAnswer(doc);
-  const hex = HEX_PREFIX.exec(q.toLowerCase())?.[1];
-  if (hex === undefined || hex.length > 64) {
-    return {
-      kind: 'not_found',
-      query: q,
-      message: `no run ${JSON.stringify(q)} in ${store.location}, and it is not a sha256 digest`,
-    };
-  }
-  if (hex.length === 64) return artifactAnswer(store, `sha256:${hex}`);
-  if (hex.length < MIN_PREFIX_HEX) {
-    return {
-      kind: 'not_found',
-      query: q,
-      message: `no run ${JSON.stringify(q)}; as a digest prefix it is too short: give at least ${MIN_PREFIX_HEX} hex digits or the full sha256:<64 hex> digest`,
-    };
-  }
-  const prefix = digestPrefixIndexPrefix(hex);
-  const candidates = (await store.listRecords(prefix))
-    .map((k) => tailOf(prefix, k))
-    .filter((d) => isDigest(d) && hexOf(d).startsWith(hex))
-    .sort();
-  if (candidates.length === 0) {
-    return {
-      kind: 'not_found',
-      query: q,
-      message: `no run and no artifact matching ${JSON.stringify(q)} in ${store.location}`,
-    };
-  }
-  if (candidates.length > 1) return { kind: 'ambiguous', query: q, candidates };
-  return artifactAnswer(store, candidates[0]!);
-}
-
-// ---- plain text for the CLI ----
-
-/** Strips terminal control sequences and line breaks from user-controlled text; bidi controls shown. */
-const plain = terminalText;
-
-function originText(o: InputOrigin): string {
-  switch (o.kind) {
-    case 'step':
-      return `step ${plain(o.step)}.${plain(o.output)}`;
-    case 'uri':
-      return plain(o.uri);
-    case 'repo':
-      return `repo ${plain(o.path)} @ ${plain(o.commit.slice(0, 12))}`;
-  }
-}
-
-export function formatLineageAnswer(answer: LineageAnswer): string {
-  const lines: string[] = [];
-  switch (answer.kind) {
-    case 'not_found':
-      return `not found: ${plain(answer.message)}`;
-    case 'ambiguous':
-      lines.push(`${plain(answer.query)} matches ${answer.candidates.length} artifacts; give more digits:`);
-      for (const c of answer.candidates) lines.push(`  ${c}`);
-      return lines.join('\n');
-    case 'run': {
-      const t = answer.totals;
-      lines.push(`run ${plain(answer.runId)}: ${answer.conclusion}`);
-      lines.push(
-        `  pipeline  ${plain(answer.pipeline.name)} (${plain(answer.pipeline.file)}, ${answer.pipeline.digest})`,
-      );
-      lines.push(
-        `  commit    ${plain(answer.commit)}${answer.dirtyBase ? ` (dirty snapshot of ${plain(answer.dirtyBase)})` : ''}`,
-      );
-      lines.push(`  time      ${plain(answer.startedAt)} → ${plain(answer.finishedAt)}`);
-      const params = Object.entries(answer.params).map(([k, v]) => `${plain(k)}=${plain(JSON.stringify(v))}`);
-      if (params.length) lines.push(`  params    ${params.join(' ')}`);
-      lines.push(`  steps     ${t.steps} (ran ${t.ran}, cached ${t.cached}, failed ${t.failed}, skipped ${t.skipped})`);
-      for (const s of answer.steps) {
-        lines.push(
-          `  - ${plain(s.name)}: ${s.state}${s.cacheDecision ? ` [cache ${s.cacheDecision}]` : ''}${s.reason ? ` — ${plain(s.reason)}` : ''}`,
-        );
-        if (s.producedBy && s.producedBy.runId !== answer.runId) {
-          lines.push(
-            `      reused from run ${plain(s.producedBy.runId)} step ${plain(s.producedBy.step)} @ ${plain(s.producedBy.commit.slice(0, 12))}`,
-          );
-        }
-        for (const [n, d] of Object.entries(s.inputs)) lines.push(`      in  ${plain(n)} ${d}`);
-        for (const [n, d] of Object.entries(s.outputs)) lines.push(`      out ${plain(n)} ${d}`);
-      }
-      return lines.join('\n');
-    }
-    case 'artifact': {
-      lines.push(
-        `artifact ${answer.digest}${answer.size !== null ? ` (${answer.artifactKind}, ${answer.size} bytes)` : ''}`,
-      );
-      if (answer.uri) lines.push(`  at ${plain(answer.uri)}`);
-      const made = answer.producers.filter((p) => !p.reused);
-      const reused = answer.producers.filter((p) => p.reused);
-      lines.push(made.length ? 'produced by:' : 'produced by: (no run in this store executed it)');
-      for (const p of made) {
-        lines.push(
-          `  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}, ${plain(p.finishedAt)}) step ${plain(p.step)} output ${plain(p.output)}`,
-        );
-        if (p.image) lines.push(`    image ${plain(p.image)}`);
-        if (p.inputs.length === 0) lines.push('    from no inputs');
-        for (const i of p.inputs) lines.push(`    from ${plain(i.name)} ${i.digest} ← ${originText(i.origin)}`);
-      }
-      if (reused.length) {
-        lines.push('reused (cache) by:');
-        for (const p of reused) {
-          const src = p.producedBy ? ` from run ${plain(p.producedBy.runId)}` : '';
-          lines.push(
-            `  run ${plain(p.runId)} (${plain(p.pipeline)} @ ${plain(p.commit.slice(0, 12))}) step ${plain(p.step)} output ${plain(p.output)}${src}`,
-          );
-        }
-      }
-      lines.push(answer.consumers.length ? 'consumed by:' : 'consumed by: (nothing yet)');
-      for (const c of answer.consumers) {
-        lines.push(
-          `  run ${plain(c.runId)} (${plain(c.pipeline)} @ ${plain(c.commit.slice(0, 12))}, ${plain(c.finishedAt)}) step ${plain(c.step)} input ${plain(c.input)} [${c.state}]`,
-        );
-      }
-      return lines.join('\n');
-    }
-  }
 }
