@@ -78,9 +78,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
         quiet?: boolean;
         json?: boolean;
       }) => {
+        // The embedded Temporal server starts first: it gets ready while the rest loads (app/local/embedded.ts).
+        const earlyServer = (await import('./local/embedded.js')).startEarlyServer();
         const { runCommand } = await import('./local/run.js');
         setCode(
           await runCommand({
+            ...(earlyServer ? { earlyServer } : {}),
             dir: o.dir,
             params: o.param,
             noCache: !o.cache,
