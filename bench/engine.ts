@@ -249,6 +249,14 @@ async function main(): Promise<void> {
       ]);
       rows.push([
         '',
+        'accepted deliveries per second, no intake worker running (serve alone)',
+        w.recordOnlyPerSecond.toFixed(1),
+        `${bareRate.toFixed(1)} bare client starts/s`,
+        `${(w.recordOnlyPerSecond / bareRate).toFixed(2)}×`,
+        '',
+      ]);
+      rows.push([
+        '',
         "runs started per second (burst, until every delivery's run started)",
         w.startedPerSecond.toFixed(1),
         `${bareRate.toFixed(1)} bare client starts/s`,
@@ -351,7 +359,13 @@ async function webhookFigures(
   address: string,
   latency: number,
   burst: number,
-): Promise<{ ackP99: number; bareAckP99: number; acceptedPerSecond: number; startedPerSecond: number }> {
+): Promise<{
+  ackP99: number;
+  bareAckP99: number;
+  acceptedPerSecond: number;
+  recordOnlyPerSecond: number;
+  startedPerSecond: number;
+}> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'bench/webhooks.ts', '--latency', String(latency), '--burst', String(burst)],
@@ -377,10 +391,12 @@ async function webhookFigures(
   };
   const ack = row('acknowledge only');
   const start = row('start runs');
+  const record = row('record only');
   return {
     bareAckP99: Number(ack[2]),
     ackP99: Number(start[2]),
     acceptedPerSecond: Number(start[5]),
+    recordOnlyPerSecond: Number(record[5]),
     startedPerSecond: Number(start[6]),
   };
 }
