@@ -1,7 +1,7 @@
 // Step secrets: the runner fetches their values itself, when an attempt starts, from the secret
 // source of the host it runs on. The workflow, its Temporal payloads, the cache key and the
 // lineage only ever hold the names (pipeline/types.ts StepSpec.secrets).
-import { GetParametersCommand, SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import { SECRET_NAME, SECRET_NAME_RULE } from '../pipeline/names.js';
 
 /** What a runner can fetch secrets from. */
@@ -73,6 +73,9 @@ export function createSecretSource(settings: SecretSourceSettings): SecretSource
       }
       if (rest.length > 0 && settings.ssm) {
         const s = settings.ssm;
+        // Loaded on the first secret asked of SSM: every runner imports this module, and the
+        // SDK client costs a `trainyard run` a noticeable part of its start-up.
+        const { GetParametersCommand, SSMClient } = await import('@aws-sdk/client-ssm');
         ssm ??= new SSMClient({
           region: s.region,
           ...(s.endpoint ? { endpoint: s.endpoint } : {}),

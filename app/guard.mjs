@@ -16,7 +16,9 @@
 // When the pipe reaches end-of-file — trainyard closed it, or died in any way — or on
 // SIGTERM, it kills and removes the containers still listed, sends SIGTERM to every group
 // still listed and SIGKILL to those still there after their grace time (default 15 s), stops
-// the server and exits once all of them are gone.
+// the server and exits once all of them are gone. The server gets SIGTERM, or SIGKILL when
+// TRAINYARD_GUARD_SERVER_STOP=SIGKILL (app/guard.ts: a server that keeps nothing, whose
+// graceful shutdown would only cost time).
 //
 // Plain JavaScript on purpose: it starts with `node` alone in a few tens of milliseconds,
 // without the TypeScript loader the rest of the CLI needs. Nothing goes through a shell:
@@ -105,7 +107,7 @@ async function stop(code = 0) {
     await run(cli, ['rm', '-f', name]);
   });
   if (server && server.exitCode === null && server.signalCode === null) {
-    server.kill('SIGTERM');
+    server.kill(process.env.TRAINYARD_GUARD_SERVER_STOP === 'SIGKILL' ? 'SIGKILL' : 'SIGTERM');
     // `temporal server start-dev` stops in well under a second; never wait on it forever.
     setTimeout(() => server.kill('SIGKILL'), 5000).unref();
   }

@@ -27,11 +27,14 @@ export interface Guard {
  * Spawns the watchdog in a process group of its own, connected by a pipe whose end-of-file
  * (close(), or this process dying in any way) makes it remove the containers it was told
  * of and stop `server` — a command it starts, with its stderr passed on to exited's detail.
+ * An `ephemeral` server (one that keeps nothing: the dev server without a database file) is
+ * stopped with SIGKILL, at once, rather than SIGTERM and its graceful shutdown (about a second).
  */
-export function spawnGuard(server?: { binary: string; args: string[] }): Guard {
+export function spawnGuard(server?: { binary: string; args: string[]; ephemeral?: boolean }): Guard {
   const child = spawn(process.execPath, [SCRIPT, ...(server ? [server.binary, ...server.args] : [])], {
     stdio: ['pipe', 'ignore', 'pipe'],
     detached: true,
+    ...(server?.ephemeral ? { env: { ...process.env, TRAINYARD_GUARD_SERVER_STOP: 'SIGKILL' } } : {}),
   });
   // The pipe must not crash this process when the watchdog is gone.
   child.stdin?.on('error', () => undefined);

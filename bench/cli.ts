@@ -58,7 +58,7 @@ export async function median(n: number, f: () => Promise<Spawned>): Promise<Spaw
 export interface CachedRunFigures {
   wallMs: number;
   maxRssKb: number;
-  /** Phase → ms, in order: process start, checks, server ready, bundle + workers, run, shutdown. */
+  /** Phase → ms, in order: process start, checks, server ready, bundle + workers, run, shutdown (workers, containers, server), exit. */
   breakdown: Array<[string, number]>;
 }
 
@@ -103,7 +103,10 @@ export async function cachedExampleRun(dir: string, root: string): Promise<Cache
     ['embedded Temporal server ready', at('server ready')],
     ['workflow bundle + workers', at('workers ready')],
     ['run (all cached) + report', at('run finished')],
-    ['shutdown (workers, server)', again.wallMs],
+    ['shutdown: workers, connections', at('workers stopped')],
+    ['shutdown: leftover containers checked', at('containers checked')],
+    ['shutdown: embedded server stopped', at('server stopped')],
+    ['exit', again.wallMs],
   ];
   const breakdown: Array<[string, number]> = points.map(([name, t], i) => [
     name,

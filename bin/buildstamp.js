@@ -2,7 +2,7 @@
 // the checkout (bin/trainyard.js): every file under the compiled folders, by path, size and
 // modification time. Plain JavaScript, no dependencies: it runs before anything is loaded.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The checkout this file is in. */
@@ -17,23 +17,25 @@ const FORMAT = 1;
 /** `{ format, root, node, files: { "app/cli.ts": [size, mtimeMs] } }` of the checkout at `root` now. */
 export function sourceStamp(root = ROOT) {
   const files = {};
-  const walk = (dir) => {
+  // Runs before every command: plain string paths (path.join and path.relative per file cost
+  // more than the stat calls themselves), relative to `root` as they are built.
+  const walk = (rel) => {
     let entries;
     try {
-      entries = readdirSync(dir, { withFileTypes: true });
+      entries = readdirSync(`${root}/${rel}`, { withFileTypes: true });
     } catch {
       return;
     }
     for (const e of entries) {
-      const p = join(dir, e.name);
+      const p = `${rel}/${e.name}`;
       if (e.isDirectory()) walk(p);
       else if (e.isFile() && /\.(ts|mjs)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
-        const st = statSync(p);
-        files[relative(root, p)] = [st.size, st.mtimeMs];
+        const st = statSync(`${root}/${p}`);
+        files[p] = [st.size, st.mtimeMs];
       }
     }
   };
-  for (const d of SOURCE_DIRS) walk(join(root, d));
+  for (const d of SOURCE_DIRS) walk(d);
   return { format: FORMAT, root, node: process.versions.modules, files };
 }
 

@@ -26,6 +26,7 @@ import { cancelPipelineRun, defaultRunOptions, localHostQueue, startPipelineRun 
 import { loadWorkerSettings, quietTemporalRuntime, startWorkers, type RunningWorkers } from '../worker.js';
 import { UsageError } from './errors.js';
 import { phase } from './phases.js';
+import type { EarlyServer } from './embedded.js';
 import { currentBranch } from './branch.js';
 import { findProject, snapshot } from './project.js';
 import { TemporalUnreachableError, followRun } from './follow.js';
@@ -43,6 +44,8 @@ export interface RunArgs {
   quiet: boolean;
   /** Print one JSON object on stdout at the end (runStatusJson plus lineage, cost and report file) instead of the report. */
   json?: boolean;
+  /** The embedded server, already starting (app/local/embedded.ts); stopped here when the command ends before using it. */
+  earlyServer?: EarlyServer;
 }
 
 /** Re-exported for the modules that import it from here. */
@@ -56,6 +59,16 @@ export { quietTemporalRuntime };
 
 /** Returns the process exit code. */
 export async function runCommand(args: RunArgs): Promise<number> {
+  let handedOver = false;
+  try {
+    return await checkAndRun(args, () => (handedOver = true));
+  } finally {
+    // Bad input, a missing container CLI …: the server started ahead of need must not outlive the command.
+    if (!handedOver) await args.earlyServer?.discard();
+  }
+}
+
+async function checkAndRun(args: RunArgs, handOver: () => void): Promise<number> {
   phase('loaded');
   const cfg = loadEngineConfig();
   const project = await findProject(args.dir);
@@ -97,7 +110,8 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
-  const run = new InterruptibleRun(cfg);
+  const run = new InterruptibleRun(cfg, args.earlyServer);
+  handOver();
   try {
     return await run.execute(async () => {
       phase('checked');
@@ -236,7 +250,10 @@ class InterruptibleRun {
     void this.retryCancel();
   };
 
-  constructor(private readonly cfg: EngineConfig) {
+  constructor(
+    private readonly cfg: EngineConfig,
+    private readonly early?: EarlyServer,
+  ) {
     process.on('SIGINT', this.onSignal);
     process.on('SIGTERM', this.onSignal);
   }
@@ -264,17 +281,22 @@ class InterruptibleRun {
         await close().catch((e: unknown) => {
           if (process.env.TRAINYARD_DEBUG) console.error('close failed', e);
         });
+      phase('workers stopped');
       // Workers that could not hand their steps back (Temporal gone) leave their containers: remove them.
       const left = await removeStartedContainers();
       if (left.length) process.stderr.write(`removed ${left.length} container(s) of this run: ${left.join(', ')}\n`);
+      phase('containers checked');
       await this.guard?.close();
+      // Started ahead of need but never taken (the body ended before): stop it all the same.
+      if (this.early && !this.dev) await this.early.discard();
+      phase('server stopped');
     }
     if (gaveUp) process.stderr.write(this.gaveUpMessage(gaveUp));
     return code;
   }
 
   async startEmbeddedServer(): Promise<string> {
-    this.dev = await startDevServer();
+    this.dev = await (this.early ? this.early.take() : startDevServer());
     this.guard = this.dev.guard;
     this.guard.followContainers();
     this.serverLost = this.dev.exited.then(({ expected, detail }) => {

@@ -70,7 +70,9 @@ describe('bench/engine.ts', () => {
       '10,000 distinct steps',
     ])
       expect(row(measure), `no "${measure}" row in:\n${out}`).toBeDefined();
-    expect(out).toMatch(/\| +\| runs started per second \(burst\) +\| [\d.]+ +\| [\d.]+ bare client starts\/s/);
+    expect(out).toMatch(/\| +\| accepted deliveries per second \(burst[^|]*\| [\d.]+ +\| [\d.]+ bare client starts\/s/);
+    expect(out).toMatch(/\| +\| accepted deliveries per second, no intake worker[^|]*\| [\d.]+ +\| [\d.]+ bare/);
+    expect(out).toMatch(/\| +\| runs started per second \(burst[^|]*\| [\d.]+ +\| [\d.]+ bare client starts\/s/);
     for (const phase of [
       'process start',
       'checks',
