@@ -3,15 +3,8 @@
 // imports commander and Node built-ins only, and each verb loads its own modules inside its
 // action, so `trainyard --help` loads neither Temporal nor the AWS SDK nor Probot.
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import type * as Commander from 'commander';
-
-// commander is CommonJS: required directly it loads in about two thirds of the time an ESM
-// import takes (no translation of its exports), on the path every command and --help take.
-const { Argument, Command, CommanderError, Option } = createRequire(import.meta.url)('commander') as typeof Commander;
-type Command = Commander.Command;
-type Option = Commander.Option;
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { completionScript } from './local/completion.js';
 import { UsageError } from './local/errors.js';
 
