@@ -26,7 +26,7 @@ import type { ContainerCliConfig } from './container/types.js';
 import { createLineageActivities, type RecordLineageArgs, type RecordedLineage } from './lineage/activity.js';
 import { createEmitOpenLineage, type OpenLineageConfig } from './lineage/openlineage.js';
 import { createPrepareSteps } from './prepare.js';
-import { createRunStep, type RunnerDeps } from './step.js';
+import { createRunStep, type RunnerDeps } from './runner/runstep.js';
 import type { SourceProvider } from './source/types.js';
 import { latestRecordKey } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';

@@ -7,7 +7,7 @@
 // attempt often lands on this same process, which polls the same queue. Killing the container
 // and running the step again would execute it twice; instead the running execution is kept
 // for a while and the new attempt takes it over. A runner elsewhere that gets the new attempt
-// removes the old container first (activities/step.ts), as for a dead runner.
+// removes the old container first (activities/runner/runstep.ts), as for a dead runner.
 import { CancelledFailure, Context } from '@temporalio/activity';
 
 /** What an execution sees of the Temporal attempt that currently owns it (a subset of Context). */

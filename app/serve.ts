@@ -18,7 +18,7 @@ import { RunLinks } from '../activities/githost/links.js';
 import { GitHostRecords } from '../activities/githost/records.js';
 import type { IntakeEvent } from '../activities/intake/events.js';
 import { deliveryIdFrom } from '../activities/intake/ids.js';
-import { temporalStarter } from '../activities/intake/starter.js';
+import { temporalStarter } from '../activities/intake/temporalstarter.js';
 import { dataConverter } from './codec.js';
 import { temporalConnectOptions } from './config.js';
 import { waitForTemporal } from './connect.js';

@@ -15,7 +15,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createControlActivities, createHostActivities } from '../activities/engine.js';
 import { heartbeatWhileRunning } from '../activities/liveness.js';
-import { removeOrphanedContainers } from '../activities/step.js';
+import { removeOrphanedContainers } from '../activities/runner/runstep.js';
 import { secretSourceFromEnv, type SecretSource } from '../activities/secrets.js';
 import { resolveContainerCli } from '../activities/container/cli.js';
 import { removeStartedContainers } from '../activities/container/run.js';
@@ -405,7 +405,7 @@ export async function startHostWorker(
     // Cancellation reaches an activity through its heartbeat; keep them flowing often.
     maxHeartbeatThrottleInterval: '2 seconds',
     // A step still running when the grace time is up gets WORKER_SHUTDOWN cancellation: the
-    // runner removes its container and fails the attempt as retryable (activities/step.ts).
+    // runner removes its container and fails the attempt as retryable (activities/runner/runstep.ts).
     shutdownGraceTime: cfg.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
   });
   const running = runUntilShutdown(worker);

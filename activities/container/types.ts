@@ -39,3 +39,17 @@ export interface ContainerRunResult {
   cancelled: boolean;
   durationMs: number;
 }
+
+/**
+ * A container engine as the host runner uses it (activities/runner/runstep.ts): make sure an
+ * image is local, run one step's container to completion, remove containers by label.
+ * `cliRuntime(cli)` (container/runtime.ts) drives docker or podman; a test may pass another.
+ */
+export interface ContainerRuntime {
+  /** Makes sure `image` is local (pulling it if needed); its id. Throws ContainerImageError when it cannot be had. */
+  ensureImage(image: string): Promise<string>;
+  /** Runs the container to completion, its timeout or an abort, and removes it (exitCode null when stopped by us). */
+  run(req: ContainerRunRequest): Promise<ContainerRunResult>;
+  /** Force-removes every container carrying all these labels; their names. */
+  removeContainers(labels: Record<string, string>): Promise<string[]>;
+}

@@ -10,7 +10,7 @@ import type { CommentCommand } from './events.js';
 import { commentWorkflowId } from './ids.js';
 import { listPipelines, pipelinesAt } from './pipelines.js';
 import { atLeast, type AccessLevel, type ConversationPort, type RepoPort } from './port.js';
-import { startRun } from './start.js';
+import { startRun } from './startrun.js';
 import { forkVerdict, policyVerdict } from './verdicts.js';
 
 export interface CommentEvent {

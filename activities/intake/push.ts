@@ -15,7 +15,7 @@ import { pushWorkflowId } from './ids.js';
 import { invalidFileCheckName, invalidVerdict, pipelinesAt } from './pipelines.js';
 import { paramsVerdict, policyVerdict } from './verdicts.js';
 import type { RepoPort, Verdict } from './port.js';
-import { startRun } from './start.js';
+import { startRun } from './startrun.js';
 
 export interface PushEvent {
   /** Full ref, `refs/heads/main` or `refs/tags/v1.0`. */

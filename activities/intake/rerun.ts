@@ -4,7 +4,7 @@ import type { Intake } from './context.js';
 import { rerunWorkflowId, runIdFor } from './ids.js';
 import { pipelinesAt } from './pipelines.js';
 import type { RepoPort } from './port.js';
-import { startRun } from './start.js';
+import { startRun } from './startrun.js';
 import { paramsVerdict, policyVerdict } from './verdicts.js';
 
 export interface RerunRequest {

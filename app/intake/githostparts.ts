@@ -14,7 +14,7 @@ import { createPublishStatus, type PublishStatus } from '../../activities/githos
 import { GitHostRecords } from '../../activities/githost/records.js';
 import { RemoteSourceProvider } from '../../activities/githost/source.js';
 import { createIntakeActivities, type IntakeActivities } from '../../activities/intake/activities.js';
-import { temporalStarter } from '../../activities/intake/starter.js';
+import { temporalStarter } from '../../activities/intake/temporalstarter.js';
 import type { RunOptions } from '../../model/types.js';
 import { githubConfig, gitlabConfig, linkSettings, loadPolicy } from './config.js';
 import { intakePolicy, type ServerPolicy } from './policy.js';

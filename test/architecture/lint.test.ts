@@ -62,10 +62,16 @@ describe('eslint', () => {
   it('lets workflows/ name activity types but not load activity code, Node built-ins or non-deterministic globals', async () => {
     const file = 'workflows/openlineage.ts';
     expect(
-      await probe(file, "import type { RunnerDeps } from '../activities/step.js';\nexport type X = RunnerDeps;\n"),
+      await probe(
+        file,
+        "import type { RunnerDeps } from '../activities/runner/runstep.js';\nexport type X = RunnerDeps;\n",
+      ),
     ).toEqual([]);
     expect(
-      await probe(file, "import { createRunStep } from '../activities/step.js';\nexport const x = createRunStep;\n"),
+      await probe(
+        file,
+        "import { createRunStep } from '../activities/runner/runstep.js';\nexport const x = createRunStep;\n",
+      ),
     ).toEqual([expect.stringContaining('names activity types only')]);
     expect(await probe(file, "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n")).toEqual([
       expect.stringContaining('no Node built-ins'),

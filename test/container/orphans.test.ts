@@ -12,7 +12,7 @@ import { resolveContainerCli } from '../../activities/container/cli.js';
 import { listContainers, removeContainers } from '../../activities/container/run.js';
 import { envFileRoot, makeEnvDir, removeOrphanedEnvDirs } from '../../activities/container/envfile.js';
 import type { ContainerCliConfig } from '../../activities/container/types.js';
-import { AGENT_HOST_LABEL, AGENT_LABEL, removeOrphanedContainers } from '../../activities/step.js';
+import { AGENT_HOST_LABEL, AGENT_LABEL, removeOrphanedContainers } from '../../activities/runner/runstep.js';
 import { BUSYBOX_IMAGE, ensureTestImages } from '../fixtures/images/images.js';
 
 const queue = `orphans-test-${process.pid}`;

@@ -6,34 +6,31 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { RunStepRequest, RunStepResult } from '../model/contracts.js';
-import type { ArtifactRef } from '../model/types.js';
-import { stepEnvironment } from './runner/env.js';
-import { GpuSampler } from './container/gpu.js';
-import {
-  ensureImage,
-  listContainersWithLabel,
-  removeContainerIds,
-  removeContainers,
-  runContainer,
-} from './container/run.js';
-import { takeOverStaleAttempts, type AttemptContext } from './execution.js';
-import { LiveLog, liveAttemptKey, liveLogPrefix } from './runner/livelog.js';
-import { StepOutput } from './runner/output.js';
-import { masker, secretSourceFromEnv, SecretsMissing, type SecretSource } from './secrets.js';
-import { terminalText } from './usertext.js';
-import { stepFailure, stepResult } from './runner/result.js';
-import type { ContainerCliConfig } from './container/types.js';
-import { pidAlive, removeOrphanedEnvDirs } from './container/envfile.js';
-import type { SourceProvider } from './source/types.js';
-import { sha256Bytes } from './store/digest.js';
-import { EntryRefused } from './store/manifest.js';
-import type { ArtifactStore } from './store/types.js';
+import type { RunStepRequest, RunStepResult } from '../../model/contracts.js';
+import type { ArtifactRef } from '../../model/types.js';
+import { stepEnvironment } from './env.js';
+import { GpuSampler } from '../container/gpu.js';
+import { listContainersWithLabel, removeContainerIds } from '../container/run.js';
+import { cliRuntime } from '../container/runtime.js';
+import { takeOverStaleAttempts, type AttemptContext } from '../execution.js';
+import { LiveLog, liveAttemptKey, liveLogPrefix } from './livelog.js';
+import { StepOutput } from './output.js';
+import { masker, secretSourceFromEnv, SecretsMissing, type SecretSource } from '../secrets.js';
+import { terminalText } from '../usertext.js';
+import { stepFailure, stepResult } from './result.js';
+import type { ContainerCliConfig, ContainerRuntime } from '../container/types.js';
+import { pidAlive, removeOrphanedEnvDirs } from '../container/envfile.js';
+import type { SourceProvider } from '../source/types.js';
+import { sha256Bytes } from '../store/digest.js';
+import { EntryRefused } from '../store/manifest.js';
+import type { ArtifactStore } from '../store/types.js';
 
 export interface RunnerDeps {
   store: ArtifactStore;
   sources: SourceProvider;
   cli: ContainerCliConfig;
+  /** The engine that runs step containers (default: cliRuntime(cli), docker or podman). */
+  runtime?: ContainerRuntime;
   /** Scratch space for step directories; wiped per execution. */
   workRoot: string;
   /** Name of this host in lineage (queue name or instance id). */
@@ -72,6 +69,7 @@ export async function removeOrphanedContainers(cli: ContainerCliConfig, host: st
 
 export function createRunStep(deps: RunnerDeps) {
   const secretSource = deps.secrets ?? secretSourceFromEnv({});
+  const runtime = deps.runtime ?? cliRuntime(deps.cli);
   // A later Temporal attempt that finds this process still running the execution (Temporal
   // was down longer than the heartbeat timeout) takes it over rather than running it twice.
   return takeOverStaleAttempts(
@@ -88,7 +86,7 @@ export function createRunStep(deps: RunnerDeps) {
         [AGENT_LABEL]: `${hostname()}:${process.pid}`,
       };
       // A worker killed mid-step leaves its container and scratch dir: a retry clears them first.
-      if (ctx.info.attempt > 1) await removeContainers(deps.cli, { 'trainyard.exec': execTag });
+      if (ctx.info.attempt > 1) await runtime.removeContainers({ 'trainyard.exec': execTag });
       const dir = join(deps.workRoot, 'exec', execTag);
       await rm(dir, { recursive: true, force: true });
       const startedAt = new Date().toISOString();
@@ -126,7 +124,7 @@ export function createRunStep(deps: RunnerDeps) {
         for (const [name, ref] of Object.entries(spec.inputs)) await deps.store.materialize(ref, join(inputsDir, name));
         await writeFile(join(metaDir, 'params.json'), JSON.stringify(spec.params, null, 2));
         try {
-          await imageReady(deps.cli, spec.image);
+          await imageReady(runtime, spec.image);
         } catch (err) {
           throw stepFailure('StepInvalid', (err as Error).message, null, { startedAt, host: deps.hostName });
         }
@@ -144,7 +142,7 @@ export function createRunStep(deps: RunnerDeps) {
         ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
         gpu?.start(2000);
         ctx.heartbeat({ lines: 0, lastLine: 'starting' });
-        const result = await runContainer(deps.cli, {
+        const result = await runtime.run({
           // Per runner process too: two Temporal servers (two test runs, two deployments) may run
           // the same step on one engine at once, and names are unique per engine.
           name: `trainyard-${execTag}-${req.attempt}-${ctx.info.attempt}-${process.pid}`,
@@ -249,11 +247,12 @@ function outputRefusal(name: string, err: unknown): string {
     : `/outputs/${at} is ${err.what}; only regular files and folders can be stored.`;
 }
 
-const readyImages = new Map<string, number>();
+const readyImages = new WeakMap<ContainerRuntime, Map<string, number>>();
 /** `ensureImage`, remembered for a minute: one podman call per image, not per step. */
-async function imageReady(cli: ContainerCliConfig, image: string): Promise<void> {
-  const key = `${cli.command}\n${image}`;
-  if ((readyImages.get(key) ?? 0) > Date.now()) return;
-  await ensureImage(cli, image);
-  readyImages.set(key, Date.now() + 60_000);
+async function imageReady(runtime: ContainerRuntime, image: string): Promise<void> {
+  let ready = readyImages.get(runtime);
+  if (!ready) readyImages.set(runtime, (ready = new Map()));
+  if ((ready.get(image) ?? 0) > Date.now()) return;
+  await runtime.ensureImage(image);
+  ready.set(image, Date.now() + 60_000);
 }
