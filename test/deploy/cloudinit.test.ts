@@ -142,7 +142,8 @@ describe('the agent package', () => {
     delete (env as Record<string, string | undefined>).TRAINYARD_AGENT_PACKAGE;
     delete (env as Record<string, string | undefined>).TRAINYARD_AGENT_PACKAGE_SHA256;
     const cfg = loadComputeConfig(env);
-    const acts = computeActivitiesFor(cfg, { credentials: CREDENTIALS, pollMs: 500 });
+    // The agent store is the test run's moto: app/worker.ts passes the S3 settings the same way.
+    const acts = computeActivitiesFor(cfg, { credentials: CREDENTIALS, pollMs: 500, s3: s3ClientConfig() });
     const version = await trainyardVersion();
     const deadline = Date.now() + 120_000;
     let rec: AgentPackageRef | undefined;
