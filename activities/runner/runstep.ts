@@ -139,7 +139,11 @@ export function createRunStep(deps: RunnerDeps) {
         );
         output = out;
         const abort = new AbortController();
-        ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
+        // A cancel that came with an early heartbeat (while inputs were prepared) has already
+        // aborted the signal, and an 'abort' listener added now would never fire: the
+        // container would run to its timeout with nobody waiting for it.
+        if (ctx.cancellationSignal.aborted) abort.abort();
+        else ctx.cancellationSignal.addEventListener('abort', () => abort.abort(), { once: true });
         gpu?.start(2000);
         ctx.heartbeat({ lines: 0, lastLine: 'starting' });
         const result = await runtime.run({

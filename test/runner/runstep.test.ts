@@ -70,7 +70,11 @@ function request(over: Partial<RunStepRequest['spec']> = {}): RunStepRequest {
   };
 }
 
-async function runWith(runtime: ContainerRuntime, req: RunStepRequest): Promise<RunStepResult> {
+async function runWith(
+  runtime: ContainerRuntime,
+  req: RunStepRequest,
+  env = new MockActivityEnvironment(),
+): Promise<RunStepResult> {
   const runStep = createRunStep({
     store,
     sources: { checkout: async () => checkout },
@@ -80,7 +84,7 @@ async function runWith(runtime: ContainerRuntime, req: RunStepRequest): Promise<
     hostName: 'test-host',
     queue: 'q',
   });
-  return new MockActivityEnvironment().run(runStep, req);
+  return env.run(runStep, req);
 }
 
 describe('host runner over a ContainerRuntime', () => {
@@ -136,5 +140,19 @@ describe('host runner over a ContainerRuntime', () => {
       type: 'StepTimedOut',
       message: 'timed out after 5s; container killed',
     });
+  });
+
+  it('starts no container when the cancel came while the inputs were prepared (before the engine was asked)', async () => {
+    const env = new MockActivityEnvironment();
+    const runtime = new ScriptedRuntime(async (req) =>
+      // As runContainer does: an aborted signal starts nothing.
+      req.signal.aborted ? { exitCode: null, cancelled: true } : { exitCode: 0 },
+    );
+    runtime.ensureImage = async () => {
+      env.cancel();
+      return `sha256:${'0'.repeat(64)}`;
+    };
+    await expect(runWith(runtime, request(), env)).rejects.toMatchObject({ name: 'CancelledFailure' });
+    expect(runtime.requests.map((r) => r.signal.aborted)).toEqual([true]);
   });
 });
