@@ -283,6 +283,11 @@ async function advance(run: Run, plan: Plan): Promise<boolean> {
       return true;
     }
     applyPrepared(s, results, new Date().toISOString());
+    // Cancelled (or superseded) while the cache was looked up: start nothing. An execution
+    // started now would be detached at once, and a cancel that reaches its runner within
+    // moments of its start can be lost on the way (the container then ran to its timeout).
+    // patched: histories that started steps after such a cancel replay unchanged.
+    if (s.cancelRequested && patched('no-start-after-cancel')) return true;
   }
   const items = takeStartable(s, plan);
   if (items.length > 0) await startPrepared(run, items);

@@ -28,7 +28,7 @@ let native: NativeConnection;
 let worker: Worker;
 let running: Promise<void>;
 /** Step → what its stub execution does. */
-const behaviour = new Map<string, 'succeed' | 'fail' | 'hang' | 'cached'>();
+const behaviour = new Map<string, 'succeed' | 'fail' | 'hang' | 'cached' | 'cancel-while-prepared'>();
 const started: string[] = [];
 /** Step → the cache key of its execution. */
 const keys = new Map<string, string>();
@@ -45,6 +45,9 @@ const prepared = (step: string): Prepared => ({
 
 const stubs: ControlActivities = {
   async prepareSteps(req) {
+    // The run is cancelled while its cache lookup is in flight (a newer run superseding it).
+    if (req.items.some(({ step }) => behaviour.get(step) === 'cancel-while-prepared'))
+      await client.workflow.getHandle(`glue-${req.runId}`).signal(cancelSignal);
     return req.items.map(({ step }) => {
       const p = prepared(step);
       if (behaviour.get(step) !== 'cached') return p;
@@ -206,5 +209,19 @@ describe('pipelineRun with stub activities', () => {
       slow: 'cancelled',
       after: 'cancelled',
     });
+  }, 300_000);
+
+  it('a cancel while the cache is looked up starts no execution', async () => {
+    behaviour.set('first', 'cancel-while-prepared');
+    const run = input(`  first: { image: busybox, run: x }
+`);
+    const handle = await client.workflow.start('pipelineRun', {
+      taskQueue: queue,
+      workflowId: `glue-${run.runId}`,
+      args: [run],
+    });
+    const status: RunStatus = await handle.result();
+    expect([status.state, status.steps[0]!.state]).toEqual(['cancelled', 'cancelled']);
+    expect(started).not.toContain('first');
   }, 300_000);
 });
