@@ -442,7 +442,8 @@ describe('GitHub App end to end', () => {
         .find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')),
     );
     expect(running.actions.map((a) => a.identifier)).toEqual(['cancel']);
-    expect(await leftoverContainers()).not.toEqual([]);
+    // The check says "running" once the execution is started; the container follows moments later.
+    await waitFor('the step container', async () => (await leftoverContainers()).length > 0);
     await send(
       'check_run',
       checkRunPayload(repo, INSTALLATION, gh.url, {
@@ -482,8 +483,8 @@ describe('GitHub App end to end', () => {
         .checkRunsFor(second, 'trainyard/slow')
         .find((c) => c.status === 'in_progress' && /1 running/.test(c.output.title ?? '')),
     );
-    // Only the newer run's container is left; Cancel it to end the test clean.
-    expect(await leftoverContainers()).toHaveLength(1);
+    // Only the newer run's container is left (once it has been created); Cancel it to end the test clean.
+    await waitFor("the newer run's container alone", async () => (await leftoverContainers()).length === 1);
     await send(
       'check_run',
       checkRunPayload(repo, INSTALLATION, gh.url, {
