@@ -193,12 +193,34 @@ export function createPrepareSteps(deps: PrepareDeps) {
   return async function prepareSteps(req: PrepareRequest): Promise<Prepared[]> {
     const checkout = await deps.sources.checkout(req.source);
     const out: Prepared[] = [];
+    const hits = new Map<string, Prepared>();
     for (const item of req.items) {
-      out.push(await prepareOne(req, item, checkout));
+      const ready = item.after ? withUpstreamHits(item, hits) : item;
+      if (!ready) continue;
+      const p = await prepareOne(req, ready, checkout);
+      out.push(p);
+      if (p.hit) hits.set(p.step, p);
       heartbeat(item.step);
     }
     return out;
   };
+}
+
+/**
+ * A look-ahead item made ready: its inputs from the `after` steps filled from their cached
+ * outputs. Undefined when one of those steps is not a hit in this call (the run prepares the
+ * item once that step has run) or lacks the output the item reads.
+ */
+export function withUpstreamHits(item: PrepareItem, hits: ReadonlyMap<string, Prepared>): PrepareItem | undefined {
+  if (!item.after!.every((s) => hits.has(s))) return undefined;
+  const upstream = { ...item.upstream };
+  for (const [name, src] of Object.entries(item.spec.inputs)) {
+    if (src.kind !== 'step' || !item.after!.includes(src.step)) continue;
+    const artifact = hits.get(src.step)!.hit!.outputs[src.output];
+    if (!artifact) return undefined;
+    upstream[name] = { artifact, origin: { kind: 'step', step: src.step, output: src.output } };
+  }
+  return { step: item.step, spec: item.spec, gpus: item.gpus, upstream };
 }
 
 function heartbeat(detail: string): void {

@@ -19,6 +19,18 @@ export interface Spawned {
   spawnedAt: number;
 }
 
+/**
+ * Compiles the CLI (bin/build.js) unless its build is current, so the CLI rows measure what
+ * `setup.sh` leaves a user rather than the TypeScript sources transpiled at every call.
+ */
+export async function ensureBuilt(): Promise<void> {
+  // @ts-expect-error: plain JavaScript modules without declarations
+  const { buildIsCurrent } = (await import('../bin/buildstamp.js')) as { buildIsCurrent(): boolean };
+  // @ts-expect-error: plain JavaScript modules without declarations
+  const { buildCompiled } = (await import('../bin/build.js')) as { buildCompiled(): Promise<number> };
+  if (!buildIsCurrent()) await buildCompiled();
+}
+
 /** Runs `node ARGS` from the checkout and measures it; with `phases`, the CLI's phase marks. */
 export async function timeNode(
   args: string[],

@@ -34,7 +34,7 @@ import { GitRepo } from '../test/engine/harness.js';
 import type { RunInput, RunStatus } from '../model/types.js';
 import type { pipelineRun } from '../workflows/pipeline.js';
 import type { bareDag } from './bare/workflows.js';
-import { cachedExampleRun, median, timeNode, type CachedRunFigures } from './cli.js';
+import { cachedExampleRun, ensureBuilt, median, timeNode, type CachedRunFigures } from './cli.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BARE_WORKFLOWS = fileURLToPath(new URL('./bare/workflows.ts', import.meta.url));
@@ -197,6 +197,7 @@ async function main(): Promise<void> {
     ]);
 
     // 3. `trainyard run`, everything cached, a new process.
+    await ensureBuilt();
     breakdown = await cachedExampleRun(resolve(REPO, values.example!), root);
     rows.push([
       `\`trainyard run\` of ${values.example}, all cached, new process, embedded Temporal`,

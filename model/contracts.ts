@@ -91,14 +91,26 @@ export interface ClaimRequest {
 }
 export const statusQuery = defineQuery<RunStatus>('status');
 
-/** A step ready to run: its spec and its inputs from upstream steps. */
+/**
+ * A step to look up in the cache: its spec and its inputs from upstream steps. A step that is
+ * ready has every upstream input in `upstream`. A look-ahead step (`after` set) waits for steps
+ * of the same request: it is prepared only when each of those is a cache hit there, and its
+ * inputs from them come from their cached outputs.
+ */
 export interface PrepareItem {
   step: string;
   spec: StepSpec;
   gpus: boolean;
   upstream: Record<string, ResolvedInput>;
+  /** Earlier steps of the same request this one depends on (look-ahead); absent for a ready step. */
+  after?: string[];
 }
 
+/**
+ * One `prepareSteps` call: the items in topological order (look-ahead items after the steps
+ * they wait for). The answer holds every ready item and each look-ahead item whose `after`
+ * steps all hit, so a fully cached chain is resolved in one activity rather than one per layer.
+ */
 export interface PrepareRequest {
   runId: string;
   pipeline: string;

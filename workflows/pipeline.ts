@@ -62,6 +62,7 @@ import {
   finalReport,
   hostAcquired,
   initialRunState,
+  lookaheadItems,
   mayContinueAsNew,
   planPreparation,
   planStarts,
@@ -261,6 +262,18 @@ async function advance(run: Run, plan: Plan): Promise<boolean> {
   const { input, s } = run;
   if (plan.toPrepare.length > 0) {
     const items = prepareItems(run.pipeline, s.steps, plan.toPrepare);
+    // Steps after these are looked up in the same call, so a cached chain costs one activity
+    // rather than one per layer. patched: histories recorded one layer per call replay unchanged.
+    if (!input.options.noCache && patched('prepare-lookahead'))
+      items.push(
+        ...lookaheadItems(
+          run.pipeline,
+          s,
+          plan.toPrepare,
+          PREPARE_BATCH - items.length,
+          Boolean(input.secretsWithheld),
+        ),
+      );
     let results: Prepared[];
     try {
       results = await run.control.prepareSteps({

@@ -13,6 +13,7 @@ import type { HostRecord } from '../model/hosttypes.js';
 import {
   applyCacheHit,
   chargeKubernetes,
+  dependenciesOf,
   failSteps,
   initialSteps,
   kubernetesMachineOf,
@@ -180,6 +181,49 @@ export function prepareItems(pipeline: Pipeline, steps: StepRecords, names: stri
       gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false,
     };
   });
+}
+
+/**
+ * The look-ahead of a preparation: pending steps, in topological order, that wait only for
+ * steps being prepared now (`toPrepare`) or for earlier look-ahead steps, at most `budget`. Each
+ * names those steps in `after`: `prepareSteps` prepares it when they all hit, so a fully cached
+ * chain is resolved in one activity call instead of one per layer. Leaves out steps already
+ * prepared, steps that need secrets the run may not have (`withheld`; they fail before their
+ * lookup) and steps whose finished upstream lacks an output they read (`upstreamOf` fails them).
+ */
+export function lookaheadItems(
+  pipeline: Pipeline,
+  s: RunState,
+  toPrepare: string[],
+  budget: number,
+  withheld: boolean,
+): PrepareItem[] {
+  const planned = new Set(toPrepare);
+  const out: PrepareItem[] = [];
+  for (const n of pipeline.order) {
+    if (out.length >= budget) break;
+    const st = s.steps[n]!;
+    if (st.state !== 'pending' || planned.has(n) || s.prepared.has(n)) continue;
+    const spec = pipeline.steps[n]!;
+    if (withheld && (spec.secrets ?? []).length > 0) continue;
+    const deps = dependenciesOf(pipeline, n);
+    const after = deps.filter((d) => planned.has(d));
+    const done = (d: string): boolean => s.steps[d]!.state === 'succeeded' || s.steps[d]!.state === 'cached';
+    if (after.length === 0 || !deps.every((d) => planned.has(d) || done(d))) continue;
+    const upstream: PrepareItem['upstream'] = {};
+    let complete = true;
+    for (const [inName, src] of Object.entries(spec.inputs)) {
+      if (src.kind !== 'step' || planned.has(src.step)) continue;
+      const art = s.steps[src.step]!.outcome?.outputs[src.output];
+      if (!art) complete = false;
+      else upstream[inName] = { artifact: art, origin: { kind: 'step', step: src.step, output: src.output } };
+    }
+    if (!complete) continue;
+    planned.add(n);
+    const m = spec.machine;
+    out.push({ step: n, spec, gpus: m ? (pipeline.machines[m]?.gpus ?? 0) > 0 : false, upstream, after });
+  }
+  return out;
 }
 
 /** Applies `prepareSteps`' answers: hits make their step cached, misses wait in `prepared` for a slot. */

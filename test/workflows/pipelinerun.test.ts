@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ControlActivities } from '../../activities/engine.js';
 import type { RecordedLineage } from '../../activities/lineage/activity.js';
+import { withUpstreamHits } from '../../activities/prepare.js';
 import { dataConverter } from '../../app/codec.js';
 import { defaultRunOptions } from '../../app/engine.js';
 import { workflowBundle } from '../../app/worker.js';
@@ -30,6 +31,8 @@ let running: Promise<void>;
 /** Step → what its stub execution does. */
 const behaviour = new Map<string, 'succeed' | 'fail' | 'hang' | 'cached' | 'cancel-while-prepared'>();
 const started: string[] = [];
+/** The items of each `prepareSteps` call: a step, or `step<after` for a look-ahead item. */
+const prepareCalls: string[][] = [];
 /** Step → the cache key of its execution. */
 const keys = new Map<string, string>();
 
@@ -48,11 +51,21 @@ const stubs: ControlActivities = {
     // The run is cancelled while its cache lookup is in flight (a newer run superseding it).
     if (req.items.some(({ step }) => behaviour.get(step) === 'cancel-while-prepared'))
       await client.workflow.getHandle(`glue-${req.runId}`).signal(cancelSignal);
-    return req.items.map(({ step }) => {
-      const p = prepared(step);
-      if (behaviour.get(step) !== 'cached') return p;
+    prepareCalls.push(req.items.map(({ step, after }) => (after ? `${step}<${after.join('+')}` : step)));
+    // As activities/prepare.ts does: a look-ahead item only when the steps it waits for hit here.
+    const hits = new Map<string, Prepared>();
+    const answer: Prepared[] = [];
+    for (const item of req.items) {
+      const ready = item.after ? withUpstreamHits(item, hits) : item;
+      if (!ready) continue;
+      const { step } = ready;
+      const p = { ...prepared(step), inputs: ready.upstream };
+      if (behaviour.get(step) !== 'cached') {
+        answer.push(p);
+        continue;
+      }
       const source = { runId: 'earlier', commit: 'c0', step, pipeline: 'p', finishedAt: NOW };
-      return {
+      const hit: Prepared = {
         ...p,
         decision: { decision: 'hit', key: p.key, reason: 'same inputs', source },
         hit: {
@@ -63,7 +76,10 @@ const stubs: ControlActivities = {
           parts: p.parts,
         },
       };
-    });
+      hits.set(step, hit);
+      answer.push(hit);
+    }
+    return answer;
   },
   async startSteps(req: StartRequest) {
     for (const exec of req.execs) {
@@ -168,6 +184,41 @@ describe('pipelineRun with stub activities', () => {
     expect(status.steps.find((s) => s.name === 'c')!.message).toBe('skipped: b failed');
     expect(status.lineageKey).toBe('lineage/x');
     expect(started.sort()).toEqual(['a', 'b', 'e']);
+  }, 120_000);
+
+  it('looks a cached chain up in one prepareSteps call, and a step after a miss once that step has run', async () => {
+    behaviour.set('c1', 'cached').set('c2', 'cached').set('c3', 'succeed').set('c4', 'cached').set('c5', 'cached');
+    started.length = 0;
+    prepareCalls.length = 0;
+    const run = input(`  c1: { image: busybox, run: x, outputs: [out] }
+  c2: { image: busybox, run: x, outputs: [out], inputs: { i: steps.c1.outputs.out } }
+  c3: { image: busybox, run: x, outputs: [out], inputs: { i: steps.c2.outputs.out } }
+  c4: { image: busybox, run: x, outputs: [out], inputs: { i: steps.c3.outputs.out } }
+  c5: { image: busybox, run: x, needs: [c4] }
+`);
+    const status: RunStatus = await client.workflow.execute('pipelineRun', {
+      taskQueue: queue,
+      workflowId: `glue-${run.runId}`,
+      args: [run],
+    });
+    expect(Object.fromEntries(status.steps.map((s) => [s.name, s.state]))).toEqual({
+      c1: 'cached',
+      c2: 'cached',
+      c3: 'succeeded',
+      c4: 'cached',
+      c5: 'cached',
+    });
+    // c3 missed, so c4 waits for it to run; c4 and c5 then take one more call.
+    expect(prepareCalls).toEqual([
+      ['c1', 'c2<c1', 'c3<c2', 'c4<c3', 'c5<c4'],
+      ['c4', 'c5<c4'],
+    ]);
+    expect(started).toEqual(['c3']);
+    // Inputs from a look-ahead hit's outputs and from an executed step's outputs.
+    const inputsOf = (n: string) => status.steps.find((s) => s.name === n)!.inputs;
+    expect(inputsOf('c2')!.i!.artifact.digest).toBe('sha256:0');
+    expect(inputsOf('c3')!.i!.artifact.digest).toBe('sha256:0');
+    expect(inputsOf('c4')!.i!.artifact.digest).toBe('sha256:1');
   }, 120_000);
 
   it('a cancel while a step runs cancels what is left and concludes cancelled', async () => {

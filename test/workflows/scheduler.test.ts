@@ -30,6 +30,7 @@ import {
   detachHost,
   finalReport,
   initialRunState,
+  lookaheadItems,
   mayContinueAsNew,
   planPreparation,
   planStarts,
@@ -445,6 +446,49 @@ describe('what the run prepares and starts next', () => {
     const plan = planPreparation(s, [...ready], running, parallelism, batch);
     expect(plan.toPrepare).toEqual(toPrepare);
     expect(plan.slots).toBe(slots);
+  });
+
+  it.each([
+    // case, to prepare, budget, cached already, prepared already, withheld secrets on → look-ahead items
+    ['a chain after what is prepared', ['prep', 'lint', 'etl'], 200, [], [], false, ['fit<prep', 'score<fit']],
+    ['at most the budget', ['prep', 'lint'], 1, [], [], false, ['fit<prep']],
+    ['a ready step is not look-ahead', ['lint'], 200, ['prep'], [], false, []],
+    ['after a cached step', ['fit'], 200, ['prep'], [], false, ['score<fit']],
+    ['not a step prepared already, nor what follows it', ['prep'], 200, [], ['fit'], false, []],
+    ['not a step whose secrets are withheld, nor what follows it', ['prep'], 200, [], [], true, []],
+    ['secrets not withheld', ['prep'], 200, [], [], false, ['fit<prep', 'score<fit']],
+  ] as const)('look-ahead: %s', (_, toPrepare, budget, cached, preparedAlready, withheld, expected) => {
+    const input = runInput();
+    input.pipeline.steps.fit!.secrets = ['TOKEN'];
+    const s = stateOf(input);
+    applyPrepared(s, [...cached.map((n) => prep(n, `sha256:${n}`, true)), ...preparedAlready.map((n) => prep(n))], NOW);
+    const items = lookaheadItems(input.pipeline, s, [...toPrepare], budget, withheld);
+    expect(items.map((i) => `${i.step}<${i.after!.join('+')}`)).toEqual(expected);
+  });
+
+  it('a look-ahead item carries the inputs of finished steps and leaves those of the steps it waits for to prepareSteps', () => {
+    const { pipeline: p, errors } = parsePipeline(
+      `name: la
+steps:
+  a: { image: busybox, run: x, outputs: [o] }
+  b: { image: busybox, run: x, outputs: [o] }
+  c: { image: busybox, run: x, outputs: [o], inputs: { fromA: steps.a.outputs.o, fromB: steps.b.outputs.o } }
+`,
+      '.trainyard/la.yaml',
+    );
+    expect(errors).toEqual([]);
+    const s = initialRunState(p!, undefined, 0, NOW);
+    applyPrepared(
+      s,
+      [{ ...prep('a', 'sha256:a', true), hit: { ...prep('a', 'sha256:a', true).hit!, outputs: { o: artifact('a') } } }],
+      NOW,
+    );
+    const [c] = lookaheadItems(p!, s, ['b'], 200, false);
+    expect(c).toMatchObject({ step: 'c', after: ['b'], upstream: { fromA: { artifact: artifact('a') } } });
+    expect(Object.keys(c!.upstream)).toEqual(['fromA']);
+    // A finished upstream without the output c reads: c is left to the run (upstreamOf fails it).
+    s.steps.a!.outcome!.outputs = {};
+    expect(lookaheadItems(p!, s, ['b'], 200, false)).toEqual([]);
   });
 
   it('a cache lookup carries the upstream artifacts and whether the machine has GPUs', () => {
