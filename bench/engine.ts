@@ -9,9 +9,10 @@
 //   - webhook answer with durable intake (bench/webhooks.ts in its own process): the ack p99,
 //     and accepted deliveries/s (answered 2xx, so recorded in Temporal) against the start rate
 //     of a bare Temporal client on the same server, plus runs started/s for the whole intake;
-//   - HUGE distinct steps at parallelism 16 (only with --huge N: 10,000 takes hours on 2 cores).
+//   - HUGE distinct steps at parallelism 16 (only with --huge N: 10,000 takes an hour on 2 cores).
 // Usage: node --import tsx bench/engine.ts [--steps 50] [--big 1000] [--huge 0] [--cli-runs 5]
 //        [--example examples/blobs] [--webhook-latency 100] [--webhook-burst 300] [--no-webhooks]
+//        [--only executed,cached,cli,webhooks,huge]   (rows to run; default all)
 // test/bench/smoke.test.ts runs it at small sizes so it cannot rot.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -51,8 +52,12 @@ const { values } = parseArgs({
     'webhook-latency': { type: 'string', default: '100' },
     'webhook-burst': { type: 'string', default: '300' },
     'no-webhooks': { type: 'boolean', default: false },
+    only: { type: 'string', default: 'executed,cached,cli,webhooks,huge' },
   },
 });
+const ROWS = new Set(values.only!.split(','));
+const unknownRows = [...ROWS].filter((r) => !['executed', 'cached', 'cli', 'webhooks', 'huge'].includes(r));
+if (unknownRows.length) throw new Error(`--only: unknown row(s) ${unknownRows.join(', ')}`);
 const N = Number(values.steps);
 const BIG = Number(values.big);
 const HUGE = Number(values.huge);
@@ -172,67 +177,73 @@ async function main(): Promise<void> {
     await runTrainyard('warm', 5, true, PAR);
 
     // 1. Executed steps against the bare workflow.
-    const bareMs = await runBare(N);
-    const ty = await runTrainyard('dag', N, true, PAR);
-    rows.push([
-      `executed step, ${N}-step DAG of \`true\`, parallelism ${PAR}`,
-      `per step (own overhead ${fmt((ty.ms - bareMs) / N)})`,
-      fmt(ty.ms / N),
-      `${fmt(bareMs / N)} bare Temporal workflow`,
-      `${(ty.ms / bareMs).toFixed(2)}×`,
-      '≤ 1.2× (≤ 30 ms own)',
-    ]);
+    if (ROWS.has('executed')) {
+      const bareMs = await runBare(N);
+      const ty = await runTrainyard('dag', N, true, PAR);
+      rows.push([
+        `executed step, ${N}-step DAG of \`true\`, parallelism ${PAR}`,
+        `per step (own overhead ${fmt((ty.ms - bareMs) / N)})`,
+        fmt(ty.ms / N),
+        `${fmt(bareMs / N)} bare Temporal workflow`,
+        `${(ty.ms / bareMs).toFixed(2)}×`,
+        '≤ 1.2× (≤ 30 ms own)',
+      ]);
+    }
 
     // 2. Cached re-run on the warm engine.
-    const first = await runTrainyard('big', BIG, false, 16);
-    const again = await runTrainyard('big', BIG, false, 16);
-    const cached = again.status.steps.filter((s) => s.state === 'cached').length;
-    rows.push([
-      `fully cached re-run of ${BIG} steps, warm engine`,
-      `wall (${cached}/${BIG} cached; ${fmt(again.ms / BIG)} per step)`,
-      fmt(again.ms),
-      `${fmt(first.ms)} first run`,
-      (again.ms / first.ms).toFixed(3),
-      '< 1 s (1,000 steps)',
-    ]);
+    if (ROWS.has('cached')) {
+      const first = await runTrainyard('big', BIG, false, 16);
+      const again = await runTrainyard('big', BIG, false, 16);
+      const cached = again.status.steps.filter((s) => s.state === 'cached').length;
+      rows.push([
+        `fully cached re-run of ${BIG} steps, warm engine`,
+        `wall (${cached}/${BIG} cached; ${fmt(again.ms / BIG)} per step)`,
+        fmt(again.ms),
+        `${fmt(first.ms)} first run`,
+        (again.ms / first.ms).toFixed(3),
+        '< 1 s (1,000 steps)',
+      ]);
+    }
 
     // 3. `trainyard run`, everything cached, a new process.
-    await ensureBuilt();
-    breakdown = await cachedExampleRun(resolve(REPO, values.example!), root);
-    rows.push([
-      `\`trainyard run\` of ${values.example}, all cached, new process, embedded Temporal`,
-      'wall / peak RSS',
-      `${fmt(breakdown.wallMs)} / ${mb(breakdown.maxRssKb)}`,
-      '',
-      '',
-      '< 1.5 s / < 200 MB',
-    ]);
+    if (ROWS.has('cli')) {
+      await ensureBuilt();
+      breakdown = await cachedExampleRun(resolve(REPO, values.example!), root);
+      rows.push([
+        `\`trainyard run\` of ${values.example}, all cached, new process, embedded Temporal`,
+        'wall / peak RSS',
+        `${fmt(breakdown.wallMs)} / ${mb(breakdown.maxRssKb)}`,
+        '',
+        '',
+        '< 1.5 s / < 200 MB',
+      ]);
 
-    // 4. `trainyard --help` against the process start alone.
-    const help = await median(CLI_RUNS, () => timeNode(['bin/trainyard.js', '--help']));
-    const nodeOnly = await median(CLI_RUNS, () => timeNode(['-e', '0']));
-    rows.push([
-      '`trainyard --help`',
-      `wall (median of ${CLI_RUNS})`,
-      fmt(help.wallMs),
-      `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
-      `${(help.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
-      '< 150 ms',
-    ]);
-    const validate = await median(CLI_RUNS, () =>
-      timeNode(['bin/trainyard.js', 'validate', '-C', resolve(REPO, values.example!)]),
-    );
-    rows.push([
-      '`trainyard validate`',
-      `wall (median of ${CLI_RUNS})`,
-      fmt(validate.wallMs),
-      `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
-      `${(validate.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
-      '',
-    ]);
+      // 4. `trainyard --help` against the process start alone.
+      const help = await median(CLI_RUNS, () => timeNode(['bin/trainyard.js', '--help']));
+      const nodeOnly = await median(CLI_RUNS, () => timeNode(['-e', '0']));
+      rows.push([
+        '`trainyard --help`',
+        `wall (median of ${CLI_RUNS})`,
+        fmt(help.wallMs),
+        `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
+        `${(help.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
+        '< 150 ms',
+      ]);
+      const validate = await median(CLI_RUNS, () =>
+        timeNode(['bin/trainyard.js', 'validate', '-C', resolve(REPO, values.example!)]),
+      );
+      rows.push([
+        '`trainyard validate`',
+        `wall (median of ${CLI_RUNS})`,
+        fmt(validate.wallMs),
+        `${fmt(nodeOnly.wallMs)} \`node -e 0\``,
+        `${(validate.wallMs / nodeOnly.wallMs).toFixed(2)}×`,
+        '',
+      ]);
+    }
 
     // 5. Webhooks: the intake benchmark in its own process, against a bare client's start rate.
-    if (!values['no-webhooks']) {
+    if (!values['no-webhooks'] && ROWS.has('webhooks')) {
       const bareRate = await bareStartRate(client, Number(values['webhook-burst']));
       const w = await webhookFigures(dev.address, Number(values['webhook-latency']), Number(values['webhook-burst']));
       rows.push([
@@ -279,7 +290,7 @@ async function main(): Promise<void> {
     }
 
     // 6. Many distinct steps.
-    if (HUGE > 0) {
+    if (HUGE > 0 && ROWS.has('huge')) {
       peakRss = process.memoryUsage().rss;
       const h1 = await runTrainyard('huge', HUGE, false, 16);
       const rss = peakRss;
