@@ -14,6 +14,7 @@ import { stepCode, type StepCode } from './source/files.js';
 import type { SourceProvider } from './source/types.js';
 import { sha256Bytes } from './store/digest.js';
 import { ingestUri } from './store/ingest.js';
+import { mapLimit } from './store/base.js';
 import { EntryRefused } from './store/manifest.js';
 import type { ArtifactStore } from './store/types.js';
 import { FailureType } from '../model/failures.js';
@@ -115,6 +116,9 @@ export function uncachedExecKey(realKey: string, runId: string, step: string): s
   return sha256Bytes(`${realKey}\n${runId}\n${step}`);
 }
 
+/** Cache lookups of one `prepareSteps` call in flight at once (each is a few store reads). */
+const PREPARE_CONCURRENCY = 16;
+
 export function createPrepareSteps(deps: PrepareDeps) {
   const keyParts = createKeyParts(deps);
 
@@ -190,19 +194,36 @@ export function createPrepareSteps(deps: PrepareDeps) {
     return { step: item.step, key: realKey, useCache, parts, inputs, spec: spec2, decision };
   }
 
+  /**
+   * A look-ahead item (`after` set) once the steps it waits for are answered: prepared only
+   * when they all hit. Any failure of its own leaves it out: the run prepares it again once it
+   * is ready, and a bad input is then named on that step, not on the steps prepared now.
+   */
+  async function prepareAfter(
+    req: PrepareRequest,
+    item: PrepareItem,
+    checkout: string,
+    answers: ReadonlyMap<string, Promise<Prepared | undefined>>,
+  ): Promise<Prepared | undefined> {
+    const upstream = await Promise.all(item.after!.map((a) => answers.get(a)?.catch(() => undefined)));
+    const hits = new Map(upstream.filter((p): p is Prepared => Boolean(p?.hit)).map((p) => [p.step, p]));
+    const ready = withUpstreamHits(item, hits);
+    return ready && (await prepareOne(req, ready, checkout).catch(() => undefined));
+  }
+
   return async function prepareSteps(req: PrepareRequest): Promise<Prepared[]> {
     const checkout = await deps.sources.checkout(req.source);
-    const out: Prepared[] = [];
-    const hits = new Map<string, Prepared>();
-    for (const item of req.items) {
-      const ready = item.after ? withUpstreamHits(item, hits) : item;
-      if (!ready) continue;
-      const p = await prepareOne(req, ready, checkout);
-      out.push(p);
-      if (p.hit) hits.set(p.step, p);
+    // Lookups are mostly waiting on the store: several at a time. Items come in topological
+    // order and are taken in that order, so what an item waits for has always been taken.
+    const answers = new Map<string, Promise<Prepared | undefined>>();
+    const out = await mapLimit(req.items, PREPARE_CONCURRENCY, async (item) => {
+      const answer = item.after ? prepareAfter(req, item, checkout, answers) : prepareOne(req, item, checkout);
+      answers.set(item.step, answer);
+      const p = await answer;
       heartbeat(item.step);
-    }
-    return out;
+      return p;
+    });
+    return out.filter((p): p is Prepared => p !== undefined);
   };
 }
 

@@ -1,5 +1,5 @@
 // The step graph: cycles to report and the order to run in. Iterative throughout, since a
-// 256 KiB file can hold thousands of steps and recursion that deep overflows the stack.
+// 1 MiB file can hold ten thousand steps and recursion that deep overflows the stack.
 
 /** `deps.get(a)` lists the steps `a` needs. Self-loops are ignored here (reported elsewhere). */
 export type Dependencies = ReadonlyMap<string, readonly string[]>;

@@ -46,7 +46,12 @@ import { findCycles, topologicalOrder } from './graph.js';
 import { describeParamType, paramValueError } from './paramtypes.js';
 import { groupProblems, type ConcurrencySpec } from './concurrency.js';
 
-export const MAX_PIPELINE_BYTES = 256 * 1024;
+/**
+ * The largest pipeline file, bytes: 1 MiB, the most GitHub's contents API returns inline
+ * (larger files come back without content; docs.github.com, "Get repository content").
+ * Enough for 10,000 one-line steps; parsing one that size takes about a second.
+ */
+export const MAX_PIPELINE_BYTES = 1024 * 1024;
 export const MAX_YAML_ALIASES = 16;
 
 export const TOP_KEYS = ['name', 'on', 'concurrency', 'params', 'machines', 'steps'] as const;

@@ -83,6 +83,9 @@ export class GitHubRepoPort implements RepoPort {
     const { data } = await this.api.rest.repos.getContent({ ...this.ref, path, ref: sha });
     if (Array.isArray(data) || data.type !== 'file' || !('content' in data))
       return { text: null, problem: 'this is not a regular file' };
+    // Over 1 MB, GitHub's contents API leaves the content out (encoding "none").
+    if (data.encoding === 'none')
+      return { text: null, problem: 'the file is over 1 MB, more than GitHub returns through its contents API' };
     try {
       return {
         text: new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(Buffer.from(data.content, 'base64')),

@@ -67,7 +67,7 @@ describe('loadPipelines', () => {
     write('latin1.yaml', Buffer.from('name: latin1\n# caf\xe9\n' + step, 'latin1') as unknown as string);
     const { errors } = await loadPipelines(root);
     expect(errors.map(formatPipelineError)).toEqual([
-      '.trainyard/huge.yaml:1:1: the file is larger than 256 KiB, the limit for a pipeline file',
+      '.trainyard/huge.yaml:1:1: the file is larger than 1024 KiB, the limit for a pipeline file',
       '.trainyard/latin1.yaml:1:1: the file is not valid UTF-8 text',
     ]);
   });

@@ -171,20 +171,20 @@ describe('invalid pipeline files', () => {
 
 describe('refusals before expanding', () => {
   // How fast these refusals are is measured by bench/latency.ts.
-  it('refuses a file over 256 KiB with that one error, without reading its YAML', () => {
+  it('refuses a file over 1 MiB with that one error, without reading its YAML', () => {
     // Parsed, this text would also give an unknown key and an unclosed sequence.
     const text = `name: big\nsteps:\n  a: { image: busybox, run: x, bogus: 1 }\n  b: [\n# ${'x'.repeat(MAX_PIPELINE_BYTES)}\n`;
     const { pipeline, errors } = parsePipeline(text, '.trainyard/big.yaml');
     expect(pipeline).toBeUndefined();
     expect(errors.map(formatPipelineError)).toEqual([
-      '.trainyard/big.yaml:1:1: the file is 257 KiB; pipeline files may be at most 256 KiB',
+      '.trainyard/big.yaml:1:1: the file is 1025 KiB; pipeline files may be at most 1024 KiB',
     ]);
   });
 
   it('counts bytes, not characters', () => {
     const text = `name: wide\nsteps:\n  a: { image: busybox, run: x }\n# ${'é'.repeat(MAX_PIPELINE_BYTES / 2)}\n`;
     expect(text.length).toBeLessThan(MAX_PIPELINE_BYTES);
-    expect(parsePipeline(text, 'wide.yaml').errors[0]!.message).toMatch(/may be at most 256 KiB/);
+    expect(parsePipeline(text, 'wide.yaml').errors[0]!.message).toMatch(/may be at most 1024 KiB/);
   });
 
   it('refuses a billion-laughs file before expanding it, naming the first alias over the limit', () => {
