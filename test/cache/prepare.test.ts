@@ -1,0 +1,102 @@
+// The cache lookup activity (activities/prepare.ts) with look-ahead, on a real local store: a
+// step after a hit is prepared in the same call with its upstream's cached outputs as inputs,
+// one after a miss is left for later, and a look-ahead step's own error never fails the steps
+// prepared with it (it is named on that step once the step is ready).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookup, record } from '../../activities/cache.js';
+import { createPrepareSteps } from '../../activities/prepare.js';
+import { LocalStore } from '../../activities/store/local.js';
+import type { PrepareItem, PrepareRequest, Prepared } from '../../model/contracts.js';
+import { parsePipeline } from '../../pipeline/parse.js';
+import type { Pipeline } from '../../pipeline/types.js';
+
+let root: string;
+let store: LocalStore;
+let pipeline: Pipeline;
+let prepareSteps: (req: PrepareRequest) => Promise<Prepared[]>;
+
+const request = (items: PrepareItem[]): PrepareRequest => ({
+  runId: 'run-1',
+  pipeline: 'la',
+  source: { kind: 'git', repoPath: '/unused', commit: 'c1', subdir: '' },
+  params: {},
+  noCache: false,
+  items,
+});
+const item = (step: string, extra: Partial<PrepareItem> = {}): PrepareItem => ({
+  step,
+  spec: pipeline.steps[step]!,
+  gpus: false,
+  upstream: {},
+  ...extra,
+});
+/** Records `p`'s execution as having written `text` to its output `o`. */
+async function recordRun(p: Prepared, text: string): Promise<void> {
+  const source = { runId: 'run-0', commit: 'c0', step: p.step, pipeline: 'la', finishedAt: '2026-11-30T12:00:00Z' };
+  await record(store, { key: p.key, outputs: { o: await store.putBytes(text) }, attempts: [], source, parts: p.parts });
+}
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'trainyard-test-prepare-'));
+  const checkout = join(root, 'checkout');
+  mkdirSync(checkout);
+  writeFileSync(join(checkout, 'data.csv'), 'x\n1\n');
+  store = new LocalStore(join(root, 'store'));
+  const parsed = parsePipeline(
+    `name: la
+steps:
+  a: { image: busybox, run: x, outputs: [o], inputs: { raw: data.csv } }
+  b: { image: busybox, run: x, outputs: [o], inputs: { i: steps.a.outputs.o } }
+  c: { image: busybox, run: x, outputs: [o], inputs: { i: steps.b.outputs.o } }
+  bad: { image: busybox, run: x, needs: [a], inputs: { gone: missing.csv } }
+`,
+    '.trainyard/la.yaml',
+  );
+  expect(parsed.errors).toEqual([]);
+  pipeline = parsed.pipeline!;
+  prepareSteps = createPrepareSteps({ store, sources: { checkout: async () => checkout } });
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('prepareSteps with look-ahead', () => {
+  it('prepares a chain of hits in one call, each with its upstream cached outputs as inputs, and stops after a miss', async () => {
+    const [a] = await prepareSteps(request([item('a')]));
+    expect(a!.decision.decision).toBe('miss');
+    await recordRun(a!, 'from a');
+    const aOut = (await lookup(store, a!.key))!.outputs.o!;
+
+    // a hits; b is prepared from a's cached output (a miss, never run); c waits for b to run.
+    const answer = await prepareSteps(request([item('a'), item('b', { after: ['a'] }), item('c', { after: ['b'] })]));
+    expect(answer.map((p) => [p.step, p.decision.decision])).toEqual([
+      ['a', 'hit'],
+      ['b', 'miss'],
+    ]);
+    const b = answer[1]!;
+    expect(b.inputs.i).toEqual({
+      artifact: answer[0]!.hit!.outputs.o,
+      origin: { kind: 'step', step: 'a', output: 'o' },
+    });
+    expect(b.inputs.i!.artifact.digest).toBe(aOut.digest);
+
+    // Once b has run, the whole chain is one call: three hits.
+    await recordRun(b, 'from b');
+    const again = await prepareSteps(request([item('a'), item('b', { after: ['a'] }), item('c', { after: ['b'] })]));
+    expect(again.map((p) => [p.step, p.decision.decision])).toEqual([
+      ['a', 'hit'],
+      ['b', 'hit'],
+      ['c', 'miss'],
+    ]);
+    expect(again[2]!.inputs.i!.artifact).toEqual(again[1]!.hit!.outputs.o);
+  });
+
+  it("a look-ahead step's bad input leaves it out; once ready, the error names that step", async () => {
+    const answer = await prepareSteps(request([item('a'), item('bad', { after: ['a'] })]));
+    expect(answer.map((p) => p.step)).toEqual(['a']);
+    await expect(prepareSteps(request([item('bad')]))).rejects.toThrow(
+      'input gone of step bad: missing.csv does not exist at this commit',
+    );
+  });
+});
