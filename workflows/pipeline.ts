@@ -264,7 +264,7 @@ async function advance(run: Run, plan: Plan): Promise<boolean> {
     const items = prepareItems(run.pipeline, s.steps, plan.toPrepare);
     // Steps after these are looked up in the same call, so a cached chain costs one activity
     // rather than one per layer. patched: histories recorded one layer per call replay unchanged.
-    if (!input.options.noCache && patched('prepare-lookahead'))
+    if (!input.options.noCache && s.lookahead && patched('prepare-lookahead'))
       items.push(
         ...lookaheadItems(
           run.pipeline,

@@ -57,6 +57,11 @@ export interface RunState {
   startedAt: string;
   /** How many times this run continued as new before this execution. */
   continuedAsNew: number;
+  /**
+   * Whether the next preparation looks ahead (`lookaheadItems`): none has been made yet, or the
+   * last one found a cached result. A run whose steps miss sends no look-ahead it cannot use.
+   */
+  lookahead: boolean;
   /** Steps prepared (cache missed) but not started yet, for want of a slot. */
   prepared: Map<string, Prepared>;
   /** Executions that signalled their end and are not applied yet, in arrival order. */
@@ -96,6 +101,7 @@ export function initialRunState(
     earlierAttempts: {},
     startedAt: carry?.startedAt ?? nowIso,
     continuedAsNew: carry?.continuedAsNew ?? 0,
+    lookahead: true,
     prepared: new Map(),
     finished: [],
     hostOf: new Map(),
@@ -226,8 +232,9 @@ export function lookaheadItems(
   return out;
 }
 
-/** Applies `prepareSteps`' answers: hits make their step cached, misses wait in `prepared` for a slot. */
+/** Applies `prepareSteps`' answers: hits make their step cached, misses wait in `prepared` for a slot; look ahead next time only after a hit. */
 export function applyPrepared(s: RunState, results: Prepared[], now: string): void {
+  s.lookahead = results.some((r) => r.hit);
   for (const r of results) {
     if (r.hit) {
       applyCacheHit(s.steps[r.step]!, { ...r, hit: r.hit }, now);

@@ -221,6 +221,22 @@ describe('pipelineRun with stub activities', () => {
     expect(inputsOf('c4')!.i!.artifact.digest).toBe('sha256:1');
   }, 120_000);
 
+  it('after a call that found nothing cached, prepares without look-ahead (a run that executes sends none it cannot use)', async () => {
+    behaviour.set('m1', 'succeed').set('m2', 'succeed').set('m3', 'succeed');
+    prepareCalls.length = 0;
+    const run = input(`  m1: { image: busybox, run: x }
+  m2: { image: busybox, run: x, needs: [m1] }
+  m3: { image: busybox, run: x, needs: [m2] }
+`);
+    const status: RunStatus = await client.workflow.execute('pipelineRun', {
+      taskQueue: queue,
+      workflowId: `glue-${run.runId}`,
+      args: [run],
+    });
+    expect(status.state).toBe('succeeded');
+    expect(prepareCalls).toEqual([['m1', 'm2<m1', 'm3<m2'], ['m2'], ['m3']]);
+  }, 120_000);
+
   it('a cancel while a step runs cancels what is left and concludes cancelled', async () => {
     behaviour.set('slow', 'hang').set('after', 'succeed');
     const run = input(`  slow: { image: busybox, run: x }

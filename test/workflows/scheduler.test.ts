@@ -504,6 +504,15 @@ steps:
     expect(prepareItems(input.pipeline, s.steps, ['lint', 'etl']).map((i) => i.gpus)).toEqual([false, false]);
   });
 
+  it('the next preparation looks ahead only after one that found a cached result', () => {
+    const s = stateOf(runInput());
+    expect(s.lookahead).toBe(true);
+    applyPrepared(s, [prep('prep'), prep('lint')], NOW);
+    expect(s.lookahead).toBe(false);
+    applyPrepared(s, [prep('etl'), prep('fit', 'sha256:f', true)], NOW);
+    expect(s.lookahead).toBe(true);
+  });
+
   it('a hit makes its step cached; a miss waits in prepared for a slot', () => {
     const s = stateOf(runInput());
     s.dirty = false;
