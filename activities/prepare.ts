@@ -1,6 +1,5 @@
 // Turns ready steps into executions: resolves their inputs to content digests, their image
 // to a digest, their code to a digest, computes the cache key and asks the cache.
-import { Context } from '@temporalio/activity';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
@@ -215,13 +214,13 @@ export function createPrepareSteps(deps: PrepareDeps) {
     const checkout = await deps.sources.checkout(req.source);
     // Lookups are mostly waiting on the store: several at a time. Items come in topological
     // order and are taken in that order, so what an item waits for has always been taken.
+    // No heartbeat per item (each costs as much as a lookup): every control activity
+    // heartbeats while it runs (activities/liveness.ts).
     const answers = new Map<string, Promise<Prepared | undefined>>();
     const out = await mapLimit(req.items, PREPARE_CONCURRENCY, async (item) => {
       const answer = item.after ? prepareAfter(req, item, checkout, answers) : prepareOne(req, item, checkout);
       answers.set(item.step, answer);
-      const p = await answer;
-      heartbeat(item.step);
-      return p;
+      return await answer;
     });
     return out.filter((p): p is Prepared => p !== undefined);
   };
@@ -242,14 +241,6 @@ export function withUpstreamHits(item: PrepareItem, hits: ReadonlyMap<string, Pr
     upstream[name] = { artifact, origin: { kind: 'step', step: src.step, output: src.output } };
   }
   return { step: item.step, spec: item.spec, gpus: item.gpus, upstream };
-}
-
-function heartbeat(detail: string): void {
-  try {
-    Context.current().heartbeat(detail);
-  } catch {
-    // Called outside an activity (tests, benchmarks).
-  }
 }
 
 /** A repo path as the real path it leads to, refused when that is outside the project. `rel` is the real path relative to the root. */
