@@ -38,6 +38,35 @@ export interface StepKeyParts {
   params: Record<string, ParamValue>;
 }
 
+/** `command\nimage` → the lookup of the image's local id, dropped after a minute. */
+const imageIds = new Map<string, Promise<string | undefined>>();
+
+/**
+ * An image as cache keys name it: `image@sha256:…` with its local image id, or `image` when it
+ * is not local or no container CLI resolves it. Each CLI and image is looked up once a minute
+ * at most (images can be rebuilt under the same tag); never throws.
+ */
+export async function imageKeyOf(cli: ContainerCliConfig | undefined, image: string): Promise<string> {
+  if (!cli) return image;
+  const k = `${cli.command}\n${image}`;
+  let p = imageIds.get(k);
+  if (!p) {
+    p = imageId(cli, image).catch(() => undefined);
+    imageIds.set(k, p);
+    setTimeout(() => imageIds.delete(k), 60_000).unref();
+  }
+  const id = await p;
+  return id ? `${image}@${id}` : image;
+}
+
+/**
+ * Starts the image id lookups of `images` ahead of the cache lookups that need them (each is a
+ * container CLI call, ~0.1 s): `trainyard run` does while its embedded Temporal server starts.
+ */
+export function warmImageKeys(cli: ContainerCliConfig, images: Iterable<string>): void {
+  for (const image of new Set(images)) void imageKeyOf(cli, image);
+}
+
 /**
  * Computes key parts: the image (by local image id when a container CLI resolves it), the
  * command, env, cache_version, visible parameter values, the code listing's digest and the
@@ -45,19 +74,7 @@ export interface StepKeyParts {
  * Throws StepInvalid for a repository input that does not exist, leaves the project or holds a link.
  */
 export function createKeyParts(deps: PrepareDeps) {
-  const imageIds = new Map<string, Promise<string | undefined>>();
-  const resolveImage = async (image: string): Promise<string> => {
-    if (!deps.cli) return image;
-    let p = imageIds.get(image);
-    if (!p) {
-      p = imageId(deps.cli, image).catch(() => undefined);
-      imageIds.set(image, p);
-      // Images can be rebuilt under the same tag: look again after a minute.
-      setTimeout(() => imageIds.delete(image), 60_000).unref();
-    }
-    const id = await p;
-    return id ? `${image}@${id}` : image;
-  };
+  const resolveImage = (image: string): Promise<string> => imageKeyOf(deps.cli, image);
 
   return async function keyParts(
     req: Pick<PrepareRequest, 'source' | 'params'>,

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
+import { warmImageKeys } from '../../activities/prepare.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { openStore, s3Settings } from '../store.js';
 import { reportKeyOf } from '../../activities/store/keys.js';
@@ -106,7 +107,12 @@ async function checkAndRun(args: RunArgs, handOver: () => void): Promise<number>
   const { given, errors: argErrors } = parseParamArgs(args.params);
   const { values, errors } = resolveParams(pipeline, given);
   if (argErrors.length || errors.length) throw new UsageError([...argErrors, ...errors].join('\n'));
-  await resolveContainerCli(process.env); // fails early with how to install docker/podman
+  const cli = await resolveContainerCli(process.env); // fails early with how to install docker/podman
+  // The cache lookups need each image's local id: look them up while the server starts.
+  warmImageKeys(
+    cli,
+    Object.values(pipeline.steps).map((st) => st.image),
+  );
   const branch = await currentBranch(project.repoPath);
 
   quietTemporalRuntime();
