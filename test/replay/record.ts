@@ -182,6 +182,26 @@ steps:
   await save(e.client, 'continue-as-new', can.workflowId, s5, can.firstExecutionRunId);
 });
 
+it('records a chain that executes, then the same chain cached and looked up ahead', async () => {
+  engine ??= await startEngine();
+  const e = engine;
+  const lines = ['name: ahead', 'steps:'];
+  for (let i = 0; i < 4; i++)
+    lines.push(
+      `  a${i}: { image: ${BUSYBOX_IMAGE}, run: echo a${i} ${e.salt} >/outputs/o, outputs: [o]${i > 0 ? `, inputs: { i: steps.a${i - 1}.outputs.o }` : ''} }`,
+    );
+  const repo = e.repo().write({ '.trainyard/ahead.yaml': `${lines.join('\n')}\n` });
+  repo.commit();
+  const first = await e.start(repo, '.trainyard/ahead.yaml');
+  const s1 = await e.result(first.workflowId);
+  expect(s1.steps.map((x) => x.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+  await save(e.client, 'lookahead-executed', first.workflowId, s1);
+  const again = await e.start(repo, '.trainyard/ahead.yaml');
+  const s2 = await e.result(again.workflowId);
+  expect(s2.steps.map((x) => x.state)).toEqual(['cached', 'cached', 'cached', 'cached']);
+  await save(e.client, 'lookahead-cached', again.workflowId, s2);
+});
+
 it('records an EC2 run whose spot host is lost mid-step', async () => {
   ec2 = await startEc2Engine();
   const x = ec2;

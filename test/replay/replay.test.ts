@@ -18,7 +18,16 @@ const files = readdirSync(DIR)
   .sort();
 
 /** The scenarios the recorder covers; a missing one means a history file was lost. */
-const SCENARIOS = ['local', 'cached', 'failed-retries', 'cancelled', 'continue-as-new', 'ec2-host-lost'];
+const SCENARIOS = [
+  'local',
+  'cached',
+  'failed-retries',
+  'cancelled',
+  'continue-as-new',
+  'ec2-host-lost',
+  'lookahead-executed',
+  'lookahead-cached',
+];
 
 it('has a recorded history for every scenario, pipeline runs and step executions alike', () => {
   for (const s of SCENARIOS)
