@@ -13,6 +13,8 @@
 // Usage: node --import tsx bench/engine.ts [--steps 50] [--big 1000] [--huge 0] [--cli-runs 5]
 //        [--example examples/blobs] [--webhook-latency 100] [--webhook-burst 300] [--no-webhooks]
 //        [--only executed,cached,cli,webhooks,huge]   (rows to run; default all)
+//        [--store DIR --salt S]   (keep the step cache in DIR and reuse the step names of salt S:
+//                                  a later bench with the same two finds the huge row cached)
 // test/bench/smoke.test.ts runs it at small sizes so it cannot rot.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -53,6 +55,8 @@ const { values } = parseArgs({
     'webhook-burst': { type: 'string', default: '300' },
     'no-webhooks': { type: 'boolean', default: false },
     only: { type: 'string', default: 'executed,cached,cli,webhooks,huge' },
+    store: { type: 'string' },
+    salt: { type: 'string' },
   },
 });
 const ROWS = new Set(values.only!.split(','));
@@ -98,8 +102,9 @@ async function main(): Promise<void> {
   const root = mkdtempSync(join(tmpdir(), 'trainyard-bench-'));
   const native = await NativeConnection.connect({ address: dev.address });
   const client = new Client({ connection: await Connection.connect({ address: dev.address }), dataConverter });
-  const salt = Date.now().toString(36);
-  const store = new LocalStore(join(root, 'store'));
+  const salt = values.salt ?? Date.now().toString(36);
+  const store = new LocalStore(values.store ? resolve(values.store) : join(root, 'store'));
+  console.error(`bench: salt ${salt}, step cache in ${values.store ? resolve(values.store) : 'a temporary folder'}`);
   const workers = await startWorkers({
     connection: native,
     address: dev.address,
