@@ -12,7 +12,7 @@ import {
   type CachedResult,
   type StepFinished,
   type PrepareRequest,
-  type Prepared,
+  type PrepareAnswer,
   type RunStepRequest,
   type RunStepResult,
   type StartRequest,
@@ -32,7 +32,7 @@ import { latestRecordKey } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';
 
 export interface ControlActivities {
-  prepareSteps(req: PrepareRequest): Promise<Prepared[]>;
+  prepareSteps(req: PrepareRequest): Promise<PrepareAnswer[]>;
   startSteps(req: StartRequest): Promise<void>;
   /** Results of executions that closed without telling this run (a safety net for lost signals). */
   probeSteps(req: { keys: string[] }): Promise<StepFinished[]>;
@@ -66,6 +66,7 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
   return {
     prepareSteps: createPrepareSteps(deps),
     async startSteps(req: StartRequest): Promise<void> {
+      const ctx = Context.current();
       for (const exec of req.execs) {
         // Starts the execution, or joins the one already running for this key.
         await deps.client.workflow.signalWithStart<typeof stepExecution, [string]>('stepExecution', {
@@ -75,7 +76,8 @@ export function createControlActivities(deps: ControlDeps): ControlActivities {
           signal: attachSignal,
           signalArgs: [req.runWorkflowId],
         });
-        Context.current().heartbeat(exec.spec.step);
+        // A local activity (how runs call it now) has no heartbeat.
+        if (!ctx.info.isLocal) ctx.heartbeat(exec.spec.step);
       }
     },
     async probeSteps({ keys }): Promise<StepFinished[]> {

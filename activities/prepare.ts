@@ -3,7 +3,7 @@
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { realpath } from 'node:fs/promises';
 import { join, posix, relative, sep } from 'node:path';
-import type { PrepareItem, PrepareRequest, Prepared } from '../model/contracts.js';
+import type { PrepareAnswer, PrepareItem, PrepareRequest, PreparedHit } from '../model/contracts.js';
 import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../model/types.js';
 import { cacheKey, keepListing, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
 import { latestRecordKey } from './store/keys.js';
@@ -138,7 +138,7 @@ const PREPARE_CONCURRENCY = 16;
 export function createPrepareSteps(deps: PrepareDeps) {
   const keyParts = createKeyParts(deps);
 
-  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<Prepared> {
+  async function prepareOne(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<PrepareAnswer> {
     const { spec } = item;
     const { parts, code, inputs, missing, command, params } = await keyParts(req, item, checkout);
     if (missing.length) {
@@ -186,17 +186,16 @@ export function createPrepareSteps(deps: PrepareDeps) {
         decision,
       };
     }
-    const hit = await lookup(deps.store, realKey);
-    if (hit) {
+    const found = await lookup(deps.store, realKey);
+    if (found) {
+      const { parts: _parts, ...hit } = found;
       return {
         step: item.step,
         key: realKey,
-        useCache,
-        parts,
         inputs,
-        spec: spec2,
+        image: spec.image,
         hit,
-        decision: { decision: 'hit', key: realKey, reason: whyHit(hit.source), source: hit.source },
+        decision: { decision: 'hit', key: realKey, reason: whyHit(found.source), source: found.source },
       };
     }
     // Kept so the next miss (or `trainyard explain`) can name the files that changed.
@@ -219,27 +218,27 @@ export function createPrepareSteps(deps: PrepareDeps) {
     req: PrepareRequest,
     item: PrepareItem,
     checkout: string,
-    answers: ReadonlyMap<string, Promise<Prepared | undefined>>,
-  ): Promise<Prepared | undefined> {
+    answers: ReadonlyMap<string, Promise<PrepareAnswer | undefined>>,
+  ): Promise<PrepareAnswer | undefined> {
     const upstream = await Promise.all(item.after!.map((a) => answers.get(a)?.catch(() => undefined)));
-    const hits = new Map(upstream.filter((p): p is Prepared => Boolean(p?.hit)).map((p) => [p.step, p]));
+    const hits = new Map(upstream.filter((p): p is PreparedHit => Boolean(p?.hit)).map((p) => [p.step, p]));
     const ready = withUpstreamHits(item, hits);
     return ready && (await prepareOne(req, ready, checkout).catch(() => undefined));
   }
 
-  return async function prepareSteps(req: PrepareRequest): Promise<Prepared[]> {
+  return async function prepareSteps(req: PrepareRequest): Promise<PrepareAnswer[]> {
     const checkout = await deps.sources.checkout(req.source);
     // Lookups are mostly waiting on the store: several at a time. Items come in topological
     // order and are taken in that order, so what an item waits for has always been taken.
     // No heartbeat per item (each costs as much as a lookup): every control activity
     // heartbeats while it runs (activities/liveness.ts).
-    const answers = new Map<string, Promise<Prepared | undefined>>();
+    const answers = new Map<string, Promise<PrepareAnswer | undefined>>();
     const out = await mapLimit(req.items, PREPARE_CONCURRENCY, async (item) => {
       const answer = item.after ? prepareAfter(req, item, checkout, answers) : prepareOne(req, item, checkout);
       answers.set(item.step, answer);
       return await answer;
     });
-    return out.filter((p): p is Prepared => p !== undefined);
+    return out.filter((p): p is PrepareAnswer => p !== undefined);
   };
 }
 
@@ -248,12 +247,12 @@ export function createPrepareSteps(deps: PrepareDeps) {
  * outputs. Undefined when one of those steps is not a hit in this call (the run prepares the
  * item once that step has run) or lacks the output the item reads.
  */
-export function withUpstreamHits(item: PrepareItem, hits: ReadonlyMap<string, Prepared>): PrepareItem | undefined {
+export function withUpstreamHits(item: PrepareItem, hits: ReadonlyMap<string, PreparedHit>): PrepareItem | undefined {
   if (!item.after!.every((s) => hits.has(s))) return undefined;
   const upstream = { ...item.upstream };
   for (const [name, src] of Object.entries(item.spec.inputs)) {
     if (src.kind !== 'step' || !item.after!.includes(src.step)) continue;
-    const artifact = hits.get(src.step)!.hit!.outputs[src.output];
+    const artifact = hits.get(src.step)!.hit.outputs[src.output];
     if (!artifact) return undefined;
     upstream[name] = { artifact, origin: { kind: 'step', step: src.step, output: src.output } };
   }

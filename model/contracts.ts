@@ -120,6 +120,7 @@ export interface PrepareRequest {
   items: PrepareItem[];
 }
 
+/** A step the cache did not answer: what its execution needs (`stepExecInput`). */
 export interface Prepared {
   step: string;
   key: string;
@@ -129,9 +130,31 @@ export interface Prepared {
   inputs: Record<string, ResolvedInput>;
   spec: ExecSpec;
   decision: CacheDecision;
-  /** Set on a cache hit. */
-  hit?: CachedResult;
+  hit?: undefined;
 }
+
+/**
+ * A step the cache answered: only what the run records of a reused step. The key parts and the
+ * execution spec stay out (only an execution needs them): a hit is about a tenth of a miss, and
+ * a look-ahead answer holds up to 200 of them. Answers recorded in histories before carried a
+ * whole `Prepared` with `hit` set (the image in `spec`, the parts twice); they replay as this.
+ */
+export interface PreparedHit {
+  step: string;
+  key: string;
+  inputs: Record<string, ResolvedInput>;
+  /** The image as the pipeline names it; absent in answers recorded before, which have `spec.image`. */
+  image?: string;
+  spec?: { image: string };
+  decision: CacheDecision;
+  hit: CachedOutcome;
+}
+
+/** What the cache keeps of a step's result, less the key parts (those the record keeps are in `CachedResult`). */
+export type CachedOutcome = Omit<CachedResult, 'parts'>;
+
+/** One answer of `prepareSteps`: a step to start, or a cache hit. */
+export type PrepareAnswer = Prepared | PreparedHit;
 
 /** What the cache keeps per key. */
 export interface CachedResult {

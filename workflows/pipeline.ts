@@ -16,6 +16,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertMemo,
   upsertSearchAttributes,
@@ -33,6 +34,7 @@ import {
   stepExecWorkflowId,
   stepFinishedSignal,
   supersedeSignal,
+  type PrepareAnswer,
   type Prepared,
   type StepFinished,
 } from '../model/contracts.js';
@@ -86,7 +88,14 @@ import { FailureType } from '../model/failures.js';
 
 export type { PipelineCarry } from './runstate.js';
 
+/** Ready steps per `prepareSteps` call. */
 const PREPARE_BATCH = 200;
+/**
+ * Steps per `prepareSteps` call with those looked up ahead. A cache hit's answer is about
+ * 1.1 KB of JSON, a miss's about 2.5 KB: at most ~2.5 MB, which app/codec.ts gzips to about a
+ * tenth, under Temporal's 2 MB payload limit. A 1,000-step cached chain is then one call.
+ */
+const LOOKAHEAD_BATCH = 1000;
 /** OpenLineage facts per activity call: a few KiB each, far under Temporal's payload limit. */
 const LINEAGE_BATCH = 100;
 /** Quiet time after which the run checks its executions directly. */
@@ -103,6 +112,8 @@ interface Run {
   myId: string;
   s: RunState;
   control: Control;
+  /** `startSteps` as a local activity (see activitiesFor). */
+  local: Pick<Control, 'startSteps'>;
   /** EC2 machines come from the run's host pool; Kubernetes machines are a Job per attempt. */
   pool: HostPool | undefined;
   lineage: LineageSender;
@@ -134,7 +145,7 @@ export async function pipelineRun(input: RunInput, carry?: PipelineCarry): Promi
 function openRun(input: RunInput, carry: PipelineCarry | undefined): Run {
   const { pipeline, options } = input;
   const myId = workflowInfo().workflowId;
-  const { control, lineage } = activitiesFor(options);
+  const { control, local, lineage } = activitiesFor(options);
   // patched: histories recorded before OpenLineage events replay unchanged (no activity call).
   const lineagePatched = patched('openlineage-events');
   const s = initialRunState(pipeline, carry, Date.now(), new Date().toISOString());
@@ -149,17 +160,36 @@ function openRun(input: RunInput, carry: PipelineCarry | undefined): Run {
     : undefined;
   const enabled = !lineagePatched ? false : carry ? carry.openLineage === true : undefined;
   const sender = new LineageSender(input, myId, s, lineage, enabled, new LineageFacts(Boolean(carry), carry?.steps));
-  return { input, pipeline, myId, s, control, pool, lineage: sender };
+  return { input, pipeline, myId, s, control, local, pool, lineage: sender };
 }
 
-/** The control activities (retried 5 times, but never a step that is invalid) and the best-effort OpenLineage one. */
-function activitiesFor(options: RunOptions): { control: Control; lineage: LineageControl } {
+/**
+ * The control activities (retried 5 times, but never a step that is invalid), `startSteps` as a
+ * local activity, and the best-effort OpenLineage one.
+ */
+function activitiesFor(options: RunOptions): {
+  control: Control;
+  local: Pick<Control, 'startSteps'>;
+  lineage: LineageControl;
+} {
+  const retry = { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.StepInvalid] };
   const control = proxyActivities<ControlActivities>({
     taskQueue: options.controlQueue,
     startToCloseTimeout: '10 minutes',
     // Control activities heartbeat every 3 s while they run (activities/liveness.ts).
     heartbeatTimeout: '20 seconds',
-    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.StepInvalid] },
+    retry,
+    cancellationType: ActivityCancellationType.TRY_CANCEL,
+  });
+  // The worker that runs this workflow registers the control activities (the control queue), so
+  // the executions start in the workflow's own task, right after the cache lookup's answer: no
+  // activity task and no workflow task to hear that they started. Its result is a marker in the
+  // history; a worker that dies mid-way fails the workflow task, whose retry starts them again
+  // (signalWithStart joins an execution already started). The lookup stays a regular activity:
+  // a cancel that arrives while it runs is then seen before anything starts (see advance).
+  const local = proxyLocalActivities<Pick<ControlActivities, 'startSteps'>>({
+    startToCloseTimeout: '2 minutes',
+    retry,
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
   // Best effort and off the run's path: the activity never throws, and bounds its own HTTP time.
@@ -169,7 +199,15 @@ function activitiesFor(options: RunOptions): { control: Control; lineage: Lineag
     retry: { maximumAttempts: 2 },
     cancellationType: ActivityCancellationType.TRY_CANCEL,
   });
-  return { control, lineage };
+  return { control, local, lineage };
+}
+
+/**
+ * `startSteps`: a local activity, or for histories recorded before it was (patched), the
+ * regular activity those histories scheduled.
+ */
+function startSteps(run: Run): Control['startSteps'] {
+  return patched('local-start-steps') ? run.local.startSteps : run.control.startSteps;
 }
 
 /** Signals and the status query: they only change state; the loop acts on it. */
@@ -270,11 +308,11 @@ async function advance(run: Run, plan: Plan): Promise<boolean> {
           run.pipeline,
           s,
           plan.toPrepare,
-          PREPARE_BATCH - items.length,
+          LOOKAHEAD_BATCH - items.length,
           Boolean(input.secretsWithheld),
         ),
       );
-    let results: Prepared[];
+    let results: PrepareAnswer[];
     try {
       results = await run.control.prepareSteps({
         runId: input.runId,
@@ -313,7 +351,7 @@ async function startPrepared(run: Run, items: Prepared[]): Promise<void> {
   // Getting a host may wait for another step to release one: never block the loop on it.
   for (const p of plan.acquire) void acquireAndStart(run, run.pool!, p);
   if (plan.execs.length > 0)
-    await run.control.startSteps({
+    await startSteps(run)({
       runWorkflowId: run.myId,
       controlQueue: run.input.options.controlQueue,
       execs: plan.execs,
@@ -326,7 +364,7 @@ async function acquireAndStart(run: Run, pool: HostPool, p: Prepared): Promise<v
   try {
     const host = await pool.acquire(input.pipeline.steps[p.step]!.machine!, p.step, (s.attemptOffset[p.step] ?? 0) + 1);
     hostAcquired(s, p.step, host);
-    await run.control.startSteps({
+    await startSteps(run)({
       runWorkflowId: run.myId,
       controlQueue: input.options.controlQueue,
       execs: [stepExecInput({ input, attemptOffset: s.attemptOffset }, p, host)],

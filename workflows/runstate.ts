@@ -7,7 +7,7 @@
 // signals and timers around them. Per-step record rules live in workflows/scheduler.ts.
 import type { Pipeline } from '../pipeline/types.js';
 import type { RecordedLineage } from '../activities/lineage/activity.js';
-import type { PrepareItem, Prepared, StepExecInput, StepFinished } from '../model/contracts.js';
+import type { PrepareAnswer, PrepareItem, Prepared, StepExecInput, StepFinished } from '../model/contracts.js';
 import type { HostPoolState } from './hostpool.js';
 import type { HostRecord } from '../model/hosttypes.js';
 import {
@@ -233,11 +233,11 @@ export function lookaheadItems(
 }
 
 /** Applies `prepareSteps`' answers: hits make their step cached, misses wait in `prepared` for a slot; look ahead next time only after a hit. */
-export function applyPrepared(s: RunState, results: Prepared[], now: string): void {
+export function applyPrepared(s: RunState, results: PrepareAnswer[], now: string): void {
   s.lookahead = results.some((r) => r.hit);
   for (const r of results) {
     if (r.hit) {
-      applyCacheHit(s.steps[r.step]!, { ...r, hit: r.hit }, now);
+      applyCacheHit(s.steps[r.step]!, r, now);
       s.dirty = true;
     } else {
       s.prepared.set(r.step, r);

@@ -6,7 +6,7 @@
 // run-level state and decisions built on these rules (what to prepare and start, cache joins,
 // host release, probes, continue-as-new) are in workflows/runstate.ts.
 import type { KubernetesMachineSpec, Pipeline } from '../pipeline/types.js';
-import type { Prepared } from '../model/contracts.js';
+import type { Prepared, PreparedHit } from '../model/contracts.js';
 import type { HostRecord } from '../model/hosttypes.js';
 import type {
   AttemptRecord,
@@ -144,11 +144,12 @@ export function failSteps(steps: StepRecords, names: string[], why: string, now:
 }
 
 /** Applies a cache hit from `prepareSteps` to its step: cached, with the hit's outputs, metrics and log. */
-export function applyCacheHit(st: StepStatus, r: Prepared & { hit: NonNullable<Prepared['hit']> }, now: string): void {
+export function applyCacheHit(st: StepStatus, r: PreparedHit, now: string): void {
   st.state = 'cached';
   st.cache = r.decision;
   st.inputs = r.inputs;
-  st.image = r.spec.image;
+  const image = r.image ?? r.spec?.image;
+  if (image !== undefined) st.image = image;
   st.finishedAt = now;
   st.outcome = {
     state: 'succeeded',

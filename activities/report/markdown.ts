@@ -164,14 +164,17 @@ function header(doc: LineageDoc): string[] {
   ];
 }
 
-function stepTable(doc: LineageDoc, shown: LineageStep[]): string[] {
-  const rows = ['| Step | State | Why | Duration | Machine | Cost |', '| --- | --- | --- | --- | --- | --- |'];
-  for (const s of shown) {
-    rows.push(
-      `| ${mdCode(s.name, 100)} | ${stateCell(s)} | ${whyCell(s)} | ${humanDuration(s.durationMs)} | ${machineCell(s, doc.runId)} | ${usd(s.costUsd)} |`,
-    );
-  }
-  return rows;
+/** A step's row of the steps table. */
+function stepRow(doc: LineageDoc, s: LineageStep): string {
+  return `| ${mdCode(s.name, 100)} | ${stateCell(s)} | ${whyCell(s)} | ${humanDuration(s.durationMs)} | ${machineCell(s, doc.runId)} | ${usd(s.costUsd)} |`;
+}
+
+function stepTable(shown: LineageStep[], row: (s: LineageStep) => string): string[] {
+  return [
+    '| Step | State | Why | Duration | Machine | Cost |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...shown.map(row),
+  ];
 }
 
 /** What the graph needs of a run: its steps' names, states and edges. */
@@ -452,7 +455,7 @@ function pickSteps(doc: LineageDoc, limit: number | null): LineageStep[] {
   return doc.steps.filter((s) => chosen.has(s));
 }
 
-function render(doc: LineageDoc, opts: ReportOptions, plan: Plan): string {
+function renderPlan(doc: LineageDoc, opts: ReportOptions, plan: Plan, row: (s: LineageStep) => string): string {
   const shown = pickSteps(doc, plan.stepLimit);
   const hidden = doc.steps.length - shown.length;
   const out: string[] = [
@@ -461,7 +464,7 @@ function render(doc: LineageDoc, opts: ReportOptions, plan: Plan): string {
     '',
     '### Steps',
     '',
-    ...stepTable(doc, shown),
+    ...stepTable(shown, row),
   ];
   if (hidden > 0) out.push('', moreLine(hidden, doc, opts));
   if (plan.graph) {
@@ -493,6 +496,14 @@ function cutBytes(s: string, max: number): string {
 
 export function renderReport(doc: LineageDoc, opts: ReportOptions = {}): string {
   const max = opts.maxBytes ?? GITHUB_SUMMARY_MAX_BYTES;
+  // Each step's row once: a large run's report is rendered a dozen times to find what fits.
+  const rows = new Map<LineageStep, string>();
+  const row = (s: LineageStep): string => {
+    let r = rows.get(s);
+    if (r === undefined) rows.set(s, (r = stepRow(doc, s)));
+    return r;
+  };
+  const render = (plan: Plan): string => renderPlan(doc, opts, plan, row);
   // Shrink in the order a reader misses least: charts, definitions and sparklines, the graph, then rows.
   const plans: Plan[] = [
     { charts: true, sparklines: true, details: true, graph: true, stepLimit: null },
@@ -500,9 +511,13 @@ export function renderReport(doc: LineageDoc, opts: ReportOptions = {}): string 
     { charts: false, sparklines: false, details: false, graph: true, stepLimit: null },
     { charts: false, sparklines: false, details: false, graph: false, stepLimit: null },
   ];
-  for (const p of plans) {
-    const md = render(doc, opts, p);
-    if (bytes(md) <= max) return md;
+  // Every one of these plans shows every row: when the rows alone do not fit, none does.
+  const allRows = doc.steps.reduce((n, s) => n + bytes(row(s)) + 1, 0);
+  if (allRows <= max) {
+    for (const p of plans) {
+      const md = render(p);
+      if (bytes(md) <= max) return md;
+    }
   }
   const base: Plan = { charts: false, sparklines: false, details: false, graph: false, stepLimit: 0 };
   let lo = 0;
@@ -511,7 +526,7 @@ export function renderReport(doc: LineageDoc, opts: ReportOptions = {}): string 
   // Sizes grow with the number of rows, so the largest row count that fits is found by bisection.
   while (lo <= hi) {
     const mid = Math.floor((lo + hi) / 2);
-    const md = render(doc, opts, { ...base, stepLimit: mid });
+    const md = render({ ...base, stepLimit: mid });
     if (bytes(md) <= max) {
       best = md;
       lo = mid + 1;
@@ -522,7 +537,7 @@ export function renderReport(doc: LineageDoc, opts: ReportOptions = {}): string 
   if (best !== null) return best;
   // Not even the header fits: keep what does and say where the rest is.
   const tail = `\n\n… report cut to ${max} bytes — ${footer(doc, opts)}\n`;
-  const md = render(doc, opts, base);
+  const md = render(base);
   if (bytes(tail) >= max) return cutBytes(md, max);
   return cutBytes(md, max - bytes(tail)) + tail;
 }

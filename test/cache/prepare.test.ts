@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookup, record } from '../../activities/cache.js';
 import { createPrepareSteps } from '../../activities/prepare.js';
 import { LocalStore } from '../../activities/store/local.js';
-import type { PrepareItem, PrepareRequest, Prepared } from '../../model/contracts.js';
+import type { PrepareAnswer, PrepareItem, PrepareRequest } from '../../model/contracts.js';
 import { parsePipeline } from '../../pipeline/parse.js';
 import type { Pipeline } from '../../pipeline/types.js';
 
 let root: string;
 let store: LocalStore;
 let pipeline: Pipeline;
-let prepareSteps: (req: PrepareRequest) => Promise<Prepared[]>;
+let prepareSteps: (req: PrepareRequest) => Promise<PrepareAnswer[]>;
 
 const request = (items: PrepareItem[]): PrepareRequest => ({
   runId: 'run-1',
@@ -34,7 +34,8 @@ const item = (step: string, extra: Partial<PrepareItem> = {}): PrepareItem => ({
   ...extra,
 });
 /** Records `p`'s execution as having written `text` to its output `o`. */
-async function recordRun(p: Prepared, text: string): Promise<void> {
+async function recordRun(p: PrepareAnswer, text: string): Promise<void> {
+  if (p.hit) throw new Error(`${p.step} is a cache hit already`);
   const source = { runId: 'run-0', commit: 'c0', step: p.step, pipeline: 'la', finishedAt: '2026-11-30T12:00:00Z' };
   await record(store, { key: p.key, outputs: { o: await store.putBytes(text) }, attempts: [], source, parts: p.parts });
 }

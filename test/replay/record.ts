@@ -202,6 +202,26 @@ it('records a chain that executes, then the same chain cached and looked up ahea
   await save(e.client, 'lookahead-cached', again.workflowId, s2);
 });
 
+it('records a chain started by local activities, then the same chain answered by slim cache hits', async () => {
+  engine ??= await startEngine();
+  const e = engine;
+  const lines = ['name: local-start', 'steps:'];
+  for (let i = 0; i < 3; i++)
+    lines.push(
+      `  b${i}: { image: ${BUSYBOX_IMAGE}, run: echo b${i} ${e.salt} >/outputs/o, outputs: [o]${i > 0 ? `, inputs: { i: steps.b${i - 1}.outputs.o }` : ''} }`,
+    );
+  const repo = e.repo().write({ '.trainyard/local-start.yaml': `${lines.join('\n')}\n` });
+  repo.commit();
+  const first = await e.start(repo, '.trainyard/local-start.yaml');
+  const s1 = await e.result(first.workflowId);
+  expect(s1.steps.map((x) => x.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+  await save(e.client, 'local-start-executed', first.workflowId, s1);
+  const again = await e.start(repo, '.trainyard/local-start.yaml');
+  const s2 = await e.result(again.workflowId);
+  expect(s2.steps.map((x) => [x.state, x.image])).toEqual(s1.steps.map(() => ['cached', BUSYBOX_IMAGE]));
+  await save(e.client, 'slim-hits-cached', again.workflowId, s2);
+});
+
 it('records an EC2 run whose spot host is lost mid-step', async () => {
   ec2 = await startEc2Engine();
   const x = ec2;

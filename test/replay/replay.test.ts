@@ -27,6 +27,8 @@ const SCENARIOS = [
   'ec2-host-lost',
   'lookahead-executed',
   'lookahead-cached',
+  'local-start-executed',
+  'slim-hits-cached',
 ];
 
 it('has a recorded history for every scenario, pipeline runs and step executions alike', () => {

@@ -16,7 +16,9 @@ import {
   cancelSignal,
   statusQuery,
   stepFinishedSignal,
+  type PrepareAnswer,
   type Prepared,
+  type PreparedHit,
   type StartRequest,
 } from '../../model/contracts.js';
 import type { RunInput, RunStatus, StepOutcome } from '../../model/types.js';
@@ -53,8 +55,8 @@ const stubs: ControlActivities = {
       await client.workflow.getHandle(`glue-${req.runId}`).signal(cancelSignal);
     prepareCalls.push(req.items.map(({ step, after }) => (after ? `${step}<${after.join('+')}` : step)));
     // As activities/prepare.ts does: a look-ahead item only when the steps it waits for hit here.
-    const hits = new Map<string, Prepared>();
-    const answer: Prepared[] = [];
+    const hits = new Map<string, PreparedHit>();
+    const answer: PrepareAnswer[] = [];
     for (const item of req.items) {
       const ready = item.after ? withUpstreamHits(item, hits) : item;
       if (!ready) continue;
@@ -65,15 +67,17 @@ const stubs: ControlActivities = {
         continue;
       }
       const source = { runId: 'earlier', commit: 'c0', step, pipeline: 'p', finishedAt: NOW };
-      const hit: Prepared = {
-        ...p,
+      const hit: PreparedHit = {
+        step,
+        key: p.key,
+        inputs: p.inputs,
+        image: p.spec.image,
         decision: { decision: 'hit', key: p.key, reason: 'same inputs', source },
         hit: {
           key: p.key,
           outputs: { out: { digest: 'sha256:0', size: 0, kind: 'file', uri: 'file:///0' } },
           attempts: [],
           source,
-          parts: p.parts,
         },
       };
       hits.set(step, hit);

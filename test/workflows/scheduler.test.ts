@@ -46,7 +46,7 @@ import {
   wakeAfterMs,
   type RunState,
 } from '../../workflows/runstate.js';
-import type { Prepared, StepFinished } from '../../model/contracts.js';
+import type { Prepared, PreparedHit, StepFinished } from '../../model/contracts.js';
 import type { RecordedLineage } from '../../activities/lineage/activity.js';
 import type { AttemptRecord, RunInput, StepOutcome, StepStatus } from '../../model/types.js';
 
@@ -269,17 +269,14 @@ describe('cache hits, inputs and withheld secrets', () => {
       outputs: { data: artifact('a') },
       attempts: [attempt(1, 'succeeded')],
       source: { runId: 'run-0', commit: 'c', step: 'prepare', pipeline: 'p', finishedAt: NOW },
-      parts: {} as never,
     };
     applyCacheHit(
       steps.prepare!,
       {
         step: 'prepare',
         key: 'sha256:k',
-        useCache: true,
-        parts: {} as never,
         inputs: {},
-        spec: { image: 'busybox' } as never,
+        image: 'busybox',
         decision: { decision: 'hit', key: 'sha256:k', reason: 'same inputs' },
         hit,
       },
@@ -295,6 +292,24 @@ describe('cache hits, inputs and withheld secrets', () => {
     expect(upstreamOf(p, steps, 'train')).toEqual({
       data: { artifact: artifact('a'), origin: { kind: 'step', step: 'prepare', output: 'data' } },
     });
+  });
+
+  it('a hit answered before answers were slimmed (the whole spec, the parts) records the same step', () => {
+    const p = pipeline();
+    const steps = initialSteps(p);
+    const source = { runId: 'run-0', commit: 'c', step: 'prepare', pipeline: 'p', finishedAt: NOW };
+    const recorded = {
+      step: 'prepare',
+      key: 'sha256:k',
+      useCache: true,
+      parts: {},
+      inputs: {},
+      spec: { image: 'busybox:1.36', command: ['x'] },
+      decision: { decision: 'hit' as const, key: 'sha256:k', reason: 'same inputs' },
+      hit: { key: 'sha256:k', outputs: { data: artifact('a') }, attempts: [], source, parts: {} },
+    };
+    applyCacheHit(steps.prepare!, recorded, NOW);
+    expect(steps.prepare).toMatchObject({ state: 'cached', image: 'busybox:1.36', outcome: { producedBy: source } });
   });
 
   it('a missing upstream output is an error naming the step and output', () => {
@@ -410,25 +425,28 @@ steps:
   };
 }
 const stateOf = (input: RunInput): RunState => initialRunState(input.pipeline, undefined, 0, NOW);
-const prep = (step: string, key = `sha256:${step}`, hit = false): Prepared => ({
+const prep = (step: string, key = `sha256:${step}`): Prepared => ({
   step,
   key,
   useCache: true,
   parts: {} as Prepared['parts'],
   inputs: {},
   spec: { image: 'busybox' } as Prepared['spec'],
-  decision: { decision: hit ? 'hit' : 'miss', key, reason: hit ? 'same inputs' : 'no earlier run' },
-  ...(hit
-    ? {
-        hit: {
-          key,
-          outputs: { data: artifact('a') },
-          attempts: [],
-          source: { runId: 'run-0', commit: 'c0', step, pipeline: 'r', finishedAt: NOW },
-          parts: {} as Prepared['parts'],
-        },
-      }
-    : {}),
+  decision: { decision: 'miss', key, reason: 'no earlier run' },
+});
+/** A cache hit as prepareSteps answers it (no key parts, no spec). */
+const hitOf = (step: string, key = `sha256:${step}`): PreparedHit => ({
+  step,
+  key,
+  inputs: {},
+  image: 'busybox',
+  decision: { decision: 'hit', key, reason: 'same inputs' },
+  hit: {
+    key,
+    outputs: { data: artifact('a') },
+    attempts: [],
+    source: { runId: 'run-0', commit: 'c0', step, pipeline: 'r', finishedAt: NOW },
+  },
 });
 const finished = (key: string, o: StepOutcome): StepFinished => ({ key, outcome: o });
 
@@ -461,7 +479,7 @@ describe('what the run prepares and starts next', () => {
     const input = runInput();
     input.pipeline.steps.fit!.secrets = ['TOKEN'];
     const s = stateOf(input);
-    applyPrepared(s, [...cached.map((n) => prep(n, `sha256:${n}`, true)), ...preparedAlready.map((n) => prep(n))], NOW);
+    applyPrepared(s, [...cached.map((n) => hitOf(n)), ...preparedAlready.map((n) => prep(n))], NOW);
     const items = lookaheadItems(input.pipeline, s, [...toPrepare], budget, withheld);
     expect(items.map((i) => `${i.step}<${i.after!.join('+')}`)).toEqual(expected);
   });
@@ -478,11 +496,7 @@ steps:
     );
     expect(errors).toEqual([]);
     const s = initialRunState(p!, undefined, 0, NOW);
-    applyPrepared(
-      s,
-      [{ ...prep('a', 'sha256:a', true), hit: { ...prep('a', 'sha256:a', true).hit!, outputs: { o: artifact('a') } } }],
-      NOW,
-    );
+    applyPrepared(s, [{ ...hitOf('a'), hit: { ...hitOf('a').hit, outputs: { o: artifact('a') } } }], NOW);
     const [c] = lookaheadItems(p!, s, ['b'], 200, false);
     expect(c).toMatchObject({ step: 'c', after: ['b'], upstream: { fromA: { artifact: artifact('a') } } });
     expect(Object.keys(c!.upstream)).toEqual(['fromA']);
@@ -494,7 +508,7 @@ steps:
   it('a cache lookup carries the upstream artifacts and whether the machine has GPUs', () => {
     const input = runInput();
     const s = stateOf(input);
-    applyPrepared(s, [prep('prep', 'sha256:p', true)], NOW);
+    applyPrepared(s, [hitOf('prep', 'sha256:p')], NOW);
     const [item] = prepareItems(input.pipeline, s.steps, ['fit']);
     expect(item).toMatchObject({
       step: 'fit',
@@ -509,14 +523,14 @@ steps:
     expect(s.lookahead).toBe(true);
     applyPrepared(s, [prep('prep'), prep('lint')], NOW);
     expect(s.lookahead).toBe(false);
-    applyPrepared(s, [prep('etl'), prep('fit', 'sha256:f', true)], NOW);
+    applyPrepared(s, [prep('etl'), hitOf('fit', 'sha256:f')], NOW);
     expect(s.lookahead).toBe(true);
   });
 
   it('a hit makes its step cached; a miss waits in prepared for a slot', () => {
     const s = stateOf(runInput());
     s.dirty = false;
-    applyPrepared(s, [prep('prep', 'sha256:p', true), prep('lint')], NOW);
+    applyPrepared(s, [hitOf('prep', 'sha256:p'), prep('lint')], NOW);
     expect(s.steps.prep!.state).toBe('cached');
     expect(s.dirty).toBe(true);
     expect([...s.prepared.keys()]).toEqual(['lint']);
