@@ -226,6 +226,19 @@ export function createPrepareSteps(deps: PrepareDeps) {
     return ready && (await prepareOne(req, ready, checkout).catch(() => undefined));
   }
 
+  /**
+   * A ready item. A fault of its own definition (StepInvalid) is its answer, so it fails alone:
+   * thrown, it failed the whole call, and every step of the call with this one's message.
+   */
+  async function prepareReady(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<PrepareAnswer> {
+    try {
+      return await prepareOne(req, item, checkout);
+    } catch (err) {
+      if (err instanceof StepInvalid) return { step: item.step, invalid: err.message };
+      throw err;
+    }
+  }
+
   return async function prepareSteps(req: PrepareRequest): Promise<PrepareAnswer[]> {
     const checkout = await deps.sources.checkout(req.source);
     // Lookups are mostly waiting on the store: several at a time. Items come in topological
@@ -234,7 +247,7 @@ export function createPrepareSteps(deps: PrepareDeps) {
     // heartbeats while it runs (activities/liveness.ts).
     const answers = new Map<string, Promise<PrepareAnswer | undefined>>();
     const out = await mapLimit(req.items, PREPARE_CONCURRENCY, async (item) => {
-      const answer = item.after ? prepareAfter(req, item, checkout, answers) : prepareOne(req, item, checkout);
+      const answer = item.after ? prepareAfter(req, item, checkout, answers) : prepareReady(req, item, checkout);
       answers.set(item.step, answer);
       return await answer;
     });

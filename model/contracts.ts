@@ -131,12 +131,13 @@ export interface Prepared {
   spec: ExecSpec;
   decision: CacheDecision;
   hit?: undefined;
+  invalid?: undefined;
 }
 
 /**
  * A step the cache answered: only what the run records of a reused step. The key parts and the
  * execution spec stay out (only an execution needs them): a hit is about a tenth of a miss, and
- * a look-ahead answer holds up to 200 of them. Answers recorded in histories before carried a
+ * a look-ahead answer holds up to 1,000 of them. Answers recorded in histories before carried a
  * whole `Prepared` with `hit` set (the image in `spec`, the parts twice); they replay as this.
  */
 export interface PreparedHit {
@@ -148,13 +149,25 @@ export interface PreparedHit {
   spec?: { image: string };
   decision: CacheDecision;
   hit: CachedOutcome;
+  invalid?: undefined;
+}
+
+/**
+ * A ready step that its own definition stops from being prepared (`StepInvalid`: a repository
+ * input missing at this commit, say): it fails alone, with `invalid` as its message, while the
+ * other steps of the call are prepared.
+ */
+export interface PrepareRefused {
+  step: string;
+  invalid: string;
+  hit?: undefined;
 }
 
 /** What the cache keeps of a step's result, less the key parts (those the record keeps are in `CachedResult`). */
 export type CachedOutcome = Omit<CachedResult, 'parts'>;
 
-/** One answer of `prepareSteps`: a step to start, or a cache hit. */
-export type PrepareAnswer = Prepared | PreparedHit;
+/** One answer of `prepareSteps`: a step to start, a cache hit, or a step refused. */
+export type PrepareAnswer = Prepared | PreparedHit | PrepareRefused;
 
 /** What the cache keeps per key. */
 export interface CachedResult {

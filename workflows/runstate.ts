@@ -236,7 +236,10 @@ export function lookaheadItems(
 export function applyPrepared(s: RunState, results: PrepareAnswer[], now: string): void {
   s.lookahead = results.some((r) => r.hit);
   for (const r of results) {
-    if (r.hit) {
+    if (r.invalid !== undefined) {
+      failSteps(s.steps, [r.step], `could not prepare the step: ${r.invalid}`, now);
+      s.dirty = true;
+    } else if (r.hit) {
       applyCacheHit(s.steps[r.step]!, r, now);
       s.dirty = true;
     } else {

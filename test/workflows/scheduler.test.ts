@@ -294,6 +294,25 @@ describe('cache hits, inputs and withheld secrets', () => {
     });
   });
 
+  it('a step refused by prepareSteps fails alone, with its own message; the others of the call go on', () => {
+    const p = pipeline();
+    const s = initialRunState(p, undefined, 0, NOW);
+    applyPrepared(
+      s,
+      [
+        { step: 'prepare', invalid: 'input raw of step prepare: data/missing.csv does not exist at this commit' },
+        { ...prep('lint') },
+      ],
+      NOW,
+    );
+    expect(s.steps.prepare).toMatchObject({
+      state: 'failed',
+      message: 'could not prepare the step: input raw of step prepare: data/missing.csv does not exist at this commit',
+    });
+    expect(s.steps.lint!.state).toBe('pending');
+    expect([...s.prepared.keys()]).toEqual(['lint']);
+  });
+
   it('a hit answered before answers were slimmed (the whole spec, the parts) records the same step', () => {
     const p = pipeline();
     const steps = initialSteps(p);
