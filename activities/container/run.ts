@@ -259,6 +259,13 @@ function supervise(
   started: number,
 ): Promise<ContainerRunResult> {
   return new Promise((resolve) => {
+    // Aborted while the image was checked or the env file written: the 'abort' event is over,
+    // and a listener added now would never fire (the container would run to its timeout).
+    // From here to the listener nothing awaits, so no abort can fall in between.
+    if (req.signal.aborted) {
+      resolve({ exitCode: null, timedOut: false, cancelled: true, durationMs: Date.now() - started });
+      return;
+    }
     let timedOut = false;
     let cancelled = false;
     let stopping: Promise<void> | undefined;

@@ -229,6 +229,21 @@ describe('runContainer', () => {
     expect(await containersLabelled(req.name)).toEqual([]);
   });
 
+  // A cancel can reach the runner while the CLI is still creating the container (a run
+  // superseded the moment its step started): `kill` then finds nothing, and the CLI goes on to
+  // start the container. Aborts spread over the CLI's first moments (about 100-250 ms here to
+  // create and start a container) must all end cancelled with nothing left running.
+  it('an abort at any moment while the CLI creates the container leaves no container behind', async () => {
+    for (const afterMs of [0, 40, 80, 120, 160, 200, 260, 350, 500]) {
+      const controller = new AbortController();
+      const req = request({ command: ['sh', '-c', 'echo started; sleep 60'], signal: controller.signal });
+      const running = runContainer(cli, req);
+      setTimeout(() => controller.abort(), afterMs);
+      expect(await running, `aborted after ${afterMs} ms`).toMatchObject({ cancelled: true, exitCode: null });
+      expect(await containersLabelled(req.name), `aborted after ${afterMs} ms`).toEqual([]);
+    }
+  }, 120_000);
+
   it('starts nothing when the signal is already aborted', async () => {
     const controller = new AbortController();
     controller.abort();

@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPipelineRun } from '../../app/engine.js';
 import { parsePipeline } from '../../pipeline/parse.js';
-import { statusQuery } from '../../model/contracts.js';
+import { temporal } from '@temporalio/proto';
+import { statusQuery, stepExecWorkflowId } from '../../model/contracts.js';
 import type { RunInput, RunStatus } from '../../model/types.js';
 import type { pipelineRun } from '../../workflows/pipeline.js';
 import { BUSYBOX_IMAGE, startEngine, type Engine, type GitRepo } from './harness.js';
@@ -80,6 +81,42 @@ async function result(workflowId: string): Promise<RunStatus> {
   await waitFor(`${workflowId} ended`, async () => (await h.describe()).status.name !== 'RUNNING');
   return h.result();
 }
+/**
+ * What a failure needs to be understood (CI only shows the assertion): the phases' times and the
+ * events of the runs and of their steps' executions — signals, activity attempts, cancels, timers.
+ */
+async function diagnose(
+  phases: Array<[string, number]>,
+  statuses: RunStatus[],
+  workflowIds: string[],
+): Promise<string> {
+  const t0 = phases[0]?.[1] ?? Date.now();
+  const lines = phases.map(([what, at]) => `+${((at - t0) / 1000).toFixed(1)}s ${what}`);
+  const ids = [
+    ...workflowIds,
+    ...statuses
+      .flatMap((s) => s.steps.map((st) => st.cache?.key).filter((k): k is string => Boolean(k)))
+      .map(stepExecWorkflowId),
+  ];
+  for (const id of ids) {
+    lines.push(`history of ${id}:`);
+    try {
+      const { events } = await engine.client.workflow.getHandle(id).fetchHistory();
+      for (const e of events ?? []) {
+        const type = temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
+        if (/WORKFLOW_TASK_(SCHEDULED|STARTED)/.test(type)) continue;
+        const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+        const signal = e.workflowExecutionSignaledEventAttributes?.signalName ?? '';
+        const attempt = e.activityTaskStartedEventAttributes?.attempt ?? '';
+        lines.push(`  +${((at - t0) / 1000).toFixed(1)}s ${type} ${signal}${attempt}`);
+      }
+    } catch (err) {
+      lines.push(`  (not readable: ${String(err)})`);
+    }
+  }
+  return lines.join('\n');
+}
+
 const groupClosed = (groupId: string) =>
   waitFor(
     `group ${groupId} closed`,
@@ -88,26 +125,38 @@ const groupClosed = (groupId: string) =>
 
 describe('concurrency groups', () => {
   it('a newer run of the group cancels the running one, which removes its container and says who superseded it', async () => {
+    const phases: Array<[string, number]> = [['start', Date.now()]];
+    const mark = (what: string) => phases.push([what, Date.now()]);
     const groupId = `concurrency:test:${engine.salt}:${randomBytes(4).toString('hex')}`;
     const repo = engine.repo().write({ '.trainyard/slow.yaml': pipelineText(`${engine.salt}-a`) });
     repo.commit();
     const older = await startInGroup(repo, groupId, new Date().toISOString());
     await running(older.workflowId);
+    // Superseded while its container runs (a push while a step trains). A cancel in the moment
+    // the container starts has its own test: test/container/run.test.ts, "an abort at any moment".
+    await waitFor("the older run's container", async () => (await engine.containers()).length === 1);
+    mark('older running');
     // A new commit (its own cache key, so its own container).
     repo.write({ '.trainyard/slow.yaml': pipelineText(`${engine.salt}-b`) }).commit();
     const newer = await startInGroup(repo, groupId, new Date().toISOString());
+    mark('newer started');
 
     const done = await result(older.workflowId);
+    mark('older ended');
     expect(done.state).toBe('cancelled');
     expect(done.supersededBy).toEqual({ workflowId: newer.workflowId, runId: newer.runId, sha: newer.sha });
     expect(done.steps[0]!.state).toBe('cancelled');
     // The newer run goes on; only its container is left. The run says its step is running once
     // the execution is started; the container comes a moment later (seconds on a loaded machine).
-    await running(newer.workflowId);
+    const newerRunning = await running(newer.workflowId);
+    mark('newer running');
     const left = await waitFor("the newer run's container", async () => {
       const names = await engine.containers();
       return names.length > 0 && names;
     });
+    mark(`containers: ${left.join(', ')}`);
+    if (left.length !== 1 || phases.at(-2)![1] - phases[0]![1] > 120_000)
+      console.error(await diagnose(phases, [done, newerRunning], [older.workflowId, newer.workflowId]));
     expect(left).toHaveLength(1);
 
     // Its end releases the group, which then closes.
