@@ -11,7 +11,7 @@ import type { Digest } from '../../model/types.js';
 import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestHex, HashingTap, readNoFollow } from './digest.js';
-import { assertRecordKey, assertRecordPrefix } from './keys.js';
+import { assertRecordKey, assertRecordPrefix, parseRecord } from './keys.js';
 
 /** A tmp file this old belongs to a writer that crashed (live writers touch theirs constantly). */
 const STALE_TMP_MS = 60 * 60 * 1000;
@@ -190,7 +190,7 @@ export class LocalStore extends BlobStoreBase {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return undefined;
       throw err;
     }
-    return JSON.parse(text) as T;
+    return parseRecord<T>(text, key, p);
   }
 
   async listRecords(prefix: string): Promise<string[]> {

@@ -20,7 +20,7 @@ import type { Digest } from '../../model/types.js';
 import { artifactBytesStored, artifactsStored } from '../metrics.js';
 import { BlobStoreBase } from './base.js';
 import { digestBase64, digestHex, HashingTap, readNoFollow, sha256File } from './digest.js';
-import { assertRecordKey, assertRecordPrefix } from './keys.js';
+import { assertRecordKey, assertRecordPrefix, parseRecord } from './keys.js';
 
 export interface S3StoreConfig {
   bucket: string;
@@ -216,7 +216,7 @@ export class S3Store extends BlobStoreBase {
     try {
       const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: objectKey }));
       if (!res.Body) return undefined;
-      return JSON.parse(await res.Body.transformToString('utf8')) as T;
+      return parseRecord<T>(await res.Body.transformToString('utf8'), key, `s3://${this.bucket}/${objectKey}`);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

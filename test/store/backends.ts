@@ -7,10 +7,11 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalStore } from '../../activities/store/local.js';
@@ -24,6 +25,8 @@ export interface Backend {
   fingerprint(digest: string): Promise<string>;
   /** Upload requests sent so far (S3 only: PutObject, UploadPart, CreateMultipartUpload). */
   uploadCalls(): number | undefined;
+  /** Overwrites the stored record `key` with `text`, behind the store's back (a damaged record); returns where it is. */
+  damageRecord(key: string, text: string): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -53,6 +56,11 @@ export const localBackend: BackendKind = {
         return `${st.ino}:${st.birthtimeMs}`;
       },
       uploadCalls: () => undefined,
+      async damageRecord(key, text) {
+        const path = `${join(root, 'store', 'records', ...key.split('/'))}.json`;
+        await writeFile(path, text);
+        return path;
+      },
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },
@@ -107,6 +115,13 @@ export const s3Backend: BackendKind = {
         return `${head.ETag}:${head.LastModified?.toISOString()}`;
       },
       uploadCalls: uploads,
+      async damageRecord(key, text) {
+        const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+        const objectKey = listed.Contents?.map((o) => o.Key!).find((k) => k.endsWith(`/records/${key}.json`));
+        if (!objectKey) throw new Error(`no stored record ${key}`);
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: text }));
+        return `s3://${bucket}/${objectKey}`;
+      },
       async cleanup() {
         await deleteTestBucket(client, bucket);
         client.destroy();

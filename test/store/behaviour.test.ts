@@ -305,6 +305,18 @@ describe.each([localBackend, s3Backend])('$name store', (kind) => {
     expect(await store.listRecords('')).toEqual(expect.arrayContaining(['cache/key-1', `index/produced/${d}/run-1`]));
   });
 
+  it('names a damaged record and where it is, and says what to do', async () => {
+    const { store } = backend;
+    await store.putRecord('cache/damaged', { hit: true });
+    const where = await backend.damageRecord('cache/damaged', '{"hit": tr');
+    const err = await store.getRecord('cache/damaged').then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain(`the store's record cache/damaged (${where}) is not valid JSON`);
+    expect(err?.message).toContain('delete it');
+  });
+
   it('refuses record keys that could leave the records folder', async () => {
     const { store } = backend;
     for (const bad of ['../escape', 'a/../../b', '/abs', 'a//b', '', 'a/./b', 'sp ace', 'back\\slash', 'a/..']) {
