@@ -6,7 +6,7 @@ import { join, posix, relative, sep } from 'node:path';
 import type { PrepareAnswer, PrepareItem, PrepareRequest, PreparedHit } from '../model/contracts.js';
 import type { ArtifactRef, CacheDecision, CacheKeyParts, ParamValue, ResolvedInput } from '../model/types.js';
 import { cacheKey, keepListing, loadListing, lookup, whyHit, whyMiss, type LatestRecord } from './cache.js';
-import { latestRecordKey } from './store/keys.js';
+import { DamagedRecord, latestRecordKey } from './store/keys.js';
 import { imageId } from './container/run.js';
 import type { ContainerCliConfig } from './container/types.js';
 import { stepCode, type StepCode } from './source/files.js';
@@ -227,14 +227,15 @@ export function createPrepareSteps(deps: PrepareDeps) {
   }
 
   /**
-   * A ready item. A fault of its own definition (StepInvalid) is its answer, so it fails alone:
-   * thrown, it failed the whole call, and every step of the call with this one's message.
+   * A ready item. A fault of its own (StepInvalid: its definition; DamagedRecord: its cache
+   * record) is its answer, so it fails alone: thrown, it failed the whole call, and every step
+   * of the call with this one's message, after retries that could not mend it.
    */
   async function prepareReady(req: PrepareRequest, item: PrepareItem, checkout: string): Promise<PrepareAnswer> {
     try {
       return await prepareOne(req, item, checkout);
     } catch (err) {
-      if (err instanceof StepInvalid) return { step: item.step, invalid: err.message };
+      if (err instanceof StepInvalid || err instanceof DamagedRecord) return { step: item.step, invalid: err.message };
       throw err;
     }
   }

@@ -103,17 +103,29 @@ export const latestRecordKey = (pipeline: string, step: string): string => `cach
 /** `kubernetes/results/<job>/<exec run id>`: where the pod agent of that job leaves its UploadResult. */
 export const kubernetesResultKey = (job: string, execRunId: string): string => `kubernetes/results/${job}/${execRunId}`;
 
+/** A stored record that is not JSON: changed outside Trainyard. The message names it, where it is, and what to do. */
+export class DamagedRecord extends Error {
+  constructor(
+    readonly key: string,
+    readonly where: string,
+    cause: Error,
+  ) {
+    super(
+      `the store's record ${key} (${where}) is not valid JSON: ${cause.message}. It was changed outside Trainyard; delete it (a step's cache entry is then made again by its next run)`,
+    );
+    this.name = 'DamagedRecord';
+  }
+}
+
 /**
  * Parses a record's text; `where` names it for the user (a file path or an s3:// URI).
- * Throws an Error naming the record and `where` when the text is not JSON (the record was
- * damaged outside Trainyard: a disk full mid-write by another tool, a hand edit).
+ * Throws DamagedRecord when the text is not JSON (a hand edit, a disk filled mid-write by
+ * another tool): retrying will not mend it.
  */
 export function parseRecord<T>(text: string, key: string, where: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new Error(
-      `the store's record ${key} (${where}) is not valid JSON: ${(err as Error).message}. It was changed outside Trainyard; delete it (a step's cache entry is then made again by its next run)`,
-    );
+    throw new DamagedRecord(key, where, err as Error);
   }
 }

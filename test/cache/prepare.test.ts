@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookup, record } from '../../activities/cache.js';
 import { createPrepareSteps } from '../../activities/prepare.js';
+import { cacheRecordKey } from '../../activities/store/keys.js';
 import { LocalStore } from '../../activities/store/local.js';
 import type { PrepareAnswer, PrepareItem, PrepareRequest, Prepared, PreparedHit } from '../../model/contracts.js';
 import { parsePipeline } from '../../pipeline/parse.js';
@@ -109,5 +110,16 @@ describe('prepareSteps with look-ahead', () => {
       ['a', 'prepared'],
       ['bad', 'input gone of step bad: missing.csv does not exist at this commit'],
     ]);
+  });
+
+  it('a step whose cache record is damaged is refused alone, naming the record file; the others are prepared', async () => {
+    const [a] = await prepare(request([item('a')]));
+    if (a!.decision.decision !== 'hit') await recordRun(a!, 'from a');
+    const file = `${join(root, 'store', 'records', ...cacheRecordKey(a!.key).split('/'))}.json`;
+    writeFileSync(file, '{"key": "sha');
+    const answer = await prepareSteps(request([item('a'), item('bad')]));
+    expect(answer.map((p) => p.step)).toEqual(['a', 'bad']);
+    expect(answer[0]!.invalid).toContain(`(${file}) is not valid JSON`);
+    expect(answer[1]!.invalid).toContain('missing.csv does not exist');
   });
 });
