@@ -2,13 +2,13 @@
 // resolved definition, the parameters it sees, its code, and the CONTENT digests of its
 // inputs — never an upstream key, so byte-identical upstream output still hits (early cutoff).
 import type { CachedResult } from '../model/contracts.js';
-import type { CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../model/types.js';
+import type { ArtifactRef, CacheKeyParts, CacheSource, MetricSample, ParamValue } from '../model/types.js';
 import { boundMessage, clipText } from '../model/bounds.js';
 import { storeSamples } from './runner/output.js';
 import { describeEntries, parseListing, type StepCode, type TreeEntry } from './source/files.js';
 import { canonicalJson } from './store/canonical.js';
 import { sha256Bytes } from './store/digest.js';
-import { cacheRecordKey } from './store/keys.js';
+import { cacheRecordKey, DamagedRecord } from './store/keys.js';
 import type { ArtifactStore } from './store/types.js';
 
 // 2: the code part became the digest of a listing that also holds symbolic links and empty folders.
@@ -45,14 +45,52 @@ export async function loadListing(
   return latest.codeFiles && Object.keys(latest.codeFiles).length ? latest.codeFiles : undefined;
 }
 
-export async function lookup(store: ArtifactStore, key: string): Promise<CachedResult | undefined> {
-  const hit = await store.getRecord<CachedResult | LegacyCachedResult>(cacheRecordKey(key));
-  if (!hit || !Array.isArray(hit.metrics)) return hit as CachedResult | undefined;
+/**
+ * The cache entry of `key`, or undefined when there is none. `outputs`: the step's declared
+ * outputs, each of which the entry must hold. Throws DamagedRecord when the record is not an
+ * entry of this key as Trainyard writes them (changed outside Trainyard): served as a hit, it
+ * would hand later steps outputs that do not exist.
+ */
+export async function lookup(
+  store: ArtifactStore,
+  key: string,
+  outputs: readonly string[] = [],
+): Promise<CachedResult | undefined> {
+  const recordKey = cacheRecordKey(key);
+  const hit = await store.getRecord<CachedResult | LegacyCachedResult>(recordKey);
+  if (hit === undefined || hit === null) return undefined;
+  const problem = entryProblem(hit, key, outputs);
+  if (problem) throw new DamagedRecord(recordKey, `${store.location}/records/${recordKey}.json`, problem);
+  if (!Array.isArray(hit.metrics)) return hit as CachedResult;
   // Written before series went to the store: the samples were inline. Store them now, so
   // the result carries a reference like any other.
   const { metrics: samples, ...rest } = hit;
   const metrics = await storeSamples(store, samples);
   return { ...rest, ...(metrics ? { metrics } : {}) };
+}
+
+/** What makes `v` not a cache entry of `key` holding every one of `outputs`; undefined when it is one. */
+function entryProblem(v: unknown, key: string, outputs: readonly string[]): string | undefined {
+  if (typeof v !== 'object' || Array.isArray(v)) return 'is not a cache entry (not a JSON object)';
+  const e = v as Partial<Record<keyof CachedResult, unknown>>;
+  if (e.key !== key) return `is not the cache entry of ${key} (its key is ${JSON.stringify(e.key)})`;
+  const source = e.source as Partial<CachedResult['source']> | undefined;
+  if (
+    typeof source !== 'object' ||
+    source === null ||
+    typeof source.runId !== 'string' ||
+    typeof source.step !== 'string'
+  )
+    return 'is not a cache entry (no source run and step)';
+  if (!Array.isArray(e.attempts)) return 'is not a cache entry (no attempts)';
+  if (typeof e.outputs !== 'object' || e.outputs === null) return 'is not a cache entry (no outputs)';
+  const stored = e.outputs as Record<string, Partial<ArtifactRef> | null>;
+  for (const [name, ref] of Object.entries(stored))
+    if (typeof ref?.digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(ref.digest) || typeof ref.kind !== 'string')
+      return `has no valid digest for output ${name}`;
+  const missing = outputs.filter((o) => !stored[o]);
+  if (missing.length > 0) return `lacks the step's output${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`;
+  return undefined;
 }
 
 /** A cache record of an earlier version, with the samples inline. */

@@ -186,7 +186,7 @@ export function createPrepareSteps(deps: PrepareDeps) {
         decision,
       };
     }
-    const found = await lookup(deps.store, realKey);
+    const found = await lookup(deps.store, realKey, spec.outputs);
     if (found) {
       const { parts: _parts, ...hit } = found;
       return {

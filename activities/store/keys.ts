@@ -103,15 +103,19 @@ export const latestRecordKey = (pipeline: string, step: string): string => `cach
 /** `kubernetes/results/<job>/<exec run id>`: where the pod agent of that job leaves its UploadResult. */
 export const kubernetesResultKey = (job: string, execRunId: string): string => `kubernetes/results/${job}/${execRunId}`;
 
-/** A stored record that is not JSON: changed outside Trainyard. The message names it, where it is, and what to do. */
+/**
+ * A stored record that is not what Trainyard wrote there (not JSON, or JSON of another shape):
+ * changed outside Trainyard. The message names it, where it is, and what to do.
+ */
 export class DamagedRecord extends Error {
+  /** `problem` completes "the store's record KEY (WHERE) …", e.g. "is not valid JSON: …". */
   constructor(
     readonly key: string,
     readonly where: string,
-    cause: Error,
+    problem: string,
   ) {
     super(
-      `the store's record ${key} (${where}) is not valid JSON: ${cause.message}. It was changed outside Trainyard; delete it (a step's cache entry is then made again by its next run)`,
+      `the store's record ${key} (${where}) ${problem}. It was changed outside Trainyard; delete it (a step's cache entry is then made again by its next run)`,
     );
     this.name = 'DamagedRecord';
   }
@@ -126,6 +130,6 @@ export function parseRecord<T>(text: string, key: string, where: string): T {
   try {
     return JSON.parse(text) as T;
   } catch (err) {
-    throw new DamagedRecord(key, where, err as Error);
+    throw new DamagedRecord(key, where, `is not valid JSON: ${(err as Error).message}`);
   }
 }

@@ -2,7 +2,7 @@
 // step after a hit is prepared in the same call with its upstream's cached outputs as inputs,
 // one after a miss is left for later, and a look-ahead step's own error never fails the steps
 // prepared with it (it is named on that step once the step is ready).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,17 @@ async function recordRun(p: Prepared | PreparedHit, text: string): Promise<void>
   await record(store, { key: p.key, outputs: { o: await store.putBytes(text) }, attempts: [], source, parts: p.parts });
 }
 
+/** The file of the cache record of `p`'s key in the local store. */
+const recordFile = (p: Prepared | PreparedHit): string =>
+  `${join(root, 'store', 'records', ...cacheRecordKey(p.key).split('/'))}.json`;
+/** `step` prepared and recorded anew, with no other cache entry (whatever an earlier test left): a miss, now cached. */
+async function freshEntry(step: string): Promise<Prepared | PreparedHit> {
+  rmSync(join(root, 'store', 'records', 'cache'), { recursive: true, force: true });
+  const [p] = await prepare(request([item(step)]));
+  await recordRun(p!, `from ${step}`);
+  return p!;
+}
+
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'trainyard-test-prepare-'));
   const checkout = join(root, 'checkout');
@@ -61,6 +72,7 @@ steps:
   b: { image: busybox, run: x, outputs: [o], inputs: { i: steps.a.outputs.o } }
   c: { image: busybox, run: x, outputs: [o], inputs: { i: steps.b.outputs.o } }
   bad: { image: busybox, run: x, needs: [a], inputs: { gone: missing.csv } }
+  solo: { image: busybox, run: x, outputs: [o] }
 `,
     '.trainyard/la.yaml',
   );
@@ -113,13 +125,40 @@ describe('prepareSteps with look-ahead', () => {
   });
 
   it('a step whose cache record is damaged is refused alone, naming the record file; the others are prepared', async () => {
-    const [a] = await prepare(request([item('a')]));
-    if (a!.decision.decision !== 'hit') await recordRun(a!, 'from a');
-    const file = `${join(root, 'store', 'records', ...cacheRecordKey(a!.key).split('/'))}.json`;
+    const a = await freshEntry('a');
+    const file = recordFile(a);
     writeFileSync(file, '{"key": "sha');
     const answer = await prepareSteps(request([item('a'), item('bad')]));
     expect(answer.map((p) => p.step)).toEqual(['a', 'bad']);
     expect(answer[0]!.invalid).toContain(`(${file}) is not valid JSON`);
     expect(answer[1]!.invalid).toContain('missing.csv does not exist');
+  });
+
+  it('a cache record of another shape (valid JSON) is refused on its step alone, never served as a hit', async () => {
+    const a = await freshEntry('a');
+    const file = recordFile(a);
+    const entry = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    const shapes: Array<[unknown, string]> = [
+      [[], 'not a JSON object'],
+      [{}, 'is not the cache entry of'],
+      [{ ...entry, key: 'sha256:other' }, 'is not the cache entry of'],
+      [{ ...entry, source: undefined }, 'no source run and step'],
+      [{ ...entry, outputs: {} }, "lacks the step's output o"],
+      [{ ...entry, outputs: { o: {} } }, 'no valid digest for output o'],
+    ];
+    for (const [value, problem] of shapes) {
+      writeFileSync(file, JSON.stringify(value));
+      const answer = await prepareSteps(request([item('a'), item('b', { after: ['a'] }), item('solo')]));
+      const what = `record ${JSON.stringify(value).slice(0, 60)}`;
+      expect(
+        answer.map((p) => [p.step, p.invalid === undefined]),
+        what,
+      ).toEqual([
+        ['a', false],
+        ['solo', true],
+      ]);
+      expect(answer[0]!.invalid, what).toContain(problem);
+      expect(answer[0]!.invalid, what).toContain(`records/${cacheRecordKey(a!.key)}.json`);
+    }
   });
 });
