@@ -40,6 +40,24 @@ export async function makeEnvDir(root?: string): Promise<string> {
 }
 
 /**
+ * Removes this process's own env folders under `root` (default envFileRoot()): for a process
+ * that leaves at once (a second Ctrl-C) while a container start still holds one, whose values
+ * (secrets among them) must not stay until the next runner's clean-up. Returns the paths removed;
+ * never throws.
+ */
+export async function removeOwnEnvDirs(root?: string): Promise<string[]> {
+  const dir = root ?? (await envFileRoot());
+  const mine = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.startsWith(`${PREFIX}${process.pid}-`));
+  const removed: string[] = [];
+  for (const name of mine)
+    await rm(join(dir, name), { recursive: true, force: true }).then(
+      () => removed.push(join(dir, name)),
+      () => undefined,
+    );
+  return removed;
+}
+
+/**
  * Removes the env folders under `root` (default envFileRoot()) whose runner process no longer
  * exists, left when a runner was killed between writing one and removing it; folders of live
  * processes, and any younger than `minAgeMs` (a process in another pid namespace sharing the

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { resolveContainerCli } from '../../activities/container/cli.js';
 import { removeStartedContainers } from '../../activities/container/run.js';
+import { removeOwnEnvDirs } from '../../activities/container/envfile.js';
 import { warmImageKeys } from '../../activities/prepare.js';
 import { LocalGitSource } from '../../activities/source/local.js';
 import { openStore, s3Settings } from '../store.js';
@@ -351,6 +352,8 @@ class InterruptibleRun {
     const bounded = (p: Promise<unknown>) =>
       Promise.race([p.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
     await Promise.all([bounded(removeStartedContainers()), bounded(this.guard?.close() ?? Promise.resolve())]);
+    // After the containers: a start still under way reads its env file until then.
+    await bounded(removeOwnEnvDirs());
     if (this.run && !this.dev) {
       process.stderr.write(
         `run ${this.run.runId} may still be cancelling in Temporal at ${this.run.address}; to stop it: ${cancelCommand(this.cfg, this.run)}\n`,

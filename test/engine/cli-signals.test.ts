@@ -3,23 +3,26 @@
 // leaves at once; a terminal's Ctrl-C (which reaches the whole process group), a closed
 // stdout and even SIGKILL leave no container and no Temporal server behind.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveContainerCli } from '../../activities/container/cli.js';
+import { envFileRoot } from '../../activities/container/envfile.js';
 import { removeContainers } from '../../activities/container/run.js';
 import { startDevServer } from '../../app/devserver.js';
 import { ensureTestImages } from '../fixtures/images/images.js';
 import { BUSYBOX_IMAGE, GitRepo } from './harness.js';
 import { containersLabelled, processesWithEnv, startTrainyard, waitUntil, type TrainyardProcess } from './processes.js';
 
+let envRoot: string;
 const root = mkdtempSync(join(process.env.TRAINYARD_TEST_SCRATCH ?? tmpdir(), 'cli-signals-'));
 const salt = randomBytes(3).toString('hex');
 const pipelines: string[] = [];
 const commands: TrainyardProcess[] = [];
 
 beforeAll(async () => {
+  envRoot = await envFileRoot();
   await ensureTestImages();
 });
 afterAll(async () => {
@@ -116,6 +119,9 @@ describe('trainyard run told to stop', () => {
     const { repo, name } = project();
     const { p, home } = run(repo);
     await stepRunning(name);
+    // The step's env file (its values, secrets among them) lives while its container runs.
+    const envDirs = () => readdirSync(envRoot).filter((n) => n.startsWith(`trainyard-env-${p.child.pid}-`));
+    expect(envDirs()).toHaveLength(1);
     p.child.kill('SIGINT');
     await p.waitFor(/SIGINT: cancelling/);
     p.child.kill('SIGTERM');
@@ -123,6 +129,7 @@ describe('trainyard run told to stop', () => {
     expect(code, p.output().slice(-3000)).toBe(130);
     expect(p.output()).toContain('SIGTERM again: leaving now');
     await nothingLeft(name, home);
+    expect(envDirs()).toEqual([]);
   }, 300_000);
 
   it('SIGKILL, which cannot be handled, still leaves no Temporal server and no container behind', async () => {
