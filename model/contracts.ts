@@ -153,9 +153,10 @@ export interface PreparedHit {
 }
 
 /**
- * A ready step that its own definition stops from being prepared (`StepInvalid`: a repository
- * input missing at this commit, say): it fails alone, with `invalid` as its message, while the
- * other steps of the call are prepared.
+ * A ready step that a fault of its own stops from being prepared (`StepInvalid`: a repository
+ * input missing at this commit, say; `DamagedRecord`: its cache record changed outside
+ * Trainyard): it fails alone, with `invalid` as its message, while the other steps of the call
+ * are prepared.
  */
 export interface PrepareRefused {
   step: string;
